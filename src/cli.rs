@@ -1,0 +1,158 @@
+//! The command line: argument parsing and rendering of results and errors. Everything it does is
+//! a library call; this is the only place that prints or picks exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+use crate::config::{self, display_path};
+use crate::error::{ConfigError, ErrorKind};
+use crate::output;
+use crate::plan::Selection;
+use crate::platform::Platform;
+
+/// Exit code for a bad config or bad arguments: nothing was built or pushed.
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "mab", version, about = "Multi-arch image builds with podman: plan, build, publish manifest lists")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show every build and manifest list `mab run` would make, without running anything.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        /// Output format: text for people, json for tools, dot for Graphviz.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the JSON schema of multiarch.toml.
+    Schema,
+}
+
+/// What to work on: the config, the images and platforms in it, variable overrides.
+#[derive(Debug, Args)]
+struct Target {
+    /// Image names, instance names or globs (`api-*`); their dependencies come along.
+    images: Vec<String>,
+    /// The config file (default: multiarch.toml here or in the nearest parent directory).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Only these platforms (repeatable), e.g. `--platform linux/arm64`.
+    #[arg(long = "platform", value_name = "PLATFORM", value_parser = parse_platform)]
+    platforms: Vec<Platform>,
+    /// Override a `[vars]` entry (repeatable), e.g. `--var version=1.5.0`.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Dot,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    s.parse::<Platform>().map_err(|e| match e.suggestion() {
+        Some(hint) => format!("{e} (did you mean `{hint}`?)"),
+        None => e.to_string(),
+    })
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+impl Target {
+    fn config_path(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(f) = &self.file {
+            return Ok(f.clone());
+        }
+        let cwd = std::env::current_dir()
+            .map_err(|e| ConfigError::new(ErrorKind::Io, format!("cannot read the current directory: {e}")))?;
+        config::find(&cwd).ok_or_else(|| {
+            ConfigError::new(
+                ErrorKind::Io,
+                format!("no {} in {} or any parent directory", config::FILE_NAME, cwd.display()),
+            )
+            .with_help("run mab where your multiarch.toml is, or pass it with -f/--file")
+        })
+    }
+
+    fn selection(&self) -> Selection {
+        Selection { patterns: self.images.clone(), platforms: self.platforms.clone() }
+    }
+}
+
+fn report(err: &ConfigError) -> String {
+    let stderr = std::io::stderr();
+    let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let mut out = String::new();
+    let handler = GraphicalReportHandler::new_themed(theme).with_links(false).with_width(100);
+    if handler.render_report(&mut out, err).is_err() {
+        out = format!("error: {err}");
+    }
+    out
+}
+
+fn write_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`mab plan | head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
+    match cli.command {
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema serialises");
+            Ok(write_stdout(&format!("{schema}\n")))
+        }
+        Command::Plan { target, format } => {
+            let path = target.config_path()?;
+            let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+            let text = match format {
+                Format::Text => output::text(&plan, &display_path(&plan.workdir)),
+                Format::Json => output::json(&plan),
+                Format::Dot => output::dot(&plan),
+            };
+            Ok(write_stdout(&text))
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprint!("{}", report(&err));
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The error type of the library boundary. Every mistake in a config is a [`ConfigError`]: a
+//! kind (for callers and tests), a message, and where it is (a span in the file that holds it),
+//! rendered by the CLI as a rustc-style snippet.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+
+/// What class of mistake an error is. Stable: the CLI prints it as the error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The config file could not be found or read.
+    Io,
+    /// Malformed TOML.
+    Syntax,
+    /// A key that mab does not know.
+    UnknownKey,
+    /// A value of the wrong type, or a missing required key.
+    Type,
+    /// A platform string that is not a platform.
+    Platform,
+    /// A repository, tag or instance name outside the reference grammar.
+    Reference,
+    /// A template that does not parse or uses an undefined variable.
+    Template,
+    /// A context directory or Dockerfile that does not exist.
+    Path,
+    /// `depends_on` names an image that is not in the config.
+    UnknownDependency,
+    /// Images that depend on each other in a circle.
+    Cycle,
+    /// A dependent image wants a platform its dependency is not built for.
+    PlatformMismatch,
+    /// Two instances or tags that resolve to the same name.
+    Duplicate,
+    /// A matrix, `include` or `exclude` that cannot be expanded.
+    Matrix,
+    /// Command-line selection that matches nothing, or a bad `--var`.
+    Selection,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Io => "mab::io",
+            Self::Syntax => "mab::syntax",
+            Self::UnknownKey => "mab::unknown-key",
+            Self::Type => "mab::type",
+            Self::Platform => "mab::platform",
+            Self::Reference => "mab::reference",
+            Self::Template => "mab::template",
+            Self::Path => "mab::path",
+            Self::UnknownDependency => "mab::unknown-dependency",
+            Self::Cycle => "mab::cycle",
+            Self::PlatformMismatch => "mab::platform-mismatch",
+            Self::Duplicate => "mab::duplicate",
+            Self::Matrix => "mab::matrix",
+            Self::Selection => "mab::selection",
+        }
+    }
+}
+
+/// A file mab read, kept whole so errors can quote it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    path: PathBuf,
+    name: String,
+    text: Arc<str>,
+}
+
+impl Source {
+    /// `name` is how the file is shown in messages (relative to the working directory).
+    pub fn new(path: PathBuf, name: String, text: String) -> Self {
+        Self { path, name, text: text.into() }
+    }
+
+    pub fn read(path: &Path, name: String) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(ErrorKind::Io, format!("cannot read {name}: {e}"))
+        })?;
+        Ok(Self::new(path.to_path_buf(), name, text))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// An error pointing at `span` of this file.
+    pub fn error(&self, kind: ErrorKind, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(kind, message).at(self, span, None::<String>)
+    }
+
+    /// 1-based line and column of a byte offset, for messages that name a place in words.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        (line, col)
+    }
+}
+
+/// A mistake in the configuration (or the files it names). Nothing has been built or pushed
+/// when one is returned.
+#[derive(Debug)]
+pub struct ConfigError {
+    kind: ErrorKind,
+    message: String,
+    source: Option<NamedSource<Arc<str>>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+    related: Vec<ConfigError>,
+    location: Option<String>,
+}
+
+impl ConfigError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None, labels: Vec::new(), help: None, related: Vec::new(), location: None }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `file:line:col` of the first place the error points at.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// Points the error at `span` of `source`; a second call with the same file adds a label.
+    pub fn at(mut self, source: &Source, span: Range<usize>, label: Option<impl Into<String>>) -> Self {
+        let src_name = source.name();
+        if self.source.as_ref().is_some_and(|s| s.name() != src_name) {
+            // Another file: show it as a related note so both places are visible.
+            let mut note = ConfigError::new(self.kind, format!("see {src_name}"));
+            note = note.at(source, span, label);
+            self.related.push(note);
+            return self;
+        }
+        if self.source.is_none() {
+            self.location = Some(format!("{src_name}:{}:{}", source.line_col(span.start).0, source.line_col(span.start).1));
+            self.source = Some(NamedSource::new(src_name, source.text.clone()).with_language("toml"));
+        }
+        self.labels.push(LabeledSpan::new_with_span(label.map(Into::into), span));
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_help_opt(self, help: Option<String>) -> Self {
+        match help {
+            Some(h) => self.with_help(h),
+            None => self,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Diagnostic for ConfigError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.kind.code()))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
+        }
+    }
+}
+
+/// The closest of `known` to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// `did you mean `x`?` as a help line, or nothing.
+pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    did_you_mean(word, known).map(|k| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("contxt", ["context", "dockerfile", "tags"]), Some("context"));
+        assert_eq!(did_you_mean("zzz", ["context", "dockerfile"]), None);
+    }
+
+    #[test]
+    fn line_and_column() {
+        let s = Source::new("x".into(), "x".into(), "ab\ncd\n".into());
+        assert_eq!(s.line_col(0), (1, 1));
+        assert_eq!(s.line_col(4), (2, 2));
+    }
+}

@@ -1,0 +1,29 @@
+//! mab: multi-arch image builds with podman.
+//!
+//! Data flows one way: [`config`] loads and checks `multiarch.toml`, [`matrix`] expands images
+//! into instances and renders their templates, [`plan`] turns instances into a DAG of
+//! per-platform builds and per-instance manifest lists, [`output`] prints it.
+
+pub mod cli;
+pub mod config;
+pub mod dockerfile;
+pub mod error;
+pub mod git;
+pub mod matrix;
+pub mod output;
+pub mod plan;
+pub mod platform;
+pub mod reference;
+pub mod template;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ErrorKind};
+pub use plan::{Plan, Selection};
+
+/// Loads the config at `path`, with `vars` overriding its `[vars]`, and plans `selection`.
+pub fn plan_file(path: &Path, vars: &[(String, String)], selection: &Selection) -> Result<Plan, ConfigError> {
+    let config = config::load(path, vars)?;
+    let instances = matrix::expand(&config)?;
+    plan::plan(&config, &instances, selection)
+}

@@ -1,0 +1,405 @@
+//! Expansion of images into instances: matrix combinations × platforms, less `exclude`, plus
+//! `include`; then every template rendered and every name checked against the reference grammar.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+
+use minijinja::context;
+use minijinja::value::{Serde, Value};
+
+use crate::config::{Config, ImageDef, MatrixValue, join_platforms, parse_platform};
+use crate::error::{ConfigError, ErrorKind, Source, suggest};
+use crate::git::LazyGit;
+use crate::platform::Platform;
+use crate::reference::{ImageRef, Repository, Tag};
+use crate::template::{Field, PlatformValue, Templates};
+
+/// One combination of matrix values and the platforms it is built for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combination {
+    pub values: BTreeMap<String, MatrixValue>,
+    pub platforms: Vec<Platform>,
+}
+
+/// One image to build: an image, or one matrix combination of it, with every template rendered.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Index of its image in [`Config::images`].
+    pub image: usize,
+    /// The image's key in the config (`[images.KEY]`).
+    pub key: String,
+    /// Unique across the config; used in build ids, local tags and selection.
+    pub name: String,
+    /// Where the name comes from (the `name` template or the image's key).
+    pub name_span: Range<usize>,
+    pub matrix: BTreeMap<String, MatrixValue>,
+    pub repository: Repository,
+    pub tags: Vec<ImageRef>,
+    pub builds: Vec<BuildSpec>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub push: bool,
+}
+
+/// What differs between the platforms of one instance.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub platform: Platform,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+fn matrix_error(source: &Source, span: Range<usize>, message: String) -> ConfigError {
+    source.error(ErrorKind::Matrix, span, message)
+}
+
+/// Checks the keys of an `exclude`/`include` entry; returns its platform, if it names one.
+fn entry_platform(
+    source: &Source,
+    def: &ImageDef,
+    entry: &toml::Spanned<BTreeMap<String, MatrixValue>>,
+    what: &str,
+) -> Result<Option<Platform>, ConfigError> {
+    let keys: Vec<&str> = (&def.matrix).keys().map(String::as_str).chain(["platform"]).collect();
+    for k in entry.get_ref().keys() {
+        if !keys.contains(&k.as_str()) {
+            return Err(source
+                .error(ErrorKind::UnknownKey, entry.span(), format!("{what} entry of image `{}` uses `{k}`, which is not a matrix key", def.key))
+                .with_help(suggest(k, keys.iter().copied()).unwrap_or_else(|| format!("its keys are: {}", keys.join(", ")))));
+        }
+    }
+    match entry.get_ref().get("platform") {
+        None => Ok(None),
+        Some(MatrixValue::String(s)) => {
+            let spanned = toml::Spanned::new(entry.span(), s.clone());
+            parse_platform(source, &spanned).map(Some)
+        }
+        Some(other) => Err(matrix_error(source, entry.span(), format!("`platform` in {what} must be a string, not {other}"))),
+    }
+}
+
+/// The combinations of one image: the product of its matrix × its platforms, less `exclude`,
+/// plus `include`. Combinations left with no platform are dropped.
+pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
+    let matrix = &def.matrix;
+    if matrix.contains_key("platform") {
+        return Err(matrix_error(source, def.matrix_span.clone(), format!("image `{}`: `platform` is reserved; list platforms in `platforms`", def.key)));
+    }
+    let excludes = def
+        .exclude
+        .iter()
+        .map(|e| Ok((e, entry_platform(source, def, e, "exclude")?)))
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+
+    // The cartesian product, in key order then value order: deterministic.
+    let mut product: Vec<BTreeMap<String, MatrixValue>> = vec![BTreeMap::new()];
+    for (key, values) in matrix {
+        product = product
+            .into_iter()
+            .flat_map(|partial| {
+                values.iter().map(move |v| {
+                    let mut next = partial.clone();
+                    next.insert(key.clone(), v.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+
+    let excluded = |values: &BTreeMap<String, MatrixValue>, platform: &Platform| {
+        excludes.iter().any(|(entry, p)| {
+            p.as_ref().is_none_or(|p| p == platform)
+                && entry.get_ref().iter().filter(|(k, _)| *k != "platform").all(|(k, pattern)| values[k].matches(pattern))
+        })
+    };
+    let mut out: Vec<Combination> = product
+        .into_iter()
+        .map(|values| {
+            let platforms = def.platforms.iter().filter(|p| !excluded(&values, p)).cloned().collect();
+            Combination { values, platforms }
+        })
+        .collect();
+
+    for entry in &def.include {
+        let platform = entry_platform(source, def, entry, "include")?;
+        let mut values = entry.get_ref().clone();
+        values.remove("platform");
+        if let Some(missing) = matrix.keys().find(|k| !values.contains_key(*k)) {
+            return Err(matrix_error(source, entry.span(), format!("include entry of image `{}` does not set matrix key `{missing}`", def.key))
+                .with_help("an include entry gives a value for every matrix key (and optionally `platform`)"));
+        }
+        let platforms = platform.map_or_else(|| def.platforms.clone(), |p| vec![p]);
+        let at = match out.iter().position(|c| c.values == values) {
+            Some(i) => i,
+            None => {
+                out.push(Combination { values, platforms: Vec::new() });
+                out.len() - 1
+            }
+        };
+        for p in platforms {
+            if out[at].platforms.contains(&p) {
+                return Err(matrix_error(source, entry.span(), format!("include entry of image `{}` adds `{p}`, which the matrix already builds", def.key)));
+            }
+            out[at].platforms.push(p);
+        }
+    }
+    out.retain(|c| !c.platforms.is_empty());
+    Ok(out)
+}
+
+/// Everything templates of one config see, whatever the image.
+struct Globals {
+    base: Value,
+    registry: Option<String>,
+}
+
+fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigError> {
+    let vars = Value::from(Serde(&config.vars));
+    let git = templates.git();
+    let plain = context! { vars => vars.clone(), git => git.clone(), registry => Value::UNDEFINED };
+    let registry = config
+        .registry
+        .as_ref()
+        .map(|r| templates.render(r, &plain, "(defaults)", Field::Registry))
+        .transpose()?;
+    let with_registry = context! { vars => vars.clone(), git => git.clone(), registry => registry.clone() };
+    // `images.NAME.repository` for each image whose repository does not depend on its matrix.
+    let mut images = BTreeMap::new();
+    for def in &config.images {
+        let ctx = context! { image => context! { name => def.key.clone() }, ..with_registry.clone() };
+        let repository = match (&def.repository, &registry) {
+            (Some(t), _) => templates.render(t, &ctx, &def.key, Field::Repository).ok(),
+            (None, Some(r)) => Some(format!("{r}/{}", def.key)),
+            (None, None) => None,
+        };
+        if let Some(repository) = repository {
+            images.insert(def.key.clone(), context! { repository });
+        }
+    }
+    let base = context! { images => Value::from(Serde(&images)), ..with_registry };
+    Ok(Globals { base, registry })
+}
+
+/// Expands and renders every image of the config into instances, in config order (images by
+/// name, then combinations in matrix order). Names and references are unique when this returns.
+pub fn expand(config: &Config) -> Result<Vec<Instance>, ConfigError> {
+    let templates = Templates::new(&config.source, Arc::new(LazyGit::new(config.dir.clone())));
+    let globals = globals(config, &templates)?;
+    let mut instances = Vec::new();
+    for (index, def) in config.images.iter().enumerate() {
+        for combination in combinations(&config.source, def)? {
+            instances.push(instantiate(config, &templates, &globals, index, def, combination)?);
+        }
+    }
+    check_unique(&config.source, &instances)?;
+    Ok(instances)
+}
+
+fn instantiate(
+    config: &Config,
+    templates: &Templates,
+    globals: &Globals,
+    index: usize,
+    def: &ImageDef,
+    combination: Combination,
+) -> Result<Instance, ConfigError> {
+    let source = &config.source;
+    let key = def.key.as_str();
+    let matrix = Value::from(Serde(&combination.values));
+    let ctx = context! { matrix => matrix.clone(), ..globals.base.clone() };
+
+    let (name, name_span) = match &def.name {
+        Some(t) => (templates.render(t, &ctx, key, Field::Name)?, t.span()),
+        None => (default_name(source, def, &combination.values)?, def.key_span.clone()),
+    };
+    check_name(source, &name, name_span.clone(), key)?;
+
+    let repository_text = match (&def.repository, &globals.registry) {
+        (Some(t), _) => templates.render(t, &context! { image => context! { name => name.clone() }, ..ctx.clone() }, key, Field::Repository)?,
+        (None, Some(r)) => format!("{r}/{key}"),
+        (None, None) => {
+            return Err(source
+                .error(ErrorKind::Type, def.key_span.clone(), format!("image `{key}` has no repository"))
+                .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
+        }
+    };
+    let repo_span = def.repository.as_ref().map_or_else(|| config.registry.as_ref().map_or(def.key_span.clone(), |r| r.span()), |r| r.span());
+    let repository: Repository = repository_text.parse().map_err(|e| {
+        source.error(ErrorKind::Reference, repo_span, format!("image `{key}`: {e}"))
+    })?;
+
+    let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
+    let ctx = context! { image => image, ..ctx };
+
+    let mut tags = Vec::with_capacity(def.tags.len());
+    for t in &def.tags {
+        let rendered = templates.render(t, &ctx, &name, Field::Tag)?;
+        let tag: Tag = rendered.parse().map_err(|e| {
+            source.error(ErrorKind::Reference, t.span(), format!("tag of image `{name}` renders to an invalid tag: {e}"))
+        })?;
+        tags.push(ImageRef { repository: repository.clone(), tag });
+    }
+
+    let render_map = |map: &BTreeMap<String, toml::Spanned<String>>, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
+        map.iter()
+            .map(|(k, v)| Ok((k.clone(), templates.render(v, ctx, &name, field(k))?)))
+            .collect::<Result<BTreeMap<_, _>, ConfigError>>()
+    };
+    let labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
+    let annotations = render_map(&def.annotations, &ctx, &|k| Field::Annotation(k))?;
+
+    let mut builds = Vec::with_capacity(combination.platforms.len());
+    for platform in combination.platforms {
+        let pctx = context! { platform => Value::from_object(PlatformValue(platform.clone())), ..ctx.clone() };
+        let mut args = render_map(&def.args, &pctx, &|k| Field::Arg(k))?;
+        let over = def.overrides.get(&platform);
+        if let Some(o) = over {
+            args.extend(render_map(&o.args, &pctx, &|k| Field::Arg(k))?);
+        }
+        let target = over.and_then(|o| o.target.as_ref()).or(def.target.as_ref()).map(|t| t.get_ref().clone());
+        builds.push(BuildSpec { platform, args, target });
+    }
+
+    Ok(Instance {
+        image: index,
+        key: key.to_string(),
+        name,
+        name_span,
+        matrix: combination.values,
+        repository,
+        tags,
+        builds,
+        labels,
+        annotations,
+        push: def.push,
+    })
+}
+
+/// `<key>-<value>-...` with each value's short name, in matrix key order.
+fn default_name(source: &Source, def: &ImageDef, values: &BTreeMap<String, MatrixValue>) -> Result<String, ConfigError> {
+    let mut name = def.key.clone();
+    for (k, v) in values {
+        let Some(short) = v.short_name() else {
+            return Err(matrix_error(source, def.matrix_span.clone(), format!("image `{}`: matrix value {v} of `{k}` has no `name` field to name the instance by", def.key))
+                .with_help("give table values a `name` field, or set the image's `name` template"));
+        };
+        name.push('-');
+        name.push_str(short);
+    }
+    Ok(name)
+}
+
+/// Instance names become path components of local image names and file names.
+fn check_name(source: &Source, name: &str, span: Range<usize>, key: &str) -> Result<(), ConfigError> {
+    let valid = !name.contains('/') && format!("localhost/{name}").parse::<Repository>().is_ok();
+    if valid {
+        return Ok(());
+    }
+    Err(source
+        .error(ErrorKind::Reference, span, format!("image `{key}`: instance name `{name}` is not a valid name"))
+        .with_help("names are lowercase letters and digits, separated by single `.`, `_` or `-`; set `name` to a template that renders one"))
+}
+
+fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigError> {
+    let mut names: HashMap<&str, &Instance> = HashMap::with_capacity(instances.len());
+    let mut refs: HashMap<String, &Instance> = HashMap::new();
+    for inst in instances {
+        if let Some(first) = names.insert(&inst.name, inst) {
+            return Err(ConfigError::new(ErrorKind::Duplicate, format!("two image instances are named `{}`", inst.name))
+                .at(source, first.name_span.clone(), Some(format!("`{}` from image `{}`", first.name, first.key)))
+                .at(source, inst.name_span.clone(), Some(format!("`{}` again, from image `{}`", inst.name, inst.key)))
+                .with_help("give matrix images a `name` template that uses every matrix key"));
+        }
+        for r in &inst.tags {
+            if let Some(first) = refs.insert(r.qualified(), inst) {
+                return Err(ConfigError::new(ErrorKind::Duplicate, format!("`{r}` is pushed by both `{}` and `{}`", first.name, inst.name))
+                    .at(source, first.name_span.clone(), Some(format!("`{}`", first.name)))
+                    .at(source, inst.name_span.clone(), Some(format!("`{}`", inst.name)))
+                    .with_help("one tag names one manifest list: make the tags differ, e.g. with a matrix value"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The platforms of an instance, for messages.
+pub fn platforms_of(inst: &Instance) -> String {
+    join_platforms(&inst.builds.iter().map(|b| b.platform.clone()).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(toml_text: &str) -> (Source, ImageDef) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let path = dir.path().join("multiarch.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let config = crate::config::load(&path, &[]).unwrap();
+        let def = config.images.into_iter().next().unwrap();
+        (config.source, def)
+    }
+
+    const HEAD: &str = "[defaults]\nregistry = \"r.io/a\"\ntags = [\"t\"]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\n[images.api]\n";
+
+    fn count(c: &[Combination]) -> usize {
+        c.iter().map(|c| c.platforms.len()).sum()
+    }
+
+    #[test]
+    fn product_counts() {
+        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"], os = [\"alpine\", \"debian\", \"ubi\"] }}\n"));
+        let c = combinations(&src, &d).unwrap();
+        assert_eq!(c.len(), 6);
+        assert_eq!(count(&c), 18);
+        assert_eq!(c[0].values["go"], MatrixValue::String("1.22".into()));
+        assert_eq!(c[0].values["os"], MatrixValue::String("alpine".into()));
+        assert_eq!(c[1].values["os"], MatrixValue::String("debian".into()));
+    }
+
+    #[test]
+    fn no_matrix_is_one_instance_and_empty_list_is_none() {
+        let (src, d) = def(HEAD);
+        assert_eq!(combinations(&src, &d).unwrap().len(), 1);
+        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [] }}\n"));
+        assert!(combinations(&src, &d).unwrap().is_empty());
+    }
+
+    #[test]
+    fn exclude_and_include() {
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"] }}\n\
+             exclude = [{{ go = \"1.22\", platform = \"linux/arm/v7\" }}, {{ go = \"1.23\", platform = \"armhf\" }}]\n\
+             include = [{{ go = \"1.24\" }}, {{ go = \"1.22\", platform = \"linux/s390x\" }}]\n"
+        ));
+        let c = combinations(&src, &d).unwrap();
+        // 2 × 3 − 2 excluded + 3 (1.24 on all) + 1 (s390x)
+        assert_eq!(count(&c), 6 - 2 + 3 + 1);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64", "linux/s390x"]);
+    }
+
+    #[test]
+    fn exclude_whole_combination_and_table_values() {
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ base = [{{ name = \"alpine\", image = \"alpine:3\" }}, {{ name = \"deb\", image = \"debian:12\" }}] }}\n\
+             exclude = [{{ base = \"deb\" }}]\n"
+        ));
+        let c = combinations(&src, &d).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].values["base"].short_name(), Some("alpine"));
+    }
+
+    #[test]
+    fn bad_entries() {
+        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"] }}\nexclude = [{{ og = \"1\" }}]\n"));
+        let e = combinations(&src, &d).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownKey);
+        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"] }}\ninclude = [{{ go = \"1\" }}]\n"));
+        assert_eq!(combinations(&src, &d).unwrap_err().kind(), ErrorKind::Matrix);
+        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"], x = [\"a\"] }}\ninclude = [{{ go = \"2\" }}]\n"));
+        assert!(combinations(&src, &d).unwrap_err().message().contains("does not set matrix key `x`"));
+    }
+}

@@ -1,0 +1,480 @@
+//! The plan: a DAG of per-platform build nodes and per-instance manifest nodes, in a
+//! deterministic topological order, with the exact podman command line of every build.
+//!
+//! Edges are per platform: `api@linux-arm64` waits for `base@linux-arm64` only, never for
+//! `base@linux-amd64`. Dependencies come from `depends_on` and from the images each Dockerfile
+//! reads (`FROM`, `COPY --from`), matched against the tags of the config's instances.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{Config, join_platforms};
+use crate::dockerfile::{self, BaseRef};
+use crate::error::{ConfigError, ErrorKind, Source, suggest};
+use crate::matrix::{Instance, platforms_of};
+use crate::platform::Platform;
+use crate::reference::{ImageRef, Repository};
+
+/// The JSON format version of [`Plan`]; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where local per-platform images are tagged before they join a manifest list.
+pub const LOCAL_PREFIX: &str = "localhost/mab";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub version: u32,
+    /// The config file, as shown to the user.
+    pub config: String,
+    /// The directory podman runs in; paths in `argv` are relative to it.
+    pub workdir: PathBuf,
+    /// In an order that respects `depends_on`.
+    pub builds: Vec<Build>,
+    pub manifests: Vec<Manifest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// `<instance>@<os>-<arch>[-<variant>]`.
+    pub id: String,
+    /// The instance name.
+    pub image: String,
+    pub platform: Platform,
+    /// Build ids that must finish first.
+    pub depends_on: Vec<String>,
+    /// The local image the build produces.
+    pub local_image: String,
+    /// The podman command, as an argument vector.
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub image: String,
+    pub repository: Repository,
+    /// Full references the manifest list is pushed to.
+    pub tags: Vec<ImageRef>,
+    pub platforms: Vec<Platform>,
+    pub push: bool,
+    /// The builds whose images the list holds.
+    pub depends_on: Vec<String>,
+}
+
+/// What the command line selects.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Image names, instance names or globs; empty selects everything.
+    pub patterns: Vec<String>,
+    /// Platforms to keep; empty keeps all.
+    pub platforms: Vec<Platform>,
+}
+
+/// How a dependent build gets its dependency's local image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Redirect {
+    /// `--build-context REF=container-image://LOCAL`, for a literal reference.
+    Context(String),
+    /// `--build-arg NAME=LOCAL`, for `FROM ${NAME}`, which podman 4.3 does not redirect.
+    Arg(String),
+}
+
+#[derive(Debug, Clone)]
+struct Edge {
+    dep: usize,
+    redirects: BTreeSet<Redirect>,
+}
+
+pub fn build_id(name: &str, platform: &Platform) -> String {
+    format!("{name}@{}", platform.slug())
+}
+
+pub fn local_image(name: &str, platform: &Platform) -> String {
+    format!("{LOCAL_PREFIX}/{name}:{}", platform.slug())
+}
+
+fn platform_args(p: &Platform) -> BTreeMap<String, String> {
+    [
+        ("TARGETPLATFORM", p.to_string()),
+        ("TARGETOS", p.os().to_string()),
+        ("TARGETARCH", p.arch().to_string()),
+        ("TARGETVARIANT", p.variant().unwrap_or_default().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+struct Graph<'a> {
+    config: &'a Config,
+    instances: &'a [Instance],
+    /// Per instance, per build spec (same order as `Instance::builds`): its dependencies.
+    edges: Vec<Vec<Vec<Edge>>>,
+}
+
+/// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.
+pub fn plan(config: &Config, instances: &[Instance], selection: &Selection) -> Result<Plan, ConfigError> {
+    let graph = Graph::new(config, instances)?;
+    let selected = graph.select(selection)?;
+    graph.check_cycles()?;
+    Ok(graph.into_plan(&selected, &selection.platforms))
+}
+
+impl<'a> Graph<'a> {
+    fn new(config: &'a Config, instances: &'a [Instance]) -> Result<Self, ConfigError> {
+        let mut by_ref: HashMap<String, usize> = HashMap::new();
+        for (i, inst) in instances.iter().enumerate() {
+            for r in &inst.tags {
+                by_ref.insert(r.qualified(), i);
+            }
+        }
+        let dockerfiles = config
+            .images
+            .iter()
+            .map(|def| Source::read(&config.dir.join(&def.dockerfile), def.dockerfile.display().to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut edges = Vec::with_capacity(instances.len());
+        for (i, inst) in instances.iter().enumerate() {
+            let def = &config.images[inst.image];
+            let explicit = def
+                .depends_on
+                .iter()
+                .map(|d| Ok((resolve_dependency(config, instances, d.get_ref(), d.span(), inst)?, d.span())))
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            let dockerfile = &dockerfiles[inst.image];
+            let mut per_platform = Vec::with_capacity(inst.builds.len());
+            for spec in &inst.builds {
+                let mut deps: BTreeMap<usize, (BTreeSet<Redirect>, Origin)> = BTreeMap::new();
+                for base in dockerfile::base_images(dockerfile.text(), &spec.args, &platform_args(&spec.platform)) {
+                    let Some(&j) = ImageRef::qualify_written(&base.resolved).and_then(|q| by_ref.get(&q)) else { continue };
+                    if j == i {
+                        // An image built FROM its own earlier release reads it from the registry.
+                        continue;
+                    }
+                    let redirect = match &base.via_arg {
+                        Some(arg) => Redirect::Arg(arg.clone()),
+                        None => Redirect::Context(base.resolved.clone()),
+                    };
+                    deps.entry(j).or_insert_with(|| (BTreeSet::new(), Origin::Dockerfile(base.clone()))).0.insert(redirect);
+                }
+                for (targets, span) in &explicit {
+                    for &j in targets {
+                        // A dependency named only in depends_on: redirect every tag it is pushed
+                        // to, so whichever the Dockerfile reads resolves to the local build.
+                        deps.entry(j).or_insert_with(|| {
+                            let all = instances[j].tags.iter().map(|t| Redirect::Context(t.to_string())).collect();
+                            (all, Origin::DependsOn(span.clone()))
+                        });
+                    }
+                }
+                let mut list = Vec::with_capacity(deps.len());
+                for (j, (redirects, origin)) in deps {
+                    if !instances[j].builds.iter().any(|b| b.platform == spec.platform) {
+                        return Err(platform_mismatch(config, dockerfile, inst, &instances[j], &spec.platform, &origin));
+                    }
+                    list.push(Edge { dep: j, redirects });
+                }
+                per_platform.push(list);
+            }
+            edges.push(per_platform);
+        }
+        Ok(Self { config, instances, edges })
+    }
+
+    /// The instances selected by the patterns, plus everything they depend on.
+    fn select(&self, selection: &Selection) -> Result<Vec<bool>, ConfigError> {
+        let n = self.instances.len();
+        let mut selected = vec![selection.patterns.is_empty(); n];
+        for pattern in &selection.patterns {
+            let glob = glob::Pattern::new(pattern).map_err(|e| {
+                ConfigError::new(ErrorKind::Selection, format!("`{pattern}` is not a valid image pattern: {e}"))
+            })?;
+            let mut any = false;
+            for (i, inst) in self.instances.iter().enumerate() {
+                if inst.key == *pattern || glob.matches(&inst.name) || glob.matches(&inst.key) {
+                    selected[i] = true;
+                    any = true;
+                }
+            }
+            if !any {
+                let names = self.instances.iter().flat_map(|i| [i.key.as_str(), i.name.as_str()]);
+                return Err(ConfigError::new(ErrorKind::Selection, format!("no image matches `{pattern}`"))
+                    .with_help_opt(suggest(pattern, names).or_else(|| Some(format!("images: {}", self.names().join(", "))))));
+            }
+        }
+        let mut stack: Vec<usize> = (0..n).filter(|&i| selected[i]).collect();
+        while let Some(i) = stack.pop() {
+            for edge in self.edges[i].iter().flatten() {
+                if !selected[edge.dep] {
+                    selected[edge.dep] = true;
+                    stack.push(edge.dep);
+                }
+            }
+        }
+        for p in &selection.platforms {
+            let built = (0..n).any(|i| selected[i] && self.instances[i].builds.iter().any(|b| b.platform == *p));
+            if !built {
+                return Err(ConfigError::new(ErrorKind::Selection, format!("no selected image is built for `{p}`")));
+            }
+        }
+        Ok(selected)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.instances.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Depth-first search over build nodes; a back edge is a cycle, reported with its path.
+    fn check_cycles(&self) -> Result<(), ConfigError> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        let nodes: Vec<(usize, usize)> =
+            self.edges.iter().enumerate().flat_map(|(i, per)| (0..per.len()).map(move |b| (i, b))).collect();
+        let index: HashMap<(usize, usize), usize> = nodes.iter().enumerate().map(|(k, &n)| (n, k)).collect();
+        let successors = |k: usize| -> Vec<usize> {
+            let (i, b) = nodes[k];
+            let platform = &self.instances[i].builds[b].platform;
+            self.edges[i][b]
+                .iter()
+                .filter_map(|e| {
+                    let db = self.instances[e.dep].builds.iter().position(|s| s.platform == *platform)?;
+                    index.get(&(e.dep, db)).copied()
+                })
+                .collect()
+        };
+        let mut mark = vec![Mark::New; nodes.len()];
+        for root in 0..nodes.len() {
+            if mark[root] != Mark::New {
+                continue;
+            }
+            // Iterative DFS: (node, its successors, next successor to visit).
+            let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(root, successors(root), 0)];
+            mark[root] = Mark::Open;
+            while let Some((node, succ, next)) = stack.last_mut() {
+                if let Some(&s) = succ.get(*next) {
+                    *next += 1;
+                    match mark[s] {
+                        Mark::New => {
+                            mark[s] = Mark::Open;
+                            let succ_s = successors(s);
+                            stack.push((s, succ_s, 0));
+                        }
+                        Mark::Open => {
+                            let start = stack.iter().position(|(n, _, _)| *n == s).expect("open nodes are on the stack");
+                            let path: Vec<usize> = stack[start..].iter().map(|(n, _, _)| nodes[*n].0).collect();
+                            return Err(self.cycle_error(&path, &self.instances[nodes[s].0].builds[nodes[s].1].platform));
+                        }
+                        Mark::Done => {}
+                    }
+                } else {
+                    mark[*node] = Mark::Done;
+                    stack.pop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `path` lists instances where each depends on the next and the last on the first.
+    fn cycle_error(&self, path: &[usize], platform: &Platform) -> ConfigError {
+        // Print in build order: the dependency first, as `base -> api -> base`.
+        let mut names: Vec<&str> = path.iter().rev().map(|&i| self.instances[i].name.as_str()).collect();
+        names.push(names[0]);
+        let mut err = ConfigError::new(ErrorKind::Cycle, format!("dependency cycle: {} (on {platform})", names.join(" -> ")));
+        for (k, &i) in path.iter().enumerate() {
+            let next = &self.instances[path[(k + 1) % path.len()]];
+            let inst = &self.instances[i];
+            err = err.at(&self.config.source, inst.name_span.clone(), Some(format!("`{}` depends on `{}`", inst.name, next.name)));
+        }
+        err.with_help("remove one of these dependencies (from `depends_on`, or the `FROM` line that names the other image)")
+    }
+
+    fn into_plan(self, selected: &[bool], platforms: &[Platform]) -> Plan {
+        let keep = |p: &Platform| platforms.is_empty() || platforms.contains(p);
+        // Kahn's algorithm, always taking the smallest ready (instance, platform) node: a
+        // deterministic order that lists a base before everything built on it.
+        let mut nodes: Vec<(usize, usize)> = Vec::new();
+        for (i, inst) in self.instances.iter().enumerate() {
+            if selected[i] {
+                nodes.extend(inst.builds.iter().enumerate().filter(|(_, b)| keep(&b.platform)).map(|(b, _)| (i, b)));
+            }
+        }
+        let present: BTreeSet<(usize, usize)> = nodes.iter().copied().collect();
+        let deps_of = |(i, b): (usize, usize)| -> Vec<(usize, usize)> {
+            let platform = &self.instances[i].builds[b].platform;
+            self.edges[i][b]
+                .iter()
+                .filter_map(|e| Some((e.dep, self.instances[e.dep].builds.iter().position(|s| s.platform == *platform)?)))
+                .filter(|n| present.contains(n))
+                .collect()
+        };
+        let mut waiting: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut dependents: BTreeMap<(usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
+        for &n in &nodes {
+            let deps = deps_of(n);
+            waiting.insert(n, deps.len());
+            for d in deps {
+                dependents.entry(d).or_default().push(n);
+            }
+        }
+        let mut ready: BTreeSet<(usize, usize)> = waiting.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+        let mut order = Vec::with_capacity(nodes.len());
+        while let Some(n) = ready.pop_first() {
+            order.push(n);
+            for &d in dependents.get(&n).map(Vec::as_slice).unwrap_or_default() {
+                let c = waiting.get_mut(&d).expect("every dependent is a node");
+                *c -= 1;
+                if *c == 0 {
+                    ready.insert(d);
+                }
+            }
+        }
+        debug_assert_eq!(order.len(), nodes.len(), "cycles are rejected before ordering");
+
+        let builds: Vec<Build> = order.iter().map(|&(i, b)| self.build(i, b)).collect();
+        let manifests = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| selected[*i])
+            .filter_map(|(_, inst)| {
+                let platforms: Vec<Platform> = inst.builds.iter().map(|b| b.platform.clone()).filter(|p| keep(p)).collect();
+                (!platforms.is_empty()).then(|| Manifest {
+                    image: inst.name.clone(),
+                    repository: inst.repository.clone(),
+                    tags: inst.tags.clone(),
+                    depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
+                    platforms,
+                    push: inst.push,
+                })
+            })
+            .collect();
+        Plan {
+            version: FORMAT_VERSION,
+            config: self.config.source.name().to_string(),
+            workdir: self.config.dir.clone(),
+            builds,
+            manifests,
+        }
+    }
+
+    fn build(&self, i: usize, b: usize) -> Build {
+        let inst = &self.instances[i];
+        let spec = &inst.builds[b];
+        let def = &self.config.images[inst.image];
+        let p = &spec.platform;
+        let mut args = spec.args.clone();
+        let mut contexts = BTreeMap::new();
+        let mut depends_on = Vec::new();
+        for edge in &self.edges[i][b] {
+            let dep = &self.instances[edge.dep];
+            let local = local_image(&dep.name, p);
+            depends_on.push(build_id(&dep.name, p));
+            for r in &edge.redirects {
+                match r {
+                    Redirect::Context(reference) => contexts.insert(reference.clone(), local.clone()),
+                    Redirect::Arg(name) => args.insert(name.clone(), local.clone()),
+                };
+            }
+        }
+        depends_on.sort();
+        let local = local_image(&inst.name, p);
+        let mut argv: Vec<String> = ["podman", "build", "--platform", &p.to_string(), "--file"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        argv.push(def.dockerfile.display().to_string());
+        argv.extend(["--tag".into(), local.clone()]);
+        if let Some(t) = &spec.target {
+            argv.extend(["--target".into(), t.clone()]);
+        }
+        let mut flag = |name: &str, map: &BTreeMap<String, String>| {
+            for (k, v) in map {
+                argv.extend([name.to_string(), format!("{k}={v}")]);
+            }
+        };
+        flag("--build-arg", &args);
+        flag("--label", &inst.labels);
+        flag("--annotation", &inst.annotations);
+        let contexts: BTreeMap<String, String> =
+            contexts.into_iter().map(|(k, v)| (k, format!("container-image://{v}"))).collect();
+        flag("--build-context", &contexts);
+        argv.push(def.context.display().to_string());
+        Build { id: build_id(&inst.name, p), image: inst.name.clone(), platform: p.clone(), depends_on, local_image: local, argv }
+    }
+}
+
+/// Where a dependency was declared, for errors about it.
+#[derive(Debug, Clone)]
+enum Origin {
+    Dockerfile(BaseRef),
+    DependsOn(Range<usize>),
+}
+
+fn resolve_dependency(
+    config: &Config,
+    instances: &[Instance],
+    wanted: &str,
+    span: Range<usize>,
+    from: &Instance,
+) -> Result<Vec<usize>, ConfigError> {
+    if let Some(i) = instances.iter().position(|i| i.name == wanted) {
+        return Ok(vec![i]);
+    }
+    let of_key: Vec<usize> = (0..instances.len()).filter(|&i| instances[i].key == wanted && instances[i].key != from.key).collect();
+    if !of_key.is_empty() {
+        return Ok(of_key);
+    }
+    if config.images.iter().any(|d| d.key == wanted) {
+        // An image that yields no instance (empty matrix) or the image itself.
+        if wanted == from.key {
+            return Err(config.source.error(ErrorKind::Cycle, span, format!("dependency cycle: {wanted} -> {wanted}")));
+        }
+        return Ok(Vec::new());
+    }
+    let known = config.images.iter().map(|d| d.key.as_str()).chain(instances.iter().map(|i| i.name.as_str()));
+    Err(config
+        .source
+        .error(ErrorKind::UnknownDependency, span, format!("image `{}` depends on `{wanted}`, which is not an image of this config", from.name))
+        .with_help(suggest(wanted, known).unwrap_or_else(|| {
+            format!("images: {}", config.images.iter().map(|d| d.key.as_str()).collect::<Vec<_>>().join(", "))
+        })))
+}
+
+fn platform_mismatch(
+    config: &Config,
+    dockerfile: &Source,
+    inst: &Instance,
+    dep: &Instance,
+    platform: &Platform,
+    origin: &Origin,
+) -> ConfigError {
+    let message = format!(
+        "image `{}` is built for {platform}, but its dependency `{}` is not (it builds {})",
+        inst.name,
+        dep.name,
+        platforms_of(dep)
+    );
+    let def = &config.images[inst.image];
+    let err = match origin {
+        Origin::Dockerfile(base) => ConfigError::new(ErrorKind::PlatformMismatch, message)
+            .at(dockerfile, base.span.clone(), Some(format!("reads `{}`", base.resolved)))
+            .at(&config.source, def.platforms_span.clone(), Some(format!("`{}` builds these platforms", inst.key))),
+        Origin::DependsOn(span) => ConfigError::new(ErrorKind::PlatformMismatch, message)
+            .at(&config.source, span.clone(), Some("dependency declared here"))
+            .at(&config.source, def.platforms_span.clone(), Some(format!("`{}` builds these platforms", inst.key))),
+    };
+    err.with_help(format!(
+        "add {platform} to the platforms of `{}`, or drop it from `{}` (it builds {})",
+        dep.key,
+        inst.key,
+        join_platforms(&inst.builds.iter().map(|b| b.platform.clone()).collect::<Vec<_>>())
+    ))
+}
