@@ -18,7 +18,11 @@ use crate::platform::Platform;
 pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "mab", version, about = "Multi-arch image builds with podman: plan, build, publish manifest lists")]
+#[command(
+    name = "mab",
+    version,
+    about = "Multi-arch image builds with podman: plan, build, publish manifest lists"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,28 +84,45 @@ impl Target {
         if let Some(f) = &self.file {
             return Ok(f.clone());
         }
-        let cwd = std::env::current_dir()
-            .map_err(|e| ConfigError::new(ErrorKind::Io, format!("cannot read the current directory: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            ConfigError::new(
+                ErrorKind::Io,
+                format!("cannot read the current directory: {e}"),
+            )
+        })?;
         config::find(&cwd).ok_or_else(|| {
             ConfigError::new(
                 ErrorKind::Io,
-                format!("no {} in {} or any parent directory", config::FILE_NAME, cwd.display()),
+                format!(
+                    "no {} in {} or any parent directory",
+                    config::FILE_NAME,
+                    cwd.display()
+                ),
             )
             .with_help("run mab where your multiarch.toml is, or pass it with -f/--file")
         })
     }
 
     fn selection(&self) -> Selection {
-        Selection { patterns: self.images.clone(), platforms: self.platforms.clone() }
+        Selection {
+            patterns: self.images.clone(),
+            platforms: self.platforms.clone(),
+        }
     }
 }
 
 fn report(err: &ConfigError) -> String {
     let stderr = std::io::stderr();
     let color = stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let mut out = String::new();
-    let handler = GraphicalReportHandler::new_themed(theme).with_links(false).with_width(100);
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_links(false)
+        .with_width(100);
     if handler.render_report(&mut out, err).is_err() {
         out = format!("error: {err}");
     }
@@ -110,7 +131,10 @@ fn report(err: &ConfigError) -> String {
 
 fn write_stdout(text: &str) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`mab plan | head`) is not an error worth a message.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -124,7 +148,8 @@ fn write_stdout(text: &str) -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
     match cli.command {
         Command::Schema => {
-            let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema serialises");
+            let schema =
+                serde_json::to_string_pretty(&config::schema()).expect("a schema serialises");
             Ok(write_stdout(&format!("{schema}\n")))
         }
         Command::Plan { target, format } => {
@@ -145,7 +170,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {

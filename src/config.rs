@@ -24,7 +24,10 @@ type TextMap = BTreeMap<String, Text>;
 /// A `multiarch.toml` file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "multiarch.toml", description = "Multi-arch image builds with mab: images, platforms, tags and their templates")]
+#[schemars(
+    title = "multiarch.toml",
+    description = "Multi-arch image builds with mab: images, platforms, tags and their templates"
+)]
 pub struct RawConfig {
     /// Settings that apply to every image unless the image sets its own.
     #[serde(default)]
@@ -209,7 +212,8 @@ impl MatrixValue {
 
     /// Whether an `exclude`/`include` value selects this value: equal, or a string naming a table.
     pub fn matches(&self, pattern: &MatrixValue) -> bool {
-        self == pattern || matches!(pattern, Self::String(s) if self.short_name() == Some(s.as_str()))
+        self == pattern
+            || matches!(pattern, Self::String(s) if self.short_name() == Some(s.as_str()))
     }
 }
 
@@ -296,13 +300,18 @@ pub struct ImageDef {
 
 /// Finds `multiarch.toml` in `start` or the nearest parent that has one, as cargo finds Cargo.toml.
 pub fn find(start: &Path) -> Option<PathBuf> {
-    start.ancestors().map(|dir| dir.join(FILE_NAME)).find(|p| p.is_file())
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|p| p.is_file())
 }
 
-/// How a path is shown in messages: relative to the working directory when below it.
+/// How a path is shown in messages: relative to the working directory (`../multiarch.toml`).
 pub fn display_path(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    match cwd.as_deref().and_then(|cwd| path.strip_prefix(cwd).ok()) {
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| pathdiff::diff_paths(path, cwd));
+    match rel {
         Some(rel) if rel.as_os_str().is_empty() => ".".into(),
         Some(rel) => rel.display().to_string(),
         None => path.display().to_string(),
@@ -311,8 +320,12 @@ pub fn display_path(path: &Path) -> String {
 
 /// Reads, parses and checks a config file. `vars` (from `--var`) override the file's `[vars]`.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
-    let path = std::path::absolute(path)
-        .map_err(|e| ConfigError::new(ErrorKind::Io, format!("cannot resolve {}: {e}", path.display())))?;
+    let path = std::path::absolute(path).map_err(|e| {
+        ConfigError::new(
+            ErrorKind::Io,
+            format!("cannot resolve {}: {e}", path.display()),
+        )
+    })?;
     let source = Source::read(&path, display_path(&path))?;
     let raw: RawConfig = toml::from_str(source.text()).map_err(|e| toml_error(&source, &e))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -327,9 +340,15 @@ fn toml_error(source: &Source, e: &toml::de::Error) -> ConfigError {
         let word = rest.split('`').next().unwrap_or_default();
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         (ErrorKind::UnknownKey, suggest(word, expected))
-    } else if ["invalid type", "missing field", "invalid value", "invalid length", "unknown variant"]
-        .iter()
-        .any(|p| message.starts_with(p))
+    } else if [
+        "invalid type",
+        "missing field",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+    ]
+    .iter()
+    .any(|p| message.starts_with(p))
     {
         (ErrorKind::Type, None)
     } else {
@@ -353,7 +372,11 @@ fn resolve(
         vars.insert(k.clone(), Scalar::String(v.clone()));
     }
     let defaults = raw.defaults;
-    let default_platforms = defaults.platforms.as_ref().map(|p| parse_platforms(&source, p)).transpose()?;
+    let default_platforms = defaults
+        .platforms
+        .as_ref()
+        .map(|p| parse_platforms(&source, p))
+        .transpose()?;
     let mut images = Vec::with_capacity(raw.images.len());
     for (key, image) in raw.images {
         let key_span = key.span();
@@ -369,17 +392,29 @@ fn resolve(
             image.into_inner(),
         )?);
     }
-    Ok(Config { source, dir, vars, registry: defaults.registry, images })
+    Ok(Config {
+        source,
+        dir,
+        vars,
+        registry: defaults.registry,
+        images,
+    })
 }
 
-fn parse_platforms(source: &Source, list: &[Text]) -> Result<Vec<(Platform, Range<usize>)>, ConfigError> {
+fn parse_platforms(
+    source: &Source,
+    list: &[Text],
+) -> Result<Vec<(Platform, Range<usize>)>, ConfigError> {
     let mut out: Vec<(Platform, Range<usize>)> = Vec::with_capacity(list.len());
     for item in list {
         let platform = parse_platform(source, item)?;
         if let Some((_, first)) = out.iter().find(|(p, _)| *p == platform) {
-            return Err(ConfigError::new(ErrorKind::Duplicate, format!("platform `{platform}` is listed twice"))
-                .at(source, first.clone(), Some("first here"))
-                .at(source, item.span(), Some("again here, after normalisation")));
+            return Err(ConfigError::new(
+                ErrorKind::Duplicate,
+                format!("platform `{platform}` is listed twice"),
+            )
+            .at(source, first.clone(), Some("first here"))
+            .at(source, item.span(), Some("again here, after normalisation")));
         }
         out.push((platform, item.span()));
     }
@@ -403,13 +438,22 @@ fn normalize_relative(path: &Path) -> PathBuf {
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir if out.components().next_back().is_some_and(|l| matches!(l, Component::Normal(_))) => {
+            Component::ParentDir
+                if out
+                    .components()
+                    .next_back()
+                    .is_some_and(|l| matches!(l, Component::Normal(_))) =>
+            {
                 out.pop();
             }
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -423,19 +467,45 @@ fn resolve_image(
     image_span: Range<usize>,
     raw: RawImage,
 ) -> Result<ImageDef, ConfigError> {
-    let context_rel = normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
+    let context_rel =
+        normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
     let context_span = raw.context.as_ref().map_or(key_span.clone(), Spanned::span);
     if !dir.join(&context_rel).is_dir() {
         return Err(source
-            .error(ErrorKind::Path, context_span, format!("context directory `{}` of image `{key}` does not exist", context_rel.display()))
-            .with_help(format!("paths are relative to the directory of {}", source.name())));
+            .error(
+                ErrorKind::Path,
+                context_span,
+                format!(
+                    "context directory `{}` of image `{key}` does not exist",
+                    context_rel.display()
+                ),
+            )
+            .with_help(format!(
+                "paths are relative to the directory of {}",
+                source.name()
+            )));
     }
-    let dockerfile_rel = normalize_relative(&context_rel.join(raw.dockerfile.as_ref().map_or("Dockerfile", |d| d.get_ref())));
+    let dockerfile_rel = normalize_relative(
+        &context_rel.join(
+            raw.dockerfile
+                .as_ref()
+                .map_or("Dockerfile", |d| d.get_ref()),
+        ),
+    );
     if !dir.join(&dockerfile_rel).is_file() {
         let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
         return Err(source
-            .error(ErrorKind::Path, span, format!("Dockerfile `{}` of image `{key}` does not exist", dockerfile_rel.display()))
-            .with_help("`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`"));
+            .error(
+                ErrorKind::Path,
+                span,
+                format!(
+                    "Dockerfile `{}` of image `{key}` does not exist",
+                    dockerfile_rel.display()
+                ),
+            )
+            .with_help(
+                "`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`",
+            ));
     }
 
     let (platforms, platforms_span) = match (&raw.platforms, default_platforms) {
@@ -445,7 +515,11 @@ fn resolve_image(
             (parsed.into_iter().map(|(p, _)| p).collect::<Vec<_>>(), span)
         }
         (None, Some(list)) => {
-            let span = defaults.platforms.as_deref().and_then(list_span).unwrap_or_else(|| key_span.clone());
+            let span = defaults
+                .platforms
+                .as_deref()
+                .and_then(list_span)
+                .unwrap_or_else(|| key_span.clone());
             (list.iter().map(|(p, _)| p.clone()).collect(), span)
         }
         (None, None) => {
@@ -463,7 +537,9 @@ fn resolve_image(
                 .error(
                     ErrorKind::Platform,
                     platform_key.span(),
-                    format!("image `{key}` has overrides for `{platform}`, which it does not build"),
+                    format!(
+                        "image `{key}` has overrides for `{platform}`, which it does not build"
+                    ),
                 )
                 .with_help(format!("it builds: {}", join_platforms(&platforms))));
         }
@@ -509,7 +585,11 @@ fn list_span(list: &[Text]) -> Option<Range<usize>> {
 }
 
 pub fn join_platforms(platforms: &[Platform]) -> String {
-    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The JSON schema of `multiarch.toml`, generated from the types above.

@@ -56,7 +56,11 @@ fn instructions(text: &str) -> Vec<Instruction> {
             let (acc, _) = current.take().expect("set above");
             let acc = acc.trim();
             let (keyword, rest) = acc.split_once(char::is_whitespace).unwrap_or((acc, ""));
-            out.push(Instruction { keyword: keyword.to_ascii_uppercase(), rest: rest.trim().to_string(), span: begin..start + body.len() });
+            out.push(Instruction {
+                keyword: keyword.to_ascii_uppercase(),
+                rest: rest.trim().to_string(),
+                span: begin..start + body.len(),
+            });
         }
     }
     out
@@ -91,9 +95,16 @@ fn expand(word: &str, vars: &BTreeMap<String, String>) -> String {
             };
             let inner = &word[i + 2..i + close];
             let value = if let Some((name, default)) = inner.split_once(":-") {
-                vars.get(name).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| expand(default, vars))
+                vars.get(name)
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| expand(default, vars))
             } else if let Some((name, alt)) = inner.split_once(":+") {
-                if vars.get(name).is_some_and(|v| !v.is_empty()) { expand(alt, vars) } else { String::new() }
+                if vars.get(name).is_some_and(|v| !v.is_empty()) {
+                    expand(alt, vars)
+                } else {
+                    String::new()
+                }
             } else {
                 vars.get(inner).cloned().unwrap_or_default()
             };
@@ -102,7 +113,10 @@ fn expand(word: &str, vars: &BTreeMap<String, String>) -> String {
                 chars.next();
             }
         } else {
-            let name: String = word[i + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = word[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
             if name.is_empty() {
                 out.push('$');
                 continue;
@@ -118,25 +132,43 @@ fn expand(word: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// The single variable a word consists of (`$X`, `${X}`), if that is all it is.
 fn sole_variable(word: &str) -> Option<String> {
-    let name = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')).or_else(|| word.strip_prefix('$'))?;
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| name.to_string())
+    let name = word
+        .strip_prefix("${")
+        .and_then(|w| w.strip_suffix('}'))
+        .or_else(|| word.strip_prefix('$'))?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_string())
 }
 
 /// The images `text` reads, given the build args mab passes (which win over `ARG` defaults).
 /// `platform_args` are the automatic `TARGETOS`/`TARGETARCH`/... values.
-pub fn base_images(text: &str, build_args: &BTreeMap<String, String>, platform_args: &BTreeMap<String, String>) -> Vec<BaseRef> {
+pub fn base_images(
+    text: &str,
+    build_args: &BTreeMap<String, String>,
+    platform_args: &BTreeMap<String, String>,
+) -> Vec<BaseRef> {
     let mut scope: BTreeMap<String, String> = platform_args.clone();
     let mut stages: Vec<String> = Vec::new();
     let mut seen_from = false;
     let mut out = Vec::new();
-    let mut push = |written: &str, span: Range<usize>, scope: &BTreeMap<String, String>, stages: &[String]| {
-        let resolved = expand(written, scope);
-        let lower = resolved.to_ascii_lowercase();
-        if resolved.is_empty() || lower == "scratch" || stages.contains(&lower) || resolved.chars().all(|c| c.is_ascii_digit()) {
-            return;
-        }
-        out.push(BaseRef { written: written.to_string(), resolved, via_arg: sole_variable(written), span });
-    };
+    let mut push =
+        |written: &str, span: Range<usize>, scope: &BTreeMap<String, String>, stages: &[String]| {
+            let resolved = expand(written, scope);
+            let lower = resolved.to_ascii_lowercase();
+            if resolved.is_empty()
+                || lower == "scratch"
+                || stages.contains(&lower)
+                || resolved.chars().all(|c| c.is_ascii_digit())
+            {
+                return;
+            }
+            out.push(BaseRef {
+                written: written.to_string(),
+                resolved,
+                via_arg: sole_variable(written),
+                span,
+            });
+        };
     for ins in instructions(text) {
         match ins.keyword.as_str() {
             // Only ARGs before the first FROM are in scope for FROM lines.
@@ -154,7 +186,11 @@ pub fn base_images(text: &str, build_args: &BTreeMap<String, String>, platform_a
             }
             "FROM" => {
                 seen_from = true;
-                let words: Vec<&str> = ins.rest.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+                let words: Vec<&str> = ins
+                    .rest
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
                 if let Some(image) = words.first() {
                     push(image, ins.span.clone(), &scope, &stages);
                 }
@@ -165,7 +201,11 @@ pub fn base_images(text: &str, build_args: &BTreeMap<String, String>, platform_a
                 }
             }
             "COPY" | "ADD" => {
-                for word in ins.rest.split_whitespace().take_while(|w| w.starts_with("--")) {
+                for word in ins
+                    .rest
+                    .split_whitespace()
+                    .take_while(|w| w.starts_with("--"))
+                {
                     if let Some(from) = word.strip_prefix("--from=") {
                         push(from, ins.span.clone(), &BTreeMap::new(), &stages);
                     }
@@ -182,11 +222,17 @@ mod tests {
     use super::*;
 
     fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn resolved(text: &str, build: &[(&str, &str)]) -> Vec<String> {
-        base_images(text, &args(build), &args(&[("TARGETARCH", "arm64")])).into_iter().map(|b| b.resolved).collect()
+        base_images(text, &args(build), &args(&[("TARGETARCH", "arm64")]))
+            .into_iter()
+            .map(|b| b.resolved)
+            .collect()
     }
 
     #[test]
@@ -198,8 +244,14 @@ mod tests {
     #[test]
     fn args_defaults_and_overrides() {
         let df = "ARG REGISTRY=ghcr.io/acme\nARG BASE=${REGISTRY}/base:1\nARG TAG\nFROM ${BASE}\nFROM $REGISTRY/other:${TAG:-2}\nFROM x-${TARGETARCH}\n";
-        assert_eq!(resolved(df, &[]), ["ghcr.io/acme/base:1", "ghcr.io/acme/other:2", "x-arm64"]);
-        assert_eq!(resolved(df, &[("BASE", "local/base:9"), ("TAG", "3")]), ["local/base:9", "ghcr.io/acme/other:3", "x-arm64"]);
+        assert_eq!(
+            resolved(df, &[]),
+            ["ghcr.io/acme/base:1", "ghcr.io/acme/other:2", "x-arm64"]
+        );
+        assert_eq!(
+            resolved(df, &[("BASE", "local/base:9"), ("TAG", "3")]),
+            ["local/base:9", "ghcr.io/acme/other:3", "x-arm64"]
+        );
         let refs = base_images(df, &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(refs[0].via_arg.as_deref(), Some("BASE"));
         assert_eq!(refs[1].via_arg, None);

@@ -74,13 +74,16 @@ pub struct Source {
 impl Source {
     /// `name` is how the file is shown in messages (relative to the working directory).
     pub fn new(path: PathBuf, name: String, text: String) -> Self {
-        Self { path, name, text: text.into() }
+        Self {
+            path,
+            name,
+            text: text.into(),
+        }
     }
 
     pub fn read(path: &Path, name: String) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(ErrorKind::Io, format!("cannot read {name}: {e}"))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(ErrorKind::Io, format!("cannot read {name}: {e}")))?;
         Ok(Self::new(path.to_path_buf(), name, text))
     }
 
@@ -97,7 +100,12 @@ impl Source {
     }
 
     /// An error pointing at `span` of this file.
-    pub fn error(&self, kind: ErrorKind, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        kind: ErrorKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::new(kind, message).at(self, span, None::<String>)
     }
 
@@ -105,7 +113,10 @@ impl Source {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
         (line, col)
     }
 }
@@ -113,7 +124,11 @@ impl Source {
 /// A mistake in the configuration (or the files it names). Nothing has been built or pushed
 /// when one is returned.
 #[derive(Debug)]
-pub struct ConfigError {
+pub struct ConfigError(Box<Inner>);
+
+// Boxed: errors travel through every `Result` of the pipeline and should cost a pointer there.
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<NamedSource<Arc<str>>>,
@@ -121,46 +136,70 @@ pub struct ConfigError {
     help: Option<String>,
     related: Vec<ConfigError>,
     location: Option<String>,
+    /// A related place in another file, shown as advice under the main error.
+    is_note: bool,
 }
 
 impl ConfigError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None, labels: Vec::new(), help: None, related: Vec::new(), location: None }
+        Self(Box::new(Inner {
+            kind,
+            message: message.into(),
+            source: None,
+            labels: Vec::new(),
+            help: None,
+            related: Vec::new(),
+            location: None,
+            is_note: false,
+        }))
     }
 
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// `file:line:col` of the first place the error points at.
     pub fn location(&self) -> Option<&str> {
-        self.location.as_deref()
+        self.0.location.as_deref()
     }
 
     /// Points the error at `span` of `source`; a second call with the same file adds a label.
-    pub fn at(mut self, source: &Source, span: Range<usize>, label: Option<impl Into<String>>) -> Self {
+    pub fn at(
+        mut self,
+        source: &Source,
+        span: Range<usize>,
+        label: Option<impl Into<String>>,
+    ) -> Self {
         let src_name = source.name();
-        if self.source.as_ref().is_some_and(|s| s.name() != src_name) {
+        if self.0.source.as_ref().is_some_and(|s| s.name() != src_name) {
             // Another file: show it as a related note so both places are visible.
-            let mut note = ConfigError::new(self.kind, format!("see {src_name}"));
+            let mut note = ConfigError::new(self.0.kind, format!("see {src_name}"));
+            note.0.is_note = true;
             note = note.at(source, span, label);
-            self.related.push(note);
+            self.0.related.push(note);
             return self;
         }
-        if self.source.is_none() {
-            self.location = Some(format!("{src_name}:{}:{}", source.line_col(span.start).0, source.line_col(span.start).1));
-            self.source = Some(NamedSource::new(src_name, source.text.clone()).with_language("toml"));
+        if self.0.source.is_none() {
+            self.0.location = Some(format!(
+                "{src_name}:{}:{}",
+                source.line_col(span.start).0,
+                source.line_col(span.start).1
+            ));
+            self.0.source =
+                Some(NamedSource::new(src_name, source.text.clone()).with_language("toml"));
         }
-        self.labels.push(LabeledSpan::new_with_span(label.map(Into::into), span));
+        self.0
+            .labels
+            .push(LabeledSpan::new_with_span(label.map(Into::into), span));
         self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.0.help = Some(help.into());
         self
     }
 
@@ -174,7 +213,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
@@ -182,30 +221,39 @@ impl std::error::Error for ConfigError {}
 
 impl Diagnostic for ConfigError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.kind.code()))
+        (!self.0.is_note).then(|| Box::new(self.0.kind.code()) as Box<dyn fmt::Display>)
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.is_note.then_some(miette::Severity::Advice)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.0
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        self.0.source.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
+        if self.0.labels.is_empty() {
             None
         } else {
-            Some(Box::new(self.labels.iter().cloned()))
+            Some(Box::new(self.0.labels.iter().cloned()))
         }
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        if self.related.is_empty() {
+        if self.0.related.is_empty() {
             None
         } else {
-            Some(Box::new(self.related.iter().map(|r| r as &dyn Diagnostic)))
+            Some(Box::new(
+                self.0.related.iter().map(|r| r as &dyn Diagnostic),
+            ))
         }
     }
 }
@@ -231,7 +279,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("contxt", ["context", "dockerfile", "tags"]), Some("context"));
+        assert_eq!(
+            did_you_mean("contxt", ["context", "dockerfile", "tags"]),
+            Some("context")
+        );
         assert_eq!(did_you_mean("zzz", ["context", "dockerfile"]), None);
     }
 

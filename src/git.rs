@@ -20,8 +20,14 @@ pub struct GitInfo {
 
 /// Runs git (an argument vector, never a shell) in `dir`; `None` when git fails.
 fn git(dir: &PathBuf, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).current_dir(dir).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 impl GitInfo {
@@ -39,7 +45,8 @@ impl GitInfo {
             short_sha,
             branch: nonempty(git(dir, &["symbolic-ref", "-q", "--short", "HEAD"])),
             tag: nonempty(git(dir, &["describe", "--tags", "--exact-match", "HEAD"])),
-            dirty: git(dir, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()),
+            dirty: git(dir, &["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()),
             timestamp,
         })
     }
@@ -54,7 +61,10 @@ pub struct LazyGit {
 
 impl LazyGit {
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, info: OnceLock::new() }
+        Self {
+            dir,
+            info: OnceLock::new(),
+        }
     }
 
     pub fn info(&self) -> Option<&GitInfo> {
@@ -83,7 +93,9 @@ impl Object for LazyGit {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         match self.info() {
-            Some(_) => Enumerator::Str(&["sha", "short_sha", "branch", "tag", "dirty", "timestamp"]),
+            Some(_) => {
+                Enumerator::Str(&["sha", "short_sha", "branch", "tag", "dirty", "timestamp"])
+            }
             None => Enumerator::Empty,
         }
     }

@@ -22,7 +22,11 @@ pub use error::{ConfigError, ErrorKind};
 pub use plan::{Plan, Selection};
 
 /// Loads the config at `path`, with `vars` overriding its `[vars]`, and plans `selection`.
-pub fn plan_file(path: &Path, vars: &[(String, String)], selection: &Selection) -> Result<Plan, ConfigError> {
+pub fn plan_file(
+    path: &Path,
+    vars: &[(String, String)],
+    selection: &Selection,
+) -> Result<Plan, ConfigError> {
     let config = config::load(path, vars)?;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)

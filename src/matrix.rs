@@ -61,12 +61,27 @@ fn entry_platform(
     entry: &toml::Spanned<BTreeMap<String, MatrixValue>>,
     what: &str,
 ) -> Result<Option<Platform>, ConfigError> {
-    let keys: Vec<&str> = (&def.matrix).keys().map(String::as_str).chain(["platform"]).collect();
+    let keys: Vec<&str> = def
+        .matrix
+        .keys()
+        .map(String::as_str)
+        .chain(["platform"])
+        .collect();
     for k in entry.get_ref().keys() {
         if !keys.contains(&k.as_str()) {
             return Err(source
-                .error(ErrorKind::UnknownKey, entry.span(), format!("{what} entry of image `{}` uses `{k}`, which is not a matrix key", def.key))
-                .with_help(suggest(k, keys.iter().copied()).unwrap_or_else(|| format!("its keys are: {}", keys.join(", ")))));
+                .error(
+                    ErrorKind::UnknownKey,
+                    entry.span(),
+                    format!(
+                        "{what} entry of image `{}` uses `{k}`, which is not a matrix key",
+                        def.key
+                    ),
+                )
+                .with_help(
+                    suggest(k, keys.iter().copied())
+                        .unwrap_or_else(|| format!("its keys are: {}", keys.join(", "))),
+                ));
         }
     }
     match entry.get_ref().get("platform") {
@@ -75,7 +90,11 @@ fn entry_platform(
             let spanned = toml::Spanned::new(entry.span(), s.clone());
             parse_platform(source, &spanned).map(Some)
         }
-        Some(other) => Err(matrix_error(source, entry.span(), format!("`platform` in {what} must be a string, not {other}"))),
+        Some(other) => Err(matrix_error(
+            source,
+            entry.span(),
+            format!("`platform` in {what} must be a string, not {other}"),
+        )),
     }
 }
 
@@ -84,7 +103,14 @@ fn entry_platform(
 pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
     let matrix = &def.matrix;
     if matrix.contains_key("platform") {
-        return Err(matrix_error(source, def.matrix_span.clone(), format!("image `{}`: `platform` is reserved; list platforms in `platforms`", def.key)));
+        return Err(matrix_error(
+            source,
+            def.matrix_span.clone(),
+            format!(
+                "image `{}`: `platform` is reserved; list platforms in `platforms`",
+                def.key
+            ),
+        ));
     }
     let excludes = def
         .exclude
@@ -110,13 +136,22 @@ pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>,
     let excluded = |values: &BTreeMap<String, MatrixValue>, platform: &Platform| {
         excludes.iter().any(|(entry, p)| {
             p.as_ref().is_none_or(|p| p == platform)
-                && entry.get_ref().iter().filter(|(k, _)| *k != "platform").all(|(k, pattern)| values[k].matches(pattern))
+                && entry
+                    .get_ref()
+                    .iter()
+                    .filter(|(k, _)| *k != "platform")
+                    .all(|(k, pattern)| values[k].matches(pattern))
         })
     };
     let mut out: Vec<Combination> = product
         .into_iter()
         .map(|values| {
-            let platforms = def.platforms.iter().filter(|p| !excluded(&values, p)).cloned().collect();
+            let platforms = def
+                .platforms
+                .iter()
+                .filter(|p| !excluded(&values, p))
+                .cloned()
+                .collect();
             Combination { values, platforms }
         })
         .collect();
@@ -126,20 +161,39 @@ pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>,
         let mut values = entry.get_ref().clone();
         values.remove("platform");
         if let Some(missing) = matrix.keys().find(|k| !values.contains_key(*k)) {
-            return Err(matrix_error(source, entry.span(), format!("include entry of image `{}` does not set matrix key `{missing}`", def.key))
-                .with_help("an include entry gives a value for every matrix key (and optionally `platform`)"));
+            return Err(matrix_error(
+                source,
+                entry.span(),
+                format!(
+                    "include entry of image `{}` does not set matrix key `{missing}`",
+                    def.key
+                ),
+            )
+            .with_help(
+                "an include entry gives a value for every matrix key (and optionally `platform`)",
+            ));
         }
         let platforms = platform.map_or_else(|| def.platforms.clone(), |p| vec![p]);
         let at = match out.iter().position(|c| c.values == values) {
             Some(i) => i,
             None => {
-                out.push(Combination { values, platforms: Vec::new() });
+                out.push(Combination {
+                    values,
+                    platforms: Vec::new(),
+                });
                 out.len() - 1
             }
         };
         for p in platforms {
             if out[at].platforms.contains(&p) {
-                return Err(matrix_error(source, entry.span(), format!("include entry of image `{}` adds `{p}`, which the matrix already builds", def.key)));
+                return Err(matrix_error(
+                    source,
+                    entry.span(),
+                    format!(
+                        "include entry of image `{}` adds `{p}`, which the matrix already builds",
+                        def.key
+                    ),
+                ));
             }
             out[at].platforms.push(p);
         }
@@ -163,11 +217,13 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         .as_ref()
         .map(|r| templates.render(r, &plain, "(defaults)", Field::Registry))
         .transpose()?;
-    let with_registry = context! { vars => vars.clone(), git => git.clone(), registry => registry.clone() };
+    let with_registry =
+        context! { vars => vars.clone(), git => git.clone(), registry => registry.clone() };
     // `images.NAME.repository` for each image whose repository does not depend on its matrix.
     let mut images = BTreeMap::new();
     for def in &config.images {
-        let ctx = context! { image => context! { name => def.key.clone() }, ..with_registry.clone() };
+        let ctx =
+            context! { image => context! { name => def.key.clone() }, ..with_registry.clone() };
         let repository = match (&def.repository, &registry) {
             (Some(t), _) => templates.render(t, &ctx, &def.key, Field::Repository).ok(),
             (None, Some(r)) => Some(format!("{r}/{}", def.key)),
@@ -189,7 +245,14 @@ pub fn expand(config: &Config) -> Result<Vec<Instance>, ConfigError> {
     let mut instances = Vec::new();
     for (index, def) in config.images.iter().enumerate() {
         for combination in combinations(&config.source, def)? {
-            instances.push(instantiate(config, &templates, &globals, index, def, combination)?);
+            instances.push(instantiate(
+                config,
+                &templates,
+                &globals,
+                index,
+                def,
+                combination,
+            )?);
         }
     }
     check_unique(&config.source, &instances)?;
@@ -211,12 +274,20 @@ fn instantiate(
 
     let (name, name_span) = match &def.name {
         Some(t) => (templates.render(t, &ctx, key, Field::Name)?, t.span()),
-        None => (default_name(source, def, &combination.values)?, def.key_span.clone()),
+        None => (
+            default_name(source, def, &combination.values)?,
+            def.key_span.clone(),
+        ),
     };
     check_name(source, &name, name_span.clone(), key)?;
 
     let repository_text = match (&def.repository, &globals.registry) {
-        (Some(t), _) => templates.render(t, &context! { image => context! { name => name.clone() }, ..ctx.clone() }, key, Field::Repository)?,
+        (Some(t), _) => templates.render(
+            t,
+            &context! { image => context! { name => name.clone() }, ..ctx.clone() },
+            key,
+            Field::Repository,
+        )?,
         (None, Some(r)) => format!("{r}/{key}"),
         (None, None) => {
             return Err(source
@@ -224,9 +295,21 @@ fn instantiate(
                 .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
         }
     };
-    let repo_span = def.repository.as_ref().map_or_else(|| config.registry.as_ref().map_or(def.key_span.clone(), |r| r.span()), |r| r.span());
+    let repo_span = def.repository.as_ref().map_or_else(
+        || {
+            config
+                .registry
+                .as_ref()
+                .map_or(def.key_span.clone(), |r| r.span())
+        },
+        |r| r.span(),
+    );
     let repository: Repository = repository_text.parse().map_err(|e| {
-        source.error(ErrorKind::Reference, repo_span, format!("image `{key}`: {e}"))
+        source.error(
+            ErrorKind::Reference,
+            repo_span,
+            format!("image `{key}`: {e}"),
+        )
     })?;
 
     let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
@@ -236,12 +319,21 @@ fn instantiate(
     for t in &def.tags {
         let rendered = templates.render(t, &ctx, &name, Field::Tag)?;
         let tag: Tag = rendered.parse().map_err(|e| {
-            source.error(ErrorKind::Reference, t.span(), format!("tag of image `{name}` renders to an invalid tag: {e}"))
+            source.error(
+                ErrorKind::Reference,
+                t.span(),
+                format!("tag of image `{name}` renders to an invalid tag: {e}"),
+            )
         })?;
-        tags.push(ImageRef { repository: repository.clone(), tag });
+        tags.push(ImageRef {
+            repository: repository.clone(),
+            tag,
+        });
     }
 
-    let render_map = |map: &BTreeMap<String, toml::Spanned<String>>, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
+    let render_map = |map: &BTreeMap<String, toml::Spanned<String>>,
+                      ctx: &Value,
+                      field: &dyn Fn(&str) -> Field<'_>| {
         map.iter()
             .map(|(k, v)| Ok((k.clone(), templates.render(v, ctx, &name, field(k))?)))
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
@@ -257,8 +349,15 @@ fn instantiate(
         if let Some(o) = over {
             args.extend(render_map(&o.args, &pctx, &|k| Field::Arg(k))?);
         }
-        let target = over.and_then(|o| o.target.as_ref()).or(def.target.as_ref()).map(|t| t.get_ref().clone());
-        builds.push(BuildSpec { platform, args, target });
+        let target = over
+            .and_then(|o| o.target.as_ref())
+            .or(def.target.as_ref())
+            .map(|t| t.get_ref().clone());
+        builds.push(BuildSpec {
+            platform,
+            args,
+            target,
+        });
     }
 
     Ok(Instance {
@@ -277,7 +376,11 @@ fn instantiate(
 }
 
 /// `<key>-<value>-...` with each value's short name, in matrix key order.
-fn default_name(source: &Source, def: &ImageDef, values: &BTreeMap<String, MatrixValue>) -> Result<String, ConfigError> {
+fn default_name(
+    source: &Source,
+    def: &ImageDef,
+    values: &BTreeMap<String, MatrixValue>,
+) -> Result<String, ConfigError> {
     let mut name = def.key.clone();
     for (k, v) in values {
         let Some(short) = v.short_name() else {
@@ -291,7 +394,12 @@ fn default_name(source: &Source, def: &ImageDef, values: &BTreeMap<String, Matri
 }
 
 /// Instance names become path components of local image names and file names.
-fn check_name(source: &Source, name: &str, span: Range<usize>, key: &str) -> Result<(), ConfigError> {
+fn check_name(
+    source: &Source,
+    name: &str,
+    span: Range<usize>,
+    key: &str,
+) -> Result<(), ConfigError> {
     let valid = !name.contains('/') && format!("localhost/{name}").parse::<Repository>().is_ok();
     if valid {
         return Ok(());
@@ -306,10 +414,21 @@ fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigErr
     let mut refs: HashMap<String, &Instance> = HashMap::new();
     for inst in instances {
         if let Some(first) = names.insert(&inst.name, inst) {
-            return Err(ConfigError::new(ErrorKind::Duplicate, format!("two image instances are named `{}`", inst.name))
-                .at(source, first.name_span.clone(), Some(format!("`{}` from image `{}`", first.name, first.key)))
-                .at(source, inst.name_span.clone(), Some(format!("`{}` again, from image `{}`", inst.name, inst.key)))
-                .with_help("give matrix images a `name` template that uses every matrix key"));
+            return Err(ConfigError::new(
+                ErrorKind::Duplicate,
+                format!("two image instances are named `{}`", inst.name),
+            )
+            .at(
+                source,
+                first.name_span.clone(),
+                Some(format!("`{}` from image `{}`", first.name, first.key)),
+            )
+            .at(
+                source,
+                inst.name_span.clone(),
+                Some(format!("`{}` again, from image `{}`", inst.name, inst.key)),
+            )
+            .with_help("give matrix images a `name` template that uses every matrix key"));
         }
         for r in &inst.tags {
             if let Some(first) = refs.insert(r.qualified(), inst) {
@@ -325,7 +444,13 @@ fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigErr
 
 /// The platforms of an instance, for messages.
 pub fn platforms_of(inst: &Instance) -> String {
-    join_platforms(&inst.builds.iter().map(|b| b.platform.clone()).collect::<Vec<_>>())
+    join_platforms(
+        &inst
+            .builds
+            .iter()
+            .map(|b| b.platform.clone())
+            .collect::<Vec<_>>(),
+    )
 }
 
 #[cfg(test)]
@@ -350,7 +475,9 @@ mod tests {
 
     #[test]
     fn product_counts() {
-        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"], os = [\"alpine\", \"debian\", \"ubi\"] }}\n"));
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"], os = [\"alpine\", \"debian\", \"ubi\"] }}\n"
+        ));
         let c = combinations(&src, &d).unwrap();
         assert_eq!(c.len(), 6);
         assert_eq!(count(&c), 18);
@@ -378,7 +505,13 @@ mod tests {
         // 2 × 3 − 2 excluded + 3 (1.24 on all) + 1 (s390x)
         assert_eq!(count(&c), 6 - 2 + 3 + 1);
         assert_eq!(c.len(), 3);
-        assert_eq!(c[0].platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64", "linux/s390x"]);
+        assert_eq!(
+            c[0].platforms
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64", "linux/s390x"]
+        );
     }
 
     #[test]
@@ -394,12 +527,26 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"] }}\nexclude = [{{ og = \"1\" }}]\n"));
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ go = [\"1\"] }}\nexclude = [{{ og = \"1\" }}]\n"
+        ));
         let e = combinations(&src, &d).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnknownKey);
-        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"] }}\ninclude = [{{ go = \"1\" }}]\n"));
-        assert_eq!(combinations(&src, &d).unwrap_err().kind(), ErrorKind::Matrix);
-        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [\"1\"], x = [\"a\"] }}\ninclude = [{{ go = \"2\" }}]\n"));
-        assert!(combinations(&src, &d).unwrap_err().message().contains("does not set matrix key `x`"));
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ go = [\"1\"] }}\ninclude = [{{ go = \"1\" }}]\n"
+        ));
+        assert_eq!(
+            combinations(&src, &d).unwrap_err().kind(),
+            ErrorKind::Matrix
+        );
+        let (src, d) = def(&format!(
+            "{HEAD}matrix = {{ go = [\"1\"], x = [\"a\"] }}\ninclude = [{{ go = \"2\" }}]\n"
+        ));
+        assert!(
+            combinations(&src, &d)
+                .unwrap_err()
+                .message()
+                .contains("does not set matrix key `x`")
+        );
     }
 }

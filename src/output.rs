@@ -30,8 +30,18 @@ pub fn text(plan: &Plan, workdir_display: &str) -> String {
     }
     for m in &plan.manifests {
         let platforms: Vec<String> = m.platforms.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "\nmanifest {} [{}] (after {})", m.image, platforms.join(", "), m.depends_on.join(", "));
-        let verb = if m.push { "push" } else { "local only (push = false)" };
+        let _ = writeln!(
+            out,
+            "\nmanifest {} [{}] (after {})",
+            m.image,
+            platforms.join(", "),
+            m.depends_on.join(", ")
+        );
+        let verb = if m.push {
+            "push"
+        } else {
+            "local only (push = false)"
+        };
         for t in &m.tags {
             let _ = writeln!(out, "  {verb} {t}");
         }
@@ -47,13 +57,24 @@ pub fn json(plan: &Plan) -> String {
 
 fn dot_quote(s: &str) -> String {
     // Newlines become DOT's `\n` escape, which centres each line of a label.
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    )
 }
 
 pub fn dot(plan: &Plan) -> String {
-    let mut out = String::from("digraph mab {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    let mut out =
+        String::from("digraph mab {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
     for b in &plan.builds {
-        let _ = writeln!(out, "  {} [label={}];", dot_quote(&b.id), dot_quote(&format!("{}\n{}", b.image, b.platform)));
+        let _ = writeln!(
+            out,
+            "  {} [label={}];",
+            dot_quote(&b.id),
+            dot_quote(&format!("{}\n{}", b.image, b.platform))
+        );
         for d in &b.depends_on {
             let _ = writeln!(out, "  {} -> {};", dot_quote(d), dot_quote(&b.id));
         }
@@ -62,7 +83,12 @@ pub fn dot(plan: &Plan) -> String {
         let node = format!("manifest:{}", m.image);
         let tags: Vec<String> = m.tags.iter().map(ToString::to_string).collect();
         let label = format!("{}\n{}", m.image, tags.join("\n"));
-        let _ = writeln!(out, "  {} [shape=ellipse, label={}];", dot_quote(&node), dot_quote(&label));
+        let _ = writeln!(
+            out,
+            "  {} [shape=ellipse, label={}];",
+            dot_quote(&node),
+            dot_quote(&label)
+        );
         for d in &m.depends_on {
             let _ = writeln!(out, "  {} -> {};", dot_quote(d), dot_quote(&node));
         }

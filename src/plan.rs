@@ -115,7 +115,11 @@ struct Graph<'a> {
 }
 
 /// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.
-pub fn plan(config: &Config, instances: &[Instance], selection: &Selection) -> Result<Plan, ConfigError> {
+pub fn plan(
+    config: &Config,
+    instances: &[Instance],
+    selection: &Selection,
+) -> Result<Plan, ConfigError> {
     let graph = Graph::new(config, instances)?;
     let selected = graph.select(selection)?;
     graph.check_cycles()?;
@@ -133,7 +137,12 @@ impl<'a> Graph<'a> {
         let dockerfiles = config
             .images
             .iter()
-            .map(|def| Source::read(&config.dir.join(&def.dockerfile), def.dockerfile.display().to_string()))
+            .map(|def| {
+                Source::read(
+                    &config.dir.join(&def.dockerfile),
+                    def.dockerfile.display().to_string(),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut edges = Vec::with_capacity(instances.len());
@@ -142,14 +151,27 @@ impl<'a> Graph<'a> {
             let explicit = def
                 .depends_on
                 .iter()
-                .map(|d| Ok((resolve_dependency(config, instances, d.get_ref(), d.span(), inst)?, d.span())))
+                .map(|d| {
+                    Ok((
+                        resolve_dependency(config, instances, d.get_ref(), d.span(), inst)?,
+                        d.span(),
+                    ))
+                })
                 .collect::<Result<Vec<_>, ConfigError>>()?;
             let dockerfile = &dockerfiles[inst.image];
             let mut per_platform = Vec::with_capacity(inst.builds.len());
             for spec in &inst.builds {
                 let mut deps: BTreeMap<usize, (BTreeSet<Redirect>, Origin)> = BTreeMap::new();
-                for base in dockerfile::base_images(dockerfile.text(), &spec.args, &platform_args(&spec.platform)) {
-                    let Some(&j) = ImageRef::qualify_written(&base.resolved).and_then(|q| by_ref.get(&q)) else { continue };
+                for base in dockerfile::base_images(
+                    dockerfile.text(),
+                    &spec.args,
+                    &platform_args(&spec.platform),
+                ) {
+                    let Some(&j) =
+                        ImageRef::qualify_written(&base.resolved).and_then(|q| by_ref.get(&q))
+                    else {
+                        continue;
+                    };
                     if j == i {
                         // An image built FROM its own earlier release reads it from the registry.
                         continue;
@@ -158,22 +180,40 @@ impl<'a> Graph<'a> {
                         Some(arg) => Redirect::Arg(arg.clone()),
                         None => Redirect::Context(base.resolved.clone()),
                     };
-                    deps.entry(j).or_insert_with(|| (BTreeSet::new(), Origin::Dockerfile(base.clone()))).0.insert(redirect);
+                    deps.entry(j)
+                        .or_insert_with(|| (BTreeSet::new(), Origin::Dockerfile(base.clone())))
+                        .0
+                        .insert(redirect);
                 }
                 for (targets, span) in &explicit {
                     for &j in targets {
                         // A dependency named only in depends_on: redirect every tag it is pushed
                         // to, so whichever the Dockerfile reads resolves to the local build.
                         deps.entry(j).or_insert_with(|| {
-                            let all = instances[j].tags.iter().map(|t| Redirect::Context(t.to_string())).collect();
+                            let all = instances[j]
+                                .tags
+                                .iter()
+                                .map(|t| Redirect::Context(t.to_string()))
+                                .collect();
                             (all, Origin::DependsOn(span.clone()))
                         });
                     }
                 }
                 let mut list = Vec::with_capacity(deps.len());
                 for (j, (redirects, origin)) in deps {
-                    if !instances[j].builds.iter().any(|b| b.platform == spec.platform) {
-                        return Err(platform_mismatch(config, dockerfile, inst, &instances[j], &spec.platform, &origin));
+                    if !instances[j]
+                        .builds
+                        .iter()
+                        .any(|b| b.platform == spec.platform)
+                    {
+                        return Err(platform_mismatch(
+                            config,
+                            dockerfile,
+                            inst,
+                            &instances[j],
+                            &spec.platform,
+                            &origin,
+                        ));
                     }
                     list.push(Edge { dep: j, redirects });
                 }
@@ -181,7 +221,11 @@ impl<'a> Graph<'a> {
             }
             edges.push(per_platform);
         }
-        Ok(Self { config, instances, edges })
+        Ok(Self {
+            config,
+            instances,
+            edges,
+        })
     }
 
     /// The instances selected by the patterns, plus everything they depend on.
@@ -190,7 +234,10 @@ impl<'a> Graph<'a> {
         let mut selected = vec![selection.patterns.is_empty(); n];
         for pattern in &selection.patterns {
             let glob = glob::Pattern::new(pattern).map_err(|e| {
-                ConfigError::new(ErrorKind::Selection, format!("`{pattern}` is not a valid image pattern: {e}"))
+                ConfigError::new(
+                    ErrorKind::Selection,
+                    format!("`{pattern}` is not a valid image pattern: {e}"),
+                )
             })?;
             let mut any = false;
             for (i, inst) in self.instances.iter().enumerate() {
@@ -200,9 +247,18 @@ impl<'a> Graph<'a> {
                 }
             }
             if !any {
-                let names = self.instances.iter().flat_map(|i| [i.key.as_str(), i.name.as_str()]);
-                return Err(ConfigError::new(ErrorKind::Selection, format!("no image matches `{pattern}`"))
-                    .with_help_opt(suggest(pattern, names).or_else(|| Some(format!("images: {}", self.names().join(", "))))));
+                let names = self
+                    .instances
+                    .iter()
+                    .flat_map(|i| [i.key.as_str(), i.name.as_str()]);
+                return Err(ConfigError::new(
+                    ErrorKind::Selection,
+                    format!("no image matches `{pattern}`"),
+                )
+                .with_help_opt(
+                    suggest(pattern, names)
+                        .or_else(|| Some(format!("images: {}", self.names().join(", ")))),
+                ));
             }
         }
         let mut stack: Vec<usize> = (0..n).filter(|&i| selected[i]).collect();
@@ -215,9 +271,13 @@ impl<'a> Graph<'a> {
             }
         }
         for p in &selection.platforms {
-            let built = (0..n).any(|i| selected[i] && self.instances[i].builds.iter().any(|b| b.platform == *p));
+            let built = (0..n)
+                .any(|i| selected[i] && self.instances[i].builds.iter().any(|b| b.platform == *p));
             if !built {
-                return Err(ConfigError::new(ErrorKind::Selection, format!("no selected image is built for `{p}`")));
+                return Err(ConfigError::new(
+                    ErrorKind::Selection,
+                    format!("no selected image is built for `{p}`"),
+                ));
             }
         }
         Ok(selected)
@@ -235,16 +295,24 @@ impl<'a> Graph<'a> {
             Open,
             Done,
         }
-        let nodes: Vec<(usize, usize)> =
-            self.edges.iter().enumerate().flat_map(|(i, per)| (0..per.len()).map(move |b| (i, b))).collect();
-        let index: HashMap<(usize, usize), usize> = nodes.iter().enumerate().map(|(k, &n)| (n, k)).collect();
+        let nodes: Vec<(usize, usize)> = self
+            .edges
+            .iter()
+            .enumerate()
+            .flat_map(|(i, per)| (0..per.len()).map(move |b| (i, b)))
+            .collect();
+        let index: HashMap<(usize, usize), usize> =
+            nodes.iter().enumerate().map(|(k, &n)| (n, k)).collect();
         let successors = |k: usize| -> Vec<usize> {
             let (i, b) = nodes[k];
             let platform = &self.instances[i].builds[b].platform;
             self.edges[i][b]
                 .iter()
                 .filter_map(|e| {
-                    let db = self.instances[e.dep].builds.iter().position(|s| s.platform == *platform)?;
+                    let db = self.instances[e.dep]
+                        .builds
+                        .iter()
+                        .position(|s| s.platform == *platform)?;
                     index.get(&(e.dep, db)).copied()
                 })
                 .collect()
@@ -267,9 +335,16 @@ impl<'a> Graph<'a> {
                             stack.push((s, succ_s, 0));
                         }
                         Mark::Open => {
-                            let start = stack.iter().position(|(n, _, _)| *n == s).expect("open nodes are on the stack");
-                            let path: Vec<usize> = stack[start..].iter().map(|(n, _, _)| nodes[*n].0).collect();
-                            return Err(self.cycle_error(&path, &self.instances[nodes[s].0].builds[nodes[s].1].platform));
+                            let start = stack
+                                .iter()
+                                .position(|(n, _, _)| *n == s)
+                                .expect("open nodes are on the stack");
+                            let path: Vec<usize> =
+                                stack[start..].iter().map(|(n, _, _)| nodes[*n].0).collect();
+                            return Err(self.cycle_error(
+                                &path,
+                                &self.instances[nodes[s].0].builds[nodes[s].1].platform,
+                            ));
                         }
                         Mark::Done => {}
                     }
@@ -285,13 +360,24 @@ impl<'a> Graph<'a> {
     /// `path` lists instances where each depends on the next and the last on the first.
     fn cycle_error(&self, path: &[usize], platform: &Platform) -> ConfigError {
         // Print in build order: the dependency first, as `base -> api -> base`.
-        let mut names: Vec<&str> = path.iter().rev().map(|&i| self.instances[i].name.as_str()).collect();
+        let mut names: Vec<&str> = path
+            .iter()
+            .rev()
+            .map(|&i| self.instances[i].name.as_str())
+            .collect();
         names.push(names[0]);
-        let mut err = ConfigError::new(ErrorKind::Cycle, format!("dependency cycle: {} (on {platform})", names.join(" -> ")));
+        let mut err = ConfigError::new(
+            ErrorKind::Cycle,
+            format!("dependency cycle: {} (on {platform})", names.join(" -> ")),
+        );
         for (k, &i) in path.iter().enumerate() {
             let next = &self.instances[path[(k + 1) % path.len()]];
             let inst = &self.instances[i];
-            err = err.at(&self.config.source, inst.name_span.clone(), Some(format!("`{}` depends on `{}`", inst.name, next.name)));
+            err = err.at(
+                &self.config.source,
+                inst.name_span.clone(),
+                Some(format!("`{}` depends on `{}`", inst.name, next.name)),
+            );
         }
         err.with_help("remove one of these dependencies (from `depends_on`, or the `FROM` line that names the other image)")
     }
@@ -303,7 +389,13 @@ impl<'a> Graph<'a> {
         let mut nodes: Vec<(usize, usize)> = Vec::new();
         for (i, inst) in self.instances.iter().enumerate() {
             if selected[i] {
-                nodes.extend(inst.builds.iter().enumerate().filter(|(_, b)| keep(&b.platform)).map(|(b, _)| (i, b)));
+                nodes.extend(
+                    inst.builds
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| keep(&b.platform))
+                        .map(|(b, _)| (i, b)),
+                );
             }
         }
         let present: BTreeSet<(usize, usize)> = nodes.iter().copied().collect();
@@ -311,7 +403,15 @@ impl<'a> Graph<'a> {
             let platform = &self.instances[i].builds[b].platform;
             self.edges[i][b]
                 .iter()
-                .filter_map(|e| Some((e.dep, self.instances[e.dep].builds.iter().position(|s| s.platform == *platform)?)))
+                .filter_map(|e| {
+                    Some((
+                        e.dep,
+                        self.instances[e.dep]
+                            .builds
+                            .iter()
+                            .position(|s| s.platform == *platform)?,
+                    ))
+                })
                 .filter(|n| present.contains(n))
                 .collect()
         };
@@ -324,7 +424,11 @@ impl<'a> Graph<'a> {
                 dependents.entry(d).or_default().push(n);
             }
         }
-        let mut ready: BTreeSet<(usize, usize)> = waiting.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+        let mut ready: BTreeSet<(usize, usize)> = waiting
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(n, _)| *n)
+            .collect();
         let mut order = Vec::with_capacity(nodes.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -336,7 +440,11 @@ impl<'a> Graph<'a> {
                 }
             }
         }
-        debug_assert_eq!(order.len(), nodes.len(), "cycles are rejected before ordering");
+        debug_assert_eq!(
+            order.len(),
+            nodes.len(),
+            "cycles are rejected before ordering"
+        );
 
         let builds: Vec<Build> = order.iter().map(|&(i, b)| self.build(i, b)).collect();
         let manifests = self
@@ -345,7 +453,12 @@ impl<'a> Graph<'a> {
             .enumerate()
             .filter(|(i, _)| selected[*i])
             .filter_map(|(_, inst)| {
-                let platforms: Vec<Platform> = inst.builds.iter().map(|b| b.platform.clone()).filter(|p| keep(p)).collect();
+                let platforms: Vec<Platform> = inst
+                    .builds
+                    .iter()
+                    .map(|b| b.platform.clone())
+                    .filter(|p| keep(p))
+                    .collect();
                 (!platforms.is_empty()).then(|| Manifest {
                     image: inst.name.clone(),
                     repository: inst.repository.clone(),
@@ -379,7 +492,9 @@ impl<'a> Graph<'a> {
             depends_on.push(build_id(&dep.name, p));
             for r in &edge.redirects {
                 match r {
-                    Redirect::Context(reference) => contexts.insert(reference.clone(), local.clone()),
+                    Redirect::Context(reference) => {
+                        contexts.insert(reference.clone(), local.clone())
+                    }
                     Redirect::Arg(name) => args.insert(name.clone(), local.clone()),
                 };
             }
@@ -403,11 +518,20 @@ impl<'a> Graph<'a> {
         flag("--build-arg", &args);
         flag("--label", &inst.labels);
         flag("--annotation", &inst.annotations);
-        let contexts: BTreeMap<String, String> =
-            contexts.into_iter().map(|(k, v)| (k, format!("container-image://{v}"))).collect();
+        let contexts: BTreeMap<String, String> = contexts
+            .into_iter()
+            .map(|(k, v)| (k, format!("container-image://{v}")))
+            .collect();
         flag("--build-context", &contexts);
         argv.push(def.context.display().to_string());
-        Build { id: build_id(&inst.name, p), image: inst.name.clone(), platform: p.clone(), depends_on, local_image: local, argv }
+        Build {
+            id: build_id(&inst.name, p),
+            image: inst.name.clone(),
+            platform: p.clone(),
+            depends_on,
+            local_image: local,
+            argv,
+        }
     }
 }
 
@@ -428,23 +552,48 @@ fn resolve_dependency(
     if let Some(i) = instances.iter().position(|i| i.name == wanted) {
         return Ok(vec![i]);
     }
-    let of_key: Vec<usize> = (0..instances.len()).filter(|&i| instances[i].key == wanted && instances[i].key != from.key).collect();
+    let of_key: Vec<usize> = (0..instances.len())
+        .filter(|&i| instances[i].key == wanted && instances[i].key != from.key)
+        .collect();
     if !of_key.is_empty() {
         return Ok(of_key);
     }
     if config.images.iter().any(|d| d.key == wanted) {
         // An image that yields no instance (empty matrix) or the image itself.
         if wanted == from.key {
-            return Err(config.source.error(ErrorKind::Cycle, span, format!("dependency cycle: {wanted} -> {wanted}")));
+            return Err(config.source.error(
+                ErrorKind::Cycle,
+                span,
+                format!("dependency cycle: {wanted} -> {wanted}"),
+            ));
         }
         return Ok(Vec::new());
     }
-    let known = config.images.iter().map(|d| d.key.as_str()).chain(instances.iter().map(|i| i.name.as_str()));
+    let known = config
+        .images
+        .iter()
+        .map(|d| d.key.as_str())
+        .chain(instances.iter().map(|i| i.name.as_str()));
     Err(config
         .source
-        .error(ErrorKind::UnknownDependency, span, format!("image `{}` depends on `{wanted}`, which is not an image of this config", from.name))
+        .error(
+            ErrorKind::UnknownDependency,
+            span,
+            format!(
+                "image `{}` depends on `{wanted}`, which is not an image of this config",
+                from.name
+            ),
+        )
         .with_help(suggest(wanted, known).unwrap_or_else(|| {
-            format!("images: {}", config.images.iter().map(|d| d.key.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "images: {}",
+                config
+                    .images
+                    .iter()
+                    .map(|d| d.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         })))
 }
 
@@ -465,16 +614,38 @@ fn platform_mismatch(
     let def = &config.images[inst.image];
     let err = match origin {
         Origin::Dockerfile(base) => ConfigError::new(ErrorKind::PlatformMismatch, message)
-            .at(dockerfile, base.span.clone(), Some(format!("reads `{}`", base.resolved)))
-            .at(&config.source, def.platforms_span.clone(), Some(format!("`{}` builds these platforms", inst.key))),
+            .at(
+                dockerfile,
+                base.span.clone(),
+                Some(format!("reads `{}`", base.resolved)),
+            )
+            .at(
+                &config.source,
+                def.platforms_span.clone(),
+                Some(format!("`{}` builds these platforms", inst.key)),
+            ),
         Origin::DependsOn(span) => ConfigError::new(ErrorKind::PlatformMismatch, message)
-            .at(&config.source, span.clone(), Some("dependency declared here"))
-            .at(&config.source, def.platforms_span.clone(), Some(format!("`{}` builds these platforms", inst.key))),
+            .at(
+                &config.source,
+                span.clone(),
+                Some("dependency declared here"),
+            )
+            .at(
+                &config.source,
+                def.platforms_span.clone(),
+                Some(format!("`{}` builds these platforms", inst.key)),
+            ),
     };
     err.with_help(format!(
         "add {platform} to the platforms of `{}`, or drop it from `{}` (it builds {})",
         dep.key,
         inst.key,
-        join_platforms(&inst.builds.iter().map(|b| b.platform.clone()).collect::<Vec<_>>())
+        join_platforms(
+            &inst
+                .builds
+                .iter()
+                .map(|b| b.platform.clone())
+                .collect::<Vec<_>>()
+        )
     ))
 }

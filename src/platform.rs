@@ -108,11 +108,19 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     match arch.as_str() {
         "i386" => ("386".into(), String::new()),
         "x86_64" | "x86-64" | "amd64" => {
-            let variant = if variant == "v1" { String::new() } else { variant };
+            let variant = if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            };
             ("amd64".into(), variant)
         }
         "aarch64" | "arm64" => {
-            let variant = if variant == "8" || variant == "v8" { String::new() } else { variant };
+            let variant = if variant == "8" || variant == "v8" {
+                String::new()
+            } else {
+                variant
+            };
             ("arm64".into(), variant)
         }
         "armhf" => ("arm".into(), "v7".into()),
@@ -144,7 +152,11 @@ impl Platform {
     }
 
     fn from_parts(os: String, arch: String, variant: String) -> Self {
-        Self { os, arch, variant: (!variant.is_empty()).then_some(variant) }
+        Self {
+            os,
+            arch,
+            variant: (!variant.is_empty()).then_some(variant),
+        }
     }
 
     pub fn os(&self) -> &str {
@@ -177,7 +189,9 @@ impl FromStr for Platform {
             return Err(PlatformError::TooManyComponents);
         }
         if let Some(bad) = parts.iter().find(|p| !valid_component(p)) {
-            return Err(PlatformError::InvalidComponent { component: (*bad).to_string() });
+            return Err(PlatformError::InvalidComponent {
+                component: (*bad).to_string(),
+            });
         }
         let (os, arch, variant) = match parts[..] {
             [single] => {
@@ -237,7 +251,8 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Platform {
-        s.parse().unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
+        s.parse()
+            .unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
     }
 
     /// containerd's TestParseSelector cases, with their expected values mapped through
@@ -267,10 +282,18 @@ mod tests {
             // Canonical output parses back to itself.
             assert_eq!(parse(want), parse(input), "round trip of {input:?}");
         }
-        for (input, os) in [("linux", "linux"), ("macOS", "darwin"), ("windows", "windows")] {
+        for (input, os) in [
+            ("linux", "linux"),
+            ("macOS", "darwin"),
+            ("windows", "windows"),
+        ] {
             let p = parse(input);
             assert_eq!(p.os(), os, "input {input:?}");
-            assert_eq!(p.arch(), host.arch(), "lone OS {input:?} takes the host arch");
+            assert_eq!(
+                p.arch(),
+                host.arch(),
+                "lone OS {input:?} takes the host arch"
+            );
         }
     }
 
@@ -278,14 +301,21 @@ mod tests {
     #[test]
     fn containerd_match_cases() {
         let equal: &[(&str, &[&str])] = &[
-            ("linux/arm64", &["linux/aarch64", "linux/aarch64/v8", "linux/arm64/v8"]),
+            (
+                "linux/arm64",
+                &["linux/aarch64", "linux/aarch64/v8", "linux/arm64/v8"],
+            ),
             ("linux/arm", &["linux/arm/v7", "linux/armhf", "linux/arm/7"]),
             ("linux/arm/v6", &["linux/armel", "linux/arm/6"]),
             ("linux/amd64", &["linux/x86-64", "linux/amd64/v1", "amd64"]),
         ];
         for (canonical, spellings) in equal {
             for s in *spellings {
-                assert_eq!(parse(s), parse(canonical), "{s:?} should equal {canonical:?}");
+                assert_eq!(
+                    parse(s),
+                    parse(canonical),
+                    "{s:?} should equal {canonical:?}"
+                );
             }
         }
         assert_ne!(parse("linux/arm/v6"), parse("linux/arm/v7"));
@@ -298,19 +328,53 @@ mod tests {
     fn invalid_platforms() {
         let cases: &[(&str, PlatformError)] = &[
             ("", PlatformError::Empty),
-            ("/linux/arm", PlatformError::InvalidComponent { component: "".into() }),
-            ("linux/arm/", PlatformError::InvalidComponent { component: "".into() }),
-            ("linux /arm", PlatformError::InvalidComponent { component: "linux ".into() }),
-            ("linux/&arm", PlatformError::InvalidComponent { component: "&arm".into() }),
+            (
+                "/linux/arm",
+                PlatformError::InvalidComponent {
+                    component: "".into(),
+                },
+            ),
+            (
+                "linux/arm/",
+                PlatformError::InvalidComponent {
+                    component: "".into(),
+                },
+            ),
+            (
+                "linux /arm",
+                PlatformError::InvalidComponent {
+                    component: "linux ".into(),
+                },
+            ),
+            (
+                "linux/&arm",
+                PlatformError::InvalidComponent {
+                    component: "&arm".into(),
+                },
+            ),
             ("linux/arm/foo/bar", PlatformError::TooManyComponents),
-            ("*", PlatformError::InvalidComponent { component: "*".into() }),
-            ("windows(10.0.17763)", PlatformError::InvalidComponent { component: "windows(10.0.17763)".into() }),
+            (
+                "*",
+                PlatformError::InvalidComponent {
+                    component: "*".into(),
+                },
+            ),
+            (
+                "windows(10.0.17763)",
+                PlatformError::InvalidComponent {
+                    component: "windows(10.0.17763)".into(),
+                },
+            ),
             ("linux/amd46", PlatformError::UnknownArch("amd46".into())),
             ("lnux/amd64", PlatformError::UnknownOs("lnux".into())),
             ("potato", PlatformError::UnknownOsOrArch("potato".into())),
         ];
         for (input, want) in cases {
-            assert_eq!(input.parse::<Platform>().unwrap_err(), *want, "input {input:?}");
+            assert_eq!(
+                input.parse::<Platform>().unwrap_err(),
+                *want,
+                "input {input:?}"
+            );
         }
     }
 

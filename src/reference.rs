@@ -14,11 +14,15 @@ pub enum ReferenceError {
     EmptyRepository,
     #[error("repository `{0}` must be lowercase")]
     Uppercase(String),
-    #[error("`{0}` is not a valid repository (expected `[registry[:port]/]path`, lowercase path components of letters, digits and `._-` separators)")]
+    #[error(
+        "`{0}` is not a valid repository (expected `[registry[:port]/]path`, lowercase path components of letters, digits and `._-` separators)"
+    )]
     InvalidRepository(String),
     #[error("repository `{0}` must not carry a tag or digest; tags go in `tags`")]
     RepositoryWithTag(String),
-    #[error("`{0}` is not a valid tag (up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`)")]
+    #[error(
+        "`{0}` is not a valid tag (up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`)"
+    )]
     InvalidTag(String),
 }
 
@@ -59,7 +63,10 @@ impl FromStr for Repository {
             return Err(ReferenceError::RepositoryWithTag(s.to_string()));
         }
         let qualified = format!("{}/{}", parsed.registry(), parsed.repository());
-        Ok(Self { written: s.to_string(), qualified })
+        Ok(Self {
+            written: s.to_string(),
+            qualified,
+        })
     }
 }
 
@@ -92,11 +99,17 @@ impl FromStr for Tag {
         let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
         let ok = match s.as_bytes() {
             [first, rest @ ..] => {
-                word(*first) && rest.len() < 128 && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
+                word(*first)
+                    && rest.len() < 128
+                    && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
             }
             [] => false,
         };
-        if ok { Ok(Self(s.to_string())) } else { Err(ReferenceError::InvalidTag(s.to_string())) }
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(ReferenceError::InvalidTag(s.to_string()))
+        }
     }
 }
 
@@ -126,7 +139,12 @@ impl ImageRef {
         if parsed.digest().is_some() {
             return None;
         }
-        Some(format!("{}/{}:{}", parsed.registry(), parsed.repository(), parsed.tag()?))
+        Some(format!(
+            "{}/{}:{}",
+            parsed.registry(),
+            parsed.repository(),
+            parsed.tag()?
+        ))
     }
 }
 
@@ -154,7 +172,10 @@ mod tests {
             ("acme/api", "docker.io/acme/api"),
             ("127.0.0.1:5000/mab/base", "127.0.0.1:5000/mab/base"),
             ("localhost/base", "localhost/base"),
-            ("Registry.Example.com/a__b/c-d.e", "Registry.Example.com/a__b/c-d.e"),
+            (
+                "Registry.Example.com/a__b/c-d.e",
+                "Registry.Example.com/a__b/c-d.e",
+            ),
         ] {
             let repo: Repository = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(repo.as_str(), input);
@@ -168,36 +189,75 @@ mod tests {
         for (input, want) in [
             ("", EmptyRepository),
             ("ghcr.io/Acme/api", Uppercase("ghcr.io/Acme/api".into())),
-            ("ghcr.io/acme/api:1.0", RepositoryWithTag("ghcr.io/acme/api:1.0".into())),
-            ("ghcr.io/acme/api:latest", RepositoryWithTag("ghcr.io/acme/api:latest".into())),
-            ("$(touch /tmp/x)", InvalidRepository("$(touch /tmp/x)".into())),
+            (
+                "ghcr.io/acme/api:1.0",
+                RepositoryWithTag("ghcr.io/acme/api:1.0".into()),
+            ),
+            (
+                "ghcr.io/acme/api:latest",
+                RepositoryWithTag("ghcr.io/acme/api:latest".into()),
+            ),
+            (
+                "$(touch /tmp/x)",
+                InvalidRepository("$(touch /tmp/x)".into()),
+            ),
             ("acme/my api", InvalidRepository("acme/my api".into())),
             ("acme/api;rm", InvalidRepository("acme/api;rm".into())),
             ("acme//api", InvalidRepository("acme//api".into())),
             ("acme/-api", InvalidRepository("acme/-api".into())),
         ] {
-            assert_eq!(input.parse::<Repository>().unwrap_err(), want, "input {input:?}");
+            assert_eq!(
+                input.parse::<Repository>().unwrap_err(),
+                want,
+                "input {input:?}"
+            );
         }
     }
 
     #[test]
     fn tags() {
-        for ok in ["latest", "1.4.2", "v1.4.2-go1.22", "_x", "A", &"a".repeat(128)] {
+        for ok in [
+            "latest",
+            "1.4.2",
+            "v1.4.2-go1.22",
+            "_x",
+            "A",
+            &"a".repeat(128),
+        ] {
             assert!(ok.parse::<Tag>().is_ok(), "{ok:?} should be a tag");
         }
-        for bad in ["", ".hidden", "-x", "a b", "a;b", "$(x)", "a/b", "a:b", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a b",
+            "a;b",
+            "$(x)",
+            "a/b",
+            "a:b",
+            &"a".repeat(129),
+        ] {
             assert!(bad.parse::<Tag>().is_err(), "{bad:?} should not be a tag");
         }
     }
 
     #[test]
     fn qualify_written_references() {
-        assert_eq!(ImageRef::qualify_written("alpine").as_deref(), Some("docker.io/library/alpine:latest"));
-        assert_eq!(ImageRef::qualify_written("ghcr.io/acme/base:1").as_deref(), Some("ghcr.io/acme/base:1"));
+        assert_eq!(
+            ImageRef::qualify_written("alpine").as_deref(),
+            Some("docker.io/library/alpine:latest")
+        );
+        assert_eq!(
+            ImageRef::qualify_written("ghcr.io/acme/base:1").as_deref(),
+            Some("ghcr.io/acme/base:1")
+        );
         assert_eq!(ImageRef::qualify_written("${BASE}"), None);
         let digest = format!("alpine@sha256:{}", "f".repeat(64));
         assert_eq!(ImageRef::qualify_written(&digest), None);
-        let r = ImageRef { repository: "acme/base".parse().unwrap(), tag: "1".parse().unwrap() };
+        let r = ImageRef {
+            repository: "acme/base".parse().unwrap(),
+            tag: "1".parse().unwrap(),
+        };
         assert_eq!(r.to_string(), "acme/base:1");
         assert_eq!(r.qualified(), "docker.io/acme/base:1");
     }

@@ -56,7 +56,9 @@ fn env_function(name: String, default: Option<String>) -> Result<String, minijin
         (Err(_), Some(d)) => Ok(d),
         (Err(_), None) => Err(minijinja::Error::new(
             JinjaKind::InvalidOperation,
-            format!("environment variable `{name}` is not set (give a default: env(\"{name}\", \"...\"))"),
+            format!(
+                "environment variable `{name}` is not set (give a default: env(\"{name}\", \"...\"))"
+            ),
         )),
     }
 }
@@ -74,29 +76,56 @@ impl<'s> Templates<'s> {
     }
 
     /// Renders `template` with `ctx`; `image` names the image in errors.
-    pub fn render(&self, template: &Spanned<String>, ctx: &Value, image: &str, field: Field) -> Result<String, ConfigError> {
+    pub fn render(
+        &self,
+        template: &Spanned<String>,
+        ctx: &Value,
+        image: &str,
+        field: Field,
+    ) -> Result<String, ConfigError> {
         let text = template.get_ref();
         // Most values are plain strings: skip the compiler for them.
         if !text.contains('{') {
             return Ok(text.clone());
         }
-        self.env.render_str(text, ctx).map_err(|e| self.explain(template, ctx, image, field, e))
+        self.env
+            .render_str(text, ctx)
+            .map_err(|e| self.explain(template, ctx, image, field, e))
     }
 
     /// Turns a minijinja error into one that says which variable, where, and what exists instead.
-    fn explain(&self, template: &Spanned<String>, ctx: &Value, image: &str, field: Field, e: minijinja::Error) -> ConfigError {
+    fn explain(
+        &self,
+        template: &Spanned<String>,
+        ctx: &Value,
+        image: &str,
+        field: Field,
+        e: minijinja::Error,
+    ) -> ConfigError {
         let text = template.get_ref();
         let whole = template.span();
-        let span = e.range().and_then(|r| inner_span(self.source.text(), &whole, text, r)).unwrap_or(whole.clone());
+        let span = e
+            .range()
+            .and_then(|r| inner_span(self.source.text(), &whole, text, r))
+            .unwrap_or(whole.clone());
         let place = format!("{} of image `{image}`", field.describe());
         let detail = e.detail().unwrap_or_default().to_string();
         let err = |message: String, label: &str| {
-            ConfigError::new(ErrorKind::Template, message).at(self.source, span.clone(), Some(label))
+            ConfigError::new(ErrorKind::Template, message).at(
+                self.source,
+                span.clone(),
+                Some(label),
+            )
         };
         match e.kind() {
-            JinjaKind::SyntaxError => err(format!("template syntax error in {place}: {detail}"), "here"),
+            JinjaKind::SyntaxError => err(
+                format!("template syntax error in {place}: {detail}"),
+                "here",
+            ),
             JinjaKind::UndefinedError => match self.missing_variable(text, ctx) {
-                Some(path) if path.first() == Some(&"platform".to_string()) && !field.sees_platform() => {
+                Some(path)
+                    if path.first() == Some(&"platform".to_string()) && !field.sees_platform() =>
+                {
                     let why = if field == Field::Tag {
                         "tags cannot depend on the platform: one tag names one manifest list that holds every platform"
                     } else {
@@ -107,19 +136,31 @@ impl<'s> Templates<'s> {
                     )
                 }
                 Some(path) if path[0] == "git" && self.git.info().is_none() => err(
-                    format!("{place} uses `{}`, but {} is not in a git repository with commits", path.join("."), self.git.dir().display()),
+                    format!(
+                        "{place} uses `{}`, but {} is not in a git repository with commits",
+                        path.join("."),
+                        self.git.dir().display()
+                    ),
                     "needs git",
                 )
-                .with_help("commit the project to git, or replace the git variable with a `vars` entry"),
+                .with_help(
+                    "commit the project to git, or replace the git variable with a `vars` entry",
+                ),
                 Some(path) => {
                     let name = path.join(".");
                     let help = self.siblings(ctx, &path).and_then(|known| {
                         let last = path.last().map(String::as_str).unwrap_or_default();
                         suggest(last, known.iter().map(String::as_str)).or_else(|| {
-                            (!known.is_empty()).then(|| format!("defined here: {}", known.join(", ")))
+                            let parent = path[..path.len() - 1].join(".");
+                            (!known.is_empty())
+                                .then(|| format!("`{parent}` holds: {}", known.join(", ")))
                         })
                     });
-                    err(format!("undefined variable `{name}` in {place}"), "undefined").with_help_opt(help)
+                    err(
+                        format!("undefined variable `{name}` in {place}"),
+                        "undefined",
+                    )
+                    .with_help_opt(help)
                 }
                 None => err(format!("undefined value in {place}: {detail}"), "undefined"),
             },
@@ -154,7 +195,11 @@ impl<'s> Templates<'s> {
         for part in &path[..path.len() - 1] {
             parent = parent.get_attr(part).ok()?;
         }
-        let mut keys: Vec<String> = parent.try_iter().ok()?.filter_map(|k| k.as_str().map(str::to_string)).collect();
+        let mut keys: Vec<String> = parent
+            .try_iter()
+            .ok()?
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect();
         keys.sort();
         Some(keys)
     }
@@ -162,10 +207,16 @@ impl<'s> Templates<'s> {
 
 /// Maps a range inside a template to the file, when the TOML string holds the template verbatim
 /// (no escapes): then errors point at the exact characters.
-fn inner_span(file: &str, whole: &Range<usize>, text: &str, inner: Range<usize>) -> Option<Range<usize>> {
+fn inner_span(
+    file: &str,
+    whole: &Range<usize>,
+    text: &str,
+    inner: Range<usize>,
+) -> Option<Range<usize>> {
     let written = file.get(whole.clone())?;
     let body = written.get(1..written.len().checked_sub(1)?)?;
-    (body == text && inner.end <= text.len()).then(|| whole.start + 1 + inner.start..whole.start + 1 + inner.end)
+    (body == text && inner.end <= text.len())
+        .then(|| whole.start + 1 + inner.start..whole.start + 1 + inner.end)
 }
 
 /// `platform` in templates: renders as `linux/arm/v7`, with `.os`, `.arch`, `.variant`.
@@ -201,7 +252,10 @@ mod tests {
     }
 
     fn spanned(src: &Source, s: &str) -> Spanned<String> {
-        let start = src.text().find(&format!("\"{s}\"")).expect("template in source");
+        let start = src
+            .text()
+            .find(&format!("\"{s}\""))
+            .expect("template in source");
         Spanned::new(start..start + s.len() + 2, s.to_string())
     }
 
@@ -214,7 +268,9 @@ mod tests {
         };
         // As in `matrix::expand`: only build args see the platform.
         let ctx = match field {
-            Field::Arg(_) => context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx },
+            Field::Arg(_) => {
+                context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx }
+            }
             _ => ctx,
         };
         t.render(&spanned(&src, text), &ctx, "api", field)
@@ -222,8 +278,18 @@ mod tests {
 
     #[test]
     fn renders_variables_and_platform() {
-        assert_eq!(render("{{ vars.version }}-go{{ matrix.go }}", Field::Tag).unwrap(), "1.4.2-go1.22");
-        assert_eq!(render("{{ platform }}|{{ platform.arch }}{{ platform.variant }}", Field::Arg("A")).unwrap(), "linux/arm/v7|armv7");
+        assert_eq!(
+            render("{{ vars.version }}-go{{ matrix.go }}", Field::Tag).unwrap(),
+            "1.4.2-go1.22"
+        );
+        assert_eq!(
+            render(
+                "{{ platform }}|{{ platform.arch }}{{ platform.variant }}",
+                Field::Arg("A")
+            )
+            .unwrap(),
+            "linux/arm/v7|armv7"
+        );
         assert_eq!(render("plain", Field::Tag).unwrap(), "plain");
     }
 
@@ -231,7 +297,12 @@ mod tests {
     fn undefined_variable_is_an_error_with_suggestion() {
         let e = render("{{ vars.verison }}", Field::Tag).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Template);
-        assert!(e.message().contains("undefined variable `vars.verison` in a tag template of image `api`"), "{}", e.message());
+        assert!(
+            e.message()
+                .contains("undefined variable `vars.verison` in a tag template of image `api`"),
+            "{}",
+            e.message()
+        );
         let help = miette::Diagnostic::help(&e).unwrap().to_string();
         assert_eq!(help, "did you mean `version`?");
         assert_eq!(e.location(), Some("m.toml:1:9"));
@@ -240,15 +311,31 @@ mod tests {
     #[test]
     fn tags_cannot_use_platform() {
         let e = render("{{ vars.version }}-{{ platform.arch }}", Field::Tag).unwrap_err();
-        assert!(e.message().contains("tags cannot depend on the platform"), "{}", e.message());
+        assert!(
+            e.message().contains("tags cannot depend on the platform"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]
     fn syntax_errors_and_env() {
         let e = render("{{ vars.version ", Field::Tag).unwrap_err();
-        assert!(e.message().starts_with("template syntax error in a tag template"), "{}", e.message());
+        assert!(
+            e.message()
+                .starts_with("template syntax error in a tag template"),
+            "{}",
+            e.message()
+        );
         let e = render("{{ env(\"MAB_SURELY_UNSET_VAR\") }}", Field::Tag).unwrap_err();
-        assert!(e.message().contains("`MAB_SURELY_UNSET_VAR` is not set"), "{}", e.message());
-        assert_eq!(render("{{ env(\"MAB_SURELY_UNSET_VAR\", \"d\") }}", Field::Tag).unwrap(), "d");
+        assert!(
+            e.message().contains("`MAB_SURELY_UNSET_VAR` is not set"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(
+            render("{{ env(\"MAB_SURELY_UNSET_VAR\", \"d\") }}", Field::Tag).unwrap(),
+            "d"
+        );
     }
 }

@@ -1,0 +1,112 @@
+//! Helpers shared by the CLI tests: scratch projects in temporary directories and the real
+//! `mab` binary run inside them.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// A scratch project: a temporary directory with the files a test writes into it.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A project holding a copy of `examples/<name>`.
+    pub fn example(name: &str) -> Self {
+        let p = Self::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        copy_dir(&src, p.path());
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str, text: &str) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
+    /// Commits everything with fixed names and dates, so `git.sha` is the same on every run.
+    pub fn git_commit(&self, message: &str) -> &Self {
+        let git = |args: &[&str]| {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(self.path())
+                .env("GIT_AUTHOR_NAME", "mab tests")
+                .env("GIT_AUTHOR_EMAIL", "tests@mab.invalid")
+                .env("GIT_COMMITTER_NAME", "mab tests")
+                .env("GIT_COMMITTER_EMAIL", "tests@mab.invalid")
+                .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+                .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .status()
+                .expect("git runs");
+            assert!(status.success(), "git {args:?} failed");
+        };
+        if !self.path().join(".git").exists() {
+            git(&["init", "-q", "-b", "main"]);
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", message]);
+        self
+    }
+
+    /// `mab ARGS` with this project as the working directory.
+    pub fn mab(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mab"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// Insta settings that hide this project's temporary path.
+    pub fn settings(&self) -> insta::Settings {
+        let mut s = insta::Settings::clone_current();
+        let real = std::fs::canonicalize(self.path()).expect("canonical path");
+        for p in [real.as_path(), self.path()] {
+            s.add_filter(&regex_escape(&p.display().to_string()), "[PROJECT]");
+        }
+        s.set_prepend_module_to_snapshot(false);
+        s
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("walk");
+        let rel = entry.path().strip_prefix(from).expect("below root");
+        let dest: PathBuf = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
+}

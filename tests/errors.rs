@@ -1,0 +1,490 @@
+//! Every class of bad config, run through the real binary: each must exit with code 2, print
+//! nothing on stdout, and say what is wrong and where (snapshotted).
+
+mod common;
+
+use common::Project;
+use insta_cmd::assert_cmd_snapshot;
+
+const HEAD: &str = r#"[defaults]
+registry  = "ghcr.io/acme"
+platforms = ["linux/amd64", "linux/arm64"]
+tags      = ["{{ vars.version }}"]
+
+[vars]
+version = "1.4.2"
+"#;
+
+/// Writes `config` (and a `Dockerfile` unless `files` has one), runs `mab plan ARGS`, and checks
+/// the exit code and the snapshot named `name`.
+fn check(name: &str, config: &str, files: &[(&str, &str)], args: &[&str]) {
+    let p = Project::new();
+    if !config.is_empty() {
+        p.file("multiarch.toml", config);
+    }
+    if !files.iter().any(|(f, _)| *f == "Dockerfile") {
+        p.file("Dockerfile", "FROM scratch\n");
+    }
+    for (f, text) in files {
+        p.file(f, text);
+    }
+    let mut full = vec!["plan"];
+    full.extend_from_slice(args);
+    let out = p.mab(&full).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: exit code; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{name}: a failed plan prints no plan"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!(name, p.mab(&full)));
+}
+
+fn image(body: &str) -> String {
+    format!("{HEAD}\n[images.api]\n{body}")
+}
+
+#[test]
+fn syntax_unclosed_table() {
+    check(
+        "syntax_unclosed_table",
+        &format!("{HEAD}\n[images.api\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn syntax_unquoted_platform() {
+    check(
+        "syntax_unquoted_platform",
+        "[defaults]\nplatforms = [linux/amd64]\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn syntax_duplicate_key() {
+    check(
+        "syntax_duplicate_key",
+        "[defaults]\nregistry = \"a\"\nregistry = \"b\"\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn unknown_top_level_table() {
+    check(
+        "unknown_top_level_table",
+        &format!("{HEAD}\n[imagse.api]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn unknown_image_key() {
+    check("unknown_image_key", &image("contxt = \".\"\n"), &[], &[]);
+}
+
+#[test]
+fn unknown_defaults_key() {
+    check(
+        "unknown_defaults_key",
+        "[defaults]\nplatform = [\"linux/amd64\"]\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn wrong_type_tags() {
+    check("wrong_type_tags", &image("tags = \"latest\"\n"), &[], &[]);
+}
+
+#[test]
+fn wrong_type_push() {
+    check("wrong_type_push", &image("push = \"yes\"\n"), &[], &[]);
+}
+
+#[test]
+fn matrix_number_value() {
+    check(
+        "matrix_number_value",
+        &image("matrix = { go = [1.20] }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_platform_typo() {
+    check(
+        "invalid_platform_typo",
+        &image("platforms = [\"linux/amd64\", \"linux/amd46\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_platform_too_many_parts() {
+    check(
+        "invalid_platform_too_many_parts",
+        &image("platforms = [\"linux/arm/v7/extra\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn duplicate_platform_after_normalisation() {
+    check(
+        "duplicate_platform_after_normalisation",
+        &image("platforms = [\"linux/arm64\", \"linux/aarch64\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_tag_after_rendering() {
+    check(
+        "invalid_tag_after_rendering",
+        &image("tags = [\"{{ vars.version }} beta\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn shell_injection_in_tag() {
+    check(
+        "shell_injection_in_tag",
+        &image("tags = [\"$(touch /tmp/pwned)\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn repository_uppercase() {
+    check(
+        "repository_uppercase",
+        &image("repository = \"ghcr.io/Acme/api\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn repository_with_tag() {
+    check(
+        "repository_with_tag",
+        &image("repository = \"ghcr.io/acme/api:1.0\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn template_syntax_error() {
+    check(
+        "template_syntax_error",
+        &image("tags = [\"{{ vars.version \"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn undefined_variable_with_suggestion() {
+    check(
+        "undefined_variable_with_suggestion",
+        &image("tags = [\"{{ vars.verison }}\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn undefined_matrix_key() {
+    check(
+        "undefined_matrix_key",
+        &image("matrix = { go = [\"1.22\"] }\nname = \"api-{{ matrix.goo }}\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn undefined_in_build_arg() {
+    check(
+        "undefined_in_build_arg",
+        &image("args = { BASE = \"{{ images.bsae.repository }}\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn tag_depends_on_platform() {
+    check(
+        "tag_depends_on_platform",
+        &image("tags = [\"{{ vars.version }}-{{ platform.arch }}\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn env_variable_unset() {
+    check(
+        "env_variable_unset",
+        &image("tags = [\"{{ env('MAB_TEST_SURELY_UNSET') }}\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn missing_context() {
+    check(
+        "missing_context",
+        &image("context = \"services/nope\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn missing_dockerfile() {
+    check(
+        "missing_dockerfile",
+        &image("dockerfile = \"Dockerfile.prod\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn unknown_dependency() {
+    check(
+        "unknown_dependency",
+        &format!("{HEAD}\n[images.base]\n\n[images.api]\ndepends_on = [\"bsae\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn cycle_in_depends_on() {
+    let config = format!(
+        "{HEAD}\n[images.base]\ndepends_on = [\"api\"]\n\n[images.api]\ndepends_on = [\"tools\"]\n\n[images.tools]\ndepends_on = [\"base\"]\n"
+    );
+    check("cycle_in_depends_on", &config, &[], &[]);
+}
+
+#[test]
+fn cycle_inferred_from_from_lines() {
+    let config = format!("{HEAD}\n[images.a]\ncontext = \"a\"\n\n[images.b]\ncontext = \"b\"\n");
+    check(
+        "cycle_inferred_from_from_lines",
+        &config,
+        &[
+            ("a/Dockerfile", "FROM ghcr.io/acme/b:1.4.2\n"),
+            ("b/Dockerfile", "FROM ghcr.io/acme/a:1.4.2\n"),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn self_dependency() {
+    check(
+        "self_dependency",
+        &image("depends_on = [\"api\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn platform_mismatch_inferred() {
+    let config = format!(
+        "{HEAD}\n[images.base]\ncontext = \"base\"\n\n[images.api]\ncontext = \"api\"\nplatforms = [\"linux/amd64\", \"linux/arm/v7\"]\n"
+    );
+    check(
+        "platform_mismatch_inferred",
+        &config,
+        &[
+            ("base/Dockerfile", "FROM scratch\n"),
+            (
+                "api/Dockerfile",
+                "ARG BASE=ghcr.io/acme/base:1.4.2\nFROM ${BASE}\n",
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn platform_mismatch_depends_on() {
+    let config = format!(
+        "{HEAD}\n[images.base]\nplatforms = [\"linux/amd64\"]\n\n[images.api]\ndepends_on = [\"base\"]\n"
+    );
+    check("platform_mismatch_depends_on", &config, &[], &[]);
+}
+
+#[test]
+fn duplicate_instance_names() {
+    check(
+        "duplicate_instance_names",
+        &image(
+            "matrix = { go = [\"1.22\", \"1.23\"], os = [\"alpine\"] }\nname = \"api-{{ matrix.os }}\"\ntags = [\"{{ matrix.go }}\"]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn duplicate_reference_across_images() {
+    let config =
+        format!("{HEAD}\n[images.api]\n\n[images.api2]\nrepository = \"ghcr.io/acme/api\"\n");
+    check("duplicate_reference_across_images", &config, &[], &[]);
+}
+
+#[test]
+fn duplicate_reference_in_matrix() {
+    check(
+        "duplicate_reference_in_matrix",
+        &image("matrix = { go = [\"1.22\", \"1.23\"] }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn exclude_unknown_key() {
+    check(
+        "exclude_unknown_key",
+        &image("matrix = { go = [\"1.22\"] }\nexclude = [{ og = \"1.22\" }]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn include_duplicates_matrix() {
+    check(
+        "include_duplicates_matrix",
+        &image(
+            "matrix = { go = [\"1.22\"] }\nname = \"api-{{ matrix.go }}\"\ninclude = [{ go = \"1.22\", platform = \"linux/arm64\" }]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn matrix_table_without_name() {
+    check(
+        "matrix_table_without_name",
+        &image("matrix = { base = [{ image = \"alpine\" }] }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn invalid_instance_name() {
+    check(
+        "invalid_instance_name",
+        &image("matrix = { go = [\"1.22\"] }\nname = \"API {{ matrix.go }}\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn no_platforms() {
+    check(
+        "no_platforms",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\ntags = [\"1\"]\n\n[images.api]\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn no_repository() {
+    check(
+        "no_repository",
+        "[defaults]\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images.api]\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn override_for_unbuilt_platform() {
+    check(
+        "override_for_unbuilt_platform",
+        &image("\n[images.api.platform.\"linux/s390x\"]\nargs = { X = \"1\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn selection_matches_nothing() {
+    check("selection_matches_nothing", &image(""), &[], &["apu"]);
+}
+
+#[test]
+fn selected_platform_not_built() {
+    check(
+        "selected_platform_not_built",
+        &image(""),
+        &[],
+        &["--platform", "linux/s390x"],
+    );
+}
+
+#[test]
+fn bad_platform_argument() {
+    check(
+        "bad_platform_argument",
+        &image(""),
+        &[],
+        &["--platform", "linux/amd46"],
+    );
+}
+
+#[test]
+fn bad_var_argument() {
+    check("bad_var_argument", &image(""), &[], &["--var", "version"]);
+}
+
+#[test]
+fn no_config_found() {
+    check("no_config_found", "", &[], &[]);
+}
+
+#[test]
+fn config_file_missing() {
+    check(
+        "config_file_missing",
+        "",
+        &[],
+        &["-f", "nope/multiarch.toml"],
+    );
+}
