@@ -129,14 +129,11 @@ fn report(err: &ConfigError) -> String {
     out
 }
 
-fn write_stdout(text: &str) -> ExitCode {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+/// Writes to stdout through a buffer; a closed pipe (`mab plan | head`) is not an error.
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> ExitCode {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`mab plan | head`) is not an error worth a message.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: cannot write output: {e}");
@@ -147,20 +144,18 @@ fn write_stdout(text: &str) -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
     match cli.command {
-        Command::Schema => {
-            let schema =
-                serde_json::to_string_pretty(&config::schema()).expect("a schema serialises");
-            Ok(write_stdout(&format!("{schema}\n")))
-        }
+        Command::Schema => Ok(write_stdout(|out| {
+            serde_json::to_writer_pretty(&mut *out, &config::schema())?;
+            writeln!(out)
+        })),
         Command::Plan { target, format } => {
             let path = target.config_path()?;
             let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
-            let text = match format {
-                Format::Text => output::text(&plan, &display_path(&plan.workdir)),
-                Format::Json => output::json(&plan),
-                Format::Dot => output::dot(&plan),
-            };
-            Ok(write_stdout(&text))
+            Ok(write_stdout(|out| match format {
+                Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
+                Format::Json => output::json(&plan, out),
+                Format::Dot => output::dot(&plan, out),
+            }))
         }
     }
 }

@@ -377,11 +377,12 @@ fn resolve(
         .as_ref()
         .map(|p| parse_platforms(&source, p))
         .transpose()?;
-    let mut images = Vec::with_capacity(raw.images.len());
-    for (key, image) in raw.images {
+    // Each image's paths are checked on disk: in parallel, for monorepos of many images.
+    let raw_images: Vec<_> = raw.images.into_iter().collect();
+    let images = crate::par::try_map(raw_images, |(key, image)| {
         let key_span = key.span();
         let image_span = image.span();
-        images.push(resolve_image(
+        resolve_image(
             &source,
             &dir,
             &defaults,
@@ -390,8 +391,8 @@ fn resolve(
             key_span,
             image_span,
             image.into_inner(),
-        )?);
-    }
+        )
+    })?;
     Ok(Config {
         source,
         dir,
@@ -578,6 +579,22 @@ fn resolve_image(
         include: raw.include,
         overrides,
     })
+}
+
+impl ImageDef {
+    /// Every template of the image, for compiling them once up front.
+    pub fn templates(&self) -> impl Iterator<Item = &Text> {
+        let maps = [&self.args, &self.labels, &self.annotations]
+            .into_iter()
+            .flat_map(|m| m.values());
+        let overrides = self.overrides.values().flat_map(|o| o.args.values());
+        self.name
+            .iter()
+            .chain(&self.repository)
+            .chain(&self.tags)
+            .chain(maps)
+            .chain(overrides)
+    }
 }
 
 fn list_span(list: &[Text]) -> Option<Range<usize>> {

@@ -140,10 +140,31 @@ fn sole_variable(word: &str) -> Option<String> {
         .then(|| name.to_string())
 }
 
-/// The images `text` reads, given the build args mab passes (which win over `ARG` defaults).
-/// `platform_args` are the automatic `TARGETOS`/`TARGETARCH`/... values.
-pub fn base_images(
-    text: &str,
+/// A parsed Dockerfile: its instructions, read once and asked about for each platform.
+pub struct Dockerfile {
+    instructions: Vec<Instruction>,
+}
+
+impl Dockerfile {
+    pub fn parse(text: &str) -> Self {
+        Self {
+            instructions: instructions(text),
+        }
+    }
+
+    /// The images the file reads, given the build args mab passes (which win over `ARG`
+    /// defaults). `platform_args` are the automatic `TARGETOS`/`TARGETARCH`/... values.
+    pub fn base_images(
+        &self,
+        build_args: &BTreeMap<String, String>,
+        platform_args: &BTreeMap<String, String>,
+    ) -> Vec<BaseRef> {
+        base_images(&self.instructions, build_args, platform_args)
+    }
+}
+
+fn base_images(
+    instructions: &[Instruction],
     build_args: &BTreeMap<String, String>,
     platform_args: &BTreeMap<String, String>,
 ) -> Vec<BaseRef> {
@@ -169,7 +190,7 @@ pub fn base_images(
                 span,
             });
         };
-    for ins in instructions(text) {
+    for ins in instructions {
         match ins.keyword.as_str() {
             // Only ARGs before the first FROM are in scope for FROM lines.
             "ARG" if !seen_from => {
@@ -229,7 +250,8 @@ mod tests {
     }
 
     fn resolved(text: &str, build: &[(&str, &str)]) -> Vec<String> {
-        base_images(text, &args(build), &args(&[("TARGETARCH", "arm64")]))
+        Dockerfile::parse(text)
+            .base_images(&args(build), &args(&[("TARGETARCH", "arm64")]))
             .into_iter()
             .map(|b| b.resolved)
             .collect()
@@ -252,7 +274,7 @@ mod tests {
             resolved(df, &[("BASE", "local/base:9"), ("TAG", "3")]),
             ["local/base:9", "ghcr.io/acme/other:3", "x-arm64"]
         );
-        let refs = base_images(df, &BTreeMap::new(), &BTreeMap::new());
+        let refs = Dockerfile::parse(df).base_images(&BTreeMap::new(), &BTreeMap::new());
         assert_eq!(refs[0].via_arg.as_deref(), Some("BASE"));
         assert_eq!(refs[1].via_arg, None);
         assert_eq!(&df[refs[0].span.clone()], "FROM ${BASE}");

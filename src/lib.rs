@@ -11,6 +11,7 @@ pub mod error;
 pub mod git;
 pub mod matrix;
 pub mod output;
+mod par;
 pub mod plan;
 pub mod platform;
 pub mod reference;

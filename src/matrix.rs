@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use minijinja::context;
 use minijinja::value::{Serde, Value};
+use rayon::iter::{IndexedParallelIterator, IntoParallelRefIterator};
 
 use crate::config::{Config, ImageDef, MatrixValue, join_platforms, parse_platform};
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
@@ -240,21 +241,20 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
 /// Expands and renders every image of the config into instances, in config order (images by
 /// name, then combinations in matrix order). Names and references are unique when this returns.
 pub fn expand(config: &Config) -> Result<Vec<Instance>, ConfigError> {
-    let templates = Templates::new(&config.source, Arc::new(LazyGit::new(config.dir.clone())));
+    let texts = config
+        .registry
+        .iter()
+        .chain(config.images.iter().flat_map(ImageDef::templates));
+    let git = Arc::new(LazyGit::new(config.dir.clone()));
+    let templates = Templates::new(&config.source, git, texts.map(|t| t.get_ref().as_str()));
     let globals = globals(config, &templates)?;
-    let mut instances = Vec::new();
-    for (index, def) in config.images.iter().enumerate() {
-        for combination in combinations(&config.source, def)? {
-            instances.push(instantiate(
-                config,
-                &templates,
-                &globals,
-                index,
-                def,
-                combination,
-            )?);
-        }
-    }
+    let per_image = crate::par::try_map(config.images.par_iter().enumerate(), |(index, def)| {
+        combinations(&config.source, def)?
+            .into_iter()
+            .map(|c| instantiate(config, &templates, &globals, index, def, c))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let instances: Vec<Instance> = per_image.into_iter().flatten().collect();
     check_unique(&config.source, &instances)?;
     Ok(instances)
 }

@@ -1,6 +1,8 @@
 //! The three ways `mab plan` prints a plan: text for people, JSON for tools, DOT for a picture.
+//! Each writes straight to its destination: a plan of 4,000 builds is megabytes of text, and
+//! building it in memory first cost more than computing the plan.
 
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use crate::plan::Plan;
 
@@ -10,49 +12,51 @@ pub fn shell_line(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
-pub fn text(plan: &Plan, workdir_display: &str) -> String {
-    let mut out = String::new();
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Result<()> {
     let builds = plan.builds.len();
     let manifests = plan.manifests.len();
-    let _ = writeln!(
+    writeln!(
         out,
         "Plan for {}: {builds} build{}, {manifests} manifest list{} (podman runs in {workdir_display})",
         plan.config,
-        if builds == 1 { "" } else { "s" },
-        if manifests == 1 { "" } else { "s" },
-    );
+        plural(builds),
+        plural(manifests),
+    )?;
     for (n, b) in plan.builds.iter().enumerate() {
-        let _ = write!(out, "\n[{}/{builds}] build {}", n + 1, b.id);
+        write!(out, "\n[{}/{builds}] build {}", n + 1, b.id)?;
         if !b.depends_on.is_empty() {
-            let _ = write!(out, " (after {})", b.depends_on.join(", "));
+            write!(out, " (after {})", b.depends_on.join(", "))?;
         }
-        let _ = writeln!(out, "\n  {}", shell_line(&b.argv));
+        writeln!(out, "\n  {}", shell_line(&b.argv))?;
     }
     for m in &plan.manifests {
         let platforms: Vec<String> = m.platforms.iter().map(ToString::to_string).collect();
-        let _ = writeln!(
+        writeln!(
             out,
             "\nmanifest {} [{}] (after {})",
             m.image,
             platforms.join(", "),
             m.depends_on.join(", ")
-        );
+        )?;
         let verb = if m.push {
             "push"
         } else {
             "local only (push = false)"
         };
         for t in &m.tags {
-            let _ = writeln!(out, "  {verb} {t}");
+            writeln!(out, "  {verb} {t}")?;
         }
     }
-    out
+    Ok(())
 }
 
-pub fn json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).expect("a plan serialises");
-    s.push('\n');
-    s
+pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, plan)?;
+    writeln!(out)
 }
 
 fn dot_quote(s: &str) -> String {
@@ -65,34 +69,30 @@ fn dot_quote(s: &str) -> String {
     )
 }
 
-pub fn dot(plan: &Plan) -> String {
-    let mut out =
-        String::from("digraph mab {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+pub fn dot(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "digraph mab {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
+    )?;
     for b in &plan.builds {
-        let _ = writeln!(
-            out,
-            "  {} [label={}];",
-            dot_quote(&b.id),
-            dot_quote(&format!("{}\n{}", b.image, b.platform))
-        );
+        let label = format!("{}\n{}", b.image, b.platform);
+        writeln!(out, "  {} [label={}];", dot_quote(&b.id), dot_quote(&label))?;
         for d in &b.depends_on {
-            let _ = writeln!(out, "  {} -> {};", dot_quote(d), dot_quote(&b.id));
+            writeln!(out, "  {} -> {};", dot_quote(d), dot_quote(&b.id))?;
         }
     }
     for m in &plan.manifests {
-        let node = format!("manifest:{}", m.image);
+        let node = dot_quote(&format!("manifest:{}", m.image));
         let tags: Vec<String> = m.tags.iter().map(ToString::to_string).collect();
         let label = format!("{}\n{}", m.image, tags.join("\n"));
-        let _ = writeln!(
+        writeln!(
             out,
-            "  {} [shape=ellipse, label={}];",
-            dot_quote(&node),
+            "  {node} [shape=ellipse, label={}];",
             dot_quote(&label)
-        );
+        )?;
         for d in &m.depends_on {
-            let _ = writeln!(out, "  {} -> {};", dot_quote(d), dot_quote(&node));
+            writeln!(out, "  {} -> {node};", dot_quote(d))?;
         }
     }
-    out.push_str("}\n");
-    out
+    writeln!(out, "}}")
 }

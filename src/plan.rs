@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
 
 use crate::config::{Config, join_platforms};
-use crate::dockerfile::{self, BaseRef};
+use crate::dockerfile::{BaseRef, Dockerfile};
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
 use crate::matrix::{Instance, platforms_of};
 use crate::platform::Platform;
@@ -126,101 +127,170 @@ pub fn plan(
     Ok(graph.into_plan(&selected, &selection.platforms))
 }
 
-impl<'a> Graph<'a> {
+/// Lookups shared by the per-instance dependency analysis.
+struct Index<'a> {
+    config: &'a Config,
+    instances: &'a [Instance],
+    /// Qualified `repository:tag` → the instance pushing it.
+    by_ref: HashMap<String, usize>,
+    by_name: HashMap<&'a str, usize>,
+    by_key: HashMap<&'a str, Vec<usize>>,
+    /// Per image of the config: its Dockerfile, read and parsed once.
+    dockerfiles: Vec<(Source, Dockerfile)>,
+}
+
+impl<'a> Index<'a> {
     fn new(config: &'a Config, instances: &'a [Instance]) -> Result<Self, ConfigError> {
-        let mut by_ref: HashMap<String, usize> = HashMap::new();
+        let mut by_ref = HashMap::new();
+        let mut by_name = HashMap::with_capacity(instances.len());
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, inst) in instances.iter().enumerate() {
-            for r in &inst.tags {
-                by_ref.insert(r.qualified(), i);
-            }
+            by_ref.extend(inst.tags.iter().map(|r| (r.qualified(), i)));
+            by_name.insert(inst.name.as_str(), i);
+            by_key.entry(inst.key.as_str()).or_default().push(i);
         }
-        let dockerfiles = config
+        let dockerfiles = crate::par::try_map(config.images.par_iter(), |def| {
+            let path = config.dir.join(&def.dockerfile);
+            let source = Source::read(&path, def.dockerfile.display().to_string())?;
+            let parsed = Dockerfile::parse(source.text());
+            Ok((source, parsed))
+        })?;
+        Ok(Self {
+            config,
+            instances,
+            by_ref,
+            by_name,
+            by_key,
+            dockerfiles,
+        })
+    }
+
+    /// The dependencies of instance `i`, per platform (in the order of its builds).
+    fn edges_of(&self, i: usize) -> Result<Vec<Vec<Edge>>, ConfigError> {
+        let (config, instances) = (self.config, self.instances);
+        let inst = &instances[i];
+        let def = &config.images[inst.image];
+        let explicit = def
+            .depends_on
+            .iter()
+            .map(|d| {
+                Ok((
+                    self.resolve_dependency(d.get_ref(), d.span(), inst)?,
+                    d.span(),
+                ))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let (dockerfile, parsed) = &self.dockerfiles[inst.image];
+        let mut per_platform = Vec::with_capacity(inst.builds.len());
+        for spec in &inst.builds {
+            let mut deps: BTreeMap<usize, (BTreeSet<Redirect>, Origin)> = BTreeMap::new();
+            for base in parsed.base_images(&spec.args, &platform_args(&spec.platform)) {
+                let qualified = ImageRef::qualify_written(&base.resolved);
+                let Some(&j) = qualified.and_then(|q| self.by_ref.get(&q)) else {
+                    continue;
+                };
+                if j == i {
+                    // An image built FROM its own earlier release reads it from the registry.
+                    continue;
+                }
+                let redirect = match &base.via_arg {
+                    Some(arg) => Redirect::Arg(arg.clone()),
+                    None => Redirect::Context(base.resolved.clone()),
+                };
+                deps.entry(j)
+                    .or_insert_with(|| (BTreeSet::new(), Origin::Dockerfile(base.clone())))
+                    .0
+                    .insert(redirect);
+            }
+            for (targets, span) in &explicit {
+                for &j in targets {
+                    // A dependency named only in depends_on: redirect every tag it is pushed
+                    // to, so whichever the Dockerfile reads resolves to the local build.
+                    deps.entry(j).or_insert_with(|| {
+                        let all = instances[j]
+                            .tags
+                            .iter()
+                            .map(|t| Redirect::Context(t.to_string()));
+                        (all.collect(), Origin::DependsOn(span.clone()))
+                    });
+                }
+            }
+            let mut list = Vec::with_capacity(deps.len());
+            for (j, (redirects, origin)) in deps {
+                if !instances[j]
+                    .builds
+                    .iter()
+                    .any(|b| b.platform == spec.platform)
+                {
+                    let dep = &instances[j];
+                    return Err(platform_mismatch(
+                        config,
+                        dockerfile,
+                        inst,
+                        dep,
+                        &spec.platform,
+                        &origin,
+                    ));
+                }
+                list.push(Edge { dep: j, redirects });
+            }
+            per_platform.push(list);
+        }
+        Ok(per_platform)
+    }
+
+    /// The instances a `depends_on` entry names: an instance name, or every instance of an image.
+    fn resolve_dependency(
+        &self,
+        wanted: &str,
+        span: Range<usize>,
+        from: &Instance,
+    ) -> Result<Vec<usize>, ConfigError> {
+        let config = self.config;
+        if let Some(&i) = self.by_name.get(wanted) {
+            return Ok(vec![i]);
+        }
+        if wanted == from.key {
+            // A matrix image naming itself: each instance would wait for all the others.
+            return Err(config.source.error(
+                ErrorKind::Cycle,
+                span,
+                format!("dependency cycle: {wanted} -> {wanted}"),
+            ));
+        }
+        if let Some(all) = self.by_key.get(wanted) {
+            return Ok(all.clone());
+        }
+        if config.images.iter().any(|d| d.key == wanted) {
+            // An image whose matrix yields no instance: nothing to wait for.
+            return Ok(Vec::new());
+        }
+        let known = config
             .images
             .iter()
-            .map(|def| {
-                Source::read(
-                    &config.dir.join(&def.dockerfile),
-                    def.dockerfile.display().to_string(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|d| d.key.as_str())
+            .chain(self.by_name.keys().copied());
+        let images: Vec<&str> = config.images.iter().map(|d| d.key.as_str()).collect();
+        Err(config
+            .source
+            .error(
+                ErrorKind::UnknownDependency,
+                span,
+                format!(
+                    "image `{}` depends on `{wanted}`, which is not an image of this config",
+                    from.name
+                ),
+            )
+            .with_help(
+                suggest(wanted, known).unwrap_or_else(|| format!("images: {}", images.join(", "))),
+            ))
+    }
+}
 
-        let mut edges = Vec::with_capacity(instances.len());
-        for (i, inst) in instances.iter().enumerate() {
-            let def = &config.images[inst.image];
-            let explicit = def
-                .depends_on
-                .iter()
-                .map(|d| {
-                    Ok((
-                        resolve_dependency(config, instances, d.get_ref(), d.span(), inst)?,
-                        d.span(),
-                    ))
-                })
-                .collect::<Result<Vec<_>, ConfigError>>()?;
-            let dockerfile = &dockerfiles[inst.image];
-            let mut per_platform = Vec::with_capacity(inst.builds.len());
-            for spec in &inst.builds {
-                let mut deps: BTreeMap<usize, (BTreeSet<Redirect>, Origin)> = BTreeMap::new();
-                for base in dockerfile::base_images(
-                    dockerfile.text(),
-                    &spec.args,
-                    &platform_args(&spec.platform),
-                ) {
-                    let Some(&j) =
-                        ImageRef::qualify_written(&base.resolved).and_then(|q| by_ref.get(&q))
-                    else {
-                        continue;
-                    };
-                    if j == i {
-                        // An image built FROM its own earlier release reads it from the registry.
-                        continue;
-                    }
-                    let redirect = match &base.via_arg {
-                        Some(arg) => Redirect::Arg(arg.clone()),
-                        None => Redirect::Context(base.resolved.clone()),
-                    };
-                    deps.entry(j)
-                        .or_insert_with(|| (BTreeSet::new(), Origin::Dockerfile(base.clone())))
-                        .0
-                        .insert(redirect);
-                }
-                for (targets, span) in &explicit {
-                    for &j in targets {
-                        // A dependency named only in depends_on: redirect every tag it is pushed
-                        // to, so whichever the Dockerfile reads resolves to the local build.
-                        deps.entry(j).or_insert_with(|| {
-                            let all = instances[j]
-                                .tags
-                                .iter()
-                                .map(|t| Redirect::Context(t.to_string()))
-                                .collect();
-                            (all, Origin::DependsOn(span.clone()))
-                        });
-                    }
-                }
-                let mut list = Vec::with_capacity(deps.len());
-                for (j, (redirects, origin)) in deps {
-                    if !instances[j]
-                        .builds
-                        .iter()
-                        .any(|b| b.platform == spec.platform)
-                    {
-                        return Err(platform_mismatch(
-                            config,
-                            dockerfile,
-                            inst,
-                            &instances[j],
-                            &spec.platform,
-                            &origin,
-                        ));
-                    }
-                    list.push(Edge { dep: j, redirects });
-                }
-                per_platform.push(list);
-            }
-            edges.push(per_platform);
-        }
+impl<'a> Graph<'a> {
+    fn new(config: &'a Config, instances: &'a [Instance]) -> Result<Self, ConfigError> {
+        let index = Index::new(config, instances)?;
+        let edges = crate::par::try_map(0..instances.len(), |i| index.edges_of(i))?;
         Ok(Self {
             config,
             instances,
@@ -446,7 +516,7 @@ impl<'a> Graph<'a> {
             "cycles are rejected before ordering"
         );
 
-        let builds: Vec<Build> = order.iter().map(|&(i, b)| self.build(i, b)).collect();
+        let builds: Vec<Build> = order.par_iter().map(|&(i, b)| self.build(i, b)).collect();
         let manifests = self
             .instances
             .iter()
@@ -540,61 +610,6 @@ impl<'a> Graph<'a> {
 enum Origin {
     Dockerfile(BaseRef),
     DependsOn(Range<usize>),
-}
-
-fn resolve_dependency(
-    config: &Config,
-    instances: &[Instance],
-    wanted: &str,
-    span: Range<usize>,
-    from: &Instance,
-) -> Result<Vec<usize>, ConfigError> {
-    if let Some(i) = instances.iter().position(|i| i.name == wanted) {
-        return Ok(vec![i]);
-    }
-    let of_key: Vec<usize> = (0..instances.len())
-        .filter(|&i| instances[i].key == wanted && instances[i].key != from.key)
-        .collect();
-    if !of_key.is_empty() {
-        return Ok(of_key);
-    }
-    if config.images.iter().any(|d| d.key == wanted) {
-        // An image that yields no instance (empty matrix) or the image itself.
-        if wanted == from.key {
-            return Err(config.source.error(
-                ErrorKind::Cycle,
-                span,
-                format!("dependency cycle: {wanted} -> {wanted}"),
-            ));
-        }
-        return Ok(Vec::new());
-    }
-    let known = config
-        .images
-        .iter()
-        .map(|d| d.key.as_str())
-        .chain(instances.iter().map(|i| i.name.as_str()));
-    Err(config
-        .source
-        .error(
-            ErrorKind::UnknownDependency,
-            span,
-            format!(
-                "image `{}` depends on `{wanted}`, which is not an image of this config",
-                from.name
-            ),
-        )
-        .with_help(suggest(wanted, known).unwrap_or_else(|| {
-            format!(
-                "images: {}",
-                config
-                    .images
-                    .iter()
-                    .map(|d| d.key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })))
 }
 
 fn platform_mismatch(

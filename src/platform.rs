@@ -173,7 +173,17 @@ impl Platform {
 
     /// `linux-arm-v7`: for file names, local tags and build ids, where `/` cannot appear.
     pub fn slug(&self) -> String {
-        self.to_string().replace('/', "-")
+        let variant = self.variant.as_deref().unwrap_or_default();
+        let mut s = String::with_capacity(self.os.len() + self.arch.len() + variant.len() + 2);
+        for (i, part) in [&self.os, &self.arch, variant].into_iter().enumerate() {
+            if !part.is_empty() {
+                if i > 0 {
+                    s.push('-');
+                }
+                s.push_str(part);
+            }
+        }
+        s
     }
 }
 

@@ -1,12 +1,102 @@
 //! Image names: a [`Repository`], a [`Tag`], and the [`ImageRef`] that joins them. Each can only
 //! hold a value that the OCI distribution reference grammar accepts, so a rendered template that
 //! turns into `$(touch x)` or `my tag` never reaches podman.
+//!
+//! The grammar is checked here directly rather than with `oci-spec`'s `Reference`: its regex
+//! costs about 50 µs a parse (a capture search over a large NFA), which was three quarters of
+//! the time of planning 1,000 images. A test checks this parser against `oci-spec` case by case.
 
 use std::fmt;
 use std::str::FromStr;
 
-use oci_spec::distribution::Reference;
 use serde::{Serialize, Serializer};
+
+const DOCKER_HUB: &str = "docker.io";
+const NAME_MAX: usize = 255;
+
+fn lower_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        let run = i;
+        while i < b.len() && lower_alnum(b[i]) {
+            i += 1;
+        }
+        if i == run {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `host(:port)?`, host being dot-separated `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` labels.
+fn is_domain(s: &str) -> bool {
+    let (host, port) = match s.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let label = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    };
+    host.split('.').all(label)
+        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// Splits a reference's name into registry and path, filling in Docker Hub's defaults the way
+/// distribution's `splitDomain` does; `None` when the name is outside the grammar.
+fn split_name(name: &str) -> Option<(String, String)> {
+    let valid_path = |p: &str| p.split('/').all(is_path_component);
+    let valid = match name.split_once('/') {
+        Some((first, rest)) => (is_domain(first) && valid_path(rest)) || valid_path(name),
+        None => valid_path(name),
+    };
+    if !valid {
+        return None;
+    }
+    let (mut registry, mut path) = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (first.to_string(), rest.to_string())
+        }
+        _ => (DOCKER_HUB.to_string(), name.to_string()),
+    };
+    if registry == "index.docker.io" {
+        registry = DOCKER_HUB.to_string();
+    }
+    if registry == DOCKER_HUB && !path.contains('/') {
+        path = format!("library/{path}");
+    }
+    (path.len() <= NAME_MAX).then_some((registry, path))
+}
+
+/// Splits `name[:tag]` (no digest) at the tag's colon: the last one after the last `/`.
+fn split_tag(reference: &str) -> (&str, Option<&str>) {
+    let slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[slash..].rfind(':') {
+        Some(i) => (&reference[..slash + i], Some(&reference[slash + i + 1..])),
+        None => (reference, None),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -56,17 +146,26 @@ impl FromStr for Repository {
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(ReferenceError::Uppercase(s.to_string()));
         }
-        let parsed =
-            Reference::try_from(s).map_err(|_| ReferenceError::InvalidRepository(s.to_string()))?;
-        // The parser fills in `latest`: a repository is valid only if that is all it added.
-        if parsed.digest().is_some() || s.ends_with(&format!(":{}", parsed.tag().unwrap_or(""))) {
-            return Err(ReferenceError::RepositoryWithTag(s.to_string()));
+        if let Some((name, _)) = s.split_once('@') {
+            return Err(match split_name(split_tag(name).0) {
+                Some(_) => ReferenceError::RepositoryWithTag(s.to_string()),
+                None => ReferenceError::InvalidRepository(s.to_string()),
+            });
         }
-        let qualified = format!("{}/{}", parsed.registry(), parsed.repository());
-        Ok(Self {
-            written: s.to_string(),
-            qualified,
-        })
+        let (name, tag) = split_tag(s);
+        let Some((registry, path)) = split_name(name) else {
+            return Err(ReferenceError::InvalidRepository(s.to_string()));
+        };
+        match tag {
+            Some(t) if t.parse::<Tag>().is_ok() => {
+                Err(ReferenceError::RepositoryWithTag(s.to_string()))
+            }
+            Some(_) => Err(ReferenceError::InvalidRepository(s.to_string())),
+            None => Ok(Self {
+                written: s.to_string(),
+                qualified: format!("{registry}/{path}"),
+            }),
+        }
     }
 }
 
@@ -135,16 +234,16 @@ impl ImageRef {
     /// Qualifies a reference as written in a `FROM` line (`alpine` → `docker.io/library/alpine:latest`),
     /// or `None` when it is not a plain tagged reference (a digest, a variable left unresolved).
     pub fn qualify_written(written: &str) -> Option<String> {
-        let parsed = Reference::try_from(written).ok()?;
-        if parsed.digest().is_some() {
+        if written.contains('@') {
             return None;
         }
-        Some(format!(
-            "{}/{}:{}",
-            parsed.registry(),
-            parsed.repository(),
-            parsed.tag()?
-        ))
+        let (name, tag) = split_tag(written);
+        let tag = match tag {
+            Some(t) => t.parse::<Tag>().ok()?.0,
+            None => "latest".to_string(),
+        };
+        let (registry, path) = split_name(name)?;
+        Some(format!("{registry}/{path}:{tag}"))
     }
 }
 
@@ -260,5 +359,89 @@ mod tests {
         };
         assert_eq!(r.to_string(), "acme/base:1");
         assert_eq!(r.qualified(), "docker.io/acme/base:1");
+    }
+}
+
+/// This parser against `oci-spec`'s regex-based one, on the grammar's corner cases: both must
+/// accept the same references and split them the same way.
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use oci_spec::distribution::Reference;
+
+    #[test]
+    fn agrees_with_oci_spec() {
+        let domains = [
+            "",
+            "ghcr.io/",
+            "localhost/",
+            "test:5000/",
+            "Foo/",
+            "a-b.c/",
+            "-x.com/",
+            "x_y.com/",
+            "a.b:/",
+            "1.2.3.4:80/",
+            "sub-dom1.foo.com/",
+            "xn--n3h.com/",
+        ];
+        let paths = [
+            "a",
+            "a/b",
+            "a__b",
+            "a___b",
+            "a--b",
+            "a---b",
+            "a.b",
+            "a._b",
+            "a.-b",
+            "A",
+            "a/",
+            "/a",
+            "a//b",
+            "0",
+            "a-",
+            "-a",
+            "_a",
+            "a_b/c.d/e-f",
+            "ab$",
+            "a b",
+            "test.com",
+            "library/busybox",
+            "foo_bar.com",
+            "a..b",
+        ];
+        let tags = [
+            "", ":latest", ":1.0", ":-x", ":_x", ":.x", ":a b", ":Upper", ":5000",
+        ];
+        let long_tag = format!(":{}", "t".repeat(128));
+        let too_long_tag = format!(":{}", "t".repeat(129));
+        let long_path = "a".repeat(256);
+        let (mut checked, mut accepted) = (0, 0);
+        for d in domains {
+            for p in paths.iter().copied().chain([long_path.as_str()]) {
+                for t in tags
+                    .iter()
+                    .copied()
+                    .chain([long_tag.as_str(), too_long_tag.as_str()])
+                {
+                    let input = format!("{d}{p}{t}");
+                    let theirs = Reference::try_from(input.as_str()).ok();
+                    let ours = ImageRef::qualify_written(&input);
+                    let theirs_qualified = theirs.as_ref().map(|r| {
+                        format!("{}/{}:{}", r.registry(), r.repository(), r.tag().unwrap())
+                    });
+                    assert_eq!(ours, theirs_qualified, "input {input:?}");
+                    checked += 1;
+                    accepted += usize::from(ours.is_some());
+                }
+            }
+        }
+        assert!(checked > 2000);
+        // Both outcomes are well represented, so agreement means something.
+        assert!(
+            accepted > 300 && checked - accepted > 300,
+            "{accepted} of {checked} accepted"
+        );
     }
 }

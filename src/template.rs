@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, Value};
-use minijinja::{Environment, ErrorKind as JinjaKind, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, ErrorKind as JinjaKind, UndefinedBehavior};
 use toml::Spanned;
 
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
@@ -45,6 +45,9 @@ impl Field<'_> {
 
 /// The template engine of one config file.
 pub struct Templates<'s> {
+    /// Each distinct template is compiled once, up front, and kept here under its own text as
+    /// its name: a config of 1,000 images repeats the same few templates thousands of times,
+    /// and a read-only environment can be shared by the threads that render them.
     env: Environment<'static>,
     source: &'s Source,
     git: Arc<LazyGit>,
@@ -64,10 +67,23 @@ fn env_function(name: String, default: Option<String>) -> Result<String, minijin
 }
 
 impl<'s> Templates<'s> {
-    pub fn new(source: &'s Source, git: Arc<LazyGit>) -> Self {
+    /// `texts` are the templates to compile now; others are compiled each time they render.
+    pub fn new<'t>(
+        source: &'s Source,
+        git: Arc<LazyGit>,
+        texts: impl IntoIterator<Item = &'t str>,
+    ) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Names are template texts: one ending in `.html` must not switch on HTML escaping.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
         env.add_function("env", env_function);
+        for text in texts {
+            // A template that does not compile is left out: rendering it reports the error.
+            if text.contains('{') && env.get_template(text).is_err() {
+                let _ = env.add_template_owned(text.to_string(), text.to_string());
+            }
+        }
         Self { env, source, git }
     }
 
@@ -88,9 +104,11 @@ impl<'s> Templates<'s> {
         if !text.contains('{') {
             return Ok(text.clone());
         }
-        self.env
-            .render_str(text, ctx)
-            .map_err(|e| self.explain(template, ctx, image, field, e))
+        let rendered = match self.env.get_template(text) {
+            Ok(compiled) => compiled.render(ctx),
+            Err(_) => self.env.render_str(text, ctx),
+        };
+        rendered.map_err(|e| self.explain(template, ctx, image, field, e))
     }
 
     /// Turns a minijinja error into one that says which variable, where, and what exists instead.
@@ -170,12 +188,13 @@ impl<'s> Templates<'s> {
 
     /// The first variable path the template uses that `ctx` does not hold.
     fn missing_variable(&self, text: &str, ctx: &Value) -> Option<Vec<String>> {
-        let tmpl = self.env.template_from_str(text).ok()?;
+        let env = &self.env;
+        let tmpl = env.template_from_str(text).ok()?;
         let mut used: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         used.sort();
         used.into_iter().find_map(|path| {
             let parts: Vec<String> = path.split('.').map(str::to_string).collect();
-            if self.env.globals().any(|(g, _)| g == parts[0]) {
+            if env.globals().any(|(g, _)| g == parts[0]) {
                 return None;
             }
             let mut value = ctx.clone();
@@ -261,7 +280,7 @@ mod tests {
 
     fn render(text: &str, field: Field) -> Result<String, ConfigError> {
         let src = source(&format!("t = \"{text}\"\n"));
-        let t = Templates::new(&src, Arc::new(LazyGit::new(std::env::temp_dir())));
+        let t = Templates::new(&src, Arc::new(LazyGit::new(std::env::temp_dir())), [text]);
         let ctx = context! {
             vars => context! { version => "1.4.2" },
             matrix => context! { go => "1.22" },

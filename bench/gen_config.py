@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Writes a synthetic monorepo for the plan benchmark.
+
+usage: gen_config.py DIR IMAGES [CHAIN]
+
+IMAGES images, each with its own context and Dockerfile, 4 platforms and 3 tag templates. Images
+form dependency chains of CHAIN (default 10): every image but a chain's first names the previous
+one in a literal FROM line, so the planner infers the edge from the Dockerfile, as in real repos.
+Every tenth image also declares depends_on, to exercise both kinds of edge.
+"""
+import os
+import sys
+
+def main():
+    out, count = sys.argv[1], int(sys.argv[2])
+    chain = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    os.makedirs(out, exist_ok=True)
+    lines = [
+        "[defaults]",
+        'registry  = "registry.example.com/bench"',
+        'platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/ppc64le"]',
+        'tags      = ["{{ vars.version }}", "latest", "{{ image.name }}-{{ vars.version }}"]',
+        "",
+        "[vars]",
+        'version = "1.0.0"',
+        "",
+    ]
+    for i in range(count):
+        name = f"img{i:05d}"
+        ctx = os.path.join(out, "images", name)
+        os.makedirs(ctx, exist_ok=True)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            if i % chain == 0:
+                f.write("FROM docker.io/library/busybox:1.36\n")
+            else:
+                f.write(f"FROM registry.example.com/bench/img{i - 1:05d}:1.0.0\n")
+            f.write("ARG FLAVOR\nRUN echo $FLAVOR > /flavor\n")
+        lines.append(f"[images.{name}]")
+        lines.append(f'context = "images/{name}"')
+        lines.append('args = { FLAVOR = "{{ image.name }}-{{ platform.arch }}" }')
+        lines.append('labels = { "org.opencontainers.image.title" = "{{ image.name }}" }')
+        if i % chain and i % 10 == 5:
+            lines.append(f'depends_on = ["img{i - 1:05d}"]')
+        lines.append("")
+    with open(os.path.join(out, "multiarch.toml"), "w") as f:
+        f.write("\n".join(lines))
+
+if __name__ == "__main__":
+    main()

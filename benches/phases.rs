@@ -1,0 +1,42 @@
+//! Time of each planning phase on a config, in process: `cargo bench --bench phases -- FILE`.
+//! bench/plan.sh generates the configs and measures the whole command; this shows where the
+//! time goes inside it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let path: PathBuf = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            eprintln!("usage: cargo bench --bench phases -- path/to/multiarch.toml");
+            std::process::exit(2);
+        });
+    let runs = 10;
+    let mut totals = [Duration::ZERO; 4];
+    for _ in 0..runs {
+        let t = Instant::now();
+        let config = mab::config::load(&path, &[]).expect("config loads");
+        let t1 = Instant::now();
+        let instances = mab::matrix::expand(&config).expect("config expands");
+        let t2 = Instant::now();
+        let plan =
+            mab::plan::plan(&config, &instances, &mab::Selection::default()).expect("config plans");
+        let t3 = Instant::now();
+        let mut json = Vec::new();
+        mab::output::json(&plan, &mut json).expect("writes to memory");
+        let t4 = Instant::now();
+        std::hint::black_box(json);
+        for (total, d) in totals.iter_mut().zip([t1 - t, t2 - t1, t3 - t2, t4 - t3]) {
+            *total += d;
+        }
+    }
+    for (name, total) in ["load", "expand", "plan", "json"].iter().zip(totals) {
+        println!(
+            "{name:>7}: {:>7.2} ms",
+            total.as_secs_f64() * 1000.0 / runs as f64
+        );
+    }
+}
