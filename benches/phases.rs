@@ -3,6 +3,10 @@
 //! time goes inside it.
 
 use std::path::PathBuf;
+
+// As in the binary (src/main.rs), so the phases cost what they cost in `mab plan`.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 fn main() {

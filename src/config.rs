@@ -278,6 +278,8 @@ pub struct ImageDef {
     pub context: PathBuf,
     /// Relative to the config's directory.
     pub dockerfile: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile_source: Source,
     pub repository: Option<Text>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
@@ -493,7 +495,9 @@ fn resolve_image(
                 .map_or("Dockerfile", |d| d.get_ref()),
         ),
     );
-    if !dir.join(&dockerfile_rel).is_file() {
+    // Read now, once: the planner parses it for FROM lines, and errors quote it.
+    let name = dockerfile_rel.display().to_string();
+    let Ok(dockerfile_text) = std::fs::read_to_string(dir.join(&dockerfile_rel)) else {
         let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
         return Err(source
             .error(
@@ -507,7 +511,7 @@ fn resolve_image(
             .with_help(
                 "`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`",
             ));
-    }
+    };
 
     let (platforms, platforms_span) = match (&raw.platforms, default_platforms) {
         (Some(list), _) => {
@@ -561,6 +565,7 @@ fn resolve_image(
         key,
         key_span: key_span.clone(),
         context: context_rel,
+        dockerfile_source: Source::new(dir.join(&dockerfile_rel), name, dockerfile_text),
         dockerfile: dockerfile_rel,
         repository: raw.repository,
         name: raw.name,

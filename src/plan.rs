@@ -5,7 +5,8 @@
 //! `base@linux-amd64`. Dependencies come from `depends_on` and from the images each Dockerfile
 //! reads (`FROM`, `COPY --from`), matched against the tags of the config's instances.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -84,7 +85,10 @@ enum Redirect {
 
 #[derive(Debug, Clone)]
 struct Edge {
+    /// The instance depended on.
     dep: usize,
+    /// Its build of the same platform (an index into its `builds`).
+    dep_build: usize,
     redirects: BTreeSet<Redirect>,
 }
 
@@ -108,11 +112,16 @@ fn platform_args(p: &Platform) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Build nodes are numbered in (instance, build) order: node `offsets[i] + b` is build `b` of
+/// instance `i`. Taking the smallest ready number first gives a deterministic order.
 struct Graph<'a> {
     config: &'a Config,
     instances: &'a [Instance],
     /// Per instance, per build spec (same order as `Instance::builds`): its dependencies.
     edges: Vec<Vec<Vec<Edge>>>,
+    offsets: Vec<usize>,
+    /// Node number → (instance, build).
+    nodes: Vec<(usize, usize)>,
 }
 
 /// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.
@@ -135,8 +144,8 @@ struct Index<'a> {
     by_ref: HashMap<String, usize>,
     by_name: HashMap<&'a str, usize>,
     by_key: HashMap<&'a str, Vec<usize>>,
-    /// Per image of the config: its Dockerfile, read and parsed once.
-    dockerfiles: Vec<(Source, Dockerfile)>,
+    /// Per image of the config: its Dockerfile, parsed once.
+    dockerfiles: Vec<Dockerfile>,
 }
 
 impl<'a> Index<'a> {
@@ -149,12 +158,11 @@ impl<'a> Index<'a> {
             by_name.insert(inst.name.as_str(), i);
             by_key.entry(inst.key.as_str()).or_default().push(i);
         }
-        let dockerfiles = crate::par::try_map(config.images.par_iter(), |def| {
-            let path = config.dir.join(&def.dockerfile);
-            let source = Source::read(&path, def.dockerfile.display().to_string())?;
-            let parsed = Dockerfile::parse(source.text());
-            Ok((source, parsed))
-        })?;
+        let dockerfiles = config
+            .images
+            .par_iter()
+            .map(|def| Dockerfile::parse(def.dockerfile_source.text()))
+            .collect();
         Ok(Self {
             config,
             instances,
@@ -180,7 +188,7 @@ impl<'a> Index<'a> {
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let (dockerfile, parsed) = &self.dockerfiles[inst.image];
+        let (dockerfile, parsed) = (&def.dockerfile_source, &self.dockerfiles[inst.image]);
         let mut per_platform = Vec::with_capacity(inst.builds.len());
         for spec in &inst.builds {
             let mut deps: BTreeMap<usize, (BTreeSet<Redirect>, Origin)> = BTreeMap::new();
@@ -217,22 +225,19 @@ impl<'a> Index<'a> {
             }
             let mut list = Vec::with_capacity(deps.len());
             for (j, (redirects, origin)) in deps {
-                if !instances[j]
-                    .builds
-                    .iter()
-                    .any(|b| b.platform == spec.platform)
-                {
-                    let dep = &instances[j];
+                let dep = &instances[j];
+                let Some(dep_build) = dep.builds.iter().position(|b| b.platform == spec.platform)
+                else {
+                    let platform = &spec.platform;
                     return Err(platform_mismatch(
-                        config,
-                        dockerfile,
-                        inst,
-                        dep,
-                        &spec.platform,
-                        &origin,
+                        config, dockerfile, inst, dep, platform, &origin,
                     ));
-                }
-                list.push(Edge { dep: j, redirects });
+                };
+                list.push(Edge {
+                    dep: j,
+                    dep_build,
+                    redirects,
+                });
             }
             per_platform.push(list);
         }
@@ -291,11 +296,27 @@ impl<'a> Graph<'a> {
     fn new(config: &'a Config, instances: &'a [Instance]) -> Result<Self, ConfigError> {
         let index = Index::new(config, instances)?;
         let edges = crate::par::try_map(0..instances.len(), |i| index.edges_of(i))?;
+        let mut offsets = Vec::with_capacity(instances.len());
+        let mut nodes = Vec::new();
+        for (i, inst) in instances.iter().enumerate() {
+            offsets.push(nodes.len());
+            nodes.extend((0..inst.builds.len()).map(|b| (i, b)));
+        }
         Ok(Self {
             config,
             instances,
             edges,
+            offsets,
+            nodes,
         })
+    }
+
+    /// The nodes build `node` waits for.
+    fn deps(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        let (i, b) = self.nodes[node];
+        self.edges[i][b]
+            .iter()
+            .map(|e| self.offsets[e.dep] + e.dep_build)
     }
 
     /// The instances selected by the patterns, plus everything they depend on.
@@ -365,62 +386,40 @@ impl<'a> Graph<'a> {
             Open,
             Done,
         }
-        let nodes: Vec<(usize, usize)> = self
-            .edges
-            .iter()
-            .enumerate()
-            .flat_map(|(i, per)| (0..per.len()).map(move |b| (i, b)))
-            .collect();
-        let index: HashMap<(usize, usize), usize> =
-            nodes.iter().enumerate().map(|(k, &n)| (n, k)).collect();
-        let successors = |k: usize| -> Vec<usize> {
-            let (i, b) = nodes[k];
-            let platform = &self.instances[i].builds[b].platform;
-            self.edges[i][b]
-                .iter()
-                .filter_map(|e| {
-                    let db = self.instances[e.dep]
-                        .builds
-                        .iter()
-                        .position(|s| s.platform == *platform)?;
-                    index.get(&(e.dep, db)).copied()
-                })
-                .collect()
-        };
-        let mut mark = vec![Mark::New; nodes.len()];
-        for root in 0..nodes.len() {
+        let mut mark = vec![Mark::New; self.nodes.len()];
+        for root in 0..self.nodes.len() {
             if mark[root] != Mark::New {
                 continue;
             }
-            // Iterative DFS: (node, its successors, next successor to visit).
-            let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(root, successors(root), 0)];
+            // Iterative DFS: (node, its dependencies, next one to visit).
+            let mut stack: Vec<(usize, Vec<usize>, usize)> =
+                vec![(root, self.deps(root).collect(), 0)];
             mark[root] = Mark::Open;
             while let Some((node, succ, next)) = stack.last_mut() {
-                if let Some(&s) = succ.get(*next) {
-                    *next += 1;
-                    match mark[s] {
-                        Mark::New => {
-                            mark[s] = Mark::Open;
-                            let succ_s = successors(s);
-                            stack.push((s, succ_s, 0));
-                        }
-                        Mark::Open => {
-                            let start = stack
-                                .iter()
-                                .position(|(n, _, _)| *n == s)
-                                .expect("open nodes are on the stack");
-                            let path: Vec<usize> =
-                                stack[start..].iter().map(|(n, _, _)| nodes[*n].0).collect();
-                            return Err(self.cycle_error(
-                                &path,
-                                &self.instances[nodes[s].0].builds[nodes[s].1].platform,
-                            ));
-                        }
-                        Mark::Done => {}
-                    }
-                } else {
+                let Some(&s) = succ.get(*next) else {
                     mark[*node] = Mark::Done;
                     stack.pop();
+                    continue;
+                };
+                *next += 1;
+                match mark[s] {
+                    Mark::New => {
+                        mark[s] = Mark::Open;
+                        stack.push((s, self.deps(s).collect(), 0));
+                    }
+                    Mark::Open => {
+                        let start = stack
+                            .iter()
+                            .position(|(n, _, _)| *n == s)
+                            .expect("open nodes are on the stack");
+                        let path: Vec<usize> = stack[start..]
+                            .iter()
+                            .map(|(n, _, _)| self.nodes[*n].0)
+                            .collect();
+                        let (i, b) = self.nodes[s];
+                        return Err(self.cycle_error(&path, &self.instances[i].builds[b].platform));
+                    }
+                    Mark::Done => {}
                 }
             }
         }
@@ -454,65 +453,38 @@ impl<'a> Graph<'a> {
 
     fn into_plan(self, selected: &[bool], platforms: &[Platform]) -> Plan {
         let keep = |p: &Platform| platforms.is_empty() || platforms.contains(p);
-        // Kahn's algorithm, always taking the smallest ready (instance, platform) node: a
-        // deterministic order that lists a base before everything built on it.
-        let mut nodes: Vec<(usize, usize)> = Vec::new();
-        for (i, inst) in self.instances.iter().enumerate() {
-            if selected[i] {
-                nodes.extend(
-                    inst.builds
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| keep(&b.platform))
-                        .map(|(b, _)| (i, b)),
-                );
-            }
-        }
-        let present: BTreeSet<(usize, usize)> = nodes.iter().copied().collect();
-        let deps_of = |(i, b): (usize, usize)| -> Vec<(usize, usize)> {
-            let platform = &self.instances[i].builds[b].platform;
-            self.edges[i][b]
-                .iter()
-                .filter_map(|e| {
-                    Some((
-                        e.dep,
-                        self.instances[e.dep]
-                            .builds
-                            .iter()
-                            .position(|s| s.platform == *platform)?,
-                    ))
-                })
-                .filter(|n| present.contains(n))
-                .collect()
-        };
-        let mut waiting: BTreeMap<(usize, usize), usize> = BTreeMap::new();
-        let mut dependents: BTreeMap<(usize, usize), Vec<(usize, usize)>> = BTreeMap::new();
-        for &n in &nodes {
-            let deps = deps_of(n);
-            waiting.insert(n, deps.len());
-            for d in deps {
-                dependents.entry(d).or_default().push(n);
-            }
-        }
-        let mut ready: BTreeSet<(usize, usize)> = waiting
+        let kept: Vec<bool> = self
+            .nodes
             .iter()
-            .filter(|(_, c)| **c == 0)
-            .map(|(n, _)| *n)
+            .map(|&(i, b)| selected[i] && keep(&self.instances[i].builds[b].platform))
             .collect();
-        let mut order = Vec::with_capacity(nodes.len());
-        while let Some(n) = ready.pop_first() {
-            order.push(n);
-            for &d in dependents.get(&n).map(Vec::as_slice).unwrap_or_default() {
-                let c = waiting.get_mut(&d).expect("every dependent is a node");
-                *c -= 1;
-                if *c == 0 {
-                    ready.insert(d);
+        // Kahn's algorithm, always taking the smallest ready node: a deterministic order that
+        // lists a base before everything built on it.
+        let mut waiting = vec![0usize; self.nodes.len()];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for node in (0..self.nodes.len()).filter(|&n| kept[n]) {
+            for dep in self.deps(node).filter(|&d| kept[d]) {
+                waiting[node] += 1;
+                dependents[dep].push(node);
+            }
+        }
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..self.nodes.len())
+            .filter(|&n| kept[n] && waiting[n] == 0)
+            .map(Reverse)
+            .collect();
+        let mut order = Vec::with_capacity(self.nodes.len());
+        while let Some(Reverse(node)) = ready.pop() {
+            order.push(self.nodes[node]);
+            for &d in &dependents[node] {
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    ready.push(Reverse(d));
                 }
             }
         }
         debug_assert_eq!(
             order.len(),
-            nodes.len(),
+            kept.iter().filter(|k| **k).count(),
             "cycles are rejected before ordering"
         );
 
