@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a synthetic monorepo for the plan benchmark.
 
-usage: gen_config.py DIR IMAGES [CHAIN]
+usage: genconfig.py DIR IMAGES [CHAIN]
 
 IMAGES images, each with its own context and Dockerfile, 4 platforms and 3 tag templates. Images
 form dependency chains of CHAIN (default 10): every image but a chain's first names the previous
@@ -11,9 +11,7 @@ Every tenth image also declares depends_on, to exercise both kinds of edge.
 import os
 import sys
 
-def main():
-    out, count = sys.argv[1], int(sys.argv[2])
-    chain = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+def write(out, count, chain=10):
     os.makedirs(out, exist_ok=True)
     lines = [
         "[defaults]",
@@ -46,4 +44,4 @@ def main():
         f.write("\n".join(lines))
 
 if __name__ == "__main__":
-    main()
+    write(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 10)
