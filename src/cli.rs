@@ -13,6 +13,7 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::output;
 use crate::plan::Selection;
 use crate::platform::Platform;
+use crate::{exec, progress};
 
 /// Exit code for a bad config or bad arguments: nothing was built or pushed.
 pub const EXIT_CONFIG: u8 = 2;
@@ -38,8 +39,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Build every image of the plan for every platform and publish one manifest list per tag.
+    Run {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Print the JSON schema of multiarch.toml.
     Schema,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Jobs at once (default: the number of CPUs).
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+    /// After a failure, go on with everything that does not depend on it.
+    #[arg(long)]
+    keep_going: bool,
+    /// Push no tag anywhere until every build of the run has succeeded.
+    #[arg(long)]
+    atomic: bool,
+    /// Build and assemble local manifest lists, push nothing.
+    #[arg(long)]
+    no_push: bool,
+    /// Progress display: bars on a terminal, plain lines elsewhere (auto), or either always.
+    #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
+    progress: progress::Mode,
+    /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// What to work on: the config, the images and platforms in it, variable overrides.
@@ -148,6 +178,43 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         })),
+        Command::Run { target, run } => {
+            let path = target.config_path()?;
+            let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+            let jobs = run
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+            let opts = exec::Options {
+                jobs,
+                keep_going: run.keep_going,
+                atomic: run.atomic,
+                push: !run.no_push,
+                progress: run.progress,
+            };
+            let report = match exec::run(&plan, &opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot prepare the run in {}: {e}",
+                        plan.workdir.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if let Some(file) = &run.report {
+                let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+                if let Err(e) = std::fs::write(file, json + "\n") {
+                    eprintln!("error: cannot write the report to {}: {e}", file.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            let code = write_stdout(|out| output::summary(&report, &plan, out));
+            Ok(if report.success {
+                code
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Plan { target, format } => {
             let path = target.config_path()?;
             let plan = crate::plan_file(&path, &target.vars, &target.selection())?;

@@ -40,6 +40,38 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawImage>")]
     pub images: BTreeMap<Spanned<String>, Spanned<RawImage>>,
+    /// How podman is called.
+    #[serde(default)]
+    pub builder: RawBuilder,
+    /// Per-registry settings, keyed by `host[:port]` (`[registries."127.0.0.1:5000"]`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RawRegistry>,
+}
+
+/// `[builder]`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuilder {
+    /// The podman program (default `podman`). `MAB_PODMAN` in the environment overrides it and
+    /// may add global options: `MAB_PODMAN="podman --remote --connection ci"`.
+    pub podman: Option<String>,
+    /// Global options put before every podman subcommand, e.g. `["--root", "/srv/storage"]`.
+    #[serde(default)]
+    pub global_args: Vec<String>,
+    /// Add the standard `org.opencontainers.image.*` labels (source, revision, created,
+    /// version) to every image (default true). Labels set in the config win.
+    pub oci_labels: Option<bool>,
+    /// Build with `--timestamp` set to the commit time, for reproducible images (default false).
+    pub reproducible: Option<bool>,
+}
+
+/// `[registries."host[:port]"]`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    /// Plain HTTP or an unverified certificate: push and read with `--tls-verify=false`.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// `[defaults]`.
@@ -267,6 +299,15 @@ pub struct Config {
     pub registry: Option<Text>,
     /// Sorted by name.
     pub images: Vec<ImageDef>,
+    pub builder: RawBuilder,
+    pub registries: BTreeMap<String, RawRegistry>,
+}
+
+impl Config {
+    /// Whether pushes to and reads from `registry` (`host[:port]`) skip TLS verification.
+    pub fn insecure(&self, registry: &str) -> bool {
+        self.registries.get(registry).is_some_and(|r| r.insecure)
+    }
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -401,6 +442,8 @@ fn resolve(
         vars,
         registry: defaults.registry,
         images,
+        builder: raw.builder,
+        registries: raw.registries,
     })
 }
 

@@ -16,6 +16,8 @@ pub struct GitInfo {
     pub dirty: bool,
     /// Committer time of HEAD, seconds since the epoch.
     pub timestamp: i64,
+    /// The `origin` remote's URL, credentials removed.
+    pub remote: Option<String>,
 }
 
 /// Runs git (an argument vector, never a shell) in `dir`; `None` when git fails.
@@ -48,7 +50,45 @@ impl GitInfo {
             dirty: git(dir, &["status", "--porcelain", "--untracked-files=no"])
                 .is_some_and(|s| !s.is_empty()),
             timestamp,
+            remote: nonempty(git(dir, &["remote", "get-url", "origin"]))
+                .map(|u| without_credentials(&u)),
         })
+    }
+}
+
+/// `https://user:token@host/x` → `https://host/x`: a remote URL may carry a secret, and it ends
+/// up in an image label.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_removed() {
+        assert_eq!(
+            super::without_credentials("https://u:t0ken@github.com/acme/x.git"),
+            "https://github.com/acme/x.git"
+        );
+        assert_eq!(
+            super::without_credentials("https://github.com/acme/x"),
+            "https://github.com/acme/x"
+        );
+        assert_eq!(
+            super::without_credentials("git@github.com:acme/x.git"),
+            "git@github.com:acme/x.git"
+        );
     }
 }
 

@@ -8,12 +8,14 @@ pub mod cli;
 pub mod config;
 pub mod dockerfile;
 pub mod error;
+pub mod exec;
 pub mod git;
 pub mod matrix;
 pub mod output;
 mod par;
 pub mod plan;
 pub mod platform;
+pub mod progress;
 pub mod reference;
 pub mod template;
 

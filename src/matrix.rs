@@ -41,6 +41,8 @@ pub struct Instance {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub push: bool,
+    /// `--timestamp` for reproducible builds (`[builder] reproducible`).
+    pub source_date_epoch: Option<i64>,
 }
 
 /// What differs between the platforms of one instance.
@@ -207,6 +209,52 @@ pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>,
 struct Globals {
     base: Value,
     registry: Option<String>,
+    /// `org.opencontainers.image.*` labels every image gets (unless the config sets them).
+    oci_labels: BTreeMap<String, String>,
+    source_date_epoch: Option<i64>,
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, else the commit time.
+fn source_date_epoch(config: &Config, templates: &Templates) -> Result<Option<i64>, ConfigError> {
+    if !config.builder.reproducible.unwrap_or(false) {
+        return Ok(None);
+    }
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        return v.trim().parse().map(Some).map_err(|_| {
+            ConfigError::new(
+                ErrorKind::Type,
+                format!("SOURCE_DATE_EPOCH must be seconds since the epoch, not `{v}`"),
+            )
+        });
+    }
+    match templates.git_info() {
+        Some(g) => Ok(Some(g.timestamp)),
+        None => Err(ConfigError::new(
+            ErrorKind::Type,
+            "`[builder] reproducible = true` takes its timestamp from the last commit, but the config is not in a git repository with commits",
+        )
+        .with_help("commit the project, or set SOURCE_DATE_EPOCH")),
+    }
+}
+
+fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    if !config.builder.oci_labels.unwrap_or(true) {
+        return labels;
+    }
+    if let Some(g) = templates.git_info() {
+        labels.insert("org.opencontainers.image.revision".into(), g.sha.clone());
+        let created =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(g.timestamp.max(0) as u64);
+        labels.insert(
+            "org.opencontainers.image.created".into(),
+            humantime::format_rfc3339_seconds(created).to_string(),
+        );
+        if let Some(remote) = &g.remote {
+            labels.insert("org.opencontainers.image.source".into(), remote.clone());
+        }
+    }
+    labels
 }
 
 fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigError> {
@@ -235,7 +283,12 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         }
     }
     let base = context! { images => Value::from(Serde(&images)), ..with_registry };
-    Ok(Globals { base, registry })
+    Ok(Globals {
+        base,
+        registry,
+        oci_labels: oci_labels(config, templates),
+        source_date_epoch: source_date_epoch(config, templates)?,
+    })
 }
 
 /// Expands and renders every image of the config into instances, in config order (images by
@@ -338,7 +391,24 @@ fn instantiate(
             .map(|(k, v)| Ok((k.clone(), templates.render(v, ctx, &name, field(k))?)))
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
-    let labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
+    let mut labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
+    if config.builder.oci_labels.unwrap_or(true) {
+        // The standard labels fill in what the config leaves unset.
+        let version = tags.first().map(|t| {
+            (
+                "org.opencontainers.image.version".to_string(),
+                t.tag.to_string(),
+            )
+        });
+        for (k, v) in globals
+            .oci_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(version)
+        {
+            labels.entry(k).or_insert(v);
+        }
+    }
     let annotations = render_map(&def.annotations, &ctx, &|k| Field::Annotation(k))?;
 
     let mut builds = Vec::with_capacity(combination.platforms.len());
@@ -372,6 +442,7 @@ fn instantiate(
         labels,
         annotations,
         push: def.push,
+        source_date_epoch: globals.source_date_epoch,
     })
 }
 

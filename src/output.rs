@@ -12,6 +12,14 @@ pub fn shell_line(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
+fn join(items: &[impl std::fmt::Display]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -42,13 +50,20 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             platforms.join(", "),
             m.depends_on.join(", ")
         )?;
-        let verb = if m.push {
-            "push"
-        } else {
-            "local only (push = false)"
-        };
-        for t in &m.tags {
-            writeln!(out, "  {verb} {t}")?;
+        for argv in &m.assemble {
+            writeln!(out, "  {}", shell_line(argv))?;
+        }
+        if !m.push {
+            writeln!(
+                out,
+                "  (push = false: the list stays local; its tags would be {})",
+                join(&m.tags)
+            )?;
+            continue;
+        }
+        for p in &m.pushes {
+            writeln!(out, "  {}", shell_line(&p.argv))?;
+            writeln!(out, "  {}  # verify", shell_line(&p.verify))?;
         }
     }
     Ok(())
@@ -95,4 +110,97 @@ pub fn dot(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     writeln!(out, "}}")
+}
+
+/// The table printed at the end of `mab run`: every build and manifest list with its status,
+/// then the log tail of each failure.
+pub fn summary(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    use crate::exec::Status;
+    let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+    let short = |id: &str| {
+        id.trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    };
+    let width = report
+        .builds
+        .iter()
+        .map(|b| b.image.len())
+        .chain(report.manifests.iter().map(|m| m.image.len()))
+        .max()
+        .unwrap_or(0)
+        .max(13);
+    writeln!(
+        out,
+        "\n{:<width$}  {:<14}  {:<8}  {:>7}  image id",
+        "image", "platform", "status", "time"
+    )?;
+    for b in &report.builds {
+        let id = b.image_id.as_deref().map(short).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<width$}  {:<14}  {:<8}  {:>7}  {id}",
+            b.image,
+            b.platform.to_string(),
+            b.status.word(),
+            secs(b.duration_ms)
+        )?;
+    }
+    writeln!(out, "\n{:<width$}  {:<8}  tags", "manifest list", "status")?;
+    for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
+        let tags = match &m.status {
+            Status::Pushed => m
+                .tags
+                .iter()
+                .map(|t| format!("{} ({})", t.reference, short(&t.digest)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Status::Assembled => format!("{} (local)", m.list),
+            Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
+            _ => join(&planned.tags),
+        };
+        writeln!(out, "{:<width$}  {:<8}  {tags}", m.image, m.status.word())?;
+    }
+    let failures = report
+        .builds
+        .iter()
+        .filter_map(|b| match &b.status {
+            Status::Failed { reason } => Some((b.id.clone(), reason, &b.log, &b.log_tail)),
+            _ => None,
+        })
+        .chain(report.manifests.iter().filter_map(|m| match &m.status {
+            Status::Failed { reason } => Some((
+                format!("{} manifest list", m.image),
+                reason,
+                &m.log,
+                &m.log_tail,
+            )),
+            _ => None,
+        }));
+    for (what, reason, log, tail) in failures {
+        writeln!(out, "\nFAILED {what}: {reason}\n  log: {}", log.display())?;
+        for line in tail.as_deref().unwrap_or_default().lines() {
+            writeln!(out, "  | {line}")?;
+        }
+    }
+    let built = report
+        .builds
+        .iter()
+        .filter(|b| b.status == Status::Built)
+        .count();
+    let pushed = report
+        .manifests
+        .iter()
+        .filter(|m| m.status == Status::Pushed)
+        .count();
+    writeln!(
+        out,
+        "\n{}: {built}/{} builds, {pushed}/{} manifest lists pushed (run {}, logs in {})",
+        if report.success { "ok" } else { "FAILED" },
+        report.builds.len(),
+        report.manifests.len(),
+        report.run_id,
+        report.run_dir.display()
+    )
 }

@@ -29,6 +29,8 @@ pub const LOCAL_PREFIX: &str = "localhost/mab";
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub version: u32,
+    /// The podman program and its global options, as every command below starts.
+    pub podman: Vec<String>,
     /// The config file, as shown to the user.
     pub config: String,
     /// The directory podman runs in; paths in `argv` are relative to it.
@@ -42,6 +44,8 @@ pub struct Plan {
 pub struct Build {
     /// `<instance>@<os>-<arch>[-<variant>]`.
     pub id: String,
+    /// Where podman writes the id of the built image (`--iidfile`), relative to the workdir.
+    pub iidfile: String,
     /// The instance name.
     pub image: String,
     pub platform: Platform,
@@ -63,7 +67,26 @@ pub struct Manifest {
     pub push: bool,
     /// The builds whose images the list holds.
     pub depends_on: Vec<String>,
+    /// The local manifest list that is assembled and pushed.
+    pub list: String,
+    /// Commands that assemble `list` afresh: remove any earlier one, create, add each image.
+    pub assemble: Vec<Vec<String>>,
+    /// One per tag: the push command and the file it writes the pushed digest to.
+    pub pushes: Vec<Push>,
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Push {
+    pub tag: ImageRef,
+    pub argv: Vec<String>,
+    /// Where `podman manifest push --digestfile` writes the digest of the pushed index.
+    pub digestfile: String,
+    /// Reads the index back from the registry, to check it.
+    pub verify: Vec<String>,
+}
+
+/// Where a run keeps the files podman writes for it, relative to the workdir.
+pub const STATE_DIR: &str = ".mab";
 
 /// What the command line selects.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +145,45 @@ struct Graph<'a> {
     offsets: Vec<usize>,
     /// Node number → (instance, build).
     nodes: Vec<(usize, usize)>,
+    /// The podman program and global options that start every command.
+    podman: Vec<String>,
+}
+
+/// The podman command prefix: `MAB_PODMAN` (split like a shell would, so it can carry global
+/// options such as `--remote --connection ci`), else `[builder] podman`, then `global_args`.
+pub fn podman_prefix(config: &Config) -> Vec<String> {
+    let from_env = std::env::var("MAB_PODMAN")
+        .ok()
+        .and_then(|v| shlex::split(&v))
+        .filter(|v| !v.is_empty());
+    let mut prefix = from_env.unwrap_or_else(|| {
+        vec![
+            config
+                .builder
+                .podman
+                .clone()
+                .unwrap_or_else(|| "podman".into()),
+        ]
+    });
+    prefix.extend(config.builder.global_args.iter().cloned());
+    prefix
+}
+
+/// `skopeo inspect --raw` of `reference`, the way pushes reach its registry.
+fn verify_argv(reference: &ImageRef, insecure: bool) -> Vec<String> {
+    let mut argv: Vec<String> = ["skopeo", "inspect", "--raw"].map(String::from).to_vec();
+    if insecure {
+        argv.push("--tls-verify=false".into());
+    }
+    // skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours: pass it on.
+    if let Some(conf) = std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
+        argv.extend([
+            "--registries-conf".into(),
+            conf.to_string_lossy().into_owned(),
+        ]);
+    }
+    argv.push(format!("docker://{reference}"));
+    argv
 }
 
 /// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.
@@ -308,6 +370,7 @@ impl<'a> Graph<'a> {
             edges,
             offsets,
             nodes,
+            podman: podman_prefix(config),
         })
     }
 
@@ -501,22 +564,74 @@ impl<'a> Graph<'a> {
                     .map(|b| b.platform.clone())
                     .filter(|p| keep(p))
                     .collect();
-                (!platforms.is_empty()).then(|| Manifest {
-                    image: inst.name.clone(),
-                    repository: inst.repository.clone(),
-                    tags: inst.tags.clone(),
-                    depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
-                    platforms,
-                    push: inst.push,
-                })
+                (!platforms.is_empty()).then(|| self.manifest(inst, platforms))
             })
             .collect();
         Plan {
             version: FORMAT_VERSION,
+            podman: self.podman.clone(),
             config: self.config.source.name().to_string(),
             workdir: self.config.dir.clone(),
             builds,
             manifests,
+        }
+    }
+
+    fn manifest(&self, inst: &Instance, platforms: Vec<Platform>) -> Manifest {
+        let list = format!("{LOCAL_PREFIX}/{}:manifest", inst.name);
+        let podman = |args: &[&str]| -> Vec<String> {
+            self.podman
+                .iter()
+                .cloned()
+                .chain(args.iter().map(|a| a.to_string()))
+                .collect()
+        };
+        // A list left by an earlier run would make `create` fail, and `build --manifest`
+        // appends rather than replaces: always start from a fresh list.
+        let mut assemble = vec![
+            podman(&["rmi", "--ignore", &list]),
+            podman(&["manifest", "create", &list]),
+        ];
+        for p in &platforms {
+            let mut add = podman(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
+            if let Some(v) = p.variant() {
+                add.extend(["--variant".into(), v.into()]);
+            }
+            add.extend([
+                list.clone(),
+                format!("containers-storage:{}", local_image(&inst.name, p)),
+            ]);
+            assemble.push(add);
+        }
+        let insecure = self.config.insecure(inst.repository.registry());
+        let pushes = inst
+            .tags
+            .iter()
+            .map(|tag| {
+                let digestfile = format!("{STATE_DIR}/digest/{}@{}", inst.name, tag.tag);
+                let mut argv = podman(&["manifest", "push", "--all", "--digestfile", &digestfile]);
+                if insecure {
+                    argv.push("--tls-verify=false".into());
+                }
+                argv.extend([list.clone(), format!("docker://{tag}")]);
+                Push {
+                    tag: tag.clone(),
+                    argv,
+                    digestfile,
+                    verify: verify_argv(tag, insecure),
+                }
+            })
+            .collect();
+        Manifest {
+            image: inst.name.clone(),
+            repository: inst.repository.clone(),
+            tags: inst.tags.clone(),
+            depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
+            platforms,
+            push: inst.push,
+            list,
+            assemble,
+            pushes,
         }
     }
 
@@ -543,12 +658,25 @@ impl<'a> Graph<'a> {
         }
         depends_on.sort();
         let local = local_image(&inst.name, p);
-        let mut argv: Vec<String> = ["podman", "build", "--platform", &p.to_string(), "--file"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let id = build_id(&inst.name, p);
+        let iidfile = format!("{STATE_DIR}/iid/{id}");
+        let mut argv = self.podman.clone();
+        argv.extend(
+            [
+                "build",
+                "--platform",
+                &p.to_string(),
+                "--iidfile",
+                &iidfile,
+                "--file",
+            ]
+            .map(String::from),
+        );
         argv.push(def.dockerfile.display().to_string());
         argv.extend(["--tag".into(), local.clone()]);
+        if let Some(epoch) = inst.source_date_epoch {
+            argv.extend(["--timestamp".into(), epoch.to_string()]);
+        }
         if let Some(t) = &spec.target {
             argv.extend(["--target".into(), t.clone()]);
         }
@@ -567,7 +695,8 @@ impl<'a> Graph<'a> {
         flag("--build-context", &contexts);
         argv.push(def.context.display().to_string());
         Build {
-            id: build_id(&inst.name, p),
+            id,
+            iidfile,
             image: inst.name.clone(),
             platform: p.clone(),
             depends_on,

@@ -133,6 +133,11 @@ impl Repository {
     pub fn qualified(&self) -> &str {
         &self.qualified
     }
+
+    /// The registry host (`host[:port]`), `docker.io` for Docker Hub.
+    pub fn registry(&self) -> &str {
+        self.qualified.split_once('/').map_or("", |(r, _)| r)
+    }
 }
 
 impl FromStr for Repository {
@@ -279,6 +284,7 @@ mod tests {
             let repo: Repository = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(repo.as_str(), input);
             assert_eq!(repo.qualified(), qualified);
+            assert_eq!(repo.registry(), qualified.split('/').next().unwrap());
         }
     }
 

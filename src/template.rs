@@ -91,6 +91,10 @@ impl<'s> Templates<'s> {
         Value::from_dyn_object(self.git.clone())
     }
 
+    pub fn git_info(&self) -> Option<&crate::git::GitInfo> {
+        self.git.info()
+    }
+
     /// Renders `template` with `ctx`; `image` names the image in errors.
     pub fn render(
         &self,

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Brings up what mab's end-to-end tests need on a fresh Debian 12 machine (run as root):
+#   - podman, buildah, skopeo, qemu-user-static, docker-registry, runc (Debian's packages)
+#   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
+#   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
+#     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
+# The registry itself is started and stopped by the tests (tests/common/registry.rs).
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+BASE=${MAB_TEST_BASE:-localhost/mab-test/busybox:latest}
+export BUILDAH_ISOLATION=chroot
+
+log() { printf 'test-env: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root (installs packages, registers binfmt handlers)"
+    exit 1
+fi
+
+# 1. Packages.
+pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq || log "apt-get update reported an error (a mirror sync?); trying the install anyway"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. binfmt handlers: without them a foreign-arch RUN fails with "exec format error".
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+for arch in aarch64 arm; do
+    if [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$arch" ]; then
+        conf="/usr/lib/binfmt.d/qemu-$arch.conf"
+        [ -f "$conf" ] || { log "no $conf: is qemu-user-static installed?"; exit 1; }
+        grep -v '^#' "$conf" | grep -v '^$' > /proc/sys/fs/binfmt_misc/register
+        log "registered binfmt handler qemu-$arch"
+    fi
+done
+
+# 3. Base images, one per platform, and the manifest list that joins them.
+if podman manifest inspect "$BASE" >/dev/null 2>&1; then
+    log "$BASE exists"
+    exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Debian name, OCI arch, variant
+platforms=("amd64 amd64 -" "arm64 arm64 -" "armhf arm v7")
+for entry in "${platforms[@]}"; do
+    read -r deb arch _ <<<"$entry"
+    [ "$deb" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$deb"
+done
+apt-get update -qq || log "apt-get update reported an error (a mirror sync?); checking the downloads instead"
+applets=(sh ash cat cp echo env false grep head id ln ls mkdir mv rm sed sleep sort tail tar test touch tr true uname wc)
+for entry in "${platforms[@]}"; do
+    read -r deb arch variant <<<"$entry"
+    dir="$work/$deb"
+    mkdir -p "$dir"
+    (cd "$dir" && apt-get download -qq "busybox-static:$deb")
+    debfile=$(ls "$dir"/busybox-static_*.deb 2>/dev/null | head -n1)
+    [ -n "$debfile" ] || { log "could not download busybox-static:$deb"; exit 1; }
+    dpkg-deb -x "$debfile" "$dir/x"
+    root="$dir/rootfs"
+    mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root"
+    cp "$dir/x/bin/busybox" "$root/bin/busybox"
+    for a in "${applets[@]}"; do ln -sf busybox "$root/bin/$a"; done
+    echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+    tar -C "$root" -cf "$dir/rootfs.tar" .
+    tag="${BASE%:*}:$deb"
+    import=(--os linux --arch "$arch")
+    [ "$variant" = "-" ] || import+=(--variant "$variant")
+    podman import "${import[@]}" "$dir/rootfs.tar" "$tag" >/dev/null
+    log "imported $tag ($arch)"
+done
+podman manifest create "$BASE" >/dev/null
+for entry in "${platforms[@]}"; do
+    read -r deb arch variant <<<"$entry"
+    args=(--os linux --arch "$arch")
+    [ "$variant" = "-" ] || args+=(--variant "$variant")
+    podman manifest add "${args[@]}" "$BASE" "containers-storage:${BASE%:*}:$deb" >/dev/null
+done
+log "created manifest list $BASE"

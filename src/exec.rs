@@ -1,0 +1,742 @@
+//! `mab run`: executes a [`Plan`] exactly. Builds run on a bounded rayon pool as soon as their
+//! own dependencies are done (no level-by-level barriers); among ready builds the one with the
+//! most work behind it starts first. A coordinator on the calling thread owns all state.
+//!
+//! Publishing never leaves a partial manifest list: a list is assembled only from builds that
+//! all succeeded, fresh each run, pushed to each tag, then read back from the registry and
+//! checked against the plan.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::output::shell_line;
+use crate::plan::{Build, Manifest, Plan, STATE_DIR};
+use crate::platform::Platform;
+use crate::progress::{self, Progress};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Jobs at once (builds and manifest steps).
+    pub jobs: usize,
+    /// On a failure, go on with everything that does not depend on it.
+    pub keep_going: bool,
+    /// Push nothing until every build of the run has succeeded.
+    pub atomic: bool,
+    /// `false`: assemble local manifest lists only.
+    pub push: bool,
+    pub progress: progress::Mode,
+}
+
+/// How a build or a manifest list ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Built,
+    /// Assembled locally and not pushed (`--no-push` or `push = false`).
+    Assembled,
+    Pushed,
+    Failed {
+        reason: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// The run stopped (after a failure) before this started.
+    NotStarted,
+}
+
+impl Status {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Built => "built",
+            Self::Assembled => "local",
+            Self::Pushed => "pushed",
+            Self::Failed { .. } => "FAILED",
+            Self::Skipped { .. } => "skipped",
+            Self::NotStarted => "not run",
+        }
+    }
+
+    fn finished(&self) -> bool {
+        !matches!(self, Self::NotStarted)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub id: String,
+    pub image: String,
+    pub platform: Platform,
+    #[serde(flatten)]
+    pub status: Status,
+    pub duration_ms: u64,
+    /// The id podman gave the built image.
+    pub image_id: Option<String>,
+    pub log: PathBuf,
+    /// The end of the log of a failed build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TagReport {
+    pub reference: String,
+    /// Digest of the pushed index, as the registry serves it.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestReport {
+    pub image: String,
+    pub list: String,
+    #[serde(flatten)]
+    pub status: Status,
+    pub duration_ms: u64,
+    /// Tags pushed and verified.
+    pub tags: Vec<TagReport>,
+    pub log: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub success: bool,
+    pub builds: Vec<BuildReport>,
+    pub manifests: Vec<ManifestReport>,
+}
+
+/// A failed step: what failed, and the end of its log.
+struct Failure {
+    reason: String,
+    tail: Option<String>,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            tail: None,
+        }
+    }
+}
+
+enum Job {
+    Build(usize),
+    Assemble(usize),
+    Push(usize),
+}
+
+enum Done {
+    Build(usize, Result<String, Failure>),
+    Assemble(usize, Result<(), Failure>),
+    Push(usize, Result<Vec<TagReport>, Failure>),
+}
+
+/// Emulated builds (another architecture, through qemu) take several times as long.
+fn cost(platform: &Platform, host: &Platform) -> u64 {
+    if platform.arch() == host.arch() { 1 } else { 5 }
+}
+
+/// cargo's job-queue priority: a build's own cost plus the cost of everything that depends on
+/// it, directly or not. The build that unblocks the most work starts first.
+fn priorities(costs: &[u64], dependents: &[Vec<usize>]) -> Vec<u64> {
+    let mut seen = vec![usize::MAX; costs.len()];
+    (0..costs.len())
+        .map(|root| {
+            let mut total = 0;
+            let mut stack = vec![root];
+            seen[root] = root;
+            while let Some(n) = stack.pop() {
+                total += costs[n];
+                for &d in &dependents[n] {
+                    if seen[d] != root {
+                        seen[d] = root;
+                        stack.push(d);
+                    }
+                }
+            }
+            total
+        })
+        .collect()
+}
+
+fn run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(char::is_ascii_digit).collect();
+    format!(
+        "{}-{}-{}",
+        &compact[..8],
+        &compact[8..14.min(compact.len())],
+        std::process::id()
+    )
+}
+
+/// The last `lines` lines of a log file.
+fn tail(path: &Path, lines: usize) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    // The last 16 KiB hold the last lines of any sane log.
+    f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    Some(all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
+/// Runs `argv` in `cwd` with its output appended to `log`; the log's tail on failure.
+fn run_logged(argv: &[String], cwd: &Path, log: &Path) -> Result<(), Failure> {
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
+    let _ = writeln!(file, "$ {}", shell_line(argv));
+    let err_file = file
+        .try_clone()
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err_file)
+        .status()
+        .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
+    if status.success() {
+        return Ok(());
+    }
+    let what = argv
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map_or("", String::as_str);
+    let code = status
+        .code()
+        .map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+    Err(Failure {
+        reason: format!("`{} {what}` failed with {code}", argv[0]),
+        tail: tail(log, 15),
+    })
+}
+
+/// Runs `argv` and returns its standard output; standard error goes to `log`.
+fn run_captured(argv: &[String], cwd: &Path, log: &Path) -> Result<Vec<u8>, Failure> {
+    let mut file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
+    let _ = writeln!(file, "$ {}", shell_line(argv));
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stderr(file)
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(Failure {
+            reason: format!(
+                "`{}` failed with {}",
+                argv[..2.min(argv.len())].join(" "),
+                out.status
+            ),
+            tail: tail(log, 15),
+        })
+    }
+}
+
+fn build(plan: &Plan, b: &Build, log: &Path) -> Result<String, Failure> {
+    run_logged(&b.argv, &plan.workdir, log)?;
+    let iid = std::fs::read_to_string(plan.workdir.join(&b.iidfile))
+        .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
+    Ok(iid.trim().to_string())
+}
+
+fn assemble(plan: &Plan, m: &Manifest, log: &Path) -> Result<(), Failure> {
+    m.assemble
+        .iter()
+        .try_for_each(|argv| run_logged(argv, &plan.workdir, log))
+}
+
+/// The platforms an index lists, as `os/arch[/variant]`.
+#[derive(serde::Deserialize)]
+struct Index {
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    platform: Option<IndexPlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexPlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// Checks an index read back from the registry: its digest is the one pushed, and it lists
+/// exactly the planned platforms.
+pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Result<(), String> {
+    let digest = format!("sha256:{:x}", Sha256::digest(raw));
+    if digest != pushed_digest {
+        return Err(format!(
+            "the registry serves {digest}, but {pushed_digest} was pushed"
+        ));
+    }
+    let index: Index = serde_json::from_slice(raw)
+        .map_err(|e| format!("the registry did not return an image index: {e}"))?;
+    let mut listed: Vec<String> = index
+        .manifests
+        .iter()
+        .map(|m| match &m.platform {
+            Some(p) => match &p.variant {
+                Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os, p.architecture),
+                _ => format!("{}/{}", p.os, p.architecture),
+            },
+            None => "(no platform)".into(),
+        })
+        .collect();
+    let mut wanted: Vec<String> = planned.iter().map(ToString::to_string).collect();
+    listed.sort();
+    wanted.sort();
+    if listed != wanted {
+        return Err(format!(
+            "the pushed index lists [{}], the plan has [{}]",
+            listed.join(", "),
+            wanted.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn push(plan: &Plan, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
+    let mut tags = Vec::with_capacity(m.pushes.len());
+    for p in &m.pushes {
+        let registry = p.tag.repository.registry();
+        run_logged(&p.argv, &plan.workdir, log).map_err(|f| Failure {
+            reason: format!(
+                "pushing {} to registry {registry} failed: {}",
+                p.tag, f.reason
+            ),
+            tail: f.tail,
+        })?;
+        let pushed = std::fs::read_to_string(plan.workdir.join(&p.digestfile)).map_err(|e| {
+            Failure::new(format!(
+                "podman wrote no digest for {} to {}: {e}",
+                p.tag, p.digestfile
+            ))
+        })?;
+        let raw = run_captured(&p.verify, &plan.workdir, log).map_err(|f| Failure {
+            reason: format!(
+                "reading {} back from registry {registry} failed: {}",
+                p.tag, f.reason
+            ),
+            tail: f.tail,
+        })?;
+        verify_index(&raw, pushed.trim(), &m.platforms).map_err(|e| Failure {
+            reason: format!("{} does not match the plan: {e}", p.tag),
+            tail: None,
+        })?;
+        tags.push(TagReport {
+            reference: p.tag.to_string(),
+            digest: pushed.trim().to_string(),
+        });
+    }
+    Ok(tags)
+}
+
+/// Executes `plan`. Returns when every job has ended; never panics on a failed job.
+pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
+    let state = plan.workdir.join(STATE_DIR);
+    let run_id = run_id();
+    let run_dir = state.join("runs").join(&run_id);
+    for dir in [run_dir.as_path(), &state.join("iid"), &state.join("digest")] {
+        std::fs::create_dir_all(dir)?;
+    }
+    // The state directory is the run's own business, never the repository's.
+    std::fs::write(state.join(".gitignore"), "*\n")?;
+
+    let index: HashMap<&str, usize> = plan
+        .builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.id.as_str(), i))
+        .collect();
+    let mut waiting: Vec<usize> = plan.builds.iter().map(|b| b.depends_on.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); plan.builds.len()];
+    for (i, b) in plan.builds.iter().enumerate() {
+        for d in &b.depends_on {
+            dependents[index[d.as_str()]].push(i);
+        }
+    }
+    let host = Platform::host();
+    let costs: Vec<u64> = plan
+        .builds
+        .iter()
+        .map(|b| cost(&b.platform, &host))
+        .collect();
+    let priority = priorities(&costs, &dependents);
+    let mut manifest_waiting: Vec<usize> =
+        plan.manifests.iter().map(|m| m.depends_on.len()).collect();
+    let mut manifests_of: Vec<Vec<usize>> = vec![Vec::new(); plan.builds.len()];
+    for (m, man) in plan.manifests.iter().enumerate() {
+        for d in &man.depends_on {
+            manifests_of[index[d.as_str()]].push(m);
+        }
+    }
+
+    let mut builds: Vec<BuildReport> = plan
+        .builds
+        .iter()
+        .map(|b| BuildReport {
+            id: b.id.clone(),
+            image: b.image.clone(),
+            platform: b.platform.clone(),
+            status: Status::NotStarted,
+            duration_ms: 0,
+            image_id: None,
+            log: run_dir.join(format!("{}.log", b.id)),
+            log_tail: None,
+        })
+        .collect();
+    let mut manifests: Vec<ManifestReport> = plan
+        .manifests
+        .iter()
+        .map(|m| ManifestReport {
+            image: m.image.clone(),
+            list: m.list.clone(),
+            status: Status::NotStarted,
+            duration_ms: 0,
+            tags: Vec::new(),
+            log: run_dir.join(format!("{}@manifest.log", m.image)),
+            log_tail: None,
+        })
+        .collect();
+
+    let progress = Progress::new(
+        opts.progress,
+        (plan.builds.len() + plan.manifests.len()) as u64,
+    );
+    let mut ready: BinaryHeap<(u64, Reverse<usize>)> = (0..plan.builds.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(|i| (priority[i], Reverse(i)))
+        .collect();
+    let mut manifest_jobs: VecDeque<Job> = VecDeque::new();
+    let mut deferred_pushes: Vec<usize> = Vec::new();
+    let mut started: HashMap<String, Instant> = HashMap::new();
+    let mut stopping = false;
+    let mut failed = false;
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("mab-job-{i}"))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let (tx, rx) = mpsc::channel::<Done>();
+    let jobs = opts.jobs.max(1);
+
+    // The coordinator runs here, on the calling thread; jobs run on the pool. A plain `scope`
+    // would run this closure on a pool thread and could deadlock a pool of one.
+    pool.in_place_scope(|scope| {
+        let mut running = 0usize;
+        loop {
+            if !stopping
+                && running == 0
+                && ready.is_empty()
+                && manifest_jobs.is_empty()
+                && !deferred_pushes.is_empty()
+            {
+                // --atomic: every build is done; push now, or not at all.
+                if failed {
+                    for m in deferred_pushes.drain(..) {
+                        manifests[m].status = Status::Skipped {
+                            reason: "--atomic: a build of this run failed, so nothing is pushed"
+                                .into(),
+                        };
+                    }
+                } else {
+                    manifest_jobs.extend(deferred_pushes.drain(..).map(Job::Push));
+                }
+            }
+            while running < jobs && !stopping {
+                let job = match manifest_jobs.pop_front() {
+                    Some(j) => j,
+                    None => match ready.pop() {
+                        Some((_, Reverse(i))) => Job::Build(i),
+                        None => break,
+                    },
+                };
+                running += 1;
+                let tx = tx.clone();
+                match job {
+                    Job::Build(i) => {
+                        let b = &plan.builds[i];
+                        started.insert(b.id.clone(), Instant::now());
+                        progress.start(&b.id, "build");
+                        let log = builds[i].log.clone();
+                        scope.spawn(move |_| {
+                            let _ = tx.send(Done::Build(i, build(plan, b, &log)));
+                        });
+                    }
+                    Job::Assemble(m) => {
+                        let man = &plan.manifests[m];
+                        started.insert(format!("{}@manifest", man.image), Instant::now());
+                        progress.start(&man.image, "assemble");
+                        let log = manifests[m].log.clone();
+                        scope.spawn(move |_| {
+                            let _ = tx.send(Done::Assemble(m, assemble(plan, man, &log)));
+                        });
+                    }
+                    Job::Push(m) => {
+                        let man = &plan.manifests[m];
+                        started.insert(format!("{}@push", man.image), Instant::now());
+                        progress.start(&man.image, "push");
+                        let log = manifests[m].log.clone();
+                        scope.spawn(move |_| {
+                            let _ = tx.send(Done::Push(m, push(plan, man, &log)));
+                        });
+                    }
+                }
+            }
+            if running == 0 {
+                if deferred_pushes.is_empty() || stopping {
+                    break;
+                }
+                continue;
+            }
+            let Ok(done) = rx.recv() else { break };
+            running -= 1;
+            match done {
+                Done::Build(i, result) => {
+                    let elapsed = started[&plan.builds[i].id].elapsed();
+                    builds[i].duration_ms = elapsed.as_millis() as u64;
+                    match result {
+                        Ok(image_id) => {
+                            progress.finish(&plan.builds[i].id, "built", elapsed, "");
+                            builds[i].status = Status::Built;
+                            builds[i].image_id = Some(image_id);
+                            for &d in &dependents[i] {
+                                waiting[d] -= 1;
+                                if waiting[d] == 0
+                                    && builds[d].status == Status::NotStarted
+                                    && !stopping
+                                {
+                                    ready.push((priority[d], Reverse(d)));
+                                }
+                            }
+                            for &m in &manifests_of[i] {
+                                manifest_waiting[m] -= 1;
+                                if manifest_waiting[m] == 0
+                                    && manifests[m].status == Status::NotStarted
+                                {
+                                    manifest_jobs.push_back(Job::Assemble(m));
+                                }
+                            }
+                        }
+                        Err(f) => {
+                            progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
+                            failed = true;
+                            stopping |= !opts.keep_going;
+                            builds[i].status = Status::Failed { reason: f.reason };
+                            builds[i].log_tail = f.tail;
+                            skip_dependents(
+                                plan,
+                                i,
+                                &dependents,
+                                &manifests_of,
+                                &mut builds,
+                                &mut manifests,
+                                &mut ready,
+                                &progress,
+                            );
+                        }
+                    }
+                }
+                Done::Assemble(m, result) => {
+                    let man = &plan.manifests[m];
+                    let elapsed = started[&format!("{}@manifest", man.image)].elapsed();
+                    manifests[m].duration_ms = elapsed.as_millis() as u64;
+                    match result {
+                        Ok(()) if !opts.push || !man.push => {
+                            progress.finish(&man.image, "local", elapsed, &man.list);
+                            manifests[m].status = Status::Assembled;
+                        }
+                        Ok(()) if opts.atomic => {
+                            progress.finish(
+                                &man.image,
+                                "ready",
+                                elapsed,
+                                "pushed once every build has succeeded (--atomic)",
+                            );
+                            deferred_pushes.push(m);
+                        }
+                        Ok(()) => {
+                            progress.finish(&man.image, "ready", elapsed, "");
+                            manifest_jobs.push_back(Job::Push(m));
+                        }
+                        Err(f) => {
+                            progress.finish(&man.image, "FAILED", elapsed, &f.reason);
+                            failed = true;
+                            stopping |= !opts.keep_going;
+                            manifests[m].status = Status::Failed { reason: f.reason };
+                            manifests[m].log_tail = f.tail;
+                        }
+                    }
+                }
+                Done::Push(m, result) => {
+                    let man = &plan.manifests[m];
+                    let elapsed = started[&format!("{}@push", man.image)].elapsed();
+                    manifests[m].duration_ms += elapsed.as_millis() as u64;
+                    match result {
+                        Ok(tags) => {
+                            progress.finish(
+                                &man.image,
+                                "pushed",
+                                elapsed,
+                                &format!("{} tag(s) verified", tags.len()),
+                            );
+                            manifests[m].status = Status::Pushed;
+                            manifests[m].tags = tags;
+                        }
+                        Err(f) => {
+                            progress.finish(&man.image, "FAILED", elapsed, &f.reason);
+                            failed = true;
+                            stopping |= !opts.keep_going;
+                            manifests[m].status = Status::Failed { reason: f.reason };
+                            manifests[m].log_tail = f.tail;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    progress.done();
+    if stopping {
+        for m in deferred_pushes {
+            manifests[m].status = Status::Skipped {
+                reason: "--atomic: a build of this run failed, so nothing is pushed".into(),
+            };
+        }
+    }
+    let success = !failed
+        && builds.iter().all(|b| b.status.finished())
+        && manifests.iter().all(|m| m.status.finished());
+    Ok(Report {
+        run_id,
+        run_dir,
+        success,
+        builds,
+        manifests,
+    })
+}
+
+/// After build `failed` failed: every build that depends on it, directly or not, is skipped,
+/// and so is every manifest list that would hold one of them.
+#[allow(clippy::too_many_arguments)]
+fn skip_dependents(
+    plan: &Plan,
+    failed: usize,
+    dependents: &[Vec<usize>],
+    manifests_of: &[Vec<usize>],
+    builds: &mut [BuildReport],
+    manifests: &mut [ManifestReport],
+    ready: &mut BinaryHeap<(u64, Reverse<usize>)>,
+    progress: &Progress,
+) {
+    let failed_id = &plan.builds[failed].id;
+    let mut stack = vec![failed];
+    while let Some(n) = stack.pop() {
+        for &m in &manifests_of[n] {
+            if manifests[m].status == Status::NotStarted {
+                let reason = format!("its build {} failed", plan.builds[n].id);
+                let reason = if n == failed {
+                    reason
+                } else {
+                    format!("{reason} (it depends on {failed_id})")
+                };
+                progress.note(&format!(
+                    "skipped  {} manifest list: {reason}",
+                    plan.manifests[m].image
+                ));
+                manifests[m].status = Status::Skipped { reason };
+            }
+        }
+        for &d in &dependents[n] {
+            if builds[d].status == Status::NotStarted {
+                let reason = format!("depends on {failed_id}, which failed");
+                progress.note(&format!("skipped  {}: {reason}", plan.builds[d].id));
+                builds[d].status = Status::Skipped { reason };
+                stack.push(d);
+            }
+        }
+    }
+    ready.retain(|(_, Reverse(i))| builds[*i].status == Status::NotStarted);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_checks_digest_and_platforms() {
+        let raw = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"arm","variant":"v7"}},{"digest":"sha256:b","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        let digest = format!("sha256:{:x}", Sha256::digest(raw));
+        let planned: Vec<Platform> = ["linux/amd64", "linux/arm/v7"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(verify_index(raw, &digest, &planned), Ok(()));
+        let wrong = verify_index(raw, "sha256:0", &planned).unwrap_err();
+        assert!(wrong.contains("but sha256:0 was pushed"), "{wrong}");
+        let fewer: Vec<Platform> = vec!["linux/amd64".parse().unwrap()];
+        let err = verify_index(raw, &digest, &fewer).unwrap_err();
+        assert!(
+            err.contains("lists [linux/amd64, linux/arm/v7], the plan has [linux/amd64]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn priority_counts_everything_behind_a_build() {
+        // a <- b <- c, a <- d, and d also <- c: a unblocks three builds, counted once each.
+        let dependents = vec![vec![1, 3], vec![2], vec![], vec![2]];
+        assert_eq!(priorities(&[1, 1, 1, 1], &dependents), [4, 2, 1, 2]);
+        // An emulated build weighs more than a native one.
+        assert_eq!(priorities(&[1, 5, 1, 1], &dependents), [8, 6, 1, 2]);
+        assert_eq!(
+            cost(
+                &"linux/arm64".parse().unwrap(),
+                &"linux/amd64".parse().unwrap()
+            ),
+            5
+        );
+        assert_eq!(
+            cost(
+                &"linux/amd64".parse().unwrap(),
+                &"linux/amd64".parse().unwrap()
+            ),
+            1
+        );
+    }
+}
