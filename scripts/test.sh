@@ -1,21 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, with its set-up. On a fresh Debian 12 machine, run as root:
 #   scripts/test.sh
-# It installs what the tests need from Debian's packages (when missing), then runs cargo test.
+# It brings up the end-to-end environment (scripts/test-env.sh: podman, skopeo, registry,
+# binfmt handlers, base images), then runs cargo test. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v git >/dev/null || need+=(git)
-command -v dot >/dev/null || need+=(graphviz)
-if ((${#need[@]})); then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "missing ${need[*]}: install them (apt-get install ${need[*]}) or run as root" >&2
-        exit 1
-    fi
-    # A mirror sync can break one index; the install below says whether what we need came.
-    apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
+scripts/test-env.sh
+# podman's default isolation fails on this machine kind ("cgroups in hybrid mode not supported").
+export BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
 cargo test --locked "$@"

@@ -271,6 +271,8 @@ fn build(plan: &Plan, b: &Build, log: &Path) -> Result<String, Failure> {
 }
 
 fn assemble(plan: &Plan, m: &Manifest, log: &Path) -> Result<(), Failure> {
+    // Fails when no earlier list exists, which is the usual case.
+    let _ = run_logged(&m.remove_stale, &plan.workdir, log);
     m.assemble
         .iter()
         .try_for_each(|argv| run_logged(argv, &plan.workdir, log))

@@ -50,6 +50,11 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             platforms.join(", "),
             m.depends_on.join(", ")
         )?;
+        writeln!(
+            out,
+            "  {}  # if an earlier run left one",
+            shell_line(&m.remove_stale)
+        )?;
         for argv in &m.assemble {
             writeln!(out, "  {}", shell_line(argv))?;
         }

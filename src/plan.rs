@@ -69,7 +69,9 @@ pub struct Manifest {
     pub depends_on: Vec<String>,
     /// The local manifest list that is assembled and pushed.
     pub list: String,
-    /// Commands that assemble `list` afresh: remove any earlier one, create, add each image.
+    /// Removes a list of the same name left by an earlier run; fails when there is none.
+    pub remove_stale: Vec<String>,
+    /// Commands that assemble `list` afresh: create, then add each image.
     pub assemble: Vec<Vec<String>>,
     /// One per tag: the push command and the file it writes the pushed digest to.
     pub pushes: Vec<Push>,
@@ -587,11 +589,11 @@ impl<'a> Graph<'a> {
                 .collect()
         };
         // A list left by an earlier run would make `create` fail, and `build --manifest`
-        // appends rather than replaces: always start from a fresh list.
-        let mut assemble = vec![
-            podman(&["rmi", "--ignore", &list]),
-            podman(&["manifest", "create", &list]),
-        ];
+        // appends rather than replaces: always start from a fresh list. `manifest rm` (not
+        // `rmi`, which on podman 4.3 can remove the images a list refers to) fails harmlessly
+        // when there is no list.
+        let remove_stale = podman(&["manifest", "rm", &list]);
+        let mut assemble = vec![podman(&["manifest", "create", &list])];
         for p in &platforms {
             let mut add = podman(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
             if let Some(v) = p.variant() {
@@ -630,6 +632,7 @@ impl<'a> Graph<'a> {
             platforms,
             push: inst.push,
             list,
+            remove_stale,
             assemble,
             pushes,
         }

@@ -1,0 +1,172 @@
+//! A real registry (Debian's docker-registry) on 127.0.0.1, started for a test and stopped when
+//! dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub struct Registry {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).expect("write registry config");
+        // For podman: this registry speaks plain HTTP.
+        let conf = format!("[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n");
+        std::fs::write(dir.path().join("registries.conf"), conf).expect("write registries.conf");
+        let mut r = Self {
+            port,
+            dir,
+            child: None,
+        };
+        r.resume();
+        r
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A registries.conf that marks this registry insecure, for `CONTAINERS_REGISTRIES_CONF`.
+    pub fn registries_conf(&self) -> PathBuf {
+        self.dir.path().join("registries.conf")
+    }
+
+    /// Starts (again) serving on the same port and storage.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry starts (scripts/test-env.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "registry did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The raw manifest (index) of `reference` as the registry serves it, or `None` if absent.
+    pub fn raw(&self, reference: &str) -> Option<serde_json::Value> {
+        let out = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .expect("skopeo runs");
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("JSON manifest"))
+    }
+
+    /// Reads `path` from the `arch` image of `reference`, by copying the pushed image out of
+    /// the registry and unpacking its layers (topmost last wins).
+    pub fn read_file(
+        &self,
+        reference: &str,
+        os_arch_variant: (&str, &str, Option<&str>),
+        path: &str,
+    ) -> Option<String> {
+        let out = tempfile::tempdir().expect("temp dir");
+        let (os, arch, variant) = os_arch_variant;
+        let mut args: Vec<String> = [
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--override-os",
+            os,
+            "--override-arch",
+            arch,
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(v) = variant {
+            args.extend(["--override-variant".into(), v.into()]);
+        }
+        args.extend([
+            format!("docker://{reference}"),
+            format!("dir:{}", out.path().display()),
+        ]);
+        let status = Command::new("skopeo")
+            .args(&args)
+            .status()
+            .expect("skopeo runs");
+        assert!(
+            status.success(),
+            "skopeo copy of {reference} for {arch} failed"
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.path().join("manifest.json")).expect("manifest"),
+        )
+        .expect("JSON");
+        let mut found = None;
+        for layer in manifest["layers"].as_array().expect("layers") {
+            let digest = layer["digest"]
+                .as_str()
+                .expect("digest")
+                .trim_start_matches("sha256:");
+            if let Some(text) = extract(&out.path().join(digest), path) {
+                found = Some(text);
+            }
+        }
+        found
+    }
+}
+
+fn extract(layer: &Path, path: &str) -> Option<String> {
+    let out = Command::new("tar")
+        .arg("-xzf")
+        .arg(layer)
+        .arg("-O")
+        .arg(path.trim_start_matches('/'))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,419 @@
+//! End to end, with the real podman and a real registry on 127.0.0.1: no mocks. Needs what
+//! scripts/test-env.sh sets up (podman, skopeo, docker-registry, binfmt handlers, and the
+//! busybox base images). In CI a missing piece fails the test; elsewhere the test says so and
+//! returns.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use common::Project;
+use common::registry::Registry;
+
+const BASE: &str = "localhost/mab-test/busybox:latest";
+
+/// The tests share podman's storage and local tag names: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn ready() -> bool {
+    let ok = Command::new("podman")
+        .args(["image", "exists", BASE])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_ok()
+        && Command::new("skopeo").arg("--version").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the end-to-end environment is missing: run scripts/test-env.sh as root"
+        );
+        eprintln!(
+            "skipping: podman, skopeo, docker-registry or {BASE} missing (run scripts/test-env.sh as root)"
+        );
+    }
+    ok
+}
+
+/// `mab ARGS` in `p`, the way this machine needs podman to run.
+fn mab(p: &Project, args: &[&str]) -> Output {
+    p.mab(args)
+        .env("BUILDAH_ISOLATION", "chroot")
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .expect("mab runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Platforms an index lists, as `os/arch[/variant]`, sorted.
+fn platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(v) = p["variant"].as_str() {
+                s = format!("{s}/{v}");
+            }
+            s
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn monorepo_is_built_pushed_and_verified() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let p = Project::example("monorepo");
+    p.git_commit("fixture");
+    let repo = format!("{}/acme", registry.host());
+    let report = p.path().join("report.json");
+    // The registries.conf way of reaching a plain-HTTP registry.
+    let out = p
+        .mab(&[
+            "run",
+            "--var",
+            &format!("registry={repo}"),
+            "--var",
+            &format!("root_image={BASE}"),
+            "--jobs",
+            "2",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mab run failed:\n{}", text(&out));
+
+    // Every tag of every image: an index of exactly the planned platforms.
+    let tags = [
+        "base:1.4.2",
+        "base:latest",
+        "runtime:1.4.2",
+        "runtime:latest",
+        "api:1.4.2-go1.22",
+        "api:1.4.2-go1.23",
+        "worker:1.4.2",
+        "worker:latest",
+    ];
+    for tag in tags {
+        let index = registry
+            .raw(&format!("{repo}/{tag}"))
+            .unwrap_or_else(|| panic!("{tag} was not pushed"));
+        assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"], "{tag}");
+    }
+
+    // RUN steps ran on the right architecture, and the dependent image's arm64 variant is built
+    // on the arm64 base.
+    let base = format!("{repo}/base:1.4.2");
+    assert_eq!(
+        registry
+            .read_file(&base, ("linux", "arm64", None), "/opt/acme/base-arch")
+            .as_deref(),
+        Some("aarch64")
+    );
+    assert_eq!(
+        registry
+            .read_file(&base, ("linux", "amd64", None), "/opt/acme/base-arch")
+            .as_deref(),
+        Some("x86_64")
+    );
+    let worker = format!("{repo}/worker:latest");
+    assert_eq!(
+        registry
+            .read_file(&worker, ("linux", "arm64", None), "/opt/acme/base-arch")
+            .as_deref(),
+        Some("aarch64")
+    );
+    assert_eq!(
+        registry
+            .read_file(&worker, ("linux", "arm64", None), "/opt/acme/worker-arch")
+            .as_deref(),
+        Some("aarch64")
+    );
+    let api = format!("{repo}/api:1.4.2-go1.23");
+    let build = registry
+        .read_file(&api, ("linux", "arm64", None), "/opt/acme/api-build")
+        .unwrap();
+    assert_eq!(
+        build, "go 1.23 -march=armv8-a",
+        "per-platform args reach the arm64 build"
+    );
+    assert_eq!(
+        registry
+            .read_file(&api, ("linux", "amd64", None), "/opt/acme/api-build")
+            .as_deref(),
+        Some("go 1.23")
+    );
+
+    // The report has every build's image id and each pushed digest, matching the registry.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["success"], true);
+    assert_eq!(report["builds"].as_array().unwrap().len(), 10);
+    assert!(
+        report["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["image_id"].as_str().is_some_and(|i| i.len() >= 64))
+    );
+    let base_report = report["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["image"] == "base")
+        .unwrap();
+    assert_eq!(base_report["status"], "pushed");
+    for t in base_report["tags"].as_array().unwrap() {
+        let out = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}", t["reference"].as_str().unwrap()),
+            ])
+            .output()
+            .unwrap();
+        let digest = format!("sha256:{}", sha256_hex(&out.stdout));
+        assert_eq!(t["digest"], digest.as_str());
+    }
+
+    // Running again replaces the local manifest lists instead of failing on them.
+    let again = p
+        .mab(&[
+            "run",
+            "--var",
+            &format!("registry={repo}"),
+            "--var",
+            &format!("root_image={BASE}"),
+            "base",
+            "--progress",
+            "plain",
+        ])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "second run failed:\n{}",
+        text(&again)
+    );
+    assert_eq!(
+        platforms(&registry.raw(&base).unwrap()),
+        ["linux/amd64", "linux/arm64"]
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A config in a scratch project that pushes to `registry` and marks it insecure in the config
+/// itself (the other way to reach a plain-HTTP registry).
+fn scratch(registry: &Registry, images: &str) -> Project {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/e2e\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n{images}",
+            host = registry.host()
+        ),
+    );
+    p
+}
+
+#[test]
+fn arm_v7_is_pushed_as_arm_variant_v7() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let p = scratch(
+        &registry,
+        "[images.e2e-armv7]\nplatforms = [\"linux/amd64\", \"linux/arm/v7\"]\n",
+    );
+    p.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nRUN uname -m > /arch\n"),
+    );
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let reference = format!("{}/e2e/e2e-armv7:1", registry.host());
+    let index = registry.raw(&reference).expect("pushed");
+    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm/v7"]);
+    let arm = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "arm")
+        .unwrap();
+    assert_eq!(arm["platform"]["variant"], "v7");
+    assert_eq!(
+        registry
+            .read_file(&reference, ("linux", "arm", Some("v7")), "/arch")
+            .as_deref(),
+        Some("armv7l")
+    );
+}
+
+#[test]
+fn literal_from_reads_the_local_dependency() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let host = registry.host();
+    let p = scratch(
+        &registry,
+        "[images.e2e-lit-base]\ncontext = \"base\"\n\n[images.e2e-lit-app]\ncontext = \"app\"\n",
+    );
+    p.file(
+        "base/Dockerfile",
+        &format!("FROM {BASE}\nRUN uname -m > /base-arch\n"),
+    );
+    // A literal reference to the base's tag: redirected with --build-context, never pulled.
+    p.file("app/Dockerfile", &format!("FROM {host}/e2e/e2e-lit-base:1\nCOPY --from={host}/e2e/e2e-lit-base:1 /base-arch /copied\n"));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&mab(&p, &["plan", "--format", "json"]).stdout).unwrap();
+    let app = plan["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "e2e-lit-app@linux-arm64")
+        .unwrap();
+    let context = format!(
+        "{host}/e2e/e2e-lit-base:1=container-image://localhost/mab/e2e-lit-base:linux-arm64"
+    );
+    assert!(
+        app["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == context.as_str()),
+        "{app}"
+    );
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let app = format!("{host}/e2e/e2e-lit-app:1");
+    assert_eq!(
+        registry
+            .read_file(&app, ("linux", "arm64", None), "/base-arch")
+            .as_deref(),
+        Some("aarch64")
+    );
+    assert_eq!(
+        registry
+            .read_file(&app, ("linux", "arm64", None), "/copied")
+            .as_deref(),
+        Some("aarch64")
+    );
+    assert_eq!(
+        registry
+            .read_file(&app, ("linux", "amd64", None), "/copied")
+            .as_deref(),
+        Some("x86_64")
+    );
+}
+
+#[test]
+fn a_build_failing_on_arm64_pushes_nothing_for_its_image() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let p = scratch(
+        &registry,
+        "[images.e2e-fails]\ncontext = \"fails\"\n\n[images.e2e-fine]\ncontext = \"fine\"\n",
+    );
+    p.file("fails/Dockerfile", &format!("FROM {BASE}\nRUN echo checking; test \"$(uname -m)\" != aarch64 || (echo 'no arm64 support here' >&2; exit 3)\n"));
+    p.file(
+        "fine/Dockerfile",
+        &format!("FROM {BASE}\nRUN uname -m > /arch\n"),
+    );
+    let out = mab(
+        &p,
+        &["run", "--keep-going", "--progress", "plain", "--jobs", "2"],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    // Nothing for the failing image, not even its amd64 build under the tag.
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-fails:1", registry.host()))
+            .is_none(),
+        "a partial list was pushed"
+    );
+    // --keep-going: the independent image is published.
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-fine:1", registry.host()))
+            .is_some(),
+        "{all}"
+    );
+    // The summary names the image and platform, and shows the end of the log.
+    assert!(all.contains("FAILED e2e-fails@linux-arm64"), "{all}");
+    assert!(all.contains("| no arm64 support here"), "{all}");
+    assert!(
+        all.contains("its build e2e-fails@linux-arm64 failed"),
+        "the list says why it was not pushed: {all}"
+    );
+}
+
+#[test]
+fn a_stopped_registry_is_a_clear_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let mut registry = Registry::start();
+    let p = scratch(&registry, "[images.e2e-noreg]\n");
+    p.file("Dockerfile", &format!("FROM {BASE}\nRUN true\n"));
+    registry.stop();
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("to registry {} failed", registry.host())),
+        "{all}"
+    );
+}
