@@ -1,0 +1,365 @@
+//! `mab run` scheduling and failure handling, fast, against stand-in podman and skopeo scripts
+//! (tests/fake). The real thing is tested in tests/e2e.rs; these cover timing and error paths
+//! that a real build would make slow or hard to provoke.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::Project;
+
+fn fake_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
+}
+
+/// base -> app (literal FROM), and an independent `other`, for amd64 and arm64.
+fn project() -> Project {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"reg.test/acme\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\", \"latest\"]\n\n\
+         [images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\n\n[images.other]\ncontext = \"other\"\n",
+    );
+    p.file("base/Dockerfile", "FROM scratch\n");
+    p.file("app/Dockerfile", "FROM reg.test/acme/base:1\n");
+    p.file("other/Dockerfile", "FROM scratch\n");
+    p
+}
+
+struct Run {
+    out: Output,
+    log: String,
+    state: PathBuf,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&self.out.stdout),
+            String::from_utf8_lossy(&self.out.stderr)
+        )
+    }
+
+    /// When the stand-in podman logged `event` (e.g. `start localhost/mab/app:linux-arm64`).
+    fn at(&self, event: &str) -> f64 {
+        self.log
+            .lines()
+            .find_map(|l| {
+                l.split_once(' ')
+                    .filter(|(_, e)| *e == event)
+                    .map(|(t, _)| t.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no `{event}` in the podman log:\n{}", self.log))
+    }
+
+    fn has(&self, event: &str) -> bool {
+        self.log
+            .lines()
+            .any(|l| l.split_once(' ').is_some_and(|(_, e)| e == event))
+    }
+
+    fn pushed(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.state.join("registry"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().replace('_', "/"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let state = p.path().join("fake-state");
+    let log = p.path().join("podman.log");
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut full = vec!["run", "--progress", "plain"];
+    full.extend_from_slice(args);
+    let mut cmd = p.mab(&full);
+    cmd.env("PATH", path)
+        .env("FAKE_STATE", &state)
+        .env("FAKE_LOG", &log)
+        .env_remove("MAB_PODMAN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        out,
+        log: std::fs::read_to_string(&log).unwrap_or_default(),
+        state,
+    }
+}
+
+#[test]
+fn a_dependent_starts_as_soon_as_its_own_platform_is_built() {
+    let p = project();
+    // amd64 builds are slow; arm64 ones quick.
+    let r = run(
+        &p,
+        &["--jobs", "2", "app"],
+        &[("FAKE_SLEEP_AMD64", "1.5"), ("FAKE_SLEEP_ARM64", "0.1")],
+    );
+    assert!(r.out.status.success(), "{}", r.text());
+    // No level barrier: app for arm64 does not wait for base for amd64.
+    assert!(
+        r.at("start localhost/mab/app:linux-arm64") < r.at("end localhost/mab/base:linux-amd64"),
+        "app@linux-arm64 waited for base@linux-amd64:\n{}",
+        r.log
+    );
+    // But never before its own dependency.
+    assert!(
+        r.at("start localhost/mab/app:linux-arm64") >= r.at("end localhost/mab/base:linux-arm64")
+    );
+    assert!(
+        r.at("start localhost/mab/app:linux-amd64") >= r.at("end localhost/mab/base:linux-amd64")
+    );
+    assert_eq!(
+        r.pushed(),
+        [
+            "reg.test/acme/app:1",
+            "reg.test/acme/app:latest",
+            "reg.test/acme/base:1",
+            "reg.test/acme/base:latest"
+        ]
+    );
+}
+
+#[test]
+fn jobs_bound_the_builds_running_at_once() {
+    let p = project();
+    let r = run(
+        &p,
+        &["--jobs", "1"],
+        &[("FAKE_SLEEP_AMD64", "0.05"), ("FAKE_SLEEP_ARM64", "0.05")],
+    );
+    assert!(r.out.status.success(), "{}", r.text());
+    let mut running = 0;
+    for line in r.log.lines() {
+        let event = line.split_once(' ').unwrap().1;
+        if event.starts_with("start ") {
+            running += 1;
+            assert_eq!(running, 1, "two builds at once with --jobs 1:\n{}", r.log);
+        } else if event.starts_with("end ") {
+            running -= 1;
+        }
+    }
+}
+
+#[test]
+fn a_failure_skips_dependents_pushes_nothing_for_them_and_stops() {
+    let p = project();
+    let r = run(&p, &["--jobs", "1"], &[("FAKE_FAIL", "base:linux-arm64")]);
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(1), "{text}");
+    assert!(
+        !r.has("start localhost/mab/app:linux-arm64"),
+        "a dependent of the failed build ran"
+    );
+    assert!(
+        r.pushed()
+            .iter()
+            .all(|t| !t.contains("/base:") && !t.contains("/app:")),
+        "pushed {:?}",
+        r.pushed()
+    );
+    assert!(
+        text.contains("FAILED base@linux-arm64: `podman build` failed with exit code 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| error: simulated failure of base:linux-arm64"),
+        "the log tail is shown: {text}"
+    );
+    assert!(
+        text.contains("skipped  app@linux-arm64: depends on base@linux-arm64, which failed"),
+        "{text}"
+    );
+    // Default: no new work after the first failure, so builds still queued never start.
+    let started = r.log.lines().filter(|l| l.contains(" start ")).count();
+    assert!(started < 6, "work went on after the failure:\n{}", r.log);
+}
+
+#[test]
+fn keep_going_publishes_what_does_not_depend_on_the_failure() {
+    let p = project();
+    let r = run(
+        &p,
+        &["--keep-going", "--jobs", "2"],
+        &[("FAKE_FAIL", "base:linux-arm64")],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    assert_eq!(
+        r.pushed(),
+        ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
+    );
+    // app@linux-amd64 only needs base@linux-amd64: it is built, but app's list is not pushed.
+    assert!(r.has("end localhost/mab/app:linux-amd64"), "{}", r.log);
+    assert!(
+        r.text()
+            .contains("its build app@linux-arm64 failed (it depends on base@linux-arm64)"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn atomic_pushes_nothing_when_any_build_fails() {
+    let p = project();
+    let r = run(
+        &p,
+        &["--atomic", "--keep-going"],
+        &[("FAKE_FAIL", "other:linux-amd64")],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    assert!(
+        r.has("end localhost/mab/app:linux-arm64"),
+        "the other builds still ran:\n{}",
+        r.log
+    );
+    assert_eq!(r.pushed(), Vec::<String>::new(), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("--atomic: a build of this run failed, so nothing is pushed"),
+        "{}",
+        r.text()
+    );
+
+    let fresh = project();
+    let ok = run(&fresh, &["--atomic"], &[]);
+    assert!(ok.out.status.success(), "{}", ok.text());
+    assert_eq!(ok.pushed().len(), 6);
+    // Every push comes after every build.
+    let last_build = ok
+        .log
+        .lines()
+        .filter(|l| l.contains(" end "))
+        .map(|l| l.split(' ').next().unwrap().parse::<f64>().unwrap());
+    let first_push = ok
+        .log
+        .lines()
+        .filter(|l| l.contains(" push "))
+        .map(|l| l.split(' ').next().unwrap().parse::<f64>().unwrap());
+    assert!(last_build.fold(0.0, f64::max) <= first_push.fold(f64::MAX, f64::min));
+}
+
+#[test]
+fn no_push_assembles_local_lists_only() {
+    let p = project();
+    let r = run(&p, &["--no-push"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert_eq!(r.pushed(), Vec::<String>::new());
+    assert!(r.has("manifest create"));
+    assert!(
+        r.text().contains("localhost/mab/base:manifest (local)"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn report_has_image_ids_digests_and_tags() {
+    let p = project();
+    let report = p.path().join("report.json");
+    let r = run(&p, &["--report", report.to_str().unwrap(), "other"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["success"], true);
+    let builds = json["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 2);
+    for b in builds {
+        assert_eq!(b["status"], "built");
+        assert!(b["image_id"].as_str().unwrap().starts_with("sha256:"));
+        assert!(
+            Path::new(b["log"].as_str().unwrap()).is_file(),
+            "a log file per job"
+        );
+    }
+    let m = &json["manifests"][0];
+    assert_eq!(m["status"], "pushed");
+    let tags: Vec<&str> = m["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
+    );
+    assert!(
+        m["tags"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+}
+
+#[test]
+fn mab_podman_passes_global_options_through() {
+    let p = project();
+    let podman = format!(
+        "{} --root /srv/other-storage",
+        fake_bin().join("podman").display()
+    );
+    let plan = p
+        .mab(&["plan", "other", "--format", "json"])
+        .env("MAB_PODMAN", &podman)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["builds"][0]["argv"][1], "--root");
+    assert_eq!(plan["builds"][0]["argv"][3], "build");
+    let r = run(&p, &["other"], &[("MAB_PODMAN", &podman)]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert!(
+        r.log.contains("argv --root /srv/other-storage build"),
+        "{}",
+        r.log
+    );
+}
+
+#[test]
+fn a_push_that_reads_back_wrong_is_an_error() {
+    // A stand-in skopeo that serves an index with one platform missing.
+    let p = project();
+    let bin = p.path().join("bad-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("skopeo"),
+        "#!/bin/sh\nprintf '{\"schemaVersion\":2,\"manifests\":[{\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("skopeo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = p
+        .mab(&["run", "other", "--progress", "plain"])
+        .env("PATH", path)
+        .env("FAKE_STATE", p.path().join("fake-state"))
+        .env("FAKE_LOG", p.path().join("podman.log"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("reg.test/acme/other:1 does not match the plan: the registry serves sha256:"),
+        "{text}"
+    );
+}
