@@ -222,3 +222,144 @@ fn dot_output_is_valid_graphviz() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
 }
+
+fn argv_of(p: &Project, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = p.mab(&["plan", "--format", "json"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const ONE_IMAGE: &str = "[defaults]\nregistry = \"127.0.0.1:5000/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"v1\"]\n\n[images.app]\n";
+
+#[test]
+fn builder_options_reach_the_commands() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        &format!("{ONE_IMAGE}\n[builder]\npodman = \"/opt/podman\"\nglobal_args = [\"--root\", \"/srv/s\"]\nreproducible = true\n\n[registries.\"127.0.0.1:5000\"]\ninsecure = true\n"),
+    );
+    p.git_commit("fixture");
+    let plan = argv_of(&p, &[("MAB_PODMAN", "")]);
+    let argv: Vec<&str> = plan["builds"][0]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(argv[..4], ["/opt/podman", "--root", "/srv/s", "build"]);
+    // The fixture commit's time, for a reproducible image.
+    let ts = argv
+        .iter()
+        .position(|a| *a == "--timestamp")
+        .expect("--timestamp");
+    assert_eq!(argv[ts + 1], "1767323045");
+    assert!(
+        argv.contains(&"org.opencontainers.image.created=2026-01-02T03:04:05Z"),
+        "{argv:?}"
+    );
+    assert!(
+        argv.contains(&"org.opencontainers.image.version=v1"),
+        "{argv:?}"
+    );
+    assert!(
+        argv.iter()
+            .any(|a| a.starts_with("org.opencontainers.image.revision=")),
+        "{argv:?}"
+    );
+    let push = &plan["manifests"][0]["pushes"][0];
+    assert!(
+        push["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--tls-verify=false"),
+        "{push}"
+    );
+    assert!(
+        push["verify"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--tls-verify=false"),
+        "{push}"
+    );
+
+    // SOURCE_DATE_EPOCH wins over the commit time.
+    let plan = argv_of(&p, &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    let argv = plan["builds"][0]["argv"].as_array().unwrap();
+    let ts = argv.iter().position(|a| a == "--timestamp").unwrap();
+    assert_eq!(argv[ts + 1], "1700000000");
+}
+
+#[test]
+fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        &format!("{ONE_IMAGE}labels = {{ \"org.opencontainers.image.version\" = \"mine\" }}\n"),
+    );
+    let plan = argv_of(&p, &[]);
+    let argv = plan["builds"][0]["argv"].as_array().unwrap();
+    assert!(
+        argv.iter()
+            .any(|a| a == "org.opencontainers.image.version=mine"),
+        "{argv:?}"
+    );
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a == "org.opencontainers.image.version=v1"),
+        "{argv:?}"
+    );
+    p.file(
+        "multiarch.toml",
+        &format!("{ONE_IMAGE}\n[builder]\noci_labels = false\n"),
+    );
+    let plan = argv_of(&p, &[]);
+    let argv = plan["builds"][0]["argv"].as_array().unwrap();
+    assert!(
+        !argv
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("org.opencontainers")),
+        "{argv:?}"
+    );
+    // Not in git, no registries entry: no revision, and TLS is verified.
+    assert!(
+        !plan["manifests"][0]["pushes"][0]["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--tls-verify=false")
+    );
+}
+
+#[test]
+fn reproducible_outside_git_is_a_config_error() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        &format!("{ONE_IMAGE}\n[builder]\nreproducible = true\n"),
+    );
+    let out = p
+        .mab(&["plan"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("reproducible = true"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
