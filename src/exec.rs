@@ -133,6 +133,7 @@ impl Failure {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Job {
     Build(usize),
     Assemble(usize),
@@ -143,6 +144,16 @@ enum Done {
     Build(usize, Result<String, Failure>),
     Assemble(usize, Result<(), Failure>),
     Push(usize, Result<Vec<TagReport>, Failure>),
+}
+
+impl Done {
+    fn job(&self) -> Job {
+        match self {
+            Self::Build(i, _) => Job::Build(*i),
+            Self::Assemble(m, _) => Job::Assemble(*m),
+            Self::Push(m, _) => Job::Push(*m),
+        }
+    }
 }
 
 /// Emulated builds (another architecture, through qemu) take several times as long.
@@ -198,69 +209,51 @@ fn tail(path: &Path, lines: usize) -> Option<String> {
     Some(all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
-/// Runs `argv` in `cwd` with its output appended to `log`; the log's tail on failure.
-fn run_logged(argv: &[String], cwd: &Path, log: &Path) -> Result<(), Failure> {
+/// Runs `argv` in `cwd`, the command line and its output appended to `log` (standard output
+/// returned instead when `capture`); a failure carries the log's tail.
+fn run_command(argv: &[String], cwd: &Path, log: &Path, capture: bool) -> Result<Vec<u8>, Failure> {
+    let cannot_write =
+        |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
     let mut file = File::options()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
+        .map_err(cannot_write)?;
     let _ = writeln!(file, "$ {}", shell_line(argv));
-    let err_file = file
-        .try_clone()
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err_file)
-        .status()
-        .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
-    if status.success() {
-        return Ok(());
-    }
-    let what = argv
-        .iter()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map_or("", String::as_str);
-    let code = status
-        .code()
-        .map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
-    Err(Failure {
-        reason: format!("`{} {what}` failed with {code}", argv[0]),
-        tail: tail(log, 15),
-    })
-}
-
-/// Runs `argv` and returns its standard output; standard error goes to `log`.
-fn run_captured(argv: &[String], cwd: &Path, log: &Path) -> Result<Vec<u8>, Failure> {
-    let mut file = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| Failure::new(format!("cannot write {}: {e}", log.display())))?;
-    let _ = writeln!(file, "$ {}", shell_line(argv));
+    let stdout = if capture {
+        Stdio::piped()
+    } else {
+        Stdio::from(file.try_clone().map_err(cannot_write)?)
+    };
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .current_dir(cwd)
         .stdin(Stdio::null())
+        .stdout(stdout)
         .stderr(file)
         .output()
         .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
     if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(Failure {
-            reason: format!(
-                "`{}` failed with {}",
-                argv[..2.min(argv.len())].join(" "),
-                out.status
-            ),
-            tail: tail(log, 15),
-        })
+        return Ok(out.stdout);
     }
+    // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
+    let sub = argv
+        .iter()
+        .skip(1)
+        .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
+        .map_or("", String::as_str);
+    let code = out
+        .status
+        .code()
+        .map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+    Err(Failure {
+        reason: format!("`{} {sub}` failed with {code}", argv[0]),
+        tail: tail(log, 15),
+    })
+}
+
+fn run_logged(argv: &[String], cwd: &Path, log: &Path) -> Result<(), Failure> {
+    run_command(argv, cwd, log, false).map(drop)
 }
 
 fn build(plan: &Plan, b: &Build, log: &Path) -> Result<String, Failure> {
@@ -349,7 +342,7 @@ fn push(plan: &Plan, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure
                 p.tag, p.digestfile
             ))
         })?;
-        let raw = run_captured(&p.verify, &plan.workdir, log).map_err(|f| Failure {
+        let raw = run_command(&p.verify, &plan.workdir, log, true).map_err(|f| Failure {
             reason: format!(
                 "reading {} back from registry {registry} failed: {}",
                 p.tag, f.reason
@@ -446,7 +439,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         .collect();
     let mut manifest_jobs: VecDeque<Job> = VecDeque::new();
     let mut deferred_pushes: Vec<usize> = Vec::new();
-    let mut started: HashMap<String, Instant> = HashMap::new();
+    let mut started: HashMap<Job, Instant> = HashMap::new();
     let mut stopping = false;
     let mut failed = false;
 
@@ -490,36 +483,24 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                     },
                 };
                 running += 1;
-                let tx = tx.clone();
-                match job {
-                    Job::Build(i) => {
-                        let b = &plan.builds[i];
-                        started.insert(b.id.clone(), Instant::now());
-                        progress.start(&b.id, "build");
-                        let log = builds[i].log.clone();
-                        scope.spawn(move |_| {
-                            let _ = tx.send(Done::Build(i, build(plan, b, &log)));
-                        });
-                    }
-                    Job::Assemble(m) => {
-                        let man = &plan.manifests[m];
-                        started.insert(format!("{}@manifest", man.image), Instant::now());
-                        progress.start(&man.image, "assemble");
-                        let log = manifests[m].log.clone();
-                        scope.spawn(move |_| {
-                            let _ = tx.send(Done::Assemble(m, assemble(plan, man, &log)));
-                        });
-                    }
-                    Job::Push(m) => {
-                        let man = &plan.manifests[m];
-                        started.insert(format!("{}@push", man.image), Instant::now());
-                        progress.start(&man.image, "push");
-                        let log = manifests[m].log.clone();
-                        scope.spawn(move |_| {
-                            let _ = tx.send(Done::Push(m, push(plan, man, &log)));
-                        });
-                    }
-                }
+                let (shown, verb, log) = match job {
+                    Job::Build(i) => (&plan.builds[i].id, "build", &builds[i].log),
+                    Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &manifests[m].log),
+                    Job::Push(m) => (&plan.manifests[m].image, "push", &manifests[m].log),
+                };
+                started.insert(job, Instant::now());
+                progress.start(shown, verb);
+                let (tx, log) = (tx.clone(), log.clone());
+                scope.spawn(move |_| {
+                    let done = match job {
+                        Job::Build(i) => Done::Build(i, build(plan, &plan.builds[i], &log)),
+                        Job::Assemble(m) => {
+                            Done::Assemble(m, assemble(plan, &plan.manifests[m], &log))
+                        }
+                        Job::Push(m) => Done::Push(m, push(plan, &plan.manifests[m], &log)),
+                    };
+                    let _ = tx.send(done);
+                });
             }
             if running == 0 {
                 if deferred_pushes.is_empty() || stopping {
@@ -529,106 +510,78 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
             }
             let Ok(done) = rx.recv() else { break };
             running -= 1;
+            let elapsed = started[&done.job()].elapsed();
+            let ms = elapsed.as_millis() as u64;
             match done {
-                Done::Build(i, result) => {
-                    let elapsed = started[&plan.builds[i].id].elapsed();
-                    builds[i].duration_ms = elapsed.as_millis() as u64;
-                    match result {
-                        Ok(image_id) => {
-                            progress.finish(&plan.builds[i].id, "built", elapsed, "");
-                            builds[i].status = Status::Built;
-                            builds[i].image_id = Some(image_id);
-                            for &d in &dependents[i] {
-                                waiting[d] -= 1;
-                                if waiting[d] == 0
-                                    && builds[d].status == Status::NotStarted
-                                    && !stopping
-                                {
-                                    ready.push((priority[d], Reverse(d)));
-                                }
-                            }
-                            for &m in &manifests_of[i] {
-                                manifest_waiting[m] -= 1;
-                                if manifest_waiting[m] == 0
-                                    && manifests[m].status == Status::NotStarted
-                                {
-                                    manifest_jobs.push_back(Job::Assemble(m));
-                                }
-                            }
+                Done::Build(i, Ok(image_id)) => {
+                    progress.finish(&plan.builds[i].id, "built", elapsed, "");
+                    builds[i].duration_ms = ms;
+                    builds[i].status = Status::Built;
+                    builds[i].image_id = Some(image_id);
+                    for &d in &dependents[i] {
+                        waiting[d] -= 1;
+                        if waiting[d] == 0 && builds[d].status == Status::NotStarted && !stopping {
+                            ready.push((priority[d], Reverse(d)));
                         }
-                        Err(f) => {
-                            progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
-                            failed = true;
-                            stopping |= !opts.keep_going;
-                            builds[i].status = Status::Failed { reason: f.reason };
-                            builds[i].log_tail = f.tail;
-                            skip_dependents(
-                                plan,
-                                i,
-                                &dependents,
-                                &manifests_of,
-                                &mut builds,
-                                &mut manifests,
-                                &mut ready,
-                                &progress,
-                            );
+                    }
+                    for &m in &manifests_of[i] {
+                        manifest_waiting[m] -= 1;
+                        if manifest_waiting[m] == 0 && manifests[m].status == Status::NotStarted {
+                            manifest_jobs.push_back(Job::Assemble(m));
                         }
                     }
                 }
-                Done::Assemble(m, result) => {
+                Done::Build(i, Err(f)) => {
+                    progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
+                    failed = true;
+                    stopping |= !opts.keep_going;
+                    builds[i].duration_ms = ms;
+                    builds[i].status = Status::Failed { reason: f.reason };
+                    builds[i].log_tail = f.tail;
+                    skip_dependents(
+                        plan,
+                        i,
+                        &dependents,
+                        &manifests_of,
+                        &mut builds,
+                        &mut manifests,
+                        &mut ready,
+                        &progress,
+                    );
+                }
+                Done::Assemble(m, Ok(())) => {
                     let man = &plan.manifests[m];
-                    let elapsed = started[&format!("{}@manifest", man.image)].elapsed();
-                    manifests[m].duration_ms = elapsed.as_millis() as u64;
-                    match result {
-                        Ok(()) if !opts.push || !man.push => {
-                            progress.finish(&man.image, "local", elapsed, &man.list);
-                            manifests[m].status = Status::Assembled;
-                        }
-                        Ok(()) if opts.atomic => {
-                            progress.finish(
-                                &man.image,
-                                "ready",
-                                elapsed,
-                                "pushed once every build has succeeded (--atomic)",
-                            );
-                            deferred_pushes.push(m);
-                        }
-                        Ok(()) => {
-                            progress.finish(&man.image, "ready", elapsed, "");
-                            manifest_jobs.push_back(Job::Push(m));
-                        }
-                        Err(f) => {
-                            progress.finish(&man.image, "FAILED", elapsed, &f.reason);
-                            failed = true;
-                            stopping |= !opts.keep_going;
-                            manifests[m].status = Status::Failed { reason: f.reason };
-                            manifests[m].log_tail = f.tail;
-                        }
+                    manifests[m].duration_ms += ms;
+                    if !opts.push || !man.push {
+                        progress.finish(&man.image, "local", elapsed, &man.list);
+                        manifests[m].status = Status::Assembled;
+                    } else if opts.atomic {
+                        progress.finish(
+                            &man.image,
+                            "ready",
+                            elapsed,
+                            "pushed once every build has succeeded (--atomic)",
+                        );
+                        deferred_pushes.push(m);
+                    } else {
+                        progress.finish(&man.image, "ready", elapsed, "");
+                        manifest_jobs.push_back(Job::Push(m));
                     }
                 }
-                Done::Push(m, result) => {
-                    let man = &plan.manifests[m];
-                    let elapsed = started[&format!("{}@push", man.image)].elapsed();
-                    manifests[m].duration_ms += elapsed.as_millis() as u64;
-                    match result {
-                        Ok(tags) => {
-                            progress.finish(
-                                &man.image,
-                                "pushed",
-                                elapsed,
-                                &format!("{} tag(s) verified", tags.len()),
-                            );
-                            manifests[m].status = Status::Pushed;
-                            manifests[m].tags = tags;
-                        }
-                        Err(f) => {
-                            progress.finish(&man.image, "FAILED", elapsed, &f.reason);
-                            failed = true;
-                            stopping |= !opts.keep_going;
-                            manifests[m].status = Status::Failed { reason: f.reason };
-                            manifests[m].log_tail = f.tail;
-                        }
-                    }
+                Done::Push(m, Ok(tags)) => {
+                    let verified = format!("{} tag(s) verified", tags.len());
+                    progress.finish(&plan.manifests[m].image, "pushed", elapsed, &verified);
+                    manifests[m].duration_ms += ms;
+                    manifests[m].status = Status::Pushed;
+                    manifests[m].tags = tags;
+                }
+                Done::Assemble(m, Err(f)) | Done::Push(m, Err(f)) => {
+                    progress.finish(&plan.manifests[m].image, "FAILED", elapsed, &f.reason);
+                    failed = true;
+                    stopping |= !opts.keep_going;
+                    manifests[m].duration_ms += ms;
+                    manifests[m].status = Status::Failed { reason: f.reason };
+                    manifests[m].log_tail = f.tail;
                 }
             }
         }

@@ -128,44 +128,36 @@ fn monorepo_is_built_pushed_and_verified() {
 
     // RUN steps ran on the right architecture, and the dependent image's arm64 variant is built
     // on the arm64 base.
-    let base = format!("{repo}/base:1.4.2");
+    let file = |image: &str, arch: &str, path: &str| {
+        registry.read_file(&format!("{repo}/{image}"), ("linux", arch, None), path)
+    };
     assert_eq!(
-        registry
-            .read_file(&base, ("linux", "arm64", None), "/opt/acme/base-arch")
-            .as_deref(),
+        file("base:1.4.2", "arm64", "/opt/acme/base-arch").as_deref(),
         Some("aarch64")
     );
     assert_eq!(
-        registry
-            .read_file(&base, ("linux", "amd64", None), "/opt/acme/base-arch")
-            .as_deref(),
+        file("base:1.4.2", "amd64", "/opt/acme/base-arch").as_deref(),
         Some("x86_64")
     );
-    let worker = format!("{repo}/worker:latest");
     assert_eq!(
-        registry
-            .read_file(&worker, ("linux", "arm64", None), "/opt/acme/base-arch")
-            .as_deref(),
+        file("worker:latest", "arm64", "/opt/acme/base-arch").as_deref(),
         Some("aarch64")
     );
     assert_eq!(
-        registry
-            .read_file(&worker, ("linux", "arm64", None), "/opt/acme/worker-arch")
-            .as_deref(),
+        file("worker:latest", "arm64", "/opt/acme/worker-arch").as_deref(),
         Some("aarch64")
     );
-    let api = format!("{repo}/api:1.4.2-go1.23");
-    let build = registry
-        .read_file(&api, ("linux", "arm64", None), "/opt/acme/api-build")
-        .unwrap();
     assert_eq!(
-        build, "go 1.23 -march=armv8-a",
-        "per-platform args reach the arm64 build"
+        file("worker:latest", "amd64", "/opt/acme/base-arch").as_deref(),
+        Some("x86_64")
+    );
+    // Per-platform args reach the arm64 build only.
+    assert_eq!(
+        file("api:1.4.2-go1.23", "arm64", "/opt/acme/api-build").as_deref(),
+        Some("go 1.23 -march=armv8-a")
     );
     assert_eq!(
-        registry
-            .read_file(&api, ("linux", "amd64", None), "/opt/acme/api-build")
-            .as_deref(),
+        file("api:1.4.2-go1.23", "amd64", "/opt/acme/api-build").as_deref(),
         Some("go 1.23")
     );
 
@@ -223,10 +215,8 @@ fn monorepo_is_built_pushed_and_verified() {
         "second run failed:\n{}",
         text(&again)
     );
-    assert_eq!(
-        platforms(&registry.raw(&base).unwrap()),
-        ["linux/amd64", "linux/arm64"]
-    );
+    let base = registry.raw(&format!("{repo}/base:1.4.2")).unwrap();
+    assert_eq!(platforms(&base), ["linux/amd64", "linux/arm64"]);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
