@@ -93,7 +93,9 @@ impl Progress {
         }
     }
 
-    /// A job ended; `outcome` is a short word (`built`, `failed`, ...), `detail` an optional note.
+    /// A job ended; `outcome` is a short word (`built`, `FAILED`, ...), `detail` an optional
+    /// note. Every outcome but `ready` (a list assembled, its push to come) ends a unit of the
+    /// overall bar.
     pub fn finish(&self, id: &str, outcome: &str, elapsed: Duration, detail: &str) {
         let text = format!(
             "{outcome:<8} {id} ({:.1}s){}{detail}",
@@ -110,7 +112,7 @@ impl Progress {
                 bar.finish_and_clear();
                 b.multi.remove(&bar);
             }
-            b.overall.inc(1);
+            b.overall.inc(u64::from(outcome != "ready"));
         }
         self.line(&text);
     }
