@@ -128,38 +128,34 @@ fn monorepo_is_built_pushed_and_verified() {
 
     // RUN steps ran on the right architecture, and the dependent image's arm64 variant is built
     // on the arm64 base.
-    let file = |image: &str, arch: &str, path: &str| {
-        registry.read_file(&format!("{repo}/{image}"), ("linux", arch, None), path)
-    };
-    assert_eq!(
-        file("base:1.4.2", "arm64", "/opt/acme/base-arch").as_deref(),
-        Some("aarch64")
-    );
-    assert_eq!(
-        file("base:1.4.2", "amd64", "/opt/acme/base-arch").as_deref(),
-        Some("x86_64")
-    );
-    assert_eq!(
-        file("worker:latest", "arm64", "/opt/acme/base-arch").as_deref(),
-        Some("aarch64")
-    );
-    assert_eq!(
-        file("worker:latest", "arm64", "/opt/acme/worker-arch").as_deref(),
-        Some("aarch64")
-    );
-    assert_eq!(
-        file("worker:latest", "amd64", "/opt/acme/base-arch").as_deref(),
-        Some("x86_64")
-    );
-    // Per-platform args reach the arm64 build only.
-    assert_eq!(
-        file("api:1.4.2-go1.23", "arm64", "/opt/acme/api-build").as_deref(),
-        Some("go 1.23 -march=armv8-a")
-    );
-    assert_eq!(
-        file("api:1.4.2-go1.23", "amd64", "/opt/acme/api-build").as_deref(),
-        Some("go 1.23")
-    );
+    let expected = [
+        ("base:1.4.2", "arm64", "/opt/acme/base-arch", "aarch64"),
+        ("base:1.4.2", "amd64", "/opt/acme/base-arch", "x86_64"),
+        ("worker:latest", "arm64", "/opt/acme/base-arch", "aarch64"),
+        ("worker:latest", "arm64", "/opt/acme/worker-arch", "aarch64"),
+        ("worker:latest", "amd64", "/opt/acme/base-arch", "x86_64"),
+        // Per-platform args reach the arm64 build only.
+        (
+            "api:1.4.2-go1.23",
+            "arm64",
+            "/opt/acme/api-build",
+            "go 1.23 -march=armv8-a",
+        ),
+        (
+            "api:1.4.2-go1.23",
+            "amd64",
+            "/opt/acme/api-build",
+            "go 1.23",
+        ),
+    ];
+    for (image, arch, path, want) in expected {
+        let got = registry.read_file(&format!("{repo}/{image}"), ("linux", arch, None), path);
+        assert_eq!(
+            got.as_deref(),
+            Some(want),
+            "{path} in the {arch} image of {image}"
+        );
+    }
 
     // The report has every build's image id and each pushed digest, matching the registry.
     let report: serde_json::Value =

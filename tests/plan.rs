@@ -6,6 +6,17 @@ mod common;
 use common::Project;
 use insta_cmd::assert_cmd_snapshot;
 
+/// Runs a `mab plan --format json` command, which must succeed, and parses its output.
+fn json(mut cmd: std::process::Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn monorepo() -> Project {
     let p = Project::example("monorepo");
     p.git_commit("fixture");
@@ -45,9 +56,7 @@ fn simple_text_uses_git_sha() {
 #[test]
 fn json_edges_are_per_platform_and_ordered() {
     let p = monorepo();
-    let out = p.mab(&["plan", "--format", "json"]).output().unwrap();
-    assert!(out.status.success());
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = json(p.mab(&["plan", "--format", "json"]));
     let builds = plan["builds"].as_array().unwrap();
     let position = |id: &str| {
         builds
@@ -96,23 +105,14 @@ fn json_edges_are_per_platform_and_ordered() {
 #[test]
 fn selection_pulls_in_dependencies_and_platform_filter() {
     let p = monorepo();
-    let out = p
-        .mab(&[
-            "plan",
-            "api-go1.23",
-            "--platform",
-            "aarch64",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = json(p.mab(&[
+        "plan",
+        "api-go1.23",
+        "--platform",
+        "aarch64",
+        "--format",
+        "json",
+    ]));
     let ids: Vec<&str> = plan["builds"]
         .as_array()
         .unwrap()
@@ -143,12 +143,7 @@ fn glob_selects_matrix_instances() {
 #[test]
 fn image_key_selects_all_instances_and_var_overrides() {
     let p = monorepo();
-    let out = p
-        .mab(&["plan", "api", "--var", "version=2.0.0", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = json(p.mab(&["plan", "api", "--var", "version=2.0.0", "--format", "json"]));
     let images: Vec<&str> = plan["manifests"]
         .as_array()
         .unwrap()
@@ -165,17 +160,9 @@ fn image_key_selects_all_instances_and_var_overrides() {
 #[test]
 fn config_is_found_in_a_parent_directory() {
     let p = monorepo();
-    let out = p
-        .mab(&["plan", "--format", "json"])
-        .current_dir(p.path().join("services/api"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = p.mab(&["plan", "--format", "json"]);
+    cmd.current_dir(p.path().join("services/api"));
+    let plan = json(cmd);
     assert_eq!(plan["builds"].as_array().unwrap().len(), 10);
     assert_eq!(plan["config"], "../../multiarch.toml");
 }
@@ -228,13 +215,7 @@ fn argv_of(p: &Project, env: &[(&str, &str)]) -> serde_json::Value {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json(cmd)
 }
 
 const ONE_IMAGE: &str = "[defaults]\nregistry = \"127.0.0.1:5000/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"v1\"]\n\n[images.app]\n";
