@@ -70,6 +70,9 @@ struct RunArgs {
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// A build running longer fails, e.g. `30m` (overrides `[builder] timeout`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
 /// What to work on: the config, the images and platforms in it, variable overrides.
@@ -190,6 +193,9 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
                 atomic: run.atomic,
                 push: !run.no_push,
                 progress: run.progress,
+                timeout: run
+                    .timeout
+                    .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
             };
             let report = match exec::run(&plan, &opts) {
                 Ok(r) => r,
@@ -209,10 +215,11 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
                 }
             }
             let code = write_stdout(|out| output::summary(&report, &plan, out));
-            Ok(if report.success {
-                code
-            } else {
-                ExitCode::FAILURE
+            Ok(match report.interrupted {
+                // The shell convention for death by a signal: 130 for SIGINT, 143 for SIGTERM.
+                Some(signal) => ExitCode::from(128 + signal as u8),
+                None if report.success => code,
+                None => ExitCode::FAILURE,
             })
         }
         Command::Plan { target, format } => {

@@ -63,6 +63,10 @@ pub struct RawBuilder {
     pub oci_labels: Option<bool>,
     /// Build with `--timestamp` set to the commit time, for reproducible images (default false).
     pub reproducible: Option<bool>,
+    /// A build running longer fails, e.g. `"30m"` or `"1h 30m"` (default: no limit).
+    /// `mab run --timeout` overrides it.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// `[registries."host[:port]"]`.

@@ -7,16 +7,19 @@
 //! checked against the plan.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use crate::output::shell_line;
 use crate::plan::{Build, Manifest, Plan, STATE_DIR};
@@ -35,6 +38,16 @@ pub struct Options {
     /// `false`: assemble local manifest lists only.
     pub push: bool,
     pub progress: progress::Mode,
+    /// A build running longer fails (its process group is killed).
+    pub timeout: Option<Duration>,
+}
+
+/// How long running commands get to stop after an interrupt before they are killed.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+enum Event {
+    Done(Done),
+    Signal(i32),
 }
 
 /// How a build or a manifest list ended.
@@ -113,6 +126,9 @@ pub struct ManifestReport {
 pub struct Report {
     pub run_id: String,
     pub run_dir: PathBuf,
+    /// The signal that interrupted the run (2: SIGINT, 15: SIGTERM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<i32>,
     pub success: bool,
     pub builds: Vec<BuildReport>,
     pub manifests: Vec<ManifestReport>,
@@ -209,66 +225,191 @@ fn tail(path: &Path, lines: usize) -> Option<String> {
     Some(all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
-/// Runs `argv` in `cwd`, the command line and its output appended to `log` (standard output
-/// returned instead when `capture`); a failure carries the log's tail.
-fn run_command(argv: &[String], cwd: &Path, log: &Path, capture: bool) -> Result<Vec<u8>, Failure> {
-    let cannot_write =
-        |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
-    let mut file = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(cannot_write)?;
-    let _ = writeln!(file, "$ {}", shell_line(argv));
-    let stdout = if capture {
-        Stdio::piped()
-    } else {
-        Stdio::from(file.try_clone().map_err(cannot_write)?)
-    };
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(file)
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
-    if out.status.success() {
-        return Ok(out.stdout);
+/// The process groups of the commands running now, so an interrupt can reach every podman
+/// and everything it started (each command runs in a group of its own, as cargo-nextest does).
+#[derive(Default)]
+struct Children(Mutex<HashSet<i32>>);
+
+impl Children {
+    fn signal_all(&self, signal: i32) {
+        for &group in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+            unsafe {
+                libc::kill(-group, signal);
+            }
+        }
     }
-    // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
-    let sub = argv
-        .iter()
-        .skip(1)
-        .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
-        .map_or("", String::as_str);
-    let code = out
-        .status
-        .code()
-        .map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
-    Err(Failure {
-        reason: format!("`{} {sub}` failed with {code}", argv[0]),
-        tail: tail(log, 15),
-    })
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
-fn run_logged(argv: &[String], cwd: &Path, log: &Path) -> Result<(), Failure> {
-    run_command(argv, cwd, log, false).map(drop)
+/// What every job runs with: the plan, the running processes, and the build timeout.
+struct Runner<'a> {
+    plan: &'a Plan,
+    children: Children,
+    build_timeout: Option<Duration>,
 }
 
-fn build(plan: &Plan, b: &Build, log: &Path) -> Result<String, Failure> {
-    run_logged(&b.argv, &plan.workdir, log)?;
-    let iid = std::fs::read_to_string(plan.workdir.join(&b.iidfile))
-        .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
-    Ok(iid.trim().to_string())
+impl Runner<'_> {
+    /// Runs `argv` in the workdir, the command line and its output appended to `log` (standard
+    /// output returned instead when `capture`); a failure carries the log's tail. After
+    /// `timeout` the command's process group is killed and the command fails.
+    fn command(
+        &self,
+        argv: &[String],
+        log: &Path,
+        capture: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, Failure> {
+        let cannot_write =
+            |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
+        let mut file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(cannot_write)?;
+        let _ = writeln!(file, "$ {}", shell_line(argv));
+        let stdout = if capture {
+            Stdio::piped()
+        } else {
+            Stdio::from(file.try_clone().map_err(cannot_write)?)
+        };
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&self.plan.workdir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
+        let group = child.id() as i32;
+        self.children
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group);
+        let waited = match timeout {
+            None => child
+                .wait_with_output()
+                .map(|o| (o.status, o.stdout, false)),
+            Some(limit) => wait_until(&mut child, Instant::now() + limit, group),
+        };
+        self.children
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group);
+        let (status, stdout, timed_out) =
+            waited.map_err(|e| Failure::new(format!("waiting for `{}`: {e}", argv[0])))?;
+        if status.success() {
+            return Ok(stdout);
+        }
+        // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
+        let sub = argv
+            .iter()
+            .skip(1)
+            .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
+            .map_or("", String::as_str);
+        let what = format!("`{} {sub}`", argv[0]);
+        let reason = match (timed_out, timeout, status.code()) {
+            (true, Some(limit), _) => format!(
+                "{what} timed out after {}",
+                humantime::format_duration(limit)
+            ),
+            (_, _, Some(code)) => format!("{what} failed with exit code {code}"),
+            (_, _, None) => format!(
+                "{what} was killed by signal {}",
+                status.signal().unwrap_or(0)
+            ),
+        };
+        Err(Failure {
+            reason,
+            tail: tail(log, 15),
+        })
+    }
+
+    fn logged(&self, argv: &[String], log: &Path) -> Result<(), Failure> {
+        self.command(argv, log, false, None).map(drop)
+    }
+
+    fn build(&self, b: &Build, log: &Path) -> Result<String, Failure> {
+        self.command(&b.argv, log, false, self.build_timeout)?;
+        let iid = std::fs::read_to_string(self.plan.workdir.join(&b.iidfile))
+            .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
+        Ok(iid.trim().to_string())
+    }
+
+    fn assemble(&self, m: &Manifest, log: &Path) -> Result<(), Failure> {
+        // Fails when no earlier list exists, which is the usual case.
+        let _ = self.logged(&m.remove_stale, log);
+        m.assemble
+            .iter()
+            .try_for_each(|argv| self.logged(argv, log))
+    }
+
+    fn push(&self, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
+        let mut tags = Vec::with_capacity(m.pushes.len());
+        for p in &m.pushes {
+            let registry = p.tag.repository.registry();
+            self.logged(&p.argv, log).map_err(|f| Failure {
+                reason: format!(
+                    "pushing {} to registry {registry} failed: {}",
+                    p.tag, f.reason
+                ),
+                tail: f.tail,
+            })?;
+            let pushed =
+                std::fs::read_to_string(self.plan.workdir.join(&p.digestfile)).map_err(|e| {
+                    Failure::new(format!(
+                        "podman wrote no digest for {} to {}: {e}",
+                        p.tag, p.digestfile
+                    ))
+                })?;
+            let raw = self
+                .command(&p.verify, log, true, None)
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "reading {} back from registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    tail: f.tail,
+                })?;
+            verify_index(&raw, pushed.trim(), &m.platforms).map_err(|e| Failure {
+                reason: format!("{} does not match the plan: {e}", p.tag),
+                tail: None,
+            })?;
+            tags.push(TagReport {
+                reference: p.tag.to_string(),
+                digest: pushed.trim().to_string(),
+            });
+        }
+        Ok(tags)
+    }
 }
 
-fn assemble(plan: &Plan, m: &Manifest, log: &Path) -> Result<(), Failure> {
-    // Fails when no earlier list exists, which is the usual case.
-    let _ = run_logged(&m.remove_stale, &plan.workdir, log);
-    m.assemble
-        .iter()
-        .try_for_each(|argv| run_logged(argv, &plan.workdir, log))
+/// Waits for `child` until `deadline`, then kills its process group. Output goes to files, so
+/// there is nothing to read meanwhile.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+    group: i32,
+) -> std::io::Result<(std::process::ExitStatus, Vec<u8>, bool)> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, Vec::new(), false));
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the child's own process group.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            return Ok((child.wait()?, Vec::new(), true));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The platforms an index lists, as `os/arch[/variant]`.
@@ -323,42 +464,6 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
         ));
     }
     Ok(())
-}
-
-fn push(plan: &Plan, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
-    let mut tags = Vec::with_capacity(m.pushes.len());
-    for p in &m.pushes {
-        let registry = p.tag.repository.registry();
-        run_logged(&p.argv, &plan.workdir, log).map_err(|f| Failure {
-            reason: format!(
-                "pushing {} to registry {registry} failed: {}",
-                p.tag, f.reason
-            ),
-            tail: f.tail,
-        })?;
-        let pushed = std::fs::read_to_string(plan.workdir.join(&p.digestfile)).map_err(|e| {
-            Failure::new(format!(
-                "podman wrote no digest for {} to {}: {e}",
-                p.tag, p.digestfile
-            ))
-        })?;
-        let raw = run_command(&p.verify, &plan.workdir, log, true).map_err(|f| Failure {
-            reason: format!(
-                "reading {} back from registry {registry} failed: {}",
-                p.tag, f.reason
-            ),
-            tail: f.tail,
-        })?;
-        verify_index(&raw, pushed.trim(), &m.platforms).map_err(|e| Failure {
-            reason: format!("{} does not match the plan: {e}", p.tag),
-            tail: None,
-        })?;
-        tags.push(TagReport {
-            reference: p.tag.to_string(),
-            digest: pushed.trim().to_string(),
-        });
-    }
-    Ok(tags)
 }
 
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
@@ -448,8 +553,26 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         .thread_name(|i| format!("mab-job-{i}"))
         .build()
         .map_err(std::io::Error::other)?;
-    let (tx, rx) = mpsc::channel::<Done>();
+    let (tx, rx) = mpsc::channel::<Event>();
     let jobs = opts.jobs.max(1);
+    let runner = Runner {
+        plan,
+        children: Children::default(),
+        build_timeout: opts.timeout,
+    };
+    // Interrupts arrive as events, so the coordinator deals with them like with anything else.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let signal_handle = signals.handle();
+    let signal_tx = tx.clone();
+    let signal_thread = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal_tx.send(Event::Signal(signal)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut interrupted: Option<i32> = None;
+    let mut kill_at: Option<Instant> = None;
 
     // The coordinator runs here, on the calling thread; jobs run on the pool. A plain `scope`
     // would run this closure on a pool thread and could deadlock a pool of one.
@@ -490,16 +613,14 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                 };
                 started.insert(job, Instant::now());
                 progress.start(shown, verb);
-                let (tx, log) = (tx.clone(), log.clone());
+                let (tx, log, runner) = (tx.clone(), log.clone(), &runner);
                 scope.spawn(move |_| {
                     let done = match job {
-                        Job::Build(i) => Done::Build(i, build(plan, &plan.builds[i], &log)),
-                        Job::Assemble(m) => {
-                            Done::Assemble(m, assemble(plan, &plan.manifests[m], &log))
-                        }
-                        Job::Push(m) => Done::Push(m, push(plan, &plan.manifests[m], &log)),
+                        Job::Build(i) => Done::Build(i, runner.build(&plan.builds[i], &log)),
+                        Job::Assemble(m) => Done::Assemble(m, runner.assemble(&plan.manifests[m], &log)),
+                        Job::Push(m) => Done::Push(m, runner.push(&plan.manifests[m], &log)),
                     };
-                    let _ = tx.send(done);
+                    let _ = tx.send(Event::Done(done));
                 });
             }
             if running == 0 {
@@ -508,7 +629,39 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                 }
                 continue;
             }
-            let Ok(done) = rx.recv() else { break };
+            let event = match kill_at {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(event) => event,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        runner.children.signal_all(libc::SIGKILL);
+                        kill_at = None;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(event) => event,
+                    Err(_) => break,
+                },
+            };
+            let done = match event {
+                Event::Done(done) => done,
+                Event::Signal(_) if interrupted.is_some() => {
+                    // A second interrupt: no more grace.
+                    progress.note("interrupted again: killing every running command");
+                    runner.children.signal_all(libc::SIGKILL);
+                    continue;
+                }
+                Event::Signal(signal) => {
+                    interrupted = Some(signal);
+                    stopping = true;
+                    let n = runner.children.count();
+                    progress.note(&format!("interrupted: stopping {n} running command(s); interrupt again to kill them at once"));
+                    runner.children.signal_all(libc::SIGTERM);
+                    kill_at = Some(Instant::now() + KILL_GRACE);
+                    continue;
+                }
+            };
             running -= 1;
             let elapsed = started[&done.job()].elapsed();
             let ms = elapsed.as_millis() as u64;
@@ -587,6 +740,16 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         }
     });
     progress.done();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    if interrupted.is_some() {
+        // Leave no half-assembled local list behind.
+        for (m, man) in plan.manifests.iter().enumerate() {
+            if started.contains_key(&Job::Assemble(m)) {
+                let _ = runner.logged(&man.remove_stale, &manifests[m].log);
+            }
+        }
+    }
     if stopping {
         for m in deferred_pushes {
             manifests[m].status = Status::Skipped {
@@ -600,6 +763,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     Ok(Report {
         run_id,
         run_dir,
+        interrupted,
         success,
         builds,
         manifests,

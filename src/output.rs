@@ -199,10 +199,14 @@ pub fn summary(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) -
         .iter()
         .filter(|m| m.status == Status::Pushed)
         .count();
+    let verdict = match report.interrupted {
+        Some(_) => "INTERRUPTED",
+        None if report.success => "ok",
+        None => "FAILED",
+    };
     writeln!(
         out,
-        "\n{}: {built}/{} builds, {pushed}/{} manifest lists pushed (run {}, logs in {})",
-        if report.success { "ok" } else { "FAILED" },
+        "\n{verdict}: {built}/{} builds, {pushed}/{} manifest lists pushed (run {}, logs in {})",
         report.builds.len(),
         report.manifests.len(),
         report.run_id,

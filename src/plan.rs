@@ -31,6 +31,9 @@ pub struct Plan {
     pub version: u32,
     /// The podman program and its global options, as every command below starts.
     pub podman: Vec<String>,
+    /// Seconds a build may run (`[builder] timeout`), if limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
     /// The config file, as shown to the user.
     pub config: String,
     /// The directory podman runs in; paths in `argv` are relative to it.
@@ -194,10 +197,29 @@ pub fn plan(
     instances: &[Instance],
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
+    let timeout_secs = config
+        .builder
+        .timeout
+        .as_ref()
+        .map(|t| {
+            humantime::parse_duration(t.get_ref())
+                .map(|d| d.as_secs())
+                .map_err(|e| {
+                    let message = format!("invalid timeout `{}`: {e}", t.get_ref());
+                    config
+                        .source
+                        .error(ErrorKind::Type, t.span(), message)
+                        .with_help("write a duration such as \"30m\" or \"1h 30m\"")
+                })
+        })
+        .transpose()?;
     let graph = Graph::new(config, instances)?;
     let selected = graph.select(selection)?;
     graph.check_cycles()?;
-    Ok(graph.into_plan(&selected, &selection.platforms))
+    Ok(Plan {
+        timeout_secs,
+        ..graph.into_plan(&selected, &selection.platforms)
+    })
 }
 
 /// Lookups shared by the per-instance dependency analysis.
@@ -572,6 +594,7 @@ impl<'a> Graph<'a> {
         Plan {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
+            timeout_secs: None,
             config: self.config.source.name().to_string(),
             workdir: self.config.dir.clone(),
             builds,

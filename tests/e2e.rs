@@ -403,3 +403,63 @@ fn a_stopped_registry_is_a_clear_error() {
         "{all}"
     );
 }
+
+#[test]
+fn sigint_during_a_real_build_leaves_no_podman_running() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let p = scratch(
+        &registry,
+        "[images.e2e-sigint]\nplatforms = [\"linux/amd64\"]\n",
+    );
+    let marker = format!("mab-sigint-{}", std::process::id());
+    p.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nRUN echo {marker} && sleep 120\n"),
+    );
+    let child = p
+        .mab(&["run", "--progress", "plain"])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = |pattern: &str| {
+        Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !running(&format!("echo {marker}")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        !running("localhost/mab/e2e-sigint"),
+        "podman build still running"
+    );
+    assert!(
+        !running(&format!("echo {marker}")),
+        "the RUN step still running"
+    );
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-sigint:1", registry.host()))
+            .is_none()
+    );
+}

@@ -363,3 +363,137 @@ fn a_push_that_reads_back_wrong_is_an_error() {
         "{text}"
     );
 }
+
+/// Processes still alive in any process group the stand-in podman ran as (it leads its group).
+fn survivors(state: &Path) -> Vec<String> {
+    let groups: Vec<String> = std::fs::read_dir(state.join("pids"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!groups.is_empty(), "the stand-in podman never ran");
+    let mut alive = Vec::new();
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(proc.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() != Some(&"Z")
+            && fields.get(2).is_some_and(|g| groups.iter().any(|x| x == g))
+        {
+            alive.push(stat);
+        }
+    }
+    alive
+}
+
+fn interrupt(signal: &str, expected: i32) {
+    let p = project();
+    let state = p.path().join("fake-state");
+    let log = p.path().join("podman.log");
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let child = p
+        .mab(&["run", "--progress", "plain", "--jobs", "2"])
+        .env("PATH", path)
+        .env("FAKE_STATE", &state)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_SLEEP_AMD64", "60")
+        .env("FAKE_SLEEP_ARM64", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches(" start ")
+        .count()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "builds did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(expected), "{text}");
+    // The 60 s builds were stopped, not waited for.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        survivors(&state),
+        Vec::<String>::new(),
+        "podman processes left running"
+    );
+    assert!(
+        text.contains("interrupted: stopping 2 running command(s)"),
+        "{text}"
+    );
+    assert!(text.contains("INTERRUPTED: 0/6 builds"), "{text}");
+    // Nothing was pushed, and no later work started.
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(" push "));
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches(" start ")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn sigint_stops_every_podman_and_exits_130() {
+    interrupt("-INT", 130);
+}
+
+#[test]
+fn sigterm_stops_every_podman_and_exits_143() {
+    interrupt("-TERM", 143);
+}
+
+#[test]
+fn a_build_over_its_timeout_fails_cleanly() {
+    let p = project();
+    let r = run(
+        &p,
+        &["other", "--timeout", "1s", "--keep-going"],
+        &[("FAKE_SLEEP_AMD64", "60"), ("FAKE_SLEEP_ARM64", "0")],
+    );
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAILED other@linux-amd64: `podman build` timed out after 1s"),
+        "{text}"
+    );
+    assert!(text.contains("built    other@linux-arm64"), "{text}");
+    assert_eq!(
+        survivors(&r.state),
+        Vec::<String>::new(),
+        "the timed-out build is still running"
+    );
+    assert!(
+        r.pushed().is_empty(),
+        "a list without its amd64 image was pushed"
+    );
+}
