@@ -196,6 +196,7 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
                 timeout: run
                     .timeout
                     .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
+                retries: plan.retries,
             };
             let report = match exec::run(&plan, &opts) {
                 Ok(r) => r,

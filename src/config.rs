@@ -67,6 +67,9 @@ pub struct RawBuilder {
     /// `mab run --timeout` overrides it.
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// Retries of a push or registry read after a transient failure such as a refused
+    /// connection or a 503, with exponential backoff from 1 s (default 3).
+    pub retries: Option<u32>,
 }
 
 /// `[registries."host[:port]"]`.

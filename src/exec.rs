@@ -40,6 +40,8 @@ pub struct Options {
     pub progress: progress::Mode,
     /// A build running longer fails (its process group is killed).
     pub timeout: Option<Duration>,
+    /// Retries of a push or registry read after a transient failure.
+    pub retries: u32,
 }
 
 /// How long running commands get to stop after an interrupt before they are killed.
@@ -225,6 +227,40 @@ fn tail(path: &Path, lines: usize) -> Option<String> {
     Some(all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
+const RETRY_FIRST_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a registry command's output says another try may succeed.
+fn transient(output: &str) -> bool {
+    let text = output.to_ascii_lowercase();
+    let permanent = [
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "manifest invalid",
+        "name invalid",
+        "name unknown",
+        "unsupported",
+    ];
+    let passing = [
+        "connection refused",
+        "connection reset",
+        "timeout",
+        "timed out",
+        "temporarily unavailable",
+        "too many requests",
+        "429",
+        "500 internal server error",
+        "502",
+        "503",
+        "504",
+        "unexpected eof",
+        ": eof",
+        "no route to host",
+        "broken pipe",
+    ];
+    !permanent.iter().any(|p| text.contains(p)) && passing.iter().any(|p| text.contains(p))
+}
+
 /// The process groups of the commands running now, so an interrupt can reach every podman
 /// and everything it started (each command runs in a group of its own, as cargo-nextest does).
 #[derive(Default)]
@@ -250,6 +286,8 @@ struct Runner<'a> {
     plan: &'a Plan,
     children: Children,
     build_timeout: Option<Duration>,
+    /// Retries of a push or registry read after a transient failure.
+    retries: u32,
 }
 
 impl Runner<'_> {
@@ -350,17 +388,51 @@ impl Runner<'_> {
             .try_for_each(|argv| self.logged(argv, log))
     }
 
+    /// Runs `attempt` again after a transient failure (a registry down, overloaded or slow),
+    /// waiting 1 s, 2 s, 4 s, ... in between, at most `retries` times; says so in the log. An
+    /// error that another try cannot fix (auth, an invalid manifest) fails at once.
+    fn retrying<T>(
+        &self,
+        log: &Path,
+        attempt: impl Fn() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let mut wait = RETRY_FIRST_WAIT;
+        for retry in 1.. {
+            match attempt() {
+                Err(f)
+                    if retry <= self.retries
+                        && transient(f.tail.as_deref().unwrap_or_default()) =>
+                {
+                    if let Ok(mut file) = File::options().append(true).open(log) {
+                        let _ = writeln!(
+                            file,
+                            "mab: transient failure, retry {retry} of {} in {}s: {}",
+                            self.retries,
+                            wait.as_secs(),
+                            f.reason
+                        );
+                    }
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
     fn push(&self, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
         let mut tags = Vec::with_capacity(m.pushes.len());
         for p in &m.pushes {
             let registry = p.tag.repository.registry();
-            self.logged(&p.argv, log).map_err(|f| Failure {
-                reason: format!(
-                    "pushing {} to registry {registry} failed: {}",
-                    p.tag, f.reason
-                ),
-                tail: f.tail,
-            })?;
+            self.retrying(log, || self.logged(&p.argv, log))
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "pushing {} to registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    tail: f.tail,
+                })?;
             let pushed =
                 std::fs::read_to_string(self.plan.workdir.join(&p.digestfile)).map_err(|e| {
                     Failure::new(format!(
@@ -369,7 +441,7 @@ impl Runner<'_> {
                     ))
                 })?;
             let raw = self
-                .command(&p.verify, log, true, None)
+                .retrying(log, || self.command(&p.verify, log, true, None))
                 .map_err(|f| Failure {
                     reason: format!(
                         "reading {} back from registry {registry} failed: {}",
@@ -559,6 +631,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         plan,
         children: Children::default(),
         build_timeout: opts.timeout,
+        retries: opts.retries,
     };
     // Interrupts arrive as events, so the coordinator deals with them like with anything else.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -857,5 +930,27 @@ mod tests {
             ),
             1
         );
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    #[test]
+    fn transient_failures_are_told_from_permanent_ones() {
+        use super::transient;
+        assert!(transient(
+            "Error: writing blob: Patch \"http://127.0.0.1:5000/v2/x\": dial tcp 127.0.0.1:5000: connect: connection refused"
+        ));
+        assert!(transient(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(transient(
+            "Error: pinging container registry: Get \"https://r/v2/\": net/http: TLS handshake timeout"
+        ));
+        assert!(!transient(
+            "Error: writing manifest: unauthorized: authentication required"
+        ));
+        assert!(!transient("Error: manifest invalid: manifest invalid"));
+        assert!(!transient("Error: no such file or directory"));
     }
 }

@@ -23,6 +23,9 @@ use crate::reference::{ImageRef, Repository};
 /// The JSON format version of [`Plan`]; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Retries of a push or registry read after a transient failure, unless the config says.
+pub const DEFAULT_RETRIES: u32 = 3;
+
 /// Where local per-platform images are tagged before they join a manifest list.
 pub const LOCAL_PREFIX: &str = "localhost/mab";
 
@@ -34,6 +37,8 @@ pub struct Plan {
     /// Seconds a build may run (`[builder] timeout`), if limited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Retries of a push or registry read after a transient failure (`[builder] retries`).
+    pub retries: u32,
     /// The config file, as shown to the user.
     pub config: String,
     /// The directory podman runs in; paths in `argv` are relative to it.
@@ -216,8 +221,10 @@ pub fn plan(
     let graph = Graph::new(config, instances)?;
     let selected = graph.select(selection)?;
     graph.check_cycles()?;
+    let retries = config.builder.retries.unwrap_or(DEFAULT_RETRIES);
     Ok(Plan {
         timeout_secs,
+        retries,
         ..graph.into_plan(&selected, &selection.platforms)
     })
 }
@@ -595,6 +602,7 @@ impl<'a> Graph<'a> {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
             timeout_secs: None,
+            retries: DEFAULT_RETRIES,
             config: self.config.source.name().to_string(),
             workdir: self.config.dir.clone(),
             builds,

@@ -386,6 +386,49 @@ fn a_build_failing_on_arm64_pushes_nothing_for_its_image() {
 }
 
 #[test]
+fn a_registry_that_comes_up_late_is_retried() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let mut registry = Registry::start();
+    let p = scratch(&registry, "[images.e2e-late]\n");
+    p.file("Dockerfile", &format!("FROM {BASE}\nRUN true\n"));
+    registry.stop();
+    let report = p.path().join("report.json");
+    let child = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first pushes are refused; the registry is back before the third try (1 s, then 2 s).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    registry.resume();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-late:1", registry.host()))
+            .is_some()
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let log = std::fs::read_to_string(report["manifests"][0]["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("mab: transient failure, retry 1 of 3 in 1s: `podman manifest` failed"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_stopped_registry_is_a_clear_error() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !ready() {
