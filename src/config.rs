@@ -108,6 +108,30 @@ pub struct RawDefaults {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
+    /// Build secrets for every image (an image's own win), by id.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, RawSecret>,
+}
+
+/// A build secret, read by podman (`--secret`), never by mab's plan or logs: `{ file = "~/.npmrc" }`
+/// or `{ env = "GH_TOKEN" }`. A Dockerfile uses it with `RUN --mount=type=secret,id=ID`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// A file (`~/` is the home directory; relative paths are relative to this file).
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Text>,
+    /// An environment variable of the `mab run` process.
+    #[schemars(with = "Option<String>")]
+    pub env: Option<Text>,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
 }
 
 /// `[images.NAME]`.
@@ -143,6 +167,9 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
+    /// Build secrets by id, on top of `defaults.secrets`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, RawSecret>,
     /// Build stage to stop at (`--target`).
     #[schemars(with = "Option<String>")]
     pub target: Option<Text>,
@@ -346,6 +373,7 @@ pub struct ImageDef {
     pub exclude: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
     pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
     pub overrides: BTreeMap<Platform, RawPlatformOverride>,
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 /// Finds `multiarch.toml` in `start` or the nearest parent that has one, as cargo finds Cargo.toml.
@@ -563,6 +591,15 @@ fn resolve_image(
             ));
     };
 
+    let mut secrets = BTreeMap::new();
+    for (id, secret) in defaults.secrets.iter().chain(&raw.secrets) {
+        secrets.insert(
+            id.clone(),
+            secret_source(source, dir, &key, id, secret, image_span.clone())?,
+        );
+    }
+    check_no_secret_args(source, &key, raw.args.iter().chain(&defaults.args))?;
+
     let (platforms, platforms_span) = match (&raw.platforms, default_platforms) {
         (Some(list), _) => {
             let parsed = parse_platforms(source, list)?;
@@ -620,6 +657,7 @@ fn resolve_image(
         repository: raw.repository,
         name: raw.name,
         depends_on: raw.depends_on,
+        secrets,
         args: merge(raw.args, &defaults.args),
         labels: merge(raw.labels, &defaults.labels),
         annotations: merge(raw.annotations, &defaults.annotations),
@@ -650,6 +688,64 @@ impl ImageDef {
             .chain(maps)
             .chain(overrides)
     }
+}
+
+fn secret_source(
+    source: &Source,
+    dir: &Path,
+    key: &str,
+    id: &str,
+    s: &RawSecret,
+    image_span: Range<usize>,
+) -> Result<SecretSource, ConfigError> {
+    match (&s.file, &s.env) {
+        (Some(file), None) => {
+            let written = file.get_ref();
+            let path = match written.strip_prefix("~/") {
+                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
+                None => dir.join(written),
+            };
+            if !path.is_file() {
+                return Err(source.error(ErrorKind::Path, file.span(), format!("secret `{id}` of image `{key}`: no file `{written}`")));
+            }
+            Ok(SecretSource::File(path))
+        }
+        (None, Some(env)) => Ok(SecretSource::Env(env.get_ref().clone())),
+        _ => Err(source
+            .error(ErrorKind::Type, image_span, format!("secret `{id}` of image `{key}` needs exactly one of `file` and `env`"))
+            .with_help("e.g. secrets = { npmrc = { file = \"~/.npmrc\" }, token = { env = \"GH_TOKEN\" } }")),
+    }
+}
+
+/// Build args end up in the image's history for anyone to read: a value that looks like a
+/// credential must travel as a secret instead.
+fn check_no_secret_args<'a>(
+    source: &Source,
+    key: &str,
+    args: impl Iterator<Item = (&'a String, &'a Text)>,
+) -> Result<(), ConfigError> {
+    const MARKERS: [&str; 8] = [
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+    ];
+    for (name, value) in args {
+        let upper = name.to_ascii_uppercase();
+        if MARKERS.iter().any(|m| upper.contains(m)) {
+            return Err(source
+                .error(ErrorKind::Secret, value.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
+                .with_help(format!(
+                    "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
+                    id = name.to_ascii_lowercase()
+                )));
+        }
+    }
+    Ok(())
 }
 
 fn list_span(list: &[Text]) -> Option<Range<usize>> {

@@ -40,6 +40,8 @@ pub enum ErrorKind {
     Matrix,
     /// Command-line selection that matches nothing, or a bad `--var`.
     Selection,
+    /// A credential where it would leak (a build arg).
+    Secret,
 }
 
 impl ErrorKind {
@@ -59,6 +61,7 @@ impl ErrorKind {
             Self::Duplicate => "mab::duplicate",
             Self::Matrix => "mab::matrix",
             Self::Selection => "mab::selection",
+            Self::Secret => "mab::secret",
         }
     }
 }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::config::SecretSource;
 use crate::output::shell_line;
 use crate::plan::{Build, Manifest, Plan, STATE_DIR};
 use crate::platform::Platform;
@@ -288,6 +289,31 @@ struct Runner<'a> {
     build_timeout: Option<Duration>,
     /// Retries of a push or registry read after a transient failure.
     retries: u32,
+    /// The values of the plan's secrets, to be masked in every log.
+    secret_values: Vec<String>,
+}
+
+/// Reads the values of `secrets`, to mask them; missing ones are podman's to report.
+fn secret_values(secrets: &[SecretSource]) -> Vec<String> {
+    let mut values: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| match s {
+            SecretSource::File(path) => std::fs::read_to_string(path).ok(),
+            SecretSource::Env(var) => std::env::var(var).ok(),
+        })
+        .flat_map(|v| {
+            // A file's value often ends with a newline that a build's output would not show.
+            let trimmed = v.trim().to_string();
+            let lines: Vec<String> = v.lines().map(str::trim).map(String::from).collect();
+            std::iter::once(trimmed).chain(lines)
+        })
+        // Masking two-letter values would garble logs without protecting anything.
+        .filter(|v| v.len() >= 4)
+        .collect();
+    // Longest first, so a value containing another is masked whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
 }
 
 impl Runner<'_> {
@@ -340,6 +366,7 @@ impl Runner<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&group);
+        self.redact(log);
         let (status, stdout, timed_out) =
             waited.map_err(|e| Failure::new(format!("waiting for `{}`: {e}", argv[0])))?;
         if status.success() {
@@ -367,6 +394,23 @@ impl Runner<'_> {
             reason,
             tail: tail(log, 15),
         })
+    }
+
+    /// Replaces every secret value in `log` with `***`.
+    fn redact(&self, log: &Path) {
+        if self.secret_values.is_empty() {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(log) else {
+            return;
+        };
+        if self.secret_values.iter().any(|v| text.contains(v.as_str())) {
+            let masked = self
+                .secret_values
+                .iter()
+                .fold(text, |t, v| t.replace(v.as_str(), "***"));
+            let _ = std::fs::write(log, masked);
+        }
     }
 
     fn logged(&self, argv: &[String], log: &Path) -> Result<(), Failure> {
@@ -632,6 +676,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         children: Children::default(),
         build_timeout: opts.timeout,
         retries: opts.retries,
+        secret_values: secret_values(&plan.secrets),
     };
     // Interrupts arrive as events, so the coordinator deals with them like with anything else.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;

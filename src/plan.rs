@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
 
-use crate::config::{Config, join_platforms};
+use crate::config::{Config, SecretSource, join_platforms};
 use crate::dockerfile::{BaseRef, Dockerfile};
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
 use crate::matrix::{Instance, platforms_of};
@@ -43,6 +43,8 @@ pub struct Plan {
     pub config: String,
     /// The directory podman runs in; paths in `argv` are relative to it.
     pub workdir: PathBuf,
+    /// Where the builds' secrets come from (files and environment variables, never values).
+    pub secrets: Vec<SecretSource>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
@@ -605,9 +607,23 @@ impl<'a> Graph<'a> {
             retries: DEFAULT_RETRIES,
             config: self.config.source.name().to_string(),
             workdir: self.config.dir.clone(),
+            secrets: self.secrets(selected),
             builds,
             manifests,
         }
+    }
+
+    /// The secrets the selected builds use, once each.
+    fn secrets(&self, selected: &[bool]) -> Vec<SecretSource> {
+        let used = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| selected[*i]);
+        let all: BTreeSet<SecretSource> = used
+            .flat_map(|(_, inst)| self.config.images[inst.image].secrets.values().cloned())
+            .collect();
+        all.into_iter().collect()
     }
 
     fn manifest(&self, inst: &Instance, platforms: Vec<Platform>) -> Manifest {
@@ -727,6 +743,14 @@ impl<'a> Graph<'a> {
             .map(|(k, v)| (k, format!("container-image://{v}")))
             .collect();
         flag("--build-context", &contexts);
+        // Where podman reads each secret from; mab never reads the value into the plan.
+        for (id, source) in &def.secrets {
+            let spec = match source {
+                SecretSource::File(path) => format!("id={id},src={}", path.display()),
+                SecretSource::Env(var) => format!("id={id},env={var}"),
+            };
+            argv.extend(["--secret".to_string(), spec]);
+        }
         argv.push(def.context.display().to_string());
         Build {
             id,

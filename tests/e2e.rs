@@ -506,3 +506,84 @@ fn sigint_during_a_real_build_leaves_no_podman_running() {
             .is_none()
     );
 }
+
+#[test]
+fn secrets_reach_the_build_and_no_output_or_log() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let token = format!("tok-{}-s3cr3t", std::process::id());
+    let file_secret = format!("npm-{}-filesecret", std::process::id());
+    let p = scratch(
+        &registry,
+        "[images.e2e-secret]\nplatforms = [\"linux/amd64\"]\nsecrets = { token = { env = \"MAB_E2E_TOKEN\" }, npmrc = { file = \"npmrc\" } }\n",
+    );
+    p.file("npmrc", &format!("{file_secret}\n"));
+    // A careless build that prints its secrets: mab's logs must still not hold them. (The
+    // process id in the RUN line keeps an earlier run's cached layer out: secrets are not part
+    // of the cache key.)
+    p.file(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE}\nRUN --mount=type=secret,id=token --mount=type=secret,id=npmrc echo run {} && cat /run/secrets/token /run/secrets/npmrc && wc -c < /run/secrets/token > /token-length\n",
+            std::process::id()
+        ),
+    );
+    let report = p.path().join("report.json");
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .env("MAB_E2E_TOKEN", &token)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let reference = format!("{}/e2e/e2e-secret:1", registry.host());
+    let length = registry
+        .read_file(&reference, ("linux", "amd64", None), "/token-length")
+        .unwrap();
+    assert_eq!(length, token.len().to_string(), "the build read the secret");
+    let plan = text(&mab(&p, &["plan", "--format", "json"]));
+    let mut places = vec![
+        ("output".to_string(), all),
+        ("plan".into(), plan),
+        ("report".into(), std::fs::read_to_string(&report).unwrap()),
+    ];
+    for entry in walkdir::WalkDir::new(p.path().join(".mab")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            places.push((
+                entry.path().display().to_string(),
+                std::fs::read_to_string(entry.path()).unwrap_or_default(),
+            ));
+        }
+    }
+    let logs = places
+        .iter()
+        .filter(|(name, _)| name.ends_with(".log"))
+        .count();
+    assert!(logs >= 2, "the run wrote its logs");
+    for (name, content) in &places {
+        assert!(
+            !content.contains(&token) && !content.contains(&file_secret),
+            "a secret value is in {name}:\n{content}"
+        );
+    }
+    let build_log = places
+        .iter()
+        .find(|(n, _)| n.ends_with("e2e-secret@linux-amd64.log"))
+        .unwrap();
+    assert!(
+        build_log.1.contains("***"),
+        "the printed secret is masked: {}",
+        build_log.1
+    );
+}

@@ -488,3 +488,33 @@ fn config_file_missing() {
         &["-f", "nope/multiarch.toml"],
     );
 }
+
+#[test]
+fn build_arg_that_looks_like_a_secret() {
+    check(
+        "build_arg_that_looks_like_a_secret",
+        &image("args = { NPM_TOKEN = \"{{ env('NPM_TOKEN', 'x') }}\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn secret_without_a_source() {
+    check(
+        "secret_without_a_source",
+        &image("secrets = { npmrc = { } }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn secret_file_missing() {
+    check(
+        "secret_file_missing",
+        &image("secrets = { npmrc = { file = \"no-such-npmrc\" } }\n"),
+        &[],
+        &[],
+    );
+}

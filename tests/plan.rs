@@ -344,3 +344,44 @@ fn reproducible_outside_git_is_a_config_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn secrets_reach_podman_as_references_never_as_values() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "npmrc",
+        "//registry.npmjs.org/:_authToken=file-secret-value-1234\n",
+    );
+    p.file("multiarch.toml", &format!("{ONE_IMAGE}secrets = {{ npmrc = {{ file = \"npmrc\" }}, token = {{ env = \"MAB_TEST_TOKEN\" }} }}\n"));
+    let mut cmd = p.mab(&["plan", "--format", "json"]);
+    cmd.env("MAB_TEST_TOKEN", "env-secret-value-5678");
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        !text.contains("secret-value"),
+        "a secret value is in the plan: {text}"
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let argv: Vec<&str> = plan["builds"][0]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let npmrc = argv
+        .iter()
+        .position(|a| a.starts_with("id=npmrc,src="))
+        .expect("the file secret");
+    assert_eq!(argv[npmrc - 1], "--secret");
+    assert!(
+        argv[npmrc].ends_with("/npmrc") && argv[npmrc].contains(&*p.path().to_string_lossy()),
+        "{argv:?}"
+    );
+    assert!(
+        argv.windows(2)
+            .any(|w| w == ["--secret", "id=token,env=MAB_TEST_TOKEN"]),
+        "{argv:?}"
+    );
+}
