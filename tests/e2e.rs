@@ -587,3 +587,41 @@ fn secrets_reach_the_build_and_no_output_or_log() {
         build_log.1
     );
 }
+
+#[test]
+fn shell_metacharacters_in_a_build_arg_reach_the_build_literally() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let registry = Registry::start();
+    let canary = std::env::temp_dir().join(format!("mab-pwned-{}", std::process::id()));
+    let hostile = format!(
+        "$(touch {0}); `touch {0}` && echo 'x' | cat; rm -rf \"$HOME\" #",
+        canary.display()
+    );
+    let p = scratch(
+        &registry,
+        "[images.e2e-hostile]\nplatforms = [\"linux/amd64\"]\nargs = { MSG = \"{{ vars.msg }}\" }\n",
+    );
+    p.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nARG MSG\nRUN printf '%s' \"$MSG\" > /msg\n"),
+    );
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--var",
+            &format!("msg={hostile}"),
+        ])
+        .env("BUILDAH_ISOLATION", "chroot")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!canary.exists(), "a build arg was run as a command");
+    let reference = format!("{}/e2e/e2e-hostile:1", registry.host());
+    let msg = registry.read_file(&reference, ("linux", "amd64", None), "/msg");
+    assert_eq!(msg.as_deref(), Some(hostile.as_str()));
+}
