@@ -43,6 +43,9 @@ impl Field<'_> {
     }
 }
 
+/// Instructions one template may execute; a tag template takes a few dozen.
+const TEMPLATE_FUEL: u64 = 100_000;
+
 /// The template engine of one config file.
 pub struct Templates<'s> {
     /// Each distinct template is compiled once, up front, and kept here under its own text as
@@ -78,6 +81,8 @@ impl<'s> Templates<'s> {
         // Names are template texts: one ending in `.html` must not switch on HTML escaping.
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.add_function("env", env_function);
+        // A config is input: a template that loops for ever must fail, not hang a CI job.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         for text in texts {
             // A template that does not compile is left out: rendering it reports the error.
             if text.contains('{') && env.get_template(text).is_err() {
@@ -339,6 +344,12 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn runaway_templates_stop() {
+        let e = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", Field::Tag).unwrap_err();
+        assert!(e.message().contains("cannot render a tag template"), "{}", e.message());
     }
 
     #[test]
