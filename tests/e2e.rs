@@ -38,6 +38,13 @@ fn ready() -> bool {
     ok
 }
 
+/// One test at a time, with a fresh registry; `None` (the test returns) off CI when the
+/// environment is missing.
+fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, Registry)> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ready().then(|| (serial, Registry::start()))
+}
+
 /// `mab ARGS` in `p`, the way this machine needs podman to run.
 fn mab(p: &Project, args: &[&str]) -> Output {
     p.mab(args)
@@ -80,11 +87,9 @@ fn platforms(index: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn monorepo_is_built_pushed_and_verified() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let p = Project::example("monorepo");
     p.git_commit("fixture");
     let repo = format!("{}/acme", registry.host());
@@ -247,11 +252,9 @@ fn scratch(registry: &Registry, images: &str) -> Project {
 
 #[test]
 fn arm_v7_is_pushed_as_arm_variant_v7() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let p = scratch(
         &registry,
         "[images.e2e-armv7]\nplatforms = [\"linux/amd64\", \"linux/arm/v7\"]\n",
@@ -282,11 +285,9 @@ fn arm_v7_is_pushed_as_arm_variant_v7() {
 
 #[test]
 fn literal_from_reads_the_local_dependency() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let host = registry.host();
     let p = scratch(
         &registry,
@@ -342,11 +343,9 @@ fn literal_from_reads_the_local_dependency() {
 
 #[test]
 fn a_build_failing_on_arm64_pushes_nothing_for_its_image() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let p = scratch(
         &registry,
         "[images.e2e-fails]\ncontext = \"fails\"\n\n[images.e2e-fine]\ncontext = \"fine\"\n",
@@ -387,11 +386,9 @@ fn a_build_failing_on_arm64_pushes_nothing_for_its_image() {
 
 #[test]
 fn a_registry_that_comes_up_late_is_retried() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, mut registry)) = setup() else {
         return;
-    }
-    let mut registry = Registry::start();
+    };
     let p = scratch(&registry, "[images.e2e-late]\n");
     p.file("Dockerfile", &format!("FROM {BASE}\nRUN true\n"));
     registry.stop();
@@ -430,11 +427,9 @@ fn a_registry_that_comes_up_late_is_retried() {
 
 #[test]
 fn a_stopped_registry_is_a_clear_error() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, mut registry)) = setup() else {
         return;
-    }
-    let mut registry = Registry::start();
+    };
     let p = scratch(&registry, "[images.e2e-noreg]\n");
     p.file("Dockerfile", &format!("FROM {BASE}\nRUN true\n"));
     registry.stop();
@@ -449,11 +444,9 @@ fn a_stopped_registry_is_a_clear_error() {
 
 #[test]
 fn sigint_during_a_real_build_leaves_no_podman_running() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let p = scratch(
         &registry,
         "[images.e2e-sigint]\nplatforms = [\"linux/amd64\"]\n",
@@ -509,11 +502,9 @@ fn sigint_during_a_real_build_leaves_no_podman_running() {
 
 #[test]
 fn secrets_reach_the_build_and_no_output_or_log() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let token = format!("tok-{}-s3cr3t", std::process::id());
     let file_secret = format!("npm-{}-filesecret", std::process::id());
     let p = scratch(
@@ -590,11 +581,9 @@ fn secrets_reach_the_build_and_no_output_or_log() {
 
 #[test]
 fn shell_metacharacters_in_a_build_arg_reach_the_build_literally() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() {
+    let Some((_serial, registry)) = setup() else {
         return;
-    }
-    let registry = Registry::start();
+    };
     let canary = std::env::temp_dir().join(format!("mab-pwned-{}", std::process::id()));
     let hostile = format!(
         "$(touch {0}); `touch {0}` && echo 'x' | cat; rm -rf \"$HOME\" #",
