@@ -348,8 +348,16 @@ mod tests {
 
     #[test]
     fn runaway_templates_stop() {
-        let e = render("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", Field::Tag).unwrap_err();
-        assert!(e.message().contains("cannot render a tag template"), "{}", e.message());
+        let e = render(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            Field::Tag,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("cannot render a tag template"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]
