@@ -182,6 +182,14 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
             writeln!(out)
         })),
         Command::Run { target, run } => {
+            if !target.platforms.is_empty() && !run.no_push {
+                // A list of fewer platforms pushed to a tag would replace the full one.
+                return Err(ConfigError::new(
+                    ErrorKind::Selection,
+                    "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
+                )
+                .with_help("add --no-push to build and assemble them locally"));
+            }
             let path = target.config_path()?;
             let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
             let jobs = run

@@ -497,3 +497,18 @@ fn a_build_over_its_timeout_fails_cleanly() {
         "a list without its amd64 image was pushed"
     );
 }
+
+#[test]
+fn a_platform_subset_is_never_pushed() {
+    let p = project();
+    let r = run(&p, &["--platform", "linux/arm64"], &[]);
+    assert_eq!(r.out.status.code(), Some(2), "{}", r.text());
+    assert!(r.text().contains("add --no-push"), "{}", r.text());
+    assert!(r.log.is_empty(), "podman ran:\n{}", r.log);
+    let r = run(&p, &["--platform", "linux/arm64", "--no-push"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert!(
+        r.has("end localhost/mab/base:linux-arm64")
+            && !r.has("start localhost/mab/base:linux-amd64")
+    );
+}
