@@ -215,10 +215,10 @@ fn base_images(
                 if let Some(image) = words.first() {
                     push(image, ins.span.clone(), &scope, &stages);
                 }
-                if let [_, kw, alias] = words[..] {
-                    if kw.eq_ignore_ascii_case("as") {
-                        stages.push(alias.to_ascii_lowercase());
-                    }
+                if let [_, kw, alias] = words[..]
+                    && kw.eq_ignore_ascii_case("as")
+                {
+                    stages.push(alias.to_ascii_lowercase());
                 }
             }
             "COPY" | "ADD" => {

@@ -582,8 +582,36 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
     Ok(())
 }
 
+/// Waits until no other `mab run` of this user is running, and holds the turn until dropped.
+/// The plan names local images and lists the same way on every run, and podman's storage is
+/// shared by the user's runs: two at once would tag over each other's images. Taking turns keeps
+/// both correct (each then verifies its own pushes; the last push of a tag wins).
+fn take_turn() -> std::io::Result<File> {
+    // SAFETY: getuid(2) has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let path = std::env::temp_dir().join(format!("mab-{uid}.lock"));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for another mab run of this user to finish ({})",
+                path.display()
+            );
+            file.lock()?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    Ok(file)
+}
+
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
 pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
+    let _turn = take_turn()?;
     let state = plan.workdir.join(STATE_DIR);
     let run_id = run_id();
     let run_dir = state.join("runs").join(&run_id);

@@ -512,3 +512,60 @@ fn a_platform_subset_is_never_pushed() {
             && !r.has("start localhost/mab/base:linux-amd64")
     );
 }
+
+#[test]
+fn two_runs_at_once_both_succeed_without_clobbering() {
+    let p = project();
+    let state = p.path().join("fake-state");
+    let log = p.path().join("podman.log");
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let start = |report: &str| {
+        p.mab(&["run", "--progress", "plain", "--report", report, "other"])
+            .env("PATH", &path)
+            .env("FAKE_STATE", &state)
+            .env("FAKE_LOG", &log)
+            .env("FAKE_SLEEP_AMD64", "0.5")
+            .env("FAKE_SLEEP_ARM64", "0.5")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (p.path().join("a.json"), p.path().join("b.json"));
+    let first = start(a.to_str().unwrap());
+    let second = start(b.to_str().unwrap());
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Each run verified its own push.
+    for report in [a, b] {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+        assert_eq!(json["manifests"][0]["status"], "pushed");
+    }
+    // The runs took turns: no build of one started while the other's were running.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let mut running = 0;
+    let mut finished_runs = 0;
+    for line in log.lines().map(|l| l.split_once(' ').unwrap().1) {
+        if line.starts_with("start ") {
+            running += 1;
+        } else if line.starts_with("end ") {
+            running -= 1;
+        } else if line.starts_with("push ") && line.ends_with(":latest") {
+            finished_runs += 1;
+        }
+        assert!(running <= 2, "builds of two runs overlapped:\n{log}");
+    }
+    assert_eq!(finished_runs, 2, "{log}");
+}
