@@ -614,3 +614,36 @@ fn shell_metacharacters_in_a_build_arg_reach_the_build_literally() {
     let msg = registry.read_file(&reference, ("linux", "amd64", None), "/msg");
     assert_eq!(msg.as_deref(), Some(hostile.as_str()));
 }
+
+#[test]
+fn two_real_runs_at_once_both_succeed() {
+    let Some((_serial, registry)) = setup() else {
+        return;
+    };
+    let p = scratch(&registry, "[images.e2e-twice]\n");
+    p.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nRUN uname -m > /arch\n"),
+    );
+    let start = || {
+        p.mab(&["run", "--progress", "plain"])
+            .env("BUILDAH_ISOLATION", "chroot")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (start(), start());
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let index = registry
+        .raw(&format!("{}/e2e/e2e-twice:1", registry.host()))
+        .expect("pushed");
+    assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"]);
+    let runs = std::fs::read_dir(p.path().join(".mab/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 2, "each run keeps its own logs");
+}
