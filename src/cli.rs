@@ -2,10 +2,10 @@
 //! a library call; this is the only place that prints or picks exit codes.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::config::{self, display_path};
@@ -48,6 +48,19 @@ enum Command {
     },
     /// Print the JSON schema of multiarch.toml.
     Schema,
+    /// Write a starter multiarch.toml next to a Dockerfile (never over an existing one).
+    Init {
+        /// The Dockerfile (default: ./Dockerfile).
+        #[arg(default_value = "Dockerfile")]
+        dockerfile: PathBuf,
+    },
+    /// Print a shell completion script: `mab completions bash > /etc/bash_completion.d/mab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print mab's man page (roff): `mab man > /usr/local/share/man/man1/mab.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +190,33 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Ex
 
 fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
     match cli.command {
+        Command::Init { dockerfile } => {
+            let cwd = std::env::current_dir().map_err(|e| {
+                ConfigError::new(
+                    ErrorKind::Io,
+                    format!("cannot read the current directory: {e}"),
+                )
+            })?;
+            // `mab init services/api/Dockerfile` writes services/api/multiarch.toml.
+            let dir = cwd.join(dockerfile.parent().unwrap_or(Path::new("")));
+            let file = PathBuf::from(dockerfile.file_name().unwrap_or_default());
+            let written = crate::init::init(&dir, &file)?;
+            eprintln!("wrote {}", config::display_path(&written.config));
+            if let Some(schema) = written.schema {
+                eprintln!(
+                    "wrote {} (for editors; `mab schema` regenerates it)",
+                    config::display_path(&schema)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => Ok(write_stdout(|out| {
+            clap_complete::generate(shell, &mut Cli::command(), "mab", out);
+            Ok(())
+        })),
+        Command::Man => Ok(write_stdout(|out| {
+            clap_mangen::Man::new(Cli::command()).render(out)
+        })),
         Command::Schema => Ok(write_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)

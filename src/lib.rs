@@ -10,6 +10,7 @@ pub mod dockerfile;
 pub mod error;
 pub mod exec;
 pub mod git;
+pub mod init;
 pub mod matrix;
 pub mod output;
 mod par;

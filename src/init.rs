@@ -1,0 +1,163 @@
+//! `mab init`: a starter `multiarch.toml` next to a Dockerfile, valid as written.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, FILE_NAME};
+use crate::error::{ConfigError, ErrorKind};
+use crate::git::GitInfo;
+use crate::platform::Platform;
+
+/// What `init` wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub config: PathBuf,
+    /// The schema file the `#:schema` line names, when it was not there yet.
+    pub schema: Option<PathBuf>,
+}
+
+/// A repository-name component from a directory name: `My_App 2` → `my_app-2`.
+fn image_name(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            c
+        } else {
+            '-'
+        };
+        // No separator may start, end or repeat: the grammar wants [a-z0-9]+ between them.
+        if c.is_ascii_alphanumeric()
+            || name
+                .chars()
+                .last()
+                .is_some_and(|l| l.is_ascii_alphanumeric())
+        {
+            name.push(c);
+        }
+    }
+    let name = name.trim_end_matches(['-', '_', '.']).to_string();
+    if name.is_empty() { "app".into() } else { name }
+}
+
+/// `ghcr.io/<owner>` for a GitHub remote; a placeholder to edit otherwise.
+fn registry_for(remote: Option<&str>) -> (String, bool) {
+    let owner = remote.and_then(|r| {
+        let rest = r
+            .strip_prefix("https://github.com/")
+            .or_else(|| r.strip_prefix("git@github.com:"))?;
+        Some(rest.split('/').next()?.to_ascii_lowercase())
+    });
+    match owner {
+        Some(o) if !o.is_empty() => (format!("ghcr.io/{o}"), false),
+        _ => ("registry.example.com/your-team".into(), true),
+    }
+}
+
+/// Writes `multiarch.toml` in `dir` for the Dockerfile `dockerfile` (relative to `dir`).
+/// Refuses to overwrite an existing config.
+pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
+    let config_path = dir.join(FILE_NAME);
+    if config_path.exists() {
+        return Err(ConfigError::new(
+            ErrorKind::Io,
+            format!(
+                "{} already exists; mab init does not overwrite it",
+                config::display_path(&config_path)
+            ),
+        )
+        .with_help("edit it, or remove it first"));
+    }
+    if !dir.join(dockerfile).is_file() {
+        return Err(ConfigError::new(
+            ErrorKind::Path,
+            format!(
+                "no Dockerfile at {}",
+                config::display_path(&dir.join(dockerfile))
+            ),
+        )
+        .with_help(
+            "run mab init where your Dockerfile is, or name it: mab init path/to/Dockerfile",
+        ));
+    }
+    let git = GitInfo::read(&dir.to_path_buf());
+    let (registry, placeholder) = registry_for(git.as_ref().and_then(|g| g.remote.as_deref()));
+    let mut platforms = vec![Platform::host().to_string()];
+    for p in ["linux/amd64", "linux/arm64"] {
+        if !platforms.iter().any(|x| x == p) {
+            platforms.push(p.to_string());
+        }
+    }
+    let platforms: Vec<String> = platforms.iter().map(|p| format!("\"{p}\"")).collect();
+    let tags = if git.is_some() {
+        r#"["{{ git.short_sha }}", "latest"]"#
+    } else {
+        r#"["latest"]"#
+    };
+    let dockerfile_line = if dockerfile == Path::new("Dockerfile") {
+        String::new()
+    } else {
+        format!("dockerfile = \"{}\"\n", dockerfile.display())
+    };
+    let registry_note = if placeholder {
+        "  # TODO: where to push"
+    } else {
+        ""
+    };
+    let text = format!(
+        "#:schema ./multiarch.schema.json\n\
+         # mab: `mab plan` shows what would be built and pushed, `mab run` does it.\n\
+         # Reference: the README of mab, or `mab schema`.\n\n\
+         [defaults]\n\
+         registry  = \"{registry}\"{registry_note}\n\
+         platforms = [{}]\n\
+         tags      = {tags}\n\n\
+         [images.{}]\n\
+         {dockerfile_line}",
+        platforms.join(", "),
+        image_name(dir)
+    );
+    let io = |path: &Path, e: std::io::Error| {
+        ConfigError::new(
+            ErrorKind::Io,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    };
+    std::fs::write(&config_path, text).map_err(|e| io(&config_path, e))?;
+    let schema_path = dir.join("multiarch.schema.json");
+    let schema = if schema_path.exists() {
+        None
+    } else {
+        let json =
+            serde_json::to_string_pretty(&config::schema()).expect("a schema serialises") + "\n";
+        std::fs::write(&schema_path, json).map_err(|e| io(&schema_path, e))?;
+        Some(schema_path)
+    };
+    Ok(Written {
+        config: config_path,
+        schema,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_registries() {
+        assert_eq!(image_name(Path::new("/x/My_App 2")), "my_app-2");
+        assert_eq!(image_name(Path::new("/x/--web--")), "web");
+        assert_eq!(image_name(Path::new("/")), "app");
+        assert_eq!(
+            registry_for(Some("https://github.com/Acme/web.git")),
+            ("ghcr.io/acme".into(), false)
+        );
+        assert_eq!(
+            registry_for(Some("git@github.com:acme/web.git")),
+            ("ghcr.io/acme".into(), false)
+        );
+        assert!(registry_for(None).1);
+    }
+}

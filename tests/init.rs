@@ -1,0 +1,116 @@
+//! `mab init`, `mab completions`, `mab man`: run as a user would.
+
+mod common;
+
+use common::Project;
+
+#[test]
+fn init_writes_a_config_that_plans() {
+    let p = Project::new();
+    p.file("web/Dockerfile", "FROM scratch\n");
+    let out = p.mab(&["init", "web/Dockerfile"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(p.path().join("web/multiarch.toml")).unwrap();
+    assert!(
+        text.starts_with("#:schema ./multiarch.schema.json\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"linux/amd64\"") && text.contains("\"linux/arm64\""),
+        "{text}"
+    );
+    assert!(text.contains("[images.web]"), "{text}");
+    assert!(p.path().join("web/multiarch.schema.json").is_file());
+    // Not in git: no git tag template, and the config plans as written.
+    assert!(text.contains("tags      = [\"latest\"]"), "{text}");
+    let plan = p
+        .mab(&["plan", "-f", "web/multiarch.toml", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+
+    // Never over an existing file.
+    let again = p.mab(&["init", "web/Dockerfile"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("web/multiarch.toml")).unwrap(),
+        text
+    );
+}
+
+#[test]
+fn init_in_git_uses_the_commit_for_tags_and_the_remote_for_the_registry() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.git_commit("fixture");
+    let status = std::process::Command::new("git")
+        .args([
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/Acme/shop.git",
+        ])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = p.mab(&["init"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    assert!(text.contains("registry  = \"ghcr.io/acme\""), "{text}");
+    assert!(text.contains("{{ git.short_sha }}"), "{text}");
+    let plan = p.mab(&["plan", "--format", "json"]).output().unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+}
+
+#[test]
+fn init_without_a_dockerfile_says_so() {
+    let p = Project::new();
+    let out = p.mab(&["init"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no Dockerfile at Dockerfile"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!p.path().join("multiarch.toml").exists());
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let p = Project::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = p.mab(&["completions", shell]).output().unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("keep-going") && script.contains("plan"),
+            "{shell}: {script}"
+        );
+    }
+    let out = p.mab(&["man"]).output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH mab"),
+        "{page}"
+    );
+    assert!(page.contains("plan") && page.contains("run"), "{page}");
+}
