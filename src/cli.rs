@@ -13,7 +13,7 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::output;
 use crate::plan::Selection;
 use crate::platform::Platform;
-use crate::{exec, progress};
+use crate::{doctor, exec, progress};
 
 /// Exit code for a bad config or bad arguments: nothing was built or pushed.
 pub const EXIT_CONFIG: u8 = 2;
@@ -61,6 +61,13 @@ enum Command {
     },
     /// Print mab's man page (roff): `mab man > /usr/local/share/man/man1/mab.1`.
     Man,
+    /// Check this machine for what would stop a run (and the config's platforms and
+    /// registries, if there is one), with the fix for each problem.
+    Doctor {
+        /// The config file (default: multiarch.toml here or in the nearest parent, if any).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +224,26 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
         Command::Man => Ok(write_stdout(|out| {
             clap_mangen::Man::new(Cli::command()).render(out)
         })),
+        Command::Doctor { file } => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let plan = match file.or_else(|| config::find(&cwd)) {
+                Some(path) => Some(crate::plan_file(&path, &[], &Selection::default())?),
+                None => None,
+            };
+            let podman = match &plan {
+                Some(p) => p.podman.clone(),
+                None => {
+                    crate::plan::podman_prefix_from_env().unwrap_or_else(|| vec!["podman".into()])
+                }
+            };
+            let checks = doctor::checks(&podman, plan.as_ref(), true);
+            let code = write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()));
+            Ok(if doctor::blocking(&checks) {
+                ExitCode::FAILURE
+            } else {
+                code
+            })
+        }
         Command::Schema => Ok(write_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
@@ -232,6 +259,16 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
             }
             let path = target.config_path()?;
             let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+            let checks = doctor::checks(&plan.podman, Some(&plan), false);
+            if doctor::blocking(&checks) {
+                let failed: Vec<doctor::Check> = checks
+                    .into_iter()
+                    .filter(|c| c.level == doctor::Level::Fail)
+                    .collect();
+                eprint!("{}", doctor::render(&failed));
+                eprintln!("mab run did not start: fix the above (`mab doctor` checks everything)");
+                return Ok(ExitCode::FAILURE);
+            }
             let jobs = run
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));

@@ -69,12 +69,14 @@ impl Project {
         self
     }
 
-    /// `mab ARGS` with this project as the working directory.
+    /// `mab ARGS` with this project as the working directory, and the build isolation this
+    /// machine kind needs (DEVELOPERS.md), which `mab run` checks before it starts.
     pub fn mab(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mab"));
         cmd.args(args)
             .current_dir(self.path())
-            .env_remove("NO_COLOR");
+            .env_remove("NO_COLOR")
+            .env("BUILDAH_ISOLATION", "chroot");
         cmd
     }
 

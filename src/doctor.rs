@@ -1,0 +1,311 @@
+//! `mab doctor`: what on this machine would stop a run, each with the exact fix. `mab run` runs
+//! the same checks first and refuses to start on a failing one.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::plan::Plan;
+use crate::platform::Platform;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Pass,
+    /// Worth knowing; does not stop a run.
+    Warn,
+    /// Stops a run.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub level: Level,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(what: impl Into<String>) -> Self {
+        Self {
+            level: Level::Pass,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            level: Level::Warn,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            level: Level::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The machine's checks, and the plan's (foreign platforms, registries) when there is one.
+/// `network` adds the registry reachability checks, which may take seconds offline.
+pub fn checks(podman: &[String], plan: Option<&Plan>, network: bool) -> Vec<Check> {
+    let mut out = vec![podman_check(podman), isolation_check()];
+    if let Some(plan) = plan {
+        let host = Platform::host();
+        let mut foreign: Vec<&Platform> = plan
+            .builds
+            .iter()
+            .map(|b| &b.platform)
+            .filter(|p| p.arch() != host.arch())
+            .collect();
+        foreign.sort();
+        foreign.dedup_by_key(|p| p.arch().to_string());
+        out.extend(foreign.into_iter().map(binfmt_check));
+        if network {
+            let mut registries: Vec<&str> = plan
+                .manifests
+                .iter()
+                .filter(|m| m.push)
+                .map(|m| m.repository.registry())
+                .collect();
+            registries.sort();
+            registries.dedup();
+            for r in registries {
+                out.push(reachable_check(r));
+                out.push(credentials_check(r));
+            }
+        }
+    }
+    out.push(disk_check(podman));
+    out
+}
+
+fn podman_check(podman: &[String]) -> Check {
+    let out = Command::new(&podman[0])
+        .args(&podman[1..])
+        .args(["version", "--format", "{{.Client.Version}}"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Check::pass(format!(
+            "podman {} ({})",
+            String::from_utf8_lossy(&o.stdout).trim(),
+            podman[0]
+        )),
+        Ok(o) => Check::fail(
+            format!(
+                "`{} version` failed: {}",
+                podman[0],
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            "check podman's own configuration (`podman info`), or MAB_PODMAN / [builder] podman",
+        ),
+        Err(_) => Check::fail(
+            format!("podman not found (`{}`)", podman[0]),
+            "install it (Debian/Ubuntu: `apt-get install podman`), or point MAB_PODMAN / [builder] podman at it",
+        ),
+    }
+}
+
+/// podman's default (OCI) isolation needs a cgroup layout it supports; on a hybrid cgroup v1/v2
+/// host it fails with "cgroups in hybrid mode not supported" and chroot isolation works.
+fn isolation_check() -> Check {
+    let hybrid = Path::new("/sys/fs/cgroup/unified").is_dir()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let chosen = std::env::var("BUILDAH_ISOLATION").unwrap_or_default();
+    match (hybrid, chosen.as_str()) {
+        (true, "chroot") => Check::pass(
+            "build isolation: chroot (BUILDAH_ISOLATION), which works with this host's hybrid cgroups",
+        ),
+        (true, _) => Check::fail(
+            "build isolation: this host has hybrid cgroups, where podman's default isolation fails (\"cgroups in hybrid mode not supported\")",
+            "export BUILDAH_ISOLATION=chroot",
+        ),
+        (false, "") => Check::pass("build isolation: podman's default"),
+        (false, other) => Check::pass(format!("build isolation: {other} (BUILDAH_ISOLATION)")),
+    }
+}
+
+/// The name qemu-user-static registers its handler under for an OCI architecture.
+fn qemu_name(arch: &str) -> &str {
+    match arch {
+        "arm64" => "aarch64",
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "mips64le" => "mips64el",
+        "mipsle" => "mipsel",
+        other => other,
+    }
+}
+
+fn binfmt_check(platform: &Platform) -> Check {
+    let name = qemu_name(platform.arch());
+    let entry = PathBuf::from("/proc/sys/fs/binfmt_misc").join(format!("qemu-{name}"));
+    let enabled =
+        std::fs::read_to_string(&entry).is_ok_and(|s| s.lines().next() == Some("enabled"));
+    if enabled {
+        return Check::pass(format!(
+            "{platform}: emulated by the qemu-{name} binfmt handler"
+        ));
+    }
+    Check::fail(
+        format!(
+            "{platform}: no binfmt handler for {name}, so its RUN steps fail with \"exec format error\""
+        ),
+        format!(
+            "install qemu-user-static (Debian/Ubuntu: `apt-get install qemu-user-static`), or register handlers as \
+             tonistiigi/binfmt --install all does; then {} exists",
+            entry.display()
+        ),
+    )
+}
+
+fn reachable_check(registry: &str) -> Check {
+    let addr = if registry.contains(':') {
+        registry.to_string()
+    } else {
+        format!("{registry}:443")
+    };
+    let connected = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
+    if connected {
+        Check::pass(format!("registry {registry} reachable"))
+    } else {
+        Check::warn(
+            format!("registry {registry} not reachable from here"),
+            "check the network, or the registry's address",
+        )
+    }
+}
+
+/// Where podman and docker keep registry logins, first match wins (never printed).
+fn auth_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(f) = std::env::var("REGISTRY_AUTH_FILE") {
+        files.push(PathBuf::from(f));
+    }
+    if let Ok(d) = std::env::var("XDG_RUNTIME_DIR") {
+        files.push(PathBuf::from(d).join("containers/auth.json"));
+    }
+    // SAFETY: getuid(2) cannot fail.
+    files.push(PathBuf::from(format!(
+        "/run/containers/{}/auth.json",
+        unsafe { libc::getuid() }
+    )));
+    if let Some(home) = std::env::home_dir() {
+        files.push(home.join(".config/containers/auth.json"));
+        files.push(home.join(".docker/config.json"));
+    }
+    files
+}
+
+fn credentials_check(registry: &str) -> Check {
+    for file in auth_files() {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if json["auths"].as_object().is_some_and(|a| {
+            a.keys()
+                .any(|k| k.trim_start_matches("https://").starts_with(registry))
+        }) {
+            return Check::pass(format!("credentials for {registry} in {}", file.display()));
+        }
+    }
+    Check::warn(
+        format!("no credentials for {registry} (fine for a registry that needs none)"),
+        format!("podman login {registry}"),
+    )
+}
+
+fn disk_check(podman: &[String]) -> Check {
+    let root = Command::new(&podman[0])
+        .args(&podman[1..])
+        .args(["info", "--format", "{{.Store.GraphRoot}}"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/var/lib/containers/storage"));
+    let probe = root
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()) else {
+        return Check::warn(
+            "free disk space: unknown",
+            "check podman's storage location",
+        );
+    };
+    // SAFETY: statvfs(3) fills the zeroed struct it is given for a valid C path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Check::warn(
+            "free disk space: unknown",
+            "check podman's storage location",
+        );
+    }
+    let free_gib = (st.f_bavail as f64 * st.f_frsize as f64) / (1u64 << 30) as f64;
+    let what = format!(
+        "{free_gib:.1} GiB free for podman's storage ({})",
+        root.display()
+    );
+    match free_gib {
+        g if g < 1.0 => Check::fail(
+            what,
+            "free space: `podman system prune`, or move podman's storage",
+        ),
+        g if g < 5.0 => Check::warn(what, "builds may run out of space: `podman system prune`"),
+        _ => Check::pass(what),
+    }
+}
+
+pub fn blocking(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.level == Level::Fail)
+}
+
+/// One line per check, and the fix under each that is not a pass.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.level {
+            Level::Pass => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        out.push_str(&format!("{mark} {}\n", c.what));
+        if let (Some(fix), false) = (&c.fix, c.level == Level::Pass) {
+            out.push_str(&format!("     fix: {fix}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_names() {
+        assert_eq!(qemu_name("arm64"), "aarch64");
+        assert_eq!(qemu_name("arm"), "arm");
+        assert_eq!(qemu_name("s390x"), "s390x");
+    }
+
+    #[test]
+    fn a_missing_podman_fails_with_the_fix() {
+        let c = podman_check(&["/nonexistent/podman".into()]);
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.fix.unwrap().contains("apt-get install podman"));
+    }
+}

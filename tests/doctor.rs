@@ -1,0 +1,120 @@
+//! `mab doctor`, and the checks `mab run` makes before it starts.
+
+mod common;
+
+use std::path::Path;
+
+use common::Project;
+
+fn fake_bin() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_missing_podman_is_reported_with_the_fix() {
+    let p = Project::new();
+    // A PATH without podman.
+    let out = p
+        .mab(&["doctor"])
+        .env("PATH", "/nonexistent")
+        .env_remove("MAB_PODMAN")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("FAIL podman not found (`podman`)"), "{all}");
+    assert!(
+        all.contains("fix: install it (Debian/Ubuntu: `apt-get install podman`)"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
+    assert!(
+        !Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists(),
+        "this test needs a machine with no s390x handler"
+    );
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\", \"linux/s390x\"]\ntags = [\"1\"]\n[images.app]\n",
+    );
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let state = p.path().join("fake-state");
+    let log = p.path().join("podman.log");
+    let env = |cmd: &mut std::process::Command| {
+        cmd.env("PATH", &path)
+            .env("FAKE_STATE", &state)
+            .env("FAKE_LOG", &log)
+            .env_remove("MAB_PODMAN");
+    };
+    let mut doctor = p.mab(&["doctor"]);
+    env(&mut doctor);
+    let out = doctor.output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("ok   podman 4.3.1-stand-in"), "{all}");
+    assert!(
+        all.contains("FAIL linux/s390x: no binfmt handler for s390x"),
+        "{all}"
+    );
+    assert!(
+        all.contains("qemu-user-static") && all.contains("tonistiigi/binfmt --install all"),
+        "{all}"
+    );
+    assert!(all.contains("registry 127.0.0.1:9 not reachable"), "{all}");
+
+    let mut run = p.mab(&["run", "--progress", "plain"]);
+    env(&mut run);
+    let out = run.output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("FAIL linux/s390x: no binfmt handler for s390x"),
+        "{all}"
+    );
+    assert!(all.contains("mab run did not start"), "{all}");
+    let podman_calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !podman_calls.contains(" build"),
+        "a build ran:\n{podman_calls}"
+    );
+}
+
+#[test]
+fn a_healthy_machine_passes() {
+    let p = Project::new();
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = p
+        .mab(&["doctor"])
+        .env("PATH", path)
+        .env("FAKE_STATE", p.path().join("fake-state"))
+        .env("FAKE_LOG", p.path().join("podman.log"))
+        .env_remove("MAB_PODMAN")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("ok   podman") && all.contains("free for podman's storage"),
+        "{all}"
+    );
+}
