@@ -87,6 +87,12 @@ struct RunArgs {
     /// Progress display: bars on a terminal, plain lines elsewhere (auto), or either always.
     #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
     progress: progress::Mode,
+    /// Print only failures and the final verdict (same as `--progress quiet`).
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Show each command as it starts.
+    #[arg(short, long)]
+    verbose: bool,
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -277,7 +283,12 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
                 keep_going: run.keep_going,
                 atomic: run.atomic,
                 push: !run.no_push,
-                progress: run.progress,
+                progress: if run.quiet {
+                    progress::Mode::Quiet
+                } else {
+                    run.progress
+                },
+                verbose: run.verbose,
                 timeout: run
                     .timeout
                     .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
@@ -300,7 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
-            let code = write_stdout(|out| output::summary(&report, &plan, out));
+            let code = write_stdout(|out| output::summary(&report, &plan, !run.quiet, out));
             Ok(match report.interrupted {
                 // The shell convention for death by a signal: 130 for SIGINT, 143 for SIGTERM.
                 Some(signal) => ExitCode::from(128 + signal as u8),

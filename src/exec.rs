@@ -43,6 +43,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Retries of a push or registry read after a transient failure.
     pub retries: u32,
+    /// Show each command as it starts.
+    pub verbose: bool,
 }
 
 /// How long running commands get to stop after an interrupt before they are killed.
@@ -678,10 +680,8 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         })
         .collect();
 
-    let progress = Progress::new(
-        opts.progress,
-        (plan.builds.len() + plan.manifests.len()) as u64,
-    );
+    let total = (plan.builds.len() + plan.manifests.len()) as u64;
+    let progress = Progress::new(opts.progress, total, opts.verbose);
     let mut ready: BinaryHeap<(u64, Reverse<usize>)> = (0..plan.builds.len())
         .filter(|&i| waiting[i] == 0)
         .map(|i| (priority[i], Reverse(i)))
@@ -758,7 +758,12 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                     Job::Push(m) => (&plan.manifests[m].image, "push", &manifests[m].log),
                 };
                 started.insert(job, Instant::now());
-                progress.start(shown, verb);
+                let command = match job {
+                    Job::Build(i) => shell_line(&plan.builds[i].argv),
+                    Job::Assemble(m) => shell_line(&plan.manifests[m].assemble[0]),
+                    Job::Push(m) => shell_line(&plan.manifests[m].pushes.first().map_or(Vec::new(), |p| p.argv.clone())),
+                };
+                progress.start(shown, verb, &command);
                 let (tx, log, runner) = (tx.clone(), log.clone(), &runner);
                 scope.spawn(move |_| {
                     let done = match job {

@@ -119,53 +119,16 @@ pub fn dot(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
 
 /// The table printed at the end of `mab run`: every build and manifest list with its status,
 /// then the log tail of each failure.
-pub fn summary(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+/// `table`: false prints only failures and the verdict (`mab run -q`).
+pub fn summary(
+    report: &crate::exec::Report,
+    plan: &Plan,
+    table: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     use crate::exec::Status;
-    let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
-    let short = |id: &str| {
-        id.trim_start_matches("sha256:")
-            .chars()
-            .take(12)
-            .collect::<String>()
-    };
-    let width = report
-        .builds
-        .iter()
-        .map(|b| b.image.len())
-        .chain(report.manifests.iter().map(|m| m.image.len()))
-        .max()
-        .unwrap_or(0)
-        .max(13);
-    writeln!(
-        out,
-        "\n{:<width$}  {:<14}  {:<8}  {:>7}  image id",
-        "image", "platform", "status", "time"
-    )?;
-    for b in &report.builds {
-        let id = b.image_id.as_deref().map(short).unwrap_or_default();
-        writeln!(
-            out,
-            "{:<width$}  {:<14}  {:<8}  {:>7}  {id}",
-            b.image,
-            b.platform.to_string(),
-            b.status.word(),
-            secs(b.duration_ms)
-        )?;
-    }
-    writeln!(out, "\n{:<width$}  {:<8}  tags", "manifest list", "status")?;
-    for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
-        let tags = match &m.status {
-            Status::Pushed => m
-                .tags
-                .iter()
-                .map(|t| format!("{} ({})", t.reference, short(&t.digest)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            Status::Assembled => format!("{} (local)", m.list),
-            Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
-            _ => join(&planned.tags),
-        };
-        writeln!(out, "{:<width$}  {:<8}  {tags}", m.image, m.status.word())?;
+    if table {
+        status_table(report, plan, out)?;
     }
     let failures = report
         .builds
@@ -212,4 +175,55 @@ pub fn summary(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) -
         report.run_id,
         report.run_dir.display()
     )
+}
+
+/// Every build and manifest list with its status.
+fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
+    use crate::exec::Status;
+    let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+    let width = report
+        .builds
+        .iter()
+        .map(|b| b.image.len())
+        .chain(report.manifests.iter().map(|m| m.image.len()))
+        .max()
+        .unwrap_or(0)
+        .max(13);
+    writeln!(
+        out,
+        "\n{:<width$}  {:<14}  {:<8}  {:>7}  image id",
+        "image", "platform", "status", "time"
+    )?;
+    for b in &report.builds {
+        let id = b.image_id.as_deref().map(short).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<width$}  {:<14}  {:<8}  {:>7}  {id}",
+            b.image,
+            b.platform.to_string(),
+            b.status.word(),
+            secs(b.duration_ms)
+        )?;
+    }
+    writeln!(out, "\n{:<width$}  {:<8}  tags", "manifest list", "status")?;
+    for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
+        let tags = match &m.status {
+            Status::Pushed => m
+                .tags
+                .iter()
+                .map(|t| format!("{} ({})", t.reference, short(&t.digest)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Status::Assembled => format!("{} (local)", m.list),
+            Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
+            _ => join(&planned.tags),
+        };
+        writeln!(out, "{:<width$}  {:<8}  {tags}", m.image, m.status.word())?;
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits of a digest or image id.
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
 }

@@ -17,11 +17,16 @@ pub enum Mode {
     Tty,
     /// One line per event.
     Plain,
+    /// Only failures and interrupts (`-q`).
+    Quiet,
 }
 
 pub struct Progress {
     bars: Option<Bars>,
     lines: Mutex<()>,
+    quiet: bool,
+    /// Show each command as it starts (`-v`).
+    verbose: bool,
 }
 
 struct Bars {
@@ -37,11 +42,12 @@ fn clock() -> String {
 }
 
 impl Progress {
-    pub fn new(mode: Mode, total: u64) -> Self {
+    pub fn new(mode: Mode, total: u64, verbose: bool) -> Self {
         let tty = match mode {
-            Mode::Auto => std::io::stderr().is_terminal(),
+            // A bar would hide the command lines -v asks for.
+            Mode::Auto => std::io::stderr().is_terminal() && !verbose,
             Mode::Tty => true,
-            Mode::Plain => false,
+            Mode::Plain | Mode::Quiet => false,
         };
         let bars = tty.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -61,10 +67,15 @@ impl Progress {
         Self {
             bars,
             lines: Mutex::new(()),
+            quiet: mode == Mode::Quiet,
+            verbose,
         }
     }
 
     fn line(&self, text: &str) {
+        if self.quiet && !(text.starts_with("FAILED") || text.starts_with("interrupted")) {
+            return;
+        }
         match &self.bars {
             Some(b) => b.multi.suspend(|| eprintln!("{text}")),
             None => {
@@ -74,7 +85,12 @@ impl Progress {
         }
     }
 
-    pub fn start(&self, id: &str, what: &str) {
+    /// A job started; `command` is shown with `-v`.
+    pub fn start(&self, id: &str, what: &str, command: &str) {
+        if self.verbose && self.bars.is_none() {
+            self.line(&format!("start {what} {id}: {command}"));
+            return;
+        }
         match &self.bars {
             Some(b) => {
                 let bar = b.multi.add(ProgressBar::new_spinner());

@@ -569,3 +569,36 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
     }
     assert_eq!(finished_runs, 2, "{log}");
 }
+
+#[test]
+fn quiet_prints_only_failures_and_verbose_prints_commands() {
+    let p = project();
+    let quiet = run(
+        &p,
+        &["-q", "--keep-going"],
+        &[("FAKE_FAIL", "other:linux-amd64")],
+    );
+    let text = quiet.text();
+    assert_eq!(quiet.out.status.code(), Some(1), "{text}");
+    assert!(
+        !text.contains("start build") && !text.contains("built "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("manifest list  status"),
+        "no table with -q: {text}"
+    );
+    assert!(
+        text.contains("FAILED other@linux-amd64: `podman build` failed"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED: 5/6 builds"), "{text}");
+
+    let verbose = run(&p, &["-v", "other"], &[]);
+    let text = verbose.text();
+    assert!(verbose.out.status.success(), "{text}");
+    assert!(
+        text.contains("start build other@linux-arm64: podman build --platform linux/arm64"),
+        "{text}"
+    );
+}
