@@ -143,12 +143,7 @@ impl Target {
         if let Some(f) = &self.file {
             return Ok(f.clone());
         }
-        let cwd = std::env::current_dir().map_err(|e| {
-            ConfigError::new(
-                ErrorKind::Io,
-                format!("cannot read the current directory: {e}"),
-            )
-        })?;
+        let cwd = current_dir()?;
         config::find(&cwd).ok_or_else(|| {
             ConfigError::new(
                 ErrorKind::Io,
@@ -203,26 +198,7 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Ex
 
 fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
     match cli.command {
-        Command::Init { dockerfile } => {
-            let cwd = std::env::current_dir().map_err(|e| {
-                ConfigError::new(
-                    ErrorKind::Io,
-                    format!("cannot read the current directory: {e}"),
-                )
-            })?;
-            // `mab init services/api/Dockerfile` writes services/api/multiarch.toml.
-            let dir = cwd.join(dockerfile.parent().unwrap_or(Path::new("")));
-            let file = PathBuf::from(dockerfile.file_name().unwrap_or_default());
-            let written = crate::init::init(&dir, &file)?;
-            eprintln!("wrote {}", config::display_path(&written.config));
-            if let Some(schema) = written.schema {
-                eprintln!(
-                    "wrote {} (for editors; `mab schema` regenerates it)",
-                    config::display_path(&schema)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Init { dockerfile } => init(&dockerfile),
         Command::Completions { shell } => Ok(write_stdout(|out| {
             clap_complete::generate(shell, &mut Cli::command(), "mab", out);
             Ok(())
@@ -230,95 +206,12 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
         Command::Man => Ok(write_stdout(|out| {
             clap_mangen::Man::new(Cli::command()).render(out)
         })),
-        Command::Doctor { file } => {
-            let cwd = std::env::current_dir().unwrap_or_default();
-            let plan = match file.or_else(|| config::find(&cwd)) {
-                Some(path) => Some(crate::plan_file(&path, &[], &Selection::default())?),
-                None => None,
-            };
-            let podman = match &plan {
-                Some(p) => p.podman.clone(),
-                None => {
-                    crate::plan::podman_prefix_from_env().unwrap_or_else(|| vec!["podman".into()])
-                }
-            };
-            let checks = doctor::checks(&podman, plan.as_ref(), true);
-            let code = write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()));
-            Ok(if doctor::blocking(&checks) {
-                ExitCode::FAILURE
-            } else {
-                code
-            })
-        }
+        Command::Doctor { file } => doctor(file),
         Command::Schema => Ok(write_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         })),
-        Command::Run { target, run } => {
-            if !target.platforms.is_empty() && !run.no_push {
-                // A list of fewer platforms pushed to a tag would replace the full one.
-                return Err(ConfigError::new(
-                    ErrorKind::Selection,
-                    "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
-                )
-                .with_help("add --no-push to build and assemble them locally"));
-            }
-            let path = target.config_path()?;
-            let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
-            let checks = doctor::checks(&plan.podman, Some(&plan), false);
-            if doctor::blocking(&checks) {
-                let failed: Vec<doctor::Check> = checks
-                    .into_iter()
-                    .filter(|c| c.level == doctor::Level::Fail)
-                    .collect();
-                eprint!("{}", doctor::render(&failed));
-                eprintln!("mab run did not start: fix the above (`mab doctor` checks everything)");
-                return Ok(ExitCode::FAILURE);
-            }
-            let jobs = run
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-            let opts = exec::Options {
-                jobs,
-                keep_going: run.keep_going,
-                atomic: run.atomic,
-                push: !run.no_push,
-                progress: if run.quiet {
-                    progress::Mode::Quiet
-                } else {
-                    run.progress
-                },
-                verbose: run.verbose,
-                timeout: run
-                    .timeout
-                    .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
-                retries: plan.retries,
-            };
-            let report = match exec::run(&plan, &opts) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot prepare the run in {}: {e}",
-                        plan.workdir.display()
-                    );
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            if let Some(file) = &run.report {
-                let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-                if let Err(e) = std::fs::write(file, json + "\n") {
-                    eprintln!("error: cannot write the report to {}: {e}", file.display());
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-            let code = write_stdout(|out| output::summary(&report, &plan, !run.quiet, out));
-            Ok(match report.interrupted {
-                // The shell convention for death by a signal: 130 for SIGINT, 143 for SIGTERM.
-                Some(signal) => ExitCode::from(128 + signal as u8),
-                None if report.success => code,
-                None => ExitCode::FAILURE,
-            })
-        }
+        Command::Run { target, run } => run_plan(&target, &run),
         Command::Plan { target, format } => {
             let path = target.config_path()?;
             let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
@@ -329,6 +222,118 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
             }))
         }
     }
+}
+
+fn current_dir() -> Result<PathBuf, ConfigError> {
+    std::env::current_dir().map_err(|e| {
+        ConfigError::new(
+            ErrorKind::Io,
+            format!("cannot read the current directory: {e}"),
+        )
+    })
+}
+
+/// `mab init [DOCKERFILE]`: `mab init services/api/Dockerfile` writes services/api/multiarch.toml.
+fn init(dockerfile: &Path) -> Result<ExitCode, ConfigError> {
+    let cwd = current_dir()?;
+    let dir = cwd.join(dockerfile.parent().unwrap_or(Path::new("")));
+    let file = PathBuf::from(dockerfile.file_name().unwrap_or_default());
+    let written = crate::init::init(&dir, &file)?;
+    eprintln!("wrote {}", config::display_path(&written.config));
+    if let Some(schema) = written.schema {
+        eprintln!(
+            "wrote {} (for editors; `mab schema` regenerates it)",
+            config::display_path(&schema)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mab doctor`: the machine's checks, and the config's when there is one.
+fn doctor(file: Option<PathBuf>) -> Result<ExitCode, ConfigError> {
+    let cwd = current_dir()?;
+    let plan = match file.or_else(|| config::find(&cwd)) {
+        Some(path) => Some(crate::plan_file(&path, &[], &Selection::default())?),
+        None => None,
+    };
+    let podman = match &plan {
+        Some(p) => p.podman.clone(),
+        None => crate::plan::podman_prefix_from_env().unwrap_or_else(|| vec!["podman".into()]),
+    };
+    let checks = doctor::checks(&podman, plan.as_ref(), true);
+    let code = write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()));
+    Ok(if doctor::blocking(&checks) {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
+/// `mab run`: plan, check the machine, execute, report.
+fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
+    if !target.platforms.is_empty() && !run.no_push {
+        // A list of fewer platforms pushed to a tag would replace the full one.
+        return Err(ConfigError::new(
+            ErrorKind::Selection,
+            "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
+        )
+        .with_help("add --no-push to build and assemble them locally"));
+    }
+    let path = target.config_path()?;
+    let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+    let checks = doctor::checks(&plan.podman, Some(&plan), false);
+    if doctor::blocking(&checks) {
+        let failed: Vec<doctor::Check> = checks
+            .into_iter()
+            .filter(|c| c.level == doctor::Level::Fail)
+            .collect();
+        eprint!("{}", doctor::render(&failed));
+        eprintln!("mab run did not start: fix the above (`mab doctor` checks everything)");
+        return Ok(ExitCode::FAILURE);
+    }
+    let jobs = run
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let opts = exec::Options {
+        jobs,
+        keep_going: run.keep_going,
+        atomic: run.atomic,
+        push: !run.no_push,
+        progress: if run.quiet {
+            progress::Mode::Quiet
+        } else {
+            run.progress
+        },
+        verbose: run.verbose,
+        timeout: run
+            .timeout
+            .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
+        retries: plan.retries,
+    };
+    let report = match exec::run(&plan, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: cannot prepare the run in {}: {e}",
+                plan.workdir.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(file) = &run.report {
+        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+        if let Err(e) = std::fs::write(file, json + "\n") {
+            eprintln!("error: cannot write the report to {}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let code = write_stdout(|out| output::summary(&report, &plan, !run.quiet, out));
+    Ok(match report.interrupted {
+        // The shell convention for death by a signal: 130 for SIGINT, 143 for SIGTERM.
+        Some(signal) => ExitCode::from(128 + signal as u8),
+        None if report.success => code,
+        None => ExitCode::FAILURE,
+    })
 }
 
 pub fn main() -> ExitCode {
