@@ -8,8 +8,8 @@ mod common;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use common::Project;
 use common::registry::Registry;
+use common::{Project, SpawnCaptured};
 
 const BASE: &str = "localhost/mab-test/busybox:latest";
 
@@ -45,10 +45,9 @@ fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, Registry)> {
     ready().then(|| (serial, Registry::start()))
 }
 
-/// `mab ARGS` in `p`, the way this machine needs podman to run.
+/// `mab ARGS` in `p`, without the environment's registries.conf: tests name their own.
 fn mab(p: &Project, args: &[&str]) -> Output {
     p.mab(args)
-        .env("BUILDAH_ISOLATION", "chroot")
         .env_remove("CONTAINERS_REGISTRIES_CONF")
         .output()
         .expect("mab runs")
@@ -107,7 +106,6 @@ fn monorepo_is_built_pushed_and_verified() {
             "--report",
             report.to_str().unwrap(),
         ])
-        .env("BUILDAH_ISOLATION", "chroot")
         .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
         .output()
         .unwrap();
@@ -207,7 +205,6 @@ fn monorepo_is_built_pushed_and_verified() {
             "--progress",
             "plain",
         ])
-        .env("BUILDAH_ISOLATION", "chroot")
         .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
         .output()
         .unwrap();
@@ -401,11 +398,7 @@ fn a_registry_that_comes_up_late_is_retried() {
             "--report",
             report.to_str().unwrap(),
         ])
-        .env("BUILDAH_ISOLATION", "chroot")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_captured();
     // The first pushes are refused; the registry is back before the third try (1 s, then 2 s).
     std::thread::sleep(std::time::Duration::from_millis(2500));
     registry.resume();
@@ -456,13 +449,7 @@ fn sigint_during_a_real_build_leaves_no_podman_running() {
         "Dockerfile",
         &format!("FROM {BASE}\nRUN echo {marker} && sleep 120\n"),
     );
-    let child = p
-        .mab(&["run", "--progress", "plain"])
-        .env("BUILDAH_ISOLATION", "chroot")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = p.mab(&["run", "--progress", "plain"]).spawn_captured();
     let running = |pattern: &str| {
         Command::new("pgrep")
             .args(["-f", pattern])
@@ -531,7 +518,6 @@ fn secrets_reach_the_build_and_no_output_or_log() {
             "--report",
             report.to_str().unwrap(),
         ])
-        .env("BUILDAH_ISOLATION", "chroot")
         .env("MAB_E2E_TOKEN", &token)
         .output()
         .unwrap();
@@ -605,7 +591,6 @@ fn shell_metacharacters_in_a_build_arg_reach_the_build_literally() {
             "--var",
             &format!("msg={hostile}"),
         ])
-        .env("BUILDAH_ISOLATION", "chroot")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -625,14 +610,7 @@ fn two_real_runs_at_once_both_succeed() {
         "Dockerfile",
         &format!("FROM {BASE}\nRUN uname -m > /arch\n"),
     );
-    let start = || {
-        p.mab(&["run", "--progress", "plain"])
-            .env("BUILDAH_ISOLATION", "chroot")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let start = || p.mab(&["run", "--progress", "plain"]).spawn_captured();
     let (first, second) = (start(), start());
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::Project;
+use common::{Project, SpawnCaptured};
 
 fn fake_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
@@ -408,10 +408,7 @@ fn interrupt(signal: &str, expected: i32) {
         .env("FAKE_LOG", &log)
         .env("FAKE_SLEEP_AMD64", "60")
         .env("FAKE_SLEEP_ARM64", "60")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn_captured();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::fs::read_to_string(&log)
         .unwrap_or_default()
@@ -530,10 +527,7 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
             .env("FAKE_LOG", &log)
             .env("FAKE_SLEEP_AMD64", "0.5")
             .env("FAKE_SLEEP_ARM64", "0.5")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            .spawn_captured()
     };
     let (a, b) = (p.path().join("a.json"), p.path().join("b.json"));
     let first = start(a.to_str().unwrap());

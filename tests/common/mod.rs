@@ -92,6 +92,20 @@ impl Project {
     }
 }
 
+/// Starts a command without waiting for it, its output captured for `wait_with_output`.
+pub trait SpawnCaptured {
+    fn spawn_captured(&mut self) -> std::process::Child;
+}
+
+impl SpawnCaptured for Command {
+    fn spawn_captured(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the command starts")
+    }
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars().fold(String::new(), |mut out, c| {
         if "\\.+*?()|[]{}^$".contains(c) {
