@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::error::{ConfigError, ErrorKind, Source, suggest};
+use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
 
 /// The file name mab looks for.
@@ -633,7 +633,7 @@ fn resolve_image(
                         "image `{key}` has overrides for `{platform}`, which it does not build"
                     ),
                 )
-                .with_help(format!("it builds: {}", join_platforms(&platforms))));
+                .with_help(format!("it builds: {}", join(&platforms))));
         }
         overrides.insert(platform, o);
     }
@@ -750,14 +750,6 @@ fn check_no_secret_args<'a>(
 
 fn list_span(list: &[Text]) -> Option<Range<usize>> {
     Some(list.first()?.span().start..list.last()?.span().end)
-}
-
-pub fn join_platforms(platforms: &[Platform]) -> String {
-    platforms
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The JSON schema of `multiarch.toml`, generated from the types above.

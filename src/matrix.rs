@@ -9,8 +9,8 @@ use minijinja::context;
 use minijinja::value::{Serde, Value};
 use rayon::iter::{IndexedParallelIterator, IntoParallelRefIterator};
 
-use crate::config::{Config, ImageDef, MatrixValue, join_platforms, parse_platform};
-use crate::error::{ConfigError, ErrorKind, Source, suggest};
+use crate::config::{Config, ImageDef, MatrixValue, parse_platform};
+use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::git::LazyGit;
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Repository, Tag};
@@ -515,13 +515,7 @@ fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigErr
 
 /// The platforms of an instance, for messages.
 pub fn platforms_of(inst: &Instance) -> String {
-    join_platforms(
-        &inst
-            .builds
-            .iter()
-            .map(|b| b.platform.clone())
-            .collect::<Vec<_>>(),
-    )
+    join(inst.builds.iter().map(|b| &b.platform))
 }
 
 #[cfg(test)]

@@ -4,20 +4,13 @@
 
 use std::io::{self, Write};
 
+use crate::error::join;
 use crate::plan::Plan;
 
 /// A command line a person can paste into a POSIX shell.
 pub fn shell_line(argv: &[String]) -> String {
     // try_join refuses only NUL bytes, which an argument vector cannot carry anyway.
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
-}
-
-fn join(items: &[impl std::fmt::Display]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn plural(n: usize) -> &'static str {
@@ -42,12 +35,11 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
         writeln!(out, "\n  {}", shell_line(&b.argv))?;
     }
     for m in &plan.manifests {
-        let platforms: Vec<String> = m.platforms.iter().map(ToString::to_string).collect();
         writeln!(
             out,
             "\nmanifest {} [{}] (after {})",
             m.image,
-            platforms.join(", "),
+            join(&m.platforms),
             m.depends_on.join(", ")
         )?;
         writeln!(
@@ -208,12 +200,11 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
     writeln!(out, "\n{:<width$}  {:<8}  tags", "manifest list", "status")?;
     for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
         let tags = match &m.status {
-            Status::Pushed => m
-                .tags
-                .iter()
-                .map(|t| format!("{} ({})", t.reference, short(&t.digest)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Status::Pushed => join(
+                m.tags
+                    .iter()
+                    .map(|t| format!("{} ({})", t.reference, short(&t.digest))),
+            ),
             Status::Assembled => format!("{} (local)", m.list),
             Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
             _ => join(&planned.tags),

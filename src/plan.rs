@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
 
-use crate::config::{Config, SecretSource, join_platforms};
+use crate::config::{Config, SecretSource};
 use crate::dockerfile::{BaseRef, Dockerfile};
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
 use crate::matrix::{Instance, platforms_of};
@@ -631,23 +631,26 @@ impl<'a> Graph<'a> {
         all.into_iter().collect()
     }
 
+    /// A podman command: the program and its global options, then `args`.
+    fn podman_argv(&self, args: &[&str]) -> Vec<String> {
+        self.podman
+            .iter()
+            .cloned()
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect()
+    }
+
     fn manifest(&self, inst: &Instance, platforms: Vec<Platform>) -> Manifest {
         let list = format!("{LOCAL_PREFIX}/{}:manifest", inst.name);
-        let podman = |args: &[&str]| -> Vec<String> {
-            self.podman
-                .iter()
-                .cloned()
-                .chain(args.iter().map(|a| a.to_string()))
-                .collect()
-        };
         // A list left by an earlier run would make `create` fail, and `build --manifest`
         // appends rather than replaces: always start from a fresh list. `manifest rm` (not
         // `rmi`, which on podman 4.3 can remove the images a list refers to) fails harmlessly
         // when there is no list.
-        let remove_stale = podman(&["manifest", "rm", &list]);
-        let mut assemble = vec![podman(&["manifest", "create", &list])];
+        let remove_stale = self.podman_argv(&["manifest", "rm", &list]);
+        let mut assemble = vec![self.podman_argv(&["manifest", "create", &list])];
         for p in &platforms {
-            let mut add = podman(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
+            let mut add =
+                self.podman_argv(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
             if let Some(v) = p.variant() {
                 add.extend(["--variant".into(), v.into()]);
             }
@@ -663,7 +666,8 @@ impl<'a> Graph<'a> {
             .iter()
             .map(|tag| {
                 let digestfile = format!("{STATE_DIR}/digest/{}@{}", inst.name, tag.tag);
-                let mut argv = podman(&["manifest", "push", "--all", "--digestfile", &digestfile]);
+                let mut argv =
+                    self.podman_argv(&["manifest", "push", "--all", "--digestfile", &digestfile]);
                 if insecure {
                     argv.push("--tls-verify=false".into());
                 }
@@ -715,18 +719,14 @@ impl<'a> Graph<'a> {
         let local = local_image(&inst.name, p);
         let id = build_id(&inst.name, p);
         let iidfile = format!("{STATE_DIR}/iid/{id}");
-        let mut argv = self.podman.clone();
-        argv.extend(
-            [
-                "build",
-                "--platform",
-                &p.to_string(),
-                "--iidfile",
-                &iidfile,
-                "--file",
-            ]
-            .map(String::from),
-        );
+        let mut argv = self.podman_argv(&[
+            "build",
+            "--platform",
+            &p.to_string(),
+            "--iidfile",
+            &iidfile,
+            "--file",
+        ]);
         argv.push(def.dockerfile.display().to_string());
         argv.extend(["--tag".into(), local.clone()]);
         if let Some(epoch) = inst.source_date_epoch {
@@ -819,13 +819,7 @@ fn platform_mismatch(
         "add {platform} to the platforms of `{}`, or drop it from `{}` (it builds {})",
         dep.key,
         inst.key,
-        join_platforms(
-            &inst
-                .builds
-                .iter()
-                .map(|b| b.platform.clone())
-                .collect::<Vec<_>>()
-        )
+        platforms_of(inst)
     ))
 }
 
