@@ -220,13 +220,18 @@ fn argv_of(p: &Project, env: &[(&str, &str)]) -> serde_json::Value {
 
 const ONE_IMAGE: &str = "[defaults]\nregistry = \"127.0.0.1:5000/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"v1\"]\n\n[images.app]\n";
 
-#[test]
-fn builder_options_reach_the_commands() {
+/// A project of one image, `ONE_IMAGE` followed by `more` config.
+fn one_image(more: &str) -> Project {
     let p = Project::new();
     p.file("Dockerfile", "FROM scratch\n");
-    p.file(
-        "multiarch.toml",
-        &format!("{ONE_IMAGE}\n[builder]\npodman = \"/opt/podman\"\nglobal_args = [\"--root\", \"/srv/s\"]\nreproducible = true\n\n[registries.\"127.0.0.1:5000\"]\ninsecure = true\n"),
+    p.file("multiarch.toml", &format!("{ONE_IMAGE}{more}"));
+    p
+}
+
+#[test]
+fn builder_options_reach_the_commands() {
+    let p = one_image(
+        "\n[builder]\npodman = \"/opt/podman\"\nglobal_args = [\"--root\", \"/srv/s\"]\nreproducible = true\n\n[registries.\"127.0.0.1:5000\"]\ninsecure = true\n",
     );
     p.git_commit("fixture");
     let plan = argv_of(&p, &[("MAB_PODMAN", "")]);
@@ -283,12 +288,7 @@ fn builder_options_reach_the_commands() {
 
 #[test]
 fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
-    let p = Project::new();
-    p.file("Dockerfile", "FROM scratch\n");
-    p.file(
-        "multiarch.toml",
-        &format!("{ONE_IMAGE}labels = {{ \"org.opencontainers.image.version\" = \"mine\" }}\n"),
-    );
+    let p = one_image("labels = { \"org.opencontainers.image.version\" = \"mine\" }\n");
     let plan = argv_of(&p, &[]);
     let argv = plan["builds"][0]["argv"].as_array().unwrap();
     assert!(
@@ -326,12 +326,7 @@ fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
 
 #[test]
 fn reproducible_outside_git_is_a_config_error() {
-    let p = Project::new();
-    p.file("Dockerfile", "FROM scratch\n");
-    p.file(
-        "multiarch.toml",
-        &format!("{ONE_IMAGE}\n[builder]\nreproducible = true\n"),
-    );
+    let p = one_image("\n[builder]\nreproducible = true\n");
     let out = p
         .mab(&["plan"])
         .env_remove("SOURCE_DATE_EPOCH")
@@ -347,13 +342,13 @@ fn reproducible_outside_git_is_a_config_error() {
 
 #[test]
 fn secrets_reach_podman_as_references_never_as_values() {
-    let p = Project::new();
-    p.file("Dockerfile", "FROM scratch\n");
+    let p = one_image(
+        "secrets = { npmrc = { file = \"npmrc\" }, token = { env = \"MAB_TEST_TOKEN\" } }\n",
+    );
     p.file(
         "npmrc",
         "//registry.npmjs.org/:_authToken=file-secret-value-1234\n",
     );
-    p.file("multiarch.toml", &format!("{ONE_IMAGE}secrets = {{ npmrc = {{ file = \"npmrc\" }}, token = {{ env = \"MAB_TEST_TOKEN\" }} }}\n"));
     let mut cmd = p.mab(&["plan", "--format", "json"]);
     cmd.env("MAB_TEST_TOKEN", "env-secret-value-5678");
     let out = cmd.output().unwrap();
