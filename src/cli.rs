@@ -104,11 +104,21 @@ struct RunArgs {
 /// What to work on: the config, the images and platforms in it, variable overrides.
 #[derive(Debug, Args)]
 struct Target {
-    /// Image names, instance names or globs (`api-*`); their dependencies come along.
+    /// Image names, instance names, qualified names (`services/api:api`) or globs (`api-*`);
+    /// their dependencies come along (not with --changed-since).
     images: Vec<String>,
-    /// The config file (default: multiarch.toml here or in the nearest parent directory).
+    /// The config file (default: multiarch.toml here or in the nearest parent directory; else,
+    /// in a git work tree, every multiarch.toml below).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Every multiarch.toml under this directory, as one plan (skipping .git, target,
+    /// node_modules, hidden directories and what .gitignore/.ignore exclude).
+    #[arg(long, conflicts_with = "file")]
+    all: bool,
+    /// Only images whose files changed since this git revision (committed or not), and the
+    /// images that depend on them.
+    #[arg(long, value_name = "REV")]
+    changed_since: Option<String>,
     /// Only these platforms (repeatable), e.g. `--platform linux/arm64`.
     #[arg(long = "platform", value_name = "PLATFORM", value_parser = parse_platform)]
     platforms: Vec<Platform>,
@@ -139,29 +149,20 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 }
 
 impl Target {
-    fn config_path(&self) -> Result<PathBuf, ConfigError> {
-        if let Some(f) = &self.file {
-            return Ok(f.clone());
-        }
-        let cwd = current_dir()?;
-        config::find(&cwd).ok_or_else(|| {
-            ConfigError::new(
-                ErrorKind::Io,
-                format!(
-                    "no {} in {} or any parent directory",
-                    config::FILE_NAME,
-                    cwd.display()
-                ),
-            )
-            .with_help("run mab where your multiarch.toml is, or pass it with -f/--file")
-        })
-    }
-
-    fn selection(&self) -> Selection {
-        Selection {
+    /// Loads and plans what the command line names.
+    fn plan(&self) -> Result<crate::Plan, ConfigError> {
+        let location = config::Location::find(&current_dir()?, self.file.as_deref(), self.all)?;
+        let changes = self
+            .changed_since
+            .as_deref()
+            .map(|rev| crate::changes::Changes::since(location.dir(), rev))
+            .transpose()?;
+        let selection = Selection {
             patterns: self.images.clone(),
             platforms: self.platforms.clone(),
-        }
+            changes,
+        };
+        crate::plan_at(&location, &self.vars, &selection)
     }
 }
 
@@ -213,8 +214,7 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
         })),
         Command::Run { target, run } => run_plan(&target, &run),
         Command::Plan { target, format } => {
-            let path = target.config_path()?;
-            let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+            let plan = target.plan()?;
             Ok(write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
                 Format::Json => output::json(&plan, out),
@@ -252,9 +252,10 @@ fn init(dockerfile: &Path) -> Result<ExitCode, ConfigError> {
 /// `mab doctor`: the machine's checks, and the config's when there is one.
 fn doctor(file: Option<PathBuf>) -> Result<ExitCode, ConfigError> {
     let cwd = current_dir()?;
-    let plan = match file.or_else(|| config::find(&cwd)) {
-        Some(path) => Some(crate::plan_file(&path, &[], &Selection::default())?),
-        None => None,
+    // A config is optional here: the machine's checks stand without one.
+    let plan = match config::Location::find(&cwd, file.as_deref(), false) {
+        Ok(location) => Some(crate::plan_at(&location, &[], &Selection::default())?),
+        Err(_) => None,
     };
     let podman = match &plan {
         Some(p) => p.podman.clone(),
@@ -279,8 +280,7 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
         )
         .with_help("add --no-push to build and assemble them locally"));
     }
-    let path = target.config_path()?;
-    let plan = crate::plan_file(&path, &target.vars, &target.selection())?;
+    let plan = target.plan()?;
     let checks = doctor::checks(&plan.podman, Some(&plan), false);
     if doctor::blocking(&checks) {
         let failed: Vec<doctor::Check> = checks

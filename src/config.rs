@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -193,6 +194,11 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "Vec<BTreeMap<String, MatrixValue>>")]
     pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
+    /// Paths outside the context whose changes also select this image for `mab plan
+    /// --changed-since`, relative to this file; globs (`../../libs/common/**`) or directories.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub watch: Vec<Text>,
     /// Per-platform overrides, keyed by platform (`[images.NAME.platform."linux/arm64"]`).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawPlatformOverride>")]
@@ -322,18 +328,65 @@ impl<'de> Deserialize<'de> for MatrixValue {
     }
 }
 
-/// A config, loaded and checked: every image with defaults applied, platforms parsed and paths
-/// found. Templates are still unrendered.
+/// A template and the file it is written in: an image's default may come from a file above it.
+#[derive(Debug, Clone)]
+pub struct Sourced {
+    pub text: Text,
+    pub source: Source,
+}
+
+impl Sourced {
+    fn new(text: &Text, source: &Source) -> Self {
+        Self {
+            text: text.clone(),
+            source: source.clone(),
+        }
+    }
+}
+
+pub type SourcedMap = BTreeMap<String, Sourced>;
+
+fn sourced_map(map: &TextMap, source: &Source) -> SourcedMap {
+    map.iter()
+        .map(|(k, v)| (k.clone(), Sourced::new(v, source)))
+        .collect()
+}
+
+/// One `multiarch.toml` whose images are in the config, with what they inherit from the files
+/// above it.
+#[derive(Debug)]
+pub struct File {
+    /// Its position in [`Config::files`].
+    pub index: usize,
+    pub source: Source,
+    /// The directory that holds it (absolute): paths in it are relative to this.
+    pub dir: PathBuf,
+    /// `dir` relative to [`Config::root`] (`.` for the root): qualifies the names of its images
+    /// (`services/api:api`).
+    pub rel_dir: PathBuf,
+    /// Its `[vars]` over those of the files above it, under `--var`.
+    pub vars: BTreeMap<String, Scalar>,
+    /// `defaults.registry`, its own or inherited.
+    pub registry: Option<Sourced>,
+    /// The config files whose settings its images get: itself, then the files above, nearest
+    /// first. A change to any of them changes its images.
+    pub chain: Vec<PathBuf>,
+}
+
+/// A config, loaded and checked: one `multiarch.toml`, or every one found under a directory,
+/// with every image's defaults applied, platforms parsed and paths found. Templates are still
+/// unrendered.
 #[derive(Debug)]
 pub struct Config {
-    pub source: Source,
-    /// The directory that holds the file: paths in it are relative to this.
-    pub dir: PathBuf,
-    pub vars: BTreeMap<String, Scalar>,
-    pub registry: Option<Text>,
-    /// Sorted by name.
+    /// The directory podman runs in and plan paths are relative to: the single file's
+    /// directory, or the directory discovery started from.
+    pub root: PathBuf,
+    pub files: Vec<Arc<File>>,
+    /// Sorted by name; names are unique across files.
     pub images: Vec<ImageDef>,
     pub builder: RawBuilder,
+    /// `[builder] timeout`, in seconds.
+    pub timeout_secs: Option<u64>,
     pub registries: BTreeMap<String, RawRegistry>,
 }
 
@@ -344,36 +397,48 @@ impl Config {
     }
 }
 
+/// `[images.NAME.platform."os/arch"]`, checked.
+#[derive(Debug, Clone)]
+pub struct PlatformOverride {
+    pub args: SourcedMap,
+    pub target: Option<Text>,
+}
+
 /// One `[images.NAME]` table with `[defaults]` merged in.
 #[derive(Debug)]
 pub struct ImageDef {
+    /// The file it is defined in: spans without a source of their own point into it.
+    pub file: Arc<File>,
     pub key: String,
     pub key_span: Range<usize>,
-    /// Relative to the config's directory.
+    /// Relative to [`Config::root`].
     pub context: PathBuf,
-    /// Relative to the config's directory.
+    /// Relative to [`Config::root`].
     pub dockerfile: PathBuf,
     /// The Dockerfile's text.
     pub dockerfile_source: Source,
     pub repository: Option<Text>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
-    pub args: TextMap,
-    pub labels: TextMap,
-    pub annotations: TextMap,
+    pub args: SourcedMap,
+    pub labels: SourcedMap,
+    pub annotations: SourcedMap,
     pub target: Option<Text>,
     pub platforms: Vec<Platform>,
     /// Where the platform list is written, for errors about a platform.
+    pub platforms_source: Source,
     pub platforms_span: Range<usize>,
-    pub tags: Vec<Text>,
+    pub tags: Vec<Sourced>,
     pub push: bool,
     pub matrix: BTreeMap<String, Vec<MatrixValue>>,
     /// Where the matrix is written (the image's key when it has none).
     pub matrix_span: Range<usize>,
     pub exclude: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
     pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
-    pub overrides: BTreeMap<Platform, RawPlatformOverride>,
+    pub overrides: BTreeMap<Platform, PlatformOverride>,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `watch`: absolute path patterns whose changes select the image for `--changed-since`.
+    pub watch: Vec<glob::Pattern>,
 }
 
 /// Finds `multiarch.toml` in `start` or the nearest parent that has one, as cargo finds Cargo.toml.
@@ -382,6 +447,85 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .map(|dir| dir.join(FILE_NAME))
         .find(|p| p.is_file())
+}
+
+/// Directories discovery never enters, ignored or not: VCS data and build output.
+const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
+
+/// Every `multiarch.toml` under `root`, sorted by path, skipping [`SKIPPED_DIRS`], hidden
+/// directories and whatever `.gitignore`, `.ignore` and git's excludes leave out.
+pub fn discover(root: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = ignore::WalkBuilder::new(root)
+        // A monorepo copied out of git (a CI artifact, a tarball) keeps its .gitignore rules.
+        .require_git(false)
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
+        })
+        .build()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == FILE_NAME && e.file_type().is_some_and(|t| t.is_file()))
+        .map(ignore::DirEntry::into_path)
+        .collect();
+    found.sort();
+    found
+}
+
+/// Where a config comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// One file.
+    File(PathBuf),
+    /// Every file found under a directory ([`discover`]).
+    Tree(PathBuf),
+}
+
+impl Location {
+    /// What `mab plan` works on in `cwd`: `file` if given; with `all`, every file under `cwd`;
+    /// else the nearest `multiarch.toml` here or above, unless it defines no image (a
+    /// monorepo's root, holding defaults): then every file under its directory; else, in a git
+    /// work tree, every file below (a monorepo's root need not have a file of its own).
+    pub fn find(cwd: &Path, file: Option<&Path>, all: bool) -> Result<Self, ConfigError> {
+        if let Some(f) = file {
+            return Ok(Self::File(f.to_path_buf()));
+        }
+        if all {
+            return Ok(Self::Tree(cwd.to_path_buf()));
+        }
+        if let Some(path) = find(cwd) {
+            let defaults_only = parse(&path).is_ok_and(|p| p.raw.images.is_empty());
+            return Ok(match path.parent() {
+                Some(dir) if defaults_only => Self::Tree(dir.to_path_buf()),
+                _ => Self::File(path),
+            });
+        }
+        if work_tree_top(cwd).is_some() && !discover(cwd).is_empty() {
+            return Ok(Self::Tree(cwd.to_path_buf()));
+        }
+        Err(ConfigError::new(
+            ErrorKind::Io,
+            format!(
+                "no {FILE_NAME} in {} or any parent directory",
+                cwd.display()
+            ),
+        )
+        .with_help("run mab where your multiarch.toml is, or pass it with -f/--file"))
+    }
+
+    /// The directory the config's paths start from.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Self::File(f) => f.parent().unwrap_or(Path::new(".")),
+            Self::Tree(root) => root,
+        }
+    }
+
+    pub fn load(&self, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+        match self {
+            Self::File(f) => load(f, vars),
+            Self::Tree(root) => load_all(root, vars),
+        }
+    }
 }
 
 /// How a path is shown in messages: relative to the working directory (`../multiarch.toml`).
@@ -396,18 +540,335 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-/// Reads, parses and checks a config file. `vars` (from `--var`) override the file's `[vars]`.
-pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
-    let path = std::path::absolute(path).map_err(|e| {
+/// The path without symbolic links where it exists (git reports such paths, and changes are
+/// matched against them), else made absolute as written.
+fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
+    if let Ok(canonical) = path.canonicalize() {
+        return Ok(canonical);
+    }
+    std::path::absolute(path).map_err(|e| {
         ConfigError::new(
             ErrorKind::Io,
             format!("cannot resolve {}: {e}", path.display()),
         )
-    })?;
-    let source = Source::read(&path, display_path(&path))?;
-    let raw: RawConfig = toml::from_str(source.text()).map_err(|e| toml_error(&source, &e))?;
+    })
+}
+
+/// Reads, parses and checks a config file. `vars` (from `--var`) override the file's `[vars]`.
+/// Files named `multiarch.toml` in the directories above it, up to the top of its git work
+/// tree, lend it their `[defaults]`, `[vars]` and `[builder]`.
+pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+    let path = absolute(path)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    resolve(source, dir, raw, overrides)
+    load_files(&[path], dir, overrides)
+}
+
+/// Loads every `multiarch.toml` under `root` ([`discover`]) as one config.
+pub fn load_all(root: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+    let root = absolute(root)?;
+    let paths = discover(&root);
+    if paths.is_empty() {
+        return Err(ConfigError::new(
+            ErrorKind::Io,
+            format!("no {FILE_NAME} under {}", display_path(&root)),
+        )
+        .with_help("discovery skips .git, target, node_modules, hidden directories and what .gitignore/.ignore exclude"));
+    }
+    load_files(&paths, root, overrides)
+}
+
+/// A parsed file, before its images are resolved.
+struct Parsed {
+    source: Source,
+    raw: RawConfig,
+}
+
+fn parse(path: &Path) -> Result<Parsed, ConfigError> {
+    let source = Source::read(path, display_path(path))?;
+    let raw: RawConfig = toml::from_str(source.text()).map_err(|e| toml_error(&source, &e))?;
+    Ok(Parsed { source, raw })
+}
+
+/// The directory the git work tree holding `dir` starts at, if any.
+fn work_tree_top(dir: &Path) -> Option<&Path> {
+    dir.ancestors().find(|a| a.join(".git").exists())
+}
+
+fn load_files(
+    paths: &[PathBuf],
+    root: PathBuf,
+    overrides: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
+    // Keyed by directory: Path's order puts a directory before everything below it, so a
+    // file's ancestors are settled before it.
+    let mut parsed: BTreeMap<PathBuf, Parsed> = BTreeMap::new();
+    for path in paths {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        parsed.insert(dir, parse(path)?);
+    }
+    for path in paths {
+        let above = path.ancestors().skip(2).take_while(|a| a.starts_with(&top));
+        for dir in above {
+            let candidate = dir.join(FILE_NAME);
+            if !parsed.contains_key(dir) && candidate.is_file() {
+                parsed.insert(dir.to_path_buf(), parse(&candidate)?);
+            }
+        }
+    }
+
+    let mut inherited: BTreeMap<PathBuf, Inherited> = BTreeMap::new();
+    for (dir, file) in &parsed {
+        let parent = dir
+            .ancestors()
+            .skip(1)
+            .find_map(|a| inherited.get(a))
+            .cloned()
+            .unwrap_or_default();
+        inherited.insert(dir.clone(), parent.under(file, dir)?);
+    }
+    let RunSettings {
+        builder,
+        timeout_secs,
+        registries,
+    } = run_settings(parsed.values())?;
+
+    let mut files = Vec::with_capacity(paths.len());
+    let mut images = Vec::new();
+    for path in paths {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let inh = &inherited[dir.as_path()];
+        let mut vars = inh.vars.clone();
+        for (k, v) in overrides {
+            vars.insert(k.clone(), Scalar::String(v.clone()));
+        }
+        let chain = dir
+            .ancestors()
+            .filter(|a| parsed.contains_key(*a))
+            .map(|a| a.join(FILE_NAME))
+            .collect();
+        let rel_dir = pathdiff::diff_paths(&dir, &root)
+            .map(|p| normalize_relative(&p))
+            .unwrap_or_else(|| dir.clone());
+        let parsed_file = parsed.get_mut(&dir).expect("parsed above");
+        let file = Arc::new(File {
+            index: files.len(),
+            source: parsed_file.source.clone(),
+            dir,
+            rel_dir,
+            vars,
+            registry: inh.registry.clone(),
+            chain,
+        });
+        let raw_images: Vec<_> = std::mem::take(&mut parsed_file.raw.images)
+            .into_iter()
+            .collect();
+        // Each image's paths are checked on disk: in parallel, for monorepos of many images.
+        images.extend(crate::par::try_map(raw_images, |(key, image)| {
+            resolve_image(&file, inh, key, image)
+        })?);
+        files.push(file);
+    }
+    images.sort_by(|a, b| a.key.cmp(&b.key));
+    if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {
+        let (a, b) = (&pair[0], &pair[1]);
+        return Err(ConfigError::new(
+            ErrorKind::Duplicate,
+            format!(
+                "image `{}` is defined in both {} and {}",
+                a.key,
+                a.file.source.name(),
+                b.file.source.name()
+            ),
+        )
+        .at(&a.file.source, a.key_span.clone(), Some("defined here"))
+        .at(&b.file.source, b.key_span.clone(), Some("and here"))
+        .with_help("image names are unique across the repository: rename one of them"));
+    }
+    Ok(Config {
+        root,
+        files,
+        images,
+        builder,
+        timeout_secs,
+        registries,
+    })
+}
+
+/// `platforms` of a `[defaults]`: parsed, where it is written, and in which file.
+#[derive(Debug, Clone)]
+struct PlatformList {
+    platforms: Vec<Platform>,
+    span: Option<Range<usize>>,
+    source: Source,
+}
+
+/// What the images of a directory inherit: the `[defaults]` and `[vars]` of its file over those
+/// of the files above it. Lists (platforms, tags) replace; tables merge key by key.
+#[derive(Debug, Clone, Default)]
+struct Inherited {
+    registry: Option<Sourced>,
+    platforms: Option<PlatformList>,
+    tags: Option<Vec<Sourced>>,
+    push: Option<bool>,
+    args: SourcedMap,
+    labels: SourcedMap,
+    annotations: SourcedMap,
+    /// Each with the file (and its directory) it is written in.
+    secrets: BTreeMap<String, (RawSecret, Source, PathBuf)>,
+    vars: BTreeMap<String, Scalar>,
+}
+
+impl Inherited {
+    /// The settings of `file` (in `dir`) over these.
+    fn under(mut self, file: &Parsed, dir: &Path) -> Result<Self, ConfigError> {
+        let (d, source) = (&file.raw.defaults, &file.source);
+        if let Some(r) = &d.registry {
+            self.registry = Some(Sourced::new(r, source));
+        }
+        if let Some(list) = &d.platforms {
+            let parsed = parse_platforms(source, list)?;
+            self.platforms = Some(PlatformList {
+                platforms: parsed.into_iter().map(|(p, _)| p).collect(),
+                span: list_span(list),
+                source: source.clone(),
+            });
+        }
+        if let Some(tags) = &d.tags {
+            self.tags = Some(tags.iter().map(|t| Sourced::new(t, source)).collect());
+        }
+        self.push = d.push.or(self.push);
+        self.args.extend(sourced_map(&d.args, source));
+        self.labels.extend(sourced_map(&d.labels, source));
+        self.annotations.extend(sourced_map(&d.annotations, source));
+        for (id, s) in &d.secrets {
+            self.secrets
+                .insert(id.clone(), (s.clone(), source.clone(), dir.to_path_buf()));
+        }
+        self.vars
+            .extend(file.raw.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(self)
+    }
+}
+
+/// What `[builder]` and `[registries]` of all files say.
+struct RunSettings {
+    builder: RawBuilder,
+    timeout_secs: Option<u64>,
+    registries: BTreeMap<String, RawRegistry>,
+}
+
+/// `[builder]` and `[registries]` of every file, merged: they set up the one run, so files may
+/// repeat a setting but not disagree on it.
+fn run_settings<'a>(files: impl Iterator<Item = &'a Parsed>) -> Result<RunSettings, ConfigError> {
+    fn agree<T: PartialEq + Clone + fmt::Debug>(
+        what: &str,
+        seen: &mut Option<(T, Source)>,
+        value: Option<T>,
+        source: &Source,
+    ) -> Result<(), ConfigError> {
+        match (seen.as_ref(), value) {
+            (_, None) => Ok(()),
+            (None, Some(v)) => {
+                *seen = Some((v, source.clone()));
+                Ok(())
+            }
+            (Some((first, _)), Some(v)) if *first == v => Ok(()),
+            (Some((first, first_source)), Some(v)) => Err(ConfigError::new(
+                ErrorKind::Duplicate,
+                format!(
+                    "`{what}` is {first:?} in {} but {v:?} in {}",
+                    first_source.name(),
+                    source.name()
+                ),
+            )
+            .with_help("[builder] and [registries] set up the whole run: set each once, in the top-most multiarch.toml")),
+        }
+    }
+    let mut podman = None;
+    let mut global_args = None;
+    let mut oci_labels = None;
+    let mut reproducible = None;
+    let mut timeout: Option<(String, Source)> = None;
+    let mut timeout_span = 0..0;
+    let mut retries = None;
+    let mut insecure: BTreeMap<String, Option<(bool, Source)>> = BTreeMap::new();
+    for file in files {
+        let (b, s) = (&file.raw.builder, &file.source);
+        agree("[builder] podman", &mut podman, b.podman.clone(), s)?;
+        let args = (!b.global_args.is_empty()).then(|| b.global_args.clone());
+        agree("[builder] global_args", &mut global_args, args, s)?;
+        agree("[builder] oci_labels", &mut oci_labels, b.oci_labels, s)?;
+        agree(
+            "[builder] reproducible",
+            &mut reproducible,
+            b.reproducible,
+            s,
+        )?;
+        agree("[builder] retries", &mut retries, b.retries, s)?;
+        if let Some(t) = &b.timeout {
+            if timeout.is_none() {
+                timeout_span = t.span();
+            }
+            agree(
+                "[builder] timeout",
+                &mut timeout,
+                Some(t.get_ref().clone()),
+                s,
+            )?;
+        }
+        for (host, r) in &file.raw.registries {
+            let seen = insecure.entry(host.clone()).or_default();
+            agree(
+                &format!("[registries.\"{host}\"] insecure"),
+                seen,
+                Some(r.insecure),
+                s,
+            )?;
+        }
+    }
+    let timeout_secs = timeout
+        .map(|(t, source)| {
+            humantime::parse_duration(&t)
+                .map(|d| d.as_secs())
+                .map_err(|e| {
+                    source
+                        .error(
+                            ErrorKind::Type,
+                            timeout_span,
+                            format!("invalid timeout `{t}`: {e}"),
+                        )
+                        .with_help("write a duration such as \"30m\" or \"1h 30m\"")
+                })
+        })
+        .transpose()?;
+    fn first<T>(seen: Option<(T, Source)>) -> Option<T> {
+        seen.map(|(v, _)| v)
+    }
+    let builder = RawBuilder {
+        podman: first(podman),
+        global_args: first(global_args).unwrap_or_default(),
+        oci_labels: first(oci_labels),
+        reproducible: first(reproducible),
+        timeout: None,
+        retries: first(retries),
+    };
+    let registries = insecure
+        .into_iter()
+        .map(|(host, v)| {
+            (
+                host,
+                RawRegistry {
+                    insecure: first(v).unwrap_or(false),
+                },
+            )
+        })
+        .collect();
+    Ok(RunSettings {
+        builder,
+        timeout_secs,
+        registries,
+    })
 }
 
 /// Sorts a TOML error into syntax, unknown key or type, and adds a did-you-mean to unknown keys.
@@ -437,49 +898,6 @@ fn toml_error(source: &Source, e: &toml::de::Error) -> ConfigError {
         Some(span) => err.at(source, span, None::<String>),
         None => err,
     }
-}
-
-fn resolve(
-    source: Source,
-    dir: PathBuf,
-    raw: RawConfig,
-    overrides: &[(String, String)],
-) -> Result<Config, ConfigError> {
-    let mut vars = raw.vars;
-    for (k, v) in overrides {
-        vars.insert(k.clone(), Scalar::String(v.clone()));
-    }
-    let defaults = raw.defaults;
-    let default_platforms = defaults
-        .platforms
-        .as_ref()
-        .map(|p| parse_platforms(&source, p))
-        .transpose()?;
-    // Each image's paths are checked on disk: in parallel, for monorepos of many images.
-    let raw_images: Vec<_> = raw.images.into_iter().collect();
-    let images = crate::par::try_map(raw_images, |(key, image)| {
-        let key_span = key.span();
-        let image_span = image.span();
-        resolve_image(
-            &source,
-            &dir,
-            &defaults,
-            default_platforms.as_deref(),
-            key.into_inner(),
-            key_span,
-            image_span,
-            image.into_inner(),
-        )
-    })?;
-    Ok(Config {
-        source,
-        dir,
-        vars,
-        registry: defaults.registry,
-        images,
-        builder: raw.builder,
-        registries: raw.registries,
-    })
 }
 
 fn parse_platforms(
@@ -537,17 +955,15 @@ fn normalize_relative(path: &Path) -> PathBuf {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn resolve_image(
-    source: &Source,
-    dir: &Path,
-    defaults: &RawDefaults,
-    default_platforms: Option<&[(Platform, Range<usize>)]>,
-    key: String,
-    key_span: Range<usize>,
-    image_span: Range<usize>,
-    raw: RawImage,
+    file: &Arc<File>,
+    inh: &Inherited,
+    key: Spanned<String>,
+    image: Spanned<RawImage>,
 ) -> Result<ImageDef, ConfigError> {
+    let (source, dir) = (&file.source, file.dir.as_path());
+    let (key_span, image_span) = (key.span(), image.span());
+    let (key, raw) = (key.into_inner(), image.into_inner());
     let context_rel =
         normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
     let context_span = raw.context.as_ref().map_or(key_span.clone(), Spanned::span);
@@ -574,7 +990,6 @@ fn resolve_image(
         ),
     );
     // Read now, once: the planner parses it for FROM lines, and errors quote it.
-    let name = dockerfile_rel.display().to_string();
     let Ok(dockerfile_text) = std::fs::read_to_string(dir.join(&dockerfile_rel)) else {
         let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
         return Err(source
@@ -590,29 +1005,38 @@ fn resolve_image(
                 "`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`",
             ));
     };
+    // Paths in the plan are relative to the root podman runs in.
+    let from_root = |p: &Path| normalize_relative(&file.rel_dir.join(p));
+    let dockerfile = from_root(&dockerfile_rel);
 
     let mut secrets = BTreeMap::new();
-    for (id, secret) in defaults.secrets.iter().chain(&raw.secrets) {
-        secrets.insert(
-            id.clone(),
-            secret_source(source, dir, &key, id, secret, image_span.clone())?,
-        );
+    let inherited = inh
+        .secrets
+        .iter()
+        .map(|(id, (s, src, d))| (id, s, src, d.as_path()));
+    let own = raw.secrets.iter().map(|(id, s)| (id, s, source, dir));
+    for (id, secret, secret_file, secret_dir) in inherited.chain(own) {
+        let at = (secret_file, secret_dir);
+        let resolved = secret_source(at, (source, image_span.clone()), &key, id, secret)?;
+        secrets.insert(id.clone(), resolved);
     }
-    check_no_secret_args(source, &key, raw.args.iter().chain(&defaults.args))?;
+    let mut args = inh.args.clone();
+    args.extend(sourced_map(&raw.args, source));
+    check_no_secret_args(&key, &args)?;
 
-    let (platforms, platforms_span) = match (&raw.platforms, default_platforms) {
+    let (platforms, platforms_source, platforms_span) = match (&raw.platforms, &inh.platforms) {
         (Some(list), _) => {
             let parsed = parse_platforms(source, list)?;
             let span = list_span(list).unwrap_or_else(|| key_span.clone());
-            (parsed.into_iter().map(|(p, _)| p).collect::<Vec<_>>(), span)
+            let platforms = parsed.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+            (platforms, source.clone(), span)
         }
-        (None, Some(list)) => {
-            let span = defaults
-                .platforms
-                .as_deref()
-                .and_then(list_span)
-                .unwrap_or_else(|| key_span.clone());
-            (list.iter().map(|(p, _)| p.clone()).collect(), span)
+        (None, Some(inherited)) => {
+            let platforms = inherited.platforms.clone();
+            match &inherited.span {
+                Some(span) => (platforms, inherited.source.clone(), span.clone()),
+                None => (platforms, source.clone(), key_span.clone()),
+            }
         }
         (None, None) => {
             return Err(source
@@ -635,42 +1059,88 @@ fn resolve_image(
                 )
                 .with_help(format!("it builds: {}", join(&platforms))));
         }
-        overrides.insert(platform, o);
+        let args = sourced_map(&o.args, source);
+        check_no_secret_args(&key, &args)?;
+        overrides.insert(
+            platform,
+            PlatformOverride {
+                args,
+                target: o.target,
+            },
+        );
     }
 
-    let merge = |own: TextMap, default: &TextMap| {
-        let mut merged = default.clone();
-        merged.extend(own);
+    let merge = |own: &TextMap, inherited: &SourcedMap| {
+        let mut merged = inherited.clone();
+        merged.extend(sourced_map(own, source));
         merged
     };
-    let Some(tags) = raw.tags.or_else(|| defaults.tags.clone()) else {
-        return Err(source
-            .error(ErrorKind::Type, image_span, format!("image `{key}` has no tags"))
-            .with_help("set `tags` in [defaults] or in the image, e.g. tags = [\"{{ git.short_sha }}\", \"latest\"]"));
+    let tags = match (&raw.tags, &inh.tags) {
+        (Some(own), _) => own.iter().map(|t| Sourced::new(t, source)).collect(),
+        (None, Some(inherited)) => inherited.clone(),
+        (None, None) => {
+            return Err(source
+                .error(ErrorKind::Type, image_span, format!("image `{key}` has no tags"))
+                .with_help("set `tags` in [defaults] or in the image, e.g. tags = [\"{{ git.short_sha }}\", \"latest\"]"));
+        }
     };
+    let watch = raw
+        .watch
+        .iter()
+        .map(|w| watch_pattern(source, dir, &key, w))
+        .collect::<Result<_, _>>()?;
     Ok(ImageDef {
+        file: file.clone(),
         key,
         key_span: key_span.clone(),
-        context: context_rel,
-        dockerfile_source: Source::new(dir.join(&dockerfile_rel), name, dockerfile_text),
-        dockerfile: dockerfile_rel,
+        context: from_root(&context_rel),
+        dockerfile_source: Source::new(
+            dir.join(&dockerfile_rel),
+            dockerfile.display().to_string(),
+            dockerfile_text,
+        ),
+        dockerfile,
         repository: raw.repository,
         name: raw.name,
         depends_on: raw.depends_on,
         secrets,
-        args: merge(raw.args, &defaults.args),
-        labels: merge(raw.labels, &defaults.labels),
-        annotations: merge(raw.annotations, &defaults.annotations),
+        args,
+        labels: merge(&raw.labels, &inh.labels),
+        annotations: merge(&raw.annotations, &inh.annotations),
         target: raw.target,
         platforms,
+        platforms_source,
         platforms_span,
         tags,
-        push: raw.push.or(defaults.push).unwrap_or(true),
-        matrix_span: raw.matrix.as_ref().map_or(key_span.clone(), Spanned::span),
+        push: raw.push.or(inh.push).unwrap_or(true),
+        matrix_span: raw.matrix.as_ref().map_or(key_span, Spanned::span),
         matrix: raw.matrix.map(Spanned::into_inner).unwrap_or_default(),
         exclude: raw.exclude,
         include: raw.include,
         overrides,
+        watch,
+    })
+}
+
+/// A `watch` entry as an absolute pattern: relative to the file's directory, and a directory
+/// stands for everything below it.
+fn watch_pattern(
+    source: &Source,
+    dir: &Path,
+    key: &str,
+    written: &Text,
+) -> Result<glob::Pattern, ConfigError> {
+    let text = written.get_ref();
+    let joined = dir.join(normalize_relative(Path::new(text.trim_end_matches('/'))));
+    let absolute = normalize_relative(&joined);
+    glob::Pattern::new(&absolute.to_string_lossy()).map_err(|e| {
+        source
+            .error(
+                ErrorKind::Path,
+                written.span(),
+                format!("`watch` pattern `{text}` of image `{key}` is not a valid glob: {e}"),
+            )
+            .with_help("write paths relative to this file, e.g. watch = [\"../../libs/common\", \"../proto/**/*.proto\"]")
     })
 }
 
@@ -681,22 +1151,22 @@ impl ImageDef {
             .into_iter()
             .flat_map(|m| m.values());
         let overrides = self.overrides.values().flat_map(|o| o.args.values());
+        let sourced = self.tags.iter().chain(maps).chain(overrides);
         self.name
             .iter()
             .chain(&self.repository)
-            .chain(&self.tags)
-            .chain(maps)
-            .chain(overrides)
+            .chain(sourced.map(|s| &s.text))
     }
 }
 
+/// Where secret `id` comes from. `at` is the file it is written in; `image` is the image's own
+/// file and table, for an entry that says neither where nor what.
 fn secret_source(
-    source: &Source,
-    dir: &Path,
+    (source, dir): (&Source, &Path),
+    image: (&Source, Range<usize>),
     key: &str,
     id: &str,
     s: &RawSecret,
-    image_span: Range<usize>,
 ) -> Result<SecretSource, ConfigError> {
     match (&s.file, &s.env) {
         (Some(file), None) => {
@@ -706,24 +1176,30 @@ fn secret_source(
                 None => dir.join(written),
             };
             if !path.is_file() {
-                return Err(source.error(ErrorKind::Path, file.span(), format!("secret `{id}` of image `{key}`: no file `{written}`")));
+                return Err(source.error(
+                    ErrorKind::Path,
+                    file.span(),
+                    format!("secret `{id}` of image `{key}`: no file `{written}`"),
+                ));
             }
             Ok(SecretSource::File(path))
         }
         (None, Some(env)) => Ok(SecretSource::Env(env.get_ref().clone())),
-        _ => Err(source
-            .error(ErrorKind::Type, image_span, format!("secret `{id}` of image `{key}` needs exactly one of `file` and `env`"))
-            .with_help("e.g. secrets = { npmrc = { file = \"~/.npmrc\" }, token = { env = \"GH_TOKEN\" } }")),
+        (file, env) => {
+            let message =
+                format!("secret `{id}` of image `{key}` needs exactly one of `file` and `env`");
+            let err = match file.as_ref().or(env.as_ref()) {
+                Some(t) => source.error(ErrorKind::Type, t.span(), message),
+                None => image.0.error(ErrorKind::Type, image.1, message),
+            };
+            Err(err.with_help("e.g. secrets = { npmrc = { file = \"~/.npmrc\" }, token = { env = \"GH_TOKEN\" } }"))
+        }
     }
 }
 
 /// Build args end up in the image's history for anyone to read: a value that looks like a
 /// credential must travel as a secret instead.
-fn check_no_secret_args<'a>(
-    source: &Source,
-    key: &str,
-    args: impl Iterator<Item = (&'a String, &'a Text)>,
-) -> Result<(), ConfigError> {
+fn check_no_secret_args(key: &str, args: &SourcedMap) -> Result<(), ConfigError> {
     const MARKERS: [&str; 8] = [
         "TOKEN",
         "PASSWORD",
@@ -737,8 +1213,8 @@ fn check_no_secret_args<'a>(
     for (name, value) in args {
         let upper = name.to_ascii_uppercase();
         if MARKERS.iter().any(|m| upper.contains(m)) {
-            return Err(source
-                .error(ErrorKind::Secret, value.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
+            return Err(value.source
+                .error(ErrorKind::Secret, value.text.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
                 .with_help(format!(
                     "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
                     id = name.to_ascii_lowercase()

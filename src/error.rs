@@ -66,9 +66,13 @@ impl ErrorKind {
     }
 }
 
-/// A file mab read, kept whole so errors can quote it.
+/// A file mab read, kept whole so errors can quote it. Cheap to clone: every template of a
+/// workspace carries the file it is written in.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct Source(Arc<SourceInner>);
+
+#[derive(Debug)]
+struct SourceInner {
     path: PathBuf,
     name: String,
     text: Arc<str>,
@@ -77,11 +81,11 @@ pub struct Source {
 impl Source {
     /// `name` is how the file is shown in messages (relative to the working directory).
     pub fn new(path: PathBuf, name: String, text: String) -> Self {
-        Self {
+        Self(Arc::new(SourceInner {
             path,
             name,
             text: text.into(),
-        }
+        }))
     }
 
     pub fn read(path: &Path, name: String) -> Result<Self, ConfigError> {
@@ -91,15 +95,15 @@ impl Source {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.0.path
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     pub fn text(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 
     /// An error pointing at `span` of this file.
@@ -114,7 +118,7 @@ impl Source {
 
     /// 1-based line and column of a byte offset, for messages that name a place in words.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
+        let before = &self.0.text[..offset.min(self.0.text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before
             .rfind('\n')
@@ -193,7 +197,7 @@ impl ConfigError {
                 source.line_col(span.start).1
             ));
             self.0.source =
-                Some(NamedSource::new(src_name, source.text.clone()).with_language("toml"));
+                Some(NamedSource::new(src_name, source.0.text.clone()).with_language("toml"));
         }
         self.0
             .labels

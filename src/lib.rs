@@ -4,6 +4,7 @@
 //! into instances and renders their templates, [`plan`] turns instances into a DAG of
 //! per-platform builds and per-instance manifest lists, [`output`] prints it.
 
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod dockerfile;
@@ -32,7 +33,16 @@ pub fn plan_file(
     vars: &[(String, String)],
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
-    let config = config::load(path, vars)?;
+    plan_at(&config::Location::File(path.to_path_buf()), vars, selection)
+}
+
+/// Loads the config `location` names, with `vars` overriding `[vars]`, and plans `selection`.
+pub fn plan_at(
+    location: &config::Location,
+    vars: &[(String, String)],
+    selection: &Selection,
+) -> Result<Plan, ConfigError> {
+    let config = location.load(vars)?;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)
 }

@@ -9,7 +9,7 @@ use minijinja::context;
 use minijinja::value::{Serde, Value};
 use rayon::iter::{IndexedParallelIterator, IntoParallelRefIterator};
 
-use crate::config::{Config, ImageDef, MatrixValue, parse_platform};
+use crate::config::{Config, File, ImageDef, MatrixValue, SourcedMap, parse_platform};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::git::LazyGit;
 use crate::platform::Platform;
@@ -103,7 +103,8 @@ fn entry_platform(
 
 /// The combinations of one image: the product of its matrix × its platforms, less `exclude`,
 /// plus `include`. Combinations left with no platform are dropped.
-pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
+pub fn combinations(def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
+    let source = &def.file.source;
     let matrix = &def.matrix;
     if matrix.contains_key("platform") {
         return Err(matrix_error(
@@ -205,10 +206,16 @@ pub fn combinations(source: &Source, def: &ImageDef) -> Result<Vec<Combination>,
     Ok(out)
 }
 
-/// Everything templates of one config see, whatever the image.
-struct Globals {
+/// What the templates of one file see, whatever the image.
+struct FileGlobals {
     base: Value,
     registry: Option<String>,
+}
+
+/// Everything templates see, whatever the image.
+struct Globals {
+    /// Per file of the config, in [`Config::files`] order.
+    files: Vec<FileGlobals>,
     /// `org.opencontainers.image.*` labels every image gets (unless the config sets them).
     oci_labels: BTreeMap<String, String>,
     source_date_epoch: Option<i64>,
@@ -258,57 +265,84 @@ fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String
 }
 
 fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigError> {
-    let vars = Value::from(Serde(&config.vars));
     let git = templates.git();
-    let plain = context! { vars => vars.clone(), git => git.clone(), registry => Value::UNDEFINED };
-    let registry = config
-        .registry
-        .as_ref()
-        .map(|r| templates.render(r, &plain, "(defaults)", Field::Registry))
-        .transpose()?;
-    let with_registry =
-        context! { vars => vars.clone(), git => git.clone(), registry => registry.clone() };
-    // `images.NAME.repository` for each image whose repository does not depend on its matrix.
+    let mut registries = Vec::with_capacity(config.files.len());
+    for file in &config.files {
+        let vars = Value::from(Serde(&file.vars));
+        let plain = context! { vars => vars, git => git.clone(), registry => Value::UNDEFINED };
+        let registry = file
+            .registry
+            .as_ref()
+            .map(|r| templates.render(&r.source, &r.text, &plain, "(defaults)", Field::Registry))
+            .transpose()?;
+        registries.push(registry);
+    }
+    let with_registry = |file: &File| {
+        let registry = registries[file.index].clone();
+        context! { vars => Value::from(Serde(&file.vars)), git => git.clone(), registry => registry }
+    };
+    // `images.NAME.repository` for each image whose repository does not depend on its matrix,
+    // whichever file it is in; a qualified name (`services/base:base`) works too.
     let mut images = BTreeMap::new();
     for def in &config.images {
         let ctx =
-            context! { image => context! { name => def.key.clone() }, ..with_registry.clone() };
-        let repository = match (&def.repository, &registry) {
-            (Some(t), _) => templates.render(t, &ctx, &def.key, Field::Repository).ok(),
+            context! { image => context! { name => def.key.clone() }, ..with_registry(&def.file) };
+        let repository = match (&def.repository, &registries[def.file.index]) {
+            (Some(t), _) => templates
+                .render(&def.file.source, t, &ctx, &def.key, Field::Repository)
+                .ok(),
             (None, Some(r)) => Some(format!("{r}/{}", def.key)),
             (None, None) => None,
         };
         if let Some(repository) = repository {
-            images.insert(def.key.clone(), context! { repository });
+            let value = context! { repository };
+            if config.files.len() > 1 {
+                images.insert(qualified(&def.file, &def.key), value.clone());
+            }
+            images.insert(def.key.clone(), value);
         }
     }
-    let base = context! { images => Value::from(Serde(&images)), ..with_registry };
+    let images = Value::from(Serde(&images));
+    let files = config
+        .files
+        .iter()
+        .zip(&registries)
+        .map(|(file, registry)| FileGlobals {
+            base: context! { images => images.clone(), ..with_registry(file) },
+            registry: registry.clone(),
+        })
+        .collect();
     Ok(Globals {
-        base,
-        registry,
+        files,
         oci_labels: oci_labels(config, templates),
         source_date_epoch: source_date_epoch(config, templates)?,
     })
+}
+
+/// `dir:name`, the name of an image or instance qualified by its file's directory.
+pub fn qualified(file: &File, name: &str) -> String {
+    format!("{}:{name}", file.rel_dir.display())
 }
 
 /// Expands and renders every image of the config into instances, in config order (images by
 /// name, then combinations in matrix order). Names and references are unique when this returns.
 pub fn expand(config: &Config) -> Result<Vec<Instance>, ConfigError> {
     let texts = config
-        .registry
+        .files
         .iter()
+        .filter_map(|f| f.registry.as_ref().map(|r| &r.text))
         .chain(config.images.iter().flat_map(ImageDef::templates));
-    let git = Arc::new(LazyGit::new(config.dir.clone()));
-    let templates = Templates::new(&config.source, git, texts.map(|t| t.get_ref().as_str()));
+    let git = Arc::new(LazyGit::new(config.root.clone()));
+    let templates = Templates::new(git, texts.map(|t| t.get_ref().as_str()));
     let globals = globals(config, &templates)?;
     let per_image = crate::par::try_map(config.images.par_iter().enumerate(), |(index, def)| {
-        combinations(&config.source, def)?
+        combinations(def)?
             .into_iter()
             .map(|c| instantiate(config, &templates, &globals, index, def, c))
             .collect::<Result<Vec<_>, _>>()
     })?;
     let instances: Vec<Instance> = per_image.into_iter().flatten().collect();
-    check_unique(&config.source, &instances)?;
+    check_unique(config, &instances)?;
     Ok(instances)
 }
 
@@ -320,13 +354,17 @@ fn instantiate(
     def: &ImageDef,
     combination: Combination,
 ) -> Result<Instance, ConfigError> {
-    let source = &config.source;
+    let source = &def.file.source;
+    let file_globals = &globals.files[def.file.index];
     let key = def.key.as_str();
     let matrix = Value::from(Serde(&combination.values));
-    let ctx = context! { matrix => matrix.clone(), ..globals.base.clone() };
+    let ctx = context! { matrix => matrix.clone(), ..file_globals.base.clone() };
 
     let (name, name_span) = match &def.name {
-        Some(t) => (templates.render(t, &ctx, key, Field::Name)?, t.span()),
+        Some(t) => (
+            templates.render(source, t, &ctx, key, Field::Name)?,
+            t.span(),
+        ),
         None => (
             default_name(source, def, &combination.values)?,
             def.key_span.clone(),
@@ -334,8 +372,9 @@ fn instantiate(
     };
     check_name(source, &name, name_span.clone(), key)?;
 
-    let repository_text = match (&def.repository, &globals.registry) {
+    let repository_text = match (&def.repository, &file_globals.registry) {
         (Some(t), _) => templates.render(
+            source,
             t,
             &context! { image => context! { name => name.clone() }, ..ctx.clone() },
             key,
@@ -348,17 +387,13 @@ fn instantiate(
                 .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
         }
     };
-    let repo_span = def.repository.as_ref().map_or_else(
-        || {
-            config
-                .registry
-                .as_ref()
-                .map_or(def.key_span.clone(), |r| r.span())
-        },
-        |r| r.span(),
-    );
+    let (repo_source, repo_span) = match (&def.repository, &def.file.registry) {
+        (Some(r), _) => (source, r.span()),
+        (None, Some(r)) => (&r.source, r.text.span()),
+        (None, None) => (source, def.key_span.clone()),
+    };
     let repository: Repository = repository_text.parse().map_err(|e| {
-        source.error(
+        repo_source.error(
             ErrorKind::Reference,
             repo_span,
             format!("image `{key}`: {e}"),
@@ -370,11 +405,11 @@ fn instantiate(
 
     let mut tags = Vec::with_capacity(def.tags.len());
     for t in &def.tags {
-        let rendered = templates.render(t, &ctx, &name, Field::Tag)?;
+        let rendered = templates.render(&t.source, &t.text, &ctx, &name, Field::Tag)?;
         let tag: Tag = rendered.parse().map_err(|e| {
-            source.error(
+            t.source.error(
                 ErrorKind::Reference,
-                t.span(),
+                t.text.span(),
                 format!("tag of image `{name}` renders to an invalid tag: {e}"),
             )
         })?;
@@ -384,11 +419,12 @@ fn instantiate(
         });
     }
 
-    let render_map = |map: &BTreeMap<String, toml::Spanned<String>>,
-                      ctx: &Value,
-                      field: &dyn Fn(&str) -> Field<'_>| {
+    let render_map = |map: &SourcedMap, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
         map.iter()
-            .map(|(k, v)| Ok((k.clone(), templates.render(v, ctx, &name, field(k))?)))
+            .map(|(k, v)| {
+                let rendered = templates.render(&v.source, &v.text, ctx, &name, field(k))?;
+                Ok((k.clone(), rendered))
+            })
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
     let mut labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
@@ -480,7 +516,8 @@ fn check_name(
         .with_help("names are lowercase letters and digits, separated by single `.`, `_` or `-`; set `name` to a template that renders one"))
 }
 
-fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigError> {
+fn check_unique(config: &Config, instances: &[Instance]) -> Result<(), ConfigError> {
+    let source = |inst: &Instance| &config.images[inst.image].file.source;
     let mut names: HashMap<&str, &Instance> = HashMap::with_capacity(instances.len());
     let mut refs: HashMap<String, &Instance> = HashMap::new();
     for inst in instances {
@@ -490,12 +527,12 @@ fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigErr
                 format!("two image instances are named `{}`", inst.name),
             )
             .at(
-                source,
+                source(first),
                 first.name_span.clone(),
                 Some(format!("`{}` from image `{}`", first.name, first.key)),
             )
             .at(
-                source,
+                source(inst),
                 inst.name_span.clone(),
                 Some(format!("`{}` again, from image `{}`", inst.name, inst.key)),
             )
@@ -504,8 +541,8 @@ fn check_unique(source: &Source, instances: &[Instance]) -> Result<(), ConfigErr
         for r in &inst.tags {
             if let Some(first) = refs.insert(r.qualified(), inst) {
                 return Err(ConfigError::new(ErrorKind::Duplicate, format!("`{r}` is pushed by both `{}` and `{}`", first.name, inst.name))
-                    .at(source, first.name_span.clone(), Some(format!("`{}`", first.name)))
-                    .at(source, inst.name_span.clone(), Some(format!("`{}`", inst.name)))
+                    .at(source(first), first.name_span.clone(), Some(format!("`{}`", first.name)))
+                    .at(source(inst), inst.name_span.clone(), Some(format!("`{}`", inst.name)))
                     .with_help("one tag names one manifest list: make the tags differ, e.g. with a matrix value"));
             }
         }
@@ -522,14 +559,13 @@ pub fn platforms_of(inst: &Instance) -> String {
 mod tests {
     use super::*;
 
-    fn def(toml_text: &str) -> (Source, ImageDef) {
+    fn def(toml_text: &str) -> ImageDef {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let path = dir.path().join("multiarch.toml");
         std::fs::write(&path, toml_text).unwrap();
         let config = crate::config::load(&path, &[]).unwrap();
-        let def = config.images.into_iter().next().unwrap();
-        (config.source, def)
+        config.images.into_iter().next().unwrap()
     }
 
     const HEAD: &str = "[defaults]\nregistry = \"r.io/a\"\ntags = [\"t\"]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\n[images.api]\n";
@@ -540,10 +576,10 @@ mod tests {
 
     #[test]
     fn product_counts() {
-        let (src, d) = def(&format!(
+        let d = def(&format!(
             "{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"], os = [\"alpine\", \"debian\", \"ubi\"] }}\n"
         ));
-        let c = combinations(&src, &d).unwrap();
+        let c = combinations(&d).unwrap();
         assert_eq!(c.len(), 6);
         assert_eq!(count(&c), 18);
         assert_eq!(c[0].values["go"], MatrixValue::String("1.22".into()));
@@ -553,20 +589,20 @@ mod tests {
 
     #[test]
     fn no_matrix_is_one_instance_and_empty_list_is_none() {
-        let (src, d) = def(HEAD);
-        assert_eq!(combinations(&src, &d).unwrap().len(), 1);
-        let (src, d) = def(&format!("{HEAD}matrix = {{ go = [] }}\n"));
-        assert!(combinations(&src, &d).unwrap().is_empty());
+        let d = def(HEAD);
+        assert_eq!(combinations(&d).unwrap().len(), 1);
+        let d = def(&format!("{HEAD}matrix = {{ go = [] }}\n"));
+        assert!(combinations(&d).unwrap().is_empty());
     }
 
     #[test]
     fn exclude_and_include() {
-        let (src, d) = def(&format!(
+        let d = def(&format!(
             "{HEAD}matrix = {{ go = [\"1.22\", \"1.23\"] }}\n\
              exclude = [{{ go = \"1.22\", platform = \"linux/arm/v7\" }}, {{ go = \"1.23\", platform = \"armhf\" }}]\n\
              include = [{{ go = \"1.24\" }}, {{ go = \"1.22\", platform = \"linux/s390x\" }}]\n"
         ));
-        let c = combinations(&src, &d).unwrap();
+        let c = combinations(&d).unwrap();
         // 2 × 3 − 2 excluded + 3 (1.24 on all) + 1 (s390x)
         assert_eq!(count(&c), 6 - 2 + 3 + 1);
         assert_eq!(c.len(), 3);
@@ -581,34 +617,31 @@ mod tests {
 
     #[test]
     fn exclude_whole_combination_and_table_values() {
-        let (src, d) = def(&format!(
+        let d = def(&format!(
             "{HEAD}matrix = {{ base = [{{ name = \"alpine\", image = \"alpine:3\" }}, {{ name = \"deb\", image = \"debian:12\" }}] }}\n\
              exclude = [{{ base = \"deb\" }}]\n"
         ));
-        let c = combinations(&src, &d).unwrap();
+        let c = combinations(&d).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].values["base"].short_name(), Some("alpine"));
     }
 
     #[test]
     fn bad_entries() {
-        let (src, d) = def(&format!(
+        let d = def(&format!(
             "{HEAD}matrix = {{ go = [\"1\"] }}\nexclude = [{{ og = \"1\" }}]\n"
         ));
-        let e = combinations(&src, &d).unwrap_err();
+        let e = combinations(&d).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnknownKey);
-        let (src, d) = def(&format!(
+        let d = def(&format!(
             "{HEAD}matrix = {{ go = [\"1\"] }}\ninclude = [{{ go = \"1\" }}]\n"
         ));
-        assert_eq!(
-            combinations(&src, &d).unwrap_err().kind(),
-            ErrorKind::Matrix
-        );
-        let (src, d) = def(&format!(
+        assert_eq!(combinations(&d).unwrap_err().kind(), ErrorKind::Matrix);
+        let d = def(&format!(
             "{HEAD}matrix = {{ go = [\"1\"], x = [\"a\"] }}\ninclude = [{{ go = \"2\" }}]\n"
         ));
         assert!(
-            combinations(&src, &d)
+            combinations(&d)
                 .unwrap_err()
                 .message()
                 .contains("does not set matrix key `x`")

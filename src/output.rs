@@ -20,13 +20,36 @@ fn plural(n: usize) -> &'static str {
 pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Result<()> {
     let builds = plan.builds.len();
     let manifests = plan.manifests.len();
+    let files = match plan.files.as_slice() {
+        [one] => one.clone(),
+        all => format!("{} config files ({})", all.len(), all.join(", ")),
+    };
     writeln!(
         out,
-        "Plan for {}: {builds} build{}, {manifests} manifest list{} (podman runs in {workdir_display})",
-        plan.config,
+        "Plan for {files}: {builds} build{}, {manifests} manifest list{} (podman runs in {workdir_display})",
         plural(builds),
         plural(manifests),
     )?;
+    if let Some(changed) = &plan.changed_since {
+        if changed.selected.is_empty() {
+            writeln!(
+                out,
+                "\nNo image is touched by the changes since {}.",
+                changed.revision
+            )?;
+        } else {
+            writeln!(out, "\nSelected by the changes since {}:", changed.revision)?;
+            let width = changed
+                .selected
+                .iter()
+                .map(|s| s.image.len())
+                .max()
+                .unwrap_or(0);
+            for s in &changed.selected {
+                writeln!(out, "  {:width$}  {}", s.image, s.reason)?;
+            }
+        }
+    }
     for (n, b) in plan.builds.iter().enumerate() {
         write!(out, "\n[{}/{builds}] build {}", n + 1, b.id)?;
         if !b.depends_on.is_empty() {

@@ -8,20 +8,22 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
 
+use crate::changes::Changes;
 use crate::config::{Config, SecretSource};
 use crate::dockerfile::{BaseRef, Dockerfile};
 use crate::error::{ConfigError, ErrorKind, Source, suggest};
-use crate::matrix::{Instance, platforms_of};
+use crate::matrix::{Instance, platforms_of, qualified};
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Repository};
 
 /// The JSON format version of [`Plan`]; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: `config` became `files`, for configs of several files; `changed_since` added.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Retries of a push or registry read after a transient failure, unless the config says.
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -39,15 +41,51 @@ pub struct Plan {
     pub timeout_secs: Option<u64>,
     /// Retries of a push or registry read after a transient failure (`[builder] retries`).
     pub retries: u32,
-    /// The config file, as shown to the user.
-    pub config: String,
+    /// The config files, as shown to the user.
+    pub files: Vec<String>,
     /// The directory podman runs in; paths in `argv` are relative to it.
     pub workdir: PathBuf,
     /// Where the builds' secrets come from (files and environment variables, never values).
     pub secrets: Vec<SecretSource>,
+    /// With `--changed-since`: the revision, and why each image was selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<ChangedSince>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedSince {
+    pub revision: String,
+    /// In instance order.
+    pub selected: Vec<Selected>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Selected {
+    pub image: String,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+/// Why `--changed-since` selected an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A file of it changed (relative to the top of the git work tree).
+    Changed(String),
+    /// It depends on this selected image.
+    DependsOn(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Changed(path) => write!(f, "changed: {path}"),
+            Self::DependsOn(image) => write!(f, "depends on {image}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,10 +141,14 @@ pub const STATE_DIR: &str = ".mab";
 /// What the command line selects.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Image names, instance names or globs; empty selects everything.
+    /// Image names, instance names, qualified names (`services/api:api`) or globs; empty
+    /// selects everything.
     pub patterns: Vec<String>,
     /// Platforms to keep; empty keeps all.
     pub platforms: Vec<Platform>,
+    /// Only the images these changes touch and their dependents (of those `patterns` match);
+    /// their dependencies are not rebuilt.
+    pub changes: Option<Changes>,
 }
 
 /// How a dependent build gets its dependency's local image.
@@ -209,29 +251,21 @@ pub fn plan(
     instances: &[Instance],
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
-    let timeout_secs = config
-        .builder
-        .timeout
-        .as_ref()
-        .map(|t| {
-            humantime::parse_duration(t.get_ref())
-                .map(|d| d.as_secs())
-                .map_err(|e| {
-                    let message = format!("invalid timeout `{}`: {e}", t.get_ref());
-                    config
-                        .source
-                        .error(ErrorKind::Type, t.span(), message)
-                        .with_help("write a duration such as \"30m\" or \"1h 30m\"")
-                })
-        })
-        .transpose()?;
     let graph = Graph::new(config, instances)?;
-    let selected = graph.select(selection)?;
+    let (selected, changed_since) = match &selection.changes {
+        Some(changes) => {
+            let (selected, reasons) = graph.select_changed(changes, &selection.patterns)?;
+            (selected, Some(reasons))
+        }
+        None => (graph.select(selection)?, None),
+    };
+    graph.check_platforms(&selected, &selection.platforms)?;
     graph.check_cycles()?;
     let retries = config.builder.retries.unwrap_or(DEFAULT_RETRIES);
     Ok(Plan {
-        timeout_secs,
+        timeout_secs: config.timeout_secs,
         retries,
+        changed_since,
         ..graph.into_plan(&selected, &selection.platforms)
     })
 }
@@ -344,51 +378,74 @@ impl<'a> Index<'a> {
         Ok(per_platform)
     }
 
-    /// The instances a `depends_on` entry names: an instance name, or every instance of an image.
+    /// The instances a `depends_on` entry names: an instance name, or every instance of an image,
+    /// either of them qualified by its file's directory (`services/base:base`) or not.
     fn resolve_dependency(
         &self,
-        wanted: &str,
+        written: &str,
         span: Range<usize>,
         from: &Instance,
     ) -> Result<Vec<usize>, ConfigError> {
         let config = self.config;
-        if let Some(&i) = self.by_name.get(wanted) {
+        let source = &config.images[from.image].file.source;
+        let (dir, wanted) = match written.rsplit_once(':') {
+            Some((dir, name)) => (Some(Path::new(dir)), name),
+            None => (None, written),
+        };
+        let in_dir = |image: usize| dir.is_none_or(|d| config.images[image].file.rel_dir == d);
+        if let Some(&i) = self
+            .by_name
+            .get(wanted)
+            .filter(|&&i| in_dir(self.instances[i].image))
+        {
             return Ok(vec![i]);
         }
-        if wanted == from.key {
+        if wanted == from.key && in_dir(from.image) {
             // A matrix image naming itself: each instance would wait for all the others.
-            return Err(config.source.error(
+            return Err(source.error(
                 ErrorKind::Cycle,
                 span,
                 format!("dependency cycle: {wanted} -> {wanted}"),
             ));
         }
-        if let Some(all) = self.by_key.get(wanted) {
+        if let Some(all) = self
+            .by_key
+            .get(wanted)
+            .filter(|all| all.iter().all(|&i| in_dir(self.instances[i].image)))
+        {
             return Ok(all.clone());
         }
-        if config.images.iter().any(|d| d.key == wanted) {
+        if let Some(image) = config.images.iter().position(|d| d.key == wanted)
+            && in_dir(image)
+        {
             // An image whose matrix yields no instance: nothing to wait for.
             return Ok(Vec::new());
         }
         let known = config
             .images
             .iter()
-            .map(|d| d.key.as_str())
-            .chain(self.by_name.keys().copied());
+            .flat_map(|d| [d.key.clone(), qualified(&d.file, &d.key)])
+            .chain(self.by_name.keys().map(|k| k.to_string()))
+            .collect::<Vec<_>>();
         let images: Vec<&str> = config.images.iter().map(|d| d.key.as_str()).collect();
-        Err(config
-            .source
+        let help = suggest(written, known.iter().map(String::as_str)).unwrap_or_else(|| {
+            let hint = if config.files.len() > 1 {
+                ""
+            } else {
+                "; an image of another multiarch.toml is seen with `--all`"
+            };
+            format!("images: {}{hint}", images.join(", "))
+        });
+        Err(source
             .error(
                 ErrorKind::UnknownDependency,
                 span,
                 format!(
-                    "image `{}` depends on `{wanted}`, which is not an image of this config",
+                    "image `{}` depends on `{written}`, which is not an image of this config",
                     from.name
                 ),
             )
-            .with_help(
-                suggest(wanted, known).unwrap_or_else(|| format!("images: {}", images.join(", "))),
-            ))
+            .with_help(help))
     }
 }
 
@@ -422,9 +479,24 @@ impl<'a> Graph<'a> {
 
     /// The instances selected by the patterns, plus everything they depend on.
     fn select(&self, selection: &Selection) -> Result<Vec<bool>, ConfigError> {
-        let n = self.instances.len();
-        let mut selected = vec![selection.patterns.is_empty(); n];
-        for pattern in &selection.patterns {
+        let mut selected = self.named(&selection.patterns)?;
+        let mut stack: Vec<usize> = (0..selected.len()).filter(|&i| selected[i]).collect();
+        while let Some(i) = stack.pop() {
+            for edge in self.edges[i].iter().flatten() {
+                if !selected[edge.dep] {
+                    selected[edge.dep] = true;
+                    stack.push(edge.dep);
+                }
+            }
+        }
+        Ok(selected)
+    }
+
+    /// The instances the patterns name (all of them without patterns); a pattern that names
+    /// none is an error.
+    fn named(&self, patterns: &[String]) -> Result<Vec<bool>, ConfigError> {
+        let mut named = vec![patterns.is_empty(); self.instances.len()];
+        for pattern in patterns {
             let glob = glob::Pattern::new(pattern).map_err(|e| {
                 ConfigError::new(
                     ErrorKind::Selection,
@@ -433,8 +505,8 @@ impl<'a> Graph<'a> {
             })?;
             let mut any = false;
             for (i, inst) in self.instances.iter().enumerate() {
-                if inst.key == *pattern || glob.matches(&inst.name) || glob.matches(&inst.key) {
-                    selected[i] = true;
+                if self.matches(inst, pattern, &glob) {
+                    named[i] = true;
                     any = true;
                 }
             }
@@ -453,26 +525,87 @@ impl<'a> Graph<'a> {
                 ));
             }
         }
-        let mut stack: Vec<usize> = (0..n).filter(|&i| selected[i]).collect();
-        while let Some(i) = stack.pop() {
-            for edge in self.edges[i].iter().flatten() {
-                if !selected[edge.dep] {
-                    selected[edge.dep] = true;
-                    stack.push(edge.dep);
+        Ok(named)
+    }
+
+    /// Whether a command-line pattern names the instance: its image's name or its own, plain,
+    /// qualified by the file's directory, or matched as a glob.
+    fn matches(&self, inst: &Instance, pattern: &str, glob: &glob::Pattern) -> bool {
+        let file = &self.config.images[inst.image].file;
+        inst.key == pattern
+            || [&inst.name, &inst.key]
+                .into_iter()
+                .any(|name| glob.matches(name) || glob.matches(&qualified(file, name)))
+    }
+
+    /// `--changed-since`: the instances the changes touch, and everything that depends on
+    /// them, transitively; with patterns, only those of them the patterns name.
+    fn select_changed(
+        &self,
+        changes: &Changes,
+        patterns: &[String],
+    ) -> Result<(Vec<bool>, ChangedSince), ConfigError> {
+        let config = self.config;
+        let touched: Vec<Option<String>> = config
+            .images
+            .par_iter()
+            .map(|def| changes.touching(def, &config.root).map(|p| changes.show(p)))
+            .collect();
+        let n = self.instances.len();
+        let mut reasons: Vec<Option<Reason>> = self
+            .instances
+            .iter()
+            .map(|inst| touched[inst.image].clone().map(Reason::Changed))
+            .collect();
+        let mut dependents: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+        for (i, edges) in self.edges.iter().enumerate() {
+            for e in edges.iter().flatten() {
+                dependents[e.dep].insert(i);
+            }
+        }
+        let mut queue: std::collections::VecDeque<usize> =
+            (0..n).filter(|&i| reasons[i].is_some()).collect();
+        while let Some(i) = queue.pop_front() {
+            for &d in &dependents[i] {
+                if reasons[d].is_none() {
+                    reasons[d] = Some(Reason::DependsOn(self.instances[i].name.clone()));
+                    queue.push_back(d);
                 }
             }
         }
-        for p in &selection.platforms {
-            let built = (0..n)
+        // A pattern keeps what it names, without the dependencies `select` would add.
+        let named = self.named(patterns)?;
+        let selected: Vec<bool> = (0..n).map(|i| named[i] && reasons[i].is_some()).collect();
+        let listed = (0..n)
+            .filter(|&i| selected[i])
+            .map(|i| Selected {
+                image: self.instances[i].name.clone(),
+                reason: reasons[i].clone().expect("selected ones have a reason"),
+            })
+            .collect();
+        let changed_since = ChangedSince {
+            revision: changes.since.clone(),
+            selected: listed,
+        };
+        Ok((selected, changed_since))
+    }
+
+    fn check_platforms(
+        &self,
+        selected: &[bool],
+        platforms: &[Platform],
+    ) -> Result<(), ConfigError> {
+        for p in platforms {
+            let built = (0..self.instances.len())
                 .any(|i| selected[i] && self.instances[i].builds.iter().any(|b| b.platform == *p));
-            if !built {
+            if !built && selected.iter().any(|s| *s) {
                 return Err(ConfigError::new(
                     ErrorKind::Selection,
                     format!("no selected image is built for `{p}`"),
                 ));
             }
         }
-        Ok(selected)
+        Ok(())
     }
 
     fn names(&self) -> Vec<&str> {
@@ -544,7 +677,7 @@ impl<'a> Graph<'a> {
             let next = &self.instances[path[(k + 1) % path.len()]];
             let inst = &self.instances[i];
             err = err.at(
-                &self.config.source,
+                &self.config.images[inst.image].file.source,
                 inst.name_span.clone(),
                 Some(format!("`{}` depends on `{}`", inst.name, next.name)),
             );
@@ -589,7 +722,10 @@ impl<'a> Graph<'a> {
             "cycles are rejected before ordering"
         );
 
-        let builds: Vec<Build> = order.par_iter().map(|&(i, b)| self.build(i, b)).collect();
+        let builds: Vec<Build> = order
+            .par_iter()
+            .map(|&(i, b)| self.build(i, b, selected))
+            .collect();
         let manifests = self
             .instances
             .iter()
@@ -610,8 +746,14 @@ impl<'a> Graph<'a> {
             podman: self.podman.clone(),
             timeout_secs: None,
             retries: DEFAULT_RETRIES,
-            config: self.config.source.name().to_string(),
-            workdir: self.config.dir.clone(),
+            files: self
+                .config
+                .files
+                .iter()
+                .map(|f| f.source.name().to_string())
+                .collect(),
+            workdir: self.config.root.clone(),
+            changed_since: None,
             secrets: self.secrets(selected),
             builds,
             manifests,
@@ -694,7 +836,9 @@ impl<'a> Graph<'a> {
         }
     }
 
-    fn build(&self, i: usize, b: usize) -> Build {
+    /// Build `b` of instance `i`; dependencies left out of the selection are read from the
+    /// registry, as the Dockerfile says, not from a local build.
+    fn build(&self, i: usize, b: usize, selected: &[bool]) -> Build {
         let inst = &self.instances[i];
         let spec = &inst.builds[b];
         let def = &self.config.images[inst.image];
@@ -702,7 +846,7 @@ impl<'a> Graph<'a> {
         let mut args = spec.args.clone();
         let mut contexts = BTreeMap::new();
         let mut depends_on = Vec::new();
-        for edge in &self.edges[i][b] {
+        for edge in self.edges[i][b].iter().filter(|e| selected[e.dep]) {
             let dep = &self.instances[edge.dep];
             let local = local_image(&dep.name, p);
             depends_on.push(build_id(&dep.name, p));
@@ -799,18 +943,18 @@ fn platform_mismatch(
                 Some(format!("reads `{}`", base.resolved)),
             )
             .at(
-                &config.source,
+                &def.platforms_source,
                 def.platforms_span.clone(),
                 Some(format!("`{}` builds these platforms", inst.key)),
             ),
         Origin::DependsOn(span) => ConfigError::new(ErrorKind::PlatformMismatch, message)
             .at(
-                &config.source,
+                &def.file.source,
                 span.clone(),
                 Some("dependency declared here"),
             )
             .at(
-                &config.source,
+                &def.platforms_source,
                 def.platforms_span.clone(),
                 Some(format!("`{}` builds these platforms", inst.key)),
             ),
@@ -907,6 +1051,7 @@ mod tests {
         let sel = Selection {
             patterns: vec!["app".into()],
             platforms: vec!["linux/arm64".parse().unwrap()],
+            changes: None,
         };
         let plan = plan_of(&format!("{HEAD}{CHAIN}"), &chain(), &sel).unwrap();
         let ids: Vec<&str> = plan.builds.iter().map(|b| b.id.as_str()).collect();

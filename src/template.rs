@@ -47,12 +47,11 @@ impl Field<'_> {
 const TEMPLATE_FUEL: u64 = 100_000;
 
 /// The template engine of one config file.
-pub struct Templates<'s> {
+pub struct Templates {
     /// Each distinct template is compiled once, up front, and kept here under its own text as
     /// its name: a config of 1,000 images repeats the same few templates thousands of times,
     /// and a read-only environment can be shared by the threads that render them.
     env: Environment<'static>,
-    source: &'s Source,
     git: Arc<LazyGit>,
 }
 
@@ -69,13 +68,9 @@ fn env_function(name: String, default: Option<String>) -> Result<String, minijin
     }
 }
 
-impl<'s> Templates<'s> {
+impl Templates {
     /// `texts` are the templates to compile now; others are compiled each time they render.
-    pub fn new<'t>(
-        source: &'s Source,
-        git: Arc<LazyGit>,
-        texts: impl IntoIterator<Item = &'t str>,
-    ) -> Self {
+    pub fn new<'t>(git: Arc<LazyGit>, texts: impl IntoIterator<Item = &'t str>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Names are template texts: one ending in `.html` must not switch on HTML escaping.
@@ -89,7 +84,7 @@ impl<'s> Templates<'s> {
                 let _ = env.add_template_owned(text.to_string(), text.to_string());
             }
         }
-        Self { env, source, git }
+        Self { env, git }
     }
 
     pub fn git(&self) -> Value {
@@ -100,9 +95,10 @@ impl<'s> Templates<'s> {
         self.git.info()
     }
 
-    /// Renders `template` with `ctx`; `image` names the image in errors.
+    /// Renders `template`, written in `source`, with `ctx`; `image` names the image in errors.
     pub fn render(
         &self,
+        source: &Source,
         template: &Spanned<String>,
         ctx: &Value,
         image: &str,
@@ -117,12 +113,13 @@ impl<'s> Templates<'s> {
             Ok(compiled) => compiled.render(ctx),
             Err(_) => self.env.render_str(text, ctx),
         };
-        rendered.map_err(|e| self.explain(template, ctx, image, field, e))
+        rendered.map_err(|e| self.explain(source, template, ctx, image, field, e))
     }
 
     /// Turns a minijinja error into one that says which variable, where, and what exists instead.
     fn explain(
         &self,
+        source: &Source,
         template: &Spanned<String>,
         ctx: &Value,
         image: &str,
@@ -133,16 +130,12 @@ impl<'s> Templates<'s> {
         let whole = template.span();
         let span = e
             .range()
-            .and_then(|r| inner_span(self.source.text(), &whole, text, r))
+            .and_then(|r| inner_span(source.text(), &whole, text, r))
             .unwrap_or(whole.clone());
         let place = format!("{} of image `{image}`", field.describe());
         let detail = e.detail().unwrap_or_default().to_string();
         let err = |message: String, label: &str| {
-            ConfigError::new(ErrorKind::Template, message).at(
-                self.source,
-                span.clone(),
-                Some(label),
-            )
+            ConfigError::new(ErrorKind::Template, message).at(source, span.clone(), Some(label))
         };
         match e.kind() {
             JinjaKind::SyntaxError => err(
@@ -289,7 +282,7 @@ mod tests {
 
     fn render(text: &str, field: Field) -> Result<String, ConfigError> {
         let src = source(&format!("t = \"{text}\"\n"));
-        let t = Templates::new(&src, Arc::new(LazyGit::new(std::env::temp_dir())), [text]);
+        let t = Templates::new(Arc::new(LazyGit::new(std::env::temp_dir())), [text]);
         let ctx = context! {
             vars => context! { version => "1.4.2" },
             matrix => context! { go => "1.22" },
@@ -301,7 +294,7 @@ mod tests {
             }
             _ => ctx,
         };
-        t.render(&spanned(&src, text), &ctx, "api", field)
+        t.render(&src, &spanned(&src, text), &ctx, "api", field)
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn config_is_found_in_a_parent_directory() {
     cmd.current_dir(p.path().join("services/api"));
     let plan = json(cmd);
     assert_eq!(plan["builds"].as_array().unwrap().len(), 10);
-    assert_eq!(plan["config"], "../../multiarch.toml");
+    assert_eq!(plan["files"], serde_json::json!(["../../multiarch.toml"]));
 }
 
 #[test]
