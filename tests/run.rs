@@ -596,3 +596,29 @@ fn quiet_prints_only_failures_and_verbose_prints_commands() {
         "{text}"
     );
 }
+
+#[test]
+fn changed_since_builds_and_pushes_only_what_changed() {
+    let p = project();
+    p.git_commit("all");
+    p.file("app/config.txt", "v2\n");
+    let r = run(&p, &["--changed-since", "HEAD"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    // app alone: base is unchanged, so app's FROM reads it from the registry.
+    assert!(r.has("start localhost/mab/app:linux-arm64"));
+    assert!(!r.has("start localhost/mab/base:linux-arm64"));
+    assert!(!r.has("start localhost/mab/other:linux-arm64"));
+    assert_eq!(
+        r.pushed(),
+        ["reg.test/acme/app:1", "reg.test/acme/app:latest"]
+    );
+
+    // Nothing else changed since: nothing runs, and that is a success.
+    std::fs::remove_dir_all(p.path().join("fake-state")).unwrap();
+    std::fs::remove_file(p.path().join("podman.log")).unwrap();
+    p.git_commit("app config");
+    let r = run(&p, &["--changed-since", "HEAD"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert!(!r.has("start localhost/mab/app:linux-arm64"), "{}", r.log);
+    assert_eq!(r.pushed(), Vec::<String>::new());
+}

@@ -1,0 +1,382 @@
+//! A monorepo of several `multiarch.toml` files, built by the tests in a temporary git
+//! repository: discovery, inherited defaults, cross-file dependencies and `--changed-since`.
+
+mod common;
+
+use common::Project;
+use serde_json::Value;
+
+/// The root holds only defaults; `libs/base` is the base image, `services/api` builds FROM it
+/// (found from the Dockerfile), `services/worker` names it in `depends_on` (qualified) and
+/// watches `libs/proto`. `vendor/` is git-ignored and `node_modules/` never searched: their
+/// files must not be found.
+fn monorepo() -> Project {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        r#"
+[defaults]
+registry  = "r.example/acme"
+platforms = ["linux/amd64", "linux/arm64"]
+tags      = ["{{ vars.version }}"]
+labels    = { team = "platform" }
+
+[vars]
+version = "1.0"
+"#,
+    )
+    .file(".gitignore", "vendor/\n")
+    .file(
+        "libs/base/multiarch.toml",
+        "[images.base]\nlabels = { team = \"core\" }\n",
+    )
+    .file("libs/base/Dockerfile", "FROM scratch\nCOPY base.txt /\n")
+    .file("libs/base/base.txt", "base\n")
+    .file("libs/proto/api.proto", "syntax = \"proto3\";\n")
+    .file(
+        "services/api/multiarch.toml",
+        "[vars]\nversion = \"2.0\"\n\n[images.api]\n",
+    )
+    .file(
+        "services/api/Dockerfile",
+        "FROM r.example/acme/base:1.0\nCOPY main.go /\n",
+    )
+    .file("services/api/main.go", "package main\n")
+    .file("services/api/README.md", "docs\n")
+    .file("services/api/.dockerignore", "# docs are not sent\n*.md\n")
+    .file(
+        "services/worker/multiarch.toml",
+        "[images.worker]\ndepends_on = [\"libs/base:base\"]\nwatch = [\"../../libs/proto\"]\n",
+    )
+    .file(
+        "services/worker/Dockerfile",
+        "ARG BASE=r.example/acme/base:1.0\nFROM ${BASE}\nCOPY app.sh /\n",
+    )
+    .file("services/worker/app.sh", "echo work\n")
+    .file(
+        "vendor/thing/multiarch.toml",
+        "[images.vendored]\nplatforms = [\"linux/amd64\"]\n",
+    )
+    .file("vendor/thing/Dockerfile", "FROM scratch\n")
+    .file(
+        "node_modules/pkg/multiarch.toml",
+        "[images.npm]\nplatforms = [\"linux/amd64\"]\n",
+    )
+    .file("node_modules/pkg/Dockerfile", "FROM scratch\n");
+    p.git_commit("the monorepo");
+    p
+}
+
+fn plan_json(p: &Project, dir: &str, args: &[&str]) -> Value {
+    let mut cmd = p.mab(&[&["plan", "--format", "json"], args].concat());
+    cmd.current_dir(p.path().join(dir));
+    let out = cmd.output().expect("mab runs");
+    assert!(
+        out.status.success(),
+        "mab plan {args:?} in {dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON plan")
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
+fn manifests(plan: &Value) -> Vec<String> {
+    plan["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["image"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn build<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("no build {id} in {plan:#}"))
+}
+
+#[test]
+fn discovery_finds_every_file_but_ignored_ones_and_links_them() {
+    let p = monorepo();
+    // At the root, whose file defines no image: every file below, as with --all.
+    for args in [&[][..], &["--all"][..]] {
+        let plan = plan_json(&p, ".", args);
+        assert_eq!(
+            strings(&plan["files"]),
+            [
+                "libs/base/multiarch.toml",
+                "multiarch.toml",
+                "services/api/multiarch.toml",
+                "services/worker/multiarch.toml"
+            ]
+        );
+        assert_eq!(manifests(&plan), ["api", "base", "worker"]);
+        // Cross-file edges, per platform: from a FROM line and from a qualified depends_on.
+        let api = build(&plan, "api@linux-arm64");
+        assert_eq!(strings(&api["depends_on"]), ["base@linux-arm64"]);
+        assert!(strings(&api["argv"]).contains(
+            &"r.example/acme/base:1.0=container-image://localhost/mab/base:linux-arm64".into()
+        ));
+        let worker = build(&plan, "worker@linux-amd64");
+        assert_eq!(strings(&worker["depends_on"]), ["base@linux-amd64"]);
+        assert!(strings(&worker["argv"]).contains(&"BASE=localhost/mab/base:linux-amd64".into()));
+        // Paths are relative to the root podman runs in.
+        let argv = strings(&worker["argv"]);
+        assert_eq!(argv.last().unwrap(), "services/worker");
+        assert!(argv.contains(&"services/worker/Dockerfile".into()));
+    }
+}
+
+#[test]
+fn defaults_are_inherited_nearest_first() {
+    let p = monorepo();
+    let plan = plan_json(&p, ".", &["--all"]);
+    let tags = |image: &str| {
+        let m = plan["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["image"] == image)
+            .unwrap();
+        strings(&m["tags"])
+    };
+    // registry and tags from the root; `version` from the root, but api's file overrides it.
+    assert_eq!(tags("base"), ["r.example/acme/base:1.0"]);
+    assert_eq!(tags("api"), ["r.example/acme/api:2.0"]);
+    // Tables merge key by key; the image's own value wins.
+    let labels = |id: &str| strings(&build(&plan, id)["argv"]);
+    assert!(labels("base@linux-amd64").contains(&"team=core".into()));
+    assert!(labels("api@linux-amd64").contains(&"team=platform".into()));
+
+    // One file alone, from its directory, still inherits the root's defaults; the image of
+    // another file is then not part of the plan, so api reads base from the registry.
+    let plan = plan_json(&p, "services/api", &[]);
+    assert_eq!(strings(&plan["files"]), ["multiarch.toml"]);
+    assert_eq!(manifests(&plan), ["api"]);
+    let api = build(&plan, "api@linux-arm64");
+    assert!(api["depends_on"].as_array().unwrap().is_empty());
+    assert_eq!(strings(&api["argv"]).last().unwrap(), ".");
+    assert_eq!(
+        strings(&plan["manifests"][0]["tags"]),
+        ["r.example/acme/api:2.0"]
+    );
+}
+
+#[test]
+fn a_name_defined_in_two_files_is_an_error_naming_both() {
+    let p = monorepo();
+    p.file("services/other/multiarch.toml", "[images.base]\n")
+        .file("services/other/Dockerfile", "FROM scratch\n");
+    let out = p.mab(&["plan", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "image `base` is defined in both libs/base/multiarch.toml and services/other/multiarch.toml"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("╭─[libs/base/multiarch.toml:1:9]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("╭─[services/other/multiarch.toml:1:9]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn builder_settings_must_agree_across_files() {
+    let p = monorepo();
+    p.file(
+        "services/api/multiarch.toml",
+        "[builder]\nretries = 1\n[images.api]\n",
+    )
+    .file(
+        "services/worker/multiarch.toml",
+        "[builder]\nretries = 5\n[images.worker]\n",
+    );
+    let out = p.mab(&["plan", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "`[builder] retries` is 1 in services/api/multiarch.toml but 5 in services/worker/"
+        ),
+        "{stderr}"
+    );
+}
+
+/// `--changed-since REV` at the root: the images it selects and why.
+fn changed(p: &Project, rev: &str) -> Vec<(String, String)> {
+    let plan = plan_json(p, ".", &["--changed-since", rev]);
+    let selected = plan["changed_since"]["selected"].as_array().unwrap();
+    let listed: Vec<(String, String)> = selected
+        .iter()
+        .map(|s| {
+            let reason = match (&s["changed"], &s["depends_on"]) {
+                (Value::String(path), _) => format!("changed: {path}"),
+                (_, Value::String(image)) => format!("depends on {image}"),
+                _ => panic!("no reason in {s}"),
+            };
+            (s["image"].as_str().unwrap().to_string(), reason)
+        })
+        .collect();
+    // The plan holds exactly the selected images.
+    let mut images: Vec<String> = listed.iter().map(|(i, _)| i.clone()).collect();
+    images.sort();
+    assert_eq!(manifests(&plan), images);
+    listed
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn changed_since_selects_the_changed_image_and_its_dependents_only() {
+    let p = monorepo();
+    p.file("libs/base/base.txt", "base v2\n").git_commit("base");
+    p.file("services/api/main.go", "package main // v2\n")
+        .git_commit("api");
+
+    // The last commit touched api only: base, which api depends on, is not rebuilt.
+    assert_eq!(
+        changed(&p, "HEAD~1"),
+        pairs(&[("api", "changed: services/api/main.go")])
+    );
+    let plan = plan_json(&p, ".", &["--changed-since", "HEAD~1"]);
+    let api = build(&plan, "api@linux-amd64");
+    assert!(api["depends_on"].as_array().unwrap().is_empty());
+    assert!(!strings(&api["argv"]).contains(&"--build-context".into()));
+
+    // Two commits back, base changed too: everything that depends on it comes along.
+    assert_eq!(
+        changed(&p, "HEAD~2"),
+        pairs(&[
+            ("api", "changed: services/api/main.go"),
+            ("base", "changed: libs/base/base.txt"),
+            ("worker", "depends on base"),
+        ])
+    );
+    // Patterns narrow the selection without pulling dependencies in.
+    let plan = plan_json(&p, ".", &["--changed-since", "HEAD~2", "worker"]);
+    assert_eq!(manifests(&plan), ["worker"]);
+
+    // Nothing since HEAD: nothing to build.
+    assert_eq!(changed(&p, "HEAD"), pairs(&[]));
+}
+
+#[test]
+fn changed_since_counts_uncommitted_watched_and_config_changes() {
+    let p = monorepo();
+    // Uncommitted, and a new file git does not ignore.
+    p.file("services/worker/app.sh", "echo more work\n");
+    assert_eq!(
+        changed(&p, "HEAD"),
+        pairs(&[("worker", "changed: services/worker/app.sh")])
+    );
+    p.file("services/worker/app.sh", "echo work\n")
+        .file("services/worker/new.sh", "echo new\n");
+    assert_eq!(
+        changed(&p, "HEAD"),
+        pairs(&[("worker", "changed: services/worker/new.sh")])
+    );
+    std::fs::remove_file(p.path().join("services/worker/new.sh")).unwrap();
+
+    // A watched path outside the context.
+    p.file("libs/proto/api.proto", "syntax = \"proto3\"; // v2\n");
+    assert_eq!(
+        changed(&p, "HEAD"),
+        pairs(&[("worker", "changed: libs/proto/api.proto")])
+    );
+    p.git_commit("proto");
+
+    // The root's defaults are every image's config.
+    p.file(
+        "multiarch.toml",
+        &std::fs::read_to_string(p.path().join("multiarch.toml"))
+            .unwrap()
+            .replace("1.0", "1.1"),
+    );
+    let all = changed(&p, "HEAD");
+    assert_eq!(
+        all.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>(),
+        ["api", "base", "worker"]
+    );
+    assert!(all.iter().all(|(_, why)| why == "changed: multiarch.toml"));
+}
+
+#[test]
+fn changes_to_ignored_files_select_nothing() {
+    let p = monorepo();
+    // Excluded from api's build context by its .dockerignore.
+    p.file("services/api/README.md", "more docs\n");
+    // Ignored by git.
+    p.file("vendor/thing/Dockerfile", "FROM scratch\nLABEL x=y\n");
+    assert_eq!(changed(&p, "HEAD"), pairs(&[]));
+    p.git_commit("docs");
+    assert_eq!(changed(&p, "HEAD~1"), pairs(&[]));
+
+    let out = p
+        .mab(&["plan", "--changed-since", "HEAD~1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("No image is touched by the changes since HEAD~1."),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn changed_since_text_says_why() {
+    let p = monorepo();
+    p.file("libs/base/base.txt", "base v2\n").git_commit("base");
+    let out = p
+        .mab(&["plan", "--changed-since", "HEAD~1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let head: Vec<&str> = stdout.lines().take(6).collect();
+    insta::assert_snapshot!(head.join("\n"), @r"
+    Plan for 4 config files (libs/base/multiarch.toml, multiarch.toml, services/api/multiarch.toml, services/worker/multiarch.toml): 6 builds, 3 manifest lists (podman runs in .)
+
+    Selected by the changes since HEAD~1:
+      api     depends on base
+      base    changed: libs/base/base.txt
+      worker  depends on base
+    ");
+}
+
+#[test]
+fn a_bad_revision_is_a_config_error() {
+    let p = monorepo();
+    let out = p
+        .mab(&["plan", "--changed-since", "no-such-branch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`no-such-branch` is not a commit of the repository"),
+        "{stderr}"
+    );
+}
