@@ -157,8 +157,13 @@ impl Target {
             .as_deref()
             .map(|rev| crate::changes::Changes::since(location.dir(), rev))
             .transpose()?;
+        let patterns = if self.images.is_empty() {
+            location.default_patterns()
+        } else {
+            self.images.clone()
+        };
         let selection = Selection {
-            patterns: self.images.clone(),
+            patterns,
             platforms: self.platforms.clone(),
             changes,
         };

@@ -478,26 +478,26 @@ pub enum Location {
     File(PathBuf),
     /// Every file found under a directory ([`discover`]).
     Tree(PathBuf),
+    /// A file below a monorepo's root (a `multiarch.toml` that defines no image): every file
+    /// under the root is loaded, so the file's images see the others, and its own are selected.
+    Member { root: PathBuf, file: PathBuf },
+}
+
+/// Whether `path` is a `multiarch.toml` that defines no image: a monorepo's root.
+fn is_root(path: &Path) -> bool {
+    path.is_file() && parse(path).is_ok_and(|p| p.raw.images.is_empty())
 }
 
 impl Location {
-    /// What `mab plan` works on in `cwd`: `file` if given; with `all`, every file under `cwd`;
-    /// else the nearest `multiarch.toml` here or above, unless it defines no image (a
-    /// monorepo's root, holding defaults): then every file under its directory; else, in a git
-    /// work tree, every file below (a monorepo's root need not have a file of its own).
+    /// What `mab plan` works on in `cwd`: with `all`, every file under `cwd`; else `file`, or
+    /// the nearest `multiarch.toml` here or above ([`Location::of_file`]); else, in a git work
+    /// tree, every file below (a monorepo's root need not have a file of its own).
     pub fn find(cwd: &Path, file: Option<&Path>, all: bool) -> Result<Self, ConfigError> {
-        if let Some(f) = file {
-            return Ok(Self::File(f.to_path_buf()));
-        }
         if all {
             return Ok(Self::Tree(cwd.to_path_buf()));
         }
-        if let Some(path) = find(cwd) {
-            let defaults_only = parse(&path).is_ok_and(|p| p.raw.images.is_empty());
-            return Ok(match path.parent() {
-                Some(dir) if defaults_only => Self::Tree(dir.to_path_buf()),
-                _ => Self::File(path),
-            });
+        if let Some(path) = file.map(Path::to_path_buf).or_else(|| find(cwd)) {
+            return Ok(Self::of_file(path));
         }
         if work_tree_top(cwd).is_some() && !discover(cwd).is_empty() {
             return Ok(Self::Tree(cwd.to_path_buf()));
@@ -512,18 +512,61 @@ impl Location {
         .with_help("run mab where your multiarch.toml is, or pass it with -f/--file"))
     }
 
+    /// A root (a file that defines no image) stands for every file under its directory; a file
+    /// below the top-most root of its git work tree is a member of it; any other file is
+    /// itself, as cargo treats a package inside or outside a workspace.
+    fn of_file(path: PathBuf) -> Self {
+        let path = absolute(&path).unwrap_or(path);
+        let Some(dir) = path.parent().map(Path::to_path_buf) else {
+            return Self::File(path);
+        };
+        if is_root(&path) {
+            return Self::Tree(dir);
+        }
+        let root = work_tree_top(&dir).and_then(|top| {
+            dir.ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(top))
+                .filter(|a| is_root(&a.join(FILE_NAME)))
+                .last()
+        });
+        match root {
+            Some(root) => Self::Member {
+                root: root.to_path_buf(),
+                file: path,
+            },
+            None => Self::File(path),
+        }
+    }
+
     /// The directory the config's paths start from.
     pub fn dir(&self) -> &Path {
         match self {
             Self::File(f) => f.parent().unwrap_or(Path::new(".")),
-            Self::Tree(root) => root,
+            Self::Tree(root) | Self::Member { root, .. } => root,
+        }
+    }
+
+    /// What is selected when the command line names nothing: a member's own images.
+    pub fn default_patterns(&self) -> Vec<String> {
+        match self {
+            Self::Member { root, file } => {
+                let dir = file.parent().unwrap_or(root);
+                let rel = pathdiff::diff_paths(dir, root).unwrap_or_default();
+                let rel = normalize_relative(&rel);
+                vec![format!(
+                    "{}:*",
+                    glob::Pattern::escape(&rel.to_string_lossy())
+                )]
+            }
+            Self::File(_) | Self::Tree(_) => Vec::new(),
         }
     }
 
     pub fn load(&self, vars: &[(String, String)]) -> Result<Config, ConfigError> {
         match self {
             Self::File(f) => load(f, vars),
-            Self::Tree(root) => load_all(root, vars),
+            Self::Tree(root) | Self::Member { root, .. } => load_all(root, vars),
         }
     }
 }

@@ -22,7 +22,7 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
     let manifests = plan.manifests.len();
     let files = match plan.files.as_slice() {
         [one] => one.clone(),
-        all => format!("{} config files ({})", all.len(), all.join(", ")),
+        all => format!("{} config files", all.len()),
     };
     writeln!(
         out,

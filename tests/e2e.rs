@@ -215,6 +215,60 @@ fn monorepo_is_built_pushed_and_verified() {
     );
     let base = registry.raw(&format!("{repo}/base:1.4.2")).unwrap();
     assert_eq!(platforms(&base), ["linux/amd64", "linux/arm64"]);
+
+    // Only what changed since the commit: the worker, built on the runtime the first run
+    // pushed (pulled from the registry, not rebuilt).
+    let runtime_before = registry.raw(&format!("{repo}/runtime:latest")).unwrap();
+    let dockerfile = p.path().join("services/worker/Dockerfile");
+    let changed_text = std::fs::read_to_string(&dockerfile).unwrap()
+        + "RUN echo changed > /opt/acme/worker-changed\n";
+    std::fs::write(&dockerfile, changed_text).unwrap();
+    let report = p.path().join("changed.json");
+    let changed = p
+        .mab(&[
+            "run",
+            "--var",
+            &format!("registry={repo}"),
+            "--var",
+            &format!("root_image={BASE}"),
+            "--changed-since",
+            "HEAD",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+        .output()
+        .unwrap();
+    assert!(
+        changed.status.success(),
+        "changed-since run failed:\n{}",
+        text(&changed)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let built: Vec<&str> = report["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(built, ["worker@linux-amd64", "worker@linux-arm64"]);
+    let worker = format!("{repo}/worker:latest");
+    for (arch, uname) in [("arm64", "aarch64"), ("amd64", "x86_64")] {
+        let platform = ("linux", arch, None);
+        let got = registry.read_file(&worker, platform, "/opt/acme/worker-changed");
+        assert_eq!(got.as_deref(), Some("changed"), "{arch}");
+        let got = registry.read_file(&worker, platform, "/opt/acme/base-arch");
+        assert_eq!(
+            got.as_deref(),
+            Some(uname),
+            "{arch} worker on the pushed runtime"
+        );
+    }
+    assert_eq!(
+        registry.raw(&format!("{repo}/runtime:latest")).unwrap(),
+        runtime_before
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -158,18 +158,44 @@ fn defaults_are_inherited_nearest_first() {
     assert!(labels("base@linux-amd64").contains(&"team=core".into()));
     assert!(labels("api@linux-amd64").contains(&"team=platform".into()));
 
-    // One file alone, from its directory, still inherits the root's defaults; the image of
-    // another file is then not part of the plan, so api reads base from the registry.
+    // In a service's directory: the whole monorepo is loaded, as its root defines no image,
+    // and the service's own images are selected, with what they depend on.
+    let plan = plan_json(&p, "services/api", &[]);
+    assert_eq!(plan["files"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        plan["workdir"],
+        p.path().canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(manifests(&plan), ["api", "base"]);
+    let plan = plan_json(&p, ".", &["-f", "services/worker/multiarch.toml"]);
+    assert_eq!(manifests(&plan), ["base", "worker"]);
+}
+
+#[test]
+fn a_file_below_a_root_with_images_stands_alone_but_inherits() {
+    let p = monorepo();
+    // A root that builds an image of its own is a project, not a monorepo's root: a file
+    // below it is planned alone, with the defaults of the files above it.
+    p.file(
+        "multiarch.toml",
+        &(std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap()
+            + "\n[images.tools]\ncontext = \"libs/base\"\n"),
+    );
     let plan = plan_json(&p, "services/api", &[]);
     assert_eq!(strings(&plan["files"]), ["multiarch.toml"]);
     assert_eq!(manifests(&plan), ["api"]);
+    // base is not in the plan: api reads it from the registry.
     let api = build(&plan, "api@linux-arm64");
     assert!(api["depends_on"].as_array().unwrap().is_empty());
     assert_eq!(strings(&api["argv"]).last().unwrap(), ".");
+    assert!(strings(&api["argv"]).contains(&"team=platform".into()));
     assert_eq!(
         strings(&plan["manifests"][0]["tags"]),
         ["r.example/acme/api:2.0"]
     );
+    // The whole tree is still one plan with --all.
+    let plan = plan_json(&p, ".", &["--all"]);
+    assert_eq!(manifests(&plan), ["api", "base", "tools", "worker"]);
 }
 
 #[test]
@@ -357,7 +383,7 @@ fn changed_since_text_says_why() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let head: Vec<&str> = stdout.lines().take(6).collect();
     insta::assert_snapshot!(head.join("\n"), @r"
-    Plan for 4 config files (libs/base/multiarch.toml, multiarch.toml, services/api/multiarch.toml, services/worker/multiarch.toml): 6 builds, 3 manifest lists (podman runs in .)
+    Plan for 4 config files: 6 builds, 3 manifest lists (podman runs in .)
 
     Selected by the changes since HEAD~1:
       api     depends on base

@@ -163,8 +163,12 @@ fn config_is_found_in_a_parent_directory() {
     let mut cmd = p.mab(&["plan", "--format", "json"]);
     cmd.current_dir(p.path().join("services/api"));
     let plan = json(cmd);
-    assert_eq!(plan["builds"].as_array().unwrap().len(), 10);
-    assert_eq!(plan["files"], serde_json::json!(["../../multiarch.toml"]));
+    // The example's root defines no image: api is planned as a member of the whole, with the
+    // images it depends on (runtime, base) from their own files.
+    assert_eq!(plan["builds"].as_array().unwrap().len(), 8);
+    assert_eq!(plan["manifests"].as_array().unwrap().len(), 4);
+    assert_eq!(plan["files"][3], "multiarch.toml");
+    assert_eq!(plan["files"][1], "../../multiarch.toml");
 }
 
 #[test]
