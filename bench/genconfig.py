@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Writes a synthetic monorepo for the plan benchmark.
 
-usage: genconfig.py DIR IMAGES [CHAIN]
+usage: genconfig.py DIR IMAGES [CHAIN] [--split]
 
 IMAGES images, each with its own context and Dockerfile, 4 platforms and 3 tag templates. Images
 form dependency chains of CHAIN (default 10): every image but a chain's first names the previous
 one in a literal FROM line, so the planner infers the edge from the Dockerfile, as in real repos.
 Every tenth image also declares depends_on, to exercise both kinds of edge.
+
+With split=True (--split), the root multiarch.toml holds only the defaults and each image has a
+multiarch.toml of its own in its directory, as in a monorepo that mab discovers.
 """
 import os
 import sys
 
-def write(out, count, chain=10):
+def write(out, count, chain=10, split=False):
     os.makedirs(out, exist_ok=True)
     lines = [
         "[defaults]",
@@ -33,15 +36,23 @@ def write(out, count, chain=10):
             else:
                 f.write(f"FROM registry.example.com/bench/img{i - 1:05d}:1.0.0\n")
             f.write("ARG FLAVOR\nRUN echo $FLAVOR > /flavor\n")
-        lines.append(f"[images.{name}]")
-        lines.append(f'context = "images/{name}"')
-        lines.append('args = { FLAVOR = "{{ image.name }}-{{ platform.arch }}" }')
-        lines.append('labels = { "org.opencontainers.image.title" = "{{ image.name }}" }')
+        image = [f"[images.{name}]"]
+        if not split:
+            image.append(f'context = "images/{name}"')
+        image.append('args = { FLAVOR = "{{ image.name }}-{{ platform.arch }}" }')
+        image.append('labels = { "org.opencontainers.image.title" = "{{ image.name }}" }')
         if i % chain and i % 10 == 5:
-            lines.append(f'depends_on = ["img{i - 1:05d}"]')
-        lines.append("")
+            image.append(f'depends_on = ["img{i - 1:05d}"]')
+        image.append("")
+        if split:
+            with open(os.path.join(ctx, "multiarch.toml"), "w") as f:
+                f.write("\n".join(image))
+        else:
+            lines.extend(image)
     with open(os.path.join(out, "multiarch.toml"), "w") as f:
         f.write("\n".join(lines))
 
 if __name__ == "__main__":
-    write(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 10)
+    split = "--split" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--split"]
+    write(args[0], int(args[1]), int(args[2]) if len(args) > 2 else 10, split)

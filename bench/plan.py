@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Plan benchmark: times `mab plan` on generated monorepos and reports peak memory.
 
-usage: python3 bench/plan.py [--runs N] [SIZES...]     (default sizes: 250 1000 2000 5000)
+usage: python3 bench/plan.py [--runs N] [--split] [SIZES...]   (default sizes: 250 1000 2000 5000)
 
 Each size is a config of that many images x 4 platforms x 3 tag templates, in dependency chains
 of 10 (see genconfig.py). Each size runs N times (default 15) after one warm-up; the median
 wall time and the largest peak RSS are printed as a Markdown table for the README.
+With --split, each image is in a multiarch.toml of its own under a root of defaults, so the
+time includes discovering and reading that many files.
 """
 import os
 import statistics
@@ -38,6 +40,8 @@ def main():
     runs = 15
     if args[:1] == ["--runs"]:
         runs, args = int(args[1]), args[2:]
+    split = "--split" in args
+    args = [a for a in args if a != "--split"]
     sizes = [int(a) for a in args] or [250, 1000, 2000, 5000]
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     print(f"| images | builds | median `mab plan` (json) | per image | peak RSS |")
@@ -45,7 +49,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for n in sizes:
             d = os.path.join(work, str(n))
-            genconfig.write(d, n)
+            genconfig.write(d, n, split=split)
             cmd = [MAB, "plan", "-f", os.path.join(d, "multiarch.toml"), "--format", "json"]
             run(cmd)
             times = []

@@ -18,11 +18,15 @@ fn main() {
             eprintln!("usage: cargo bench --bench phases -- path/to/multiarch.toml");
             std::process::exit(2);
         });
+    // A monorepo's root stands for every file below it, as in `mab plan -f`.
+    let cwd = std::env::current_dir().expect("a working directory");
+    let location =
+        mab::config::Location::find(&cwd, Some(&path), false).expect("a config location");
     let runs = 10;
     let mut totals = [Duration::ZERO; 4];
     for _ in 0..runs {
         let t = Instant::now();
-        let config = mab::config::load(&path, &[]).expect("config loads");
+        let config = location.load(&[]).expect("config loads");
         let t1 = Instant::now();
         let instances = mab::matrix::expand(&config).expect("config expands");
         let t2 = Instant::now();

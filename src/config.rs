@@ -455,18 +455,28 @@ const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 /// Every `multiarch.toml` under `root`, sorted by path, skipping [`SKIPPED_DIRS`], hidden
 /// directories and whatever `.gitignore`, `.ignore` and git's excludes leave out.
 pub fn discover(root: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = ignore::WalkBuilder::new(root)
+    let found = std::sync::Mutex::new(Vec::new());
+    ignore::WalkBuilder::new(root)
         // A monorepo copied out of git (a CI artifact, a tarball) keeps its .gitignore rules.
         .require_git(false)
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && SKIPPED_DIRS.iter().any(|s| e.file_name() == *s))
         })
-        .build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name() == FILE_NAME && e.file_type().is_some_and(|t| t.is_file()))
-        .map(ignore::DirEntry::into_path)
-        .collect();
+        // On threads: a monorepo of a thousand services is a thousand directories to read.
+        .build_parallel()
+        .run(|| {
+            Box::new(|entry| {
+                if let Ok(e) = entry
+                    && e.file_name() == FILE_NAME
+                    && e.file_type().is_some_and(|t| t.is_file())
+                {
+                    found.lock().expect("no panic holds it").push(e.into_path());
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    let mut found = found.into_inner().expect("no panic holds it");
     found.sort();
     found
 }
@@ -645,14 +655,21 @@ fn load_files(
     let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
     // Keyed by directory: Path's order puts a directory before everything below it, so a
     // file's ancestors are settled before it.
-    let mut parsed: BTreeMap<PathBuf, Parsed> = BTreeMap::new();
-    for path in paths {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        parsed.insert(dir, parse(path)?);
-    }
+    let dir_of = |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Parsed in parallel: a monorepo may hold a file per image.
+    let mut parsed: BTreeMap<PathBuf, Parsed> = crate::par::try_map(paths, |p| parse(p))?
+        .into_iter()
+        .zip(paths)
+        .map(|(file, path)| (dir_of(path), file))
+        .collect();
+    let mut looked = std::collections::HashSet::new();
     for path in paths {
         let above = path.ancestors().skip(2).take_while(|a| a.starts_with(&top));
         for dir in above {
+            if !looked.insert(dir) {
+                // Seen from a sibling: so are the directories above it.
+                break;
+            }
             let candidate = dir.join(FILE_NAME);
             if !parsed.contains_key(dir) && candidate.is_file() {
                 parsed.insert(dir.to_path_buf(), parse(&candidate)?);
@@ -677,9 +694,9 @@ fn load_files(
     } = run_settings(parsed.values())?;
 
     let mut files = Vec::with_capacity(paths.len());
-    let mut images = Vec::new();
+    let mut raw_images = Vec::new();
     for path in paths {
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = dir_of(path);
         let inh = &inherited[dir.as_path()];
         let mut vars = inh.vars.clone();
         for (k, v) in overrides {
@@ -703,15 +720,17 @@ fn load_files(
             registry: inh.registry.clone(),
             chain,
         });
-        let raw_images: Vec<_> = std::mem::take(&mut parsed_file.raw.images)
-            .into_iter()
-            .collect();
-        // Each image's paths are checked on disk: in parallel, for monorepos of many images.
-        images.extend(crate::par::try_map(raw_images, |(key, image)| {
-            resolve_image(&file, inh, key, image)
-        })?);
+        let own = std::mem::take(&mut parsed_file.raw.images);
+        raw_images.extend(
+            own.into_iter()
+                .map(|(key, image)| (file.clone(), inh, key, image)),
+        );
         files.push(file);
     }
+    // Each image's paths are checked on disk: in parallel, for monorepos of many images.
+    let mut images = crate::par::try_map(raw_images, |(file, inh, key, image)| {
+        resolve_image(&file, inh, key, image)
+    })?;
     images.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {
         let (a, b) = (&pair[0], &pair[1]);
