@@ -141,3 +141,44 @@ fn context_ignore(context: &Path) -> Option<Gitignore> {
     }
     builder.build().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `rel` (in a context whose `.dockerignore` is `ignore`) is excluded.
+    fn excluded(ignore: &str, rel: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), ignore).unwrap();
+        let g = context_ignore(dir.path()).expect("an ignore file");
+        g.matched_path_or_any_parents(dir.path().join(rel), false)
+            .is_ignore()
+    }
+
+    #[test]
+    fn dockerignore_patterns_are_anchored_at_the_context() {
+        // `*.md` is the context's top level only, as in docker; `**/*.md` is any depth.
+        assert!(excluded("*.md\n", "README.md"));
+        assert!(!excluded("*.md\n", "docs/guide.md"));
+        assert!(excluded("**/*.md\n", "docs/guide.md"));
+        // A directory excludes what is below it; a leading `/` or `./` changes nothing.
+        assert!(excluded("node_modules\n", "node_modules/x/index.js"));
+        assert!(excluded("/build\n", "build/out.o"));
+        assert!(excluded("./build\n", "build/out.o"));
+        assert!(!excluded("build\n", "src/build/out.o"));
+        // The last matching line wins; comments and blank lines are skipped.
+        assert!(!excluded("# docs\n\n*.md\n!KEEP.md\n", "KEEP.md"));
+        assert!(excluded("*.md\n!KEEP.md\n", "OTHER.md"));
+    }
+
+    #[test]
+    fn containerignore_is_read_before_dockerignore() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "a\n").unwrap();
+        std::fs::write(dir.path().join(".containerignore"), "b\n").unwrap();
+        let g = context_ignore(dir.path()).unwrap();
+        assert!(g.matched(dir.path().join("b"), false).is_ignore());
+        assert!(!g.matched(dir.path().join("a"), false).is_ignore());
+        assert!(context_ignore(tempfile::tempdir().unwrap().path()).is_none());
+    }
+}

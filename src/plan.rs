@@ -428,7 +428,21 @@ impl<'a> Index<'a> {
             .chain(self.by_name.keys().map(|k| k.to_string()))
             .collect::<Vec<_>>();
         let images: Vec<&str> = config.images.iter().map(|d| d.key.as_str()).collect();
-        let help = suggest(written, known.iter().map(String::as_str)).unwrap_or_else(|| {
+        // Qualified by the wrong directory: say where the name is.
+        let elsewhere = dir.and_then(|_| {
+            let image = match self.by_name.get(wanted) {
+                Some(&i) => self.instances[i].image,
+                None => config.images.iter().position(|d| d.key == wanted)?,
+            };
+            let file = &config.images[image].file;
+            Some(format!(
+                "`{wanted}` is defined in {}: write `{}`, or just `{wanted}`",
+                file.source.name(),
+                qualified(file, wanted)
+            ))
+        });
+        let suggestion = || suggest(written, known.iter().map(String::as_str));
+        let help = elsewhere.or_else(suggestion).unwrap_or_else(|| {
             let hint = if config.files.len() > 1 {
                 ""
             } else {

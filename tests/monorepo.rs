@@ -406,3 +406,65 @@ fn a_bad_revision_is_a_config_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_error_in_an_inherited_default_points_into_the_file_that_holds_it() {
+    let p = monorepo();
+    let root = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &root.replace("{{ vars.version }}", "{{ vars.verison }}"),
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("undefined variable `vars.verison` in a tag template of image `api`"),
+        "{stderr}"
+    );
+    // The root's line 5, where the tags are written, not the service's file.
+    assert!(stderr.contains("╭─[multiarch.toml:5:"), "{stderr}");
+    assert!(stderr.contains("did you mean `version`?"), "{stderr}");
+}
+
+#[test]
+fn qualified_names_select_on_the_command_line() {
+    let p = monorepo();
+    let plan = plan_json(&p, ".", &["services/worker:worker"]);
+    assert_eq!(manifests(&plan), ["base", "worker"]);
+    let plan = plan_json(&p, ".", &["services/*:*"]);
+    assert_eq!(manifests(&plan), ["api", "base", "worker"]);
+    // A qualifier that names the wrong directory finds nothing.
+    let out = p.mab(&["plan", "libs/base:worker"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image matches `libs/base:worker`"));
+}
+
+#[test]
+fn a_dependency_qualified_by_the_wrong_directory_is_unknown() {
+    let p = monorepo();
+    p.file(
+        "services/worker/multiarch.toml",
+        "[images.worker]\ndepends_on = [\"services/api:base\"]\n",
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "image `worker` depends on `services/api:base`, which is not an image of this config"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "`base` is defined in libs/base/multiarch.toml: write `libs/base:base`, or just `base`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("╭─[services/worker/multiarch.toml:2:15]"),
+        "{stderr}"
+    );
+}
