@@ -8,6 +8,7 @@ use glob::MatchOptions;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::config::ImageDef;
+use crate::dockerfile::context_ignore_file;
 use crate::error::{ConfigError, ErrorKind};
 
 /// The files changed since a revision: committed since it, staged, unstaged, and new files git
@@ -118,14 +119,10 @@ impl Changes {
     }
 }
 
-/// The context's `.containerignore`, else its `.dockerignore` (podman's order), as a matcher.
+/// The context's ignore file (`.containerignore`, else `.dockerignore`), as a matcher.
 /// Their patterns are anchored at the context, as gitignore's are only with a leading `/`.
 fn context_ignore(context: &Path) -> Option<Gitignore> {
-    let file = [".containerignore", ".dockerignore"]
-        .iter()
-        .map(|name| context.join(name))
-        .find(|p| p.is_file())?;
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = std::fs::read_to_string(context_ignore_file(context)?).ok()?;
     let mut builder = GitignoreBuilder::new(context);
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {

@@ -1,9 +1,19 @@
 //! Just enough of the Dockerfile grammar to find the images a build reads: `FROM` lines (with
 //! `${ARG}` resolved through global `ARG` defaults and the image's build args) and
-//! `COPY --from=IMAGE`. Stages named with `AS` are not images.
+//! `COPY --from=IMAGE`. Stages named with `AS` are not images. Also where a context's ignore
+//! file is.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The ignore file podman reads for a build context: `.containerignore`, else `.dockerignore`.
+pub fn context_ignore_file(context: &Path) -> Option<PathBuf> {
+    [".containerignore", ".dockerignore"]
+        .iter()
+        .map(|name| context.join(name))
+        .find(|p| p.is_file())
+}
 
 /// An image a Dockerfile reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

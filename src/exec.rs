@@ -611,6 +611,23 @@ fn take_turn() -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Writes the ignore files the builds name: the context's own patterns, then the state
+/// directory, so a context of `.` does not send this run's logs into the image.
+fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
+    for f in plan.builds.iter().filter_map(|b| b.ignorefile.as_ref()) {
+        let base = match &f.base {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => String::new(),
+        };
+        let path = plan.workdir.join(&f.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, f.text(&base))?;
+    }
+    Ok(())
+}
+
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
 pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     let _turn = take_turn()?;
@@ -622,6 +639,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     }
     // The state directory is the run's own business, never the repository's.
     std::fs::write(state.join(".gitignore"), "*\n")?;
+    write_ignore_files(plan)?;
 
     let index: HashMap<&str, usize> = plan
         .builds

@@ -103,6 +103,34 @@ pub struct Build {
     pub local_image: String,
     /// The podman command, as an argument vector.
     pub argv: Vec<String>,
+    /// For a context that holds the run's state directory: the ignore file `argv` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignorefile: Option<IgnoreFile>,
+}
+
+/// An ignore file written before the builds start: the context's own, if any, plus a line that
+/// keeps the state directory (logs that change on every run) out of the image and its cache key.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoreFile {
+    /// Relative to the workdir.
+    pub path: String,
+    /// The context's `.containerignore` or `.dockerignore`, copied first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
+    /// The state directory, relative to the context.
+    pub exclude: String,
+}
+
+impl IgnoreFile {
+    /// The file's text, given the base's.
+    pub fn text(&self, base: &str) -> String {
+        let sep = if base.is_empty() || base.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        format!("{base}{sep}{}\n", self.exclude)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -852,6 +880,20 @@ impl<'a> Graph<'a> {
 
     /// Build `b` of instance `i`; dependencies left out of the selection are read from the
     /// registry, as the Dockerfile says, not from a local build.
+    /// Whether the context holds the state directory, which is in the workdir, and if so the
+    /// ignore file that leaves it out (podman reads `--ignorefile` instead of the context's).
+    fn ignorefile(&self, name: &str, context: &Path) -> Option<IgnoreFile> {
+        let root = &self.config.root;
+        let context = root.join(context).canonicalize().ok()?;
+        let state = root.join(STATE_DIR);
+        let exclude = state.strip_prefix(&context).ok()?.display().to_string();
+        Some(IgnoreFile {
+            path: format!("{STATE_DIR}/ignore/{name}"),
+            base: crate::dockerfile::context_ignore_file(&context),
+            exclude,
+        })
+    }
+
     fn build(&self, i: usize, b: usize, selected: &[bool]) -> Build {
         let inst = &self.instances[i];
         let spec = &inst.builds[b];
@@ -914,8 +956,13 @@ impl<'a> Graph<'a> {
             };
             argv.extend(["--secret".to_string(), spec]);
         }
+        let ignorefile = self.ignorefile(&inst.name, &def.context);
+        if let Some(f) = &ignorefile {
+            argv.extend(["--ignorefile".into(), f.path.clone()]);
+        }
         argv.push(def.context.display().to_string());
         Build {
+            ignorefile,
             id,
             iidfile,
             image: inst.name.clone(),

@@ -679,3 +679,43 @@ fn two_real_runs_at_once_both_succeed() {
         .count();
     assert_eq!(runs, 2, "each run keeps its own logs");
 }
+
+#[test]
+fn a_context_of_dot_leaves_the_run_state_out_and_keeps_its_own_ignore_file() {
+    let Some((_serial, registry)) = setup() else {
+        return;
+    };
+    let p = scratch(
+        &registry,
+        "[images.e2e-dot]\nplatforms = [\"linux/amd64\"]\n",
+    );
+    p.file("Dockerfile", &format!("FROM {BASE}\nCOPY . /ctx/\n"))
+        .file(".dockerignore", "*.txt\n")
+        .file("secret.txt", "not for the image\n")
+        .file("app.sh", "echo app\n");
+    let first = mab(&p, &["run", "--progress", "plain"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let reference = format!("{}/e2e/e2e-dot:1", registry.host());
+    let read = |path: &str| registry.read_file(&reference, ("linux", "amd64", None), path);
+    assert_eq!(read("/ctx/app.sh").as_deref(), Some("echo app"));
+    // The context's own .dockerignore still applies...
+    assert_eq!(read("/ctx/secret.txt"), None);
+    // ...and the logs of this run (in .mab, inside the context) are not in the image.
+    assert!(p.path().join(".mab/runs").is_dir());
+    assert_eq!(read("/ctx/.mab/.gitignore"), None);
+
+    // So a second run, with new logs in .mab, takes the COPY from the cache.
+    let second = mab(&p, &["run", "--progress", "plain"]);
+    assert!(second.status.success(), "{}", text(&second));
+    let log = std::fs::read_dir(p.path().join(".mab/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap()
+        .join("e2e-dot@linux-amd64.log");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("COPY . /ctx/\n--> Using cache"),
+        "the COPY step was not cached:\n{log}"
+    );
+}
