@@ -93,22 +93,18 @@ fn monorepo_is_built_pushed_and_verified() {
     p.git_commit("fixture");
     let repo = format!("{}/acme", registry.host());
     let report = p.path().join("report.json");
-    // The registries.conf way of reaching a plain-HTTP registry.
-    let out = p
-        .mab(&[
-            "run",
-            "--var",
-            &format!("registry={repo}"),
-            "--var",
-            &format!("root_image={BASE}"),
-            "--jobs",
-            "2",
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
-        .output()
-        .unwrap();
+    // `mab run` of the example, offline: pushed to the test's registry, reached the
+    // registries.conf way (the other way to a plain-HTTP registry).
+    let run = |args: &[&str]| {
+        let registry_var = format!("registry={repo}");
+        let root_var = format!("root_image={BASE}");
+        let vars = ["run", "--var", &registry_var, "--var", &root_var];
+        p.mab(&[&vars[..], args].concat())
+            .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--jobs", "2", "--report", report.to_str().unwrap()]);
     assert!(out.status.success(), "mab run failed:\n{}", text(&out));
 
     // Every tag of every image: an index of exactly the planned platforms.
@@ -194,20 +190,7 @@ fn monorepo_is_built_pushed_and_verified() {
     }
 
     // Running again replaces the local manifest lists instead of failing on them.
-    let again = p
-        .mab(&[
-            "run",
-            "--var",
-            &format!("registry={repo}"),
-            "--var",
-            &format!("root_image={BASE}"),
-            "base",
-            "--progress",
-            "plain",
-        ])
-        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
-        .output()
-        .unwrap();
+    let again = run(&["base", "--progress", "plain"]);
     assert!(
         again.status.success(),
         "second run failed:\n{}",
@@ -224,21 +207,12 @@ fn monorepo_is_built_pushed_and_verified() {
         + "RUN echo changed > /opt/acme/worker-changed\n";
     std::fs::write(&dockerfile, changed_text).unwrap();
     let report = p.path().join("changed.json");
-    let changed = p
-        .mab(&[
-            "run",
-            "--var",
-            &format!("registry={repo}"),
-            "--var",
-            &format!("root_image={BASE}"),
-            "--changed-since",
-            "HEAD",
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
-        .output()
-        .unwrap();
+    let changed = run(&[
+        "--changed-since",
+        "HEAD",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     assert!(
         changed.status.success(),
         "changed-since run failed:\n{}",

@@ -79,6 +79,17 @@ fn plan_json(p: &Project, dir: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON plan")
 }
 
+/// `mab plan ARGS` at the root, as text.
+fn plan_text(p: &Project, args: &[&str]) -> String {
+    let out = p.mab(&[&["plan"], args].concat()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .expect("an array")
@@ -359,12 +370,7 @@ fn changes_to_ignored_files_select_nothing() {
     p.git_commit("docs");
     assert_eq!(changed(&p, "HEAD~1"), pairs(&[]));
 
-    let out = p
-        .mab(&["plan", "--changed-since", "HEAD~1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = plan_text(&p, &["--changed-since", "HEAD~1"]);
     assert!(
         stdout.contains("No image is touched by the changes since HEAD~1."),
         "{stdout}"
@@ -375,12 +381,7 @@ fn changes_to_ignored_files_select_nothing() {
 fn changed_since_text_says_why() {
     let p = monorepo();
     p.file("libs/base/base.txt", "base v2\n").git_commit("base");
-    let out = p
-        .mab(&["plan", "--changed-since", "HEAD~1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = plan_text(&p, &["--changed-since", "HEAD~1"]);
     let head: Vec<&str> = stdout.lines().take(6).collect();
     insta::assert_snapshot!(head.join("\n"), @r"
     Plan for 4 config files: 6 builds, 3 manifest lists (podman runs in .)
