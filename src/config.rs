@@ -498,6 +498,17 @@ fn is_root(path: &Path) -> bool {
     path.is_file() && parse(path).is_ok_and(|p| p.raw.images.is_empty())
 }
 
+/// The directory of the top-most monorepo root above `dir` in its git work tree, if any.
+pub fn monorepo_root(dir: &Path) -> Option<PathBuf> {
+    let top = work_tree_top(dir)?;
+    dir.ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(top))
+        .filter(|a| is_root(&a.join(FILE_NAME)))
+        .last()
+        .map(Path::to_path_buf)
+}
+
 impl Location {
     /// What `mab plan` works on in `cwd`: with `all`, every file under `cwd`; else `file`, or
     /// the nearest `multiarch.toml` here or above ([`Location::of_file`]); else, in a git work
@@ -533,18 +544,8 @@ impl Location {
         if is_root(&path) {
             return Self::Tree(dir);
         }
-        let root = work_tree_top(&dir).and_then(|top| {
-            dir.ancestors()
-                .skip(1)
-                .take_while(|a| a.starts_with(top))
-                .filter(|a| is_root(&a.join(FILE_NAME)))
-                .last()
-        });
-        match root {
-            Some(root) => Self::Member {
-                root: root.to_path_buf(),
-                file: path,
-            },
+        match monorepo_root(&dir) {
+            Some(root) => Self::Member { root, file: path },
             None => Self::File(path),
         }
     }

@@ -82,7 +82,9 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
             "run mab init where your Dockerfile is, or name it: mab init path/to/Dockerfile",
         ));
     }
-    let git = GitInfo::read(&dir.to_path_buf());
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let root = config::monorepo_root(&dir);
+    let git = GitInfo::read(&dir);
     let (registry, placeholder) = registry_for(git.as_ref().and_then(|g| g.remote.as_deref()));
     let mut platforms = vec![Platform::host().to_string()];
     for p in ["linux/amd64", "linux/arm64"] {
@@ -106,18 +108,39 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
     } else {
         ""
     };
+    // In a monorepo, the root's schema serves every file and its defaults apply: the new
+    // file names just its image.
+    let schema_dir = root.as_deref().unwrap_or(&dir);
+    let schema_path = schema_dir.join("multiarch.schema.json");
+    let schema_ref = pathdiff::diff_paths(&schema_path, &dir).unwrap_or(schema_path.clone());
+    let schema_ref = if schema_ref.starts_with("..") {
+        schema_ref.display().to_string()
+    } else {
+        format!("./{}", schema_ref.display())
+    };
+    let defaults = match &root {
+        Some(root) => format!(
+            "# Part of the monorepo whose root is {}: its defaults and vars apply here.\n\n",
+            pathdiff::diff_paths(root.join(FILE_NAME), &dir)
+                .unwrap_or_default()
+                .display()
+        ),
+        None => format!(
+            "[defaults]\n\
+             registry  = \"{registry}\"{registry_note}\n\
+             platforms = [{}]\n\
+             tags      = {tags}\n\n",
+            platforms.join(", ")
+        ),
+    };
     let text = format!(
-        "#:schema ./multiarch.schema.json\n\
+        "#:schema {schema_ref}\n\
          # mab: `mab plan` shows what would be built and pushed, `mab run` does it.\n\
          # Reference: the README of mab, or `mab schema`.\n\n\
-         [defaults]\n\
-         registry  = \"{registry}\"{registry_note}\n\
-         platforms = [{}]\n\
-         tags      = {tags}\n\n\
+         {defaults}\
          [images.{}]\n\
          {dockerfile_line}",
-        platforms.join(", "),
-        image_name(dir)
+        image_name(&dir)
     );
     let io = |path: &Path, e: std::io::Error| {
         ConfigError::new(
@@ -126,7 +149,6 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
         )
     };
     std::fs::write(&config_path, text).map_err(|e| io(&config_path, e))?;
-    let schema_path = dir.join("multiarch.schema.json");
     let schema = if schema_path.exists() {
         None
     } else {

@@ -114,3 +114,44 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     );
     assert!(page.contains("plan") && page.contains("run"), "{page}");
 }
+
+#[test]
+fn init_in_a_monorepo_writes_just_the_image_and_plans_as_a_member() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "#:schema ./multiarch.schema.json\n[defaults]\nregistry = \"r.example/acme\"\nplatforms = [\"linux/arm64\"]\ntags = [\"7\"]\n",
+    )
+    .file("multiarch.schema.json", "{}\n")
+    .file("services/web/Dockerfile", "FROM scratch\n");
+    p.git_commit("root");
+    let out = p
+        .mab(&["init", "services/web/Dockerfile"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(p.path().join("services/web/multiarch.toml")).unwrap();
+    assert!(
+        text.starts_with("#:schema ../../multiarch.schema.json\n"),
+        "{text}"
+    );
+    assert!(!text.contains("[defaults]"), "{text}");
+    assert!(text.contains("[images.web]"), "{text}");
+    assert!(!p.path().join("services/web/multiarch.schema.json").exists());
+    // Planned from its directory: the root's platform, registry and tag.
+    let mut cmd = p.mab(&["plan", "--format", "json"]);
+    cmd.current_dir(p.path().join("services/web"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["builds"][0]["id"], "web@linux-arm64");
+    assert_eq!(plan["manifests"][0]["tags"][0], "r.example/acme/web:7");
+}
