@@ -384,10 +384,22 @@ pub struct Config {
     pub files: Vec<Arc<File>>,
     /// Sorted by name; names are unique across files.
     pub images: Vec<ImageDef>,
-    pub builder: RawBuilder,
-    /// `[builder] timeout`, in seconds.
-    pub timeout_secs: Option<u64>,
+    pub builder: Builder,
     pub registries: BTreeMap<String, RawRegistry>,
+}
+
+/// Retries of a push or registry read after a transient failure, unless the config says.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// `[builder]` of every file, checked and with its defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub podman: String,
+    pub global_args: Vec<String>,
+    pub oci_labels: bool,
+    pub reproducible: bool,
+    pub timeout_secs: Option<u64>,
+    pub retries: u32,
 }
 
 impl Config {
@@ -688,11 +700,7 @@ fn load_files(
             .unwrap_or_default();
         inherited.insert(dir.clone(), parent.under(file, dir)?);
     }
-    let RunSettings {
-        builder,
-        timeout_secs,
-        registries,
-    } = run_settings(parsed.values())?;
+    let (builder, registries) = run_settings(parsed.values())?;
 
     let mut files = Vec::with_capacity(paths.len());
     let mut raw_images = Vec::new();
@@ -753,7 +761,6 @@ fn load_files(
         files,
         images,
         builder,
-        timeout_secs,
         registries,
     })
 }
@@ -814,16 +821,11 @@ impl Inherited {
     }
 }
 
-/// What `[builder]` and `[registries]` of all files say.
-struct RunSettings {
-    builder: RawBuilder,
-    timeout_secs: Option<u64>,
-    registries: BTreeMap<String, RawRegistry>,
-}
-
 /// `[builder]` and `[registries]` of every file, merged: they set up the one run, so files may
 /// repeat a setting but not disagree on it.
-fn run_settings<'a>(files: impl Iterator<Item = &'a Parsed>) -> Result<RunSettings, ConfigError> {
+fn run_settings<'a>(
+    files: impl Iterator<Item = &'a Parsed>,
+) -> Result<(Builder, BTreeMap<String, RawRegistry>), ConfigError> {
     fn agree<T: PartialEq + Clone + fmt::Debug>(
         what: &str,
         seen: &mut Option<(T, Source)>,
@@ -908,13 +910,13 @@ fn run_settings<'a>(files: impl Iterator<Item = &'a Parsed>) -> Result<RunSettin
     fn first<T>(seen: Option<(T, Source)>) -> Option<T> {
         seen.map(|(v, _)| v)
     }
-    let builder = RawBuilder {
-        podman: first(podman),
+    let builder = Builder {
+        podman: first(podman).unwrap_or_else(|| "podman".into()),
         global_args: first(global_args).unwrap_or_default(),
-        oci_labels: first(oci_labels),
-        reproducible: first(reproducible),
-        timeout: None,
-        retries: first(retries),
+        oci_labels: first(oci_labels).unwrap_or(true),
+        reproducible: first(reproducible).unwrap_or(false),
+        timeout_secs,
+        retries: first(retries).unwrap_or(DEFAULT_RETRIES),
     };
     let registries = insecure
         .into_iter()
@@ -927,11 +929,7 @@ fn run_settings<'a>(files: impl Iterator<Item = &'a Parsed>) -> Result<RunSettin
             )
         })
         .collect();
-    Ok(RunSettings {
-        builder,
-        timeout_secs,
-        registries,
-    })
+    Ok((builder, registries))
 }
 
 /// Sorts a TOML error into syntax, unknown key or type, and adds a did-you-mean to unknown keys.

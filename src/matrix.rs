@@ -223,7 +223,7 @@ struct Globals {
 
 /// `SOURCE_DATE_EPOCH` from the environment, else the commit time.
 fn source_date_epoch(config: &Config, templates: &Templates) -> Result<Option<i64>, ConfigError> {
-    if !config.builder.reproducible.unwrap_or(false) {
+    if !config.builder.reproducible {
         return Ok(None);
     }
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
@@ -246,7 +246,7 @@ fn source_date_epoch(config: &Config, templates: &Templates) -> Result<Option<i6
 
 fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    if !config.builder.oci_labels.unwrap_or(true) {
+    if !config.builder.oci_labels {
         return labels;
     }
     if let Some(g) = templates.git_info() {
@@ -428,7 +428,7 @@ fn instantiate(
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
     let mut labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
-    if config.builder.oci_labels.unwrap_or(true) {
+    if config.builder.oci_labels {
         // The standard labels fill in what the config leaves unset.
         let version = tags.first().map(|t| {
             (

@@ -25,9 +25,6 @@ use crate::reference::{ImageRef, Repository};
 /// 2: `config` became `files`, for configs of several files; `changed_since` added.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Retries of a push or registry read after a transient failure, unless the config says.
-pub const DEFAULT_RETRIES: u32 = 3;
-
 /// Where local per-platform images are tagged before they join a manifest list.
 pub const LOCAL_PREFIX: &str = "localhost/mab";
 
@@ -235,15 +232,7 @@ struct Graph<'a> {
 /// options such as `--remote --connection ci`), else `[builder] podman`, then `global_args`.
 pub fn podman_prefix(config: &Config) -> Vec<String> {
     let from_env = podman_prefix_from_env();
-    let mut prefix = from_env.unwrap_or_else(|| {
-        vec![
-            config
-                .builder
-                .podman
-                .clone()
-                .unwrap_or_else(|| "podman".into()),
-        ]
-    });
+    let mut prefix = from_env.unwrap_or_else(|| vec![config.builder.podman.clone()]);
     prefix.extend(config.builder.global_args.iter().cloned());
     prefix
 }
@@ -289,10 +278,7 @@ pub fn plan(
     };
     graph.check_platforms(&selected, &selection.platforms)?;
     graph.check_cycles()?;
-    let retries = config.builder.retries.unwrap_or(DEFAULT_RETRIES);
     Ok(Plan {
-        timeout_secs: config.timeout_secs,
-        retries,
         changed_since,
         ..graph.into_plan(&selected, &selection.platforms)
     })
@@ -786,8 +772,8 @@ impl<'a> Graph<'a> {
         Plan {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
-            timeout_secs: None,
-            retries: DEFAULT_RETRIES,
+            timeout_secs: self.config.builder.timeout_secs,
+            retries: self.config.builder.retries,
             files: self
                 .config
                 .files
