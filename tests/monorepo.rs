@@ -469,3 +469,34 @@ fn a_dependency_qualified_by_the_wrong_directory_is_unknown() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_moved_between_images_touches_both_and_a_deleted_one_its_image() {
+    let p = monorepo();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["mv", "services/worker/app.sh", "services/api/app.sh"]);
+    p.git_commit("move");
+    assert_eq!(
+        changed(&p, "HEAD~1"),
+        pairs(&[
+            ("api", "changed: services/api/app.sh"),
+            ("worker", "changed: services/worker/app.sh"),
+        ])
+    );
+    std::fs::remove_file(p.path().join("libs/base/base.txt")).unwrap();
+    assert_eq!(
+        changed(&p, "HEAD"),
+        pairs(&[
+            ("api", "depends on base"),
+            ("base", "changed: libs/base/base.txt"),
+            ("worker", "depends on base"),
+        ])
+    );
+}
