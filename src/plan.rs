@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
@@ -869,14 +869,20 @@ impl<'a> Graph<'a> {
     /// Whether the context holds the state directory, which is in the workdir, and if so the
     /// ignore file that leaves it out (podman reads `--ignorefile` instead of the context's).
     fn ignorefile(&self, name: &str, context: &Path) -> Option<IgnoreFile> {
+        // Only `.`, `..`, `../..`, ... hold the workdir: decided from the path's words, as
+        // this runs for every build and the root is already free of links.
+        let ups = context.components().try_fold(0, |ups, c| match c {
+            Component::CurDir => Some(ups),
+            Component::ParentDir => Some(ups + 1),
+            _ => None,
+        })?;
         let root = &self.config.root;
-        let context = root.join(context).canonicalize().ok()?;
-        let state = root.join(STATE_DIR);
-        let exclude = state.strip_prefix(&context).ok()?.display().to_string();
+        let context = root.ancestors().nth(ups)?;
+        let exclude = root.strip_prefix(context).ok()?.join(STATE_DIR);
         Some(IgnoreFile {
             path: format!("{STATE_DIR}/ignore/{name}"),
-            base: crate::dockerfile::context_ignore_file(&context),
-            exclude,
+            base: crate::dockerfile::context_ignore_file(context),
+            exclude: exclude.display().to_string(),
         })
     }
 
@@ -1134,6 +1140,50 @@ mod tests {
                 .len(),
             6
         );
+    }
+
+    #[test]
+    fn only_contexts_holding_the_workdir_get_an_ignore_file() {
+        let files = [
+            ("Dockerfile", "FROM scratch\n"),
+            (".dockerignore", "*.md"),
+            ("z/Dockerfile", "FROM scratch\n"),
+        ];
+        let config = format!(
+            "{HEAD}[images.dot]\n[images.sub]\ncontext = \"z\"\n[images.up]\ncontext = \"z/../..\"\ndockerfile = \"{{DIR}}/Dockerfile\"\n"
+        );
+        // The parent of the project's directory holds it too: its name is in the exclusion.
+        let dir = tempfile::tempdir().unwrap();
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let config = config.replace("{DIR}", &name);
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let path = dir.path().join("multiarch.toml");
+        std::fs::write(&path, config).unwrap();
+        let plan = crate::plan_file(&path, &[], &Selection::default()).unwrap();
+        let ignore = |id: &str| {
+            let b = plan.builds.iter().find(|b| b.id == id).unwrap();
+            b.ignorefile
+                .as_ref()
+                .map(|f| (f.exclude.clone(), f.base.is_some()))
+        };
+        assert_eq!(ignore("dot@linux-amd64"), Some((".mab".into(), true)));
+        assert_eq!(ignore("sub@linux-amd64"), None);
+        assert_eq!(
+            ignore("up@linux-amd64"),
+            Some((format!("{name}/.mab"), false))
+        );
+        let f = plan.builds[0].ignorefile.as_ref().unwrap();
+        assert_eq!(f.text("*.md"), "*.md\n.mab\n");
+        assert_eq!(f.text(""), ".mab\n");
     }
 
     #[test]
