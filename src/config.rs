@@ -464,7 +464,7 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 /// Directories discovery never enters, ignored or not: VCS data and build output.
 const SKIPPED_DIRS: [&str; 3] = [".git", "target", "node_modules"];
 
-/// Every `multiarch.toml` under `root`, sorted by path, skipping [`SKIPPED_DIRS`], hidden
+/// Every `multiarch.toml` under `root`, sorted by path, skipping `.git`, `target`, `node_modules`, hidden
 /// directories and whatever `.gitignore`, `.ignore` and git's excludes leave out.
 pub fn discover(root: &Path) -> Vec<PathBuf> {
     let found = std::sync::Mutex::new(Vec::new());
@@ -523,7 +523,7 @@ pub fn monorepo_root(dir: &Path) -> Option<PathBuf> {
 
 impl Location {
     /// What `mab plan` works on in `cwd`: with `all`, every file under `cwd`; else `file`, or
-    /// the nearest `multiarch.toml` here or above ([`Location::of_file`]); else, in a git work
+    /// the nearest `multiarch.toml` here or above (a root or a member, see `of_file`); else, in a git work
     /// tree, every file below (a monorepo's root need not have a file of its own).
     pub fn find(cwd: &Path, file: Option<&Path>, all: bool) -> Result<Self, ConfigError> {
         if all {

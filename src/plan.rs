@@ -1024,13 +1024,16 @@ fn platform_mismatch(
 mod tests {
     use super::*;
 
-    /// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml.
+    /// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml; `{DIR}`
+    /// in `config` stands for the name of the directory that holds them.
     fn plan_of(
         config: &str,
         files: &[(&str, &str)],
         selection: &Selection,
     ) -> Result<Plan, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
+        let name = dir.path().file_name().unwrap().to_string_lossy();
+        let config = config.replace("{DIR}", &name);
         for (path, text) in files {
             let p = dir.path().join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -1152,23 +1155,14 @@ mod tests {
         let config = format!(
             "{HEAD}[images.dot]\n[images.sub]\ncontext = \"z\"\n[images.up]\ncontext = \"z/../..\"\ndockerfile = \"{{DIR}}/Dockerfile\"\n"
         );
+        let plan = plan_of(&config, &files, &Selection::default()).unwrap();
         // The parent of the project's directory holds it too: its name is in the exclusion.
-        let dir = tempfile::tempdir().unwrap();
-        let name = dir
-            .path()
+        let dir = plan
+            .workdir
             .file_name()
             .unwrap()
             .to_string_lossy()
             .to_string();
-        let config = config.replace("{DIR}", &name);
-        for (path, text) in files {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let path = dir.path().join("multiarch.toml");
-        std::fs::write(&path, config).unwrap();
-        let plan = crate::plan_file(&path, &[], &Selection::default()).unwrap();
         let ignore = |id: &str| {
             let b = plan.builds.iter().find(|b| b.id == id).unwrap();
             b.ignorefile
@@ -1179,7 +1173,7 @@ mod tests {
         assert_eq!(ignore("sub@linux-amd64"), None);
         assert_eq!(
             ignore("up@linux-amd64"),
-            Some((format!("{name}/.mab"), false))
+            Some((format!("{dir}/.mab"), false))
         );
         let f = plan.builds[0].ignorefile.as_ref().unwrap();
         assert_eq!(f.text("*.md"), "*.md\n.mab\n");
