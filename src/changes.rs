@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use glob::MatchOptions;
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::config::ImageDef;
 use crate::dockerfile::context_ignore_file;
@@ -90,22 +89,19 @@ impl Changes {
     pub fn touching(&self, def: &ImageDef, root: &Path) -> Option<&Path> {
         let context = root.join(&def.context);
         let dockerfile = root.join(&def.dockerfile);
-        let ignored = context_ignore(&context);
-        let literal = MatchOptions {
-            require_literal_separator: true,
-            ..MatchOptions::new()
+        let ignore = ContextIgnore::read(&context);
+        let in_context = |p: &Path| {
+            p.strip_prefix(&context)
+                .is_ok_and(|rel| !ignore.as_ref().is_some_and(|i| i.excludes(rel)))
         };
         let hit = |p: &PathBuf| {
             def.file.chain.contains(p)
                 || *p == dockerfile
-                || (p.starts_with(&context)
-                    && !ignored
-                        .as_ref()
-                        .is_some_and(|g| g.matched_path_or_any_parents(p, false).is_ignore()))
+                || in_context(p)
                 || def
                     .watch
                     .iter()
-                    .any(|w| p.ancestors().any(|a| w.matches_path_with(a, literal)))
+                    .any(|w| p.ancestors().any(|a| w.matches_path_with(a, LITERAL)))
         };
         self.paths.iter().find(|p| hit(p)).map(PathBuf::as_path)
     }
@@ -119,24 +115,58 @@ impl Changes {
     }
 }
 
-/// The context's ignore file (`.containerignore`, else `.dockerignore`), as a matcher.
-/// Their patterns are anchored at the context, as gitignore's are only with a leading `/`.
-fn context_ignore(context: &Path) -> Option<Gitignore> {
-    let text = std::fs::read_to_string(context_ignore_file(context)?).ok()?;
-    let mut builder = GitignoreBuilder::new(context);
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (negate, pattern) = match line.strip_prefix('!') {
-            Some(rest) => ("!", rest.trim()),
-            None => ("", line),
-        };
-        let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
-        // A line gitignore cannot read excludes nothing, as podman skips what it cannot match.
-        let _ = builder.add_line(None, &format!("{negate}/{pattern}"));
+/// `*` and `?` stop at `/`, as in docker's patterns and `watch`; `**` crosses directories.
+const LITERAL: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// A context's ignore file (`.containerignore`, else `.dockerignore`) read with docker's rules
+/// (moby/patternmatcher, which podman uses): patterns are anchored at the context; a pattern
+/// that matches a path or one of its parent directories decides, and the last that matches
+/// wins, so `!dir/keep` brings back a file of an excluded directory.
+struct ContextIgnore {
+    /// Each pattern, and whether it is an exception (`!`).
+    patterns: Vec<(glob::Pattern, bool)>,
+}
+
+impl ContextIgnore {
+    fn read(context: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(context_ignore_file(context)?).ok()?;
+        let patterns = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|line| {
+                let (exception, pattern) = match line.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, line),
+                };
+                let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+                let pattern = pattern.trim_end_matches('/');
+                // A pattern that does not compile matches nothing, as podman would refuse it.
+                Some((glob::Pattern::new(pattern).ok()?, exception))
+            })
+            .collect();
+        Some(Self { patterns })
     }
-    builder.build().ok()
+
+    /// Whether `rel`, relative to the context, is left out of the build.
+    fn excludes(&self, rel: &Path) -> bool {
+        let mut excluded = false;
+        for (pattern, exception) in &self.patterns {
+            // Only a pattern that could change the verdict is tried, as docker does.
+            if *exception != excluded {
+                continue;
+            }
+            let mut paths = rel.ancestors().filter(|a| !a.as_os_str().is_empty());
+            if paths.any(|a| pattern.matches_path_with(a, LITERAL)) {
+                excluded = !exception;
+            }
+        }
+        excluded
+    }
 }
 
 #[cfg(test)]
@@ -147,9 +177,8 @@ mod tests {
     fn excluded(ignore: &str, rel: &str) -> bool {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".dockerignore"), ignore).unwrap();
-        let g = context_ignore(dir.path()).expect("an ignore file");
-        g.matched_path_or_any_parents(dir.path().join(rel), false)
-            .is_ignore()
+        let i = ContextIgnore::read(dir.path()).expect("an ignore file");
+        i.excludes(Path::new(rel))
     }
 
     #[test]
@@ -166,6 +195,10 @@ mod tests {
         // The last matching line wins; comments and blank lines are skipped.
         assert!(!excluded("# docs\n\n*.md\n!KEEP.md\n", "KEEP.md"));
         assert!(excluded("*.md\n!KEEP.md\n", "OTHER.md"));
+        // Unlike gitignore, an exception brings back a file of an excluded directory.
+        assert!(!excluded("docs\n!docs/keep.md\n", "docs/keep.md"));
+        assert!(excluded("docs\n!docs/keep.md\n", "docs/other.md"));
+        assert!(excluded("docs/\n", "docs/other.md"));
     }
 
     #[test]
@@ -173,9 +206,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".dockerignore"), "a\n").unwrap();
         std::fs::write(dir.path().join(".containerignore"), "b\n").unwrap();
-        let g = context_ignore(dir.path()).unwrap();
-        assert!(g.matched(dir.path().join("b"), false).is_ignore());
-        assert!(!g.matched(dir.path().join("a"), false).is_ignore());
-        assert!(context_ignore(tempfile::tempdir().unwrap().path()).is_none());
+        let i = ContextIgnore::read(dir.path()).unwrap();
+        assert!(i.excludes(Path::new("b")));
+        assert!(!i.excludes(Path::new("a")));
+        assert!(ContextIgnore::read(tempfile::tempdir().unwrap().path()).is_none());
     }
 }
