@@ -1192,9 +1192,27 @@ fn watch_pattern(
     written: &Text,
 ) -> Result<glob::Pattern, ConfigError> {
     let text = written.get_ref();
-    let joined = dir.join(normalize_relative(Path::new(text.trim_end_matches('/'))));
-    let absolute = normalize_relative(&joined);
-    glob::Pattern::new(&absolute.to_string_lossy()).map_err(|e| {
+    let rel = normalize_relative(Path::new(text.trim_end_matches('/')));
+    // The directory part is a path, not a pattern: `[` or `*` in it must match themselves.
+    let ups = rel
+        .components()
+        .take_while(|c| matches!(c, Component::ParentDir))
+        .count();
+    let base = dir.ancestors().nth(ups).unwrap_or(Path::new("/"));
+    let rest: PathBuf = rel
+        .components()
+        .skip(ups)
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    let base = glob::Pattern::escape(&base.to_string_lossy());
+    let pattern = if rel.is_absolute() {
+        rel.to_string_lossy().into_owned()
+    } else if rest.as_os_str().is_empty() {
+        base
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), rest.display())
+    };
+    glob::Pattern::new(&pattern).map_err(|e| {
         source
             .error(
                 ErrorKind::Path,
@@ -1292,4 +1310,31 @@ fn list_span(list: &[Text]) -> Option<Range<usize>> {
 /// The JSON schema of `multiarch.toml`, generated from the types above.
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(dir: &str, written: &str) -> glob::Pattern {
+        let source = Source::new("m.toml".into(), "m.toml".into(), String::new());
+        watch_pattern(
+            &source,
+            Path::new(dir),
+            "api",
+            &Spanned::new(0..0, written.into()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn watch_patterns_are_relative_to_the_file_and_its_directory_is_literal() {
+        let dir = "/w/x[1]/svc";
+        assert!(watch(dir, "proto").matches_path(Path::new("/w/x[1]/svc/proto")));
+        assert!(!watch(dir, "proto").matches_path(Path::new("/w/x1/svc/proto")));
+        assert!(watch(dir, "../../libs/**/*.rs").matches_path(Path::new("/w/libs/a/b.rs")));
+        assert!(watch(dir, "..").matches_path(Path::new("/w/x[1]")));
+        assert!(watch(dir, "./gen/").matches_path(Path::new("/w/x[1]/svc/gen")));
+        assert!(watch(dir, "/etc/mab").matches_path(Path::new("/etc/mab")));
+    }
 }
