@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use common::registry::Registry;
-use common::{Project, SpawnCaptured};
+use common::{Project, SpawnCaptured, each, find};
 
 const BASE: &str = "localhost/mab-test/busybox:latest";
 
@@ -168,12 +168,7 @@ fn monorepo_is_built_pushed_and_verified() {
             .iter()
             .all(|b| b["image_id"].as_str().is_some_and(|i| i.len() >= 64))
     );
-    let base_report = report["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["image"] == "base")
-        .unwrap();
+    let base_report = find(&report["manifests"], "image", "base");
     assert_eq!(base_report["status"], "pushed");
     for t in base_report["tags"].as_array().unwrap() {
         let out = Command::new("skopeo")
@@ -220,13 +215,10 @@ fn monorepo_is_built_pushed_and_verified() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let built: Vec<&str> = report["builds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(built, ["worker@linux-amd64", "worker@linux-arm64"]);
+    assert_eq!(
+        each(&report["builds"], "id"),
+        ["worker@linux-amd64", "worker@linux-arm64"]
+    );
     let worker = format!("{repo}/worker:latest");
     for (arch, uname) in [("arm64", "aarch64"), ("amd64", "x86_64")] {
         let platform = ("linux", arch, None);
@@ -326,12 +318,7 @@ fn literal_from_reads_the_local_dependency() {
     p.file("app/Dockerfile", &format!("FROM {host}/e2e/e2e-lit-base:1\nCOPY --from={host}/e2e/e2e-lit-base:1 /base-arch /copied\n"));
     let plan: serde_json::Value =
         serde_json::from_slice(&mab(&p, &["plan", "--format", "json"]).stdout).unwrap();
-    let app = plan["builds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == "e2e-lit-app@linux-arm64")
-        .unwrap();
+    let app = find(&plan["builds"], "id", "e2e-lit-app@linux-arm64");
     let context = format!(
         "{host}/e2e/e2e-lit-base:1=container-image://localhost/mab/e2e-lit-base:linux-arm64"
     );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Project;
+use common::{Project, each, find};
 use serde_json::Value;
 
 /// The root holds only defaults; `libs/base` is the base image, `services/api` builds FROM it
@@ -99,21 +99,11 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 fn manifests(plan: &Value) -> Vec<String> {
-    plan["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["image"].as_str().unwrap().to_string())
-        .collect()
+    each(&plan["manifests"], "image")
 }
 
 fn build<'a>(plan: &'a Value, id: &str) -> &'a Value {
-    plan["builds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["id"] == id)
-        .unwrap_or_else(|| panic!("no build {id} in {plan:#}"))
+    find(&plan["builds"], "id", id)
 }
 
 #[test]
@@ -152,15 +142,7 @@ fn discovery_finds_every_file_but_ignored_ones_and_links_them() {
 fn defaults_are_inherited_nearest_first() {
     let p = monorepo();
     let plan = plan_json(&p, ".", &["--all"]);
-    let tags = |image: &str| {
-        let m = plan["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["image"] == image)
-            .unwrap();
-        strings(&m["tags"])
-    };
+    let tags = |image: &str| strings(&find(&plan["manifests"], "image", image)["tags"]);
     // registry and tags from the root; `version` from the root, but api's file overrides it.
     assert_eq!(tags("base"), ["r.example/acme/base:1.0"]);
     assert_eq!(tags("api"), ["r.example/acme/api:2.0"]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Project;
+use common::{Project, each, find};
 use insta_cmd::assert_cmd_snapshot;
 
 /// Runs a `mab plan --format json` command, which must succeed, and parses its output.
@@ -86,12 +86,7 @@ fn json_edges_are_per_platform_and_ordered() {
         builds[position("runtime@linux-arm64")]["depends_on"],
         serde_json::json!(["base@linux-arm64"])
     );
-    let api = plan["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["image"] == "api-go1.22")
-        .unwrap();
+    let api = find(&plan["manifests"], "image", "api-go1.22");
     assert_eq!(
         api["tags"],
         serde_json::json!(["ghcr.io/acme/api:1.4.2-go1.22"])
@@ -113,14 +108,8 @@ fn selection_pulls_in_dependencies_and_platform_filter() {
         "--format",
         "json",
     ]));
-    let ids: Vec<&str> = plan["builds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        each(&plan["builds"], "id"),
         [
             "base@linux-arm64",
             "runtime@linux-arm64",
@@ -144,13 +133,10 @@ fn glob_selects_matrix_instances() {
 fn image_key_selects_all_instances_and_var_overrides() {
     let p = monorepo();
     let plan = json(p.mab(&["plan", "api", "--var", "version=2.0.0", "--format", "json"]));
-    let images: Vec<&str> = plan["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["image"].as_str().unwrap())
-        .collect();
-    assert_eq!(images, ["api-go1.22", "api-go1.23", "base", "runtime"]);
+    assert_eq!(
+        each(&plan["manifests"], "image"),
+        ["api-go1.22", "api-go1.23", "base", "runtime"]
+    );
     assert_eq!(
         plan["manifests"][0]["tags"][0],
         "ghcr.io/acme/api:2.0.0-go1.22"

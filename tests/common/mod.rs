@@ -92,6 +92,27 @@ impl Project {
     }
 }
 
+/// The `key` field of each object of a JSON array: the ids of a plan's builds, the images of
+/// its manifests.
+pub fn each(array: &serde_json::Value, key: &str) -> Vec<String> {
+    array
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|o| o[key].as_str().expect("a string field").to_string())
+        .collect()
+}
+
+/// The object of a JSON array whose `key` field is `value`.
+pub fn find<'a>(array: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    array
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|o| o[key] == value)
+        .unwrap_or_else(|| panic!("no {key} = {value} in {array:#}"))
+}
+
 /// Starts a command without waiting for it, its output captured for `wait_with_output`.
 pub trait SpawnCaptured {
     fn spawn_captured(&mut self) -> std::process::Child;
