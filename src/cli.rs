@@ -157,13 +157,8 @@ impl Target {
             .as_deref()
             .map(|rev| crate::changes::Changes::since(location.dir(), rev))
             .transpose()?;
-        let patterns = if self.images.is_empty() {
-            location.default_patterns()
-        } else {
-            self.images.clone()
-        };
         let selection = Selection {
-            patterns,
+            patterns: self.images.clone(),
             platforms: self.platforms.clone(),
             changes,
         };

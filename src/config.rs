@@ -381,6 +381,8 @@ pub struct Config {
     /// The directory podman runs in and plan paths are relative to: the single file's
     /// directory, or the directory discovery started from.
     pub root: PathBuf,
+    /// When a member of a monorepo was asked for: its directory, relative to `root`.
+    pub member: Option<PathBuf>,
     pub files: Vec<Arc<File>>,
     /// Sorted by name; names are unique across files.
     pub images: Vec<ImageDef>,
@@ -403,6 +405,14 @@ pub struct Builder {
 }
 
 impl Config {
+    /// What is selected when the command line names nothing: a member's own images, else all.
+    pub fn default_patterns(&self) -> Vec<String> {
+        self.member
+            .iter()
+            .map(|dir| format!("{}:*", glob::Pattern::escape(&dir.to_string_lossy())))
+            .collect()
+    }
+
     /// Whether pushes to and reads from `registry` (`host[:port]`) skip TLS verification.
     pub fn insecure(&self, registry: &str) -> bool {
         self.registries.get(registry).is_some_and(|r| r.insecure)
@@ -496,41 +506,45 @@ pub fn discover(root: &Path) -> Vec<PathBuf> {
 /// Where a config comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// One file.
+    /// A file: itself, or, when it is a monorepo's root or member, that monorepo ([`load`]).
     File(PathBuf),
     /// Every file found under a directory ([`discover`]).
     Tree(PathBuf),
-    /// A file below a monorepo's root (a `multiarch.toml` that defines no image): every file
-    /// under the root is loaded, so the file's images see the others, and its own are selected.
-    Member { root: PathBuf, file: PathBuf },
 }
 
-/// Whether `path` is a `multiarch.toml` that defines no image: a monorepo's root.
-fn is_root(path: &Path) -> bool {
-    path.is_file() && parse(path).is_ok_and(|p| p.raw.images.is_empty())
+/// The top-most directory above `dir`, up to `top`, that `is_root` says holds a monorepo's
+/// root (a `multiarch.toml` that defines no image).
+fn topmost_root<'a>(
+    dir: &'a Path,
+    top: &Path,
+    is_root: impl Fn(&Path) -> bool,
+) -> Option<&'a Path> {
+    dir.ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(top))
+        .filter(|a| is_root(a))
+        .last()
 }
 
 /// The directory of the top-most monorepo root above `dir` in its git work tree, if any.
 pub fn monorepo_root(dir: &Path) -> Option<PathBuf> {
-    let top = work_tree_top(dir)?;
-    dir.ancestors()
-        .skip(1)
-        .take_while(|a| a.starts_with(top))
-        .filter(|a| is_root(&a.join(FILE_NAME)))
-        .last()
-        .map(Path::to_path_buf)
+    let is_root = |a: &Path| {
+        let path = a.join(FILE_NAME);
+        path.is_file() && parse(&path).is_ok_and(|p| p.raw.images.is_empty())
+    };
+    topmost_root(dir, work_tree_top(dir)?, is_root).map(Path::to_path_buf)
 }
 
 impl Location {
     /// What `mab plan` works on in `cwd`: with `all`, every file under `cwd`; else `file`, or
-    /// the nearest `multiarch.toml` here or above (a root or a member, see `of_file`); else, in a git work
-    /// tree, every file below (a monorepo's root need not have a file of its own).
+    /// the nearest `multiarch.toml` here or above; else, in a git work tree, every file below
+    /// (a monorepo's root need not have a file of its own).
     pub fn find(cwd: &Path, file: Option<&Path>, all: bool) -> Result<Self, ConfigError> {
         if all {
             return Ok(Self::Tree(cwd.to_path_buf()));
         }
         if let Some(path) = file.map(Path::to_path_buf).or_else(|| find(cwd)) {
-            return Ok(Self::of_file(path));
+            return Ok(Self::File(path));
         }
         if work_tree_top(cwd).is_some() && !discover(cwd).is_empty() {
             return Ok(Self::Tree(cwd.to_path_buf()));
@@ -545,51 +559,18 @@ impl Location {
         .with_help("run mab where your multiarch.toml is, or pass it with -f/--file"))
     }
 
-    /// A root (a file that defines no image) stands for every file under its directory; a file
-    /// below the top-most root of its git work tree is a member of it; any other file is
-    /// itself, as cargo treats a package inside or outside a workspace.
-    fn of_file(path: PathBuf) -> Self {
-        let path = absolute(&path).unwrap_or(path);
-        let Some(dir) = path.parent().map(Path::to_path_buf) else {
-            return Self::File(path);
-        };
-        if is_root(&path) {
-            return Self::Tree(dir);
-        }
-        match monorepo_root(&dir) {
-            Some(root) => Self::Member { root, file: path },
-            None => Self::File(path),
-        }
-    }
-
-    /// The directory the config's paths start from.
+    /// A directory in the config's git work tree, if it has one.
     pub fn dir(&self) -> &Path {
         match self {
             Self::File(f) => f.parent().unwrap_or(Path::new(".")),
-            Self::Tree(root) | Self::Member { root, .. } => root,
-        }
-    }
-
-    /// What is selected when the command line names nothing: a member's own images.
-    pub fn default_patterns(&self) -> Vec<String> {
-        match self {
-            Self::Member { root, file } => {
-                let dir = file.parent().unwrap_or(root);
-                let rel = pathdiff::diff_paths(dir, root).unwrap_or_default();
-                let rel = normalize_relative(&rel);
-                vec![format!(
-                    "{}:*",
-                    glob::Pattern::escape(&rel.to_string_lossy())
-                )]
-            }
-            Self::File(_) | Self::Tree(_) => Vec::new(),
+            Self::Tree(root) => root,
         }
     }
 
     pub fn load(&self, vars: &[(String, String)]) -> Result<Config, ConfigError> {
         match self {
             Self::File(f) => load(f, vars),
-            Self::Tree(root) | Self::Member { root, .. } => load_all(root, vars),
+            Self::Tree(root) => load_all(root, vars),
         }
     }
 }
@@ -620,18 +601,54 @@ fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
     })
 }
 
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
 /// Reads, parses and checks a config file. `vars` (from `--var`) override the file's `[vars]`.
 /// Files named `multiarch.toml` in the directories above it, up to the top of its git work
 /// tree, lend it their `[defaults]`, `[vars]` and `[builder]`.
+///
+/// A file that defines no image is a monorepo's root: every file under its directory is
+/// loaded. A file below the top-most root of its git work tree is a member of it: the root's
+/// files are loaded, and [`Config::member`] says which are its, as cargo treats a package
+/// inside a workspace. Each file is parsed once, whichever it turns out to be.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_files(&[path], dir, overrides)
+    let dir = dir_of(&path);
+    let file = parse(&path)?;
+    let defines_none = |p: &Parsed| p.raw.images.is_empty();
+    if defines_none(&file) {
+        return load_tree(dir.clone(), overrides, BTreeMap::from([(dir, file)]));
+    }
+    let mut parsed = BTreeMap::from([(dir.clone(), file)]);
+    let top = work_tree_top(&dir).unwrap_or(&dir).to_path_buf();
+    parse_above(&mut parsed, std::slice::from_ref(&path), &top)?;
+    let root = topmost_root(&dir, &top, |a| parsed.get(a).is_some_and(defines_none));
+    match root.map(Path::to_path_buf) {
+        Some(root) => {
+            let member = normalize_relative(dir.strip_prefix(&root).unwrap_or(&dir));
+            let config = load_tree(root, overrides, parsed)?;
+            Ok(Config {
+                member: Some(member),
+                ..config
+            })
+        }
+        None => load_files(&[path], dir, overrides, parsed),
+    }
 }
 
 /// Loads every `multiarch.toml` under `root` ([`discover`]) as one config.
 pub fn load_all(root: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
-    let root = absolute(root)?;
+    load_tree(absolute(root)?, overrides, BTreeMap::new())
+}
+
+/// [`load_all`] of an absolute `root`, with the files already `parsed` (keyed by directory).
+fn load_tree(
+    root: PathBuf,
+    overrides: &[(String, String)],
+    parsed: BTreeMap<PathBuf, Parsed>,
+) -> Result<Config, ConfigError> {
     let paths = discover(&root);
     if paths.is_empty() {
         return Err(ConfigError::new(
@@ -640,7 +657,7 @@ pub fn load_all(root: &Path, overrides: &[(String, String)]) -> Result<Config, C
         )
         .with_help("discovery skips .git, target, node_modules, hidden directories and what .gitignore/.ignore exclude"));
     }
-    load_files(&paths, root, overrides)
+    load_files(&paths, root, overrides, parsed)
 }
 
 /// A parsed file, before its images are resolved.
@@ -660,24 +677,16 @@ fn work_tree_top(dir: &Path) -> Option<&Path> {
     dir.ancestors().find(|a| a.join(".git").exists())
 }
 
-fn load_files(
+/// Parses the `multiarch.toml` files in the directories above `paths`, up to `top`, that
+/// `parsed` does not hold yet.
+fn parse_above(
+    parsed: &mut BTreeMap<PathBuf, Parsed>,
     paths: &[PathBuf],
-    root: PathBuf,
-    overrides: &[(String, String)],
-) -> Result<Config, ConfigError> {
-    let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
-    // Keyed by directory: Path's order puts a directory before everything below it, so a
-    // file's ancestors are settled before it.
-    let dir_of = |path: &Path| path.parent().map(Path::to_path_buf).unwrap_or_default();
-    // Parsed in parallel: a monorepo may hold a file per image.
-    let mut parsed: BTreeMap<PathBuf, Parsed> = crate::par::try_map(paths, |p| parse(p))?
-        .into_iter()
-        .zip(paths)
-        .map(|(file, path)| (dir_of(path), file))
-        .collect();
+    top: &Path,
+) -> Result<(), ConfigError> {
     let mut looked = std::collections::HashSet::new();
     for path in paths {
-        let above = path.ancestors().skip(2).take_while(|a| a.starts_with(&top));
+        let above = path.ancestors().skip(2).take_while(|a| a.starts_with(top));
         for dir in above {
             if !looked.insert(dir) {
                 // Seen from a sibling: so are the directories above it.
@@ -689,6 +698,27 @@ fn load_files(
             }
         }
     }
+    Ok(())
+}
+
+/// The config of the files at `paths`, rooted at `root`; `parsed` holds files already read,
+/// keyed by directory (Path's order puts a directory before everything below it, so a file's
+/// ancestors are settled before it).
+fn load_files(
+    paths: &[PathBuf],
+    root: PathBuf,
+    overrides: &[(String, String)],
+    mut parsed: BTreeMap<PathBuf, Parsed>,
+) -> Result<Config, ConfigError> {
+    let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
+    // Parsed in parallel: a monorepo may hold a file per image.
+    let unread: Vec<&PathBuf> = paths
+        .iter()
+        .filter(|p| !parsed.contains_key(&dir_of(p)))
+        .collect();
+    let read = crate::par::try_map(unread.clone(), |p| parse(p))?;
+    parsed.extend(unread.into_iter().map(|p| dir_of(p)).zip(read));
+    parse_above(&mut parsed, paths, &top)?;
 
     let mut inherited: BTreeMap<PathBuf, Inherited> = BTreeMap::new();
     for (dir, file) in &parsed {
@@ -758,6 +788,7 @@ fn load_files(
     }
     Ok(Config {
         root,
+        member: None,
         files,
         images,
         builder,

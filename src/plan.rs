@@ -167,7 +167,7 @@ pub const STATE_DIR: &str = ".mab";
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     /// Image names, instance names, qualified names (`services/api:api`) or globs; empty
-    /// selects everything.
+    /// selects [`Config::default_patterns`] (a monorepo member's images, else everything).
     pub patterns: Vec<String>,
     /// Platforms to keep; empty keeps all.
     pub platforms: Vec<Platform>,
@@ -269,12 +269,17 @@ pub fn plan(
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
     let graph = Graph::new(config, instances)?;
+    let patterns = if selection.patterns.is_empty() {
+        config.default_patterns()
+    } else {
+        selection.patterns.clone()
+    };
     let (selected, changed_since) = match &selection.changes {
         Some(changes) => {
-            let (selected, reasons) = graph.select_changed(changes, &selection.patterns)?;
+            let (selected, reasons) = graph.select_changed(changes, &patterns)?;
             (selected, Some(reasons))
         }
-        None => (graph.select(selection)?, None),
+        None => (graph.select(&patterns)?, None),
     };
     graph.check_platforms(&selected, &selection.platforms)?;
     graph.check_cycles()?;
@@ -506,8 +511,8 @@ impl<'a> Graph<'a> {
     }
 
     /// The instances selected by the patterns, plus everything they depend on.
-    fn select(&self, selection: &Selection) -> Result<Vec<bool>, ConfigError> {
-        let mut selected = self.named(&selection.patterns)?;
+    fn select(&self, patterns: &[String]) -> Result<Vec<bool>, ConfigError> {
+        let mut selected = self.named(patterns)?;
         let mut stack: Vec<usize> = (0..selected.len()).filter(|&i| selected[i]).collect();
         while let Some(i) = stack.pop() {
             for edge in self.edges[i].iter().flatten() {
