@@ -266,27 +266,26 @@ fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String
 
 fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigError> {
     let git = templates.git();
+    // Per file: its vars, rendered once, and its registry rendered with them.
     let mut registries = Vec::with_capacity(config.files.len());
+    let mut contexts = Vec::with_capacity(config.files.len());
     for file in &config.files {
         let vars = Value::from(Serde(&file.vars));
-        let plain = context! { vars => vars, git => git.clone(), registry => Value::UNDEFINED };
+        let plain =
+            context! { vars => vars.clone(), git => git.clone(), registry => Value::UNDEFINED };
         let registry = file
             .registry
             .as_ref()
             .map(|r| templates.render(&r.source, &r.text, &plain, "(defaults)", Field::Registry))
             .transpose()?;
+        contexts.push(context! { vars => vars, git => git.clone(), registry => registry.clone() });
         registries.push(registry);
     }
-    let with_registry = |file: &File| {
-        let registry = registries[file.index].clone();
-        context! { vars => Value::from(Serde(&file.vars)), git => git.clone(), registry => registry }
-    };
     // `images.NAME.repository` for each image whose repository does not depend on its matrix,
     // whichever file it is in; a qualified name (`services/base:base`) works too.
     let mut images = BTreeMap::new();
     for def in &config.images {
-        let ctx =
-            context! { image => context! { name => def.key.clone() }, ..with_registry(&def.file) };
+        let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
         let repository = match (&def.repository, &registries[def.file.index]) {
             (Some(t), _) => templates
                 .render(&def.file.source, t, &ctx, &def.key, Field::Repository)
@@ -303,13 +302,12 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         }
     }
     let images = Value::from(Serde(&images));
-    let files = config
-        .files
-        .iter()
-        .zip(&registries)
-        .map(|(file, registry)| FileGlobals {
-            base: context! { images => images.clone(), ..with_registry(file) },
-            registry: registry.clone(),
+    let files = contexts
+        .into_iter()
+        .zip(registries)
+        .map(|(ctx, registry)| FileGlobals {
+            base: context! { images => images.clone(), ..ctx },
+            registry,
         })
         .collect();
     Ok(Globals {
