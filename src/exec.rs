@@ -614,7 +614,12 @@ fn take_turn() -> std::io::Result<File> {
 /// Writes the ignore files the builds name: the context's own patterns, then the state
 /// directory, so a context of `.` does not send this run's logs into the image.
 fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
+    let mut written = HashSet::new();
     for f in plan.builds.iter().filter_map(|b| b.ignorefile.as_ref()) {
+        // One file per image, named by each of its platforms' builds.
+        if !written.insert(&f.path) {
+            continue;
+        }
         let base = match &f.base {
             Some(path) => std::fs::read_to_string(path)?,
             None => String::new(),
