@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Project, each, find};
+use common::{Project, each, find, strings};
 use serde_json::Value;
 
 /// The root holds only defaults; `libs/base` is the base image, `services/api` builds FROM it
@@ -88,14 +88,6 @@ fn plan_text(p: &Project, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|s| s.as_str().expect("a string").to_string())
-        .collect()
 }
 
 fn manifests(plan: &Value) -> Vec<String> {

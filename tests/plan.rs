@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Project, each, find};
+use common::{Project, each, find, strings};
 use insta_cmd::assert_cmd_snapshot;
 
 /// Runs a `mab plan --format json` command, which must succeed, and parses its output.
@@ -225,12 +225,7 @@ fn builder_options_reach_the_commands() {
     );
     p.git_commit("fixture");
     let plan = argv_of(&p, &[("MAB_PODMAN", "")]);
-    let argv: Vec<&str> = plan["builds"][0]["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let argv = strings(&plan["builds"][0]["argv"]);
     assert_eq!(argv[..4], ["/opt/podman", "--root", "/srv/s", "build"]);
     // The fixture commit's time, for a reproducible image.
     let ts = argv
@@ -239,11 +234,11 @@ fn builder_options_reach_the_commands() {
         .expect("--timestamp");
     assert_eq!(argv[ts + 1], "1767323045");
     assert!(
-        argv.contains(&"org.opencontainers.image.created=2026-01-02T03:04:05Z"),
+        argv.contains(&"org.opencontainers.image.created=2026-01-02T03:04:05Z".into()),
         "{argv:?}"
     );
     assert!(
-        argv.contains(&"org.opencontainers.image.version=v1"),
+        argv.contains(&"org.opencontainers.image.version=v1".into()),
         "{argv:?}"
     );
     assert!(
@@ -349,12 +344,7 @@ fn secrets_reach_podman_as_references_never_as_values() {
         "a secret value is in the plan: {text}"
     );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let argv: Vec<&str> = plan["builds"][0]["argv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let argv = strings(&plan["builds"][0]["argv"]);
     let npmrc = argv
         .iter()
         .position(|a| a.starts_with("id=npmrc,src="))

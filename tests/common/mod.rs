@@ -92,6 +92,16 @@ impl Project {
     }
 }
 
+/// A JSON array of strings (an argv, a list of tags).
+pub fn strings(array: &serde_json::Value) -> Vec<String> {
+    array
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
 /// The `key` field of each object of a JSON array: the ids of a plan's builds, the images of
 /// its manifests.
 pub fn each(array: &serde_json::Value, key: &str) -> Vec<String> {
