@@ -215,6 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
         Command::Run { target, run } => run_plan(&target, &run),
         Command::Plan { target, format } => {
             let plan = target.plan()?;
+            eprint!("{}", output::warnings(&plan));
             Ok(write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
                 Format::Json => output::json(&plan, out),
@@ -281,6 +282,7 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
         .with_help("add --no-push to build and assemble them locally"));
     }
     let plan = target.plan()?;
+    eprint!("{}", output::warnings(&plan));
     let checks = doctor::checks(&plan.podman, Some(&plan), false);
     if doctor::blocking(&checks) {
         let failed: Vec<doctor::Check> = checks

@@ -112,6 +112,10 @@ pub struct RawDefaults {
     /// Build secrets for every image (an image's own win), by id.
     #[serde(default)]
     pub secrets: BTreeMap<String, RawSecret>,
+    /// Named build contexts for every image (an image's own win). See `images.NAME.contexts`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
 }
 
 /// A build secret, read by podman (`--secret`), never by mab's plan or logs: `{ file = "~/.npmrc" }`
@@ -171,9 +175,17 @@ pub struct RawImage {
     /// Build secrets by id, on top of `defaults.secrets`.
     #[serde(default)]
     pub secrets: BTreeMap<String, RawSecret>,
-    /// Build stage to stop at (`--target`).
+    /// Build stage to stop at (`--target`); it must name a stage of the Dockerfile. Template.
     #[schemars(with = "Option<String>")]
     pub target: Option<Text>,
+    /// Named build contexts, as in `docker buildx bake`: a `FROM NAME`, `COPY --from=NAME` or
+    /// `RUN --mount=from=NAME` reads NAME from here, before stages and images. Values:
+    /// `"target:IMAGE"` (an image of this config, built first, for the platform the stage
+    /// needs), `"docker-image://REF"` (an image from a registry), `"https://..."` (a tarball),
+    /// or a directory relative to this file. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
     /// Platforms to build (default: `defaults.platforms`).
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Vec<Text>>,
@@ -213,9 +225,13 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Build stage to stop at on this platform.
+    /// Build stage to stop at on this platform. Template.
     #[schemars(with = "Option<String>")]
     pub target: Option<Text>,
+    /// Named build contexts for this platform only, on top of the image's. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.
@@ -424,6 +440,7 @@ impl Config {
 pub struct PlatformOverride {
     pub args: SourcedMap,
     pub target: Option<Text>,
+    pub contexts: SourcedMap,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -446,6 +463,8 @@ pub struct ImageDef {
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
     pub target: Option<Text>,
+    /// Named build contexts by name, unrendered.
+    pub contexts: SourcedMap,
     pub platforms: Vec<Platform>,
     /// Where the platform list is written, for errors about a platform.
     pub platforms_source: Source,
@@ -815,6 +834,7 @@ struct Inherited {
     args: SourcedMap,
     labels: SourcedMap,
     annotations: SourcedMap,
+    contexts: SourcedMap,
     /// Each with the file (and its directory) it is written in.
     secrets: BTreeMap<String, (RawSecret, Source, PathBuf)>,
     vars: BTreeMap<String, Scalar>,
@@ -842,6 +862,7 @@ impl Inherited {
         self.args.extend(sourced_map(&d.args, source));
         self.labels.extend(sourced_map(&d.labels, source));
         self.annotations.extend(sourced_map(&d.annotations, source));
+        self.contexts.extend(sourced_map(&d.contexts, source));
         for (id, s) in &d.secrets {
             self.secrets
                 .insert(id.clone(), (s.clone(), source.clone(), dir.to_path_buf()));
@@ -1024,7 +1045,7 @@ pub(crate) fn parse_platform(source: &Source, item: &Text) -> Result<Platform, C
 }
 
 /// `a/./b/../c` → `a/c`, without touching the file system, so plans show tidy relative paths.
-fn normalize_relative(path: &Path) -> PathBuf {
+pub fn normalize_relative(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -1158,6 +1179,7 @@ fn resolve_image(
             PlatformOverride {
                 args,
                 target: o.target,
+                contexts: sourced_map(&o.contexts, source),
             },
         );
     }
@@ -1200,6 +1222,7 @@ fn resolve_image(
         labels: merge(&raw.labels, &inh.labels),
         annotations: merge(&raw.annotations, &inh.annotations),
         target: raw.target,
+        contexts: merge(&raw.contexts, &inh.contexts),
         platforms,
         platforms_source,
         platforms_span,
@@ -1260,11 +1283,18 @@ impl ImageDef {
         let maps = [&self.args, &self.labels, &self.annotations]
             .into_iter()
             .flat_map(|m| m.values());
-        let overrides = self.overrides.values().flat_map(|o| o.args.values());
+        let maps = maps.chain(self.contexts.values());
+        let overrides = self
+            .overrides
+            .values()
+            .flat_map(|o| o.args.values().chain(o.contexts.values()));
         let sourced = self.tags.iter().chain(maps).chain(overrides);
+        let targets = self.overrides.values().filter_map(|o| o.target.as_ref());
         self.name
             .iter()
             .chain(&self.repository)
+            .chain(&self.target)
+            .chain(targets)
             .chain(sourced.map(|s| &s.text))
     }
 }

@@ -1,6 +1,7 @@
 //! `mab doctor`: what on this machine would stop a run, each with the exact fix. `mab run` runs
 //! the same checks first and refuses to start on a failing one.
 
+use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,18 +55,11 @@ impl Check {
 /// The machine's checks, and the plan's (foreign platforms, registries) when there is one.
 /// `network` adds the registry reachability checks, which may take seconds offline.
 pub fn checks(podman: &[String], plan: Option<&Plan>, network: bool) -> Vec<Check> {
-    let mut out = vec![podman_check(podman), isolation_check()];
+    let (podman_check, version) = podman_check(podman);
+    let mut out = vec![podman_check, isolation_check()];
     if let Some(plan) = plan {
-        let host = Platform::host();
-        let mut foreign: Vec<&Platform> = plan
-            .builds
-            .iter()
-            .map(|b| &b.platform)
-            .filter(|p| p.arch() != host.arch())
-            .collect();
-        foreign.sort();
-        foreign.dedup_by_key(|p| p.arch().to_string());
-        out.extend(foreign.into_iter().map(binfmt_check));
+        out.extend(platform_checks(plan, &Platform::host()));
+        out.extend(version.and_then(|v| heredoc_check(plan, &v)));
         if network {
             let mut registries: Vec<&str> = plan
                 .manifests
@@ -85,17 +79,18 @@ pub fn checks(podman: &[String], plan: Option<&Plan>, network: bool) -> Vec<Chec
     out
 }
 
-fn podman_check(podman: &[String]) -> Check {
+/// Whether podman runs, and its version.
+fn podman_check(podman: &[String]) -> (Check, Option<String>) {
     let out = Command::new(&podman[0])
         .args(&podman[1..])
         .args(["version", "--format", "{{.Client.Version}}"])
         .output();
-    match out {
-        Ok(o) if o.status.success() => Check::pass(format!(
-            "podman {} ({})",
-            String::from_utf8_lossy(&o.stdout).trim(),
-            podman[0]
-        )),
+    let check = match out {
+        Ok(o) if o.status.success() => {
+            let version = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let check = Check::pass(format!("podman {version} ({})", podman[0]));
+            return (check, Some(version));
+        }
         Ok(o) => Check::fail(
             format!(
                 "`{} version` failed: {}",
@@ -108,7 +103,64 @@ fn podman_check(podman: &[String]) -> Check {
             format!("podman not found (`{}`)", podman[0]),
             "install it (Debian/Ubuntu: `apt-get install podman`), or point MAB_PODMAN / [builder] podman at it",
         ),
+    };
+    (check, None)
+}
+
+/// One line per platform other than the machine's that the plan builds or runs steps on:
+/// an emulator where RUN steps run on it, none where the builds are cross-compiled.
+fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
+    let foreign = |p: &&Platform| p.os() != host.os() || p.arch() != host.arch();
+    let emulated: BTreeSet<&Platform> = plan.builds.iter().flat_map(|b| b.emulated(host)).collect();
+    let targets = plan.builds.iter().map(|b| &b.platform).filter(foreign);
+    let all: BTreeSet<&Platform> = targets.chain(emulated.iter().copied()).collect();
+    let mut handlers = BTreeSet::new();
+    let mut out = Vec::new();
+    for p in all {
+        let os = p.os();
+        if !emulated.contains(p) {
+            let how = if os == "linux" {
+                "none of its builds runs a step on it"
+            } else {
+                "none of its builds runs a step on it, so podman on Linux assembles it"
+            };
+            out.push(Check::pass(format!(
+                "{p}: cross-compiled, no emulator needed ({how})"
+            )));
+        } else if os != "linux" {
+            out.push(Check::fail(
+                format!("{p}: its builds RUN steps on {os}, which podman on Linux cannot run (qemu emulates processors, not operating systems)"),
+                format!("cross-compile: run the steps in a `FROM --platform=$BUILDPLATFORM` stage and COPY the result into a `FROM scratch` stage, or build {p} on a {os} machine"),
+            ));
+        } else if handlers.insert(qemu_name(p.arch()).to_string()) {
+            out.push(binfmt_check(p));
+        }
     }
+    out
+}
+
+/// podman reads heredocs only from 5.0 (buildah 1.35); 4.3.1 reads their lines as instructions.
+fn heredoc_check(plan: &Plan, version: &str) -> Option<Check> {
+    let mut parts = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    if major >= 5 {
+        return None;
+    }
+    let images: BTreeSet<&str> = plan
+        .builds
+        .iter()
+        .filter(|b| b.heredocs)
+        .map(|b| b.image.as_str())
+        .collect();
+    (!images.is_empty()).then(|| {
+        Check::fail(
+            format!(
+                "the Dockerfiles of {} use heredocs (`<<EOF`), which podman {version} reads as instructions",
+                images.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            "upgrade to podman 5.0 or later (buildah 1.35), or write the heredoc's lines as a script file that the Dockerfile COPYs",
+        )
+    })
 }
 
 /// podman's default (OCI) isolation needs a cgroup layout it supports; on a hybrid cgroup v1/v2
@@ -304,7 +356,8 @@ mod tests {
 
     #[test]
     fn a_missing_podman_fails_with_the_fix() {
-        let c = podman_check(&["/nonexistent/podman".into()]);
+        let (c, version) = podman_check(&["/nonexistent/podman".into()]);
+        assert_eq!(version, None);
         assert_eq!(c.level, Level::Fail);
         assert!(c.fix.unwrap().contains("apt-get install podman"));
     }

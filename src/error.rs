@@ -42,6 +42,10 @@ pub enum ErrorKind {
     Selection,
     /// A credential where it would leak (a build arg).
     Secret,
+    /// A Dockerfile that does not parse, or whose reached instructions do not expand.
+    Dockerfile,
+    /// `target` names no stage of the Dockerfile.
+    Target,
 }
 
 impl ErrorKind {
@@ -62,6 +66,8 @@ impl ErrorKind {
             Self::Matrix => "mab::matrix",
             Self::Selection => "mab::selection",
             Self::Secret => "mab::secret",
+            Self::Dockerfile => "mab::dockerfile",
+            Self::Target => "mab::target",
         }
     }
 }

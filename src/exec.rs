@@ -177,9 +177,14 @@ impl Done {
     }
 }
 
-/// Emulated builds (another architecture, through qemu) take several times as long.
-fn cost(platform: &Platform, host: &Platform) -> u64 {
-    if platform.arch() == host.arch() { 1 } else { 5 }
+/// Emulated builds (RUN steps of another architecture, through qemu) take several times as
+/// long; a cross-compiled one runs natively.
+fn cost(build: &Build, host: &Platform) -> u64 {
+    if build.emulated(host).next().is_some() {
+        5
+    } else {
+        1
+    }
 }
 
 /// cargo's job-queue priority: a build's own cost plus the cost of everything that depends on
@@ -660,11 +665,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         }
     }
     let host = Platform::host();
-    let costs: Vec<u64> = plan
-        .builds
-        .iter()
-        .map(|b| cost(&b.platform, &host))
-        .collect();
+    let costs: Vec<u64> = plan.builds.iter().map(|b| cost(b, &host)).collect();
     let priority = priorities(&costs, &dependents);
     let mut manifest_waiting: Vec<usize> =
         plan.manifests.iter().map(|m| m.depends_on.len()).collect();
@@ -1017,20 +1018,24 @@ mod tests {
         assert_eq!(priorities(&[1, 1, 1, 1], &dependents), [4, 2, 1, 2]);
         // An emulated build weighs more than a native one.
         assert_eq!(priorities(&[1, 5, 1, 1], &dependents), [8, 6, 1, 2]);
-        assert_eq!(
-            cost(
-                &"linux/arm64".parse().unwrap(),
-                &"linux/amd64".parse().unwrap()
-            ),
-            5
-        );
-        assert_eq!(
-            cost(
-                &"linux/amd64".parse().unwrap(),
-                &"linux/amd64".parse().unwrap()
-            ),
-            1
-        );
+        let host: Platform = "linux/amd64".parse().unwrap();
+        let build = |platform: &str, runs: &[&str]| Build {
+            id: format!("x@{platform}"),
+            iidfile: String::new(),
+            image: "x".into(),
+            platform: platform.parse().unwrap(),
+            depends_on: Vec::new(),
+            local_image: String::new(),
+            argv: Vec::new(),
+            run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
+            heredocs: false,
+            ignorefile: None,
+        };
+        assert_eq!(cost(&build("linux/arm64", &["linux/arm64"]), &host), 5);
+        assert_eq!(cost(&build("linux/amd64", &["linux/amd64"]), &host), 1);
+        // Cross-compiled: its RUN steps are on the host, the result is arm64.
+        assert_eq!(cost(&build("linux/arm64", &["linux/amd64"]), &host), 1);
+        assert_eq!(cost(&build("linux/s390x", &[]), &host), 1);
     }
 }
 

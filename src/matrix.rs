@@ -50,7 +50,81 @@ pub struct Instance {
 pub struct BuildSpec {
     pub platform: Platform,
     pub args: BTreeMap<String, String>,
+    /// Rendered; the planner checks that it names a stage.
     pub target: Option<String>,
+    pub contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A named build context (`contexts = { NAME = ... }`), rendered and checked.
+#[derive(Debug, Clone)]
+pub enum NamedContext {
+    /// `target:IMAGE`: an image of the config, as written (a name or a qualified name), and
+    /// where, for errors.
+    Image {
+        name: String,
+        source: Source,
+        span: Range<usize>,
+    },
+    /// Passed to podman as written: `docker-image://REF`, `container-image://REF`, a URL.
+    Remote(String),
+    /// A directory, relative to the root podman runs in.
+    Dir(std::path::PathBuf),
+}
+
+impl NamedContext {
+    /// What a rendered value names: written in `sourced`, whose file's directory a relative
+    /// path is relative to.
+    fn parse(
+        config: &Config,
+        sourced: &crate::config::Sourced,
+        value: String,
+        image: &str,
+        name: &str,
+    ) -> Result<Self, ConfigError> {
+        let (source, span) = (&sourced.source, sourced.text.span());
+        if let Some(target) = value.strip_prefix("target:") {
+            if target.is_empty() {
+                return Err(source
+                    .error(
+                        ErrorKind::Type,
+                        span,
+                        format!("named context `{name}` of image `{image}` names no image"),
+                    )
+                    .with_help("write `target:IMAGE` with an image of this config"));
+            }
+            return Ok(Self::Image {
+                name: target.to_string(),
+                source: source.clone(),
+                span,
+            });
+        }
+        const REMOTE: [&str; 5] = [
+            "docker-image://",
+            "docker://",
+            "container-image://",
+            "https://",
+            "http://",
+        ];
+        if REMOTE.iter().any(|p| value.starts_with(p)) {
+            return Ok(Self::Remote(value));
+        }
+        let dir = source.path().parent().unwrap_or(std::path::Path::new("."));
+        let path = dir.join(&value);
+        if !path.is_dir() {
+            return Err(source
+                .error(
+                    ErrorKind::Path,
+                    span,
+                    format!("named context `{name}` of image `{image}`: directory `{value}` does not exist"),
+                )
+                .with_help(format!(
+                    "a path is relative to the directory of {}; other values are `target:IMAGE`, `docker-image://REF` or a URL",
+                    source.name()
+                )));
+        }
+        let rel = pathdiff::diff_paths(&path, &config.root).unwrap_or(path);
+        Ok(Self::Dir(crate::config::normalize_relative(&rel)))
+    }
 }
 
 fn matrix_error(source: &Source, span: Range<usize>, message: String) -> ConfigError {
@@ -456,11 +530,22 @@ fn instantiate(
         let target = over
             .and_then(|o| o.target.as_ref())
             .or(def.target.as_ref())
-            .map(|t| t.get_ref().clone());
+            .map(|t| templates.render(source, t, &pctx, &name, Field::Target))
+            .transpose()?;
+        let mut contexts = BTreeMap::new();
+        let own = over.into_iter().flat_map(|o| &o.contexts);
+        for (k, v) in def.contexts.iter().chain(own) {
+            let rendered = templates.render(&v.source, &v.text, &pctx, &name, Field::Context(k))?;
+            contexts.insert(
+                k.clone(),
+                NamedContext::parse(config, v, rendered, &name, k)?,
+            );
+        }
         builds.push(BuildSpec {
             platform,
             args,
             target,
+            contexts,
         });
     }
 

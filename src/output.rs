@@ -89,6 +89,14 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
     Ok(())
 }
 
+/// The plan's warnings, for stderr: each with its fix.
+pub fn warnings(plan: &Plan) -> String {
+    plan.warnings
+        .iter()
+        .map(|w| format!("warning: {}\n  help: {}\n", w.message, w.help))
+        .collect()
+}
+
 pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, plan)?;
     writeln!(out)

@@ -23,6 +23,8 @@ pub enum Field<'a> {
     Arg(&'a str),
     Label(&'a str),
     Annotation(&'a str),
+    Target,
+    Context(&'a str),
 }
 
 impl Field<'_> {
@@ -35,11 +37,13 @@ impl Field<'_> {
             Self::Arg(k) => format!("build arg `{k}`"),
             Self::Label(k) => format!("label `{k}`"),
             Self::Annotation(k) => format!("annotation `{k}`"),
+            Self::Target => "the `target` template".into(),
+            Self::Context(k) => format!("named context `{k}`"),
         }
     }
 
     fn sees_platform(&self) -> bool {
-        matches!(self, Self::Arg(_))
+        matches!(self, Self::Arg(_) | Self::Target | Self::Context(_))
     }
 }
 
@@ -149,7 +153,7 @@ impl Templates {
                     let why = if field == Field::Tag {
                         "tags cannot depend on the platform: one tag names one manifest list that holds every platform"
                     } else {
-                        "`platform` is only available in build args"
+                        "`platform` is only available in build args, `target` and `contexts`"
                     };
                     err(format!("{place} uses `platform`: {why}"), "platform-specific").with_help(
                         "put platform-specific values in `args`, or in [images.NAME.platform.\"os/arch\"] overrides",

@@ -49,7 +49,8 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
     let platform = format!("linux/{}", arch.replace("mips64el", "mips64le"));
     let missing = format!("FAIL {platform}: no binfmt handler for {arch}");
     let p = Project::new();
-    p.file("Dockerfile", "FROM scratch\n");
+    // The RUN step runs on the target platform: it needs the emulator.
+    p.file("Dockerfile", "FROM busybox\nRUN true\n");
     p.file(
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\", \"{platform}\"]\ntags = [\"1\"]\n[images.app]\n"),
@@ -92,6 +93,60 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
         !podman_calls.contains(" build"),
         "a build ran:\n{podman_calls}"
     );
+}
+
+/// The same platform, cross-compiled: the RUN step is on the build platform, the target stage
+/// only copies. No emulator is needed; a non-Linux platform gets its own honest line.
+#[test]
+fn a_cross_compiled_platform_needs_no_emulator() {
+    let Some(arch) = ["s390x", "ppc64le", "riscv64"]
+        .into_iter()
+        .find(|a| !Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{a}")).exists())
+    else {
+        panic!("every candidate platform has a binfmt handler here; extend the list");
+    };
+    let p = Project::new();
+    p.file(
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETARCH\nRUN echo $TARGETARCH > /out\nFROM scratch\nCOPY --from=build /out /out\n",
+    );
+    p.file("win/Dockerfile", "FROM busybox\nRUN true\n");
+    p.file(
+        "multiarch.toml",
+        &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\ntags = [\"1\"]\n[images.app]\nplatforms = [\"linux/amd64\", \"linux/{arch}\", \"darwin/arm64\"]\n[images.win]\ncontext = \"win\"\nplatforms = [\"windows/amd64\"]\n"),
+    );
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut doctor = p.mab(&["doctor"]);
+    doctor
+        .env("PATH", &path)
+        .env("FAKE_STATE", p.path().join("fake-state"))
+        .env("FAKE_LOG", p.path().join("podman.log"))
+        .env_remove("MAB_PODMAN");
+    let out = doctor.output().unwrap();
+    let all = text(&out);
+    let platform_lines: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            !l.starts_with(' ')
+                && ["linux/s", "linux/p", "linux/r", "darwin", "windows"]
+                    .iter()
+                    .any(|p| l.contains(p))
+        })
+        .collect();
+    assert_eq!(
+        platform_lines,
+        [
+            "ok   darwin/arm64: cross-compiled, no emulator needed (none of its builds runs a step on it, so podman on Linux assembles it)".to_string(),
+            format!("ok   linux/{arch}: cross-compiled, no emulator needed (none of its builds runs a step on it)"),
+            "FAIL windows/amd64: its builds RUN steps on windows, which podman on Linux cannot run (qemu emulates processors, not operating systems)".to_string(),
+        ],
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
 }
 
 #[test]

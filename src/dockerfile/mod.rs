@@ -1,0 +1,574 @@
+//! What a build reads from its Dockerfile: the stages the built target reaches, and for each of
+//! them the images and named contexts it reads (`FROM`, `COPY --from`, `RUN --mount=from`) on the
+//! platform it reads them, and whether it `RUN`s anything on that platform.
+//!
+//! The grammar (parser directives, escapes, continuations, heredocs, `ONBUILD`) is BuildKit's
+//! parser's ([`parse`]); the variable rules are BuildKit's shell lexer's ([`shell`]); the
+//! platform rules are podman 4.3.1's, measured
+//! (DEVELOPERS.md): a stage `FROM` another stage runs on that stage's platform, and what a stage
+//! copies or mounts from an image is read on the stage's platform.
+
+mod parse;
+mod shell;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use parse::{Flag, Instruction};
+
+use crate::platform::Platform;
+
+pub use shell::{Vars, expand};
+
+/// The ignore file podman reads for a build context: `.containerignore`, else `.dockerignore`.
+pub fn context_ignore_file(context: &Path) -> Option<PathBuf> {
+    [".containerignore", ".dockerignore"]
+        .iter()
+        .map(|name| context.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The build args podman 4.3.1 does not set itself but BuildKit does, and cross-compiling
+/// Dockerfiles read: mab passes those a Dockerfile names.
+pub const BUILD_PLATFORM_ARGS: [&str; 4] =
+    ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"];
+
+/// The automatic platform args of a build, `TARGET*` for the target and `BUILD*` for the machine
+/// that builds.
+pub fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
+        args.insert(format!("{prefix}PLATFORM"), p.to_string());
+        args.insert(format!("{prefix}OS"), p.os().to_string());
+        args.insert(format!("{prefix}ARCH"), p.arch().to_string());
+        args.insert(
+            format!("{prefix}VARIANT"),
+            p.variant().unwrap_or_default().to_string(),
+        );
+    }
+    args
+}
+
+pub use parse::Error as ParseError;
+
+/// How a stage reads a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    From,
+    CopyFrom,
+    MountFrom,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::From => "FROM",
+            Self::CopyFrom => "COPY --from",
+            Self::MountFrom => "RUN --mount=from",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Arg {
+    name: String,
+    default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    Arg(Arg),
+    Reads {
+        via: Via,
+        word: String,
+        span: Range<usize>,
+    },
+    Run,
+}
+
+#[derive(Debug, Clone)]
+struct Stage {
+    /// Lowercased, as stage names are matched.
+    name: Option<String>,
+    base: String,
+    platform: Option<String>,
+    /// The `FROM` instruction.
+    span: Range<usize>,
+    items: Vec<Item>,
+}
+
+/// A parsed Dockerfile, read once and asked about for each build.
+#[derive(Debug, Clone)]
+pub struct Dockerfile {
+    escape: char,
+    global_args: Vec<Arg>,
+    stages: Vec<Stage>,
+    /// Which of [`BUILD_PLATFORM_ARGS`] the file names anywhere.
+    names_build_args: Vec<&'static str>,
+    heredocs: bool,
+}
+
+/// An image or named context that a build reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// As written, before variable expansion.
+    pub written: String,
+    /// After expansion; what podman looks up.
+    pub resolved: String,
+    /// The build arg whose value decides the reference (`FROM ${BASE}`, `${BASE:-default}`),
+    /// declared where it is read: podman 4.3 does not redirect such a reference with
+    /// `--build-context`, but the arg can be overridden.
+    pub via_arg: Option<String>,
+    /// It names one of the build's named contexts.
+    pub context: bool,
+    pub via: Via,
+    /// The platform it is read on.
+    pub platform: Platform,
+    /// Where it is read, in the file.
+    pub span: Range<usize>,
+}
+
+impl Read {
+    /// Whether the reference is variables and text (`${REG}/base:1`), which podman 4.3 neither
+    /// redirects with `--build-context` nor lets one build arg decide.
+    pub fn is_composite(&self) -> bool {
+        self.via_arg.is_none() && self.written.contains('$')
+    }
+}
+
+/// What one build reads, from the stages its target reaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub reads: Vec<Read>,
+    /// The platforms that reached stages `RUN` on, each once: a foreign one needs an emulator.
+    pub run_platforms: Vec<Platform>,
+}
+
+/// Why a build's Dockerfile cannot be followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// `target` names no stage.
+    UnknownTarget { target: String, stages: Vec<String> },
+    /// A reached instruction whose reference or platform does not expand.
+    At {
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+    },
+}
+
+/// One build's view: its args, platforms, named contexts and target.
+pub struct Inputs<'a> {
+    /// The build args mab passes (they win over `ARG` defaults).
+    pub args: &'a BTreeMap<String, String>,
+    pub platform: &'a Platform,
+    pub build_platform: &'a Platform,
+    /// Whether a name is one of the build's named contexts.
+    pub is_context: &'a dyn Fn(&str) -> bool,
+    pub target: Option<&'a str>,
+}
+
+/// What a stage's base or a `--from` names.
+#[derive(Debug, Clone)]
+enum Names {
+    Scratch,
+    Stage(usize),
+    /// An image or a named context (`context`).
+    External {
+        resolved: String,
+        context: bool,
+    },
+    Unresolved(String),
+}
+
+/// One instruction's reference, resolved.
+#[derive(Debug, Clone)]
+struct Ref {
+    via: Via,
+    written: String,
+    names: Names,
+    via_arg: Option<String>,
+    span: Range<usize>,
+}
+
+/// The variables in scope at an instruction, by name.
+type Scope = BTreeMap<String, String>;
+
+fn arg_pairs(escape: char, text: &str) -> Vec<Arg> {
+    // ARG's words are split like a shell's, with the file's escape character: quotes are kept
+    // for the lexer, which removes them when the default is expanded.
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = text.chars();
+    let mut push = |word: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        let w = std::mem::take(word);
+        out.push(match w.split_once('=') {
+            Some((k, v)) => Arg {
+                name: k.to_string(),
+                default: Some(v.to_string()),
+            },
+            None => Arg {
+                name: w,
+                default: None,
+            },
+        });
+    };
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => push(&mut word),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                word.push(c);
+            }
+            (_, c) if c == escape => {
+                word.push(c);
+                word.extend(chars.next());
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    push(&mut word);
+    out
+}
+
+/// The `from=` of a `--mount` value (`type=bind,from=build,source=/out`).
+fn mount_from(value: &str) -> Option<&str> {
+    value.split(',').find_map(|field| {
+        let (k, v) = field.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("from")
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
+fn flags<'f>(flags: &'f [Flag], name: &'f str) -> impl Iterator<Item = &'f Flag> {
+    flags
+        .iter()
+        .filter(move |f| f.name.eq_ignore_ascii_case(name))
+}
+
+impl Dockerfile {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let parsed = parse::parse(text)?;
+        let escape = parsed.escape;
+        let mut global_args = Vec::new();
+        let mut stages: Vec<Stage> = Vec::new();
+        for ins in parsed.instructions.iter().filter(|i| !i.onbuild) {
+            match ins.keyword.as_str() {
+                "ARG" if stages.is_empty() => global_args.extend(arg_pairs(escape, &ins.rest)),
+                "FROM" => {
+                    let words: Vec<&str> = ins.rest.split_whitespace().collect();
+                    let name = match words[..] {
+                        [_, kw, name] if kw.eq_ignore_ascii_case("as") => Some(name.to_lowercase()),
+                        _ => None,
+                    };
+                    stages.push(Stage {
+                        name,
+                        base: words.first().copied().unwrap_or_default().to_string(),
+                        platform: flags(&ins.flags, "platform").find_map(|f| f.value.clone()),
+                        span: ins.span.clone(),
+                        items: Vec::new(),
+                    });
+                }
+                _ => {
+                    if let Some(stage) = stages.last_mut() {
+                        stage.items.extend(items(escape, ins));
+                    }
+                }
+            }
+        }
+        let names_build_args = BUILD_PLATFORM_ARGS
+            .into_iter()
+            .filter(|a| text.contains(a))
+            .collect();
+        Ok(Self {
+            escape,
+            global_args,
+            stages,
+            names_build_args,
+            heredocs: parsed.heredocs,
+        })
+    }
+
+    /// Whether an instruction has a heredoc, which podman reads only from 5.0 (buildah 1.35).
+    pub fn heredocs(&self) -> bool {
+        self.heredocs
+    }
+
+    /// The stage names, in order, for messages about `target`.
+    pub fn stage_names(&self) -> Vec<String> {
+        self.stages.iter().filter_map(|s| s.name.clone()).collect()
+    }
+
+    /// Which of [`BUILD_PLATFORM_ARGS`] the file names.
+    pub fn names_build_args(&self) -> &[&'static str] {
+        &self.names_build_args
+    }
+
+    /// The scope of `FROM` lines: the automatic platform args, then the global `ARG`s, whose
+    /// values come from the build args, else their defaults.
+    fn global_scope(&self, inputs: &Inputs) -> Scope {
+        let mut scope = platform_args(inputs.platform, inputs.build_platform);
+        for arg in &self.global_args {
+            self.declare(&mut scope, arg, inputs.args, None);
+        }
+        scope
+    }
+
+    /// An `ARG` in `scope`: the build arg, else its default, else (in a stage) the global value.
+    fn declare(
+        &self,
+        scope: &mut Scope,
+        arg: &Arg,
+        build_args: &BTreeMap<String, String>,
+        global: Option<&Scope>,
+    ) {
+        let value = build_args.get(&arg.name).cloned().or_else(|| {
+            arg.default
+                .as_ref()
+                .map(|d| expand(d, self.escape, scope).unwrap_or_default())
+                .or_else(|| global.and_then(|g| g.get(&arg.name).cloned()))
+        });
+        match value {
+            Some(v) => scope.insert(arg.name.clone(), v),
+            None => scope.remove(&arg.name),
+        };
+    }
+
+    /// What the name `resolved` (in stage `at`, or the bases before it) stands for.
+    fn names(&self, resolved: &str, before: usize, inputs: &Inputs) -> Names {
+        if (inputs.is_context)(resolved) {
+            // podman looks a name up in the named contexts before the stages.
+            return Names::External {
+                resolved: resolved.to_string(),
+                context: true,
+            };
+        }
+        let lower = resolved.to_lowercase();
+        if lower == "scratch" {
+            return Names::Scratch;
+        }
+        if let Some(j) = self.stages[..before]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            return Names::Stage(j);
+        }
+        Names::External {
+            resolved: resolved.to_string(),
+            context: false,
+        }
+    }
+
+    /// Every stage's base and `--from`s, resolved; and its `RUN`s.
+    fn resolve(&self, inputs: &Inputs, global: &Scope) -> Vec<(Ref, Vec<Ref>, bool)> {
+        // An arg can redirect a reference where it is declared, set or not.
+        let overriding = |declared: &[&str], w: &str| {
+            shell::overriding_variable(w)
+                .filter(|v| declared.contains(v))
+                .map(str::to_string)
+        };
+        let globals: Vec<&str> = self.global_args.iter().map(|a| a.name.as_str()).collect();
+        let resolve = |word: &str, scope: &Scope, before: usize, index_ok: bool| match expand(
+            word,
+            self.escape,
+            scope,
+        ) {
+            Ok(r) if r.is_empty() => Names::Unresolved(format!("`{word}` expands to nothing")),
+            Ok(r) if index_ok && r.chars().all(|c| c.is_ascii_digit()) => {
+                match r.parse::<usize>().ok().filter(|&i| i < self.stages.len()) {
+                    Some(i) => Names::Stage(i),
+                    None => Names::Unresolved(format!("there is no stage {r}")),
+                }
+            }
+            Ok(r) => self.names(&r, before, inputs),
+            Err(e) => Names::Unresolved(e),
+        };
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let base = Ref {
+                    via: Via::From,
+                    written: stage.base.clone(),
+                    names: resolve(&stage.base, global, i, false),
+                    via_arg: overriding(&globals, &stage.base),
+                    span: stage.span.clone(),
+                };
+                let mut scope = Scope::new();
+                let mut declared: Vec<&str> = Vec::new();
+                let mut refs = Vec::new();
+                let mut runs = false;
+                for item in &stage.items {
+                    match item {
+                        Item::Arg(arg) => {
+                            declared.push(&arg.name);
+                            self.declare(&mut scope, arg, inputs.args, Some(global));
+                        }
+                        Item::Run => runs = true,
+                        Item::Reads { via, word, span } => refs.push(Ref {
+                            via: *via,
+                            written: word.clone(),
+                            // Any stage, by name or index: `--from` may name a later one.
+                            names: resolve(word, &scope, self.stages.len(), true),
+                            via_arg: overriding(&declared, word),
+                            span: span.clone(),
+                        }),
+                    }
+                }
+                (base, refs, runs)
+            })
+            .collect()
+    }
+
+    /// The stage a build stops at.
+    fn target(&self, target: Option<&str>) -> Result<usize, EvalError> {
+        let Some(t) = target else {
+            return Ok(self.stages.len().saturating_sub(1));
+        };
+        let lower = t.to_lowercase();
+        self.stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .ok_or_else(|| EvalError::UnknownTarget {
+                target: t.to_string(),
+                stages: self.stage_names(),
+            })
+    }
+
+    /// What a build of this file reads, from the stages its target reaches.
+    pub fn reads(&self, inputs: &Inputs) -> Result<Reads, EvalError> {
+        if self.stages.is_empty() {
+            return Ok(Reads::default());
+        }
+        let target = self.target(inputs.target)?;
+        let global = self.global_scope(inputs);
+        let resolved = self.resolve(inputs, &global);
+        // Reachable stages: the target, and every stage a reached one is based on or reads.
+        let mut reached = vec![false; self.stages.len()];
+        let mut stack = vec![target];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut reached[i], true) {
+                continue;
+            }
+            let (base, refs, _) = &resolved[i];
+            for r in std::iter::once(base).chain(refs) {
+                if let Names::Stage(j) = r.names {
+                    stack.push(j);
+                }
+            }
+        }
+        // Platforms in file order: a stage's base stage comes before it.
+        let mut platforms: Vec<Option<Platform>> = vec![None; self.stages.len()];
+        for i in (0..self.stages.len()).filter(|&i| reached[i]) {
+            let (base, _, _) = &resolved[i];
+            platforms[i] = Some(match &base.names {
+                Names::Stage(j) => platforms[*j]
+                    .clone()
+                    .expect("a base stage is reached first"),
+                _ => self.stage_platform(&self.stages[i], inputs, &global)?,
+            });
+        }
+        let mut out = Reads::default();
+        for i in (0..self.stages.len()).filter(|&i| reached[i]) {
+            let platform = platforms[i].as_ref().expect("set above");
+            let (base, refs, runs) = &resolved[i];
+            for r in std::iter::once(base).chain(refs) {
+                match &r.names {
+                    Names::Scratch | Names::Stage(_) => {}
+                    Names::Unresolved(message) => {
+                        return Err(EvalError::At {
+                            span: r.span.clone(),
+                            message: format!("{} `{}`: {message}", r.via, r.written),
+                            help: Some(
+                                "set the build arg it needs in the image's `args`, or give the ARG a default"
+                                    .into(),
+                            ),
+                        });
+                    }
+                    Names::External { resolved, context } => out.reads.push(Read {
+                        written: r.written.clone(),
+                        resolved: resolved.clone(),
+                        via_arg: r.via_arg.clone(),
+                        context: *context,
+                        via: r.via,
+                        platform: platform.clone(),
+                        span: r.span.clone(),
+                    }),
+                }
+            }
+            if *runs && !out.run_platforms.contains(platform) {
+                out.run_platforms.push(platform.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `--platform` of a stage not based on another, or the target platform.
+    fn stage_platform(
+        &self,
+        stage: &Stage,
+        inputs: &Inputs,
+        global: &Scope,
+    ) -> Result<Platform, EvalError> {
+        let Some(word) = &stage.platform else {
+            return Ok(inputs.platform.clone());
+        };
+        let at = |message: String| {
+            EvalError::At {
+            span: stage.span.clone(),
+            message,
+            help: Some("write --platform=$BUILDPLATFORM, --platform=$TARGETPLATFORM or a platform such as linux/amd64".into()),
+        }
+        };
+        let value = expand(word, self.escape, global).map_err(at)?;
+        value.parse::<Platform>().map_err(|e| {
+            at(format!(
+                "`--platform={word}` is `{value}`, not a platform: {e}"
+            ))
+        })
+    }
+}
+
+/// The references and `RUN` of one instruction of a stage.
+fn items(escape: char, ins: &Instruction) -> Vec<Item> {
+    let reads = |via: Via, name: &str, pick: &dyn Fn(&str) -> Option<String>| {
+        flags(&ins.flags, name)
+            .filter_map(|f| {
+                Some(Item::Reads {
+                    via,
+                    word: pick(f.value.as_deref()?)?,
+                    span: f.span.clone(),
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole = |v: &str| Some(v.to_string());
+    match ins.keyword.as_str() {
+        "ARG" => arg_pairs(escape, &ins.rest)
+            .into_iter()
+            .map(Item::Arg)
+            .collect(),
+        "COPY" | "ADD" => reads(Via::CopyFrom, "from", &whole),
+        "RUN" => {
+            let mut out = reads(Via::MountFrom, "mount", &|v| {
+                mount_from(v).map(str::to_string)
+            });
+            out.push(Item::Run);
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

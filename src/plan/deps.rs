@@ -1,0 +1,582 @@
+//! Each build's dependencies: what its Dockerfile reads from the stages its target reaches,
+//! matched against the config's images, each on the platform it is read on; its named contexts;
+//! and `depends_on`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::Path;
+
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
+
+use crate::config::Config;
+use crate::dockerfile::{self, Dockerfile, EvalError, Inputs, Read};
+use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
+use crate::matrix::{BuildSpec, Instance, NamedContext, platforms_of, qualified};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+
+use super::Warning;
+
+/// How a dependent build is pointed at its dependency's image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Redirect {
+    /// `--build-context REF=container-image://LOCAL`, for a literal reference; without a local
+    /// build the registry's REF is read, as written.
+    Reference(String),
+    /// `--build-context NAME=...` for a `target:IMAGE` named context: the local build, or
+    /// without one the image's first tag in the registry.
+    Named(String),
+    /// `--build-arg NAME=...`, for a reference one build arg decides, which podman 4.3 does not
+    /// redirect with `--build-context`. `named`: the arg names a named context, so without a
+    /// local build it is pointed at the registry.
+    Arg { name: String, named: bool },
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Edge {
+    /// The instance depended on.
+    pub dep: usize,
+    /// Its build of the platform it is read on (an index into its `builds`).
+    pub dep_build: usize,
+    pub redirects: BTreeSet<Redirect>,
+}
+
+/// What one build needs, found once while planning.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Needs {
+    pub edges: Vec<Edge>,
+    /// The build args podman gets: the config's, and the `BUILD*` ones the Dockerfile names.
+    pub args: BTreeMap<String, String>,
+    /// Platforms whose RUN steps the build executes.
+    pub run_platforms: Vec<Platform>,
+    /// Its Dockerfile has heredocs.
+    pub heredocs: bool,
+}
+
+/// Lookups shared by the per-instance dependency analysis.
+pub(super) struct Index<'a> {
+    config: &'a Config,
+    instances: &'a [Instance],
+    /// Qualified `repository:tag` → the instance pushing it.
+    by_ref: HashMap<String, usize>,
+    by_name: HashMap<&'a str, usize>,
+    by_key: HashMap<&'a str, Vec<usize>>,
+    /// Per image of the config: its Dockerfile, parsed once.
+    dockerfiles: Vec<Dockerfile>,
+    /// The platform of the machine that builds: `--platform=$BUILDPLATFORM` stages run on it.
+    build_platform: Platform,
+}
+
+/// Where a dependency was declared, for errors about it.
+#[derive(Debug, Clone)]
+enum Origin {
+    Dockerfile(Read),
+    DependsOn(Range<usize>),
+}
+
+/// A dependency found in one build, before it is checked against the dependency's platforms.
+struct Found {
+    dep: usize,
+    platform: Platform,
+    redirect: Option<Redirect>,
+    origin: Origin,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(config: &'a Config, instances: &'a [Instance]) -> Result<Self, ConfigError> {
+        let mut by_ref = HashMap::new();
+        let mut by_name = HashMap::with_capacity(instances.len());
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, inst) in instances.iter().enumerate() {
+            by_ref.extend(inst.tags.iter().map(|r| (r.qualified(), i)));
+            by_name.insert(inst.name.as_str(), i);
+            by_key.entry(inst.key.as_str()).or_default().push(i);
+        }
+        let dockerfiles = config
+            .images
+            .par_iter()
+            .map(|def| {
+                let source = &def.dockerfile_source;
+                Dockerfile::parse(source.text()).map_err(|e| {
+                    source
+                        .error(
+                            ErrorKind::Dockerfile,
+                            e.offset..e.offset,
+                            format!(
+                                "cannot read the Dockerfile of image `{}`: {}",
+                                def.key, e.message
+                            ),
+                        )
+                        .with_help("podman would refuse it too: fix the instruction here")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            config,
+            instances,
+            by_ref,
+            by_name,
+            by_key,
+            dockerfiles,
+            build_platform: Platform::host(),
+        })
+    }
+
+    /// What each build of instance `i` needs (in the order of its builds), and the warnings
+    /// about it.
+    pub fn needs_of(&self, i: usize) -> Result<(Vec<Needs>, Vec<Warning>), ConfigError> {
+        let inst = &self.instances[i];
+        let def = &self.config.images[inst.image];
+        let explicit = def
+            .depends_on
+            .iter()
+            .map(|d| {
+                Ok((
+                    self.resolve_dependency(d.get_ref(), d.span(), inst)?,
+                    d.span(),
+                ))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let mut warnings = Vec::new();
+        let mut read_deps = BTreeSet::new();
+        let mut out = Vec::with_capacity(inst.builds.len());
+        for spec in &inst.builds {
+            let (mut found, args, run_platforms) = self.reads_of(i, spec, &mut warnings)?;
+            read_deps.extend(found.iter().map(|f| f.dep));
+            for (targets, span) in &explicit {
+                for &j in targets {
+                    if !found.iter().any(|f| f.dep == j) {
+                        // Waited for, but read by nothing: the order holds, no redirect.
+                        found.push(Found {
+                            dep: j,
+                            platform: spec.platform.clone(),
+                            redirect: None,
+                            origin: Origin::DependsOn(span.clone()),
+                        });
+                    }
+                }
+            }
+            out.push(Needs {
+                edges: self.edges(inst, spec, found)?,
+                args,
+                run_platforms,
+                heredocs: self.dockerfiles[inst.image].heredocs(),
+            });
+        }
+        for (targets, _) in &explicit {
+            for &j in targets.iter().filter(|j| !read_deps.contains(j)) {
+                let dep = &self.instances[j];
+                warnings.push(Warning {
+                    image: inst.name.clone(),
+                    message: format!(
+                        "`{}` depends on `{}`, but its Dockerfile reads none of {}'s images: the build waits for it and reads nothing of it",
+                        inst.name,
+                        dep.name,
+                        dep.name
+                    ),
+                    help: format!(
+                        "read it in a FROM, COPY --from or RUN --mount=from by one of its tags ({}), or through a named context: contexts = {{ NAME = \"target:{}\" }}",
+                        join(&dep.tags),
+                        dep.name
+                    ),
+                });
+            }
+        }
+        Ok((out, warnings))
+    }
+
+    /// The dependencies the Dockerfile of build `spec` of instance `i` reads, its build args,
+    /// and the platforms it runs steps on.
+    #[allow(clippy::type_complexity)]
+    fn reads_of(
+        &self,
+        i: usize,
+        spec: &BuildSpec,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<(Vec<Found>, BTreeMap<String, String>, Vec<Platform>), ConfigError> {
+        let inst = &self.instances[i];
+        let parsed = &self.dockerfiles[inst.image];
+        let mut args = spec.args.clone();
+        let auto = dockerfile::platform_args(&spec.platform, &self.build_platform);
+        for name in parsed.names_build_args() {
+            if !args.contains_key(*name) {
+                args.insert(name.to_string(), auto[*name].clone());
+            }
+        }
+        let is_context = |n: &str| spec.contexts.contains_key(n);
+        let reads = parsed
+            .reads(&Inputs {
+                args: &args,
+                platform: &spec.platform,
+                build_platform: &self.build_platform,
+                is_context: &is_context,
+                target: spec.target.as_deref(),
+            })
+            .map_err(|e| self.eval_error(inst, spec, e))?;
+        let mut found = Vec::new();
+        for read in reads.reads {
+            let (dep, redirect) = if read.context {
+                match &spec.contexts[&read.resolved] {
+                    NamedContext::Image { name, source, span } => {
+                        let dep = self.context_image(inst, &read.resolved, name, source, span)?;
+                        let redirect = match &read.via_arg {
+                            Some(a) => Redirect::Arg {
+                                name: a.clone(),
+                                named: true,
+                            },
+                            None => Redirect::Named(read.resolved.clone()),
+                        };
+                        (dep, redirect)
+                    }
+                    NamedContext::Remote(_) | NamedContext::Dir(_) => {
+                        if let Some(arg) = &read.via_arg {
+                            warnings.push(unredirected(inst, &read, arg));
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                let Some(&dep) =
+                    ImageRef::qualify_written(&read.resolved).and_then(|q| self.by_ref.get(&q))
+                else {
+                    continue;
+                };
+                if dep == i {
+                    // An image built FROM its own earlier release reads it from the registry.
+                    continue;
+                }
+                let redirect = match &read.via_arg {
+                    Some(a) => Redirect::Arg {
+                        name: a.clone(),
+                        named: false,
+                    },
+                    None if read.is_composite() => {
+                        warnings.push(composite(inst, &self.instances[dep], &read));
+                        // The order still holds; the image is read as written.
+                        found.push(Found {
+                            dep,
+                            platform: read.platform.clone(),
+                            redirect: None,
+                            origin: Origin::Dockerfile(read),
+                        });
+                        continue;
+                    }
+                    None => Redirect::Reference(read.resolved.clone()),
+                };
+                (dep, redirect)
+            };
+            found.push(Found {
+                dep,
+                platform: read.platform.clone(),
+                redirect: Some(redirect),
+                origin: Origin::Dockerfile(read),
+            });
+        }
+        Ok((found, args, reads.run_platforms))
+    }
+
+    /// Found dependencies as edges: each to the dependency's build of the platform it is read
+    /// on, one redirect per name.
+    fn edges(
+        &self,
+        inst: &Instance,
+        spec: &BuildSpec,
+        found: Vec<Found>,
+    ) -> Result<Vec<Edge>, ConfigError> {
+        let mut edges: BTreeMap<(usize, usize), BTreeSet<Redirect>> = BTreeMap::new();
+        // A redirect maps one name to one image: the platform it was first needed on.
+        let mut first: BTreeMap<Redirect, &Found> = BTreeMap::new();
+        for f in &found {
+            let dep = &self.instances[f.dep];
+            let Some(dep_build) = dep.builds.iter().position(|b| b.platform == f.platform) else {
+                return Err(self.platform_mismatch(inst, spec, dep, f));
+            };
+            let entry = edges.entry((f.dep, dep_build)).or_default();
+            if let Some(r) = &f.redirect {
+                match first.get(r) {
+                    Some(other) if other.platform != f.platform => {
+                        return Err(self.two_platforms(inst, spec, other, f));
+                    }
+                    Some(_) => {}
+                    None => {
+                        first.insert(r.clone(), f);
+                    }
+                }
+                entry.insert(r.clone());
+            }
+        }
+        Ok(edges
+            .into_iter()
+            .map(|((dep, dep_build), redirects)| Edge {
+                dep,
+                dep_build,
+                redirects,
+            })
+            .collect())
+    }
+
+    /// The one instance a `target:IMAGE` context names.
+    fn context_image(
+        &self,
+        inst: &Instance,
+        context: &str,
+        written: &str,
+        source: &Source,
+        span: &Range<usize>,
+    ) -> Result<usize, ConfigError> {
+        let all = self.resolve_dependency(written, span.clone(), inst)?;
+        match all[..] {
+            [one] => Ok(one),
+            _ => Err(source
+                .error(
+                    ErrorKind::UnknownDependency,
+                    span.clone(),
+                    format!(
+                        "named context `{context}` of image `{}` must name one image, but `{written}` is {} instances",
+                        inst.name,
+                        all.len()
+                    ),
+                )
+                .with_help(format!(
+                    "name one instance: {}",
+                    join(all.iter().map(|&j| &self.instances[j].name))
+                ))),
+        }
+    }
+
+    fn eval_error(&self, inst: &Instance, spec: &BuildSpec, e: EvalError) -> ConfigError {
+        let def = &self.config.images[inst.image];
+        match e {
+            EvalError::UnknownTarget { target, stages } => {
+                let written = def
+                    .overrides
+                    .get(&spec.platform)
+                    .and_then(|o| o.target.as_ref())
+                    .or(def.target.as_ref())
+                    .expect("a target was given");
+                let listed = if stages.is_empty() {
+                    "it has no named stage".to_string()
+                } else {
+                    format!("its stages: {}", stages.join(", "))
+                };
+                let help = suggest(&target, stages.iter().map(String::as_str))
+                    .map_or(listed.clone(), |s| format!("{s}; {listed}"));
+                def.file
+                    .source
+                    .error(
+                        ErrorKind::Target,
+                        written.span(),
+                        format!(
+                            "target `{target}` of image `{}` is not a stage of {}",
+                            inst.name,
+                            def.dockerfile.display()
+                        ),
+                    )
+                    .with_help(help)
+            }
+            EvalError::At {
+                span,
+                message,
+                help,
+            } => def
+                .dockerfile_source
+                .error(
+                    ErrorKind::Dockerfile,
+                    span,
+                    format!("image `{}` ({}): {message}", inst.name, spec.platform),
+                )
+                .with_help_opt(help),
+        }
+    }
+
+    fn platform_mismatch(
+        &self,
+        inst: &Instance,
+        spec: &BuildSpec,
+        dep: &Instance,
+        f: &Found,
+    ) -> ConfigError {
+        let def = &self.config.images[inst.image];
+        let needed = &f.platform;
+        let message = if *needed == spec.platform {
+            format!(
+                "image `{}` is built for {needed}, but its dependency `{}` is not (it builds {})",
+                inst.name,
+                dep.name,
+                platforms_of(dep)
+            )
+        } else {
+            format!(
+                "image `{}` reads `{}` on {needed} in its {} build, but `{}` is not built for {needed} (it builds {})",
+                inst.name,
+                dep.name,
+                spec.platform,
+                dep.name,
+                platforms_of(dep)
+            )
+        };
+        let err = ConfigError::new(ErrorKind::PlatformMismatch, message);
+        let err = match &f.origin {
+            Origin::Dockerfile(read) => err.at(
+                &def.dockerfile_source,
+                read.span.clone(),
+                Some(format!("reads `{}` on {needed}", read.resolved)),
+            ),
+            Origin::DependsOn(span) => err.at(
+                &def.file.source,
+                span.clone(),
+                Some("dependency declared here"),
+            ),
+        };
+        err.at(
+            &def.platforms_source,
+            def.platforms_span.clone(),
+            Some(format!("`{}` builds these platforms", inst.key)),
+        )
+        .with_help(format!(
+            "add {needed} to the platforms of `{}`, or drop {} from `{}` (it builds {})",
+            dep.key,
+            spec.platform,
+            inst.key,
+            platforms_of(inst)
+        ))
+    }
+
+    /// One name read on two platforms by one build: podman maps a name to one image.
+    fn two_platforms(
+        &self,
+        inst: &Instance,
+        spec: &BuildSpec,
+        a: &Found,
+        b: &Found,
+    ) -> ConfigError {
+        let def = &self.config.images[inst.image];
+        let (Origin::Dockerfile(ra), Origin::Dockerfile(rb)) = (&a.origin, &b.origin) else {
+            unreachable!("redirects come from reads");
+        };
+        ConfigError::new(
+            ErrorKind::PlatformMismatch,
+            format!(
+                "the {} build of image `{}` reads `{}` on two platforms, {} and {}: podman maps one name to one image per build",
+                spec.platform, inst.name, ra.resolved, a.platform, b.platform
+            ),
+        )
+        .at(&def.dockerfile_source, ra.span.clone(), Some(format!("on {}", a.platform)))
+        .at(&def.dockerfile_source, rb.span.clone(), Some(format!("on {}", b.platform)))
+        .with_help(format!(
+            "read one of them under a name of its own: contexts = {{ {}-build = \"target:{}\" }} in the image, and `FROM --platform=$BUILDPLATFORM {}-build` in the Dockerfile",
+            self.instances[a.dep].key, self.instances[a.dep].name, self.instances[a.dep].key
+        ))
+    }
+
+    /// The instances a `depends_on` entry names: an instance name, or every instance of an image,
+    /// either of them qualified by its file's directory (`services/base:base`) or not.
+    fn resolve_dependency(
+        &self,
+        written: &str,
+        span: Range<usize>,
+        from: &Instance,
+    ) -> Result<Vec<usize>, ConfigError> {
+        let config = self.config;
+        let source = &config.images[from.image].file.source;
+        let (dir, wanted) = match written.rsplit_once(':') {
+            Some((dir, name)) => (Some(Path::new(dir)), name),
+            None => (None, written),
+        };
+        let in_dir = |image: usize| dir.is_none_or(|d| config.images[image].file.rel_dir == d);
+        if let Some(&i) = self
+            .by_name
+            .get(wanted)
+            .filter(|&&i| in_dir(self.instances[i].image))
+        {
+            return Ok(vec![i]);
+        }
+        if wanted == from.key && in_dir(from.image) {
+            // A matrix image naming itself: each instance would wait for all the others.
+            return Err(source.error(
+                ErrorKind::Cycle,
+                span,
+                format!("dependency cycle: {wanted} -> {wanted}"),
+            ));
+        }
+        if let Some(all) = self
+            .by_key
+            .get(wanted)
+            .filter(|all| all.iter().all(|&i| in_dir(self.instances[i].image)))
+        {
+            return Ok(all.clone());
+        }
+        if let Some(image) = config.images.iter().position(|d| d.key == wanted)
+            && in_dir(image)
+        {
+            // An image whose matrix yields no instance: nothing to wait for.
+            return Ok(Vec::new());
+        }
+        let known = config
+            .images
+            .iter()
+            .flat_map(|d| [d.key.clone(), qualified(&d.file, &d.key)])
+            .chain(self.by_name.keys().map(|k| k.to_string()))
+            .collect::<Vec<_>>();
+        let images: Vec<&str> = config.images.iter().map(|d| d.key.as_str()).collect();
+        // Qualified by the wrong directory: say where the name is.
+        let elsewhere = dir.and_then(|_| {
+            let image = match self.by_name.get(wanted) {
+                Some(&i) => self.instances[i].image,
+                None => config.images.iter().position(|d| d.key == wanted)?,
+            };
+            let file = &config.images[image].file;
+            Some(format!(
+                "`{wanted}` is defined in {}: write `{}`, or just `{wanted}`",
+                file.source.name(),
+                qualified(file, wanted)
+            ))
+        });
+        let suggestion = || suggest(written, known.iter().map(String::as_str));
+        let help = elsewhere.or_else(suggestion).unwrap_or_else(|| {
+            let hint = if config.files.len() > 1 {
+                ""
+            } else {
+                "; an image of another multiarch.toml is seen with `--all`"
+            };
+            format!("images: {}{hint}", images.join(", "))
+        });
+        Err(source
+            .error(
+                ErrorKind::UnknownDependency,
+                span,
+                format!(
+                    "image `{}` depends on `{written}`, which is not an image of this config",
+                    from.name
+                ),
+            )
+            .with_help(help))
+    }
+}
+
+/// A reference of variables and text, which podman reads as written.
+fn composite(inst: &Instance, dep: &Instance, read: &Read) -> Warning {
+    Warning {
+        image: inst.name.clone(),
+        message: format!(
+            "`{}` reads `{}` as `{}`: podman 4.3 redirects only a literal reference or one build arg, so this build reads {} from the registry, not the {} this run builds",
+            inst.name, read.resolved, read.written, read.resolved, dep.name
+        ),
+        help: format!(
+            "make the whole reference one ARG (`ARG BASE={}` then `FROM ${{BASE}}`), or write it literally",
+            read.written
+        ),
+    }
+}
+
+/// A build arg that names a directory or URL context, which an arg override cannot carry.
+fn unredirected(inst: &Instance, read: &Read, arg: &str) -> Warning {
+    Warning {
+        image: inst.name.clone(),
+        message: format!(
+            "`{}` reads named context `{}` through build arg {arg}: podman 4.3 does not look a build arg's value up in the named contexts",
+            inst.name, read.resolved
+        ),
+        help: format!("write `{} {}` literally", read.via, read.resolved),
+    }
+}

@@ -1,0 +1,269 @@
+//! The plan: a DAG of per-platform build nodes and per-instance manifest nodes, in a
+//! deterministic topological order, with the exact podman command line of every build.
+//!
+//! Edges are per platform: `api@linux-arm64` waits for `base@linux-arm64` only, never for
+//! `base@linux-amd64`, unless a stage reads base on the build platform (`FROM
+//! --platform=$BUILDPLATFORM`). Dependencies come from `depends_on`, named contexts and the
+//! images each Dockerfile reads in the stages its target reaches ([`crate::dockerfile`]),
+//! matched against the tags of the config's instances.
+//!
+//! [`deps`] finds each build's dependencies, [`graph`] selects, checks and orders the builds,
+//! [`render`] writes their podman commands.
+
+mod deps;
+mod graph;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::changes::Changes;
+use crate::config::{Config, SecretSource};
+use crate::error::ConfigError;
+use crate::matrix::Instance;
+use crate::platform::Platform;
+use crate::reference::{ImageRef, Repository};
+
+use graph::Graph;
+
+/// The JSON format version of [`Plan`]; bumped on any incompatible change.
+/// 2: `config` became `files`, for configs of several files; `changed_since` added.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Where local per-platform images are tagged before they join a manifest list.
+pub const LOCAL_PREFIX: &str = "localhost/mab";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub version: u32,
+    /// The podman program and its global options, as every command below starts.
+    pub podman: Vec<String>,
+    /// Seconds a build may run (`[builder] timeout`), if limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Retries of a push or registry read after a transient failure (`[builder] retries`).
+    pub retries: u32,
+    /// The config files, as shown to the user.
+    pub files: Vec<String>,
+    /// The directory podman runs in; paths in `argv` are relative to it.
+    pub workdir: PathBuf,
+    /// Where the builds' secrets come from (files and environment variables, never values).
+    pub secrets: Vec<SecretSource>,
+    /// With `--changed-since`: the revision, and why each image was selected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<ChangedSince>,
+    /// What the plan does that the config may not mean, once each.
+    pub warnings: Vec<Warning>,
+    /// In an order that respects `depends_on`.
+    pub builds: Vec<Build>,
+    pub manifests: Vec<Manifest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedSince {
+    pub revision: String,
+    /// In instance order.
+    pub selected: Vec<Selected>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Selected {
+    pub image: String,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+/// Why `--changed-since` selected an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A file of it changed (relative to the top of the git work tree).
+    Changed(String),
+    /// It depends on this selected image.
+    DependsOn(String),
+    /// This selected image needs it, and it is not pushed (`push = false`), so no registry
+    /// holds it: it is built.
+    NotPushed(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Changed(path) => write!(f, "changed: {path}"),
+            Self::DependsOn(image) => write!(f, "depends on {image}"),
+            Self::NotPushed(image) => {
+                write!(f, "needed by {image}, and not pushed (push = false)")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// `<instance>@<os>-<arch>[-<variant>]`.
+    pub id: String,
+    /// Where podman writes the id of the built image (`--iidfile`), relative to the workdir.
+    pub iidfile: String,
+    /// The instance name.
+    pub image: String,
+    pub platform: Platform,
+    /// Build ids that must finish first.
+    pub depends_on: Vec<String>,
+    /// The local image the build produces.
+    pub local_image: String,
+    /// The podman command, as an argument vector.
+    pub argv: Vec<String>,
+    /// The platforms whose RUN steps the build executes (from the stages its target reaches):
+    /// one other than the machine's needs an emulator, none means a cross-compiled build.
+    pub run_platforms: Vec<Platform>,
+    /// Whether its Dockerfile has heredocs, which podman reads only from 5.0.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub heredocs: bool,
+    /// For a context that holds the run's state directory: the ignore file `argv` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignorefile: Option<IgnoreFile>,
+}
+
+impl Build {
+    /// The platforms this build runs steps on that `host` cannot run natively.
+    pub fn emulated<'a>(&'a self, host: &'a Platform) -> impl Iterator<Item = &'a Platform> {
+        self.run_platforms
+            .iter()
+            .filter(move |p| p.os() != host.os() || p.arch() != host.arch())
+    }
+}
+
+/// Something in the config that plans, but probably not as meant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Warning {
+    pub image: String,
+    pub message: String,
+    /// How to say what was meant.
+    pub help: String,
+}
+
+/// An ignore file written before the builds start: the context's own, if any, plus a line that
+/// keeps the state directory (logs that change on every run) out of the image and its cache key.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoreFile {
+    /// Relative to the workdir.
+    pub path: String,
+    /// The context's `.containerignore` or `.dockerignore`, copied first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
+    /// The state directory, relative to the context.
+    pub exclude: String,
+}
+
+impl IgnoreFile {
+    /// The file's text, given the base's.
+    pub fn text(&self, base: &str) -> String {
+        let sep = if base.is_empty() || base.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        format!("{base}{sep}{}\n", self.exclude)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub image: String,
+    pub repository: Repository,
+    /// Full references the manifest list is pushed to.
+    pub tags: Vec<ImageRef>,
+    pub platforms: Vec<Platform>,
+    pub push: bool,
+    /// The builds whose images the list holds.
+    pub depends_on: Vec<String>,
+    /// The local manifest list that is assembled and pushed.
+    pub list: String,
+    /// Removes a list of the same name left by an earlier run; fails when there is none.
+    pub remove_stale: Vec<String>,
+    /// Commands that assemble `list` afresh: create, then add each image.
+    pub assemble: Vec<Vec<String>>,
+    /// One per tag: the push command and the file it writes the pushed digest to.
+    pub pushes: Vec<Push>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Push {
+    pub tag: ImageRef,
+    pub argv: Vec<String>,
+    /// Where `podman manifest push --digestfile` writes the digest of the pushed index.
+    pub digestfile: String,
+    /// Reads the index back from the registry, to check it.
+    pub verify: Vec<String>,
+}
+
+/// Where a run keeps the files podman writes for it, relative to the workdir.
+pub const STATE_DIR: &str = ".mab";
+
+/// What the command line selects.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Image names, instance names, qualified names (`services/api:api`) or globs; empty
+    /// selects [`Config::default_patterns`] (a monorepo member's images, else everything).
+    pub patterns: Vec<String>,
+    /// Platforms to keep; empty keeps all.
+    pub platforms: Vec<Platform>,
+    /// Only the images these changes touch and their dependents (of those `patterns` match);
+    /// their dependencies are not rebuilt.
+    pub changes: Option<Changes>,
+}
+
+pub fn build_id(name: &str, platform: &Platform) -> String {
+    format!("{name}@{}", platform.slug())
+}
+
+pub fn local_image(name: &str, platform: &Platform) -> String {
+    format!("{LOCAL_PREFIX}/{name}:{}", platform.slug())
+}
+
+/// The podman command prefix: `MAB_PODMAN` (split like a shell would, so it can carry global
+/// options such as `--remote --connection ci`), else `[builder] podman`, then `global_args`.
+pub fn podman_prefix(config: &Config) -> Vec<String> {
+    let from_env = podman_prefix_from_env();
+    let mut prefix = from_env.unwrap_or_else(|| vec![config.builder.podman.clone()]);
+    prefix.extend(config.builder.global_args.iter().cloned());
+    prefix
+}
+
+/// `MAB_PODMAN`, split like a shell would, if set and not empty.
+pub fn podman_prefix_from_env() -> Option<Vec<String>> {
+    std::env::var("MAB_PODMAN")
+        .ok()
+        .and_then(|v| shlex::split(&v))
+        .filter(|v| !v.is_empty())
+}
+
+/// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.
+pub fn plan(
+    config: &Config,
+    instances: &[Instance],
+    selection: &Selection,
+) -> Result<Plan, ConfigError> {
+    let graph = Graph::new(config, instances)?;
+    let patterns = if selection.patterns.is_empty() {
+        config.default_patterns()
+    } else {
+        selection.patterns.clone()
+    };
+    let (selected, changed_since) = match &selection.changes {
+        Some(changes) => {
+            let (selected, reasons) = graph.select_changed(changes, &patterns)?;
+            (selected, Some(reasons))
+        }
+        None => (graph.select(&patterns)?, None),
+    };
+    graph.check_platforms(&selected, &selection.platforms)?;
+    graph.check_cycles()?;
+    Ok(Plan {
+        changed_since,
+        ..graph.into_plan(&selected, &selection.platforms)
+    })
+}

@@ -1,0 +1,225 @@
+//! The podman commands of a plan: each build's `podman build`, each manifest list's assembly,
+//! push and verification.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+
+use crate::config::SecretSource;
+use crate::matrix::{Instance, NamedContext};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+
+use super::deps::Redirect;
+use super::graph::Graph;
+use super::{Build, IgnoreFile, LOCAL_PREFIX, Manifest, Push, STATE_DIR, build_id, local_image};
+
+/// `skopeo inspect --raw` of `reference`, the way pushes reach its registry.
+fn verify_argv(reference: &ImageRef, insecure: bool) -> Vec<String> {
+    let mut argv: Vec<String> = ["skopeo", "inspect", "--raw"].map(String::from).to_vec();
+    if insecure {
+        argv.push("--tls-verify=false".into());
+    }
+    // skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours: pass it on.
+    if let Some(conf) = std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
+        argv.extend([
+            "--registries-conf".into(),
+            conf.to_string_lossy().into_owned(),
+        ]);
+    }
+    argv.push(format!("docker://{reference}"));
+    argv
+}
+
+impl Graph<'_> {
+    /// A podman command: the program and its global options, then `args`.
+    fn podman_argv(&self, args: &[&str]) -> Vec<String> {
+        self.podman
+            .iter()
+            .cloned()
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect()
+    }
+
+    pub(super) fn manifest(&self, inst: &Instance, platforms: Vec<Platform>) -> Manifest {
+        let list = format!("{LOCAL_PREFIX}/{}:manifest", inst.name);
+        // A list left by an earlier run would make `create` fail, and `build --manifest`
+        // appends rather than replaces: always start from a fresh list. `manifest rm` (not
+        // `rmi`, which on podman 4.3 can remove the images a list refers to) fails harmlessly
+        // when there is no list.
+        let remove_stale = self.podman_argv(&["manifest", "rm", &list]);
+        let mut assemble = vec![self.podman_argv(&["manifest", "create", &list])];
+        for p in &platforms {
+            let mut add =
+                self.podman_argv(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
+            if let Some(v) = p.variant() {
+                add.extend(["--variant".into(), v.into()]);
+            }
+            add.extend([
+                list.clone(),
+                format!("containers-storage:{}", local_image(&inst.name, p)),
+            ]);
+            assemble.push(add);
+        }
+        let insecure = self.config.insecure(inst.repository.registry());
+        let pushes = inst
+            .tags
+            .iter()
+            .map(|tag| {
+                let digestfile = format!("{STATE_DIR}/digest/{}@{}", inst.name, tag.tag);
+                let mut argv =
+                    self.podman_argv(&["manifest", "push", "--all", "--digestfile", &digestfile]);
+                if insecure {
+                    argv.push("--tls-verify=false".into());
+                }
+                argv.extend([list.clone(), format!("docker://{tag}")]);
+                Push {
+                    tag: tag.clone(),
+                    argv,
+                    digestfile,
+                    verify: verify_argv(tag, insecure),
+                }
+            })
+            .collect();
+        Manifest {
+            image: inst.name.clone(),
+            repository: inst.repository.clone(),
+            tags: inst.tags.clone(),
+            depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
+            platforms,
+            push: inst.push,
+            list,
+            remove_stale,
+            assemble,
+            pushes,
+        }
+    }
+
+    /// Build `b` of instance `i`; dependencies left out of the selection are read from the
+    /// registry, as the Dockerfile says, not from a local build.
+    /// Whether the context holds the state directory, which is in the workdir, and if so the
+    /// ignore file that leaves it out (podman reads `--ignorefile` instead of the context's).
+    fn ignorefile(&self, name: &str, context: &Path) -> Option<IgnoreFile> {
+        // Only `.`, `..`, `../..`, ... hold the workdir: decided from the path's words, as
+        // this runs for every build and the root is already free of links.
+        let ups = context.components().try_fold(0, |ups, c| match c {
+            Component::CurDir => Some(ups),
+            Component::ParentDir => Some(ups + 1),
+            _ => None,
+        })?;
+        let root = &self.config.root;
+        let context = root.ancestors().nth(ups)?;
+        let exclude = root.strip_prefix(context).ok()?.join(STATE_DIR);
+        Some(IgnoreFile {
+            path: format!("{STATE_DIR}/ignore/{name}"),
+            base: crate::dockerfile::context_ignore_file(context),
+            exclude: exclude.display().to_string(),
+        })
+    }
+
+    pub(super) fn build(&self, i: usize, b: usize, selected: &[bool]) -> Build {
+        let inst = &self.instances[i];
+        let spec = &inst.builds[b];
+        let def = &self.config.images[inst.image];
+        let needs = &self.needs[i][b];
+        let p = &spec.platform;
+        let mut args = needs.args.clone();
+        let mut contexts = BTreeMap::new();
+        let mut depends_on = Vec::new();
+        for edge in &needs.edges {
+            let dep = &self.instances[edge.dep];
+            let dep_platform = &dep.builds[edge.dep_build].platform;
+            // A dependency left out of the selection is read from the registry: a literal
+            // reference as written, a named context or its arg by the image's first tag.
+            let image = if selected[edge.dep] {
+                depends_on.push(build_id(&dep.name, dep_platform));
+                Some(local_image(&dep.name, dep_platform))
+            } else {
+                None
+            };
+            let published = || dep.tags.first().map(ToString::to_string);
+            for r in &edge.redirects {
+                match r {
+                    Redirect::Reference(reference) => {
+                        if let Some(local) = &image {
+                            contexts
+                                .insert(reference.clone(), format!("container-image://{local}"));
+                        }
+                    }
+                    Redirect::Named(name) => {
+                        let to = match &image {
+                            Some(local) => Some(format!("container-image://{local}")),
+                            None => published().map(|t| format!("docker-image://{t}")),
+                        };
+                        contexts.extend(to.map(|to| (name.clone(), to)));
+                    }
+                    Redirect::Arg { name, named } => {
+                        let to = image.clone().or_else(|| named.then(published).flatten());
+                        args.extend(to.map(|to| (name.clone(), to)));
+                    }
+                }
+            }
+        }
+        for (name, context) in &spec.contexts {
+            let to = match context {
+                NamedContext::Image { .. } => continue,
+                NamedContext::Remote(to) => to.clone(),
+                NamedContext::Dir(dir) => dir.display().to_string(),
+            };
+            contexts.insert(name.clone(), to);
+        }
+        depends_on.sort();
+        let local = local_image(&inst.name, p);
+        let id = build_id(&inst.name, p);
+        let iidfile = format!("{STATE_DIR}/iid/{id}");
+        let mut argv = self.podman_argv(&[
+            "build",
+            "--platform",
+            &p.to_string(),
+            "--iidfile",
+            &iidfile,
+            "--file",
+        ]);
+        argv.push(def.dockerfile.display().to_string());
+        argv.extend(["--tag".into(), local.clone()]);
+        if let Some(epoch) = inst.source_date_epoch {
+            argv.extend(["--timestamp".into(), epoch.to_string()]);
+        }
+        if let Some(t) = &spec.target {
+            argv.extend(["--target".into(), t.clone()]);
+        }
+        let mut flag = |name: &str, map: &BTreeMap<String, String>| {
+            for (k, v) in map {
+                argv.extend([name.to_string(), format!("{k}={v}")]);
+            }
+        };
+        flag("--build-arg", &args);
+        flag("--label", &inst.labels);
+        flag("--annotation", &inst.annotations);
+        flag("--build-context", &contexts);
+        // Where podman reads each secret from; mab never reads the value into the plan.
+        for (id, source) in &def.secrets {
+            let spec = match source {
+                SecretSource::File(path) => format!("id={id},src={}", path.display()),
+                SecretSource::Env(var) => format!("id={id},env={var}"),
+            };
+            argv.extend(["--secret".to_string(), spec]);
+        }
+        let ignorefile = self.ignorefile(&inst.name, &def.context);
+        if let Some(f) = &ignorefile {
+            argv.extend(["--ignorefile".into(), f.path.clone()]);
+        }
+        argv.push(def.context.display().to_string());
+        Build {
+            ignorefile,
+            id,
+            iidfile,
+            image: inst.name.clone(),
+            platform: p.clone(),
+            depends_on,
+            local_image: local,
+            argv,
+            run_platforms: needs.run_platforms.clone(),
+            heredocs: needs.heredocs,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+use super::*;
+use crate::error::ErrorKind;
+
+/// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml; `{DIR}`
+/// in `config` stands for the name of the directory that holds them.
+fn plan_of(
+    config: &str,
+    files: &[(&str, &str)],
+    selection: &Selection,
+) -> Result<Plan, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let name = dir.path().file_name().unwrap().to_string_lossy();
+    let config = config.replace("{DIR}", &name);
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let path = dir.path().join("multiarch.toml");
+    std::fs::write(&path, config).unwrap();
+    crate::plan_file(&path, &[], selection)
+}
+
+const HEAD: &str = "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n";
+
+fn chain() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("z/Dockerfile", "FROM busybox\n"),
+        ("m/Dockerfile", "FROM r.io/a/zbase:1\n"),
+        ("a/Dockerfile", "ARG B=r.io/a/mid:1\nFROM ${B}\n"),
+    ]
+}
+
+const CHAIN: &str = "[images.zbase]\ncontext = \"z\"\n[images.mid]\ncontext = \"m\"\n[images.app]\ncontext = \"a\"\n";
+
+#[test]
+fn order_respects_dependencies_and_edges_are_per_platform() {
+    let plan = plan_of(&format!("{HEAD}{CHAIN}"), &chain(), &Selection::default()).unwrap();
+    let ids: Vec<&str> = plan.builds.iter().map(|b| b.id.as_str()).collect();
+    // Names sort app < mid < zbase, yet every build comes after what it depends on; among
+    // ready builds the smallest (instance, platform) goes first.
+    assert_eq!(
+        ids,
+        [
+            "zbase@linux-amd64",
+            "mid@linux-amd64",
+            "app@linux-amd64",
+            "zbase@linux-arm64",
+            "mid@linux-arm64",
+            "app@linux-arm64"
+        ]
+    );
+    let app_arm = plan
+        .builds
+        .iter()
+        .find(|b| b.id == "app@linux-arm64")
+        .unwrap();
+    assert_eq!(app_arm.depends_on, ["mid@linux-arm64"]);
+    // FROM ${B}: the arg is pointed at the local build; a literal FROM gets a build context.
+    assert!(
+        app_arm
+            .argv
+            .contains(&"B=localhost/mab/mid:linux-arm64".to_string()),
+        "{:?}",
+        app_arm.argv
+    );
+    let mid_arm = plan
+        .builds
+        .iter()
+        .find(|b| b.id == "mid@linux-arm64")
+        .unwrap();
+    assert!(
+        mid_arm.argv.contains(
+            &"r.io/a/zbase:1=container-image://localhost/mab/zbase:linux-arm64".to_string()
+        )
+    );
+    let again = plan_of(&format!("{HEAD}{CHAIN}"), &chain(), &Selection::default()).unwrap();
+    assert_eq!(
+        serde_json::to_string(&again.builds).unwrap(),
+        serde_json::to_string(&plan.builds).unwrap()
+    );
+}
+
+#[test]
+fn selection_pulls_dependencies_and_filters_platforms() {
+    let sel = Selection {
+        patterns: vec!["app".into()],
+        platforms: vec!["linux/arm64".parse().unwrap()],
+        changes: None,
+    };
+    let plan = plan_of(&format!("{HEAD}{CHAIN}"), &chain(), &sel).unwrap();
+    let ids: Vec<&str> = plan.builds.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["zbase@linux-arm64", "mid@linux-arm64", "app@linux-arm64"]
+    );
+    assert!(plan.manifests.iter().all(|m| m.platforms.len() == 1));
+}
+
+#[test]
+fn cycles_are_reported_with_their_path() {
+    let files = [
+        ("x/Dockerfile", "FROM r.io/a/y:1\n"),
+        ("y/Dockerfile", "FROM r.io/a/z:1\n"),
+        ("z/Dockerfile", "FROM scratch\n"),
+    ];
+    let config = format!(
+        "{HEAD}[images.x]\ncontext = \"x\"\n[images.y]\ncontext = \"y\"\n[images.z]\ncontext = \"z\"\ndepends_on = [\"x\"]\n"
+    );
+    let err = plan_of(&config, &files, &Selection::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cycle);
+    assert_eq!(
+        err.message(),
+        "dependency cycle: z -> y -> x -> z (on linux/amd64)"
+    );
+    // Without the back edge it plans.
+    let config = config.replace("depends_on = [\"x\"]\n", "");
+    assert_eq!(
+        plan_of(&config, &files, &Selection::default())
+            .unwrap()
+            .builds
+            .len(),
+        6
+    );
+}
+
+#[test]
+fn only_contexts_holding_the_workdir_get_an_ignore_file() {
+    let files = [
+        ("Dockerfile", "FROM scratch\n"),
+        (".dockerignore", "*.md"),
+        ("z/Dockerfile", "FROM scratch\n"),
+    ];
+    let config = format!(
+        "{HEAD}[images.dot]\n[images.sub]\ncontext = \"z\"\n[images.up]\ncontext = \"z/../..\"\ndockerfile = \"{{DIR}}/Dockerfile\"\n"
+    );
+    let plan = plan_of(&config, &files, &Selection::default()).unwrap();
+    // The parent of the project's directory holds it too: its name is in the exclusion.
+    let dir = plan
+        .workdir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let ignore = |id: &str| {
+        let b = plan.builds.iter().find(|b| b.id == id).unwrap();
+        b.ignorefile
+            .as_ref()
+            .map(|f| (f.exclude.clone(), f.base.is_some()))
+    };
+    assert_eq!(ignore("dot@linux-amd64"), Some((".mab".into(), true)));
+    assert_eq!(ignore("sub@linux-amd64"), None);
+    assert_eq!(
+        ignore("up@linux-amd64"),
+        Some((format!("{dir}/.mab"), false))
+    );
+    let f = plan.builds[0].ignorefile.as_ref().unwrap();
+    assert_eq!(f.text("*.md"), "*.md\n.mab\n");
+    assert_eq!(f.text(""), ".mab\n");
+}
+
+#[test]
+fn a_dependency_missing_a_platform_is_an_error() {
+    let config = format!("{HEAD}{CHAIN}").replace(
+        "[images.mid]\n",
+        "[images.mid]\nplatforms = [\"linux/amd64\"]\n",
+    );
+    let err = plan_of(&config, &chain(), &Selection::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PlatformMismatch);
+    assert!(
+        err.message()
+            .starts_with("image `app` is built for linux/arm64, but its dependency `mid` is not"),
+        "{}",
+        err.message()
+    );
+}
