@@ -518,3 +518,104 @@ fn secret_file_missing() {
         &[],
     );
 }
+
+const STAGES: &str = "FROM scratch AS build\nFROM scratch AS release\n";
+
+#[test]
+fn target_names_no_stage() {
+    check(
+        "target_names_no_stage",
+        &image("target = \"relase\"\n"),
+        &[("Dockerfile", STAGES)],
+        &[],
+    );
+}
+
+#[test]
+fn target_template_renders_to_no_stage() {
+    check(
+        "target_template_renders_to_no_stage",
+        &format!(
+            "{HEAD}flavour = \"debug\"\n\n[images.api]\ntarget = \"{{{{ vars.flavour }}}}\"\n"
+        ),
+        &[("Dockerfile", STAGES)],
+        &[],
+    );
+}
+
+#[test]
+fn context_names_an_unknown_image() {
+    check(
+        "context_names_an_unknown_image",
+        &image("contexts = { base_image = \"target:bsae\" }\n[images.base]\n"),
+        &[("Dockerfile", "FROM base_image\n")],
+        &[],
+    );
+}
+
+#[test]
+fn context_directory_missing() {
+    check(
+        "context_directory_missing",
+        &image("contexts = { src = \"../no-such-dir\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+/// The build-platform stage and the target stage both read the toolchain: one
+/// `--build-context` cannot name two images.
+#[test]
+fn one_reference_on_two_platforms() {
+    check(
+        "one_reference_on_two_platforms",
+        &format!("{HEAD}\n[images.tool]\ncontext = \"tool\"\n\n[images.app]\ncontext = \"app\"\n"),
+        &[
+            ("tool/Dockerfile", "FROM scratch\n"),
+            (
+                "app/Dockerfile",
+                "FROM --platform=$BUILDPLATFORM ghcr.io/acme/tool:1.4.2 AS build\nRUN make\nFROM ghcr.io/acme/tool:1.4.2\nCOPY --from=build /out /out\n",
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn build_platform_stage_of_a_target_only_dependency() {
+    // The toolchain is built for arm64 only, and the machine that builds is not arm64.
+    check(
+        "build_platform_stage_of_a_target_only_dependency",
+        &format!(
+            "{HEAD}\n[images.tool]\ncontext = \"tool\"\nplatforms = [\"linux/arm64\"]\n\n[images.app]\ncontext = \"app\"\n"
+        ),
+        &[
+            ("tool/Dockerfile", "FROM scratch\n"),
+            (
+                "app/Dockerfile",
+                "FROM --platform=$BUILDPLATFORM ghcr.io/acme/tool:1.4.2 AS build\nRUN make\nFROM scratch\nCOPY --from=build /out /out\n",
+            ),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_heredoc_never_closed() {
+    check(
+        "dockerfile_heredoc_never_closed",
+        &image(""),
+        &[("Dockerfile", "FROM scratch\nCOPY <<EOF /x\nnever closed\n")],
+        &[],
+    );
+}
+
+#[test]
+fn from_argument_expands_to_nothing() {
+    check(
+        "from_argument_expands_to_nothing",
+        &image(""),
+        &[("Dockerfile", "ARG BASE\nFROM ${BASE}\n")],
+        &[],
+    );
+}

@@ -237,9 +237,10 @@ fn changed(p: &Project, rev: &str) -> Vec<(String, String)> {
     let listed: Vec<(String, String)> = selected
         .iter()
         .map(|s| {
-            let reason = match (&s["changed"], &s["depends_on"]) {
-                (Value::String(path), _) => format!("changed: {path}"),
-                (_, Value::String(image)) => format!("depends on {image}"),
+            let reason = match (&s["changed"], &s["depends_on"], &s["not_pushed"]) {
+                (Value::String(path), _, _) => format!("changed: {path}"),
+                (_, Value::String(image), _) => format!("depends on {image}"),
+                (_, _, Value::String(image)) => format!("needed by {image}, not pushed"),
                 _ => panic!("no reason in {s}"),
             };
             (s["image"].as_str().unwrap().to_string(), reason)
@@ -291,6 +292,44 @@ fn changed_since_selects_the_changed_image_and_its_dependents_only() {
 
     // Nothing since HEAD: nothing to build.
     assert_eq!(changed(&p, "HEAD"), pairs(&[]));
+}
+
+/// An unchanged dependency that is never pushed is in no registry: the changed image's build
+/// needs it built, and the plan says why.
+#[test]
+fn changed_since_keeps_what_is_not_pushed() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images.builder]\ncontext = \"builder\"\npush = false\n\n[images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\n",
+    )
+    .file("builder/Dockerfile", "FROM r.test/base:1\nRUN make\n")
+    .file("base/Dockerfile", "FROM scratch\n")
+    .file(
+        "app/Dockerfile",
+        "FROM r.test/builder:1 AS build\nFROM r.test/base:1\nCOPY --from=build /out /out\n",
+    )
+    .git_commit("fixture");
+    p.file("app/main.c", "int main;\n").git_commit("app");
+    assert_eq!(
+        changed(&p, "HEAD~1"),
+        pairs(&[
+            ("app", "changed: app/main.c"),
+            ("builder", "needed by app, not pushed"),
+        ])
+    );
+    // base is pushed: read from the registry; builder is built here.
+    let plan = plan_json(&p, ".", &["--changed-since", "HEAD~1"]);
+    assert_eq!(
+        strings(&build(&plan, "app@linux-amd64")["depends_on"]),
+        ["builder@linux-amd64"]
+    );
+    assert!(strings(&build(&plan, "builder@linux-amd64")["depends_on"]).is_empty());
+    let text = plan_text(&p, &["--changed-since", "HEAD~1"]);
+    assert!(
+        text.contains("builder  needed by app, and not pushed (push = false)"),
+        "{text}"
+    );
 }
 
 #[test]

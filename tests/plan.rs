@@ -360,3 +360,81 @@ fn secrets_reach_podman_as_references_never_as_values() {
         "{argv:?}"
     );
 }
+
+/// A cross-compiled image: its build-platform stage reads the toolchain, built for the machine
+/// that builds only, whatever the target; `--platform` keeps that toolchain build.
+#[test]
+fn build_platform_stages_wait_for_the_host_build() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\ntags = [\"1\"]\n[builder]\noci_labels = false\n\n[images.tool]\ncontext = \"tool\"\nplatforms = [\"linux/amd64\"]\n\n[images.app]\ncontext = \"app\"\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/s390x\"]\n",
+    )
+    .file("tool/Dockerfile", "FROM scratch\n")
+    .file(
+        "app/Dockerfile",
+        "FROM --platform=$BUILDPLATFORM r.test/tool:1 AS build\nARG TARGETARCH\nRUN make ARCH=$TARGETARCH\nFROM scratch\nCOPY --from=build /out /app\n",
+    );
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    for arch in ["amd64", "arm64", "s390x"] {
+        let b = find(&plan["builds"], "id", &format!("app@linux-{arch}"));
+        assert_eq!(strings(&b["depends_on"]), ["tool@linux-amd64"]);
+        assert_eq!(strings(&b["run_platforms"]), ["linux/amd64"]);
+        let argv = strings(&b["argv"]);
+        assert!(
+            argv.contains(&"BUILDPLATFORM=linux/amd64".to_string()),
+            "{argv:?}"
+        );
+        assert!(
+            argv.contains(
+                &"r.test/tool:1=container-image://localhost/mab/tool:linux-amd64".to_string()
+            ),
+            "{argv:?}"
+        );
+    }
+    let plan = json(p.mab(&["plan", "--format", "json", "--platform", "linux/s390x"]));
+    assert_eq!(
+        each(&plan["builds"], "id"),
+        ["tool@linux-amd64", "app@linux-s390x"]
+    );
+    assert_eq!(each(&plan["manifests"], "image"), ["app"]);
+}
+
+/// A `depends_on` that the Dockerfile never reads still orders the builds, and the plan says
+/// so on stderr and in the JSON.
+#[test]
+fn unused_depends_on_is_a_warning() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\ndepends_on = [\"base\"]\n",
+    )
+    .file("base/Dockerfile", "FROM scratch\n")
+    .file("app/Dockerfile", "FROM base_image\n");
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: `app` depends on `base`, but its Dockerfile reads none of base's images"
+        ) && stderr.contains("contexts = { NAME = \"target:base\" }"),
+        "{stderr}"
+    );
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let app = find(&plan["builds"], "id", "app@linux-amd64");
+    assert_eq!(strings(&app["depends_on"]), ["base@linux-amd64"]);
+    assert!(!strings(&app["argv"]).contains(&"--build-context".to_string()));
+    assert_eq!(plan["warnings"][0]["image"], "app");
+    // Said as a named context, it is read and redirected.
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\ncontexts = { base_image = \"target:base\" }\n",
+    );
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    assert!(plan["warnings"].as_array().unwrap().is_empty());
+    let app = find(&plan["builds"], "id", "app@linux-amd64");
+    assert!(
+        strings(&app["argv"])
+            .contains(&"base_image=container-image://localhost/mab/base:linux-amd64".to_string())
+    );
+}

@@ -91,6 +91,8 @@ enum Item {
 struct Stage {
     /// Lowercased, as stage names are matched.
     name: Option<String>,
+    /// As written: podman 4.3 matches `--target` to it exactly.
+    written_name: Option<String>,
     base: String,
     platform: Option<String>,
     /// The `FROM` instruction.
@@ -125,6 +127,9 @@ pub struct Read {
     pub via: Via,
     /// The platform it is read on.
     pub platform: Platform,
+    /// The `--platform` of its stage (or of the stage that one is based on), as written, when
+    /// that decides the platform rather than the build's target.
+    pub platform_flag: Option<String>,
     /// Where it is read, in the file.
     pub span: Range<usize>,
 }
@@ -143,6 +148,9 @@ pub struct Reads {
     pub reads: Vec<Read>,
     /// The platforms that reached stages `RUN` on, each once: a foreign one needs an emulator.
     pub run_platforms: Vec<Platform>,
+    /// The target stage's name as written, when a target was asked for (matched regardless of
+    /// case, as BuildKit does; podman 4.3 wants it exactly).
+    pub target: Option<String>,
 }
 
 /// Why a build's Dockerfile cannot be followed.
@@ -267,12 +275,13 @@ impl Dockerfile {
                 "ARG" if stages.is_empty() => global_args.extend(arg_pairs(escape, &ins.rest)),
                 "FROM" => {
                     let words: Vec<&str> = ins.rest.split_whitespace().collect();
-                    let name = match words[..] {
-                        [_, kw, name] if kw.eq_ignore_ascii_case("as") => Some(name.to_lowercase()),
+                    let written_name = match words[..] {
+                        [_, kw, name] if kw.eq_ignore_ascii_case("as") => Some(name.to_string()),
                         _ => None,
                     };
                     stages.push(Stage {
-                        name,
+                        name: written_name.as_ref().map(|n| n.to_lowercase()),
+                        written_name,
                         base: words.first().copied().unwrap_or_default().to_string(),
                         platform: flags(&ins.flags, "platform").find_map(|f| f.value.clone()),
                         span: ins.span.clone(),
@@ -304,9 +313,12 @@ impl Dockerfile {
         self.heredocs
     }
 
-    /// The stage names, in order, for messages about `target`.
+    /// The stage names as written, in order, for messages about `target`.
     pub fn stage_names(&self) -> Vec<String> {
-        self.stages.iter().filter_map(|s| s.name.clone()).collect()
+        self.stages
+            .iter()
+            .filter_map(|s| s.written_name.clone())
+            .collect()
     }
 
     /// Which of [`BUILD_PLATFORM_ARGS`] the file names.
@@ -468,19 +480,25 @@ impl Dockerfile {
             }
         }
         // Platforms in file order: a stage's base stage comes before it.
-        let mut platforms: Vec<Option<Platform>> = vec![None; self.stages.len()];
+        let mut platforms: Vec<Option<(Platform, Option<String>)>> = vec![None; self.stages.len()];
         for i in (0..self.stages.len()).filter(|&i| reached[i]) {
             let (base, _, _) = &resolved[i];
             platforms[i] = Some(match &base.names {
                 Names::Stage(j) => platforms[*j]
                     .clone()
                     .expect("a base stage is reached first"),
-                _ => self.stage_platform(&self.stages[i], inputs, &global)?,
+                _ => (
+                    self.stage_platform(&self.stages[i], inputs, &global)?,
+                    self.stages[i].platform.clone(),
+                ),
             });
         }
-        let mut out = Reads::default();
+        let mut out = Reads {
+            target: inputs.target.and(self.stages[target].written_name.clone()),
+            ..Reads::default()
+        };
         for i in (0..self.stages.len()).filter(|&i| reached[i]) {
-            let platform = platforms[i].as_ref().expect("set above");
+            let (platform, platform_flag) = platforms[i].as_ref().expect("set above");
             let (base, refs, runs) = &resolved[i];
             for r in std::iter::once(base).chain(refs) {
                 match &r.names {
@@ -502,6 +520,7 @@ impl Dockerfile {
                         context: *context,
                         via: r.via,
                         platform: platform.clone(),
+                        platform_flag: platform_flag.clone(),
                         span: r.span.clone(),
                     }),
                 }

@@ -51,6 +51,8 @@ pub(super) struct Needs {
     pub run_platforms: Vec<Platform>,
     /// Its Dockerfile has heredocs.
     pub heredocs: bool,
+    /// `--target`: the stage's name as the Dockerfile writes it.
+    pub target: Option<String>,
 }
 
 /// Lookups shared by the per-instance dependency analysis.
@@ -141,7 +143,7 @@ impl<'a> Index<'a> {
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
         for spec in &inst.builds {
-            let (mut found, args, run_platforms) = self.reads_of(i, spec, &mut warnings)?;
+            let (mut found, args, reads) = self.reads_of(i, spec, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -159,7 +161,8 @@ impl<'a> Index<'a> {
             out.push(Needs {
                 edges: self.edges(inst, spec, found)?,
                 args,
-                run_platforms,
+                run_platforms: reads.run_platforms,
+                target: reads.target,
                 heredocs: self.dockerfiles[inst.image].heredocs(),
             });
         }
@@ -186,14 +189,14 @@ impl<'a> Index<'a> {
     }
 
     /// The dependencies the Dockerfile of build `spec` of instance `i` reads, its build args,
-    /// and the platforms it runs steps on.
-    #[allow(clippy::type_complexity)]
+    /// and what else its reads say (the platforms it runs steps on, its target); `reads` holds
+    /// no reads any more.
     fn reads_of(
         &self,
         i: usize,
         spec: &BuildSpec,
         warnings: &mut Vec<Warning>,
-    ) -> Result<(Vec<Found>, BTreeMap<String, String>, Vec<Platform>), ConfigError> {
+    ) -> Result<(Vec<Found>, BTreeMap<String, String>, dockerfile::Reads), ConfigError> {
         let inst = &self.instances[i];
         let parsed = &self.dockerfiles[inst.image];
         let mut args = spec.args.clone();
@@ -204,7 +207,7 @@ impl<'a> Index<'a> {
             }
         }
         let is_context = |n: &str| spec.contexts.contains_key(n);
-        let reads = parsed
+        let mut reads = parsed
             .reads(&Inputs {
                 args: &args,
                 platform: &spec.platform,
@@ -214,7 +217,7 @@ impl<'a> Index<'a> {
             })
             .map_err(|e| self.eval_error(inst, spec, e))?;
         let mut found = Vec::new();
-        for read in reads.reads {
+        for read in std::mem::take(&mut reads.reads) {
             let (dep, redirect) = if read.context {
                 match &spec.contexts[&read.resolved] {
                     NamedContext::Image { name, source, span } => {
@@ -272,7 +275,7 @@ impl<'a> Index<'a> {
                 origin: Origin::Dockerfile(read),
             });
         }
-        Ok((found, args, reads.run_platforms))
+        Ok((found, args, reads))
     }
 
     /// Found dependencies as edges: each to the dependency's build of the platform it is read
@@ -360,7 +363,7 @@ impl<'a> Index<'a> {
                     format!("its stages: {}", stages.join(", "))
                 };
                 let help = suggest(&target, stages.iter().map(String::as_str))
-                    .map_or(listed.clone(), |s| format!("{s}; {listed}"));
+                    .map_or(listed.clone(), |s| format!("{s} ({listed})"));
                 def.file
                     .source
                     .error(
@@ -433,13 +436,22 @@ impl<'a> Index<'a> {
             def.platforms_span.clone(),
             Some(format!("`{}` builds these platforms", inst.key)),
         )
-        .with_help(format!(
-            "add {needed} to the platforms of `{}`, or drop {} from `{}` (it builds {})",
-            dep.key,
-            spec.platform,
-            inst.key,
-            platforms_of(inst)
-        ))
+        .with_help(match &f.origin {
+            Origin::Dockerfile(Read {
+                platform_flag: Some(flag),
+                ..
+            }) => format!(
+                "its stage reads it on {needed} for every platform (`--platform={flag}`): add {needed} to the platforms of `{}`",
+                dep.key
+            ),
+            _ => format!(
+                "add {needed} to the platforms of `{}`, or drop {} from `{}` (it builds {})",
+                dep.key,
+                spec.platform,
+                inst.key,
+                platforms_of(inst)
+            ),
+        })
     }
 
     /// One name read on two platforms by one build: podman maps a name to one image.

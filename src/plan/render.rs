@@ -184,7 +184,7 @@ impl Graph<'_> {
         if let Some(epoch) = inst.source_date_epoch {
             argv.extend(["--timestamp".into(), epoch.to_string()]);
         }
-        if let Some(t) = &spec.target {
+        if let Some(t) = &needs.target {
             argv.extend(["--target".into(), t.clone()]);
         }
         let mut flag = |name: &str, map: &BTreeMap<String, String>| {
