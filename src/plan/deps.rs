@@ -143,7 +143,7 @@ impl<'a> Index<'a> {
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
         for spec in &inst.builds {
-            let (mut found, args, reads) = self.reads_of(i, spec, &mut warnings)?;
+            let (mut found, mut needs) = self.reads_of(i, spec, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -158,13 +158,8 @@ impl<'a> Index<'a> {
                     }
                 }
             }
-            out.push(Needs {
-                edges: self.edges(inst, spec, found)?,
-                args,
-                run_platforms: reads.run_platforms,
-                target: reads.target,
-                heredocs: self.dockerfiles[inst.image].heredocs(),
-            });
+            needs.edges = self.edges(inst, spec, found)?;
+            out.push(needs);
         }
         for (targets, _) in &explicit {
             for &j in targets.iter().filter(|j| !read_deps.contains(j)) {
@@ -188,15 +183,14 @@ impl<'a> Index<'a> {
         Ok((out, warnings))
     }
 
-    /// The dependencies the Dockerfile of build `spec` of instance `i` reads, its build args,
-    /// and what else its reads say (the platforms it runs steps on, its target); `reads` holds
-    /// no reads any more.
+    /// The dependencies the Dockerfile of build `spec` of instance `i` reads, and what else
+    /// the build needs but its edges.
     fn reads_of(
         &self,
         i: usize,
         spec: &BuildSpec,
         warnings: &mut Vec<Warning>,
-    ) -> Result<(Vec<Found>, BTreeMap<String, String>, dockerfile::Reads), ConfigError> {
+    ) -> Result<(Vec<Found>, Needs), ConfigError> {
         let inst = &self.instances[i];
         let parsed = &self.dockerfiles[inst.image];
         let mut args = spec.args.clone();
@@ -207,7 +201,7 @@ impl<'a> Index<'a> {
             }
         }
         let is_context = |n: &str| spec.contexts.contains_key(n);
-        let mut reads = parsed
+        let reads = parsed
             .reads(&Inputs {
                 args: &args,
                 platform: &spec.platform,
@@ -217,7 +211,7 @@ impl<'a> Index<'a> {
             })
             .map_err(|e| self.eval_error(inst, spec, e))?;
         let mut found = Vec::new();
-        for read in std::mem::take(&mut reads.reads) {
+        for read in reads.reads {
             let (dep, redirect) = if read.context {
                 match &spec.contexts[&read.resolved] {
                     NamedContext::Image { name, source, span } => {
@@ -275,7 +269,14 @@ impl<'a> Index<'a> {
                 origin: Origin::Dockerfile(read),
             });
         }
-        Ok((found, args, reads))
+        let needs = Needs {
+            edges: Vec::new(),
+            args,
+            run_platforms: reads.run_platforms,
+            heredocs: parsed.heredocs(),
+            target: reads.target,
+        };
+        Ok((found, needs))
     }
 
     /// Found dependencies as edges: each to the dependency's build of the platform it is read
