@@ -237,6 +237,76 @@ fn monorepo_is_built_pushed_and_verified() {
     );
 }
 
+/// The cross-compile example: a toolchain built for this machine only, an app for amd64, arm64
+/// and s390x that compiles in a `--platform=$BUILDPLATFORM` stage from it and ends `FROM scratch`
+/// + `COPY`. No s390x emulator is registered here, and none is needed.
+#[test]
+fn cross_compiled_platforms_need_no_emulator() {
+    let Some((_serial, registry)) = setup() else {
+        return;
+    };
+    assert!(
+        !std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists(),
+        "this test shows a build without an s390x emulator: unregister qemu-s390x first"
+    );
+    let p = Project::example("cross");
+    p.git_commit("fixture");
+    let repo = format!("{}/acme", registry.host());
+    let vars = [
+        "--var".to_string(),
+        format!("registry={repo}"),
+        "--var".to_string(),
+        format!("root_image={BASE}"),
+    ];
+    let with = |cmd: &str, args: &[&str]| {
+        let mut all: Vec<&str> = vec![cmd];
+        all.extend(vars.iter().map(String::as_str));
+        all.extend(args);
+        p.mab(&all)
+            .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+            .output()
+            .unwrap()
+    };
+    // doctor takes no --var: it checks the example as written, and the platforms are the same.
+    let doctor = p
+        .mab(&["doctor"])
+        .env("CONTAINERS_REGISTRIES_CONF", registry.registries_conf())
+        .output()
+        .unwrap();
+    let said = text(&doctor);
+    assert!(doctor.status.success(), "mab doctor failed:\n{said}");
+    for platform in ["linux/arm64", "linux/s390x"] {
+        assert!(
+            said.contains(&format!(
+                "ok   {platform}: cross-compiled, no emulator needed"
+            )),
+            "{said}"
+        );
+    }
+
+    let out = with("run", &["--jobs", "2", "--progress", "plain"]);
+    assert!(out.status.success(), "mab run failed:\n{}", text(&out));
+    let index = registry
+        .raw(&format!("{repo}/app:1.0"))
+        .expect("app:1.0 pushed");
+    assert_eq!(
+        platforms(&index),
+        ["linux/amd64", "linux/arm64", "linux/s390x"]
+    );
+    let toolchain = registry
+        .raw(&format!("{repo}/toolchain:1.0"))
+        .expect("toolchain pushed");
+    assert_eq!(platforms(&toolchain), ["linux/amd64"]);
+    for arch in ["amd64", "arm64", "s390x"] {
+        let made = registry.read_file(&format!("{repo}/app:1.0"), ("linux", arch, None), "/app");
+        assert_eq!(
+            made.as_deref(),
+            Some(format!("made on x86_64 for {arch}").as_str()),
+            "the {arch} image's /app"
+        );
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     let mut child = Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
