@@ -4,17 +4,31 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
 /// A normalised platform. It can only be built by parsing, so every value is canonical:
 /// `arm` always carries its variant (`v7` unless told otherwise) and `arm64/v8` is plain `arm64`,
 /// which is how containerd's matcher and podman's pushed indexes spell them.
+///
+/// Cheap to clone (a plan clones one per build and per dependency): the OS and architecture
+/// are entries of the known tables, the rare variant is shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Platform {
-    os: String,
-    arch: String,
-    variant: Option<String>,
+    os: &'static str,
+    arch: &'static str,
+    variant: Option<Arc<str>>,
+}
+
+/// The table's entry equal to `word`; a word from elsewhere (the host's architecture, when no
+/// table has it) is kept for the life of the process.
+fn intern(word: String, table: &[&'static str]) -> &'static str {
+    table
+        .iter()
+        .find(|k| **k == word)
+        .copied()
+        .unwrap_or_else(|| Box::leak(word.into_boxed_str()))
 }
 
 /// Why a platform string was refused.
@@ -153,18 +167,18 @@ impl Platform {
 
     fn from_parts(os: String, arch: String, variant: String) -> Self {
         Self {
-            os,
-            arch,
-            variant: (!variant.is_empty()).then_some(variant),
+            os: intern(os, KNOWN_OS),
+            arch: intern(arch, KNOWN_ARCH),
+            variant: (!variant.is_empty()).then(|| variant.into()),
         }
     }
 
     pub fn os(&self) -> &str {
-        &self.os
+        self.os
     }
 
     pub fn arch(&self) -> &str {
-        &self.arch
+        self.arch
     }
 
     pub fn variant(&self) -> Option<&str> {
@@ -175,7 +189,7 @@ impl Platform {
     pub fn slug(&self) -> String {
         let variant = self.variant.as_deref().unwrap_or_default();
         let mut s = String::with_capacity(self.os.len() + self.arch.len() + variant.len() + 2);
-        for (i, part) in [&self.os, &self.arch, variant].into_iter().enumerate() {
+        for (i, part) in [self.os, self.arch, variant].into_iter().enumerate() {
             if !part.is_empty() {
                 if i > 0 {
                     s.push('-');
@@ -209,7 +223,10 @@ impl FromStr for Platform {
                 if KNOWN_OS.contains(&os.as_str()) {
                     // containerd picks the host's architecture for a lone OS.
                     let host = Self::host();
-                    return Ok(Self { os, ..host });
+                    return Ok(Self {
+                        os: intern(os, KNOWN_OS),
+                        ..host
+                    });
                 }
                 let (arch, variant) = normalize_arch(single, "");
                 if !KNOWN_ARCH.contains(&arch.as_str()) {

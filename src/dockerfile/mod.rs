@@ -11,6 +11,7 @@
 mod parse;
 mod shell;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -113,15 +114,15 @@ pub struct Dockerfile {
 
 /// An image or named context that a build reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
+pub struct Read<'a> {
     /// As written, before variable expansion.
-    pub written: String,
+    pub written: &'a str,
     /// After expansion; what podman looks up.
-    pub resolved: String,
+    pub resolved: Cow<'a, str>,
     /// The build arg whose value decides the reference (`FROM ${BASE}`, `${BASE:-default}`),
     /// declared where it is read: podman 4.3 does not redirect such a reference with
     /// `--build-context`, but the arg can be overridden.
-    pub via_arg: Option<String>,
+    pub via_arg: Option<&'a str>,
     /// It names one of the build's named contexts.
     pub context: bool,
     pub via: Via,
@@ -129,12 +130,12 @@ pub struct Read {
     pub platform: Platform,
     /// The `--platform` of its stage (or of the stage that one is based on), as written, when
     /// that decides the platform rather than the build's target.
-    pub platform_flag: Option<String>,
+    pub platform_flag: Option<&'a str>,
     /// Where it is read, in the file.
     pub span: Range<usize>,
 }
 
-impl Read {
+impl Read<'_> {
     /// Whether the reference is variables and text (`${REG}/base:1`), which podman 4.3 neither
     /// redirects with `--build-context` nor lets one build arg decide.
     pub fn is_composite(&self) -> bool {
@@ -144,13 +145,13 @@ impl Read {
 
 /// What one build reads, from the stages its target reaches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reads {
-    pub reads: Vec<Read>,
+pub struct Reads<'a> {
+    pub reads: Vec<Read<'a>>,
     /// The platforms that reached stages `RUN` on, each once: a foreign one needs an emulator.
     pub run_platforms: Vec<Platform>,
     /// The target stage's name as written, when a target was asked for (matched regardless of
     /// case, as BuildKit does; podman 4.3 wants it exactly).
-    pub target: Option<String>,
+    pub target: Option<&'a str>,
 }
 
 /// Why a build's Dockerfile cannot be followed.
@@ -169,9 +170,10 @@ pub enum EvalError {
 /// One build's view: its args, platforms, named contexts and target.
 pub struct Inputs<'a> {
     /// The build args mab passes (they win over `ARG` defaults).
-    pub args: &'a BTreeMap<String, String>,
+    pub args: &'a dyn Vars,
     pub platform: &'a Platform,
-    pub build_platform: &'a Platform,
+    /// The automatic platform args of the build ([`platform_args`]).
+    pub platform_args: &'a BTreeMap<String, String>,
     /// Whether a name is one of the build's named contexts.
     pub is_context: &'a dyn Fn(&str) -> bool,
     pub target: Option<&'a str>,
@@ -179,12 +181,12 @@ pub struct Inputs<'a> {
 
 /// What a stage's base or a `--from` names.
 #[derive(Debug, Clone)]
-enum Names {
+enum Names<'a> {
     Scratch,
     Stage(usize),
     /// An image or a named context (`context`).
     External {
-        resolved: String,
+        resolved: Cow<'a, str>,
         context: bool,
     },
     Unresolved(String),
@@ -192,16 +194,39 @@ enum Names {
 
 /// One instruction's reference, resolved.
 #[derive(Debug, Clone)]
-struct Ref {
+struct Ref<'a> {
     via: Via,
-    written: String,
-    names: Names,
-    via_arg: Option<String>,
-    span: Range<usize>,
+    written: &'a str,
+    names: Names<'a>,
+    via_arg: Option<&'a str>,
+    span: &'a Range<usize>,
 }
 
-/// The variables in scope at an instruction, by name.
-type Scope = BTreeMap<String, String>;
+/// The variables in scope at an instruction: what the `ARG`s declared so far set, over the
+/// automatic platform args for `FROM` lines (a stage starts with none).
+struct Scope<'a> {
+    base: Option<&'a BTreeMap<String, String>>,
+    own: Vec<(&'a str, Option<String>)>,
+}
+
+impl Scope<'_> {
+    fn declared(&self, name: &str) -> Option<&Option<String>> {
+        self.own
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+impl Vars for Scope<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        match self.declared(name) {
+            Some(v) => v.as_deref(),
+            None => self.base.and_then(|b| b.var(name)),
+        }
+    }
+}
 
 fn arg_pairs(escape: char, text: &str) -> Vec<Arg> {
     // ARG's words are split like a shell's, with the file's escape character: quotes are kept
@@ -328,73 +353,82 @@ impl Dockerfile {
 
     /// The scope of `FROM` lines: the automatic platform args, then the global `ARG`s, whose
     /// values come from the build args, else their defaults.
-    fn global_scope(&self, inputs: &Inputs) -> Scope {
-        let mut scope = platform_args(inputs.platform, inputs.build_platform);
+    fn global_scope<'a>(&'a self, inputs: &'a Inputs) -> Scope<'a> {
+        let mut scope = Scope {
+            base: Some(inputs.platform_args),
+            own: Vec::with_capacity(self.global_args.len()),
+        };
         for arg in &self.global_args {
-            self.declare(&mut scope, arg, inputs.args, None);
+            let value = self.value(arg, &scope, inputs, None);
+            // A global ARG without a value leaves an automatic one as it is.
+            if value.is_some() || !inputs.platform_args.contains_key(&arg.name) {
+                scope.own.push((&arg.name, value));
+            }
         }
         scope
     }
 
-    /// An `ARG` in `scope`: the build arg, else its default, else (in a stage) the global value.
-    fn declare(
+    /// An `ARG`'s value: the build arg, else its default, else (in a stage) the global value.
+    fn value(
         &self,
-        scope: &mut Scope,
         arg: &Arg,
-        build_args: &BTreeMap<String, String>,
+        scope: &Scope,
+        inputs: &Inputs,
         global: Option<&Scope>,
-    ) {
-        let value = build_args.get(&arg.name).cloned().or_else(|| {
-            arg.default
-                .as_ref()
-                .map(|d| expand(d, self.escape, scope).unwrap_or_default())
-                .or_else(|| global.and_then(|g| g.get(&arg.name).cloned()))
-        });
-        match value {
-            Some(v) => scope.insert(arg.name.clone(), v),
-            None => scope.remove(&arg.name),
-        };
+    ) -> Option<String> {
+        if let Some(v) = inputs.args.var(&arg.name) {
+            return Some(v.to_string());
+        }
+        match &arg.default {
+            Some(d) => Some(expand(d, self.escape, scope).unwrap_or_default()),
+            None => global.and_then(|g| g.var(&arg.name)).map(str::to_string),
+        }
     }
 
-    /// What the name `resolved` (in stage `at`, or the bases before it) stands for.
-    fn names(&self, resolved: &str, before: usize, inputs: &Inputs) -> Names {
-        if (inputs.is_context)(resolved) {
+    /// What the name `resolved` (read in a stage before stage `before`) stands for.
+    fn names<'a>(&self, resolved: Cow<'a, str>, before: usize, inputs: &Inputs) -> Names<'a> {
+        if (inputs.is_context)(&resolved) {
             // podman looks a name up in the named contexts before the stages.
             return Names::External {
-                resolved: resolved.to_string(),
+                resolved,
                 context: true,
             };
         }
-        let lower = resolved.to_lowercase();
-        if lower == "scratch" {
+        if resolved.eq_ignore_ascii_case("scratch") {
             return Names::Scratch;
         }
-        if let Some(j) = self.stages[..before]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            return Names::Stage(j);
-        }
-        Names::External {
-            resolved: resolved.to_string(),
-            context: false,
+        let stage = self.stages[..before].iter().position(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&resolved))
+        });
+        match stage {
+            Some(j) => Names::Stage(j),
+            None => Names::External {
+                resolved,
+                context: false,
+            },
         }
     }
 
-    /// Every stage's base and `--from`s, resolved; and its `RUN`s.
-    fn resolve(&self, inputs: &Inputs, global: &Scope) -> Vec<(Ref, Vec<Ref>, bool)> {
-        // An arg can redirect a reference where it is declared, set or not.
-        let overriding = |declared: &[&str], w: &str| {
-            shell::overriding_variable(w)
-                .filter(|v| declared.contains(v))
-                .map(str::to_string)
+    /// A word as a reference: expanded in `scope`; `index_ok` for `--from`, where a number is a
+    /// stage.
+    fn resolve_word<'a>(
+        &self,
+        word: &'a str,
+        scope: &Scope,
+        before: usize,
+        index_ok: bool,
+        inputs: &Inputs,
+    ) -> Names<'a> {
+        // Most references are literal: nothing to expand, nothing to allocate.
+        let literal = !word.contains(['$', '\'', '"', self.escape]);
+        let expanded = if literal {
+            Ok(Cow::Borrowed(word))
+        } else {
+            expand(word, self.escape, scope).map(Cow::Owned)
         };
-        let globals: Vec<&str> = self.global_args.iter().map(|a| a.name.as_str()).collect();
-        let resolve = |word: &str, scope: &Scope, before: usize, index_ok: bool| match expand(
-            word,
-            self.escape,
-            scope,
-        ) {
+        match expanded {
             Ok(r) if r.is_empty() => Names::Unresolved(format!("`{word}` expands to nothing")),
             Ok(r) if index_ok && r.chars().all(|c| c.is_ascii_digit()) => {
                 match r.parse::<usize>().ok().filter(|&i| i < self.stages.len()) {
@@ -402,38 +436,53 @@ impl Dockerfile {
                     None => Names::Unresolved(format!("there is no stage {r}")),
                 }
             }
-            Ok(r) => self.names(&r, before, inputs),
+            Ok(r) => self.names(r, before, inputs),
             Err(e) => Names::Unresolved(e),
+        }
+    }
+
+    /// Every stage's base and `--from`s, resolved; and whether it `RUN`s.
+    fn resolve<'a>(
+        &'a self,
+        inputs: &Inputs,
+        global: &Scope,
+    ) -> Vec<(Ref<'a>, Vec<Ref<'a>>, bool)> {
+        // An arg can redirect a reference where it is declared, set or not.
+        let overriding = |declared: &dyn Fn(&str) -> bool, w: &'a str| {
+            shell::overriding_variable(w).filter(|v| declared(v))
         };
+        let global_declared = |v: &str| self.global_args.iter().any(|a| a.name == v);
         self.stages
             .iter()
             .enumerate()
             .map(|(i, stage)| {
                 let base = Ref {
                     via: Via::From,
-                    written: stage.base.clone(),
-                    names: resolve(&stage.base, global, i, false),
-                    via_arg: overriding(&globals, &stage.base),
-                    span: stage.span.clone(),
+                    written: &stage.base,
+                    names: self.resolve_word(&stage.base, global, i, false, inputs),
+                    via_arg: overriding(&global_declared, &stage.base),
+                    span: &stage.span,
                 };
-                let mut scope = Scope::new();
-                let mut declared: Vec<&str> = Vec::new();
+                let mut scope = Scope {
+                    base: None,
+                    own: Vec::new(),
+                };
                 let mut refs = Vec::new();
                 let mut runs = false;
                 for item in &stage.items {
                     match item {
                         Item::Arg(arg) => {
-                            declared.push(&arg.name);
-                            self.declare(&mut scope, arg, inputs.args, Some(global));
+                            let value = self.value(arg, &scope, inputs, Some(global));
+                            scope.own.push((&arg.name, value));
                         }
                         Item::Run => runs = true,
                         Item::Reads { via, word, span } => refs.push(Ref {
                             via: *via,
-                            written: word.clone(),
+                            written: word,
                             // Any stage, by name or index: `--from` may name a later one.
-                            names: resolve(word, &scope, self.stages.len(), true),
-                            via_arg: overriding(&declared, word),
-                            span: span.clone(),
+                            names: self.resolve_word(word, &scope, self.stages.len(), true, inputs),
+                            via_arg: overriding(&|v| scope.declared(v).is_some(), word),
+                            span,
                         }),
                     }
                 }
@@ -447,10 +496,9 @@ impl Dockerfile {
         let Some(t) = target else {
             return Ok(self.stages.len().saturating_sub(1));
         };
-        let lower = t.to_lowercase();
         self.stages
             .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
             .ok_or_else(|| EvalError::UnknownTarget {
                 target: t.to_string(),
                 stages: self.stage_names(),
@@ -458,7 +506,7 @@ impl Dockerfile {
     }
 
     /// What a build of this file reads, from the stages its target reaches.
-    pub fn reads(&self, inputs: &Inputs) -> Result<Reads, EvalError> {
+    pub fn reads<'a>(&'a self, inputs: &Inputs) -> Result<Reads<'a>, EvalError> {
         if self.stages.is_empty() {
             return Ok(Reads::default());
         }
@@ -480,7 +528,7 @@ impl Dockerfile {
             }
         }
         // Platforms in file order: a stage's base stage comes before it.
-        let mut platforms: Vec<Option<(Platform, Option<String>)>> = vec![None; self.stages.len()];
+        let mut platforms: Vec<Option<(Platform, Option<&str>)>> = vec![None; self.stages.len()];
         for i in (0..self.stages.len()).filter(|&i| reached[i]) {
             let (base, _, _) = &resolved[i];
             platforms[i] = Some(match &base.names {
@@ -489,12 +537,14 @@ impl Dockerfile {
                     .expect("a base stage is reached first"),
                 _ => (
                     self.stage_platform(&self.stages[i], inputs, &global)?,
-                    self.stages[i].platform.clone(),
+                    self.stages[i].platform.as_deref(),
                 ),
             });
         }
         let mut out = Reads {
-            target: inputs.target.and(self.stages[target].written_name.clone()),
+            target: inputs
+                .target
+                .and(self.stages[target].written_name.as_deref()),
             ..Reads::default()
         };
         for i in (0..self.stages.len()).filter(|&i| reached[i]) {
@@ -505,7 +555,7 @@ impl Dockerfile {
                     Names::Scratch | Names::Stage(_) => {}
                     Names::Unresolved(message) => {
                         return Err(EvalError::At {
-                            span: r.span.clone(),
+                            span: (*r.span).clone(),
                             message: format!("{} `{}`: {message}", r.via, r.written),
                             help: Some(
                                 "set the build arg it needs in the image's `args`, or give the ARG a default"
@@ -514,14 +564,14 @@ impl Dockerfile {
                         });
                     }
                     Names::External { resolved, context } => out.reads.push(Read {
-                        written: r.written.clone(),
+                        written: r.written,
                         resolved: resolved.clone(),
-                        via_arg: r.via_arg.clone(),
+                        via_arg: r.via_arg,
                         context: *context,
                         via: r.via,
                         platform: platform.clone(),
-                        platform_flag: platform_flag.clone(),
-                        span: r.span.clone(),
+                        platform_flag: *platform_flag,
+                        span: (*r.span).clone(),
                     }),
                 }
             }

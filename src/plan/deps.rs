@@ -45,8 +45,8 @@ pub(super) struct Edge {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Needs {
     pub edges: Vec<Edge>,
-    /// The build args podman gets: the config's, and the `BUILD*` ones the Dockerfile names.
-    pub args: BTreeMap<String, String>,
+    /// The build args podman gets besides the config's: the `BUILD*` ones the Dockerfile names.
+    pub added_args: Vec<(String, String)>,
     /// Platforms whose RUN steps the build executes.
     pub run_platforms: Vec<Platform>,
     /// Its Dockerfile has heredocs.
@@ -65,23 +65,41 @@ pub(super) struct Index<'a> {
     by_key: HashMap<&'a str, Vec<usize>>,
     /// Per image of the config: its Dockerfile, parsed once.
     dockerfiles: Vec<Dockerfile>,
-    /// The platform of the machine that builds: `--platform=$BUILDPLATFORM` stages run on it.
-    build_platform: Platform,
+    /// The automatic platform args of each target platform, on the machine that builds
+    /// (`--platform=$BUILDPLATFORM` stages run on it).
+    platform_args: HashMap<Platform, BTreeMap<String, String>>,
 }
 
 /// Where a dependency was declared, for errors about it.
 #[derive(Debug, Clone)]
-enum Origin {
-    Dockerfile(Read),
+enum Origin<'a> {
+    Dockerfile(Read<'a>),
     DependsOn(Range<usize>),
 }
 
 /// A dependency found in one build, before it is checked against the dependency's platforms.
-struct Found {
+struct Found<'a> {
     dep: usize,
     platform: Platform,
     redirect: Option<Redirect>,
-    origin: Origin,
+    origin: Origin<'a>,
+}
+
+/// A build's args: the config's, then those mab adds.
+struct Args<'a> {
+    config: &'a BTreeMap<String, String>,
+    added: &'a [(String, String)],
+}
+
+impl dockerfile::Vars for Args<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        self.config.get(name).map(String::as_str).or_else(|| {
+            self.added
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        })
+    }
 }
 
 impl<'a> Index<'a> {
@@ -113,6 +131,15 @@ impl<'a> Index<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let host = Platform::host();
+        let platforms: BTreeSet<&Platform> = instances
+            .iter()
+            .flat_map(|inst| inst.builds.iter().map(|b| &b.platform))
+            .collect();
+        let platform_args = platforms
+            .into_iter()
+            .map(|p| (p.clone(), dockerfile::platform_args(p, &host)))
+            .collect();
         Ok(Self {
             config,
             instances,
@@ -120,7 +147,7 @@ impl<'a> Index<'a> {
             by_name,
             by_key,
             dockerfiles,
-            build_platform: Platform::host(),
+            platform_args,
         })
     }
 
@@ -186,26 +213,29 @@ impl<'a> Index<'a> {
     /// The dependencies the Dockerfile of build `spec` of instance `i` reads, and what else
     /// the build needs but its edges.
     fn reads_of(
-        &self,
+        &'a self,
         i: usize,
         spec: &BuildSpec,
         warnings: &mut Vec<Warning>,
-    ) -> Result<(Vec<Found>, Needs), ConfigError> {
+    ) -> Result<(Vec<Found<'a>>, Needs), ConfigError> {
         let inst = &self.instances[i];
         let parsed = &self.dockerfiles[inst.image];
-        let mut args = spec.args.clone();
-        let auto = dockerfile::platform_args(&spec.platform, &self.build_platform);
-        for name in parsed.names_build_args() {
-            if !args.contains_key(*name) {
-                args.insert(name.to_string(), auto[*name].clone());
-            }
-        }
+        let auto = &self.platform_args[&spec.platform];
+        let added_args: Vec<(String, String)> = parsed
+            .names_build_args()
+            .iter()
+            .filter(|name| !spec.args.contains_key(**name))
+            .map(|name| (name.to_string(), auto[*name].clone()))
+            .collect();
         let is_context = |n: &str| spec.contexts.contains_key(n);
         let reads = parsed
             .reads(&Inputs {
-                args: &args,
+                args: &Args {
+                    config: &spec.args,
+                    added: &added_args,
+                },
                 platform: &spec.platform,
-                build_platform: &self.build_platform,
+                platform_args: auto,
                 is_context: &is_context,
                 target: spec.target.as_deref(),
             })
@@ -213,15 +243,15 @@ impl<'a> Index<'a> {
         let mut found = Vec::new();
         for read in reads.reads {
             let (dep, redirect) = if read.context {
-                match &spec.contexts[&read.resolved] {
+                match &spec.contexts[read.resolved.as_ref()] {
                     NamedContext::Image { name, source, span } => {
                         let dep = self.context_image(inst, &read.resolved, name, source, span)?;
                         let redirect = match &read.via_arg {
                             Some(a) => Redirect::Arg {
-                                name: a.clone(),
+                                name: a.to_string(),
                                 named: true,
                             },
-                            None => Redirect::Named(read.resolved.clone()),
+                            None => Redirect::Named(read.resolved.to_string()),
                         };
                         (dep, redirect)
                     }
@@ -244,7 +274,7 @@ impl<'a> Index<'a> {
                 }
                 let redirect = match &read.via_arg {
                     Some(a) => Redirect::Arg {
-                        name: a.clone(),
+                        name: a.to_string(),
                         named: false,
                     },
                     None if read.is_composite() => {
@@ -258,7 +288,7 @@ impl<'a> Index<'a> {
                         });
                         continue;
                     }
-                    None => Redirect::Reference(read.resolved.clone()),
+                    None => Redirect::Reference(read.resolved.to_string()),
                 };
                 (dep, redirect)
             };
@@ -271,10 +301,10 @@ impl<'a> Index<'a> {
         }
         let needs = Needs {
             edges: Vec::new(),
-            args,
+            added_args,
             run_platforms: reads.run_platforms,
             heredocs: parsed.heredocs(),
-            target: reads.target,
+            target: reads.target.map(str::to_string),
         };
         Ok((found, needs))
     }
@@ -285,38 +315,41 @@ impl<'a> Index<'a> {
         &self,
         inst: &Instance,
         spec: &BuildSpec,
-        found: Vec<Found>,
+        mut found: Vec<Found>,
     ) -> Result<Vec<Edge>, ConfigError> {
-        let mut edges: BTreeMap<(usize, usize), BTreeSet<Redirect>> = BTreeMap::new();
-        // A redirect maps one name to one image: the platform it was first needed on.
-        let mut first: BTreeMap<Redirect, &Found> = BTreeMap::new();
-        for f in &found {
+        // A redirect maps one name to one image: every read of a name must be on one platform.
+        for (k, f) in found.iter().enumerate() {
+            let first = found[..k]
+                .iter()
+                .find(|o| o.redirect.is_some() && o.redirect == f.redirect);
+            if let Some(other) = first.filter(|o| o.platform != f.platform) {
+                return Err(self.two_platforms(inst, spec, other, f));
+            }
+        }
+        let mut edges: Vec<Edge> = Vec::with_capacity(found.len());
+        for f in &mut found {
             let dep = &self.instances[f.dep];
             let Some(dep_build) = dep.builds.iter().position(|b| b.platform == f.platform) else {
                 return Err(self.platform_mismatch(inst, spec, dep, f));
             };
-            let entry = edges.entry((f.dep, dep_build)).or_default();
-            if let Some(r) = &f.redirect {
-                match first.get(r) {
-                    Some(other) if other.platform != f.platform => {
-                        return Err(self.two_platforms(inst, spec, other, f));
-                    }
-                    Some(_) => {}
-                    None => {
-                        first.insert(r.clone(), f);
-                    }
+            let at = match edges
+                .iter()
+                .position(|e| e.dep == f.dep && e.dep_build == dep_build)
+            {
+                Some(at) => at,
+                None => {
+                    edges.push(Edge {
+                        dep: f.dep,
+                        dep_build,
+                        redirects: BTreeSet::new(),
+                    });
+                    edges.len() - 1
                 }
-                entry.insert(r.clone());
-            }
+            };
+            edges[at].redirects.extend(f.redirect.take());
         }
-        Ok(edges
-            .into_iter()
-            .map(|((dep, dep_build), redirects)| Edge {
-                dep,
-                dep_build,
-                redirects,
-            })
-            .collect())
+        edges.sort_by_key(|e| (e.dep, e.dep_build));
+        Ok(edges)
     }
 
     /// The one instance a `target:IMAGE` context names.

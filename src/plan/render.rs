@@ -122,7 +122,8 @@ impl Graph<'_> {
         let def = &self.config.images[inst.image];
         let needs = &self.needs[i][b];
         let p = &spec.platform;
-        let mut args = needs.args.clone();
+        let mut args = spec.args.clone();
+        args.extend(needs.added_args.iter().cloned());
         let mut contexts = BTreeMap::new();
         let mut depends_on = Vec::new();
         for edge in &needs.edges {
