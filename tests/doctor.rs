@@ -3,11 +3,35 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::Project;
 
 fn fake_bin() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
+}
+
+/// `cmd` with the stand-in podman first on PATH, its state and log in the project.
+fn with_fake_podman<'c>(p: &Project, cmd: &'c mut Command) -> &'c mut Command {
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    cmd.env("PATH", path)
+        .env("FAKE_STATE", p.path().join("fake-state"))
+        .env("FAKE_LOG", p.path().join("podman.log"))
+        .env_remove("MAB_PODMAN")
+}
+
+/// An architecture of `candidates` this machine has no binfmt handler for (test-env registers
+/// only arm64 and arm), with its qemu name.
+fn unhandled(candidates: &[&'static str]) -> &'static str {
+    candidates
+        .iter()
+        .copied()
+        .find(|a| !Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{a}")).exists())
+        .expect("every candidate platform has a binfmt handler here; extend the list")
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -39,13 +63,7 @@ fn a_missing_podman_is_reported_with_the_fix() {
 
 #[test]
 fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
-    // A platform this machine has no handler for (test-env registers only arm64 and arm).
-    let Some(arch) = ["s390x", "ppc64le", "riscv64", "mips64el"]
-        .into_iter()
-        .find(|a| !Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{a}")).exists())
-    else {
-        panic!("every candidate platform has a binfmt handler here; extend the list");
-    };
+    let arch = unhandled(&["s390x", "ppc64le", "riscv64", "mips64el"]);
     let platform = format!("linux/{}", arch.replace("mips64el", "mips64le"));
     let missing = format!("FAIL {platform}: no binfmt handler for {arch}");
     let p = Project::new();
@@ -55,22 +73,9 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\", \"{platform}\"]\ntags = [\"1\"]\n[images.app]\n"),
     );
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let state = p.path().join("fake-state");
-    let log = p.path().join("podman.log");
-    let env = |cmd: &mut std::process::Command| {
-        cmd.env("PATH", &path)
-            .env("FAKE_STATE", &state)
-            .env("FAKE_LOG", &log)
-            .env_remove("MAB_PODMAN");
-    };
-    let mut doctor = p.mab(&["doctor"]);
-    env(&mut doctor);
-    let out = doctor.output().unwrap();
+    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
+        .output()
+        .unwrap();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("ok   podman 4.3.1-stand-in"), "{all}");
@@ -81,14 +86,14 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
     );
     assert!(all.contains("registry 127.0.0.1:9 not reachable"), "{all}");
 
-    let mut run = p.mab(&["run", "--progress", "plain"]);
-    env(&mut run);
-    let out = run.output().unwrap();
+    let out = with_fake_podman(&p, &mut p.mab(&["run", "--progress", "plain"]))
+        .output()
+        .unwrap();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains(&missing), "{all}");
     assert!(all.contains("mab run did not start"), "{all}");
-    let podman_calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let podman_calls = std::fs::read_to_string(p.path().join("podman.log")).unwrap_or_default();
     assert!(
         !podman_calls.contains(" build"),
         "a build ran:\n{podman_calls}"
@@ -99,12 +104,7 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
 /// only copies. No emulator is needed; a non-Linux platform gets its own honest line.
 #[test]
 fn a_cross_compiled_platform_needs_no_emulator() {
-    let Some(arch) = ["s390x", "ppc64le", "riscv64"]
-        .into_iter()
-        .find(|a| !Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{a}")).exists())
-    else {
-        panic!("every candidate platform has a binfmt handler here; extend the list");
-    };
+    let arch = unhandled(&["s390x", "ppc64le", "riscv64"]);
     let p = Project::new();
     p.file(
         "Dockerfile",
@@ -115,18 +115,9 @@ fn a_cross_compiled_platform_needs_no_emulator() {
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\ntags = [\"1\"]\n[images.app]\nplatforms = [\"linux/amd64\", \"linux/{arch}\", \"darwin/arm64\"]\n[images.win]\ncontext = \"win\"\nplatforms = [\"windows/amd64\"]\n"),
     );
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut doctor = p.mab(&["doctor"]);
-    doctor
-        .env("PATH", &path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("podman.log"))
-        .env_remove("MAB_PODMAN");
-    let out = doctor.output().unwrap();
+    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
+        .output()
+        .unwrap();
     let all = text(&out);
     let platform_lines: Vec<&str> = all
         .lines()
@@ -152,17 +143,7 @@ fn a_cross_compiled_platform_needs_no_emulator() {
 #[test]
 fn a_healthy_machine_passes() {
     let p = Project::new();
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let out = p
-        .mab(&["doctor"])
-        .env("PATH", path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("podman.log"))
-        .env_remove("MAB_PODMAN")
+    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
         .output()
         .unwrap();
     let all = text(&out);
