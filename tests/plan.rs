@@ -438,3 +438,46 @@ fn unused_depends_on_is_a_warning() {
             .contains(&"base_image=container-image://localhost/mab/base:linux-amd64".to_string())
     );
 }
+
+/// Named contexts come from `[defaults]`, the image and its platform overrides, the nearer
+/// winning, and render with the platform.
+#[test]
+fn named_contexts_merge_and_render_per_platform() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\ncontexts = { src = \"src\", base_image = \"docker-image://docker.io/library/busybox:1.36\" }\n\n[images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\ncontexts = { assets = \"docker-image://r.test/assets:{{ platform.arch }}\" }\n\n[images.app.platform.\"linux/arm64\"]\ncontexts = { base_image = \"target:base\" }\n",
+    )
+    .file("src/README", "sources\n")
+    .file("base/Dockerfile", "FROM scratch\n")
+    .file("app/Dockerfile", "FROM base_image\nCOPY --from=src / /src\nCOPY --from=assets / /assets\n");
+    let plan = json(p.mab(&["plan", "--format", "json", "app"]));
+    let contexts = |id: &str| {
+        let argv = strings(&find(&plan["builds"], "id", id)["argv"]);
+        argv.windows(2)
+            .filter(|w| w[0] == "--build-context")
+            .map(|w| w[1].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        contexts("app@linux-amd64"),
+        [
+            "assets=docker-image://r.test/assets:amd64",
+            "base_image=docker-image://docker.io/library/busybox:1.36",
+            "src=src"
+        ]
+    );
+    assert_eq!(
+        contexts("app@linux-arm64"),
+        [
+            "assets=docker-image://r.test/assets:arm64",
+            "base_image=container-image://localhost/mab/base:linux-arm64",
+            "src=src"
+        ]
+    );
+    assert_eq!(
+        strings(&find(&plan["builds"], "id", "app@linux-arm64")["depends_on"]),
+        ["base@linux-arm64"]
+    );
+    assert!(strings(&find(&plan["builds"], "id", "app@linux-amd64")["depends_on"]).is_empty());
+}

@@ -149,3 +149,87 @@ proptest! {
         }
     }
 }
+
+/// Dockerfile-ish text: instructions, flags, heredocs, variables, quotes and escapes in any
+/// order, so the parser and the lexer meet every odd shape.
+fn dockerfile_text() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "FROM ",
+        "from ",
+        "ARG ",
+        "COPY ",
+        "RUN ",
+        "ONBUILD ",
+        "ADD ",
+        "# escape=`\n",
+        "# syntax=x\n",
+        "--platform=",
+        "--from=",
+        "--mount=type=bind,from=",
+        "$BUILDPLATFORM",
+        "${A",
+        "${A:-",
+        "${A#",
+        "${A%%",
+        "${A/",
+        "}",
+        "$",
+        "AS ",
+        "stage",
+        "0",
+        "1",
+        "r.io/b:1",
+        "scratch",
+        "<<EOF",
+        "<<-'E'",
+        "EOF",
+        "\tE",
+        "\\",
+        "`",
+        "\"",
+        "'",
+        " ",
+        "\n",
+        "\r\n",
+        "=",
+        ":",
+        "é",
+        "\u{feff}",
+    ]);
+    prop::collection::vec(pieces, 0..60).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any text: parsed or refused with an offset inside it, and every build of it answered,
+    /// never a panic.
+    #[test]
+    fn dockerfiles_never_panic(text in dockerfile_text(), target in prop::option::of("stage|x")) {
+        use mab::dockerfile::{Dockerfile, Inputs, platform_args};
+        match Dockerfile::parse(&text) {
+            Err(e) => prop_assert!(e.offset <= text.len()),
+            Ok(df) => {
+                let args: std::collections::BTreeMap<String, String> =
+                    [("A".to_string(), "stage".to_string())].into();
+                for target_platform in ["linux/arm64", "linux/amd64"] {
+                    let platform: mab::platform::Platform = target_platform.parse().unwrap();
+                    let host: mab::platform::Platform = "linux/amd64".parse().unwrap();
+                    let auto = platform_args(&platform, &host);
+                    let is_context = |n: &str| n == "ctx";
+                    let _ = df.reads(&Inputs {
+                        args: &args,
+                        platform: &platform,
+                        platform_args: &auto,
+                        is_context: &is_context,
+                        target: target.as_deref(),
+                    });
+                }
+            }
+        }
+        let vars: std::collections::BTreeMap<String, String> =
+            [("A".to_string(), "xay".to_string())].into();
+        let _ = mab::dockerfile::expand(&text, '\\', &vars);
+        let _ = mab::dockerfile::expand(&text, '`', &vars);
+    }
+}
