@@ -9,4 +9,6 @@ cd "$(dirname "$0")/.."
 scripts/test-env.sh
 # podman's default isolation fails on this machine kind ("cgroups in hybrid mode not supported").
 export BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
+# The end-to-end tests are compiled in (build.rs checks their environment first).
+export MAB_E2E=1
 cargo test --locked "$@"

@@ -1,0 +1,48 @@
+//! The end-to-end tests (tests/e2e.rs) need a real podman, skopeo, a registry and the local base
+//! images that scripts/test-env.sh sets up. They are compiled in only when asked for with
+//! `MAB_E2E=1` (scripts/test.sh sets it), and then the environment must be there; elsewhere
+//! `cargo test` reports them ignored, with the reason, never passed.
+
+use std::process::Command;
+
+const BASE: &str = "localhost/mab-test/busybox:latest";
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(e2e)");
+    println!("cargo::rerun-if-env-changed=MAB_E2E");
+    println!("cargo::rerun-if-changed=build.rs");
+    if std::env::var("MAB_E2E").map_or(true, |v| v.is_empty() || v == "0") {
+        return;
+    }
+    let runs = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let checks = [
+        (
+            "podman with the base image",
+            runs("podman", &["image", "exists", BASE]),
+        ),
+        ("skopeo", runs("skopeo", &["--version"])),
+        (
+            "docker-registry",
+            Command::new("docker-registry")
+                .arg("--version")
+                .output()
+                .is_ok(),
+        ),
+    ];
+    let missing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "MAB_E2E=1, but the end-to-end environment lacks {}: run scripts/test-env.sh as root",
+        missing.join(", ")
+    );
+    println!("cargo::rustc-cfg=e2e");
+}
