@@ -42,6 +42,25 @@ fn image_name(dir: &Path) -> String {
     if name.is_empty() { "app".into() } else { name }
 }
 
+/// `text` as a TOML string, quoted and escaped by the toml crate.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// `name` as a TOML key: bare where TOML allows it, else quoted (`"my.app"`, which bare would
+/// be the table `my` holding `app`).
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        name.to_string()
+    } else {
+        toml_string(name)
+    }
+}
+
 /// `ghcr.io/<owner>` for a GitHub remote; a placeholder to edit otherwise.
 fn registry_for(remote: Option<&str>) -> (String, bool) {
     let owner = remote.and_then(|r| {
@@ -92,7 +111,7 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
             platforms.push(p.to_string());
         }
     }
-    let platforms: Vec<String> = platforms.iter().map(|p| format!("\"{p}\"")).collect();
+    let platforms: Vec<String> = platforms.iter().map(|p| toml_string(p)).collect();
     let tags = if git.is_some() {
         r#"["{{ git.short_sha }}", "latest"]"#
     } else {
@@ -101,7 +120,10 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
     let dockerfile_line = if dockerfile == Path::new("Dockerfile") {
         String::new()
     } else {
-        format!("dockerfile = \"{}\"\n", dockerfile.display())
+        format!(
+            "dockerfile = {}\n",
+            toml_string(&dockerfile.display().to_string())
+        )
     };
     let registry_note = if placeholder {
         "  # TODO: where to push"
@@ -127,9 +149,10 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
         ),
         None => format!(
             "[defaults]\n\
-             registry  = \"{registry}\"{registry_note}\n\
+             registry  = {}{registry_note}\n\
              platforms = [{}]\n\
              tags      = {tags}\n\n",
+            toml_string(&registry),
             platforms.join(", ")
         ),
     };
@@ -140,7 +163,7 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
          {defaults}\
          [images.{}]\n\
          {dockerfile_line}",
-        image_name(&dir)
+        toml_key(&image_name(&dir))
     );
     let io = |path: &Path, e: std::io::Error| {
         ConfigError::new(
@@ -181,5 +204,7 @@ mod tests {
             ("ghcr.io/acme".into(), false)
         );
         assert!(registry_for(None).1);
+        assert_eq!(toml_key("my.app"), "\"my.app\"");
+        assert_eq!(toml_key("my_app-2"), "my_app-2");
     }
 }

@@ -80,6 +80,32 @@ fn init_in_git_uses_the_commit_for_tags_and_the_remote_for_the_registry() {
     );
 }
 
+/// A directory name with a dot is one image, not a table in a table.
+#[test]
+fn init_in_a_dotted_directory_plans() {
+    let p = Project::new();
+    p.file("my.app/Dockerfile", "FROM scratch\n");
+    let out = p.mab(&["init", "my.app/Dockerfile"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(p.path().join("my.app/multiarch.toml")).unwrap();
+    assert!(text.contains("[images.\"my.app\"]"), "{text}");
+    let plan = p
+        .mab(&["plan", "-f", "my.app/multiarch.toml", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["manifests"][0]["image"], "my.app");
+}
+
 #[test]
 fn init_without_a_dockerfile_says_so() {
     let p = Project::new();
