@@ -258,6 +258,18 @@ fn auth_files() -> Vec<PathBuf> {
     files
 }
 
+/// Whether an `auths` key (`host[:port]`, optionally as a URL with a path) names `registry`
+/// exactly: `ghcr.io` is not `ghcr.io.example.com`.
+fn names_registry(key: &str, registry: &str) -> bool {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    host == registry || (registry == "docker.io" && host == "index.docker.io")
+}
+
 fn credentials_check(registry: &str) -> Check {
     for file in auth_files() {
         let Ok(text) = std::fs::read_to_string(&file) else {
@@ -266,11 +278,19 @@ fn credentials_check(registry: &str) -> Check {
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
             continue;
         };
-        if json["auths"].as_object().is_some_and(|a| {
-            a.keys()
-                .any(|k| k.trim_start_matches("https://").starts_with(registry))
-        }) {
+        let keys = |field: &str| {
+            json[field]
+                .as_object()
+                .is_some_and(|a| a.keys().any(|k| names_registry(k, registry)))
+        };
+        if keys("auths") || keys("credHelpers") {
             return Check::pass(format!("credentials for {registry} in {}", file.display()));
+        }
+        if let Some(store) = json["credsStore"].as_str() {
+            return Check::pass(format!(
+                "credentials for {registry} may come from the credential store `{store}` ({})",
+                file.display()
+            ));
         }
     }
     Check::warn(
@@ -352,6 +372,15 @@ mod tests {
         assert_eq!(qemu_name("arm64"), "aarch64");
         assert_eq!(qemu_name("arm"), "arm");
         assert_eq!(qemu_name("s390x"), "s390x");
+    }
+
+    #[test]
+    fn registry_hosts_match_exactly() {
+        assert!(names_registry("ghcr.io", "ghcr.io"));
+        assert!(names_registry("https://ghcr.io/v2/", "ghcr.io"));
+        assert!(!names_registry("ghcr.io.example.com", "ghcr.io"));
+        assert!(!names_registry("ghcr.io", "ghcr.io:5000"));
+        assert!(names_registry("https://index.docker.io/v1/", "docker.io"));
     }
 
     #[test]

@@ -153,3 +153,41 @@ fn a_healthy_machine_passes() {
         "{all}"
     );
 }
+
+/// A login for a registry whose name only starts like ours is not ours; a credential helper
+/// for ours is.
+#[test]
+fn credentials_match_the_registry_host_exactly() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n[images.app]\n",
+    );
+    let doctor = |auth: &str| {
+        p.file("auth.json", auth);
+        let mut cmd = p.mab(&["doctor"]);
+        with_fake_podman(&p, &mut cmd)
+            .env("REGISTRY_AUTH_FILE", p.path().join("auth.json"))
+            .env("HOME", p.path())
+            .env("XDG_RUNTIME_DIR", p.path());
+        text(&cmd.output().unwrap())
+    };
+    let decoy = doctor(r#"{"auths": {"127.0.0.1:90": {"auth": "eDp5"}}}"#);
+    assert!(
+        decoy.contains("warn no credentials for 127.0.0.1:9 "),
+        "{decoy}"
+    );
+    let helper = doctor(r#"{"credHelpers": {"127.0.0.1:9": "pass"}}"#);
+    assert!(
+        helper.contains("ok   credentials for 127.0.0.1:9 in "),
+        "{helper}"
+    );
+    let store = doctor(r#"{"credsStore": "secretservice"}"#);
+    assert!(
+        store.contains(
+            "credentials for 127.0.0.1:9 may come from the credential store `secretservice`"
+        ),
+        "{store}"
+    );
+}
