@@ -68,6 +68,9 @@ enum Command {
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Internal: the reaper `mab run` starts, which stops the run's commands if mab dies.
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +211,10 @@ fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
             clap_mangen::Man::new(Cli::command()).render(out)
         })),
         Command::Doctor { file } => doctor(file),
+        Command::Reap => Ok(match crate::supervise::reap(exec::KILL_GRACE) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        }),
         Command::Schema => Ok(write_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
@@ -311,6 +318,9 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
             .timeout
             .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
         retries: plan.retries,
+        reaper: std::env::current_exe()
+            .ok()
+            .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
     };
     let report = match exec::run(&plan, &opts) {
         Ok(r) => r,

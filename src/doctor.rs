@@ -246,10 +246,9 @@ fn auth_files() -> Vec<PathBuf> {
     if let Ok(d) = std::env::var("XDG_RUNTIME_DIR") {
         files.push(PathBuf::from(d).join("containers/auth.json"));
     }
-    // SAFETY: getuid(2) cannot fail.
     files.push(PathBuf::from(format!(
         "/run/containers/{}/auth.json",
-        unsafe { libc::getuid() }
+        rustix::process::getuid().as_raw()
     )));
     if let Some(home) = std::env::home_dir() {
         files.push(home.join(".config/containers/auth.json"));
@@ -313,20 +312,12 @@ fn disk_check(podman: &[String]) -> Check {
         .ancestors()
         .find(|p| p.exists())
         .unwrap_or(Path::new("/"));
-    let Ok(c) = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()) else {
+    let Ok(st) = rustix::fs::statvfs(probe) else {
         return Check::warn(
             "free disk space: unknown",
             "check podman's storage location",
         );
     };
-    // SAFETY: statvfs(3) fills the zeroed struct it is given for a valid C path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Check::warn(
-            "free disk space: unknown",
-            "check podman's storage location",
-        );
-    }
     let free_gib = (st.f_bavail as f64 * st.f_frsize as f64) / (1u64 << 30) as f64;
     let what = format!(
         "{free_gib:.1} GiB free for podman's storage ({})",

@@ -10,10 +10,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -26,6 +26,7 @@ use crate::output::shell_line;
 use crate::plan::{Build, Manifest, Plan, STATE_DIR};
 use crate::platform::Platform;
 use crate::progress::{self, Progress};
+use crate::supervise::{Refused, Supervisor, When, private_append, private_dir};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -45,10 +46,13 @@ pub struct Options {
     pub retries: u32,
     /// Show each command as it starts.
     pub verbose: bool,
+    /// How to start this program as the reaper that stops what is left running if mab dies
+    /// (`mab __reap`); none: no reaper.
+    pub reaper: Option<Vec<String>>,
 }
 
-/// How long running commands get to stop after an interrupt before they are killed.
-const KILL_GRACE: Duration = Duration::from_secs(10);
+/// How long a command gets to stop after SIGTERM (a timeout, an interrupt) before SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(10);
 
 enum Event {
     Done(Done),
@@ -143,6 +147,9 @@ pub struct Report {
 struct Failure {
     reason: String,
     tail: Option<String>,
+    /// The failing command's own output (not that of earlier attempts), and whether it ended
+    /// with an exit code (not a signal or a refusal to start): what a retry is decided on.
+    attempt: Option<String>,
 }
 
 impl Failure {
@@ -150,6 +157,7 @@ impl Failure {
         Self {
             reason: reason.into(),
             tail: None,
+            attempt: None,
         }
     }
 }
@@ -237,9 +245,34 @@ fn tail(path: &Path, lines: usize) -> Option<String> {
 
 const RETRY_FIRST_WAIT: Duration = Duration::from_secs(1);
 
-/// Whether a registry command's output says another try may succeed.
-fn transient(output: &str) -> bool {
-    let text = output.to_ascii_lowercase();
+/// Whether `word` stands in `text` on its own: not inside a longer run of letters and digits,
+/// so the `503` of a digest such as `sha256:a503f...` is not an HTTP status.
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+/// The line that says why a command failed: its last error line (podman's `Error: ...`,
+/// skopeo's `level=fatal`), else its last line.
+fn error_line(output: &str) -> &str {
+    let lines = || output.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rev()
+        .find(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("fatal")
+        })
+        .or_else(|| lines().next_back())
+        .unwrap_or_default()
+}
+
+/// Whether a failed registry command's own output says another try may succeed.
+fn transient(attempt: &str) -> bool {
+    let line = error_line(attempt).to_ascii_lowercase();
     let permanent = [
         "unauthorized",
         "authentication required",
@@ -256,48 +289,27 @@ fn transient(output: &str) -> bool {
         "timed out",
         "temporarily unavailable",
         "too many requests",
-        "429",
-        "500 internal server error",
-        "502",
-        "503",
-        "504",
+        "internal server error",
+        "bad gateway",
+        "service unavailable",
+        "gateway timeout",
         "unexpected eof",
         ": eof",
         "no route to host",
         "broken pipe",
     ];
-    !permanent.iter().any(|p| text.contains(p)) && passing.iter().any(|p| text.contains(p))
-}
-
-/// The process groups of the commands running now, so an interrupt can reach every podman
-/// and everything it started (each command runs in a group of its own, as cargo-nextest does).
-#[derive(Default)]
-struct Children(Mutex<HashSet<i32>>);
-
-impl Children {
-    fn signal_all(&self, signal: i32) {
-        for &group in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
-            unsafe {
-                libc::kill(-group, signal);
-            }
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
+    let statuses = ["429", "500", "502", "503", "504"];
+    !permanent.iter().any(|p| line.contains(p))
+        && (passing.iter().any(|p| line.contains(p)) || statuses.iter().any(|c| has_word(&line, c)))
 }
 
 /// What every job runs with: the plan, the running processes, and the build timeout.
 struct Runner<'a> {
     plan: &'a Plan,
-    children: Children,
+    supervisor: Supervisor,
     build_timeout: Option<Duration>,
     /// Retries of a push or registry read after a transient failure.
     retries: u32,
-    /// The values of the plan's secrets, to be masked in every log.
-    secret_values: Vec<String>,
 }
 
 /// Reads the values of `secrets`, to mask them; missing ones are podman's to report.
@@ -326,58 +338,36 @@ fn secret_values(secrets: &[SecretSource]) -> Vec<String> {
 impl Runner<'_> {
     /// Runs `argv` in the workdir, the command line and its output appended to `log` (standard
     /// output returned instead when `capture`); a failure carries the log's tail. After
-    /// `timeout` the command's process group is killed and the command fails.
+    /// `timeout` the command is stopped and fails.
     fn command(
         &self,
         argv: &[String],
         log: &Path,
         capture: bool,
         timeout: Option<Duration>,
+        when: When,
     ) -> Result<Vec<u8>, Failure> {
         let cannot_write =
             |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
-        let mut file = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(cannot_write)?;
-        let _ = writeln!(file, "$ {}", shell_line(argv));
-        let stdout = if capture {
-            Stdio::piped()
-        } else {
-            Stdio::from(file.try_clone().map_err(cannot_write)?)
+        let mut file = private_append(log).map_err(cannot_write)?;
+        writeln!(file, "$ {}", shell_line(argv)).map_err(cannot_write)?;
+        drop(file);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).current_dir(&self.plan.workdir);
+        let outcome = match self.supervisor.run(cmd, log, capture, timeout, when) {
+            Ok(o) => o,
+            Err(Refused::Cancelled) => {
+                return Err(Failure::new(format!(
+                    "`{}` not started: the run is stopping",
+                    argv[0]
+                )));
+            }
+            Err(Refused::Io(e)) => {
+                return Err(Failure::new(format!("cannot run `{}`: {e}", argv[0])));
+            }
         };
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .current_dir(&self.plan.workdir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(file)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Failure::new(format!("cannot run `{}`: {e}", argv[0])))?;
-        let group = child.id() as i32;
-        self.children
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(group);
-        let waited = match timeout {
-            None => child
-                .wait_with_output()
-                .map(|o| (o.status, o.stdout, false)),
-            Some(limit) => wait_until(&mut child, Instant::now() + limit, group),
-        };
-        self.children
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&group);
-        self.redact(log);
-        let (status, stdout, timed_out) =
-            waited.map_err(|e| Failure::new(format!("waiting for `{}`: {e}", argv[0])))?;
-        if status.success() {
-            return Ok(stdout);
+        if outcome.status.success() {
+            return Ok(outcome.stdout);
         }
         // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
         let sub = argv
@@ -386,7 +376,7 @@ impl Runner<'_> {
             .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
             .map_or("", String::as_str);
         let what = format!("`{} {sub}`", argv[0]);
-        let reason = match (timed_out, timeout, status.code()) {
+        let reason = match (outcome.timed_out, timeout, outcome.status.code()) {
             (true, Some(limit), _) => format!(
                 "{what} timed out after {}",
                 humantime::format_duration(limit)
@@ -394,38 +384,25 @@ impl Runner<'_> {
             (_, _, Some(code)) => format!("{what} failed with exit code {code}"),
             (_, _, None) => format!(
                 "{what} was killed by signal {}",
-                status.signal().unwrap_or(0)
+                outcome.status.signal().unwrap_or(0)
             ),
         };
+        // Only an attempt that ended with an exit code of its own may be worth another.
+        let attempt = (outcome.status.code().is_some() && !outcome.timed_out)
+            .then(|| output_since(log, outcome.log_start));
         Err(Failure {
             reason,
             tail: tail(log, 15),
+            attempt,
         })
     }
 
-    /// Replaces every secret value in `log` with `***`.
-    fn redact(&self, log: &Path) {
-        if self.secret_values.is_empty() {
-            return;
-        }
-        let Ok(text) = std::fs::read_to_string(log) else {
-            return;
-        };
-        if self.secret_values.iter().any(|v| text.contains(v.as_str())) {
-            let masked = self
-                .secret_values
-                .iter()
-                .fold(text, |t, v| t.replace(v.as_str(), "***"));
-            let _ = std::fs::write(log, masked);
-        }
-    }
-
     fn logged(&self, argv: &[String], log: &Path) -> Result<(), Failure> {
-        self.command(argv, log, false, None).map(drop)
+        self.command(argv, log, false, None, When::Normal).map(drop)
     }
 
     fn build(&self, b: &Build, log: &Path) -> Result<String, Failure> {
-        self.command(&b.argv, log, false, self.build_timeout)?;
+        self.command(&b.argv, log, false, self.build_timeout, When::Normal)?;
         let iid = std::fs::read_to_string(self.plan.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
         Ok(iid.trim().to_string())
@@ -452,7 +429,8 @@ impl Runner<'_> {
             match attempt() {
                 Err(f)
                     if retry <= self.retries
-                        && transient(f.tail.as_deref().unwrap_or_default()) =>
+                        && !self.supervisor.cancelled()
+                        && f.attempt.as_deref().is_some_and(transient) =>
                 {
                     if let Ok(mut file) = File::options().append(true).open(log) {
                         let _ = writeln!(
@@ -463,7 +441,11 @@ impl Runner<'_> {
                             f.reason
                         );
                     }
-                    std::thread::sleep(wait);
+                    // In steps, so that an interrupt does not wait for the backoff.
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !self.supervisor.cancelled() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     wait *= 2;
                 }
                 result => return result,
@@ -482,7 +464,7 @@ impl Runner<'_> {
                         "pushing {} to registry {registry} failed: {}",
                         p.tag, f.reason
                     ),
-                    tail: f.tail,
+                    ..f
                 })?;
             let pushed =
                 std::fs::read_to_string(self.plan.workdir.join(&p.digestfile)).map_err(|e| {
@@ -492,18 +474,18 @@ impl Runner<'_> {
                     ))
                 })?;
             let raw = self
-                .retrying(log, || self.command(&p.verify, log, true, None))
+                .retrying(log, || {
+                    self.command(&p.verify, log, true, None, When::Normal)
+                })
                 .map_err(|f| Failure {
                     reason: format!(
                         "reading {} back from registry {registry} failed: {}",
                         p.tag, f.reason
                     ),
-                    tail: f.tail,
+                    ..f
                 })?;
-            verify_index(&raw, pushed.trim(), &m.platforms).map_err(|e| Failure {
-                reason: format!("{} does not match the plan: {e}", p.tag),
-                tail: None,
-            })?;
+            verify_index(&raw, pushed.trim(), &m.platforms)
+                .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
             tags.push(TagReport {
                 reference: p.tag.to_string(),
                 digest: pushed.trim().to_string(),
@@ -513,49 +495,19 @@ impl Runner<'_> {
     }
 }
 
-/// Waits for `child` until `deadline`, then kills its process group. Output goes to files, so
-/// there is nothing to read meanwhile.
-fn wait_until(
-    child: &mut std::process::Child,
-    deadline: Instant,
-    group: i32,
-) -> std::io::Result<(std::process::ExitStatus, Vec<u8>, bool)> {
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok((status, Vec::new(), false));
-        }
-        if Instant::now() >= deadline {
-            // SAFETY: kill(2) on the child's own process group.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
-            }
-            return Ok((child.wait()?, Vec::new(), true));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// What `log` holds from byte `start` on: one command's own output.
+fn output_since(log: &Path, start: u64) -> String {
+    let mut text = Vec::new();
+    if let Ok(mut f) = File::open(log)
+        && f.seek(SeekFrom::Start(start)).is_ok()
+    {
+        let _ = f.take(64 * 1024).read_to_end(&mut text);
     }
-}
-
-/// The platforms an index lists, as `os/arch[/variant]`.
-#[derive(serde::Deserialize)]
-struct Index {
-    manifests: Vec<IndexEntry>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexEntry {
-    platform: Option<IndexPlatform>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexPlatform {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Checks an index read back from the registry: its digest is the one pushed, and it lists
-/// exactly the planned platforms.
+/// exactly the planned platforms, compared as platforms (`arm64` with variant `v8` is `arm64`).
 pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Result<(), String> {
     let digest = format!("sha256:{:x}", Sha256::digest(raw));
     if digest != pushed_digest {
@@ -563,27 +515,33 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
             "the registry serves {digest}, but {pushed_digest} was pushed"
         ));
     }
-    let index: Index = serde_json::from_slice(raw)
+    let index = oci_spec::image::ImageIndex::from_reader(raw)
         .map_err(|e| format!("the registry did not return an image index: {e}"))?;
-    let mut listed: Vec<String> = index
-        .manifests
-        .iter()
-        .map(|m| match &m.platform {
-            Some(p) => match &p.variant {
-                Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os, p.architecture),
-                _ => format!("{}/{}", p.os, p.architecture),
-            },
-            None => "(no platform)".into(),
-        })
-        .collect();
-    let mut wanted: Vec<String> = planned.iter().map(ToString::to_string).collect();
+    let mut listed = Vec::with_capacity(index.manifests().len());
+    for m in index.manifests() {
+        let Some(p) = m.platform() else {
+            return Err(format!(
+                "the pushed index lists {} without a platform",
+                m.digest()
+            ));
+        };
+        let written = match p.variant().as_deref() {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os(), p.architecture()),
+            _ => format!("{}/{}", p.os(), p.architecture()),
+        };
+        let platform: Platform = written
+            .parse()
+            .map_err(|e| format!("the pushed index lists platform `{written}`: {e}"))?;
+        listed.push(platform);
+    }
+    let mut wanted = planned.to_vec();
     listed.sort();
     wanted.sort();
     if listed != wanted {
         return Err(format!(
             "the pushed index lists [{}], the plan has [{}]",
-            listed.join(", "),
-            wanted.join(", ")
+            crate::error::join(&listed),
+            crate::error::join(&wanted)
         ));
     }
     Ok(())
@@ -594,8 +552,7 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
 /// shared by the user's runs: two at once would tag over each other's images. Taking turns keeps
 /// both correct (each then verifies its own pushes; the last push of a tag wins).
 fn take_turn() -> std::io::Result<File> {
-    // SAFETY: getuid(2) has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     let path = std::env::temp_dir().join(format!("mab-{uid}.lock"));
     let file = File::options()
         .create(true)
@@ -644,9 +601,12 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     let state = plan.workdir.join(STATE_DIR);
     let run_id = run_id();
     let run_dir = state.join("runs").join(&run_id);
-    for dir in [run_dir.as_path(), &state.join("iid"), &state.join("digest")] {
+    // Logs may hold what a build printed: for the user's eyes only.
+    private_dir(&run_dir)?;
+    for dir in [&state.join("iid"), &state.join("digest")] {
         std::fs::create_dir_all(dir)?;
     }
+    crate::supervise::stop_leftovers(&state.join("processes"), KILL_GRACE);
     // The state directory is the run's own business, never the repository's.
     std::fs::write(state.join(".gitignore"), "*\n")?;
     write_ignore_files(plan)?;
@@ -725,10 +685,14 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     let jobs = opts.jobs.max(1);
     let runner = Runner {
         plan,
-        children: Children::default(),
+        supervisor: Supervisor::new(
+            KILL_GRACE,
+            opts.reaper.clone(),
+            Some(state.join("processes").join(&run_id)),
+            secret_values(&plan.secrets),
+        )?,
         build_timeout: opts.timeout,
         retries: opts.retries,
-        secret_values: secret_values(&plan.secrets),
     };
     // Interrupts arrive as events, so the coordinator deals with them like with anything else.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -808,7 +772,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(event) => event,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        runner.children.signal_all(libc::SIGKILL);
+                        runner.supervisor.kill_all();
                         kill_at = None;
                         continue;
                     }
@@ -824,15 +788,14 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                 Event::Signal(_) if interrupted.is_some() => {
                     // A second interrupt: no more grace.
                     progress.note("interrupted again: killing every running command");
-                    runner.children.signal_all(libc::SIGKILL);
+                    runner.supervisor.kill_all();
                     continue;
                 }
                 Event::Signal(signal) => {
                     interrupted = Some(signal);
                     stopping = true;
-                    let n = runner.children.count();
+                    let n = runner.supervisor.cancel();
                     progress.note(&format!("interrupted: stopping {n} running command(s); interrupt again to kill them at once"));
-                    runner.children.signal_all(libc::SIGTERM);
                     kill_at = Some(Instant::now() + KILL_GRACE);
                     continue;
                 }
@@ -921,7 +884,8 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         // Leave no half-assembled local list behind.
         for (m, man) in plan.manifests.iter().enumerate() {
             if started.contains_key(&Job::Assemble(m)) {
-                let _ = runner.logged(&man.remove_stale, &manifests[m].log);
+                let log = &manifests[m].log;
+                let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
             }
         }
     }
@@ -993,8 +957,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn platforms_compare_as_platforms() {
+        // podman writes arm64 with variant v8 on some hosts: the same platform as plain arm64.
+        let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":1,"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}"#;
+        let digest = format!("sha256:{:x}", Sha256::digest(raw));
+        let planned: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
+        assert_eq!(verify_index(raw, &digest, &planned), Ok(()));
+    }
+
+    #[test]
     fn verify_checks_digest_and_platforms() {
-        let raw = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"arm","variant":"v7"}},{"digest":"sha256:b","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        let entry = |digit: char, platform: &str| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":512,"digest":"sha256:{}","platform":{platform}}}"#,
+                digit.to_string().repeat(64)
+            )
+        };
+        let raw = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{}]}}"#,
+            entry('a', r#"{"os":"linux","architecture":"arm","variant":"v7"}"#),
+            entry('b', r#"{"os":"linux","architecture":"amd64"}"#)
+        );
+        let raw = raw.as_bytes();
         let digest = format!("sha256:{:x}", Sha256::digest(raw));
         let planned: Vec<Platform> = ["linux/amd64", "linux/arm/v7"]
             .iter()
@@ -1058,5 +1042,15 @@ mod retry_tests {
         ));
         assert!(!transient("Error: manifest invalid: manifest invalid"));
         assert!(!transient("Error: no such file or directory"));
+        // A digest that holds "503" is no HTTP status.
+        assert!(!transient(
+            "Error: reading blob sha256:9f503a1c: no such file or directory"
+        ));
+        assert!(!transient("Error: manifest sha256:1503 not found"));
+        assert!(transient("Error: StatusCode: 503, \"\""));
+        // The failing line decides, not what an earlier line said.
+        assert!(!transient(
+            "Getting image source signatures\nretrying after connection refused\nError: writing manifest: unauthorized"
+        ));
     }
 }

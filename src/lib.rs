@@ -20,6 +20,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod supervise;
 pub mod template;
 
 use std::path::Path;

@@ -1,0 +1,542 @@
+//! Process supervision, in one place: every command `mab run` starts leads a process group of
+//! its own; its output reaches the job's log only through a pipe, with secret values masked on
+//! the way (so they never touch the disk); stopping it is always SIGTERM to the group, a grace
+//! period, then SIGKILL, whether for a timeout, Ctrl-C or SIGTERM; a shared cancel token keeps
+//! every job from starting another command or retry once the run stops; and nothing outlives
+//! mab: a reaper process of its own learns each group as it starts and stops what is left when
+//! mab dies, even by SIGKILL, and each group is recorded under `.mab/processes` so that a later
+//! run stops the leftovers of a run whose reaper died too.
+//!
+//! A group is signalled only while its leader is unreaped (running, or a zombie that holds its
+//! pid), so a signal can never reach a process that reused the number.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+
+/// A directory only its owner can read: `mode` 0700, parents included.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Opens `path` for appending, creating it readable by its owner only.
+pub fn private_append(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Replaces secret values in a stream of output with `***`, also when a value is split across
+/// two reads: it holds back the last `longest - 1` bytes until more comes or the stream ends.
+pub struct Masker<W: Write> {
+    secrets: Vec<Vec<u8>>,
+    keep: usize,
+    pending: Vec<u8>,
+    out: W,
+}
+
+impl<W: Write> Masker<W> {
+    /// `secrets` longest first, so a value containing another is masked whole.
+    pub fn new(secrets: &[String], out: W) -> Self {
+        let mut secrets: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let keep = secrets.first().map_or(0, |s| s.len().saturating_sub(1));
+        Self {
+            secrets,
+            keep,
+            pending: Vec::new(),
+            out,
+        }
+    }
+
+    fn mask(&mut self) {
+        for secret in &self.secrets {
+            let mut at = 0;
+            while let Some(i) = find(&self.pending[at..], secret) {
+                let start = at + i;
+                self.pending
+                    .splice(start..start + secret.len(), b"***".iter().copied());
+                at = start + 3;
+            }
+        }
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(chunk);
+        self.mask();
+        let ready = self.pending.len().saturating_sub(self.keep);
+        if ready > 0 {
+            self.out.write_all(&self.pending[..ready])?;
+            self.pending.drain(..ready);
+        }
+        Ok(())
+    }
+
+    /// Writes what was held back; the stream has ended.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.mask();
+        self.out.write_all(&self.pending)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// When a command may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Unless the run is stopping.
+    Normal,
+    /// Even then: clean-up after an interrupt.
+    Cleanup,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    /// Its standard output, when captured.
+    pub stdout: Vec<u8>,
+    /// It ran past its time limit and was stopped.
+    pub timed_out: bool,
+    /// Where its own output starts in the log (earlier commands wrote before it).
+    pub log_start: u64,
+}
+
+/// Why a command did not run to its end.
+#[derive(Debug)]
+pub enum Refused {
+    /// The run is stopping: it did not start.
+    Cancelled,
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Refused {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The running commands of one run.
+pub struct Supervisor {
+    /// Process groups whose leader is not reaped yet, with its start time (for the reaper and
+    /// the ledger, which check it before signalling).
+    live: Mutex<HashMap<i32, u64>>,
+    cancelled: AtomicBool,
+    grace: Duration,
+    reaper: Option<Mutex<(Child, ChildStdin)>>,
+    /// `.mab/processes/<run-id>`: the groups of this run, for a later one.
+    ledger: Option<Mutex<File>>,
+    ledger_path: Option<PathBuf>,
+    secrets: Vec<String>,
+}
+
+/// A process's start time (field 22 of `/proc/PID/stat`), to tell it from a later process of the
+/// same number.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ...: comm may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn signal_group(group: i32, signal: Signal) {
+    if let Some(pid) = Pid::from_raw(group) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Whether any process of `group` is alive, and the group's leader is the one recorded (or gone).
+fn group_alive(group: i32) -> bool {
+    Pid::from_raw(group).is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
+}
+
+/// Stops `groups` (each with its leader's start time): SIGTERM, up to `grace` for them to end,
+/// then SIGKILL. A group whose leader is now another process is left alone.
+fn stop_groups(groups: &[(i32, u64)], grace: Duration) -> usize {
+    let ours: Vec<i32> = groups
+        .iter()
+        .filter(|(g, started)| start_time(*g).is_none_or(|s| s == *started) && group_alive(*g))
+        .map(|(g, _)| *g)
+        .collect();
+    for &g in &ours {
+        signal_group(g, Signal::TERM);
+    }
+    let deadline = Instant::now() + grace;
+    while ours.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for &g in ours.iter().filter(|&&g| group_alive(g)) {
+        signal_group(g, Signal::KILL);
+    }
+    ours.len()
+}
+
+/// Applies one record (`+ GROUP START` or `- GROUP`) to `live`.
+fn apply(live: &mut HashMap<i32, u64>, line: &str) {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next().and_then(|g| g.parse().ok())) {
+        (Some("+"), Some(g)) => {
+            live.insert(g, words.next().and_then(|s| s.parse().ok()).unwrap_or(0));
+        }
+        (Some("-"), Some(g)) => {
+            live.remove(&g);
+        }
+        _ => {}
+    }
+}
+
+/// `mab __reap`: reads the records of the groups mab starts and ends from its standard input;
+/// when mab's end of the pipe closes (it exited, or died), stops every group still listed.
+pub fn reap(grace: Duration) -> std::io::Result<()> {
+    let mut live = HashMap::new();
+    for line in BufReader::new(std::io::stdin().lock()).lines() {
+        apply(&mut live, &line?);
+    }
+    let groups: Vec<(i32, u64)> = live.into_iter().collect();
+    stop_groups(&groups, grace);
+    Ok(())
+}
+
+/// The groups a ledger file lists as started and not ended.
+fn ledger_groups(text: &str) -> Vec<(i32, u64)> {
+    let mut live = HashMap::new();
+    for line in text.lines() {
+        apply(&mut live, line);
+    }
+    live.into_iter().collect()
+}
+
+/// Stops what runs of this project that died left running (their mab is gone and so is its
+/// reaper), and says so; returns how many groups were stopped.
+pub fn stop_leftovers(dir: &Path, grace: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut stopped = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // <run-id> ends with the pid of its mab.
+        let owner: Option<i32> = name.rsplit('-').next().and_then(|p| p.parse().ok());
+        if owner.is_some_and(|pid| pid as u32 != std::process::id() && start_time(pid).is_some()) {
+            continue; // a run still going
+        }
+        let groups = ledger_groups(&std::fs::read_to_string(&path).unwrap_or_default());
+        let n = stop_groups(&groups, grace);
+        if n > 0 {
+            eprintln!("stopped {n} command(s) left running by the dead run {name}");
+        }
+        stopped += n;
+        let _ = std::fs::remove_file(&path);
+    }
+    stopped
+}
+
+impl Supervisor {
+    /// A supervisor whose reaper is this program run as `mab __reap` (`reaper`: its argv), and
+    /// whose ledger is `ledger` (none for both in tests that need neither).
+    pub fn new(
+        grace: Duration,
+        reaper: Option<Vec<String>>,
+        ledger: Option<PathBuf>,
+        secrets: Vec<String>,
+    ) -> std::io::Result<Self> {
+        let reaper = match reaper {
+            Some(argv) => {
+                let mut child = Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    // Its own group: a Ctrl-C at the terminal is mab's to handle, not the reaper's.
+                    .process_group(0)
+                    .spawn()?;
+                let stdin = child.stdin.take().expect("piped");
+                Some(Mutex::new((child, stdin)))
+            }
+            None => None,
+        };
+        let ledger_file = match &ledger {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    private_dir(dir)?;
+                }
+                Some(Mutex::new(private_append(path)?))
+            }
+            None => None,
+        };
+        Ok(Self {
+            live: Mutex::new(HashMap::new()),
+            cancelled: AtomicBool::new(false),
+            grace,
+            reaper,
+            ledger: ledger_file,
+            ledger_path: ledger,
+            secrets,
+        })
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Starts nothing more, and asks every running command to stop (SIGTERM to its group);
+    /// returns how many were running.
+    pub fn cancel(&self) -> usize {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.signal_all(Signal::TERM)
+    }
+
+    /// SIGKILL to every running command's group.
+    pub fn kill_all(&self) {
+        self.signal_all(Signal::KILL);
+    }
+
+    fn signal_all(&self, signal: Signal) -> usize {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for &group in live.keys() {
+            signal_group(group, signal);
+        }
+        live.len()
+    }
+
+    /// Tells the reaper and the ledger that a group started or ended.
+    fn record(&self, line: &str) {
+        if let Some(r) = &self.reaper {
+            let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(r.1, "{line}");
+        }
+        if let Some(l) = &self.ledger {
+            let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(l, "{line}");
+        }
+    }
+
+    /// Runs `cmd` as the leader of a new process group: its standard error (and standard
+    /// output, unless `capture`) masked into `log`. After `timeout` it is stopped (SIGTERM,
+    /// grace, SIGKILL) and `timed_out` says so.
+    pub fn run(
+        &self,
+        mut cmd: Command,
+        log: &Path,
+        capture: bool,
+        timeout: Option<Duration>,
+        when: When,
+    ) -> Result<Outcome, Refused> {
+        if when == When::Normal && self.cancelled() {
+            return Err(Refused::Cancelled);
+        }
+        let log_start = std::fs::metadata(log).map_or(0, |m| m.len());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let group = child.id() as i32;
+        let started = start_time(group).unwrap_or(0);
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(group, started);
+        self.record(&format!("+ {group} {started}"));
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let file = Mutex::new(private_append(log)?);
+        let result = std::thread::scope(|s| {
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let copy = |from: Box<dyn Read + Send>| {
+                let (file, done_tx, secrets) = (&file, done_tx.clone(), &self.secrets);
+                s.spawn(move || {
+                    let r = copy_masked(from, file, secrets);
+                    let _ = done_tx.send(());
+                    r
+                })
+            };
+            let mut stdout = Some(stdout);
+            let captured = capture.then(|| {
+                let (done_tx, mut out) = (done_tx.clone(), stdout.take().expect("not taken"));
+                s.spawn(move || {
+                    let mut bytes = Vec::new();
+                    let r = out.read_to_end(&mut bytes).map(|_| bytes);
+                    let _ = done_tx.send(());
+                    r
+                })
+            });
+            let mut copies = vec![copy(Box::new(stderr))];
+            if let Some(out) = stdout.take() {
+                copies.push(copy(Box::new(out)));
+            }
+            let readers = copies.len() + usize::from(captured.is_some());
+            let timed_out = self.wait_exited(&child, group, timeout)?;
+            // Output pipes close when the group's last process exits. One that lingers after
+            // its leader has exited (and is not reaped yet) is stopped.
+            let mut finished = 0;
+            let linger = Instant::now() + Duration::from_secs(2);
+            while finished < readers {
+                match done_rx.recv_timeout(linger.saturating_duration_since(Instant::now())) {
+                    Ok(()) => finished += 1,
+                    Err(_) => {
+                        signal_group(group, Signal::KILL);
+                        break;
+                    }
+                }
+            }
+            for c in copies {
+                c.join().expect("log copy thread")?;
+            }
+            let stdout = match captured {
+                Some(h) => h.join().expect("capture thread")?,
+                None => Vec::new(),
+            };
+            Ok::<_, std::io::Error>((timed_out, stdout))
+        });
+        // The leader is reaped only now, after it left the live set: until then its number
+        // cannot be reused, so no signal above could reach another process.
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group);
+        let status = child.wait()?;
+        self.record(&format!("- {group}"));
+        let (timed_out, stdout) = result?;
+        Ok(Outcome {
+            status,
+            stdout,
+            timed_out,
+            log_start,
+        })
+    }
+
+    /// Waits until `child` has exited, without reaping it; after `timeout`, stops its group.
+    fn wait_exited(
+        &self,
+        child: &Child,
+        group: i32,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<bool> {
+        let pid = Pid::from_raw(child.id() as i32).expect("a child has a pid");
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut timed_out = false;
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            let exited = rustix::process::waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+            )?;
+            if exited.is_some() {
+                return Ok(timed_out);
+            }
+            let now = Instant::now();
+            if !timed_out && deadline.is_some_and(|d| now >= d) {
+                timed_out = true;
+                signal_group(group, Signal::TERM);
+                kill_at = Some(now + self.grace);
+            }
+            if kill_at.is_some_and(|k| now >= k) {
+                signal_group(group, Signal::KILL);
+                kill_at = None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Copies `from` into `file` through a [`Masker`].
+fn copy_masked(
+    mut from: Box<dyn Read + Send>,
+    file: &Mutex<File>,
+    secrets: &[String],
+) -> std::io::Result<()> {
+    let mut masker = Masker::new(secrets, Vec::new());
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        masker.write(&buf[..n])?;
+        let ready = std::mem::take(&mut masker.out);
+        if !ready.is_empty() {
+            file.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(&ready)?;
+        }
+    }
+    let rest = masker.finish()?;
+    file.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .write_all(&rest)
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // The run ended: the reaper has nothing to do; close its pipe and wait for it.
+        if let Some(r) = self.reaper.take() {
+            let (mut child, stdin) = r.into_inner().unwrap_or_else(|e| e.into_inner());
+            drop(stdin);
+            let _ = child.wait();
+        }
+        if let Some(path) = &self.ledger_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(secrets: &[&str], chunks: &[&str]) -> String {
+        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        let mut m = Masker::new(&secrets, Vec::new());
+        let mut out = Vec::new();
+        for c in chunks {
+            m.write(c.as_bytes()).unwrap();
+            out.append(&mut m.out);
+        }
+        out.extend(m.finish().unwrap());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_masked_also_across_reads() {
+        assert_eq!(masked(&["hunter22"], &["pw=hunter22\n"]), "pw=***\n");
+        assert_eq!(
+            masked(&["hunter22"], &["pw=hun", "ter", "22\n"]),
+            "pw=***\n"
+        );
+        assert_eq!(
+            masked(&["abcd", "abcdefgh"], &["x abcdefgh y abcd"]),
+            "x *** y ***"
+        );
+        assert_eq!(masked(&[], &["plain"]), "plain");
+        assert_eq!(masked(&["hunter22"], &["hunter2"]), "hunter2");
+    }
+
+    #[test]
+    fn ledgers_list_what_did_not_end() {
+        assert_eq!(ledger_groups("+ 10 5\n+ 11 6\n- 10\n"), [(11, 6)]);
+        assert!(ledger_groups("garbage\n- 3\n").is_empty());
+    }
+}
