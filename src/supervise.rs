@@ -41,10 +41,10 @@ pub fn private_append(path: &Path) -> std::io::Result<File> {
 }
 
 /// Replaces secret values in a stream of output with `***`, also when a value is split across
-/// two reads: it holds back the last `longest - 1` bytes until more comes or the stream ends.
+/// two reads: it holds back an end of the output that could be the start of a secret, until
+/// more comes or the stream ends; everything else is written at once.
 pub struct Masker<W: Write> {
     secrets: Vec<Vec<u8>>,
-    keep: usize,
     pending: Vec<u8>,
     out: W,
 }
@@ -54,13 +54,25 @@ impl<W: Write> Masker<W> {
     pub fn new(secrets: &[String], out: W) -> Self {
         let mut secrets: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let keep = secrets.first().map_or(0, |s| s.len().saturating_sub(1));
         Self {
             secrets,
-            keep,
             pending: Vec::new(),
             out,
         }
+    }
+
+    /// The longest end of `pending` that is the start of a secret (and not a whole one).
+    fn partial(&self) -> usize {
+        let p = &self.pending;
+        self.secrets
+            .iter()
+            .filter_map(|s| {
+                (1..s.len().min(p.len() + 1))
+                    .rev()
+                    .find(|&k| p[p.len() - k..] == s[..k])
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     fn mask(&mut self) {
@@ -78,7 +90,7 @@ impl<W: Write> Masker<W> {
     pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.pending.extend_from_slice(chunk);
         self.mask();
-        let ready = self.pending.len().saturating_sub(self.keep);
+        let ready = self.pending.len() - self.partial();
         if ready > 0 {
             self.out.write_all(&self.pending[..ready])?;
             self.pending.drain(..ready);
@@ -532,6 +544,11 @@ mod tests {
         );
         assert_eq!(masked(&[], &["plain"]), "plain");
         assert_eq!(masked(&["hunter22"], &["hunter2"]), "hunter2");
+        // Output that cannot start a secret is not held back.
+        let secrets = vec!["hunter22".to_string()];
+        let mut m = Masker::new(&secrets, Vec::new());
+        m.write(b"line one\npw=hunt").unwrap();
+        assert_eq!(m.out, b"line one\npw=");
     }
 
     #[test]

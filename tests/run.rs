@@ -101,11 +101,12 @@ fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
 #[test]
 fn a_dependent_starts_as_soon_as_its_own_platform_is_built() {
     let p = project();
-    // amd64 builds are slow; arm64 ones quick.
+    // base for amd64 ends only once app for arm64 has started: with a level barrier between
+    // base and app, app@linux-arm64 would wait for it and the order below would be wrong.
     let r = run(
         &p,
         &["--jobs", "2", "app"],
-        &[("FAKE_SLEEP_AMD64", "1.5"), ("FAKE_SLEEP_ARM64", "0.1")],
+        &[("FAKE_AWAIT", "base:linux-amd64=app:linux-arm64")],
     );
     assert!(r.out.status.success(), "{}", r.text());
     // No level barrier: app for arm64 does not wait for base for amd64.
@@ -390,6 +391,193 @@ fn survivors(state: &Path) -> Vec<String> {
         }
     }
     alive
+}
+
+/// Starts a run whose two first builds take a minute, and returns once both have started.
+fn slow_run(p: &Project, extra_env: &[(&str, &str)]) -> std::process::Child {
+    let log = p.path().join("podman.log");
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut cmd = p.mab(&["run", "--progress", "plain", "--jobs", "2"]);
+    cmd.env("PATH", path)
+        .env("FAKE_STATE", p.path().join("fake-state"))
+        .env("FAKE_LOG", &log)
+        .env("FAKE_SLEEP_AMD64", "60")
+        .env("FAKE_SLEEP_ARM64", "60");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn_captured();
+    wait_until("two builds started", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(" start ")
+            .count()
+            >= 2
+    });
+    child
+}
+
+/// Polls `done` until it holds, for at most `limit`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    wait_at_most(std::time::Duration::from_secs(60), what, done);
+}
+
+fn wait_at_most(limit: std::time::Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn kill(signal: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A SIGKILL (a cancelled CI job, the OOM killer) gives mab no chance to stop anything: its
+/// reaper does, within seconds.
+#[test]
+fn sigkill_of_mab_leaves_no_process_running() {
+    let p = project();
+    let mut child = slow_run(&p, &[]);
+    let state = p.path().join("fake-state");
+    assert!(!survivors(&state).is_empty());
+    kill("-KILL", child.id());
+    let _ = child.wait();
+    wait_at_most(
+        std::time::Duration::from_secs(5),
+        "the builds stopped",
+        || survivors(&state).is_empty(),
+    );
+}
+
+/// The reaper of this process, if it has one (`mab __reap`, a child of `pid`).
+fn reaper_of(pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        (ppid == pid && cmdline.windows(7).any(|w| w == b"__reap\0"))
+            .then(|| e.file_name().to_string_lossy().parse().ok())
+            .flatten()
+    })
+}
+
+/// With its reaper killed too, a run's builds outlive it: the next run in the project stops
+/// them first, and says so.
+#[test]
+fn the_next_run_stops_what_a_dead_run_left() {
+    let p = project();
+    let mut child = slow_run(&p, &[]);
+    let state = p.path().join("fake-state");
+    let reaper = reaper_of(child.id()).expect("mab run has a reaper");
+    kill("-KILL", reaper);
+    kill("-KILL", child.id());
+    let _ = child.wait();
+    assert!(!survivors(&state).is_empty(), "nothing was left to stop");
+    let r = run(&p, &["other"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("stopped 2 command(s) left running by the dead run"),
+        "{}",
+        r.text()
+    );
+    wait_at_most(
+        std::time::Duration::from_secs(15),
+        "the leftovers stopped",
+        || survivors(&state).is_empty(),
+    );
+}
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// A secret that a build prints is masked before it reaches the log: it is in no file of the
+/// project while the build is still printing, nor after mab is killed. Logs are the user's.
+#[test]
+fn a_secret_a_build_prints_never_reaches_the_disk() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"reg.test/acme\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
+         [images.app]\nsecrets = { token = { env = \"MAB_TEST_CANARY\" } }\n",
+    );
+    p.file("Dockerfile", "FROM scratch\n");
+    let canary = "canary-4f1e9a7b-c0ffee";
+    // The stand-in's own files are its business: keep them out of the project.
+    let outside = tempfile::tempdir().unwrap();
+    let log = outside.path().join("podman.log");
+    let path = format!(
+        "{}:{}",
+        fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut child = p
+        .mab(&["run", "--progress", "plain", "--jobs", "2"])
+        .env("PATH", path)
+        .env("FAKE_STATE", outside.path().join("state"))
+        .env("FAKE_LOG", &log)
+        .env("FAKE_SLEEP_AMD64", "60")
+        .env("FAKE_SLEEP_ARM64", "60")
+        .env("FAKE_PRINT", format!("the token is {canary}"))
+        .env("MAB_TEST_CANARY", canary)
+        .spawn_captured();
+    let runs = p.path().join(".mab/runs");
+    let build_log = || {
+        std::fs::read_dir(&runs)
+            .ok()?
+            .flatten()
+            .map(|r| r.path().join("app@linux-amd64.log"))
+            .find(|l| l.is_file())
+    };
+    wait_until("the build printed the masked token", || {
+        build_log().is_some_and(|l| {
+            std::fs::read_to_string(l).is_ok_and(|t| t.contains("the token is ***"))
+        })
+    });
+    assert_eq!(files_holding(p.path(), canary), Vec::<PathBuf>::new());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let log_file = build_log().unwrap();
+    assert_eq!(mode(&log_file), 0o600, "{}", log_file.display());
+    assert_eq!(mode(log_file.parent().unwrap()), 0o700);
+    kill("-KILL", child.id());
+    let _ = child.wait();
+    assert_eq!(files_holding(p.path(), canary), Vec::<PathBuf>::new());
+    wait_at_most(
+        std::time::Duration::from_secs(5),
+        "the builds stopped",
+        || survivors(&outside.path().join("state")).is_empty(),
+    );
 }
 
 fn interrupt(signal: &str, expected: i32) {
