@@ -8,15 +8,14 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
+use anyhow::Context;
+
 use crate::config::{self, display_path};
-use crate::error::{ConfigError, ErrorKind};
+use crate::error::{ConfigError, Error, ErrorKind};
 use crate::output;
 use crate::plan::Selection;
 use crate::platform::Platform;
 use crate::{doctor, exec, progress};
-
-/// Exit code for a bad config or bad arguments: nothing was built or pushed.
-pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -188,46 +187,42 @@ fn report(err: &ConfigError) -> String {
 }
 
 /// Writes to stdout through a buffer; a closed pipe (`mab plan | head`) is not an error.
-fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> ExitCode {
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Error> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match write(&mut out).and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: cannot write output: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e)
+            .context("cannot write the output")
+            .into()),
+        _ => Ok(()),
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, ConfigError> {
+fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Init { dockerfile } => init(&dockerfile),
-        Command::Completions { shell } => Ok(write_stdout(|out| {
+        Command::Completions { shell } => write_stdout(|out| {
             clap_complete::generate(shell, &mut Cli::command(), "mab", out);
             Ok(())
-        })),
-        Command::Man => Ok(write_stdout(|out| {
-            clap_mangen::Man::new(Cli::command()).render(out)
-        })),
-        Command::Doctor { file } => doctor(file),
-        Command::Reap => Ok(match crate::supervise::reap(exec::KILL_GRACE) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
         }),
-        Command::Schema => Ok(write_stdout(|out| {
+        Command::Man => write_stdout(|out| clap_mangen::Man::new(Cli::command()).render(out)),
+        Command::Doctor { file } => doctor(file),
+        Command::Reap => {
+            Ok(crate::supervise::reap(exec::KILL_GRACE)
+                .context("the reaper lost its pipe to mab")?)
+        }
+        Command::Schema => write_stdout(|out| {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
-        })),
+        }),
         Command::Run { target, run } => run_plan(&target, &run),
         Command::Plan { target, format } => {
             let plan = target.plan()?;
             eprint!("{}", output::warnings(&plan));
-            Ok(write_stdout(|out| match format {
+            write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
                 Format::Json => output::json(&plan, out),
                 Format::Dot => output::dot(&plan, out),
-            }))
+            })
         }
     }
 }
@@ -242,7 +237,7 @@ fn current_dir() -> Result<PathBuf, ConfigError> {
 }
 
 /// `mab init [DOCKERFILE]`: `mab init services/api/Dockerfile` writes services/api/multiarch.toml.
-fn init(dockerfile: &Path) -> Result<ExitCode, ConfigError> {
+fn init(dockerfile: &Path) -> Result<(), Error> {
     let cwd = current_dir()?;
     let dir = cwd.join(dockerfile.parent().unwrap_or(Path::new("")));
     let file = PathBuf::from(dockerfile.file_name().unwrap_or_default());
@@ -254,11 +249,11 @@ fn init(dockerfile: &Path) -> Result<ExitCode, ConfigError> {
             config::display_path(&schema)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `mab doctor`: the machine's checks, and the config's when there is one.
-fn doctor(file: Option<PathBuf>) -> Result<ExitCode, ConfigError> {
+fn doctor(file: Option<PathBuf>) -> Result<(), Error> {
     let cwd = current_dir()?;
     // A config is optional here: the machine's checks stand without one.
     let plan = match config::Location::find(&cwd, file.as_deref(), false) {
@@ -270,23 +265,25 @@ fn doctor(file: Option<PathBuf>) -> Result<ExitCode, ConfigError> {
         None => crate::plan::podman_prefix_from_env().unwrap_or_else(|| vec!["podman".into()]),
     };
     let checks = doctor::checks(&podman, plan.as_ref(), true);
-    let code = write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()));
-    Ok(if doctor::blocking(&checks) {
-        ExitCode::FAILURE
-    } else {
-        code
-    })
+    write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()))?;
+    if doctor::blocking(&checks) {
+        return Err(Error::Environment(
+            "this machine cannot run the plan: fix the FAIL lines above".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `mab run`: plan, check the machine, execute, report.
-fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
+fn run_plan(target: &Target, run: &RunArgs) -> Result<(), Error> {
     if !target.platforms.is_empty() && !run.no_push {
         // A list of fewer platforms pushed to a tag would replace the full one.
         return Err(ConfigError::new(
             ErrorKind::Selection,
             "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
         )
-        .with_help("add --no-push to build and assemble them locally"));
+        .with_help("add --no-push to build and assemble them locally")
+        .into());
     }
     let plan = target.plan()?;
     eprint!("{}", output::warnings(&plan));
@@ -297,8 +294,9 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
             .filter(|c| c.level == doctor::Level::Fail)
             .collect();
         eprint!("{}", doctor::render(&failed));
-        eprintln!("mab run did not start: fix the above (`mab doctor` checks everything)");
-        return Ok(ExitCode::FAILURE);
+        return Err(Error::Environment(
+            "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
+        ));
     }
     let jobs = run
         .jobs
@@ -322,30 +320,19 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<ExitCode, ConfigError> {
             .ok()
             .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
     };
-    let report = match exec::run(&plan, &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: cannot prepare the run in {}: {e}",
-                plan.workdir.display()
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let report = exec::run(&plan, &opts)
+        .with_context(|| format!("cannot prepare the run in {}", plan.workdir.display()))?;
     if let Some(file) = &run.report {
         let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        if let Err(e) = std::fs::write(file, json + "\n") {
-            eprintln!("error: cannot write the report to {}: {e}", file.display());
-            return Ok(ExitCode::FAILURE);
-        }
+        std::fs::write(file, json + "\n")
+            .with_context(|| format!("cannot write the report to {}", file.display()))?;
     }
-    let code = write_stdout(|out| output::summary(&report, &plan, !run.quiet, out));
-    Ok(match report.interrupted {
-        // The shell convention for death by a signal: 130 for SIGINT, 143 for SIGTERM.
-        Some(signal) => ExitCode::from(128 + signal as u8),
-        None if report.success => code,
-        None => ExitCode::FAILURE,
-    })
+    write_stdout(|out| output::summary(&report, &plan, !run.quiet, out))?;
+    match report.interrupted {
+        Some(signal) => Err(Error::Interrupted(signal)),
+        None if report.success => Ok(()),
+        None => Err(Error::Failed("a build, push or verification failed".into())),
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -353,18 +340,21 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_CONFIG)
-            } else {
-                ExitCode::SUCCESS
-            };
+            // A usage error is a bad command line (2); --help and --version are not errors.
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
     match run(cli) {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprint!("{}", report(&err));
-            ExitCode::from(EXIT_CONFIG)
+            match &err {
+                Error::Config(config) => eprint!("{}", report(config)),
+                // The checks, or the summary and its failures, are printed already.
+                Error::Environment(what) => eprintln!("{what}"),
+                Error::Failed(_) | Error::Interrupted(_) => {}
+                Error::Other(e) => eprintln!("error: {e:#}"),
+            }
+            ExitCode::from(err.exit_code())
         }
     }
 }

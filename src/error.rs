@@ -1,6 +1,6 @@
-//! The error type of the library boundary. Every mistake in a config is a [`ConfigError`]: a
-//! kind (for callers and tests), a message, and where it is (a span in the file that holds it),
-//! rendered by the CLI as a rustc-style snippet.
+//! The error type of the library boundary, [`Error`], with the one table of exit codes. Every
+//! mistake in a config is a [`ConfigError`]: a kind (for callers and tests), a message, and where
+//! it is (a span in the file that holds it), rendered by the CLI as a rustc-style snippet.
 
 use std::fmt;
 use std::ops::Range;
@@ -8,6 +8,65 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+
+/// Why a mab command did not succeed. Each variant has its exit code ([`EXIT_CODES`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad config or command line: nothing was built or pushed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// This machine cannot run the plan (no podman, a missing emulator, ...); the checks that
+    /// failed were printed.
+    #[error("{0}")]
+    Environment(String),
+    /// A build, push or verification failed; the summary says which.
+    #[error("{0}")]
+    Failed(String),
+    /// Stopped by a signal (2: SIGINT, 15: SIGTERM).
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
+    /// mab could not do its own part (write its state, its report, its output).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Every exit code mab uses, and what it means: the one table (the README prints it).
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "success: everything planned was built, pushed and verified (or printed)",
+    ),
+    (1, "a build, push or verification failed"),
+    (
+        2,
+        "a bad config or command line: nothing was built or pushed",
+    ),
+    (
+        3,
+        "this machine cannot run the plan (podman missing, no emulator for a platform that needs one; what `mab doctor` fails): nothing was built",
+    ),
+    (
+        4,
+        "mab could not do its own part: writing its state directory, report or output",
+    ),
+    (
+        130,
+        "interrupted by SIGINT (Ctrl-C): running commands were stopped",
+    ),
+    (143, "interrupted by SIGTERM: running commands were stopped"),
+];
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Environment(_) => 3,
+            Self::Failed(_) => 1,
+            Self::Interrupted(signal) => 128 + *signal as u8,
+            Self::Other(_) => 4,
+        }
+    }
+}
 
 /// What class of mistake an error is. Stable: the CLI prints it as the error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

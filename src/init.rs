@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{self, FILE_NAME};
-use crate::error::{ConfigError, ErrorKind};
+use crate::error::{ConfigError, Error, ErrorKind};
 use crate::git::GitInfo;
 use crate::platform::Platform;
 
@@ -76,8 +76,9 @@ fn registry_for(remote: Option<&str>) -> (String, bool) {
 }
 
 /// Writes `multiarch.toml` in `dir` for the Dockerfile `dockerfile` (relative to `dir`).
-/// Refuses to overwrite an existing config.
-pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
+/// Refuses to overwrite an existing config (a usage error, like a missing Dockerfile); a file
+/// that cannot be written is mab's failure, not the user's config's.
+pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, Error> {
     let config_path = dir.join(FILE_NAME);
     if config_path.exists() {
         return Err(ConfigError::new(
@@ -87,7 +88,8 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
                 config::display_path(&config_path)
             ),
         )
-        .with_help("edit it, or remove it first"));
+        .with_help("edit it, or remove it first")
+        .into());
     }
     if !dir.join(dockerfile).is_file() {
         return Err(ConfigError::new(
@@ -97,9 +99,8 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
                 config::display_path(&dir.join(dockerfile))
             ),
         )
-        .with_help(
-            "run mab init where your Dockerfile is, or name it: mab init path/to/Dockerfile",
-        ));
+        .with_help("run mab init where your Dockerfile is, or name it: mab init path/to/Dockerfile")
+        .into());
     }
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let root = config::monorepo_root(&dir);
@@ -166,10 +167,7 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, ConfigError> {
         toml_key(&image_name(&dir))
     );
     let io = |path: &Path, e: std::io::Error| {
-        ConfigError::new(
-            ErrorKind::Io,
-            format!("cannot write {}: {e}", path.display()),
-        )
+        Error::Other(anyhow::Error::new(e).context(format!("cannot write {}", path.display())))
     };
     std::fs::write(&config_path, text).map_err(|e| io(&config_path, e))?;
     let schema = if schema_path.exists() {

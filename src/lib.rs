@@ -25,7 +25,7 @@ pub mod template;
 
 use std::path::Path;
 
-pub use error::{ConfigError, ErrorKind};
+pub use error::{ConfigError, EXIT_CODES, Error, ErrorKind};
 pub use plan::{Plan, Selection};
 
 /// Loads the config at `path`, with `vars` overriding its `[vars]`, and plans `selection`.

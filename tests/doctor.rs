@@ -53,7 +53,7 @@ fn a_missing_podman_is_reported_with_the_fix() {
         .output()
         .unwrap();
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains("FAIL podman not found (`podman`)"), "{all}");
     assert!(
         all.contains("fix: install it (Debian/Ubuntu: `apt-get install podman`)"),
@@ -77,7 +77,7 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
         .output()
         .unwrap();
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains("ok   podman 4.3.1-stand-in"), "{all}");
     assert!(all.contains(&missing), "{all}");
     assert!(
@@ -90,7 +90,7 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
         .output()
         .unwrap();
     let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains(&missing), "{all}");
     assert!(all.contains("mab run did not start"), "{all}");
     let podman_calls = std::fs::read_to_string(p.path().join("podman.log")).unwrap_or_default();
@@ -137,7 +137,7 @@ fn a_cross_compiled_platform_needs_no_emulator() {
         ],
         "{all}"
     );
-    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert_eq!(out.status.code(), Some(3), "{all}");
 }
 
 #[test]
