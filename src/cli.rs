@@ -15,6 +15,7 @@ use crate::error::{ConfigError, Error, ErrorKind};
 use crate::output;
 use crate::plan::Selection;
 use crate::platform::Platform;
+use crate::settings::Environment;
 use crate::{doctor, exec, progress};
 
 #[derive(Debug, Parser)]
@@ -152,7 +153,7 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 impl Target {
     /// Loads and plans what the command line names.
-    fn plan(&self) -> Result<crate::Plan, ConfigError> {
+    fn plan(&self, env: &Environment) -> Result<crate::Plan, ConfigError> {
         let location = config::Location::find(&current_dir()?, self.file.as_deref(), self.all)?;
         let changes = self
             .changed_since
@@ -164,7 +165,7 @@ impl Target {
             platforms: self.platforms.clone(),
             changes,
         };
-        crate::plan_at(&location, &self.vars, &selection)
+        crate::plan_in(&location, &self.vars, &selection, env.clone())
     }
 }
 
@@ -198,6 +199,8 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Re
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    // The settings step: the environment is read here, once, and handed down.
+    let env = Environment::from_process();
     match cli.command {
         Command::Init { dockerfile } => init(&dockerfile),
         Command::Completions { shell } => write_stdout(|out| {
@@ -205,7 +208,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }),
         Command::Man => write_stdout(|out| clap_mangen::Man::new(Cli::command()).render(out)),
-        Command::Doctor { file } => doctor(file),
+        Command::Doctor { file } => doctor(file, &env),
         Command::Reap => {
             Ok(crate::supervise::reap(exec::KILL_GRACE)
                 .context("the reaper lost its pipe to mab")?)
@@ -214,9 +217,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         }),
-        Command::Run { target, run } => run_plan(&target, &run),
+        Command::Run { target, run } => run_plan(&target, &run, &env),
         Command::Plan { target, format } => {
-            let plan = target.plan()?;
+            let plan = target.plan(&env)?;
             eprint!("{}", output::warnings(&plan));
             write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
@@ -253,16 +256,21 @@ fn init(dockerfile: &Path) -> Result<(), Error> {
 }
 
 /// `mab doctor`: the machine's checks, and the config's when there is one.
-fn doctor(file: Option<PathBuf>) -> Result<(), Error> {
+fn doctor(file: Option<PathBuf>, env: &Environment) -> Result<(), Error> {
     let cwd = current_dir()?;
     // A config is optional here: the machine's checks stand without one.
     let plan = match config::Location::find(&cwd, file.as_deref(), false) {
-        Ok(location) => Some(crate::plan_at(&location, &[], &Selection::default())?),
+        Ok(location) => Some(crate::plan_in(
+            &location,
+            &[],
+            &Selection::default(),
+            env.clone(),
+        )?),
         Err(_) => None,
     };
     let podman = match &plan {
         Some(p) => p.podman.clone(),
-        None => crate::plan::podman_prefix_from_env().unwrap_or_else(|| vec!["podman".into()]),
+        None => env.podman.clone().unwrap_or_else(|| vec!["podman".into()]),
     };
     let checks = doctor::checks(&podman, plan.as_ref(), true);
     write_stdout(|out| out.write_all(doctor::render(&checks).as_bytes()))?;
@@ -275,7 +283,7 @@ fn doctor(file: Option<PathBuf>) -> Result<(), Error> {
 }
 
 /// `mab run`: plan, check the machine, execute, report.
-fn run_plan(target: &Target, run: &RunArgs) -> Result<(), Error> {
+fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Error> {
     if !target.platforms.is_empty() && !run.no_push {
         // A list of fewer platforms pushed to a tag would replace the full one.
         return Err(ConfigError::new(
@@ -285,7 +293,7 @@ fn run_plan(target: &Target, run: &RunArgs) -> Result<(), Error> {
         .with_help("add --no-push to build and assemble them locally")
         .into());
     }
-    let plan = target.plan()?;
+    let plan = target.plan(env)?;
     eprint!("{}", output::warnings(&plan));
     let checks = doctor::checks(&plan.podman, Some(&plan), false);
     if doctor::blocking(&checks) {

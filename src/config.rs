@@ -404,6 +404,8 @@ pub struct Config {
     pub images: Vec<ImageDef>,
     pub builder: Builder,
     pub registries: BTreeMap<String, RawRegistry>,
+    /// What the environment says (set by the caller, never read here).
+    pub env: crate::settings::Environment,
 }
 
 /// Retries of a push or registry read after a transient failure, unless the config says.
@@ -812,6 +814,7 @@ fn load_files(
         images,
         builder,
         registries,
+        env: Default::default(),
     })
 }
 

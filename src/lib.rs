@@ -20,6 +20,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod reference;
+pub mod settings;
 pub mod supervise;
 pub mod template;
 
@@ -37,13 +38,30 @@ pub fn plan_file(
     plan_at(&config::Location::File(path.to_path_buf()), vars, selection)
 }
 
-/// Loads the config `location` names, with `vars` overriding `[vars]`, and plans `selection`.
+/// Loads the config `location` names, with `vars` overriding `[vars]`, and plans `selection`,
+/// in this process's environment.
 pub fn plan_at(
     location: &config::Location,
     vars: &[(String, String)],
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
-    let config = location.load(vars)?;
+    plan_in(
+        location,
+        vars,
+        selection,
+        settings::Environment::from_process(),
+    )
+}
+
+/// [`plan_at`] in the environment `env` (read once by the caller).
+pub fn plan_in(
+    location: &config::Location,
+    vars: &[(String, String)],
+    selection: &Selection,
+    env: settings::Environment,
+) -> Result<Plan, ConfigError> {
+    let mut config = location.load(vars)?;
+    config.env = env;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)
 }

@@ -300,7 +300,7 @@ fn source_date_epoch(config: &Config, templates: &Templates) -> Result<Option<i6
     if !config.builder.reproducible {
         return Ok(None);
     }
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+    if let Some(v) = &config.env.source_date_epoch {
         return v.trim().parse().map(Some).map_err(|_| {
             ConfigError::new(
                 ErrorKind::Type,

@@ -227,18 +227,10 @@ pub fn local_image(name: &str, platform: &Platform) -> String {
 /// The podman command prefix: `MAB_PODMAN` (split like a shell would, so it can carry global
 /// options such as `--remote --connection ci`), else `[builder] podman`, then `global_args`.
 pub fn podman_prefix(config: &Config) -> Vec<String> {
-    let from_env = podman_prefix_from_env();
+    let from_env = config.env.podman.clone();
     let mut prefix = from_env.unwrap_or_else(|| vec![config.builder.podman.clone()]);
     prefix.extend(config.builder.global_args.iter().cloned());
     prefix
-}
-
-/// `MAB_PODMAN`, split like a shell would, if set and not empty.
-pub fn podman_prefix_from_env() -> Option<Vec<String>> {
-    std::env::var("MAB_PODMAN")
-        .ok()
-        .and_then(|v| shlex::split(&v))
-        .filter(|v| !v.is_empty())
 }
 
 /// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.

@@ -2,6 +2,7 @@
 //! push and verification.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Component, Path};
 
 use crate::config::SecretSource;
@@ -14,13 +15,17 @@ use super::graph::Graph;
 use super::{Build, IgnoreFile, LOCAL_PREFIX, Manifest, Push, STATE_DIR, build_id, local_image};
 
 /// `skopeo inspect --raw` of `reference`, the way pushes reach its registry.
-fn verify_argv(reference: &ImageRef, insecure: bool) -> Vec<String> {
+fn verify_argv(
+    reference: &ImageRef,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Vec<String> {
     let mut argv: Vec<String> = ["skopeo", "inspect", "--raw"].map(String::from).to_vec();
     if insecure {
         argv.push("--tls-verify=false".into());
     }
     // skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours: pass it on.
-    if let Some(conf) = std::env::var_os("CONTAINERS_REGISTRIES_CONF") {
+    if let Some(conf) = registries_conf {
         argv.extend([
             "--registries-conf".into(),
             conf.to_string_lossy().into_owned(),
@@ -76,7 +81,7 @@ impl Graph<'_> {
                     tag: tag.clone(),
                     argv,
                     digestfile,
-                    verify: verify_argv(tag, insecure),
+                    verify: verify_argv(tag, insecure, self.config.env.registries_conf.as_deref()),
                 }
             })
             .collect();
