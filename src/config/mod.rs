@@ -1,0 +1,174 @@
+//! `multiarch.toml`: the serde types that read it ([`raw`], from which the JSON schema is
+//! generated), where the files are ([`location`]), and [`load`], which turns them into a
+//! validated [`Config`] ([`image`] checks each image): defaults merged, platforms parsed, paths
+//! checked. Templates stay unrendered here; `matrix` renders them.
+
+mod image;
+mod load;
+mod location;
+mod raw;
+
+use image::*;
+pub use load::*;
+pub use location::*;
+pub use raw::*;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
+use crate::platform::Platform;
+
+/// The file name mab looks for.
+pub const FILE_NAME: &str = "multiarch.toml";
+
+type Text = Spanned<String>;
+type TextMap = BTreeMap<String, Text>;
+
+/// A template and the file it is written in: an image's default may come from a file above it.
+#[derive(Debug, Clone)]
+pub struct Sourced {
+    pub text: Text,
+    pub source: Source,
+}
+
+impl Sourced {
+    fn new(text: &Text, source: &Source) -> Self {
+        Self {
+            text: text.clone(),
+            source: source.clone(),
+        }
+    }
+}
+
+pub type SourcedMap = BTreeMap<String, Sourced>;
+
+fn sourced_map(map: &TextMap, source: &Source) -> SourcedMap {
+    map.iter()
+        .map(|(k, v)| (k.clone(), Sourced::new(v, source)))
+        .collect()
+}
+
+/// One `multiarch.toml` whose images are in the config, with what they inherit from the files
+/// above it.
+#[derive(Debug)]
+pub struct File {
+    /// Its position in [`Config::files`].
+    pub index: usize,
+    pub source: Source,
+    /// The directory that holds it (absolute): paths in it are relative to this.
+    pub dir: PathBuf,
+    /// `dir` relative to [`Config::root`] (`.` for the root): qualifies the names of its images
+    /// (`services/api:api`).
+    pub rel_dir: PathBuf,
+    /// Its `[vars]` over those of the files above it, under `--var`.
+    pub vars: BTreeMap<String, Scalar>,
+    /// `defaults.registry`, its own or inherited.
+    pub registry: Option<Sourced>,
+    /// The config files whose settings its images get: itself, then the files above, nearest
+    /// first. A change to any of them changes its images.
+    pub chain: Vec<PathBuf>,
+}
+
+/// A config, loaded and checked: one `multiarch.toml`, or every one found under a directory,
+/// with every image's defaults applied, platforms parsed and paths found. Templates are still
+/// unrendered.
+#[derive(Debug)]
+pub struct Config {
+    /// The directory podman runs in and plan paths are relative to: the single file's
+    /// directory, or the directory discovery started from.
+    pub root: PathBuf,
+    /// When a member of a monorepo was asked for: its directory, relative to `root`.
+    pub member: Option<PathBuf>,
+    pub files: Vec<Arc<File>>,
+    /// Sorted by name; names are unique across files.
+    pub images: Vec<ImageDef>,
+    pub builder: Builder,
+    pub registries: BTreeMap<String, RawRegistry>,
+    /// What the environment says (set by the caller, never read here).
+    pub env: crate::settings::Environment,
+}
+
+/// Retries of a push or registry read after a transient failure, unless the config says.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// `[builder]` of every file, checked and with its defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub podman: String,
+    pub global_args: Vec<String>,
+    pub oci_labels: bool,
+    pub reproducible: bool,
+    pub timeout_secs: Option<u64>,
+    pub retries: u32,
+}
+
+impl Config {
+    /// What is selected when the command line names nothing: a member's own images, else all.
+    pub fn default_patterns(&self) -> Vec<String> {
+        self.member
+            .iter()
+            .map(|dir| format!("{}:*", glob::Pattern::escape(&dir.to_string_lossy())))
+            .collect()
+    }
+
+    /// Whether pushes to and reads from `registry` (`host[:port]`) skip TLS verification.
+    pub fn insecure(&self, registry: &str) -> bool {
+        self.registries.get(registry).is_some_and(|r| r.insecure)
+    }
+}
+
+/// `[images.NAME.platform."os/arch"]`, checked.
+#[derive(Debug, Clone)]
+pub struct PlatformOverride {
+    pub args: SourcedMap,
+    pub target: Option<Text>,
+    pub contexts: SourcedMap,
+}
+
+/// One `[images.NAME]` table with `[defaults]` merged in.
+#[derive(Debug)]
+pub struct ImageDef {
+    /// The file it is defined in: spans without a source of their own point into it.
+    pub file: Arc<File>,
+    pub key: String,
+    pub key_span: Range<usize>,
+    /// Relative to [`Config::root`].
+    pub context: PathBuf,
+    /// Relative to [`Config::root`].
+    pub dockerfile: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile_source: Source,
+    pub repository: Option<Text>,
+    pub name: Option<Text>,
+    pub depends_on: Vec<Text>,
+    pub args: SourcedMap,
+    pub labels: SourcedMap,
+    pub annotations: SourcedMap,
+    pub target: Option<Text>,
+    /// Named build contexts by name, unrendered.
+    pub contexts: SourcedMap,
+    pub platforms: Vec<Platform>,
+    /// Where the platform list is written, for errors about a platform.
+    pub platforms_source: Source,
+    pub platforms_span: Range<usize>,
+    pub tags: Vec<Sourced>,
+    pub push: bool,
+    pub matrix: BTreeMap<String, Vec<MatrixValue>>,
+    /// Where the matrix is written (the image's key when it has none).
+    pub matrix_span: Range<usize>,
+    pub exclude: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
+    pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
+    pub overrides: BTreeMap<Platform, PlatformOverride>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `watch`: absolute path patterns whose changes select the image for `--changed-since`.
+    pub watch: Vec<glob::Pattern>,
+}

@@ -1,0 +1,330 @@
+//! The serde types that read `multiarch.toml`, and the JSON schema generated from them.
+
+use super::*;
+
+/// A `multiarch.toml` file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "multiarch.toml",
+    description = "Multi-arch image builds with mab: images, platforms, tags and their templates"
+)]
+pub struct RawConfig {
+    /// Settings that apply to every image unless the image sets its own.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// User variables, available to templates as `vars.NAME`; `--var NAME=VALUE` overrides them.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Scalar>,
+    /// The images to build, by name. The name is used in `depends_on`, on the command line,
+    /// and for the default repository `<registry>/<name>`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawImage>")]
+    pub images: BTreeMap<Spanned<String>, Spanned<RawImage>>,
+    /// How podman is called.
+    #[serde(default)]
+    pub builder: RawBuilder,
+    /// Per-registry settings, keyed by `host[:port]` (`[registries."127.0.0.1:5000"]`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RawRegistry>,
+}
+
+/// `[builder]`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuilder {
+    /// The podman program (default `podman`). `MAB_PODMAN` in the environment overrides it and
+    /// may add global options: `MAB_PODMAN="podman --remote --connection ci"`.
+    pub podman: Option<String>,
+    /// Global options put before every podman subcommand, e.g. `["--root", "/srv/storage"]`.
+    #[serde(default)]
+    pub global_args: Vec<String>,
+    /// Add the standard `org.opencontainers.image.*` labels (source, revision, created,
+    /// version) to every image (default true). Labels set in the config win.
+    pub oci_labels: Option<bool>,
+    /// Build with `--timestamp` set to the commit time, for reproducible images (default false).
+    pub reproducible: Option<bool>,
+    /// A build running longer fails, e.g. `"30m"` or `"1h 30m"` (default: no limit).
+    /// `mab run --timeout` overrides it.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Retries of a push or registry read after a transient failure such as a refused
+    /// connection or a 503, with exponential backoff from 1 s (default 3).
+    pub retries: Option<u32>,
+}
+
+/// `[registries."host[:port]"]`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    /// Plain HTTP or an unverified certificate: push and read with `--tls-verify=false`.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Repository prefix: an image's repository defaults to `<registry>/<name>`. Template.
+    #[schemars(with = "Option<String>")]
+    pub registry: Option<Text>,
+    /// Platforms to build, such as `linux/amd64` or `linux/arm/v7`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub platforms: Option<Vec<Text>>,
+    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tags: Option<Vec<Text>>,
+    /// Whether manifest lists are pushed to the registry (default true).
+    pub push: Option<bool>,
+    /// Build arguments for every image (an image's own win). Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub args: TextMap,
+    /// Labels for every image (an image's own win). Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: TextMap,
+    /// Annotations for every image (an image's own win). Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: TextMap,
+    /// Build secrets for every image (an image's own win), by id.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, RawSecret>,
+    /// Named build contexts for every image (an image's own win). See `images.NAME.contexts`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
+}
+
+/// A build secret, read by podman (`--secret`), never by mab's plan or logs: `{ file = "~/.npmrc" }`
+/// or `{ env = "GH_TOKEN" }`. A Dockerfile uses it with `RUN --mount=type=secret,id=ID`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// A file (`~/` is the home directory; relative paths are relative to this file).
+    #[schemars(with = "Option<String>")]
+    pub file: Option<Text>,
+    /// An environment variable of the `mab run` process.
+    #[schemars(with = "Option<String>")]
+    pub env: Option<Text>,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// `[images.NAME]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    /// Build context directory, relative to this file (default `.`).
+    #[schemars(with = "Option<String>")]
+    pub context: Option<Text>,
+    /// Dockerfile, relative to the context (default `Dockerfile`).
+    #[schemars(with = "Option<String>")]
+    pub dockerfile: Option<Text>,
+    /// Repository to push to (default `<registry>/<name>`). Template.
+    #[schemars(with = "Option<String>")]
+    pub repository: Option<Text>,
+    /// Instance name template for matrix images (default `<name>-<value>-...`). Template.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Text>,
+    /// Images (names, or instance names of matrix images) built before this one, on each platform.
+    /// Optional when a `FROM` line names the dependency's repository and tag.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub depends_on: Vec<Text>,
+    /// Build arguments. Templates; they may use `platform`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub args: TextMap,
+    /// Image labels. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: TextMap,
+    /// Image annotations. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: TextMap,
+    /// Build secrets by id, on top of `defaults.secrets`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, RawSecret>,
+    /// Build stage to stop at (`--target`); it must name a stage of the Dockerfile. Template.
+    #[schemars(with = "Option<String>")]
+    pub target: Option<Text>,
+    /// Named build contexts, as in `docker buildx bake`: a `FROM NAME`, `COPY --from=NAME` or
+    /// `RUN --mount=from=NAME` reads NAME from here, before stages and images. Values:
+    /// `"target:IMAGE"` (an image of this config, built first, for the platform the stage
+    /// needs), `"docker-image://REF"` (an image from a registry), `"https://..."` (a tarball),
+    /// or a directory relative to this file. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
+    /// Platforms to build (default: `defaults.platforms`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub platforms: Option<Vec<Text>>,
+    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tags: Option<Vec<Text>>,
+    /// Whether to push (default: `defaults.push`, else true).
+    pub push: Option<bool>,
+    /// One image instance per combination of these values (strings, or tables read as
+    /// `matrix.KEY.FIELD`). An empty list yields no instance.
+    #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]
+    pub matrix: Option<Spanned<BTreeMap<String, Vec<MatrixValue>>>>,
+    /// Combinations to leave out; a key may be `platform`.
+    #[serde(default)]
+    #[schemars(with = "Vec<BTreeMap<String, MatrixValue>>")]
+    pub exclude: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
+    /// Extra combinations to build; `platform` restricts one to that platform.
+    #[serde(default)]
+    #[schemars(with = "Vec<BTreeMap<String, MatrixValue>>")]
+    pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
+    /// Paths outside the context whose changes also select this image for `mab plan
+    /// --changed-since`, relative to this file; globs (`../../libs/common/**`) or directories.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub watch: Vec<Text>,
+    /// Per-platform overrides, keyed by platform (`[images.NAME.platform."linux/arm64"]`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawPlatformOverride>")]
+    pub platform: BTreeMap<Spanned<String>, RawPlatformOverride>,
+}
+
+/// `[images.NAME.platform."os/arch"]`.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlatformOverride {
+    /// Build arguments for this platform only, on top of the image's. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub args: TextMap,
+    /// Build stage to stop at on this platform. Template.
+    #[schemars(with = "Option<String>")]
+    pub target: Option<Text>,
+    /// Named build contexts for this platform only, on top of the image's. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub contexts: TextMap,
+}
+
+/// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String(s) => f.write_str(s),
+            Self::Integer(i) => write!(f, "{i}"),
+            Self::Float(x) => write!(f, "{x}"),
+            Self::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::String(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Boolean(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One value of a matrix key: a string, or a table of strings (`{ name = "x", arg = "y" }`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MatrixValue {
+    String(String),
+    Table(BTreeMap<String, String>),
+}
+
+impl MatrixValue {
+    /// The short form used in default instance names and to match `exclude` strings:
+    /// the string itself, or a table's `name` field.
+    pub fn short_name(&self) -> Option<&str> {
+        match self {
+            Self::String(s) => Some(s),
+            Self::Table(t) => t.get("name").map(String::as_str),
+        }
+    }
+
+    /// Whether an `exclude`/`include` value selects this value: equal, or a string naming a table.
+    pub fn matches(&self, pattern: &MatrixValue) -> bool {
+        self == pattern
+            || matches!(pattern, Self::String(s) if self.short_name() == Some(s.as_str()))
+    }
+}
+
+impl fmt::Display for MatrixValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String(s) => f.write_str(s),
+            Self::Table(t) => {
+                let fields: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v:?}")).collect();
+                write!(f, "{{ {} }}", fields.join(", "))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MatrixValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MatrixValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                // Numbers are refused on purpose: `1.20` would silently become `1.2`.
+                f.write_str("a string or a table of strings (quote numbers: \"1.22\")")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MatrixValue, E> {
+                Ok(MatrixValue::String(v.into()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MatrixValue, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    table.insert(k, v);
+                }
+                Ok(MatrixValue::Table(table))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<MatrixValue, A::Error> {
+                Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The JSON schema of `multiarch.toml`, generated from the types above.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).expect("a schema serialises")
+}
