@@ -22,8 +22,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::SecretSource;
-use crate::output::shell_line;
-use crate::plan::{Build, Manifest, Plan, STATE_DIR};
+use crate::plan::{Build, Manifest, Plan, STATE_DIR, shell_line};
 use crate::platform::Platform;
 use crate::progress::{self, Progress};
 use crate::supervise::{Refused, Supervisor, When, private_append, private_dir};

@@ -5,13 +5,7 @@
 use std::io::{self, Write};
 
 use crate::error::join;
-use crate::plan::Plan;
-
-/// A command line a person can paste into a POSIX shell.
-pub fn shell_line(argv: &[String]) -> String {
-    // try_join refuses only NUL bytes, which an argument vector cannot carry anyway.
-    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
-}
+use crate::plan::{Plan, shell_line};
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }

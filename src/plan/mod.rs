@@ -216,6 +216,12 @@ pub struct Selection {
     pub changes: Option<Changes>,
 }
 
+/// A command line a person can paste into a POSIX shell: how every argv of a plan is shown.
+pub fn shell_line(argv: &[String]) -> String {
+    // try_join refuses only NUL bytes, which an argument vector cannot carry anyway.
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
 pub fn build_id(name: &str, platform: &Platform) -> String {
     format!("{name}@{}", platform.slug())
 }
