@@ -636,6 +636,14 @@ fn interrupt(signal: &str, expected: i32) {
         "{text}"
     );
     assert!(text.contains("INTERRUPTED: 0/6 builds"), "{text}");
+    // Each build was asked to stop (SIGTERM to its group) before any SIGKILL.
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches(" term ")
+            .count(),
+        2
+    );
     // Nothing was pushed, and no later work started.
     assert!(!std::fs::read_to_string(&log).unwrap().contains(" push "));
     assert_eq!(
@@ -672,6 +680,8 @@ fn a_build_over_its_timeout_fails_cleanly() {
         "{text}"
     );
     assert!(text.contains("built    other@linux-arm64"), "{text}");
+    // Asked to stop first (SIGTERM), as every stop does, not killed outright.
+    assert!(r.has("term localhost/mab/other:linux-amd64"), "{}", r.log);
     assert_eq!(
         survivors(&r.state),
         Vec::<String>::new(),
