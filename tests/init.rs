@@ -4,17 +4,37 @@ mod common;
 
 use common::Project;
 
-#[test]
-fn init_writes_a_config_that_plans() {
-    let p = Project::new();
-    p.file("web/Dockerfile", "FROM scratch\n");
-    let out = p.mab(&["init", "web/Dockerfile"]).output().unwrap();
+/// `mab init DIR/Dockerfile` in `p`, which must succeed; then `mab plan` of what it wrote,
+/// which must succeed too. Returns the file's text and the JSON plan.
+fn init_and_plan(p: &Project, dir: &str) -> (String, serde_json::Value) {
+    p.file(&format!("{dir}/Dockerfile"), "FROM scratch\n");
+    let out = p
+        .mab(&["init", &format!("{dir}/Dockerfile")])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(p.path().join("web/multiarch.toml")).unwrap();
+    let file = format!("{dir}/multiarch.toml");
+    let text = std::fs::read_to_string(p.path().join(&file)).unwrap();
+    let plan = p
+        .mab(&["plan", "-f", &file, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    (text, serde_json::from_slice(&plan.stdout).unwrap())
+}
+
+#[test]
+fn init_writes_a_config_that_plans() {
+    let p = Project::new();
+    let (text, _) = init_and_plan(&p, "web");
     assert!(
         text.starts_with("#:schema ./multiarch.schema.json\n"),
         "{text}"
@@ -25,17 +45,8 @@ fn init_writes_a_config_that_plans() {
     );
     assert!(text.contains("[images.web]"), "{text}");
     assert!(p.path().join("web/multiarch.schema.json").is_file());
-    // Not in git: no git tag template, and the config plans as written.
+    // Not in git: no git tag template (and the config planned as written).
     assert!(text.contains("tags      = [\"latest\"]"), "{text}");
-    let plan = p
-        .mab(&["plan", "-f", "web/multiarch.toml", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
 
     // Never over an existing file.
     let again = p.mab(&["init", "web/Dockerfile"]).output().unwrap();
@@ -84,25 +95,8 @@ fn init_in_git_uses_the_commit_for_tags_and_the_remote_for_the_registry() {
 #[test]
 fn init_in_a_dotted_directory_plans() {
     let p = Project::new();
-    p.file("my.app/Dockerfile", "FROM scratch\n");
-    let out = p.mab(&["init", "my.app/Dockerfile"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(p.path().join("my.app/multiarch.toml")).unwrap();
+    let (text, plan) = init_and_plan(&p, "my.app");
     assert!(text.contains("[images.\"my.app\"]"), "{text}");
-    let plan = p
-        .mab(&["plan", "-f", "my.app/multiarch.toml", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        plan.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(plan["manifests"][0]["image"], "my.app");
 }
 
