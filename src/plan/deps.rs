@@ -242,62 +242,7 @@ impl<'a> Index<'a> {
             .map_err(|e| self.eval_error(inst, spec, e))?;
         let mut found = Vec::new();
         for read in reads.reads {
-            let (dep, redirect) = if read.context {
-                match &spec.contexts[read.resolved.as_ref()] {
-                    NamedContext::Image { name, source, span } => {
-                        let dep = self.context_image(inst, &read.resolved, name, source, span)?;
-                        let redirect = match &read.via_arg {
-                            Some(a) => Redirect::Arg {
-                                name: a.to_string(),
-                                named: true,
-                            },
-                            None => Redirect::Named(read.resolved.to_string()),
-                        };
-                        (dep, redirect)
-                    }
-                    NamedContext::Remote(_) | NamedContext::Dir(_) => {
-                        if let Some(arg) = &read.via_arg {
-                            warnings.push(unredirected(inst, &read, arg));
-                        }
-                        continue;
-                    }
-                }
-            } else {
-                let Some(&dep) =
-                    ImageRef::qualify_written(&read.resolved).and_then(|q| self.by_ref.get(&q))
-                else {
-                    continue;
-                };
-                if dep == i {
-                    // An image built FROM its own earlier release reads it from the registry.
-                    continue;
-                }
-                let redirect = match &read.via_arg {
-                    Some(a) => Redirect::Arg {
-                        name: a.to_string(),
-                        named: false,
-                    },
-                    None if read.is_composite() => {
-                        warnings.push(composite(inst, &self.instances[dep], &read));
-                        // The order still holds; the image is read as written.
-                        found.push(Found {
-                            dep,
-                            platform: read.platform.clone(),
-                            redirect: None,
-                            origin: Origin::Dockerfile(read),
-                        });
-                        continue;
-                    }
-                    None => Redirect::Reference(read.resolved.to_string()),
-                };
-                (dep, redirect)
-            };
-            found.push(Found {
-                dep,
-                platform: read.platform.clone(),
-                redirect: Some(redirect),
-                origin: Origin::Dockerfile(read),
-            });
+            found.extend(self.found_of(i, spec, read, warnings)?);
         }
         let needs = Needs {
             edges: Vec::new(),
@@ -307,6 +252,68 @@ impl<'a> Index<'a> {
             target: reads.target.map(str::to_string),
         };
         Ok((found, needs))
+    }
+
+    /// What one read of build `spec` of instance `i` depends on, if anything: a `target:`
+    /// context, or an image of the config by one of its tags; and how it is redirected.
+    fn found_of(
+        &self,
+        i: usize,
+        spec: &BuildSpec,
+        read: Read<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Option<Found<'a>>, ConfigError> {
+        let inst = &self.instances[i];
+        let (dep, redirect) = if read.context {
+            match &spec.contexts[read.resolved.as_ref()] {
+                NamedContext::Image { name, source, span } => {
+                    let dep = self.context_image(inst, &read.resolved, name, source, span)?;
+                    let redirect = match read.via_arg {
+                        Some(a) => Redirect::Arg {
+                            name: a.to_string(),
+                            named: true,
+                        },
+                        None => Redirect::Named(read.resolved.to_string()),
+                    };
+                    (dep, Some(redirect))
+                }
+                NamedContext::Remote(_) | NamedContext::Dir(_) => {
+                    if let Some(arg) = read.via_arg {
+                        warnings.push(unredirected(inst, &read, arg));
+                    }
+                    return Ok(None);
+                }
+            }
+        } else {
+            let Some(&dep) =
+                ImageRef::qualify_written(&read.resolved).and_then(|q| self.by_ref.get(&q))
+            else {
+                return Ok(None);
+            };
+            if dep == i {
+                // An image built FROM its own earlier release reads it from the registry.
+                return Ok(None);
+            }
+            let redirect = match read.via_arg {
+                Some(a) => Some(Redirect::Arg {
+                    name: a.to_string(),
+                    named: false,
+                }),
+                None if read.is_composite() => {
+                    // The order still holds; the image is read as written.
+                    warnings.push(composite(inst, &self.instances[dep], &read));
+                    None
+                }
+                None => Some(Redirect::Reference(read.resolved.to_string())),
+            };
+            (dep, redirect)
+        };
+        Ok(Some(Found {
+            dep,
+            platform: read.platform.clone(),
+            redirect,
+            origin: Origin::Dockerfile(read),
+        }))
     }
 
     /// Found dependencies as edges: each to the dependency's build of the platform it is read
