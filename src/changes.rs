@@ -8,7 +8,7 @@ use glob::MatchOptions;
 
 use crate::config::ImageDef;
 use crate::dockerfile::context_ignore_file;
-use crate::error::{ConfigError, ErrorKind};
+use crate::error::{ConfigError, Error, ErrorKind};
 
 /// The files changed since a revision: committed since it, staged, unstaged, and new files git
 /// does not ignore; deleted and renamed files by their old and new paths.
@@ -22,13 +22,19 @@ pub struct Changes {
     pub paths: Vec<PathBuf>,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, ConfigError> {
+/// `git ARGS` in `dir`: a git that cannot run is this machine's problem; one that refuses (no
+/// repository, no such revision) is the command line's.
+fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .output()
-        .map_err(|e| ConfigError::new(ErrorKind::Selection, format!("cannot run git: {e}")))?;
+        .map_err(|e| {
+            Error::Environment(format!(
+                "--changed-since needs git, which cannot run here: {e}"
+            ))
+        })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(ConfigError::new(
@@ -38,28 +44,32 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, ConfigError> {
                 args.join(" "),
                 stderr.trim()
             ),
-        ));
+        )
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Changes {
     /// What changed in the git work tree holding `dir` since `revision`.
-    pub fn since(dir: &Path, revision: &str) -> Result<Self, ConfigError> {
+    pub fn since(dir: &Path, revision: &str) -> Result<Self, Error> {
         if revision.starts_with('-') {
             return Err(ConfigError::new(
                 ErrorKind::Selection,
                 format!("--changed-since: `{revision}` is not a revision"),
-            ));
+            )
+            .into());
         }
         let top = PathBuf::from(git(dir, &["rev-parse", "--show-toplevel"])?.trim_end());
         let commit = format!("{revision}^{{commit}}");
-        git(&top, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|_| {
-            ConfigError::new(
+        git(&top, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|e| match e {
+            Error::Environment(_) => e,
+            _ => ConfigError::new(
                 ErrorKind::Selection,
                 format!("--changed-since: `{revision}` is not a commit of the repository at {}", top.display()),
             )
             .with_help("give a branch, tag or commit, e.g. --changed-since origin/main or --changed-since HEAD~1")
+            .into(),
         })?;
         // Against the working tree, so uncommitted work counts; no rename detection, so a
         // move touches both the image it leaves and the one it joins.

@@ -153,7 +153,7 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 impl Target {
     /// Loads and plans what the command line names.
-    fn plan(&self, env: &Environment) -> Result<crate::Plan, ConfigError> {
+    fn plan(&self, env: &Environment) -> Result<crate::Plan, Error> {
         let location = config::Location::find(&current_dir()?, self.file.as_deref(), self.all)?;
         let changes = self
             .changed_since
@@ -165,7 +165,12 @@ impl Target {
             platforms: self.platforms.clone(),
             changes,
         };
-        crate::plan_in(&location, &self.vars, &selection, env.clone())
+        Ok(crate::plan_in(
+            &location,
+            &self.vars,
+            &selection,
+            env.clone(),
+        )?)
     }
 }
 

@@ -70,6 +70,14 @@ fn every_exit_code_has_a_real_case() {
     let mut cmd = p.mab(&["run", "--progress", "plain"]);
     cmd.env("PATH", "/nonexistent").env_remove("MAB_PODMAN");
     assert_eq!(cmd.output().unwrap().status.code(), Some(3), "no podman");
+    let mut cmd = p.mab(&["plan", "--changed-since", "HEAD"]);
+    cmd.env("PATH", "/nonexistent");
+    assert_eq!(cmd.output().unwrap().status.code(), Some(3), "no git");
+    assert_eq!(
+        code(&p, &["plan", "--changed-since", "HEAD"], &[]),
+        Some(2),
+        "not a git repository"
+    );
     let report = p.path().join("no/such/dir/report.json");
     let args = [
         "run",
