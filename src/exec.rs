@@ -594,6 +594,19 @@ fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes the Dockerfile copies the builds name (their labels in one instruction).
+fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
+    for copy in plan.builds.iter().filter_map(|b| b.dockerfile.as_ref()) {
+        let base = std::fs::read_to_string(plan.workdir.join(&copy.base))?;
+        let path = plan.workdir.join(&copy.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, copy.text(&base))?;
+    }
+    Ok(())
+}
+
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
 pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     let _turn = take_turn()?;
@@ -609,6 +622,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     // The state directory is the run's own business, never the repository's.
     std::fs::write(state.join(".gitignore"), "*\n")?;
     write_ignore_files(plan)?;
+    write_dockerfile_copies(plan)?;
 
     let index: HashMap<&str, usize> = plan
         .builds
@@ -1012,6 +1026,7 @@ mod tests {
             argv: Vec::new(),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             heredocs: false,
+            dockerfile: None,
             ignorefile: None,
         };
         assert_eq!(cost(&build("linux/arm64", &["linux/arm64"]), &host), 5);

@@ -50,6 +50,16 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             write!(out, " (after {})", b.depends_on.join(", "))?;
         }
         writeln!(out, "\n  {}", shell_line(&b.argv))?;
+        if let Some(copy) = &b.dockerfile {
+            writeln!(
+                out,
+                "  # {} is {} with, after line {}: {}",
+                copy.path,
+                copy.base.display(),
+                copy.after_line,
+                copy.instruction
+            )?;
+        }
     }
     for m in &plan.manifests {
         writeln!(

@@ -290,6 +290,15 @@ fn cross_compiled_platforms_need_no_emulator() {
         .raw(&format!("{repo}/toolchain:1.0"))
         .expect("toolchain pushed");
     assert_eq!(platforms(&toolchain), ["linux/amd64"]);
+    // The labels, set in one LABEL instruction of a Dockerfile copy, reach the image.
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", "s390x"])
+        .arg(format!("docker://{repo}/app:1.0"))
+        .output()
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(config["Labels"]["org.opencontainers.image.version"], "1.0");
+    assert!(config["Labels"]["org.opencontainers.image.revision"].is_string());
     for arch in ["amd64", "arm64", "s390x"] {
         let made = registry.read_file(&format!("{repo}/app:1.0"), ("linux", arch, None), "/app");
         assert_eq!(

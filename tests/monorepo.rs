@@ -126,7 +126,9 @@ fn discovery_finds_every_file_but_ignored_ones_and_links_them() {
         // Paths are relative to the root podman runs in.
         let argv = strings(&worker["argv"]);
         assert_eq!(argv.last().unwrap(), "services/worker");
-        assert!(argv.contains(&"services/worker/Dockerfile".into()));
+        // Its labels are set in a copy of its Dockerfile, which --file names.
+        assert_eq!(worker["dockerfile"]["base"], "services/worker/Dockerfile");
+        assert!(argv.contains(&".mab/dockerfiles/worker@linux-amd64".into()));
     }
 }
 
@@ -139,9 +141,9 @@ fn defaults_are_inherited_nearest_first() {
     assert_eq!(tags("base"), ["r.example/acme/base:1.0"]);
     assert_eq!(tags("api"), ["r.example/acme/api:2.0"]);
     // Tables merge key by key; the image's own value wins.
-    let labels = |id: &str| strings(&build(&plan, id)["argv"]);
-    assert!(labels("base@linux-amd64").contains(&"team=core".into()));
-    assert!(labels("api@linux-amd64").contains(&"team=platform".into()));
+    let labels = |id: &str| build(&plan, id)["dockerfile"]["instruction"].to_string();
+    assert!(labels("base@linux-amd64").contains(r#"\"team\"=\"core\""#));
+    assert!(labels("api@linux-amd64").contains(r#"\"team\"=\"platform\""#));
 
     // In a service's directory: the whole monorepo is loaded, as its root defines no image,
     // and the service's own images are selected, with what they depend on.
@@ -173,7 +175,8 @@ fn a_file_below_a_root_with_images_stands_alone_but_inherits() {
     let api = build(&plan, "api@linux-arm64");
     assert!(api["depends_on"].as_array().unwrap().is_empty());
     assert_eq!(strings(&api["argv"]).last().unwrap(), ".");
-    assert!(strings(&api["argv"]).contains(&"team=platform".into()));
+    let labels = api["dockerfile"]["instruction"].as_str().unwrap();
+    assert!(labels.contains(r#""team"="platform""#), "{labels}");
     assert_eq!(
         strings(&plan["manifests"][0]["tags"]),
         ["r.example/acme/api:2.0"]

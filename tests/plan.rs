@@ -233,19 +233,17 @@ fn builder_options_reach_the_commands() {
         .position(|a| *a == "--timestamp")
         .expect("--timestamp");
     assert_eq!(argv[ts + 1], "1767323045");
-    assert!(
-        argv.contains(&"org.opencontainers.image.created=2026-01-02T03:04:05Z".into()),
-        "{argv:?}"
-    );
-    assert!(
-        argv.contains(&"org.opencontainers.image.version=v1".into()),
-        "{argv:?}"
-    );
-    assert!(
-        argv.iter()
-            .any(|a| a.starts_with("org.opencontainers.image.revision=")),
-        "{argv:?}"
-    );
+    let labels = plan["builds"][0]["dockerfile"]["instruction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for label in [
+        r#""org.opencontainers.image.created"="2026-01-02T03:04:05Z""#,
+        r#""org.opencontainers.image.version"="v1""#,
+        r#""org.opencontainers.image.revision"=""#,
+    ] {
+        assert!(labels.contains(label), "{labels}");
+    }
     let push = &plan["manifests"][0]["pushes"][0];
     assert!(
         push["argv"]
@@ -275,23 +273,22 @@ fn builder_options_reach_the_commands() {
 fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
     let p = one_image("labels = { \"org.opencontainers.image.version\" = \"mine\" }\n");
     let plan = argv_of(&p, &[]);
-    let argv = plan["builds"][0]["argv"].as_array().unwrap();
+    // All labels in one LABEL instruction of a Dockerfile copy, none as --label.
+    let build = &plan["builds"][0];
+    let labels = build["dockerfile"]["instruction"].as_str().unwrap();
     assert!(
-        argv.iter()
-            .any(|a| a == "org.opencontainers.image.version=mine"),
-        "{argv:?}"
+        labels.contains(r#""org.opencontainers.image.version"="mine""#),
+        "{labels}"
     );
-    assert!(
-        !argv
-            .iter()
-            .any(|a| a == "org.opencontainers.image.version=v1"),
-        "{argv:?}"
-    );
+    assert!(!labels.contains("=\"v1\""), "{labels}");
+    assert!(!strings(&build["argv"]).contains(&"--label".to_string()));
     p.file(
         "multiarch.toml",
         &format!("{ONE_IMAGE}\n[builder]\noci_labels = false\n"),
     );
     let plan = argv_of(&p, &[]);
+    // No labels at all: the Dockerfile as it is.
+    assert!(plan["builds"][0]["dockerfile"].is_null());
     let argv = plan["builds"][0]["argv"].as_array().unwrap();
     assert!(
         !argv
@@ -480,4 +477,34 @@ fn named_contexts_merge_and_render_per_platform() {
         ["base@linux-arm64"]
     );
     assert!(strings(&find(&plan["builds"], "id", "app@linux-amd64")["depends_on"]).is_empty());
+}
+
+/// Labels stay `--label` flags where a copy of the Dockerfile would change what the build
+/// reads (an ignore file of the Dockerfile's own) or cannot say them (a line break).
+#[test]
+fn labels_stay_flags_where_a_copy_cannot_carry_them() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n\n[images.own]\ncontext = \"own\"\nlabels = { a = \"b\" }\n\n[images.multi]\ncontext = \"multi\"\nlabels = { a = \"two\\nlines\" }\n\n[images.plain]\ncontext = \"plain\"\nlabels = { a = \"b\" }\n",
+    )
+    .file("own/Dockerfile", "FROM scratch\n")
+    .file("own/Dockerfile.dockerignore", "secret\n")
+    .file("multi/Dockerfile", "FROM scratch\n")
+    .file("plain/Dockerfile", "FROM scratch\n");
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    for (id, flags) in [
+        ("own@linux-amd64", true),
+        ("multi@linux-amd64", true),
+        ("plain@linux-amd64", false),
+    ] {
+        let b = find(&plan["builds"], "id", id);
+        let argv = strings(&b["argv"]);
+        assert_eq!(
+            argv.contains(&"--label".to_string()),
+            flags,
+            "{id}: {argv:?}"
+        );
+        assert_eq!(b["dockerfile"].is_null(), flags, "{id}");
+    }
 }

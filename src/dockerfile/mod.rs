@@ -53,6 +53,35 @@ pub fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, St
 
 pub use parse::Error as ParseError;
 
+/// One `LABEL` instruction that sets all of `labels`, quoted and escaped with `escape` so the
+/// builder reads every key and value literally (no variable expansion); none when a value holds
+/// a line break, which a Dockerfile line cannot carry.
+pub fn label_instruction(labels: &BTreeMap<String, String>, escape: char) -> Option<String> {
+    let quote = |s: &str| {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            if c == '"' || c == '$' || c == escape {
+                out.push(escape);
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    };
+    let mut line = String::from("LABEL");
+    for (k, v) in labels {
+        if [k, v].iter().any(|s| s.contains(['\n', '\r'])) {
+            return None;
+        }
+        line.push(' ');
+        line.push_str(&quote(k));
+        line.push('=');
+        line.push_str(&quote(v));
+    }
+    Some(line)
+}
+
 /// How a stage reads a reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -99,6 +128,10 @@ struct Stage {
     /// The `FROM` instruction.
     span: Range<usize>,
     items: Vec<Item>,
+    /// Where a line after its last instruction goes (a byte offset at a line's start, or the
+    /// file's end), and how many lines come before it.
+    end: usize,
+    end_line: usize,
 }
 
 /// A parsed Dockerfile, read once and asked about for each build.
@@ -295,7 +328,13 @@ impl Dockerfile {
         let escape = parsed.escape;
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
-        for ins in parsed.instructions.iter().filter(|i| !i.onbuild) {
+        for ins in &parsed.instructions {
+            if let Some(stage) = stages.last_mut().filter(|_| ins.keyword != "FROM") {
+                stage.end = ins.next_line;
+            }
+            if ins.onbuild {
+                continue;
+            }
             match ins.keyword.as_str() {
                 "ARG" if stages.is_empty() => global_args.extend(arg_pairs(escape, &ins.rest)),
                 "FROM" => {
@@ -311,6 +350,8 @@ impl Dockerfile {
                         platform: flags(&ins.flags, "platform").find_map(|f| f.value.clone()),
                         span: ins.span.clone(),
                         items: Vec::new(),
+                        end: ins.next_line,
+                        end_line: 0,
                     });
                 }
                 _ => {
@@ -319,6 +360,9 @@ impl Dockerfile {
                     }
                 }
             }
+        }
+        for stage in &mut stages {
+            stage.end_line = text[..stage.end].matches('\n').count();
         }
         let names_build_args = BUILD_PLATFORM_ARGS
             .into_iter()
@@ -331,6 +375,20 @@ impl Dockerfile {
             names_build_args,
             heredocs: parsed.heredocs,
         })
+    }
+
+    /// Where an instruction appended to the stage a build of `target` ends at goes: a byte
+    /// offset at the start of a line (or the file's end), and the number of the line before it.
+    pub fn stage_end(&self, target: Option<&str>) -> Option<(usize, usize)> {
+        let stage = &self.stages[self
+            .target(target)
+            .ok()
+            .filter(|_| !self.stages.is_empty())?];
+        Some((stage.end, stage.end_line))
+    }
+
+    pub fn escape(&self) -> char {
+        self.escape
     }
 
     /// Whether an instruction has a heredoc, which podman reads only from 5.0 (buildah 1.35).

@@ -22,6 +22,8 @@ pub struct Instruction {
     pub rest: String,
     /// From the keyword to the end of its last line, heredoc bodies left out.
     pub span: Range<usize>,
+    /// Where the next line after it starts (after its heredoc bodies too), or the file's end.
+    pub next_line: usize,
     /// For `ONBUILD X`: X, which runs in the builds of images based on this one.
     pub onbuild: bool,
 }
@@ -243,6 +245,7 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
             flags,
             rest,
             span: begin..end,
+            next_line: lines.get(i).map_or(text.len(), |(o, _)| *o),
             onbuild,
         });
     }

@@ -299,3 +299,29 @@ fn build_platform_args_named() {
     let df = Dockerfile::parse("FROM --platform=$BUILDPLATFORM a\nARG BUILDARCH\n").unwrap();
     assert_eq!(df.names_build_args(), ["BUILDPLATFORM", "BUILDARCH"]);
 }
+
+#[test]
+fn labels_go_at_the_end_of_the_built_stage() {
+    let df = "# syntax=docker/dockerfile:1\nFROM a AS build\nRUN <<EOF\nFROM inside\nEOF\nONBUILD RUN x\n\nFROM build AS debug\nRUN debug\n";
+    let parsed = Dockerfile::parse(df).unwrap();
+    // After the heredoc body and the ONBUILD line of `build`: before line 8, `FROM build`.
+    let (offset, line) = parsed.stage_end(Some("build")).unwrap();
+    assert_eq!((&df[offset..offset + 10], line), ("\nFROM buil", 6));
+    assert_eq!(parsed.stage_end(None), Some((df.len(), 9)));
+    assert_eq!(parsed.stage_end(Some("nope")), None);
+    let labels: BTreeMap<String, String> = [
+        ("a.b".to_string(), "say \"hi\" $X \\ back".to_string()),
+        ("c".to_string(), "d".to_string()),
+    ]
+    .into();
+    assert_eq!(
+        label_instruction(&labels, '\\').unwrap(),
+        r#"LABEL "a.b"="say \"hi\" \$X \\ back" "c"="d""#
+    );
+    assert_eq!(
+        label_instruction(&labels, '`').unwrap(),
+        r#"LABEL "a.b"="say `"hi`" `$X \ back" "c"="d""#
+    );
+    let multiline: BTreeMap<String, String> = [("d".to_string(), "two\nlines".to_string())].into();
+    assert_eq!(label_instruction(&multiline, '\\'), None);
+}

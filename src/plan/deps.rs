@@ -53,6 +53,10 @@ pub(super) struct Needs {
     pub heredocs: bool,
     /// `--target`: the stage's name as the Dockerfile writes it.
     pub target: Option<String>,
+    /// Where an instruction at the end of the built stage goes (offset, line before it), and
+    /// the file's escape character; none when the Dockerfile has an ignore file of its own,
+    /// which a copy under another name would lose.
+    pub stage_end: Option<(usize, usize, char)>,
 }
 
 /// Lookups shared by the per-instance dependency analysis.
@@ -65,6 +69,8 @@ pub(super) struct Index<'a> {
     by_key: HashMap<&'a str, Vec<usize>>,
     /// Per image of the config: its Dockerfile, parsed once.
     dockerfiles: Vec<Dockerfile>,
+    /// Per image: whether its Dockerfile has an ignore file of its own (`Dockerfile.dockerignore`).
+    own_ignore: Vec<bool>,
     /// The automatic platform args of each target platform, on the machine that builds
     /// (`--platform=$BUILDPLATFORM` stages run on it).
     platform_args: HashMap<Platform, BTreeMap<String, String>>,
@@ -131,6 +137,18 @@ impl<'a> Index<'a> {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let own_ignore = config
+            .images
+            .iter()
+            .map(|def| {
+                let path = def.dockerfile_source.path().as_os_str().to_owned();
+                [".dockerignore", ".containerignore"].iter().any(|ext| {
+                    let mut p = path.clone();
+                    p.push(ext);
+                    Path::new(&p).exists()
+                })
+            })
+            .collect();
         let host = Platform::host();
         let platforms: BTreeSet<&Platform> = instances
             .iter()
@@ -147,6 +165,7 @@ impl<'a> Index<'a> {
             by_name,
             by_key,
             dockerfiles,
+            own_ignore,
             platform_args,
         })
     }
@@ -250,6 +269,10 @@ impl<'a> Index<'a> {
             run_platforms: reads.run_platforms,
             heredocs: parsed.heredocs(),
             target: reads.target.map(str::to_string),
+            stage_end: (!self.own_ignore[inst.image])
+                .then(|| parsed.stage_end(spec.target.as_deref()))
+                .flatten()
+                .map(|(offset, line)| (offset, line, parsed.escape())),
         };
         Ok((found, needs))
     }

@@ -122,6 +122,11 @@ pub struct Build {
     /// Whether its Dockerfile has heredocs, which podman reads only from 5.0.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub heredocs: bool,
+    /// The copy of its Dockerfile that `--file` names, when the build has labels: they are set
+    /// in one `LABEL` instruction there rather than by `--label` flags, each of which buildah 1.28
+    /// runs as a step and a commit of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<LabeledDockerfile>,
     /// For a context that holds the run's state directory: the ignore file `argv` names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignorefile: Option<IgnoreFile>,
@@ -133,6 +138,34 @@ impl Build {
         self.run_platforms
             .iter()
             .filter(move |p| p.os() != host.os() || p.arch() != host.arch())
+    }
+}
+
+/// A build's Dockerfile with one `LABEL` instruction added at the end of the built stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabeledDockerfile {
+    /// Where the copy is written, relative to the workdir.
+    pub path: String,
+    /// The Dockerfile it copies, relative to the workdir.
+    pub base: PathBuf,
+    /// Where in `base` the instruction goes: a byte offset at the start of a line...
+    pub offset: usize,
+    /// ...after this many lines.
+    pub after_line: usize,
+    pub instruction: String,
+}
+
+impl LabeledDockerfile {
+    /// The copy's text, given the base's.
+    pub fn text(&self, base: &str) -> String {
+        let offset = self.offset.min(base.len());
+        let (head, tail) = base.split_at(offset);
+        let sep = if head.is_empty() || head.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        format!("{head}{sep}{}\n{tail}", self.instruction)
     }
 }
 

@@ -12,7 +12,10 @@ use crate::reference::ImageRef;
 
 use super::deps::Redirect;
 use super::graph::Graph;
-use super::{Build, IgnoreFile, LOCAL_PREFIX, Manifest, Push, STATE_DIR, build_id, local_image};
+use super::{
+    Build, IgnoreFile, LOCAL_PREFIX, LabeledDockerfile, Manifest, Push, STATE_DIR, build_id,
+    local_image,
+};
 
 /// `skopeo inspect --raw` of `reference`, the way pushes reach its registry.
 fn verify_argv(
@@ -185,7 +188,20 @@ impl Graph<'_> {
             &iidfile,
             "--file",
         ]);
-        argv.push(def.dockerfile.display().to_string());
+        let labeled = needs.stage_end.and_then(|(offset, after_line, escape)| {
+            let instruction = crate::dockerfile::label_instruction(&inst.labels, escape)?;
+            (!inst.labels.is_empty()).then(|| LabeledDockerfile {
+                path: format!("{STATE_DIR}/dockerfiles/{id}"),
+                base: def.dockerfile.clone(),
+                offset,
+                after_line,
+                instruction,
+            })
+        });
+        match &labeled {
+            Some(copy) => argv.push(copy.path.clone()),
+            None => argv.push(def.dockerfile.display().to_string()),
+        }
         argv.extend(["--tag".into(), local.clone()]);
         if let Some(epoch) = inst.source_date_epoch {
             argv.extend(["--timestamp".into(), epoch.to_string()]);
@@ -199,7 +215,9 @@ impl Graph<'_> {
             }
         };
         flag("--build-arg", &args);
-        flag("--label", &inst.labels);
+        if labeled.is_none() {
+            flag("--label", &inst.labels);
+        }
         flag("--annotation", &inst.annotations);
         flag("--build-context", &contexts);
         // Where podman reads each secret from; mab never reads the value into the plan.
@@ -226,6 +244,7 @@ impl Graph<'_> {
             argv,
             run_platforms: needs.run_platforms.clone(),
             heredocs: needs.heredocs,
+            dockerfile: labeled,
         }
     }
 }

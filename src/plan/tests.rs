@@ -174,3 +174,21 @@ fn a_dependency_missing_a_platform_is_an_error() {
         err.message()
     );
 }
+
+#[test]
+fn a_labeled_copy_puts_the_instruction_on_a_line_of_its_own() {
+    let copy = LabeledDockerfile {
+        path: ".mab/dockerfiles/x".into(),
+        base: "Dockerfile".into(),
+        offset: 7,
+        after_line: 1,
+        instruction: "LABEL \"a\"=\"b\"".into(),
+    };
+    assert_eq!(
+        copy.text("FROM a\nFROM b\n"),
+        "FROM a\nLABEL \"a\"=\"b\"\nFROM b\n"
+    );
+    // At the end of a file without a last newline.
+    let at_end = LabeledDockerfile { offset: 6, ..copy };
+    assert_eq!(at_end.text("FROM a"), "FROM a\nLABEL \"a\"=\"b\"\n");
+}
