@@ -6,8 +6,7 @@
 //! all succeeded, fresh each run, pushed to each tag, then read back from the registry and
 //! checked against the plan.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -26,6 +25,10 @@ use crate::plan::{Build, Manifest, Plan, STATE_DIR, shell_line};
 use crate::platform::Platform;
 use crate::progress::{self, Progress};
 use crate::supervise::{Refused, Supervisor, When, private_append, private_dir};
+
+mod schedule;
+
+use schedule::{Assembled, Job, Note, Scheduler, Shape};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -161,13 +164,6 @@ impl Failure {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Job {
-    Build(usize),
-    Assemble(usize),
-    Push(usize),
-}
-
 enum Done {
     Build(usize, Result<String, Failure>),
     Assemble(usize, Result<(), Failure>),
@@ -192,29 +188,6 @@ fn cost(build: &Build, host: &Platform) -> u64 {
     } else {
         1
     }
-}
-
-/// cargo's job-queue priority: a build's own cost plus the cost of everything that depends on
-/// it, directly or not. The build that unblocks the most work starts first.
-fn priorities(costs: &[u64], dependents: &[Vec<usize>]) -> Vec<u64> {
-    let mut seen = vec![usize::MAX; costs.len()];
-    (0..costs.len())
-        .map(|root| {
-            let mut total = 0;
-            let mut stack = vec![root];
-            seen[root] = root;
-            while let Some(n) = stack.pop() {
-                total += costs[n];
-                for &d in &dependents[n] {
-                    if seen[d] != root {
-                        seen[d] = root;
-                        stack.push(d);
-                    }
-                }
-            }
-            total
-        })
-        .collect()
 }
 
 fn run_id() -> String {
@@ -630,25 +603,23 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         .enumerate()
         .map(|(i, b)| (b.id.as_str(), i))
         .collect();
-    let mut waiting: Vec<usize> = plan.builds.iter().map(|b| b.depends_on.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); plan.builds.len()];
-    for (i, b) in plan.builds.iter().enumerate() {
-        for d in &b.depends_on {
-            dependents[index[d.as_str()]].push(i);
-        }
-    }
+    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
     let host = Platform::host();
-    let costs: Vec<u64> = plan.builds.iter().map(|b| cost(b, &host)).collect();
-    let priority = priorities(&costs, &dependents);
-    let mut manifest_waiting: Vec<usize> =
-        plan.manifests.iter().map(|m| m.depends_on.len()).collect();
-    let mut manifests_of: Vec<Vec<usize>> = vec![Vec::new(); plan.builds.len()];
-    for (m, man) in plan.manifests.iter().enumerate() {
-        for d in &man.depends_on {
-            manifests_of[index[d.as_str()]].push(m);
-        }
-    }
-
+    let mut scheduler = Scheduler::new(
+        Shape {
+            ids: plan.builds.iter().map(|b| b.id.clone()).collect(),
+            costs: plan.builds.iter().map(|b| cost(b, &host)).collect(),
+            depends_on: plan.builds.iter().map(|b| indexes(&b.depends_on)).collect(),
+            manifest_builds: plan
+                .manifests
+                .iter()
+                .map(|m| indexes(&m.depends_on))
+                .collect(),
+            pushes: plan.manifests.iter().map(|m| opts.push && m.push).collect(),
+        },
+        opts.keep_going,
+        opts.atomic,
+    );
     let mut builds: Vec<BuildReport> = plan
         .builds
         .iter()
@@ -679,16 +650,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
 
     let total = (plan.builds.len() + plan.manifests.len()) as u64;
     let progress = Progress::new(opts.progress, total, opts.verbose);
-    let mut ready: BinaryHeap<(u64, Reverse<usize>)> = (0..plan.builds.len())
-        .filter(|&i| waiting[i] == 0)
-        .map(|i| (priority[i], Reverse(i)))
-        .collect();
-    let mut manifest_jobs: VecDeque<Job> = VecDeque::new();
-    let mut deferred_pushes: Vec<usize> = Vec::new();
     let mut started: HashMap<Job, Instant> = HashMap::new();
-    let mut stopping = false;
-    let mut failed = false;
-
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .thread_name(|i| format!("mab-job-{i}"))
@@ -720,39 +682,26 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     });
     let mut interrupted: Option<i32> = None;
     let mut kill_at: Option<Instant> = None;
+    let say = |notes: Vec<Note>, progress: &Progress| {
+        for note in notes {
+            match note {
+                Note::SkippedBuild(i, reason) => {
+                    progress.note(&format!("skipped  {}: {reason}", plan.builds[i].id));
+                }
+                Note::SkippedManifest(m, reason) => progress.note(&format!(
+                    "skipped  {} manifest list: {reason}",
+                    plan.manifests[m].image
+                )),
+            }
+        }
+    };
 
     // The coordinator runs here, on the calling thread; jobs run on the pool. A plain `scope`
     // would run this closure on a pool thread and could deadlock a pool of one.
     pool.in_place_scope(|scope| {
-        let mut running = 0usize;
         loop {
-            if !stopping
-                && running == 0
-                && ready.is_empty()
-                && manifest_jobs.is_empty()
-                && !deferred_pushes.is_empty()
-            {
-                // --atomic: every build is done; push now, or not at all.
-                if failed {
-                    for m in deferred_pushes.drain(..) {
-                        manifests[m].status = Status::Skipped {
-                            reason: "--atomic: a build of this run failed, so nothing is pushed"
-                                .into(),
-                        };
-                    }
-                } else {
-                    manifest_jobs.extend(deferred_pushes.drain(..).map(Job::Push));
-                }
-            }
-            while running < jobs && !stopping {
-                let job = match manifest_jobs.pop_front() {
-                    Some(j) => j,
-                    None => match ready.pop() {
-                        Some((_, Reverse(i))) => Job::Build(i),
-                        None => break,
-                    },
-                };
-                running += 1;
+            while let Some(job) = scheduler.next(jobs) {
+                say(scheduler.notes(), &progress);
                 let (shown, verb, log) = match job {
                     Job::Build(i) => (&plan.builds[i].id, "build", &builds[i].log),
                     Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &manifests[m].log),
@@ -775,10 +724,11 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                     let _ = tx.send(Event::Done(done));
                 });
             }
-            if running == 0 {
-                if deferred_pushes.is_empty() || stopping {
-                    break;
-                }
+            say(scheduler.notes(), &progress);
+            if scheduler.done() {
+                break;
+            }
+            if scheduler.running() == 0 {
                 continue;
             }
             let event = match kill_at {
@@ -806,86 +756,67 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                 }
                 Event::Signal(signal) => {
                     interrupted = Some(signal);
-                    stopping = true;
+                    scheduler.stop();
                     let n = runner.supervisor.cancel();
                     progress.note(&format!("interrupted: stopping {n} running command(s); interrupt again to kill them at once"));
                     kill_at = Some(Instant::now() + KILL_GRACE);
                     continue;
                 }
             };
-            running -= 1;
             let elapsed = started[&done.job()].elapsed();
             let ms = elapsed.as_millis() as u64;
             match done {
-                Done::Build(i, Ok(image_id)) => {
-                    progress.finish(&plan.builds[i].id, "built", elapsed, "");
+                Done::Build(i, result) => {
                     builds[i].duration_ms = ms;
-                    builds[i].status = Status::Built;
-                    builds[i].image_id = Some(image_id);
-                    for &d in &dependents[i] {
-                        waiting[d] -= 1;
-                        if waiting[d] == 0 && builds[d].status == Status::NotStarted && !stopping {
-                            ready.push((priority[d], Reverse(d)));
+                    match result {
+                        Ok(image_id) => {
+                            progress.finish(&plan.builds[i].id, "built", elapsed, "");
+                            builds[i].image_id = Some(image_id);
+                            scheduler.built(i, Ok(()));
                         }
-                    }
-                    for &m in &manifests_of[i] {
-                        manifest_waiting[m] -= 1;
-                        if manifest_waiting[m] == 0 && manifests[m].status == Status::NotStarted {
-                            manifest_jobs.push_back(Job::Assemble(m));
+                        Err(f) => {
+                            progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
+                            builds[i].log_tail = f.tail;
+                            scheduler.built(i, Err(f.reason));
                         }
                     }
                 }
-                Done::Build(i, Err(f)) => {
-                    progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
-                    failed = true;
-                    stopping |= !opts.keep_going;
-                    builds[i].duration_ms = ms;
-                    builds[i].status = Status::Failed { reason: f.reason };
-                    builds[i].log_tail = f.tail;
-                    skip_dependents(
-                        plan,
-                        i,
-                        &dependents,
-                        &manifests_of,
-                        &mut builds,
-                        &mut manifests,
-                        &mut ready,
-                        &progress,
-                    );
-                }
-                Done::Assemble(m, Ok(())) => {
+                Done::Assemble(m, result) => {
                     let man = &plan.manifests[m];
                     manifests[m].duration_ms += ms;
-                    if !opts.push || !man.push {
-                        progress.finish(&man.image, "local", elapsed, &man.list);
-                        manifests[m].status = Status::Assembled;
-                    } else if opts.atomic {
-                        progress.finish(
+                    let result = result.map_err(|f| {
+                        progress.finish(&man.image, "FAILED", elapsed, &f.reason);
+                        manifests[m].log_tail = f.tail;
+                        f.reason
+                    });
+                    match scheduler.assembled(m, result) {
+                        Some(Assembled::Local) => progress.finish(&man.image, "local", elapsed, &man.list),
+                        Some(Assembled::Deferred) => progress.finish(
                             &man.image,
                             "ready",
                             elapsed,
                             "pushed once every build has succeeded (--atomic)",
-                        );
-                        deferred_pushes.push(m);
-                    } else {
-                        progress.finish(&man.image, "ready", elapsed, "");
-                        manifest_jobs.push_back(Job::Push(m));
+                        ),
+                        Some(Assembled::Push) => progress.finish(&man.image, "ready", elapsed, ""),
+                        None => {}
                     }
                 }
-                Done::Push(m, Ok(tags)) => {
-                    let verified = format!("{} tag(s) verified", tags.len());
-                    progress.finish(&plan.manifests[m].image, "pushed", elapsed, &verified);
+                Done::Push(m, result) => {
                     manifests[m].duration_ms += ms;
-                    manifests[m].status = Status::Pushed;
-                    manifests[m].tags = tags;
-                }
-                Done::Assemble(m, Err(f)) | Done::Push(m, Err(f)) => {
-                    progress.finish(&plan.manifests[m].image, "FAILED", elapsed, &f.reason);
-                    failed = true;
-                    stopping |= !opts.keep_going;
-                    manifests[m].duration_ms += ms;
-                    manifests[m].status = Status::Failed { reason: f.reason };
-                    manifests[m].log_tail = f.tail;
+                    let result = match result {
+                        Ok(tags) => {
+                            let verified = format!("{} tag(s) verified", tags.len());
+                            progress.finish(&plan.manifests[m].image, "pushed", elapsed, &verified);
+                            manifests[m].tags = tags;
+                            Ok(())
+                        }
+                        Err(f) => {
+                            progress.finish(&plan.manifests[m].image, "FAILED", elapsed, &f.reason);
+                            manifests[m].log_tail = f.tail;
+                            Err(f.reason)
+                        }
+                    };
+                    scheduler.pushed(m, result);
                 }
             }
         }
@@ -902,16 +833,13 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
             }
         }
     }
-    if stopping {
-        for m in deferred_pushes {
-            manifests[m].status = Status::Skipped {
-                reason: "--atomic: a build of this run failed, so nothing is pushed".into(),
-            };
-        }
+    let (build_status, manifest_status, success) = scheduler.finish();
+    for (report, status) in builds.iter_mut().zip(build_status) {
+        report.status = status;
     }
-    let success = !failed
-        && builds.iter().all(|b| b.status.finished())
-        && manifests.iter().all(|m| m.status.finished());
+    for (report, status) in manifests.iter_mut().zip(manifest_status) {
+        report.status = status;
+    }
     Ok(Report {
         run_id,
         run_dir,
@@ -920,49 +848,6 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         builds,
         manifests,
     })
-}
-
-/// After build `failed` failed: every build that depends on it, directly or not, is skipped,
-/// and so is every manifest list that would hold one of them.
-#[allow(clippy::too_many_arguments)]
-fn skip_dependents(
-    plan: &Plan,
-    failed: usize,
-    dependents: &[Vec<usize>],
-    manifests_of: &[Vec<usize>],
-    builds: &mut [BuildReport],
-    manifests: &mut [ManifestReport],
-    ready: &mut BinaryHeap<(u64, Reverse<usize>)>,
-    progress: &Progress,
-) {
-    let failed_id = &plan.builds[failed].id;
-    let mut stack = vec![failed];
-    while let Some(n) = stack.pop() {
-        for &m in &manifests_of[n] {
-            if manifests[m].status == Status::NotStarted {
-                let reason = format!("its build {} failed", plan.builds[n].id);
-                let reason = if n == failed {
-                    reason
-                } else {
-                    format!("{reason} (it depends on {failed_id})")
-                };
-                progress.note(&format!(
-                    "skipped  {} manifest list: {reason}",
-                    plan.manifests[m].image
-                ));
-                manifests[m].status = Status::Skipped { reason };
-            }
-        }
-        for &d in &dependents[n] {
-            if builds[d].status == Status::NotStarted {
-                let reason = format!("depends on {failed_id}, which failed");
-                progress.note(&format!("skipped  {}: {reason}", plan.builds[d].id));
-                builds[d].status = Status::Skipped { reason };
-                stack.push(d);
-            }
-        }
-    }
-    ready.retain(|(_, Reverse(i))| builds[*i].status == Status::NotStarted);
 }
 
 #[cfg(test)]
@@ -1012,9 +897,15 @@ mod tests {
     fn priority_counts_everything_behind_a_build() {
         // a <- b <- c, a <- d, and d also <- c: a unblocks three builds, counted once each.
         let dependents = vec![vec![1, 3], vec![2], vec![], vec![2]];
-        assert_eq!(priorities(&[1, 1, 1, 1], &dependents), [4, 2, 1, 2]);
+        assert_eq!(
+            schedule::priorities(&[1, 1, 1, 1], &dependents),
+            [4, 2, 1, 2]
+        );
         // An emulated build weighs more than a native one.
-        assert_eq!(priorities(&[1, 5, 1, 1], &dependents), [8, 6, 1, 2]);
+        assert_eq!(
+            schedule::priorities(&[1, 5, 1, 1], &dependents),
+            [8, 6, 1, 2]
+        );
         let host: Platform = "linux/amd64".parse().unwrap();
         let build = |platform: &str, runs: &[&str]| Build {
             id: format!("x@{platform}"),

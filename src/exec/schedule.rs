@@ -1,0 +1,313 @@
+//! The scheduler of a run, as a state machine with no processes in it: which job starts next,
+//! what a finished job makes ready, what a failure skips, and when `--atomic` pushes. The
+//! runner asks it for jobs, runs them, and tells it how they ended.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::Status;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    Build(usize),
+    Assemble(usize),
+    Push(usize),
+}
+
+/// What happened besides the job itself, for the progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A build that will not run, and why.
+    SkippedBuild(usize, String),
+    /// A manifest list that will not be assembled or pushed, and why.
+    SkippedManifest(usize, String),
+}
+
+/// What follows an assembled list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assembled {
+    /// It stays local (`--no-push`, `push = false`).
+    Local,
+    /// Pushed once every build of the run succeeded (`--atomic`).
+    Deferred,
+    /// Its push is queued.
+    Push,
+}
+
+const ATOMIC_SKIP: &str = "--atomic: a build of this run failed, so nothing is pushed";
+
+pub struct Scheduler {
+    /// Per build: how many of its dependencies are not built yet.
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    priority: Vec<u64>,
+    /// Per manifest list: how many of its builds are not built yet.
+    manifest_waiting: Vec<usize>,
+    /// Per build: the lists that hold it.
+    manifests_of: Vec<Vec<usize>>,
+    /// Per list: whether it is pushed once assembled.
+    pushes: Vec<bool>,
+    ids: Vec<String>,
+    pub builds: Vec<Status>,
+    pub manifests: Vec<Status>,
+    ready: BinaryHeap<(u64, Reverse<usize>)>,
+    manifest_jobs: VecDeque<Job>,
+    deferred: Vec<usize>,
+    running: usize,
+    stopping: bool,
+    failed: bool,
+    keep_going: bool,
+    atomic: bool,
+    notes: Vec<Note>,
+}
+
+/// cargo's job-queue priority: a build's own cost plus the cost of everything that depends on
+/// it, directly or not. The build that unblocks the most work starts first.
+pub fn priorities(costs: &[u64], dependents: &[Vec<usize>]) -> Vec<u64> {
+    let mut seen = vec![usize::MAX; costs.len()];
+    (0..costs.len())
+        .map(|root| {
+            let mut total = 0;
+            let mut stack = vec![root];
+            seen[root] = root;
+            while let Some(n) = stack.pop() {
+                total += costs[n];
+                for &d in &dependents[n] {
+                    if seen[d] != root {
+                        seen[d] = root;
+                        stack.push(d);
+                    }
+                }
+            }
+            total
+        })
+        .collect()
+}
+
+/// The shape of a run: per build its id, cost and dependencies (indexes of builds), per
+/// manifest list its builds and whether it is pushed.
+pub struct Shape {
+    pub ids: Vec<String>,
+    pub costs: Vec<u64>,
+    pub depends_on: Vec<Vec<usize>>,
+    pub manifest_builds: Vec<Vec<usize>>,
+    pub pushes: Vec<bool>,
+}
+
+impl Scheduler {
+    pub fn new(shape: Shape, keep_going: bool, atomic: bool) -> Self {
+        let n = shape.ids.len();
+        let mut dependents = vec![Vec::new(); n];
+        for (i, deps) in shape.depends_on.iter().enumerate() {
+            for &d in deps {
+                dependents[d].push(i);
+            }
+        }
+        let mut manifests_of = vec![Vec::new(); n];
+        for (m, builds) in shape.manifest_builds.iter().enumerate() {
+            for &b in builds {
+                manifests_of[b].push(m);
+            }
+        }
+        let priority = priorities(&shape.costs, &dependents);
+        let waiting: Vec<usize> = shape.depends_on.iter().map(Vec::len).collect();
+        let ready = (0..n)
+            .filter(|&i| waiting[i] == 0)
+            .map(|i| (priority[i], Reverse(i)))
+            .collect();
+        Self {
+            waiting,
+            dependents,
+            priority,
+            manifest_waiting: shape.manifest_builds.iter().map(Vec::len).collect(),
+            manifests_of,
+            manifests: vec![Status::NotStarted; shape.pushes.len()],
+            pushes: shape.pushes,
+            builds: vec![Status::NotStarted; n],
+            ids: shape.ids,
+            ready,
+            manifest_jobs: VecDeque::new(),
+            deferred: Vec::new(),
+            running: 0,
+            stopping: false,
+            failed: false,
+            keep_going,
+            atomic,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The next job to start while fewer than `slots` run, if any may start now. List jobs go
+    /// first (they are short and publish what is done), then the ready build of highest
+    /// priority.
+    pub fn next(&mut self, slots: usize) -> Option<Job> {
+        if self.stopping || self.running >= slots {
+            return None;
+        }
+        if self.running == 0
+            && self.ready.is_empty()
+            && self.manifest_jobs.is_empty()
+            && !self.deferred.is_empty()
+        {
+            // --atomic: every build is done; push now, or not at all.
+            if self.failed {
+                for m in std::mem::take(&mut self.deferred) {
+                    self.skip_manifest(m, ATOMIC_SKIP.into());
+                }
+            } else {
+                let pushes = std::mem::take(&mut self.deferred);
+                self.manifest_jobs.extend(pushes.into_iter().map(Job::Push));
+            }
+        }
+        let job = match self.manifest_jobs.pop_front() {
+            Some(j) => j,
+            None => Job::Build(self.ready.pop()?.1.0),
+        };
+        self.running += 1;
+        Some(job)
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Whether the run is over: nothing runs and nothing will start.
+    pub fn done(&self) -> bool {
+        self.running == 0
+            && (self.stopping
+                || (self.ready.is_empty()
+                    && self.manifest_jobs.is_empty()
+                    && self.deferred.is_empty()))
+    }
+
+    /// An interrupt: nothing new starts.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// What happened besides the jobs since the last call.
+    pub fn notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn skip_manifest(&mut self, m: usize, reason: String) {
+        self.notes.push(Note::SkippedManifest(m, reason.clone()));
+        self.manifests[m] = Status::Skipped { reason };
+    }
+
+    /// A build ended.
+    pub fn built(&mut self, i: usize, result: Result<(), String>) {
+        self.running -= 1;
+        match result {
+            Ok(()) => {
+                self.builds[i] = Status::Built;
+                for d in self.dependents[i].clone() {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0
+                        && self.builds[d] == Status::NotStarted
+                        && !self.stopping
+                    {
+                        self.ready.push((self.priority[d], Reverse(d)));
+                    }
+                }
+                for m in self.manifests_of[i].clone() {
+                    self.manifest_waiting[m] -= 1;
+                    if self.manifest_waiting[m] == 0 && self.manifests[m] == Status::NotStarted {
+                        self.manifest_jobs.push_back(Job::Assemble(m));
+                    }
+                }
+            }
+            Err(reason) => {
+                self.builds[i] = Status::Failed { reason };
+                self.fail();
+                self.skip_dependents(i);
+            }
+        }
+    }
+
+    /// A list was assembled, or failed to be; says what follows.
+    pub fn assembled(&mut self, m: usize, result: Result<(), String>) -> Option<Assembled> {
+        self.running -= 1;
+        if let Err(reason) = result {
+            self.manifests[m] = Status::Failed { reason };
+            self.fail();
+            return None;
+        }
+        Some(if !self.pushes[m] {
+            self.manifests[m] = Status::Assembled;
+            Assembled::Local
+        } else if self.atomic {
+            self.deferred.push(m);
+            Assembled::Deferred
+        } else {
+            self.manifest_jobs.push_back(Job::Push(m));
+            Assembled::Push
+        })
+    }
+
+    /// A list's pushes ended.
+    pub fn pushed(&mut self, m: usize, result: Result<(), String>) {
+        self.running -= 1;
+        self.manifests[m] = match result {
+            Ok(()) => Status::Pushed,
+            Err(reason) => {
+                self.fail();
+                Status::Failed { reason }
+            }
+        };
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.stopping |= !self.keep_going;
+    }
+
+    /// After build `failed` failed: every build that depends on it, directly or not, is
+    /// skipped, and so is every list that would hold one of them.
+    fn skip_dependents(&mut self, failed: usize) {
+        let failed_id = self.ids[failed].clone();
+        let mut stack = vec![failed];
+        while let Some(n) = stack.pop() {
+            for m in self.manifests_of[n].clone() {
+                if self.manifests[m] == Status::NotStarted {
+                    let reason = format!("its build {} failed", self.ids[n]);
+                    let reason = if n == failed {
+                        reason
+                    } else {
+                        format!("{reason} (it depends on {failed_id})")
+                    };
+                    self.skip_manifest(m, reason);
+                }
+            }
+            for d in self.dependents[n].clone() {
+                if self.builds[d] == Status::NotStarted {
+                    let reason = format!("depends on {failed_id}, which failed");
+                    self.notes.push(Note::SkippedBuild(d, reason.clone()));
+                    self.builds[d] = Status::Skipped { reason };
+                    stack.push(d);
+                }
+            }
+        }
+        let builds = &self.builds;
+        self.ready
+            .retain(|(_, Reverse(i))| builds[*i] == Status::NotStarted);
+    }
+
+    /// The statuses at the end: lists still deferred when the run stopped are skipped.
+    pub fn finish(mut self) -> (Vec<Status>, Vec<Status>, bool) {
+        if self.stopping {
+            for m in std::mem::take(&mut self.deferred) {
+                self.manifests[m] = Status::Skipped {
+                    reason: ATOMIC_SKIP.into(),
+                };
+            }
+        }
+        let success = !self.failed
+            && self.builds.iter().all(Status::finished)
+            && self.manifests.iter().all(Status::finished);
+        (self.builds, self.manifests, success)
+    }
+}
+
+#[cfg(test)]
+mod tests;

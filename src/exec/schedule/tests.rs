@@ -1,0 +1,244 @@
+//! The scheduler on simulated jobs: no processes, every ordering decided by the test.
+
+use super::*;
+
+/// base <- app (per platform) and an independent `other`, for two platforms; lists: base, app,
+/// other, each holding its two builds.
+fn shape() -> Shape {
+    let ids = [
+        "base@amd64",
+        "base@arm64",
+        "app@amd64",
+        "app@arm64",
+        "other@amd64",
+        "other@arm64",
+    ];
+    Shape {
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        costs: vec![1, 5, 1, 5, 1, 5],
+        depends_on: vec![vec![], vec![], vec![0], vec![1], vec![], vec![]],
+        manifest_builds: vec![vec![0, 1], vec![2, 3], vec![4, 5]],
+        pushes: vec![true, true, true],
+    }
+}
+
+#[test]
+fn a_dependent_starts_when_its_own_platform_is_built() {
+    let mut s = Scheduler::new(shape(), false, false);
+    // The emulated arm64 chain has the most work behind it.
+    assert_eq!(s.next(2), Some(Job::Build(1)));
+    assert_eq!(s.next(2), Some(Job::Build(5)));
+    assert_eq!(s.next(2), None, "two slots");
+    s.built(1, Ok(()));
+    // app@arm64 is ready although base@amd64 has not even started: no level barrier.
+    assert_eq!(s.next(2), Some(Job::Build(3)));
+    assert_eq!(s.builds[0], Status::NotStarted);
+}
+
+#[test]
+fn lists_are_assembled_then_pushed_when_their_builds_are_done() {
+    let mut s = Scheduler::new(shape(), false, false);
+    let mut order = Vec::new();
+    while !s.done() {
+        while let Some(job) = s.next(1) {
+            order.push(job);
+            match job {
+                Job::Build(i) => s.built(i, Ok(())),
+                Job::Assemble(m) => {
+                    assert_eq!(s.assembled(m, Ok(())), Some(Assembled::Push));
+                }
+                Job::Push(m) => s.pushed(m, Ok(())),
+            }
+        }
+    }
+    let at = |job: Job| order.iter().position(|j| *j == job).unwrap();
+    for (m, builds) in [(0, [0, 1]), (1, [2, 3]), (2, [4, 5])] {
+        for b in builds {
+            assert!(at(Job::Build(b)) < at(Job::Assemble(m)));
+        }
+        assert!(at(Job::Assemble(m)) < at(Job::Push(m)));
+    }
+    let (builds, manifests, success) = s.finish();
+    assert!(success);
+    assert!(builds.iter().all(|b| *b == Status::Built));
+    assert!(manifests.iter().all(|m| *m == Status::Pushed));
+}
+
+#[test]
+fn a_failure_skips_what_needs_it_and_stops_unless_keep_going() {
+    for keep_going in [false, true] {
+        let mut s = Scheduler::new(shape(), keep_going, false);
+        assert_eq!(s.next(1), Some(Job::Build(1)));
+        s.built(1, Err("exit 1".into()));
+        let notes = s.notes();
+        assert!(notes.contains(&Note::SkippedBuild(
+            3,
+            "depends on base@arm64, which failed".into()
+        )));
+        assert!(notes.contains(&Note::SkippedManifest(
+            0,
+            "its build base@arm64 failed".into()
+        )));
+        assert!(notes.contains(&Note::SkippedManifest(
+            1,
+            "its build app@arm64 failed (it depends on base@arm64)".into()
+        )));
+        if !keep_going {
+            assert_eq!(s.next(1), None);
+            assert!(s.done());
+            let (builds, _, success) = s.finish();
+            assert!(!success);
+            assert_eq!(builds[4], Status::NotStarted);
+            continue;
+        }
+        // Going on: what does not depend on the failure is built and published.
+        let mut pushed = Vec::new();
+        while let Some(job) = s.next(1) {
+            match job {
+                Job::Build(i) => {
+                    assert_ne!(i, 3, "a skipped build never starts");
+                    s.built(i, Ok(()));
+                }
+                Job::Assemble(m) => {
+                    s.assembled(m, Ok(()));
+                }
+                Job::Push(m) => {
+                    pushed.push(m);
+                    s.pushed(m, Ok(()));
+                }
+            }
+        }
+        assert_eq!(pushed, [2], "only `other` holds no failed build");
+    }
+}
+
+#[test]
+fn atomic_pushes_only_after_every_build_succeeded() {
+    let mut s = Scheduler::new(shape(), true, true);
+    let mut deferred = 0;
+    let mut last_build = 0;
+    let mut first_push = None;
+    let mut step = 0;
+    while let Some(job) = s.next(1) {
+        step += 1;
+        match job {
+            Job::Build(i) => {
+                last_build = step;
+                s.built(i, Ok(()));
+            }
+            Job::Assemble(m) => {
+                assert_eq!(s.assembled(m, Ok(())), Some(Assembled::Deferred));
+                deferred += 1;
+            }
+            Job::Push(m) => {
+                first_push.get_or_insert(step);
+                s.pushed(m, Ok(()));
+            }
+        }
+    }
+    assert_eq!(deferred, 3);
+    assert!(first_push.unwrap() > last_build);
+
+    // One failure: nothing is pushed at all.
+    let mut s = Scheduler::new(shape(), true, true);
+    while let Some(job) = s.next(1) {
+        match job {
+            Job::Build(4) => s.built(4, Err("exit 1".into())),
+            Job::Build(i) => s.built(i, Ok(())),
+            Job::Assemble(m) => {
+                s.assembled(m, Ok(()));
+            }
+            Job::Push(_) => panic!("pushed although a build failed"),
+        }
+    }
+    let (_, manifests, success) = s.finish();
+    assert!(!success);
+    assert!(
+        manifests
+            .iter()
+            .all(|m| matches!(m, Status::Skipped { .. }))
+    );
+}
+
+#[test]
+fn an_interrupt_starts_nothing_more() {
+    let mut s = Scheduler::new(shape(), false, false);
+    assert!(s.next(2).is_some());
+    assert!(s.next(2).is_some());
+    s.stop();
+    assert_eq!(s.next(2), None);
+    assert!(!s.done(), "two jobs still run");
+    s.built(1, Ok(()));
+    s.built(5, Ok(()));
+    assert!(s.done());
+    let (_, _, success) = s.finish();
+    assert!(!success);
+}
+
+/// On random DAGs with random outcomes and slots: no build starts before its dependencies
+/// succeeded, no more than `slots` jobs run, and every job ends in a final status.
+#[test]
+fn random_dags_respect_dependencies_and_slots() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..300 {
+        let n = 1 + rand(40) as usize;
+        let depends_on: Vec<Vec<usize>> = (0..n)
+            .map(|i| (0..i).filter(|_| rand(5) == 0).collect())
+            .collect();
+        let manifests = 1 + rand(n as u64) as usize;
+        let manifest_builds: Vec<Vec<usize>> = (0..manifests)
+            .map(|m| (0..n).filter(|b| b % manifests == m).collect())
+            .collect();
+        let shape = Shape {
+            ids: (0..n).map(|i| format!("b{i}")).collect(),
+            costs: (0..n).map(|_| 1 + rand(5)).collect(),
+            depends_on: depends_on.clone(),
+            manifest_builds,
+            pushes: (0..manifests).map(|_| rand(2) == 0).collect(),
+        };
+        let slots = 1 + rand(4) as usize;
+        let mut s = Scheduler::new(shape, rand(2) == 0, rand(2) == 0);
+        let mut running: Vec<Job> = Vec::new();
+        while !s.done() {
+            while let Some(job) = s.next(slots) {
+                if let Job::Build(i) = job {
+                    for &d in &depends_on[i] {
+                        assert_eq!(s.builds[d], Status::Built, "b{i} started before b{d}");
+                    }
+                }
+                running.push(job);
+            }
+            assert!(running.len() <= slots);
+            // Releasing --atomic's pushes may have ended the run.
+            if s.done() {
+                break;
+            }
+            assert!(!running.is_empty(), "not done, yet nothing runs or starts");
+            // Finish a random running job, failing one in ten.
+            let job = running.swap_remove(rand(running.len() as u64) as usize);
+            let result = if rand(10) == 0 {
+                Err("x".to_string())
+            } else {
+                Ok(())
+            };
+            match job {
+                Job::Build(i) => s.built(i, result),
+                Job::Assemble(m) => {
+                    s.assembled(m, result);
+                }
+                Job::Push(m) => s.pushed(m, result),
+            }
+        }
+        assert!(running.is_empty());
+        let (builds, manifests, success) = s.finish();
+        if success {
+            assert!(builds.iter().chain(&manifests).all(|st| st.finished()));
+        }
+    }
+}
