@@ -1,0 +1,344 @@
+//! Running one job: a build, a list's assembly, its pushes and their verification, each
+//! command under the supervisor with its output in the job's log; retries of registry steps.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::config::SecretSource;
+use crate::plan::{Build, Manifest, Plan, shell_line};
+use crate::supervise::{Refused, Supervisor, When, private_append};
+
+use super::TagReport;
+use super::verify::verify_index;
+
+/// A failed step: what failed, and the end of its log.
+pub(super) struct Failure {
+    pub(super) reason: String,
+    pub(super) tail: Option<String>,
+    /// The failing command's own output (not that of earlier attempts), and whether it ended
+    /// with an exit code (not a signal or a refusal to start): what a retry is decided on.
+    pub(super) attempt: Option<String>,
+}
+
+impl Failure {
+    pub(super) fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            tail: None,
+            attempt: None,
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub(super) fn tail(path: &Path, lines: usize) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    // The last 16 KiB hold the last lines of any sane log.
+    f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    Some(all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
+pub(super) const RETRY_FIRST_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether `word` stands in `text` on its own: not inside a longer run of letters and digits,
+/// so the `503` of a digest such as `sha256:a503f...` is not an HTTP status.
+pub(super) fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+/// The line that says why a command failed: its last error line (podman's `Error: ...`,
+/// skopeo's `level=fatal`), else its last line.
+pub(super) fn error_line(output: &str) -> &str {
+    let lines = || output.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rev()
+        .find(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("fatal")
+        })
+        .or_else(|| lines().next_back())
+        .unwrap_or_default()
+}
+
+/// Whether a failed registry command's own output says another try may succeed.
+pub(super) fn transient(attempt: &str) -> bool {
+    let line = error_line(attempt).to_ascii_lowercase();
+    let permanent = [
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "manifest invalid",
+        "name invalid",
+        "name unknown",
+        "unsupported",
+    ];
+    let passing = [
+        "connection refused",
+        "connection reset",
+        "timeout",
+        "timed out",
+        "temporarily unavailable",
+        "too many requests",
+        "internal server error",
+        "bad gateway",
+        "service unavailable",
+        "gateway timeout",
+        "unexpected eof",
+        ": eof",
+        "no route to host",
+        "broken pipe",
+    ];
+    let statuses = ["429", "500", "502", "503", "504"];
+    !permanent.iter().any(|p| line.contains(p))
+        && (passing.iter().any(|p| line.contains(p)) || statuses.iter().any(|c| has_word(&line, c)))
+}
+
+/// What every job runs with: the plan, the running processes, and the build timeout.
+pub(super) struct Runner<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) supervisor: Supervisor,
+    pub(super) build_timeout: Option<Duration>,
+    /// Retries of a push or registry read after a transient failure.
+    pub(super) retries: u32,
+}
+
+/// Reads the values of `secrets`, to mask them; missing ones are podman's to report.
+pub(super) fn secret_values(secrets: &[SecretSource]) -> Vec<String> {
+    let mut values: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| match s {
+            SecretSource::File(path) => std::fs::read_to_string(path).ok(),
+            SecretSource::Env(var) => std::env::var(var).ok(),
+        })
+        .flat_map(|v| {
+            // A file's value often ends with a newline that a build's output would not show.
+            let trimmed = v.trim().to_string();
+            let lines: Vec<String> = v.lines().map(str::trim).map(String::from).collect();
+            std::iter::once(trimmed).chain(lines)
+        })
+        // Masking two-letter values would garble logs without protecting anything.
+        .filter(|v| v.len() >= 4)
+        .collect();
+    // Longest first, so a value containing another is masked whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
+}
+
+impl Runner<'_> {
+    /// Runs `argv` in the workdir, the command line and its output appended to `log` (standard
+    /// output returned instead when `capture`); a failure carries the log's tail. After
+    /// `timeout` the command is stopped and fails.
+    pub(super) fn command(
+        &self,
+        argv: &[String],
+        log: &Path,
+        capture: bool,
+        timeout: Option<Duration>,
+        when: When,
+    ) -> Result<Vec<u8>, Failure> {
+        let cannot_write =
+            |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
+        let mut file = private_append(log).map_err(cannot_write)?;
+        writeln!(file, "$ {}", shell_line(argv)).map_err(cannot_write)?;
+        drop(file);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).current_dir(&self.plan.workdir);
+        let outcome = match self.supervisor.run(cmd, log, capture, timeout, when) {
+            Ok(o) => o,
+            Err(Refused::Cancelled) => {
+                return Err(Failure::new(format!(
+                    "`{}` not started: the run is stopping",
+                    argv[0]
+                )));
+            }
+            Err(Refused::Io(e)) => {
+                return Err(Failure::new(format!("cannot run `{}`: {e}", argv[0])));
+            }
+        };
+        if outcome.status.success() {
+            return Ok(outcome.stdout);
+        }
+        // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
+        let sub = argv
+            .iter()
+            .skip(1)
+            .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
+            .map_or("", String::as_str);
+        let what = format!("`{} {sub}`", argv[0]);
+        let reason = match (outcome.timed_out, timeout, outcome.status.code()) {
+            (true, Some(limit), _) => format!(
+                "{what} timed out after {}",
+                humantime::format_duration(limit)
+            ),
+            (_, _, Some(code)) => format!("{what} failed with exit code {code}"),
+            (_, _, None) => format!(
+                "{what} was killed by signal {}",
+                outcome.status.signal().unwrap_or(0)
+            ),
+        };
+        // Only an attempt that ended with an exit code of its own may be worth another.
+        let attempt = (outcome.status.code().is_some() && !outcome.timed_out)
+            .then(|| output_since(log, outcome.log_start));
+        Err(Failure {
+            reason,
+            tail: tail(log, 15),
+            attempt,
+        })
+    }
+
+    pub(super) fn logged(&self, argv: &[String], log: &Path) -> Result<(), Failure> {
+        self.command(argv, log, false, None, When::Normal).map(drop)
+    }
+
+    pub(super) fn build(&self, b: &Build, log: &Path) -> Result<String, Failure> {
+        self.command(&b.argv, log, false, self.build_timeout, When::Normal)?;
+        let iid = std::fs::read_to_string(self.plan.workdir.join(&b.iidfile))
+            .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
+        Ok(iid.trim().to_string())
+    }
+
+    pub(super) fn assemble(&self, m: &Manifest, log: &Path) -> Result<(), Failure> {
+        // Fails when no earlier list exists, which is the usual case.
+        let _ = self.logged(&m.remove_stale, log);
+        m.assemble
+            .iter()
+            .try_for_each(|argv| self.logged(argv, log))
+    }
+
+    /// Runs `attempt` again after a transient failure (a registry down, overloaded or slow),
+    /// waiting 1 s, 2 s, 4 s, ... in between, at most `retries` times; says so in the log. An
+    /// error that another try cannot fix (auth, an invalid manifest) fails at once.
+    pub(super) fn retrying<T>(
+        &self,
+        log: &Path,
+        attempt: impl Fn() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let mut wait = RETRY_FIRST_WAIT;
+        for retry in 1.. {
+            match attempt() {
+                Err(f)
+                    if retry <= self.retries
+                        && !self.supervisor.cancelled()
+                        && f.attempt.as_deref().is_some_and(transient) =>
+                {
+                    if let Ok(mut file) = File::options().append(true).open(log) {
+                        let _ = writeln!(
+                            file,
+                            "mab: transient failure, retry {retry} of {} in {}s: {}",
+                            self.retries,
+                            wait.as_secs(),
+                            f.reason
+                        );
+                    }
+                    // In steps, so that an interrupt does not wait for the backoff.
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !self.supervisor.cancelled() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    wait *= 2;
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    pub(super) fn push(&self, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
+        let mut tags = Vec::with_capacity(m.pushes.len());
+        for p in &m.pushes {
+            let registry = p.tag.repository.registry();
+            self.retrying(log, || self.logged(&p.argv, log))
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "pushing {} to registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    ..f
+                })?;
+            let pushed =
+                std::fs::read_to_string(self.plan.workdir.join(&p.digestfile)).map_err(|e| {
+                    Failure::new(format!(
+                        "podman wrote no digest for {} to {}: {e}",
+                        p.tag, p.digestfile
+                    ))
+                })?;
+            let raw = self
+                .retrying(log, || {
+                    self.command(&p.verify, log, true, None, When::Normal)
+                })
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "reading {} back from registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    ..f
+                })?;
+            verify_index(&raw, pushed.trim(), &m.platforms)
+                .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
+            tags.push(TagReport {
+                reference: p.tag.to_string(),
+                digest: pushed.trim().to_string(),
+            });
+        }
+        Ok(tags)
+    }
+}
+
+/// What `log` holds from byte `start` on: one command's own output.
+pub(super) fn output_since(log: &Path, start: u64) -> String {
+    let mut text = Vec::new();
+    if let Ok(mut f) = File::open(log)
+        && f.seek(SeekFrom::Start(start)).is_ok()
+    {
+        let _ = f.take(64 * 1024).read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+#[cfg(test)]
+mod retry_tests {
+    #[test]
+    fn transient_failures_are_told_from_permanent_ones() {
+        use super::transient;
+        assert!(transient(
+            "Error: writing blob: Patch \"http://127.0.0.1:5000/v2/x\": dial tcp 127.0.0.1:5000: connect: connection refused"
+        ));
+        assert!(transient(
+            "received unexpected HTTP status: 503 Service Unavailable"
+        ));
+        assert!(transient(
+            "Error: pinging container registry: Get \"https://r/v2/\": net/http: TLS handshake timeout"
+        ));
+        assert!(!transient(
+            "Error: writing manifest: unauthorized: authentication required"
+        ));
+        assert!(!transient("Error: manifest invalid: manifest invalid"));
+        assert!(!transient("Error: no such file or directory"));
+        // A digest that holds "503" is no HTTP status.
+        assert!(!transient(
+            "Error: reading blob sha256:9f503a1c: no such file or directory"
+        ));
+        assert!(!transient("Error: manifest sha256:1503 not found"));
+        assert!(transient("Error: StatusCode: 503, \"\""));
+        // The failing line decides, not what an earlier line said.
+        assert!(!transient(
+            "Getting image source signatures\nretrying after connection refused\nError: writing manifest: unauthorized"
+        ));
+    }
+}

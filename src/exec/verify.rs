@@ -1,0 +1,46 @@
+//! Reading a pushed index back: its digest and its platforms must be the plan's.
+
+use sha2::{Digest, Sha256};
+
+use crate::platform::Platform;
+
+/// Checks an index read back from the registry: its digest is the one pushed, and it lists
+/// exactly the planned platforms, compared as platforms (`arm64` with variant `v8` is `arm64`).
+pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Result<(), String> {
+    let digest = format!("sha256:{:x}", Sha256::digest(raw));
+    if digest != pushed_digest {
+        return Err(format!(
+            "the registry serves {digest}, but {pushed_digest} was pushed"
+        ));
+    }
+    let index = oci_spec::image::ImageIndex::from_reader(raw)
+        .map_err(|e| format!("the registry did not return an image index: {e}"))?;
+    let mut listed = Vec::with_capacity(index.manifests().len());
+    for m in index.manifests() {
+        let Some(p) = m.platform() else {
+            return Err(format!(
+                "the pushed index lists {} without a platform",
+                m.digest()
+            ));
+        };
+        let written = match p.variant().as_deref() {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os(), p.architecture()),
+            _ => format!("{}/{}", p.os(), p.architecture()),
+        };
+        let platform: Platform = written
+            .parse()
+            .map_err(|e| format!("the pushed index lists platform `{written}`: {e}"))?;
+        listed.push(platform);
+    }
+    let mut wanted = planned.to_vec();
+    listed.sort();
+    wanted.sort();
+    if listed != wanted {
+        return Err(format!(
+            "the pushed index lists [{}], the plan has [{}]",
+            crate::error::join(&listed),
+            crate::error::join(&wanted)
+        ));
+    }
+    Ok(())
+}
