@@ -22,7 +22,7 @@ use crate::progress::{self, Progress};
 use crate::supervise::{Supervisor, When, private_dir};
 
 mod runner;
-mod schedule;
+pub mod schedule;
 mod verify;
 
 use runner::{Failure, Runner, secret_values};
