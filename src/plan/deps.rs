@@ -53,10 +53,18 @@ pub(super) struct Needs {
     pub heredocs: bool,
     /// `--target`: the stage's name as the Dockerfile writes it.
     pub target: Option<String>,
-    /// Where an instruction at the end of the built stage goes (offset, line before it), and
-    /// the file's escape character; none when the Dockerfile has an ignore file of its own,
-    /// which a copy under another name would lose.
-    pub stage_end: Option<(usize, usize, char)>,
+    /// The instance's labels as one instruction, and where it goes at the end of the built
+    /// stage; none without labels, or when a copy of the Dockerfile cannot carry them.
+    pub label: Option<LabelAt>,
+}
+
+/// Where a `LABEL` instruction goes in a build's Dockerfile: a byte offset at a line's start,
+/// after this many lines.
+#[derive(Debug, Clone)]
+pub(super) struct LabelAt {
+    pub offset: usize,
+    pub after_line: usize,
+    pub instruction: String,
 }
 
 /// Lookups shared by the per-instance dependency analysis.
@@ -69,7 +77,8 @@ pub(super) struct Index<'a> {
     by_key: HashMap<&'a str, Vec<usize>>,
     /// Per image of the config: its Dockerfile, parsed once.
     dockerfiles: Vec<Dockerfile>,
-    /// Per image: whether its Dockerfile has an ignore file of its own (`Dockerfile.dockerignore`).
+    /// Per image: whether its Dockerfile has an ignore file of its own (`Dockerfile.dockerignore`),
+    /// which a copy under another name would lose.
     own_ignore: Vec<bool>,
     /// The automatic platform args of each target platform, on the machine that builds
     /// (`--platform=$BUILDPLATFORM` stages run on it).
@@ -118,12 +127,17 @@ impl<'a> Index<'a> {
             by_name.insert(inst.name.as_str(), i);
             by_key.entry(inst.key.as_str()).or_default().push(i);
         }
-        let dockerfiles = config
+        let (dockerfiles, own_ignore): (Vec<Dockerfile>, Vec<bool>) = config
             .images
             .par_iter()
             .map(|def| {
                 let source = &def.dockerfile_source;
-                Dockerfile::parse(source.text()).map_err(|e| {
+                let own_ignore = [".dockerignore", ".containerignore"].iter().any(|ext| {
+                    let mut p = source.path().as_os_str().to_owned();
+                    p.push(ext);
+                    Path::new(&p).exists()
+                });
+                let parsed = Dockerfile::parse(source.text()).map_err(|e| {
                     source
                         .error(
                             ErrorKind::Dockerfile,
@@ -134,21 +148,12 @@ impl<'a> Index<'a> {
                             ),
                         )
                         .with_help("podman would refuse it too: fix the instruction here")
-                })
+                })?;
+                Ok((parsed, own_ignore))
             })
-            .collect::<Result<_, _>>()?;
-        let own_ignore = config
-            .images
-            .iter()
-            .map(|def| {
-                let path = def.dockerfile_source.path().as_os_str().to_owned();
-                [".dockerignore", ".containerignore"].iter().any(|ext| {
-                    let mut p = path.clone();
-                    p.push(ext);
-                    Path::new(&p).exists()
-                })
-            })
-            .collect();
+            .collect::<Result<Vec<_>, ConfigError>>()?
+            .into_iter()
+            .unzip();
         let host = Platform::host();
         let platforms: BTreeSet<&Platform> = instances
             .iter()
@@ -185,11 +190,17 @@ impl<'a> Index<'a> {
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        // The same for every build of the instance: quoted once.
+        let parsed = &self.dockerfiles[inst.image];
+        let labels = (!inst.labels.is_empty() && !self.own_ignore[inst.image])
+            .then(|| dockerfile::label_instruction(&inst.labels, parsed.escape()))
+            .flatten();
         let mut warnings = Vec::new();
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
         for spec in &inst.builds {
-            let (mut found, mut needs) = self.reads_of(i, spec, &mut warnings)?;
+            let (mut found, mut needs) =
+                self.reads_of(i, spec, labels.as_deref(), &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -235,6 +246,7 @@ impl<'a> Index<'a> {
         &'a self,
         i: usize,
         spec: &BuildSpec,
+        labels: Option<&str>,
         warnings: &mut Vec<Warning>,
     ) -> Result<(Vec<Found<'a>>, Needs), ConfigError> {
         let inst = &self.instances[i];
@@ -269,10 +281,14 @@ impl<'a> Index<'a> {
             run_platforms: reads.run_platforms,
             heredocs: parsed.heredocs(),
             target: reads.target.map(str::to_string),
-            stage_end: (!self.own_ignore[inst.image])
-                .then(|| parsed.stage_end(spec.target.as_deref()))
-                .flatten()
-                .map(|(offset, line)| (offset, line, parsed.escape())),
+            label: labels.and_then(|instruction| {
+                let (offset, after_line) = parsed.stage_end(spec.target.as_deref())?;
+                Some(LabelAt {
+                    offset,
+                    after_line,
+                    instruction: instruction.to_string(),
+                })
+            }),
         };
         Ok((found, needs))
     }

@@ -188,15 +188,12 @@ impl Graph<'_> {
             &iidfile,
             "--file",
         ]);
-        let labeled = needs.stage_end.and_then(|(offset, after_line, escape)| {
-            let instruction = crate::dockerfile::label_instruction(&inst.labels, escape)?;
-            (!inst.labels.is_empty()).then(|| LabeledDockerfile {
-                path: format!("{STATE_DIR}/dockerfiles/{id}"),
-                base: def.dockerfile.clone(),
-                offset,
-                after_line,
-                instruction,
-            })
+        let labeled = needs.label.as_ref().map(|at| LabeledDockerfile {
+            path: format!("{STATE_DIR}/dockerfiles/{id}"),
+            base: def.dockerfile.clone(),
+            offset: at.offset,
+            after_line: at.after_line,
+            instruction: at.instruction.clone(),
         });
         match &labeled {
             Some(copy) => argv.push(copy.path.clone()),
