@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -231,13 +231,20 @@ fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
 
 /// Writes the Dockerfile copies the builds name (their labels in one instruction).
 fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
+    // The builds of an image share its Dockerfile: read each once.
+    let mut read: HashMap<&Path, String> = HashMap::new();
     for copy in plan.builds.iter().filter_map(|b| b.dockerfile.as_ref()) {
-        let base = std::fs::read_to_string(plan.workdir.join(&copy.base))?;
+        let base = match read.entry(copy.base.as_path()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(std::fs::read_to_string(plan.workdir.join(&copy.base))?)
+            }
+        };
         let path = plan.workdir.join(&copy.path);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, copy.text(&base))?;
+        std::fs::write(path, copy.text(base))?;
     }
     Ok(())
 }
