@@ -178,7 +178,7 @@ fn signal_group(group: i32, signal: Signal) {
     }
 }
 
-/// Whether any process of `group` is alive, and the group's leader is the one recorded (or gone).
+/// Whether any process of `group` is alive (a zombie leader counts: its group is not free).
 fn group_alive(group: i32) -> bool {
     Pid::from_raw(group).is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
 }
