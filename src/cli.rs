@@ -99,6 +99,9 @@ struct RunArgs {
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Build everything, even images whose inputs the registry already holds.
+    #[arg(long)]
+    rebuild: bool,
     /// A build running longer fails, e.g. `30m` (overrides `[builder] timeout`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<std::time::Duration>,
@@ -329,6 +332,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
             .timeout
             .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
         retries: plan.retries,
+        skip_published: !run.rebuild,
         reaper: std::env::current_exe()
             .ok()
             .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),

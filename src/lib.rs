@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod git;
 pub mod init;
+pub mod inputs;
 pub mod matrix;
 pub mod output;
 mod par;

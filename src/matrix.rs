@@ -39,6 +39,9 @@ pub struct Instance {
     pub tags: Vec<ImageRef>,
     pub builds: Vec<BuildSpec>,
     pub labels: BTreeMap<String, String>,
+    /// The labels of `labels` that mab filled in from the commit and the tags (revision,
+    /// created, version): they change with every commit, so they are not inputs of the image.
+    pub per_run_labels: Vec<String>,
     pub annotations: BTreeMap<String, String>,
     pub push: bool,
     /// `--timestamp` for reproducible builds (`[builder] reproducible`).
@@ -318,6 +321,13 @@ fn source_date_epoch(config: &Config, templates: &Templates) -> Result<Option<i6
     }
 }
 
+/// The standard labels that follow the commit or the tags rather than the image's inputs.
+const PER_RUN_LABELS: [&str; 3] = [
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.version",
+];
+
 fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     if !config.builder.oci_labels {
@@ -500,6 +510,7 @@ fn instantiate(
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
     let mut labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
+    let mut per_run_labels = Vec::new();
     if config.builder.oci_labels {
         // The standard labels fill in what the config leaves unset.
         let version = tags.first().map(|t| {
@@ -514,7 +525,12 @@ fn instantiate(
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain(version)
         {
-            labels.entry(k).or_insert(v);
+            if let std::collections::btree_map::Entry::Vacant(e) = labels.entry(k) {
+                if PER_RUN_LABELS.contains(&e.key().as_str()) {
+                    per_run_labels.push(e.key().clone());
+                }
+                e.insert(v);
+            }
         }
     }
     let annotations = render_map(&def.annotations, &ctx, &|k| Field::Annotation(k))?;
@@ -559,6 +575,7 @@ fn instantiate(
         tags,
         builds,
         labels,
+        per_run_labels,
         annotations,
         push: def.push,
         source_date_epoch: globals.source_date_epoch,

@@ -189,6 +189,27 @@ pub fn summary(
         .iter()
         .filter(|m| m.status == Status::Pushed)
         .count();
+    let unchanged = |n: usize| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(" ({n} unchanged)")
+        }
+    };
+    let unchanged_builds = unchanged(
+        report
+            .builds
+            .iter()
+            .filter(|b| b.status == Status::Unchanged)
+            .count(),
+    );
+    let unchanged_lists = unchanged(
+        report
+            .manifests
+            .iter()
+            .filter(|m| m.status == Status::Unchanged)
+            .count(),
+    );
     let verdict = match report.interrupted {
         Some(_) => "INTERRUPTED",
         None if report.success => "ok",
@@ -196,7 +217,7 @@ pub fn summary(
     };
     writeln!(
         out,
-        "\n{verdict}: {built}/{} builds, {pushed}/{} manifest lists pushed (run {}, logs in {})",
+        "\n{verdict}: {built}/{} builds{unchanged_builds}, {pushed}/{} manifest lists pushed{unchanged_lists} (run {}, logs in {})",
         report.builds.len(),
         report.manifests.len(),
         report.run_id,
@@ -218,24 +239,32 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
         .max(13);
     writeln!(
         out,
-        "\n{:<width$}  {:<14}  {:<8}  {:>7}  image id",
+        "\n{:<width$}  {:<14}  {:<9}  {:>7}  image id",
         "image", "platform", "status", "time"
     )?;
     for b in &report.builds {
-        let id = b.image_id.as_deref().map(short).unwrap_or_default();
+        let id = match (&b.image_id, &b.published) {
+            (Some(id), _) => short(id),
+            // An unchanged build's image is the registry's.
+            (None, Some(published)) => format!(
+                "{} (registry)",
+                short(published.rsplit_once('@').map_or("", |(_, d)| d))
+            ),
+            (None, None) => String::new(),
+        };
         writeln!(
             out,
-            "{:<width$}  {:<14}  {:<8}  {:>7}  {id}",
+            "{:<width$}  {:<14}  {:<9}  {:>7}  {id}",
             b.image,
             b.platform.to_string(),
             b.status.word(),
             secs(b.duration_ms)
         )?;
     }
-    writeln!(out, "\n{:<width$}  {:<8}  tags", "manifest list", "status")?;
+    writeln!(out, "\n{:<width$}  {:<9}  tags", "manifest list", "status")?;
     for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
         let tags = match &m.status {
-            Status::Pushed => join(
+            Status::Pushed | Status::Unchanged => join(
                 m.tags
                     .iter()
                     .map(|t| format!("{} ({})", t.reference, short(&t.digest))),
@@ -244,7 +273,7 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
             Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
             _ => join(&planned.tags),
         };
-        writeln!(out, "{:<width$}  {:<8}  {tags}", m.image, m.status.word())?;
+        writeln!(out, "{:<width$}  {:<9}  {tags}", m.image, m.status.word())?;
     }
     Ok(())
 }

@@ -5,98 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use common::fake::{fake_bin, project, run};
 use common::{Project, SpawnCaptured};
-
-fn fake_bin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
-}
-
-/// base -> app (literal FROM), and an independent `other`, for amd64 and arm64.
-fn project() -> Project {
-    let p = Project::new();
-    p.file(
-        "multiarch.toml",
-        "[defaults]\nregistry = \"reg.test/acme\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\", \"latest\"]\n\n\
-         [images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\n\n[images.other]\ncontext = \"other\"\n",
-    );
-    p.file("base/Dockerfile", "FROM scratch\n");
-    p.file("app/Dockerfile", "FROM reg.test/acme/base:1\n");
-    p.file("other/Dockerfile", "FROM scratch\n");
-    p
-}
-
-struct Run {
-    out: Output,
-    log: String,
-    state: PathBuf,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&self.out.stdout),
-            String::from_utf8_lossy(&self.out.stderr)
-        )
-    }
-
-    /// When the stand-in podman logged `event` (e.g. `start localhost/mab/app:linux-arm64`).
-    fn at(&self, event: &str) -> f64 {
-        self.log
-            .lines()
-            .find_map(|l| {
-                l.split_once(' ')
-                    .filter(|(_, e)| *e == event)
-                    .map(|(t, _)| t.parse().unwrap())
-            })
-            .unwrap_or_else(|| panic!("no `{event}` in the podman log:\n{}", self.log))
-    }
-
-    fn has(&self, event: &str) -> bool {
-        self.log
-            .lines()
-            .any(|l| l.split_once(' ').is_some_and(|(_, e)| e == event))
-    }
-
-    fn pushed(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.state.join("registry"))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().replace('_', "/"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let state = p.path().join("fake-state");
-    let log = p.path().join("podman.log");
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let mut full = vec!["run", "--progress", "plain"];
-    full.extend_from_slice(args);
-    let mut cmd = p.mab(&full);
-    cmd.env("PATH", path)
-        .env("FAKE_STATE", &state)
-        .env("FAKE_LOG", &log)
-        .env_remove("MAB_PODMAN");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    Run {
-        out,
-        log: std::fs::read_to_string(&log).unwrap_or_default(),
-        state,
-    }
-}
 
 #[test]
 fn a_dependent_starts_as_soon_as_its_own_platform_is_built() {
@@ -719,13 +630,22 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
         std::env::var("PATH").unwrap()
     );
     let start = |report: &str| {
-        p.mab(&["run", "--progress", "plain", "--report", report, "other"])
-            .env("PATH", &path)
-            .env("FAKE_STATE", &state)
-            .env("FAKE_LOG", &log)
-            .env("FAKE_SLEEP_AMD64", "0.5")
-            .env("FAKE_SLEEP_ARM64", "0.5")
-            .spawn_captured()
+        // --rebuild: the second run would otherwise find the first's push and build nothing.
+        p.mab(&[
+            "run",
+            "--rebuild",
+            "--progress",
+            "plain",
+            "--report",
+            report,
+            "other",
+        ])
+        .env("PATH", &path)
+        .env("FAKE_STATE", &state)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_SLEEP_AMD64", "0.5")
+        .env("FAKE_SLEEP_ARM64", "0.5")
+        .spawn_captured()
     };
     let (a, b) = (p.path().join("a.json"), p.path().join("b.json"));
     let first = start(a.to_str().unwrap());

@@ -21,6 +21,7 @@ use crate::platform::Platform;
 use crate::progress::{self, Progress};
 use crate::supervise::{Supervisor, When, private_dir};
 
+mod published;
 mod runner;
 pub mod schedule;
 mod verify;
@@ -47,6 +48,9 @@ pub struct Options {
     pub retries: u32,
     /// Show each command as it starts.
     pub verbose: bool,
+    /// Skip the lists whose inputs the registry already holds (not with `--rebuild`; only
+    /// when pushing).
+    pub skip_published: bool,
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
@@ -65,6 +69,8 @@ enum Event {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Built,
+    /// The registry holds an image or list with the same inputs: nothing was built.
+    Unchanged,
     /// Assembled locally and not pushed (`--no-push` or `push = false`).
     Assembled,
     Pushed,
@@ -82,6 +88,7 @@ impl Status {
     pub fn word(&self) -> &'static str {
         match self {
             Self::Built => "built",
+            Self::Unchanged => "unchanged",
             Self::Assembled => "local",
             Self::Pushed => "pushed",
             Self::Failed { .. } => "FAILED",
@@ -105,6 +112,12 @@ pub struct BuildReport {
     pub duration_ms: u64,
     /// The id podman gave the built image.
     pub image_id: Option<String>,
+    /// The input digest ([`crate::inputs`]), when the run computed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
+    /// An unchanged build's image in the registry, `REPO@DIGEST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
     pub log: PathBuf,
     /// The end of the log of a failed build.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +140,9 @@ pub struct ManifestReport {
     pub duration_ms: u64,
     /// Tags pushed and verified.
     pub tags: Vec<TagReport>,
+    /// The marker tag the list was also pushed to, which names its inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<TagReport>,
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
@@ -266,6 +282,63 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     write_ignore_files(plan)?;
     write_dockerfile_copies(plan)?;
 
+    let runner = Runner {
+        workdir: &plan.workdir,
+        supervisor: Supervisor::new(
+            KILL_GRACE,
+            opts.reaper.clone(),
+            Some(state.join("processes").join(&run_id)),
+            secret_values(&plan.secrets),
+        )?,
+        build_timeout: opts.timeout,
+        retries: opts.retries,
+    };
+    let progress_total = |p: &Plan| (p.builds.len() + p.manifests.len()) as u64;
+    let (checked, applied) = if opts.push && opts.skip_published {
+        let checked = published::check(plan, &runner, &run_dir)?;
+        let applied = published::apply(plan, &checked);
+        (Some(checked), Some(applied))
+    } else {
+        (None, None)
+    };
+    let work = applied.as_ref().map_or(plan, |a| &a.plan);
+    let progress = Progress::new(opts.progress, progress_total(work), opts.verbose);
+    if let (Some(checked), Some(applied)) = (&checked, &applied) {
+        progress.note(&published::summary(plan, checked, applied));
+    }
+    let executed = execute(work, opts, &runner, &run_dir, &progress)?;
+    progress.done();
+    let report = Report {
+        run_id,
+        run_dir,
+        interrupted: executed.interrupted,
+        success: executed.success,
+        builds: executed.builds,
+        manifests: executed.manifests,
+    };
+    Ok(match (checked, applied) {
+        (Some(checked), Some(applied)) => published::merge(plan, &checked, &applied, report),
+        _ => report,
+    })
+}
+
+/// How the jobs of a plan ended.
+struct Executed {
+    interrupted: Option<i32>,
+    success: bool,
+    builds: Vec<BuildReport>,
+    manifests: Vec<ManifestReport>,
+}
+
+/// Runs every job of `plan` on the pool, in dependency order, until all have ended or the
+/// run stops.
+fn execute(
+    plan: &Plan,
+    opts: &Options,
+    runner: &Runner,
+    run_dir: &Path,
+    progress: &Progress,
+) -> std::io::Result<Executed> {
     let index: HashMap<&str, usize> = plan
         .builds
         .iter()
@@ -299,6 +372,8 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
             status: Status::NotStarted,
             duration_ms: 0,
             image_id: None,
+            inputs: None,
+            published: None,
             log: run_dir.join(format!("{}.log", b.id)),
             log_tail: None,
         })
@@ -312,13 +387,12 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
             status: Status::NotStarted,
             duration_ms: 0,
             tags: Vec::new(),
+            marker: None,
             log: run_dir.join(format!("{}@manifest.log", m.image)),
             log_tail: None,
         })
         .collect();
 
-    let total = (plan.builds.len() + plan.manifests.len()) as u64;
-    let progress = Progress::new(opts.progress, total, opts.verbose);
     let mut started: HashMap<Job, Instant> = HashMap::new();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -327,17 +401,6 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         .map_err(std::io::Error::other)?;
     let (tx, rx) = mpsc::channel::<Event>();
     let jobs = opts.jobs.max(1);
-    let runner = Runner {
-        plan,
-        supervisor: Supervisor::new(
-            KILL_GRACE,
-            opts.reaper.clone(),
-            Some(state.join("processes").join(&run_id)),
-            secret_values(&plan.secrets),
-        )?,
-        build_timeout: opts.timeout,
-        retries: opts.retries,
-    };
     // Interrupts arrive as events, so the coordinator deals with them like with anything else.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let signal_handle = signals.handle();
@@ -370,20 +433,21 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     pool.in_place_scope(|scope| {
         loop {
             while let Some(job) = scheduler.next(jobs) {
-                say(scheduler.notes(), &progress);
+                say(scheduler.notes(), progress);
                 let (shown, verb, log) = match job {
                     Job::Build(i) => (&plan.builds[i].id, "build", &builds[i].log),
                     Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &manifests[m].log),
                     Job::Push(m) => (&plan.manifests[m].image, "push", &manifests[m].log),
                 };
                 started.insert(job, Instant::now());
+                let first = |argvs: &[Vec<String>]| argvs.first().map(|a| shell_line(a)).unwrap_or_default();
                 let command = match job {
                     Job::Build(i) => shell_line(&plan.builds[i].argv),
-                    Job::Assemble(m) => shell_line(&plan.manifests[m].assemble[0]),
-                    Job::Push(m) => shell_line(&plan.manifests[m].pushes.first().map_or(Vec::new(), |p| p.argv.clone())),
+                    Job::Assemble(m) => first(&plan.manifests[m].assemble),
+                    Job::Push(m) => plan.manifests[m].pushes.first().map(|p| shell_line(&p.argv)).unwrap_or_default(),
                 };
                 progress.start(shown, verb, &command);
-                let (tx, log, runner) = (tx.clone(), log.clone(), &runner);
+                let (tx, log) = (tx.clone(), log.clone());
                 scope.spawn(move |_| {
                     let done = match job {
                         Job::Build(i) => Done::Build(i, runner.build(&plan.builds[i], &log)),
@@ -393,7 +457,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                     let _ = tx.send(Event::Done(done));
                 });
             }
-            say(scheduler.notes(), &progress);
+            say(scheduler.notes(), progress);
             if scheduler.done() {
                 break;
             }
@@ -476,7 +540,13 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
                         Ok(tags) => {
                             let verified = format!("{} tag(s) verified", tags.len());
                             progress.finish(&plan.manifests[m].image, "pushed", elapsed, &verified);
-                            manifests[m].tags = tags;
+                            for (tag, push) in tags.into_iter().zip(&plan.manifests[m].pushes) {
+                                if push.marker {
+                                    manifests[m].marker = Some(tag);
+                                } else {
+                                    manifests[m].tags.push(tag);
+                                }
+                            }
                             Ok(())
                         }
                         Err(f) => {
@@ -490,13 +560,12 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
             }
         }
     });
-    progress.done();
     signal_handle.close();
     let _ = signal_thread.join();
     if interrupted.is_some() {
         // Leave no half-assembled local list behind.
         for (m, man) in plan.manifests.iter().enumerate() {
-            if started.contains_key(&Job::Assemble(m)) {
+            if started.contains_key(&Job::Assemble(m)) && !man.remove_stale.is_empty() {
                 let log = &manifests[m].log;
                 let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
             }
@@ -509,9 +578,7 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     for (report, status) in manifests.iter_mut().zip(manifest_status) {
         report.status = status;
     }
-    Ok(Report {
-        run_id,
-        run_dir,
+    Ok(Executed {
         interrupted,
         success,
         builds,
@@ -589,6 +656,14 @@ mod tests {
             heredocs: false,
             dockerfile: None,
             ignorefile: None,
+            inputs: crate::plan::Inputs {
+                context: ".".into(),
+                dockerfile: "Dockerfile".into(),
+                dirs: Vec::new(),
+                bases: Vec::new(),
+                per_run_labels: Vec::new(),
+                labels: Vec::new(),
+            },
         };
         assert_eq!(cost(&build("linux/arm64", &["linux/arm64"]), &host), 5);
         assert_eq!(cost(&build("linux/amd64", &["linux/amd64"]), &host), 1);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, Manifest, Plan, shell_line};
+use crate::plan::{Build, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
 use super::TagReport;
@@ -75,6 +75,21 @@ pub(super) fn error_line(output: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// Whether a failed registry read's own output says the reference does not exist.
+pub(super) fn not_found(attempt: &str) -> bool {
+    let line = error_line(attempt).to_ascii_lowercase();
+    [
+        "manifest unknown",
+        "name unknown",
+        "not found",
+        "no such image",
+        "image not known",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
+        || has_word(&line, "404")
+}
+
 /// Whether a failed registry command's own output says another try may succeed.
 pub(super) fn transient(attempt: &str) -> bool {
     let line = error_line(attempt).to_ascii_lowercase();
@@ -110,7 +125,8 @@ pub(super) fn transient(attempt: &str) -> bool {
 
 /// What every job runs with: the plan, the running processes, and the build timeout.
 pub(super) struct Runner<'a> {
-    pub(super) plan: &'a Plan,
+    /// Where commands run; the plan's paths are relative to it.
+    pub(super) workdir: &'a Path,
     pub(super) supervisor: Supervisor,
     pub(super) build_timeout: Option<Duration>,
     /// Retries of a push or registry read after a transient failure.
@@ -158,7 +174,7 @@ impl Runner<'_> {
         writeln!(file, "$ {}", shell_line(argv)).map_err(cannot_write)?;
         drop(file);
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).current_dir(&self.plan.workdir);
+        cmd.args(&argv[1..]).current_dir(self.workdir);
         let outcome = match self.supervisor.run(cmd, log, capture, timeout, when) {
             Ok(o) => o,
             Err(Refused::Cancelled) => {
@@ -208,14 +224,16 @@ impl Runner<'_> {
 
     pub(super) fn build(&self, b: &Build, log: &Path) -> Result<String, Failure> {
         self.command(&b.argv, log, false, self.build_timeout, When::Normal)?;
-        let iid = std::fs::read_to_string(self.plan.workdir.join(&b.iidfile))
+        let iid = std::fs::read_to_string(self.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
         Ok(iid.trim().to_string())
     }
 
     pub(super) fn assemble(&self, m: &Manifest, log: &Path) -> Result<(), Failure> {
         // Fails when no earlier list exists, which is the usual case.
-        let _ = self.logged(&m.remove_stale, log);
+        if !m.remove_stale.is_empty() {
+            let _ = self.logged(&m.remove_stale, log);
+        }
         m.assemble
             .iter()
             .try_for_each(|argv| self.logged(argv, log))
@@ -259,6 +277,16 @@ impl Runner<'_> {
         unreachable!("the loop returns")
     }
 
+    /// Reads `argv`'s output (a registry read), retrying transient failures; `None` when the
+    /// registry says the reference does not exist.
+    pub(super) fn read(&self, argv: &[String], log: &Path) -> Result<Option<Vec<u8>>, Failure> {
+        match self.retrying(log, || self.command(argv, log, true, None, When::Normal)) {
+            Ok(raw) => Ok(Some(raw)),
+            Err(f) if f.attempt.as_deref().is_some_and(not_found) => Ok(None),
+            Err(f) => Err(f),
+        }
+    }
+
     pub(super) fn push(&self, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
         let mut tags = Vec::with_capacity(m.pushes.len());
         for p in &m.pushes {
@@ -272,7 +300,7 @@ impl Runner<'_> {
                     ..f
                 })?;
             let pushed =
-                std::fs::read_to_string(self.plan.workdir.join(&p.digestfile)).map_err(|e| {
+                std::fs::read_to_string(self.workdir.join(&p.digestfile)).map_err(|e| {
                     Failure::new(format!(
                         "podman wrote no digest for {} to {}: {e}",
                         p.tag, p.digestfile

@@ -111,6 +111,11 @@ impl Scheduler {
         }
         let priority = priorities(&shape.costs, &dependents);
         let waiting: Vec<usize> = shape.depends_on.iter().map(Vec::len).collect();
+        // A list with no builds of this run (an unchanged one that gets new tags) goes first.
+        let manifest_jobs = (0..shape.manifest_builds.len())
+            .filter(|&m| shape.manifest_builds[m].is_empty())
+            .map(Job::Assemble)
+            .collect();
         let ready = (0..n)
             .filter(|&i| waiting[i] == 0)
             .map(|i| (priority[i], Reverse(i)))
@@ -126,7 +131,7 @@ impl Scheduler {
             builds: vec![Status::NotStarted; n],
             ids: shape.ids,
             ready,
-            manifest_jobs: VecDeque::new(),
+            manifest_jobs,
             deferred: Vec::new(),
             running: 0,
             stopping: false,

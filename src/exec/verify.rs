@@ -1,8 +1,30 @@
 //! Reading a pushed index back: its digest and its platforms must be the plan's.
 
+use oci_spec::image::Descriptor;
 use sha2::{Digest, Sha256};
 
 use crate::platform::Platform;
+
+/// The entries of an index, each with its platform.
+pub(super) fn entries(raw: &[u8]) -> Result<Vec<(Platform, Descriptor)>, String> {
+    let index = oci_spec::image::ImageIndex::from_reader(raw)
+        .map_err(|e| format!("the registry did not return an image index: {e}"))?;
+    let mut listed = Vec::with_capacity(index.manifests().len());
+    for m in index.manifests() {
+        let Some(p) = m.platform() else {
+            return Err(format!("the index lists {} without a platform", m.digest()));
+        };
+        let written = match p.variant().as_deref() {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os(), p.architecture()),
+            _ => format!("{}/{}", p.os(), p.architecture()),
+        };
+        let platform: Platform = written
+            .parse()
+            .map_err(|e| format!("the index lists platform `{written}`: {e}"))?;
+        listed.push((platform, m.clone()));
+    }
+    Ok(listed)
+}
 
 /// Checks an index read back from the registry: its digest is the one pushed, and it lists
 /// exactly the planned platforms, compared as platforms (`arm64` with variant `v8` is `arm64`).
@@ -13,25 +35,7 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
             "the registry serves {digest}, but {pushed_digest} was pushed"
         ));
     }
-    let index = oci_spec::image::ImageIndex::from_reader(raw)
-        .map_err(|e| format!("the registry did not return an image index: {e}"))?;
-    let mut listed = Vec::with_capacity(index.manifests().len());
-    for m in index.manifests() {
-        let Some(p) = m.platform() else {
-            return Err(format!(
-                "the pushed index lists {} without a platform",
-                m.digest()
-            ));
-        };
-        let written = match p.variant().as_deref() {
-            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os(), p.architecture()),
-            _ => format!("{}/{}", p.os(), p.architecture()),
-        };
-        let platform: Platform = written
-            .parse()
-            .map_err(|e| format!("the pushed index lists platform `{written}`: {e}"))?;
-        listed.push(platform);
-    }
+    let mut listed: Vec<Platform> = entries(raw)?.into_iter().map(|(p, _)| p).collect();
     let mut wanted = planned.to_vec();
     listed.sort();
     wanted.sort();

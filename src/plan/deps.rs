@@ -56,6 +56,9 @@ pub(super) struct Needs {
     /// The instance's labels as one instruction, and where it goes at the end of the built
     /// stage; none without labels, or when a copy of the Dockerfile cannot carry them.
     pub label: Option<LabelAt>,
+    /// Images it reads from outside the config (`FROM debian:12`), with the platform each is
+    /// read on: their digests are inputs of the build.
+    pub bases: Vec<(String, Platform)>,
 }
 
 /// Where a `LABEL` instruction goes in a build's Dockerfile: a byte offset at a line's start,
@@ -272,9 +275,17 @@ impl<'a> Index<'a> {
             })
             .map_err(|e| self.eval_error(inst, spec, e))?;
         let mut found = Vec::new();
+        let mut bases: Vec<(String, Platform)> = Vec::new();
         for read in reads.reads {
-            found.extend(self.found_of(i, spec, read, warnings)?);
+            let external =
+                (!read.context).then(|| (read.resolved.to_string(), read.platform.clone()));
+            match self.found_of(i, spec, read, warnings)? {
+                Some(f) => found.push(f),
+                None => bases.extend(external),
+            }
         }
+        bases.sort();
+        bases.dedup();
         let needs = Needs {
             edges: Vec::new(),
             added_args,
@@ -289,6 +300,7 @@ impl<'a> Index<'a> {
                     instruction: instruction.to_string(),
                 })
             }),
+            bases,
         };
         Ok((found, needs))
     }

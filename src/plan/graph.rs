@@ -351,6 +351,7 @@ impl<'a> Graph<'a> {
         Plan {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
+            registries_conf: self.config.env.registries_conf.clone(),
             timeout_secs: self.config.builder.timeout_secs,
             retries: self.config.builder.retries,
             files: self

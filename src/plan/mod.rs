@@ -13,6 +13,7 @@
 mod deps;
 mod graph;
 mod render;
+pub use render::{registry_of, retag_argv, verify_argv};
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +42,9 @@ pub struct Plan {
     pub version: u32,
     /// The podman program and its global options, as every command below starts.
     pub podman: Vec<String>,
+    /// The registries.conf that skopeo is told of (it ignores `CONTAINERS_REGISTRIES_CONF`).
+    #[serde(skip)]
+    pub registries_conf: Option<std::ffi::OsString>,
     /// Seconds a build may run (`[builder] timeout`), if limited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
@@ -130,6 +134,41 @@ pub struct Build {
     /// For a context that holds the run's state directory: the ignore file `argv` names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignorefile: Option<IgnoreFile>,
+    /// What decides its image besides `argv`, hashed by `mab run` into its input digest.
+    pub inputs: Inputs,
+}
+
+/// What a build's input digest is made of, besides its command line (less the per-run
+/// `--timestamp` and labels): the files podman reads and the images from outside the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inputs {
+    /// The build context, relative to the workdir: every file its ignore file lets in (the
+    /// one `argv` names, else the Dockerfile's own, else the context's).
+    pub context: PathBuf,
+    /// The Dockerfile as written (the labeled copy is made from it).
+    pub dockerfile: PathBuf,
+    /// Named contexts that are directories.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<PathBuf>,
+    /// Images read from outside the run, by the digest podman would use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<Base>,
+    /// Labels that change with every commit (mab's revision, created and version): not inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_run_labels: Vec<String>,
+    /// The labels of the labeled copy that are inputs, as `KEY=VALUE`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// An image a build reads from outside the run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Base {
+    pub reference: String,
+    pub platform: Platform,
+    /// Its registry is reached over plain HTTP or with an unverified certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 impl Build {
@@ -213,6 +252,9 @@ pub struct Manifest {
     pub push: bool,
     /// The builds whose images the list holds.
     pub depends_on: Vec<String>,
+    /// Its registry is reached over plain HTTP or with an unverified certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
     /// The local manifest list that is assembled and pushed.
     pub list: String,
     /// Removes a list of the same name left by an earlier run; fails when there is none.
@@ -231,6 +273,9 @@ pub struct Push {
     pub digestfile: String,
     /// Reads the index back from the registry, to check it.
     pub verify: Vec<String>,
+    /// A marker tag (`mab-inputs-HEX`, pushed last), not a release tag.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub marker: bool,
 }
 
 /// Where a run keeps the files podman writes for it, relative to the workdir.

@@ -13,13 +13,22 @@ use crate::reference::ImageRef;
 use super::deps::Redirect;
 use super::graph::Graph;
 use super::{
-    Build, IgnoreFile, LOCAL_PREFIX, LabeledDockerfile, Manifest, Push, STATE_DIR, build_id,
-    local_image,
+    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Push, STATE_DIR,
+    build_id, local_image,
 };
 
+/// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
+/// `debian:12`, `localhost` for `localhost/x`).
+pub fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
 /// `skopeo inspect --raw` of `reference`, the way pushes reach its registry.
-fn verify_argv(
-    reference: &ImageRef,
+pub fn verify_argv(
+    reference: &dyn std::fmt::Display,
     insecure: bool,
     registries_conf: Option<&OsStr>,
 ) -> Vec<String> {
@@ -35,6 +44,29 @@ fn verify_argv(
         ]);
     }
     argv.push(format!("docker://{reference}"));
+    argv
+}
+
+/// `skopeo copy` of the index `from` (`REPO@DIGEST`) to tag `to` in the same repository, byte
+/// for byte, so that the tag names the same digest; writes the digest to `digestfile`.
+pub fn retag_argv(from: &str, to: &ImageRef, insecure: bool, digestfile: &str) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "skopeo",
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--digestfile",
+        digestfile,
+    ]
+    .map(String::from)
+    .to_vec();
+    if insecure {
+        argv.extend([
+            "--src-tls-verify=false".into(),
+            "--dest-tls-verify=false".into(),
+        ]);
+    }
+    argv.extend([format!("docker://{from}"), format!("docker://{to}")]);
     argv
 }
 
@@ -84,7 +116,8 @@ impl Graph<'_> {
                     tag: tag.clone(),
                     argv,
                     digestfile,
-                    verify: verify_argv(tag, insecure, self.config.env.registries_conf.as_deref()),
+                    verify: verify_argv(&tag, insecure, self.config.env.registries_conf.as_deref()),
+                    marker: false,
                 }
             })
             .collect();
@@ -93,6 +126,7 @@ impl Graph<'_> {
             repository: inst.repository.clone(),
             tags: inst.tags.clone(),
             depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
+            insecure,
             platforms,
             push: inst.push,
             list,
@@ -134,6 +168,7 @@ impl Graph<'_> {
         args.extend(needs.added_args.iter().cloned());
         let mut contexts = BTreeMap::new();
         let mut depends_on = Vec::new();
+        let mut bases: Vec<(String, Platform)> = needs.bases.clone();
         for edge in &needs.edges {
             let dep = &self.instances[edge.dep];
             let dep_platform = &dep.builds[edge.dep_build].platform;
@@ -146,6 +181,16 @@ impl Graph<'_> {
                 None
             };
             let published = || dep.tags.first().map(ToString::to_string);
+            if image.is_none() {
+                // Read from the registry: as much an input as any base image.
+                for r in &edge.redirects {
+                    let read = match r {
+                        Redirect::Reference(reference) => Some(reference.clone()),
+                        Redirect::Named(_) | Redirect::Arg { .. } => published(),
+                    };
+                    bases.extend(read.map(|r| (r, dep_platform.clone())));
+                }
+            }
             for r in &edge.redirects {
                 match r {
                     Redirect::Reference(reference) => {
@@ -168,14 +213,26 @@ impl Graph<'_> {
                 }
             }
         }
+        let mut dirs = Vec::new();
         for (name, context) in &spec.contexts {
             let to = match context {
                 NamedContext::Image { .. } => continue,
-                NamedContext::Remote(to) => to.clone(),
-                NamedContext::Dir(dir) => dir.display().to_string(),
+                NamedContext::Remote(to) => {
+                    let image = ["docker-image://", "container-image://"]
+                        .iter()
+                        .find_map(|scheme| to.strip_prefix(scheme));
+                    bases.extend(image.map(|r| (r.to_string(), p.clone())));
+                    to.clone()
+                }
+                NamedContext::Dir(dir) => {
+                    dirs.push(dir.clone());
+                    dir.display().to_string()
+                }
             };
             contexts.insert(name.clone(), to);
         }
+        bases.sort();
+        bases.dedup();
         depends_on.sort();
         let local = local_image(&inst.name, p);
         let id = build_id(&inst.name, p);
@@ -200,6 +257,20 @@ impl Graph<'_> {
             None => argv.push(def.dockerfile.display().to_string()),
         }
         argv.extend(["--tag".into(), local.clone()]);
+        // A base that moved in its registry is used, as its digest in the inputs says; podman
+        // falls back to the local copy when the registry cannot be reached.
+        if bases
+            .iter()
+            .any(|(r, _)| registry_of(r) != "localhost" && !r.contains('@'))
+        {
+            argv.push("--pull=newer".into());
+        }
+        if bases
+            .iter()
+            .any(|(r, _)| self.config.insecure(registry_of(r)))
+        {
+            argv.push("--tls-verify=false".into());
+        }
         if let Some(epoch) = inst.source_date_epoch {
             argv.extend(["--timestamp".into(), epoch.to_string()]);
         }
@@ -230,7 +301,31 @@ impl Graph<'_> {
             argv.extend(["--ignorefile".into(), f.path.clone()]);
         }
         argv.push(def.context.display().to_string());
+        let inputs = Inputs {
+            context: def.context.clone(),
+            dockerfile: def.dockerfile.clone(),
+            dirs,
+            bases: bases
+                .into_iter()
+                .map(|(reference, platform)| Base {
+                    insecure: self.config.insecure(registry_of(&reference)),
+                    reference,
+                    platform,
+                })
+                .collect(),
+            per_run_labels: inst.per_run_labels.clone(),
+            labels: match &labeled {
+                Some(_) => inst
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| !inst.per_run_labels.contains(k))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                None => Vec::new(),
+            },
+        };
         Build {
+            inputs,
             ignorefile,
             id,
             iidfile,

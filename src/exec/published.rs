@@ -1,0 +1,501 @@
+//! What the registry already holds: before a run builds anything, each base image is resolved
+//! to a digest, every build's input digest is computed ([`crate::inputs`]), and each pushed list
+//! is looked up under its marker tag (`mab-inputs-HEX`). A list found there with the same input
+//! digest on every platform is unchanged: its builds do not run, its tags that do not point at
+//! it yet are added, and its dependents read its images from the registry by digest.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::inputs::{self, ANNOTATION, Digests, Resolved};
+use crate::plan::{Base, Manifest, Plan, Push, STATE_DIR, registry_of, retag_argv, verify_argv};
+use crate::reference::{ImageRef, Tag};
+
+use super::runner::{Failure, Runner, error_line};
+use super::verify::entries;
+
+/// A list whose inputs the registry holds.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The digest of the index.
+    pub index: String,
+    /// Per build of the list (in its `depends_on` order): the image's digest in the index.
+    pub images: Vec<String>,
+    /// Per tag of the list: whether it already points at the index.
+    pub in_place: Vec<bool>,
+}
+
+/// What a run does with a list.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// It is built: nothing published has its inputs, or it is not pushed. The reason, when
+    /// the registry could not tell.
+    Build(Option<String>),
+    Unchanged(Published),
+}
+
+/// Everything the registry said, with the input digests.
+pub struct Checked {
+    pub digests: Digests,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Registry reads at once: they wait on the network, not on the CPU.
+const READERS: usize = 8;
+
+/// The digest podman builds on for `base` (its `--pull=newer`): the registry's, else the local
+/// copy's; `localhost/` images and digests as they are.
+fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<String, String> {
+    if let Some((_, digest)) = base.reference.split_once('@') {
+        return Ok(digest.to_string());
+    }
+    let podman = |args: &[&str]| -> Vec<String> {
+        plan.podman
+            .iter()
+            .cloned()
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect()
+    };
+    let mut why = String::new();
+    if registry_of(&base.reference) != "localhost" {
+        let argv = verify_argv(
+            &base.reference,
+            base.insecure,
+            plan.registries_conf.as_deref(),
+        );
+        match runner.read(&argv, log) {
+            Ok(Some(raw)) => return Ok(inputs::digest_of(&raw)),
+            Ok(None) => why = "not in its registry".into(),
+            Err(f) => why = attempt_reason(&f),
+        }
+    }
+    // A local list (all its platforms), else a local image.
+    let list = podman(&["manifest", "inspect", &base.reference]);
+    if let Ok(Some(raw)) = runner.read(&list, log) {
+        return Ok(inputs::digest_of(&raw));
+    }
+    let image = podman(&["image", "inspect", "--format", "{{.Id}}", &base.reference]);
+    match runner.read(&image, log) {
+        Ok(Some(id)) => Ok(format!("id:{}", String::from_utf8_lossy(&id).trim())),
+        _ if why.is_empty() => Err("not in local storage".into()),
+        _ => Err(format!("{why}, and not in local storage")),
+    }
+}
+
+fn attempt_reason(f: &Failure) -> String {
+    f.attempt
+        .as_deref()
+        .map(error_line)
+        .filter(|l| !l.is_empty())
+        .unwrap_or(&f.reason)
+        .to_string()
+}
+
+/// Reads what the registry holds for each of the plan's lists, and the input digests.
+pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Result<Checked> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(READERS)
+        .build()
+        .map_err(std::io::Error::other)?;
+    let mut bases: Vec<&Base> = plan.builds.iter().flat_map(|b| &b.inputs.bases).collect();
+    bases.sort();
+    bases.dedup();
+    let resolved: Resolved = pool.install(|| {
+        bases
+            .par_iter()
+            .enumerate()
+            .map(|(n, base)| {
+                let log = logs.join(format!("base-{n}.log"));
+                ((*base).clone(), resolve(plan, runner, base, &log))
+            })
+            .collect()
+    });
+    let digests = inputs::digests(plan, &resolved)?;
+    let index: std::collections::HashMap<&str, usize> = plan
+        .builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.id.as_str(), i))
+        .collect();
+    let verdicts = pool.install(|| {
+        plan.manifests
+            .par_iter()
+            .enumerate()
+            .map(|(m, man)| {
+                let builds: Vec<usize> =
+                    man.depends_on.iter().map(|id| index[id.as_str()]).collect();
+                let unresolved = builds.iter().find_map(|&b| {
+                    plan.builds[b]
+                        .inputs
+                        .bases
+                        .iter()
+                        .find_map(|base| match &resolved[base] {
+                            Err(e) => Some(format!(
+                                "base image {} cannot be resolved: {e}",
+                                base.reference
+                            )),
+                            Ok(_) => None,
+                        })
+                });
+                if let Some(why) = unresolved {
+                    return Verdict::Build(Some(why));
+                }
+                let log = logs.join(format!("{}@published.log", man.image));
+                let wanted: Vec<&str> =
+                    builds.iter().map(|&b| digests.builds[b].as_str()).collect();
+                lookup(
+                    plan,
+                    runner,
+                    man,
+                    &digests.manifests[m],
+                    &builds,
+                    &wanted,
+                    &log,
+                )
+            })
+            .collect()
+    });
+    Ok(Checked { digests, verdicts })
+}
+
+/// Looks list `man` up under its marker tag; `wanted` are its builds' input digests.
+fn lookup(
+    plan: &Plan,
+    runner: &Runner,
+    man: &Manifest,
+    inputs_digest: &str,
+    builds: &[usize],
+    wanted: &[&str],
+    log: &Path,
+) -> Verdict {
+    let conf = plan.registries_conf.as_deref();
+    let Ok(tag) = inputs::marker_tag(inputs_digest).parse::<Tag>() else {
+        return Verdict::Build(None);
+    };
+    let marker = ImageRef {
+        repository: man.repository.clone(),
+        tag,
+    };
+    let raw = match runner.read(&verify_argv(&marker, man.insecure, conf), log) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return Verdict::Build(None),
+        Err(f) => {
+            return Verdict::Build(Some(format!(
+                "cannot read {marker}: {}",
+                attempt_reason(&f)
+            )));
+        }
+    };
+    let index = inputs::digest_of(&raw);
+    let listed = match entries(&raw) {
+        Ok(listed) => listed,
+        Err(e) => return Verdict::Build(Some(format!("{marker}: {e}"))),
+    };
+    let mut images = Vec::with_capacity(builds.len());
+    for (&b, want) in builds.iter().zip(wanted) {
+        let platform = &plan.builds[b].platform;
+        let found = listed.iter().find(|(p, d)| {
+            p == platform
+                && d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(ANNOTATION))
+                    .is_some_and(|v| v == want)
+        });
+        match found {
+            Some((_, d)) => images.push(d.digest().to_string()),
+            None => {
+                return Verdict::Build(Some(format!(
+                    "{marker} holds no {platform} image with these inputs"
+                )));
+            }
+        }
+    }
+    let in_place = man
+        .tags
+        .iter()
+        .map(|t| {
+            matches!(runner.read(&verify_argv(t, man.insecure, conf), log),
+                Ok(Some(raw)) if inputs::digest_of(&raw) == index)
+        })
+        .collect();
+    Verdict::Unchanged(Published {
+        index,
+        images,
+        in_place,
+    })
+}
+
+/// The plan a run executes after [`check`]: unchanged builds left out, their dependents
+/// pointed at the published images by digest, each list annotated with its builds' input
+/// digests and also pushed to its marker tag; an unchanged list only gets its missing tags.
+pub struct Applied {
+    pub plan: Plan,
+    /// Per build of the original plan: its index in `plan`, or none when unchanged.
+    pub builds: Vec<Option<usize>>,
+    /// Per list of the original plan: its index in `plan`, or none when there is nothing to do.
+    pub manifests: Vec<Option<usize>>,
+}
+
+pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
+    let index: std::collections::HashMap<&str, usize> = plan
+        .builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.id.as_str(), i))
+        .collect();
+    // Per build: the published image (`REPO@DIGEST`) when its list is unchanged, and whether
+    // its registry is insecure.
+    let mut published: Vec<Option<(String, bool)>> = vec![None; plan.builds.len()];
+    for (man, verdict) in plan.manifests.iter().zip(&checked.verdicts) {
+        if let Verdict::Unchanged(p) = verdict {
+            for (id, digest) in man.depends_on.iter().zip(&p.images) {
+                published[index[id.as_str()]] =
+                    Some((format!("{}@{digest}", man.repository), man.insecure));
+            }
+        }
+    }
+    let mut builds = Vec::with_capacity(plan.builds.len());
+    let mut kept = Vec::new();
+    for (i, b) in plan.builds.iter().enumerate() {
+        if published[i].is_some() {
+            builds.push(None);
+            continue;
+        }
+        let mut b = b.clone();
+        for dep in std::mem::take(&mut b.depends_on) {
+            let d = index[dep.as_str()];
+            match &published[d] {
+                None => b.depends_on.push(dep),
+                Some((image, insecure)) => {
+                    let local = &plan.builds[d].local_image;
+                    if *insecure && !b.argv.iter().any(|a| a == "--tls-verify=false") {
+                        // Before the context directory, which ends the command.
+                        let at = b.argv.len() - 1;
+                        b.argv.insert(at, "--tls-verify=false".into());
+                    }
+                    for a in &mut b.argv {
+                        if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
+                            *a = format!("{name}=docker-image://{image}");
+                        } else if let Some(name) = a.strip_suffix(&format!("={local}")) {
+                            *a = format!("{name}={image}");
+                        }
+                    }
+                }
+            }
+        }
+        builds.push(Some(kept.len()));
+        kept.push(b);
+    }
+    let mut manifests = Vec::with_capacity(plan.manifests.len());
+    let mut lists = Vec::new();
+    for (m, (man, verdict)) in plan.manifests.iter().zip(&checked.verdicts).enumerate() {
+        let list = match verdict {
+            Verdict::Build(_) => Some(annotated(man, &checked.digests, &index, m)),
+            Verdict::Unchanged(p) => retagged(plan, man, p),
+        };
+        manifests.push(list.map(|l| {
+            lists.push(l);
+            lists.len() - 1
+        }));
+    }
+    Applied {
+        plan: Plan {
+            builds: kept,
+            manifests: lists,
+            ..plan.clone()
+        },
+        builds,
+        manifests,
+    }
+}
+
+/// List `man` with each image annotated with its build's input digest, and a last push to its
+/// marker tag (last, so that a marker names only a list whose tags were all pushed).
+fn annotated(
+    man: &Manifest,
+    digests: &Digests,
+    index: &std::collections::HashMap<&str, usize>,
+    m: usize,
+) -> Manifest {
+    let mut man = man.clone();
+    // `create`, then one `add` per build in `depends_on` order.
+    for (add, id) in man.assemble.iter_mut().skip(1).zip(&man.depends_on) {
+        let at = add.len() - 2;
+        let note = format!("{ANNOTATION}={}", digests.builds[index[id.as_str()]]);
+        add.splice(at..at, ["--annotation".to_string(), note]);
+    }
+    let marker = inputs::marker_tag(&digests.manifests[m]).parse::<Tag>();
+    if let (true, Ok(tag), Some(first)) = (man.push, marker, man.pushes.first()) {
+        let tag = ImageRef {
+            repository: man.repository.clone(),
+            tag,
+        };
+        let digestfile = format!("{STATE_DIR}/digest/{}@marker", man.image);
+        let mut argv = first.argv.clone();
+        if let Some(at) = argv.iter().position(|a| a == "--digestfile") {
+            argv[at + 1] = digestfile.clone();
+        }
+        *argv.last_mut().expect("a push names its destination") = format!("docker://{tag}");
+        let mut verify = first.verify.clone();
+        *verify.last_mut().expect("a read names its reference") = format!("docker://{tag}");
+        man.pushes.push(Push {
+            tag,
+            argv,
+            digestfile,
+            verify,
+            marker: true,
+        });
+    }
+    man
+}
+
+/// What is left to do for an unchanged list: its tags that do not point at the index yet.
+fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
+    let from = format!("{}@{}", man.repository, p.index);
+    let pushes: Vec<Push> = man
+        .tags
+        .iter()
+        .zip(&p.in_place)
+        .filter(|(_, in_place)| !**in_place)
+        .map(|(tag, _)| {
+            let digestfile = format!("{STATE_DIR}/digest/{}@{}", man.image, tag.tag);
+            Push {
+                argv: retag_argv(&from, tag, man.insecure, &digestfile),
+                verify: verify_argv(tag, man.insecure, plan.registries_conf.as_deref()),
+                tag: tag.clone(),
+                digestfile,
+                marker: false,
+            }
+        })
+        .collect();
+    (!pushes.is_empty()).then(|| Manifest {
+        depends_on: Vec::new(),
+        remove_stale: Vec::new(),
+        assemble: Vec::new(),
+        pushes,
+        ..man.clone()
+    })
+}
+
+/// What the registry check found, for the progress display: one line, then one per list the
+/// registry could not tell about.
+pub fn summary(plan: &Plan, checked: &Checked, applied: &Applied) -> String {
+    let unchanged = checked
+        .verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Unchanged(_)))
+        .count();
+    let retag = applied
+        .manifests
+        .iter()
+        .zip(&checked.verdicts)
+        .filter(|(n, v)| n.is_some() && matches!(v, Verdict::Unchanged(_)))
+        .count();
+    let d = &checked.digests;
+    let mut out = format!(
+        "unchanged {unchanged} of {} image(s), {} of {} build(s) (the registry holds their inputs{}); {} file(s) hashed, {} read",
+        plan.manifests.len(),
+        plan.builds.len() - applied.plan.builds.len(),
+        plan.builds.len(),
+        if retag > 0 {
+            format!("; {retag} get new tags")
+        } else {
+            String::new()
+        },
+        d.files,
+        d.files_read
+    );
+    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
+        if let Verdict::Build(Some(why)) = v {
+            out.push_str(&format!("\n{}: built, as {why}", man.image));
+        }
+    }
+    out
+}
+
+/// The report of a run of [`Applied::plan`] as a report of the whole plan: the builds and
+/// lists left out are unchanged, with the registry's digests.
+pub(super) fn merge(
+    plan: &Plan,
+    checked: &Checked,
+    applied: &Applied,
+    mut report: super::Report,
+) -> super::Report {
+    use super::{BuildReport, ManifestReport, Status, TagReport};
+    let mut published: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
+        if let Verdict::Unchanged(p) = v {
+            for (id, digest) in man.depends_on.iter().zip(&p.images) {
+                published.insert(id, format!("{}@{digest}", man.repository));
+            }
+        }
+    }
+    let mut ran: Vec<Option<BuildReport>> = report.builds.into_iter().map(Some).collect();
+    report.builds = plan
+        .builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut r = match applied.builds[i] {
+                Some(n) => ran[n].take().expect("each build reported once"),
+                None => BuildReport {
+                    id: b.id.clone(),
+                    image: b.image.clone(),
+                    platform: b.platform.clone(),
+                    status: Status::Unchanged,
+                    duration_ms: 0,
+                    image_id: None,
+                    inputs: None,
+                    published: published.get(b.id.as_str()).cloned(),
+                    log: report.run_dir.join(format!("{}.log", b.id)),
+                    log_tail: None,
+                },
+            };
+            r.inputs = Some(checked.digests.builds[i].clone());
+            r
+        })
+        .collect();
+    let mut ran: Vec<Option<ManifestReport>> = report.manifests.into_iter().map(Some).collect();
+    report.manifests = plan
+        .manifests
+        .iter()
+        .enumerate()
+        .map(|(m, man)| {
+            let ran = applied.manifests[m].and_then(|n| ran[n].take());
+            let Verdict::Unchanged(p) = &checked.verdicts[m] else {
+                return ran.expect("a list that is built is reported");
+            };
+            let in_place = man
+                .tags
+                .iter()
+                .zip(&p.in_place)
+                .filter(|(_, ok)| **ok)
+                .map(|(t, _)| TagReport {
+                    reference: t.to_string(),
+                    digest: p.index.clone(),
+                });
+            match ran {
+                // New tags: unchanged once they are all in place.
+                Some(mut r) => {
+                    if r.status == Status::Pushed {
+                        r.status = Status::Unchanged;
+                        r.tags.extend(in_place);
+                    }
+                    r
+                }
+                None => ManifestReport {
+                    image: man.image.clone(),
+                    list: man.list.clone(),
+                    status: Status::Unchanged,
+                    duration_ms: 0,
+                    tags: in_place.collect(),
+                    marker: None,
+                    log: report.run_dir.join(format!("{}@manifest.log", man.image)),
+                    log_tail: None,
+                },
+            }
+        })
+        .collect();
+    report
+}

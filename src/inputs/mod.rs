@@ -1,0 +1,245 @@
+//! Input digests: one per build, of everything that decides its image (the context files its
+//! ignore file lets in, the Dockerfile, its command line less what changes on every run, the
+//! digests of the images it reads from outside the run and the input digests of the builds it
+//! reads), and one per manifest list, of its builds'. A run skips what the registry already
+//! holds with the same input digest ([`crate::exec`]).
+//!
+//! The git `revision`/`created`/`version` labels and `--timestamp` are not inputs: an image
+//! that did not change keeps those of the build that made it.
+
+mod cache;
+pub mod patterns;
+mod tree;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::plan::{Base, Build, Plan, STATE_DIR};
+
+pub use cache::Cache;
+use patterns::Patterns;
+
+/// The annotation on each entry of a pushed index that holds its build's input digest.
+pub const ANNOTATION: &str = "dev.mab.inputs";
+
+/// Where a list is also pushed, so that a later run finds it by its inputs: `mab-inputs-HEX`.
+pub fn marker_tag(manifest_digest: &str) -> String {
+    format!(
+        "mab-inputs-{}",
+        manifest_digest.trim_start_matches("sha256:")
+    )
+}
+
+/// Where the file digests of earlier runs are kept, under the workdir.
+pub fn cache_path(workdir: &Path) -> PathBuf {
+    workdir.join(STATE_DIR).join("hash-cache")
+}
+
+/// The input digests of a plan's builds and lists, in plan order (`sha256:HEX`).
+#[derive(Debug, Clone)]
+pub struct Digests {
+    pub builds: Vec<String>,
+    pub manifests: Vec<String>,
+    /// Files in the contexts, and how many of them were read (not in the cache).
+    pub files: usize,
+    pub files_read: usize,
+}
+
+/// What a base image resolved to: its digest, or why there is none.
+pub type Resolved = HashMap<Base, Result<String, String>>;
+
+fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// The digest of content, as registries name it.
+pub fn digest_of(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
+}
+
+/// The ignore file podman applies to a build's context: the one `argv` names (the state
+/// directory left out), else the Dockerfile's own, else the context's.
+fn ignore_text(workdir: &Path, build: &Build) -> std::io::Result<String> {
+    let read = |p: &Path| std::fs::read_to_string(workdir.join(p));
+    if let Some(f) = &build.ignorefile {
+        let base = match &f.base {
+            Some(p) => read(p)?,
+            None => String::new(),
+        };
+        return Ok(f.text(&base));
+    }
+    let dockerfile = workdir.join(&build.inputs.dockerfile);
+    let own = [".containerignore", ".dockerignore"]
+        .iter()
+        .find_map(|ext| {
+            let mut p = dockerfile.as_os_str().to_owned();
+            p.push(ext);
+            Some(PathBuf::from(p)).filter(|p| p.is_file())
+        });
+    match own
+        .or_else(|| crate::dockerfile::context_ignore_file(&workdir.join(&build.inputs.context)))
+    {
+        Some(p) => std::fs::read_to_string(p),
+        None => Ok(String::new()),
+    }
+}
+
+/// A build's command line without what changes on every run or is hashed apart: the podman
+/// prefix, `--iidfile`, `--file` (the Dockerfile's content is hashed), `--ignorefile` (its
+/// patterns decide the context's digest), `--timestamp` and the per-run labels.
+fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut args = build
+        .argv
+        .iter()
+        .skip(plan.podman.len())
+        .map(String::as_str);
+    while let Some(a) = args.next() {
+        match a {
+            "--iidfile" | "--file" | "--ignorefile" | "--timestamp" => {
+                args.next();
+            }
+            "--label" => {
+                let Some(label) = args.next() else { break };
+                let key = label.split_once('=').map_or(label, |(k, _)| k);
+                if !build.inputs.per_run_labels.iter().any(|p| p == key) {
+                    out.extend(["--label", label]);
+                }
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// Hashes every context and Dockerfile the plan's builds read, using and updating the cache
+/// under the state directory, and returns the input digests. `bases` holds what each build's
+/// base images resolved to.
+pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
+    let workdir = &plan.workdir;
+    let since_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    // Each distinct (directory, ignore file) once.
+    let mut trees: BTreeMap<(PathBuf, String), Option<[u8; 32]>> = BTreeMap::new();
+    let mut build_trees = Vec::with_capacity(plan.builds.len());
+    for b in &plan.builds {
+        let context = (b.inputs.context.clone(), ignore_text(workdir, b)?);
+        let mut dirs = Vec::new();
+        for d in &b.inputs.dirs {
+            let ignore = match crate::dockerfile::context_ignore_file(&workdir.join(d)) {
+                Some(p) => std::fs::read_to_string(p)?,
+                None => String::new(),
+            };
+            dirs.push((d.clone(), ignore));
+        }
+        for key in std::iter::once(&context).chain(&dirs) {
+            trees.entry(key.clone()).or_insert(None);
+        }
+        build_trees.push((context, dirs));
+    }
+    let cache_file = cache_path(workdir);
+    let cache = Cache::load(&cache_file);
+    let hashed: Vec<tree::Tree> = trees
+        .par_iter()
+        .map(|((dir, ignore), _)| {
+            let cached = cache.contexts.get(&dir.to_string_lossy().into_owned());
+            tree::hash(
+                &workdir.join(dir),
+                &Patterns::parse(ignore),
+                cached,
+                since_ns,
+            )
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut fresh = Cache::default();
+    let (mut files, mut files_read) = (0, 0);
+    for (((dir, _), slot), t) in trees.iter_mut().zip(hashed) {
+        *slot = Some(t.digest);
+        files += t.files.len();
+        files_read += t.read;
+        fresh
+            .contexts
+            .entry(dir.to_string_lossy().into_owned())
+            .or_default()
+            .extend(t.files);
+    }
+    // Contexts this run did not walk keep their entries.
+    let mut kept = cache;
+    kept.contexts.extend(fresh.contexts);
+    // Only a cache: a run that cannot save it is slower next time, not wrong.
+    let _ = kept.save(&cache_file);
+
+    let mut dockerfiles: HashMap<&Path, String> = HashMap::new();
+    for b in &plan.builds {
+        let path = b.inputs.dockerfile.as_path();
+        if !dockerfiles.contains_key(path) {
+            dockerfiles.insert(path, sha256_hex(std::fs::read(workdir.join(path))?));
+        }
+    }
+    let index: HashMap<&str, usize> = plan
+        .builds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.id.as_str(), i))
+        .collect();
+    let tree_hex = |key: &(PathBuf, String)| {
+        let d = trees[key].expect("every tree is hashed");
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    // The plan lists dependencies before their dependents.
+    let mut builds: Vec<String> = Vec::with_capacity(plan.builds.len());
+    for (b, (context, dirs)) in plan.builds.iter().zip(&build_trees) {
+        let mut recipe = String::from("mab inputs 1\n");
+        for a in stable_argv(plan, b) {
+            recipe.push_str(a);
+            recipe.push('\0');
+        }
+        recipe.push('\n');
+        recipe.push_str(&format!(
+            "dockerfile {}\n",
+            dockerfiles[b.inputs.dockerfile.as_path()]
+        ));
+        for l in &b.inputs.labels {
+            recipe.push_str(&format!("label {l}\0\n"));
+        }
+        recipe.push_str(&format!("context {}\n", tree_hex(context)));
+        for d in dirs {
+            recipe.push_str(&format!("dir {} {}\n", d.0.display(), tree_hex(d)));
+        }
+        for base in &b.inputs.bases {
+            let digest = match bases.get(base) {
+                Some(Ok(d)) => d.as_str(),
+                _ => "unresolved",
+            };
+            recipe.push_str(&format!(
+                "base {} {} {digest}\n",
+                base.reference, base.platform
+            ));
+        }
+        for dep in &b.depends_on {
+            recipe.push_str(&format!("dep {dep} {}\n", builds[index[dep.as_str()]]));
+        }
+        builds.push(sha256_hex(recipe));
+    }
+    let manifests = plan
+        .manifests
+        .iter()
+        .map(|m| {
+            let mut recipe = String::from("mab list 1\n");
+            for id in &m.depends_on {
+                recipe.push_str(&format!("{id} {}\n", builds[index[id.as_str()]]));
+            }
+            sha256_hex(recipe)
+        })
+        .collect();
+    Ok(Digests {
+        builds,
+        manifests,
+        files,
+        files_read,
+    })
+}

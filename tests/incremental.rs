@@ -1,0 +1,227 @@
+//! Incremental runs against the stand-in podman and skopeo (tests/fake): what a rerun builds,
+//! pushes and reports when nothing, one image or one tag changed. tests/e2e.rs does the same on
+//! a real registry.
+
+mod common;
+
+use common::fake::{Run, project, run};
+
+fn report(p: &common::Project, r: &Run) -> serde_json::Value {
+    assert!(r.out.status.success(), "{}", r.text());
+    serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap()
+}
+
+fn statuses(json: &serde_json::Value, key: &str) -> Vec<String> {
+    json[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e[if key == "builds" { "id" } else { "image" }]
+                    .as_str()
+                    .unwrap(),
+                e["status"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+const ARGS: [&str; 2] = ["--report", "report.json"];
+
+#[test]
+fn a_rerun_with_nothing_changed_builds_and_pushes_nothing() {
+    let p = project();
+    let first = run(&p, &ARGS, &[]);
+    assert!(first.has("start localhost/mab/app:linux-arm64"));
+    // Each list is also pushed under a marker tag that names its inputs.
+    let markers: Vec<String> = first
+        .tags()
+        .into_iter()
+        .filter(|t| t.contains(":mab-inputs-"))
+        .collect();
+    assert_eq!(markers.len(), 3, "{markers:?}");
+
+    let second = run(&p, &ARGS, &[]);
+    let json = report(&p, &second);
+    assert!(
+        !second.log.contains(" start "),
+        "nothing is built:\n{}",
+        second.log
+    );
+    assert!(
+        !second.log.contains(" push "),
+        "nothing is pushed:\n{}",
+        second.log
+    );
+    assert!(
+        statuses(&json, "builds")
+            .iter()
+            .all(|s| s.ends_with(" unchanged")),
+        "{json:#}"
+    );
+    assert!(
+        statuses(&json, "manifests")
+            .iter()
+            .all(|s| s.ends_with(" unchanged")),
+        "{json:#}"
+    );
+    // The report still says where each tag points, and what each build's image is.
+    let app = &json["manifests"][0];
+    assert_eq!(app["tags"].as_array().unwrap().len(), 2, "{app:#}");
+    assert!(
+        json["builds"][0]["published"]
+            .as_str()
+            .unwrap()
+            .contains("@sha256:")
+    );
+    let text = second.text();
+    assert!(
+        text.contains("unchanged 3 of 3 image(s), 6 of 6 build(s)"),
+        "{text}"
+    );
+    assert!(text.contains("0/6 builds (6 unchanged)"), "{text}");
+}
+
+#[test]
+fn a_changed_file_rebuilds_its_image_only_on_the_published_dependency() {
+    let p = project();
+    run(&p, &ARGS, &[]);
+    p.file("app/new-file", "x");
+    let r = run(&p, &ARGS, &[]);
+    let json = report(&p, &r);
+    assert!(r.has("start localhost/mab/app:linux-amd64"), "{}", r.log);
+    assert!(!r.has("start localhost/mab/base:linux-amd64"), "{}", r.log);
+    assert!(!r.has("start localhost/mab/other:linux-amd64"), "{}", r.log);
+    assert!(r.has("push reg.test/acme/app:1"));
+    assert!(!r.has("push reg.test/acme/base:1"));
+    // app reads base's published image by digest, per platform, not a local build.
+    let base_arm = json["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "base@linux-arm64")
+        .unwrap()["published"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        base_arm.starts_with("reg.test/acme/base@sha256:"),
+        "{base_arm}"
+    );
+    assert!(
+        r.log
+            .contains(&format!("reg.test/acme/base:1=docker-image://{base_arm}")),
+        "{}",
+        r.log
+    );
+    assert_eq!(
+        statuses(&json, "manifests"),
+        ["app pushed", "base unchanged", "other unchanged"]
+    );
+}
+
+#[test]
+fn a_change_at_the_root_rebuilds_its_dependents() {
+    let p = project();
+    run(&p, &ARGS, &[]);
+    p.file("base/Dockerfile", "FROM scratch\nLABEL changed=1\n");
+    let r = run(&p, &ARGS, &[]);
+    let json = report(&p, &r);
+    assert_eq!(
+        statuses(&json, "manifests"),
+        ["app pushed", "base pushed", "other unchanged"]
+    );
+    // app waits for the new base and reads the local build.
+    assert!(
+        r.at("start localhost/mab/app:linux-arm64") >= r.at("end localhost/mab/base:linux-arm64")
+    );
+    assert!(
+        r.log
+            .contains("=container-image://localhost/mab/base:linux-arm64")
+    );
+}
+
+#[test]
+fn a_new_tag_on_unchanged_inputs_points_at_the_same_index() {
+    let p = project();
+    run(&p, &ARGS, &[]);
+    let toml = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &toml.replace(
+            "tags = [\"1\", \"latest\"]",
+            "tags = [\"1\", \"latest\", \"2\"]",
+        ),
+    );
+    let r = run(&p, &ARGS, &[]);
+    let json = report(&p, &r);
+    assert!(!r.log.contains(" start "), "{}", r.log);
+    assert!(r.has("push reg.test/acme/app:2"), "{}", r.log);
+    let state = r.state.join("registry");
+    let read = |tag: &str| std::fs::read(state.join(tag)).unwrap();
+    assert_eq!(read("reg.test_acme_app:2"), read("reg.test_acme_app:1"));
+    assert!(
+        statuses(&json, "manifests")
+            .iter()
+            .all(|s| s.ends_with(" unchanged"))
+    );
+    assert_eq!(json["manifests"][0]["tags"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn rebuild_builds_everything() {
+    let p = project();
+    run(&p, &ARGS, &[]);
+    let r = run(&p, &["--rebuild", "--report", "report.json"], &[]);
+    let json = report(&p, &r);
+    assert!(
+        statuses(&json, "builds")
+            .iter()
+            .all(|s| s.ends_with(" built")),
+        "{json:#}"
+    );
+    assert!(r.has("push reg.test/acme/base:1"));
+}
+
+#[test]
+fn a_new_commit_alone_changes_no_input() {
+    // mab's revision and created labels follow the commit: not inputs.
+    let p = project();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "."]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "one"]);
+    let first = run(&p, &ARGS, &[]);
+    assert!(first.has("start localhost/mab/base:linux-amd64"));
+    // The builds carry the commit in a label...
+    let copy = std::fs::read_to_string(p.path().join(".mab/dockerfiles/base@linux-amd64")).unwrap();
+    assert!(copy.contains("org.opencontainers.image.revision"), "{copy}");
+    git(&["commit", "-q", "--allow-empty", "-m", "two"]);
+    // ...yet the next commit, with no file changed, builds nothing.
+    let r = run(&p, &ARGS, &[]);
+    report(&p, &r);
+    assert!(!r.log.contains(" start "), "{}", r.log);
+}
+
+#[test]
+fn with_no_push_everything_is_built() {
+    let p = project();
+    run(&p, &ARGS, &[]);
+    let r = run(&p, &["--no-push"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert!(r.has("start localhost/mab/base:linux-amd64"));
+}
