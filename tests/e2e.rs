@@ -175,8 +175,9 @@ fn monorepo_is_built_pushed_and_verified() {
         assert_eq!(t["digest"], digest.as_str());
     }
 
-    // Running again replaces the local manifest lists instead of failing on them.
-    let again = run(&["base", "--progress", "plain"]);
+    // Running again replaces the local manifest lists instead of failing on them (--rebuild:
+    // unchanged inputs would otherwise build and assemble nothing).
+    let again = run(&["base", "--rebuild", "--progress", "plain"]);
     assert!(
         again.status.success(),
         "second run failed:\n{}",

@@ -1,0 +1,239 @@
+//! Incremental runs end to end, with the real podman and a real registry on 127.0.0.1: what a
+//! rerun builds and pushes when nothing, one image, a chain's root, a tag or a base image
+//! changed. Needs what scripts/test-env.sh sets up and `MAB_E2E=1` (see tests/e2e.rs).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::sync::Mutex;
+
+use common::Project;
+use common::registry::Registry;
+
+const BASE: &str = "localhost/mab-test/busybox:latest";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
+fn run(p: &Project, args: &[&str]) -> serde_json::Value {
+    let report = p.path().join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let mut full = vec![
+        "run",
+        "--progress",
+        "plain",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    let out = p
+        .mab(&full)
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .expect("mab runs");
+    assert!(out.status.success(), "mab run failed:\n{}", text(&out));
+    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+}
+
+/// `build id -> status` and `image -> status` of a report.
+fn statuses(report: &serde_json::Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let of = |key: &str, name: &str| {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e[name].as_str().unwrap().to_string(),
+                    e["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    (of("builds", "id"), of("manifests", "image"))
+}
+
+/// The images whose builds ran.
+fn built(report: &serde_json::Value) -> Vec<String> {
+    let (builds, _) = statuses(report);
+    let mut images: Vec<String> = builds
+        .iter()
+        .filter(|(_, s)| *s == "built")
+        .map(|(id, _)| id.split('@').next().unwrap().to_string())
+        .collect();
+    images.dedup();
+    images
+}
+
+/// The digest each `IMAGE:TAG` has in the registry.
+fn digests(registry: &Registry, repo: &str, refs: &[&str]) -> BTreeMap<String, String> {
+    refs.iter()
+        .map(|r| {
+            let raw = registry
+                .raw(&format!("{repo}/{r}"))
+                .unwrap_or_else(|| panic!("{r} is not in the registry"));
+            (r.to_string(), serde_json::to_string(&raw).unwrap())
+        })
+        .collect()
+}
+
+fn project(registry: &Registry, tags: &str) -> Project {
+    let host = registry.host();
+    let p = Project::new();
+    let mut toml = format!(
+        "[defaults]\nregistry = \"{host}/inc\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = {tags}\n\n[registries.\"{host}\"]\ninsecure = true\n"
+    );
+    // Two chains: root-a -> leaf-a, root-b -> leaf-b.
+    for (name, from) in [
+        ("root-a", BASE.to_string()),
+        ("leaf-a", format!("{host}/inc/root-a:1")),
+        ("root-b", BASE.to_string()),
+        ("leaf-b", format!("{host}/inc/root-b:1")),
+    ] {
+        toml.push_str(&format!("\n[images.{name}]\ncontext = \"{name}\"\n"));
+        p.file(
+            &format!("{name}/Dockerfile"),
+            &format!("FROM {from}\nCOPY file /{name}\nRUN uname -m > /{name}-arch\n"),
+        );
+        p.file(&format!("{name}/file"), name);
+    }
+    p.file("multiarch.toml", &toml);
+    p.git_commit("fixture");
+    p
+}
+
+const TAGS: [&str; 4] = ["root-a:1", "leaf-a:1", "root-b:1", "leaf-b:1"];
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn reruns_build_only_what_changed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let repo = format!("{}/inc", registry.host());
+    let p = project(&registry, "[\"1\"]");
+    let cold = run(&p, &["--jobs", "2"]);
+    assert_eq!(built(&cold), ["leaf-a", "leaf-b", "root-a", "root-b"]);
+    let first = digests(&registry, &repo, &TAGS);
+
+    // A new commit changes mab's revision label, not an input: nothing is built or pushed.
+    p.git_commit("nothing changed");
+    let noop = run(&p, &[]);
+    let (builds, lists) = statuses(&noop);
+    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
+    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert_eq!(digests(&registry, &repo, &TAGS), first);
+
+    // One leaf changes: it alone is built, on its dependency's published image, and only its
+    // index moves.
+    p.file("leaf-a/file", "changed");
+    let leaf = run(&p, &[]);
+    assert_eq!(built(&leaf), ["leaf-a"]);
+    let after_leaf = digests(&registry, &repo, &TAGS);
+    for tag in TAGS {
+        assert_eq!(
+            after_leaf[tag] != first[tag],
+            tag == "leaf-a:1",
+            "{tag} moved or did not"
+        );
+    }
+    let arm = ("linux", "arm64", None);
+    let read = |image: &str, path: &str| registry.read_file(&format!("{repo}/{image}"), arm, path);
+    assert_eq!(read("leaf-a:1", "/leaf-a").as_deref(), Some("changed"));
+    assert_eq!(read("leaf-a:1", "/root-a-arch").as_deref(), Some("aarch64"));
+
+    // The root of a chain changes: that chain is built, the other is not.
+    p.file("root-b/Dockerfile", "FROM localhost/mab-test/busybox:latest\nCOPY file /root-b\nRUN uname -m > /root-b-arch && echo 2 > /root-b-v\n");
+    let root = run(&p, &[]);
+    assert_eq!(built(&root), ["leaf-b", "root-b"]);
+    let after_root = digests(&registry, &repo, &TAGS);
+    for tag in TAGS {
+        assert_eq!(
+            after_root[tag] != after_leaf[tag],
+            tag.ends_with("-b:1"),
+            "{tag} moved or did not"
+        );
+    }
+    assert_eq!(read("leaf-b:1", "/root-b-v").as_deref(), Some("2"));
+
+    // A new tag on unchanged inputs: nothing is built, the tag names the same index.
+    let toml = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &toml.replace("tags = [\"1\"]", "tags = [\"1\", \"2\"]"),
+    );
+    let tagged = run(&p, &[]);
+    assert!(built(&tagged).is_empty(), "{tagged:#}");
+    for image in ["root-a", "leaf-a", "root-b", "leaf-b"] {
+        let one = registry.raw(&format!("{repo}/{image}:1")).unwrap();
+        let two = registry.raw(&format!("{repo}/{image}:2")).unwrap();
+        assert_eq!(one, two, "{image}:2 names the index of {image}:1");
+    }
+
+    // --rebuild builds everything again.
+    let rebuilt = run(&p, &["--rebuild", "--jobs", "2"]);
+    assert_eq!(built(&rebuilt), ["leaf-a", "leaf-b", "root-a", "root-b"]);
+}
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    // The upstream: another project that publishes the base image.
+    let upstream = Project::new();
+    let upstream_config = |version: &str| {
+        upstream.file(
+            "multiarch.toml",
+            &format!(
+                "[defaults]\nregistry = \"{host}/up\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.base]\ncontext = \".\"\nargs = {{ V = \"{version}\" }}\n"
+            ),
+        );
+    };
+    upstream.file(
+        "Dockerfile",
+        &format!("FROM {BASE}\nARG V\nRUN echo $V > /v\n"),
+    );
+    upstream_config("v1");
+    run(&upstream, &[]);
+
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/down\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.app]\ncontext = \".\"\n"
+        ),
+    );
+    p.file(
+        "Dockerfile",
+        &format!("FROM {host}/up/base:1\nRUN cp /v /app-v\n"),
+    );
+    assert_eq!(built(&run(&p, &[])), ["app"]);
+    assert!(built(&run(&p, &[])).is_empty(), "nothing moved yet");
+
+    // The base moves under the same tag: the app is built again, on the new base.
+    upstream_config("v2");
+    assert_eq!(built(&run(&upstream, &[])), ["base"]);
+    assert_eq!(built(&run(&p, &[])), ["app"]);
+    let got = registry.read_file(
+        &format!("{host}/down/app:1"),
+        ("linux", "arm64", None),
+        "/app-v",
+    );
+    assert_eq!(got.as_deref(), Some("v2"));
+}
