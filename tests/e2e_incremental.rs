@@ -237,3 +237,88 @@ fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
     );
     assert_eq!(got.as_deref(), Some("v2"));
 }
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    // A fresh storage has no local base image: it comes from the registry too, published by
+    // mab from the local one.
+    let lib = Project::new();
+    lib.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/lib\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.busybox]\ncontext = \".\"\n"
+        ),
+    );
+    lib.file("Dockerfile", &format!("FROM {BASE}\nLABEL layer=base\n"));
+    run(&lib, &[]);
+    let storage = tempfile::tempdir().unwrap();
+    let p = Project::new();
+    let config = |n: u32| {
+        let root = storage.path().join(format!("root-{n}"));
+        let runroot = storage.path().join(format!("runroot-{n}"));
+        p.file(
+            "multiarch.toml",
+            &format!(
+                "[defaults]\nregistry = \"{host}/cached\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\ncache = \"registry\"\n\n\
+                 [registries.\"{host}\"]\ninsecure = true\n\n\
+                 [builder]\nglobal_args = [\"--root\", \"{}\", \"--runroot\", \"{}\"]\n\n[images.app]\ncontext = \".\"\n",
+                root.display(),
+                runroot.display()
+            ),
+        );
+    };
+    // No ARG before the RUN steps: buildah 1.28 does not look an ARG step up in a registry
+    // cache (buildah#4315), so every step after one would run again.
+    p.file(
+        "Dockerfile",
+        &format!("FROM {host}/lib/busybox:1\nRUN echo slow > /slow\nRUN uname -m > /arch\n"),
+    );
+    config(1);
+    let cold = run(&p, &[]);
+    assert_eq!(built(&cold), ["app"]);
+    let logs = |report: &serde_json::Value| -> Vec<String> {
+        report["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| std::fs::read_to_string(b["log"].as_str().unwrap()).unwrap())
+            .collect()
+    };
+    for log in logs(&cold) {
+        assert!(log.contains("Pushing cache"), "{log}");
+    }
+
+    // A new, empty storage, as on a fresh CI machine: each RUN step comes from the cache.
+    config(2);
+    let warm = run(&p, &["--rebuild"]);
+    assert_eq!(built(&warm), ["app"]);
+    for log in logs(&warm) {
+        let lines: Vec<&str> = log.lines().collect();
+        let runs: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("STEP") && lines[i].contains(": RUN "))
+            .collect();
+        assert_eq!(runs.len(), 2, "{log}");
+        for i in runs {
+            assert!(
+                lines
+                    .get(i + 1)
+                    .is_some_and(|l| l.starts_with("--> Cache pulled from remote")),
+                "{} did not come from the cache:\n{log}",
+                lines[i]
+            );
+        }
+    }
+    let got = registry.read_file(
+        &format!("{host}/cached/app:1"),
+        ("linux", "arm64", None),
+        "/arch",
+    );
+    assert_eq!(got.as_deref(), Some("aarch64"));
+}

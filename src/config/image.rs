@@ -211,6 +211,10 @@ pub(super) fn resolve_image(
         platforms_span,
         tags,
         push: raw.push.or(inh.push).unwrap_or(true),
+        cache: match &raw.cache {
+            Some(c) => Cache::parse(c, source)?,
+            None => inh.cache.clone().flatten(),
+        },
         matrix_span: raw.matrix.as_ref().map_or(key_span, Spanned::span),
         matrix: raw.matrix.map(Spanned::into_inner).unwrap_or_default(),
         exclude: raw.exclude,

@@ -215,6 +215,8 @@ pub(super) struct Inherited {
     pub(super) labels: SourcedMap,
     pub(super) annotations: SourcedMap,
     pub(super) contexts: SourcedMap,
+    /// `cache` of the nearest `[defaults]` that sets it (`Some(None)`: `"none"`).
+    pub(super) cache: Option<Option<Cache>>,
     /// Each with the file (and its directory) it is written in.
     pub(super) secrets: BTreeMap<String, (RawSecret, Source, PathBuf)>,
     pub(super) vars: BTreeMap<String, Scalar>,
@@ -243,6 +245,9 @@ impl Inherited {
         self.labels.extend(sourced_map(&d.labels, source));
         self.annotations.extend(sourced_map(&d.annotations, source));
         self.contexts.extend(sourced_map(&d.contexts, source));
+        if let Some(c) = &d.cache {
+            self.cache = Some(Cache::parse(c, source)?);
+        }
         for (id, s) in &d.secrets {
             self.secrets
                 .insert(id.clone(), (s.clone(), source.clone(), dir.to_path_buf()));

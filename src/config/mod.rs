@@ -126,6 +126,56 @@ impl Config {
     }
 }
 
+/// A layer cache in a registry (`cache`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cache {
+    /// `REPOSITORY/cache` of each image.
+    Registry,
+    /// Read from `from`, written to `to` (repositories).
+    Refs {
+        from: Option<String>,
+        to: Option<String>,
+    },
+}
+
+impl Cache {
+    /// The checked setting written at `raw` in `source`; `None` for `"none"`.
+    pub(crate) fn parse(
+        raw: &Spanned<RawCache>,
+        source: &Source,
+    ) -> Result<Option<Self>, ConfigError> {
+        let err = |message: String| {
+            source
+                .error(ErrorKind::Type, raw.span(), message)
+                .with_help("write cache = \"registry\", cache = \"none\", or cache = { from = \"REGISTRY/REPO\", to = \"REGISTRY/REPO\" }")
+        };
+        match raw.get_ref() {
+            RawCache::Mode(m) if m == "registry" => Ok(Some(Self::Registry)),
+            RawCache::Mode(m) if m == "none" => Ok(None),
+            RawCache::Mode(m) => Err(err(format!(
+                "`cache = \"{m}\"` is neither \"registry\" nor \"none\""
+            ))),
+            RawCache::Refs(RawCacheRefs {
+                from: None,
+                to: None,
+            }) => Err(err("`cache` names neither `from` nor `to`".into())),
+            RawCache::Refs(RawCacheRefs { from, to }) => {
+                for r in [from, to].into_iter().flatten() {
+                    if r.parse::<crate::reference::Repository>().is_err() {
+                        return Err(err(format!(
+                            "`{r}` in `cache` is not a repository (REGISTRY/PATH, no tag)"
+                        )));
+                    }
+                }
+                Ok(Some(Self::Refs {
+                    from: from.clone(),
+                    to: to.clone(),
+                }))
+            }
+        }
+    }
+}
+
 /// `[images.NAME.platform."os/arch"]`, checked.
 #[derive(Debug, Clone)]
 pub struct PlatformOverride {
@@ -169,6 +219,8 @@ pub struct ImageDef {
     pub include: Vec<Spanned<BTreeMap<String, MatrixValue>>>,
     pub overrides: BTreeMap<Platform, PlatformOverride>,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Where the layer cache lives in a registry, if anywhere.
+    pub cache: Option<Cache>,
     /// `watch`: absolute path patterns whose changes select the image for `--changed-since`.
     pub watch: Vec<glob::Pattern>,
 }

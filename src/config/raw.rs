@@ -96,6 +96,30 @@ pub struct RawDefaults {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub contexts: TextMap,
+    /// A layer cache in a registry, for CI machines that start empty: `"registry"` (each
+    /// image's `REPOSITORY/cache`), `{ from = "REF", to = "REF" }`, or `"none"`. Built with
+    /// `--layers --cache-from --cache-to`.
+    #[schemars(with = "Option<RawCache>")]
+    pub cache: Option<Spanned<RawCache>>,
+}
+
+/// `cache`: `"registry"`, `"none"`, or where the cache is read from and written to.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawCache {
+    /// `"registry"` or `"none"`.
+    Mode(String),
+    Refs(RawCacheRefs),
+}
+
+/// `cache = { from = "REF", to = "REF" }`: repositories, without a tag.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRefs {
+    /// Where cached layers are looked up (`--cache-from`).
+    pub from: Option<String>,
+    /// Where built layers are pushed (`--cache-to`).
+    pub to: Option<String>,
 }
 
 /// A build secret, read by podman (`--secret`), never by mab's plan or logs: `{ file = "~/.npmrc" }`
@@ -174,6 +198,12 @@ pub struct RawImage {
     pub tags: Option<Vec<Text>>,
     /// Whether to push (default: `defaults.push`, else true).
     pub push: Option<bool>,
+    /// A layer cache in a registry (default: `defaults.cache`): `"registry"` (each
+    /// image's `REPOSITORY/cache`), `{ from = "REF", to = "REF" }`, or `"none"`. Built with
+    /// `--layers --cache-from --cache-to`.
+    #[schemars(with = "Option<RawCache>")]
+    pub cache: Option<Spanned<RawCache>>,
+
     /// One image instance per combination of these values (strings, or tables read as
     /// `matrix.KEY.FIELD`). An empty list yields no instance.
     #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]

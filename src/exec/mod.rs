@@ -265,6 +265,17 @@ fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
+fn without_cache_pushes(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for b in &mut plan.builds {
+        if let Some(at) = b.argv.iter().position(|a| a == "--cache-to") {
+            b.argv.drain(at..at + 2);
+        }
+    }
+    plan
+}
+
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
 pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     let _turn = take_turn()?;
@@ -302,6 +313,14 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         (None, None)
     };
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
+    // Pushing nothing means no cache layers either.
+    let local;
+    let work = if opts.push {
+        work
+    } else {
+        local = without_cache_pushes(work);
+        &local
+    };
     let progress = Progress::new(opts.progress, progress_total(work), opts.verbose);
     if let (Some(checked), Some(applied)) = (&checked, &applied) {
         progress.note(&published::summary(plan, checked, applied));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Component, Path};
 
-use crate::config::SecretSource;
+use crate::config::{Cache, SecretSource};
 use crate::matrix::{Instance, NamedContext};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -265,10 +265,27 @@ impl Graph<'_> {
         {
             argv.push("--pull=newer".into());
         }
-        if bases
+        let mut insecure = bases
             .iter()
-            .any(|(r, _)| self.config.insecure(registry_of(r)))
-        {
+            .any(|(r, _)| self.config.insecure(registry_of(r)));
+        if let Some(cache) = &def.cache {
+            let (from, to) = match cache {
+                Cache::Registry => {
+                    let repo = format!("{}/cache", inst.repository);
+                    (Some(repo.clone()), Some(repo))
+                }
+                Cache::Refs { from, to } => (from.clone(), to.clone()),
+            };
+            // The registry cache works on the steps of a layered build only.
+            argv.push("--layers".into());
+            for (flag, repo) in [("--cache-from", from), ("--cache-to", to)] {
+                if let Some(repo) = repo {
+                    insecure |= self.config.insecure(registry_of(&repo));
+                    argv.extend([flag.to_string(), repo]);
+                }
+            }
+        }
+        if insecure {
             argv.push("--tls-verify=false".into());
         }
         if let Some(epoch) = inst.source_date_epoch {

@@ -192,3 +192,71 @@ fn a_labeled_copy_puts_the_instruction_on_a_line_of_its_own() {
     let at_end = LabeledDockerfile { offset: 6, ..copy };
     assert_eq!(at_end.text("FROM a"), "FROM a\nLABEL \"a\"=\"b\"\n");
 }
+
+#[test]
+fn a_registry_cache_is_read_and_written_per_image() {
+    let config = format!(
+        "{HEAD}[defaults.cache]\nfrom = \"r.io/shared/cache\"\n[registries.\"cache.test\"]\ninsecure = true\n\
+         [images.app]\ncontext = \"a\"\ncache = \"registry\"\n\
+         [images.tool]\ncontext = \"t\"\n\
+         [images.own]\ncontext = \"o\"\ncache = {{ from = \"cache.test/own\", to = \"cache.test/own\" }}\n\
+         [images.plain]\ncontext = \"p\"\ncache = \"none\"\n"
+    );
+    let files = [
+        ("a/Dockerfile", "FROM busybox\n"),
+        ("t/Dockerfile", "FROM busybox\n"),
+        ("o/Dockerfile", "FROM busybox\n"),
+        ("p/Dockerfile", "FROM busybox\n"),
+    ];
+    let plan = plan_of(&config, &files, &Selection::default()).unwrap();
+    let argv = |id: &str| {
+        let b = plan.builds.iter().find(|b| b.id == id).unwrap();
+        shell_line(&b.argv)
+    };
+    assert!(
+        argv("app@linux-arm64")
+            .contains("--layers --cache-from r.io/a/app/cache --cache-to r.io/a/app/cache"),
+        "{}",
+        argv("app@linux-arm64")
+    );
+    // Inherited from [defaults]: read only.
+    let tool = argv("tool@linux-amd64");
+    assert!(
+        tool.contains("--layers --cache-from r.io/shared/cache"),
+        "{tool}"
+    );
+    assert!(!tool.contains("--cache-to"), "{tool}");
+    // An insecure cache registry is reached without TLS verification.
+    let own = argv("own@linux-amd64");
+    assert!(
+        own.contains("--cache-to cache.test/own '--tls-verify=false'"),
+        "{own}"
+    );
+    assert!(!argv("plain@linux-amd64").contains("--layers"));
+}
+
+#[test]
+fn a_cache_setting_that_is_no_cache_is_an_error_at_its_place() {
+    let config = format!("{HEAD}[images.app]\ncontext = \"a\"\ncache = \"regsitry\"\n");
+    let err = plan_of(
+        &config,
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Type);
+    assert!(
+        err.to_string()
+            .contains("`cache = \"regsitry\"` is neither"),
+        "{err}"
+    );
+    let config =
+        format!("{HEAD}[images.app]\ncontext = \"a\"\ncache = {{ from = \"r.io/x:1\" }}\n");
+    let err = plan_of(
+        &config,
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("is not a repository"), "{err}");
+}
