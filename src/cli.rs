@@ -38,6 +38,10 @@ enum Command {
         /// Output format: text for people, json for tools, dot for Graphviz.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Read the registry and leave out what a run would not build: the images whose
+        /// inputs (files, Dockerfile, args, base image digests) are published already.
+        #[arg(long)]
+        check_registry: bool,
     },
     /// Build every image of the plan for every platform and publish one manifest list per tag.
     Run {
@@ -226,8 +230,17 @@ fn run(cli: Cli) -> Result<(), Error> {
             writeln!(out)
         }),
         Command::Run { target, run } => run_plan(&target, &run, &env),
-        Command::Plan { target, format } => {
-            let plan = target.plan(&env)?;
+        Command::Plan {
+            target,
+            format,
+            check_registry,
+        } => {
+            let mut plan = target.plan(&env)?;
+            if check_registry {
+                plan = exec::preview(&plan).with_context(|| {
+                    format!("cannot check the registry from {}", plan.workdir.display())
+                })?;
+            }
             eprint!("{}", output::warnings(&plan));
             write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),

@@ -44,6 +44,26 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             }
         }
     }
+    if let Some(unchanged) = &plan.unchanged {
+        if unchanged.is_empty() {
+            writeln!(
+                out,
+                "\nThe registry holds none of these images with the same inputs."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "\nUnchanged (the registry holds their inputs; not built):"
+            )?;
+            for u in unchanged {
+                write!(out, "  {}  {}", u.image, u.index)?;
+                if !u.new_tags.is_empty() {
+                    write!(out, "  (adds {})", u.new_tags.join(", "))?;
+                }
+                writeln!(out)?;
+            }
+        }
+    }
     for (n, b) in plan.builds.iter().enumerate() {
         write!(out, "\n[{}/{builds}] build {}", n + 1, b.id)?;
         if !b.depends_on.is_empty() {
@@ -62,18 +82,17 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
         }
     }
     for m in &plan.manifests {
-        writeln!(
-            out,
-            "\nmanifest {} [{}] (after {})",
-            m.image,
-            join(&m.platforms),
-            m.depends_on.join(", ")
-        )?;
-        writeln!(
-            out,
-            "  {}  # if an earlier run left one",
-            shell_line(&m.remove_stale)
-        )?;
+        write!(out, "\nmanifest {} [{}]", m.image, join(&m.platforms))?;
+        if m.depends_on.is_empty() {
+            writeln!(out, " (unchanged: new tags only)")?;
+        } else {
+            writeln!(out, " (after {})", m.depends_on.join(", "))?;
+            writeln!(
+                out,
+                "  {}  # if an earlier run left one",
+                shell_line(&m.remove_stale)
+            )?;
+        }
         for argv in &m.assemble {
             writeln!(out, "  {}", shell_line(argv))?;
         }

@@ -225,3 +225,66 @@ fn with_no_push_everything_is_built() {
     assert!(r.out.status.success(), "{}", r.text());
     assert!(r.has("start localhost/mab/base:linux-amd64"));
 }
+
+#[test]
+fn plan_check_registry_leaves_out_what_a_run_would_not_build() {
+    let p = project();
+    let first = run(&p, &ARGS, &[]);
+    p.file("app/new-file", "x");
+    let path = format!(
+        "{}:{}",
+        common::fake::fake_bin().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let plan = |args: &[&str]| {
+        let out = p
+            .mab(&[&["plan"], args].concat())
+            .env("PATH", &path)
+            .env("FAKE_STATE", &first.state)
+            .env("FAKE_LOG", p.path().join("plan.log"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Offline, the plan builds everything and reads no registry.
+    let offline: serde_json::Value = serde_json::from_str(&plan(&["--format", "json"])).unwrap();
+    assert_eq!(offline["builds"].as_array().unwrap().len(), 6);
+    assert!(offline.get("unchanged").is_none());
+    assert!(
+        !p.path().join("plan.log").exists(),
+        "the offline plan ran a command"
+    );
+
+    let checked: serde_json::Value =
+        serde_json::from_str(&plan(&["--check-registry", "--format", "json"])).unwrap();
+    let ids: Vec<&str> = checked["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["app@linux-amd64", "app@linux-arm64"]);
+    let unchanged: Vec<&str> = checked["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(unchanged, ["base", "other"]);
+    // Exactly what the run would execute: app's builds read base's published images.
+    let argv = checked["builds"][1]["argv"].to_string();
+    assert!(
+        argv.contains("=docker-image://reg.test/acme/base@sha256:"),
+        "{argv}"
+    );
+    let text = plan(&["--check-registry"]);
+    assert!(
+        text.contains("Unchanged (the registry holds their inputs; not built):"),
+        "{text}"
+    );
+}

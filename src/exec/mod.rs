@@ -265,6 +265,25 @@ fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a run of `plan` would build and push, after reading the registry: the plan with the
+/// lists whose inputs the registry holds left out (`mab plan --check-registry`).
+pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
+    let logs = plan
+        .workdir
+        .join(STATE_DIR)
+        .join("runs")
+        .join(format!("plan-{}", run_id()));
+    private_dir(&logs)?;
+    let runner = Runner {
+        workdir: &plan.workdir,
+        supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
+        build_timeout: None,
+        retries: plan.retries,
+    };
+    let checked = published::check(plan, &runner, &logs)?;
+    Ok(published::apply(plan, &checked).plan)
+}
+
 /// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
 fn without_cache_pushes(plan: &Plan) -> Plan {
     let mut plan = plan.clone();

@@ -9,7 +9,9 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
-use crate::plan::{Base, Manifest, Plan, Push, STATE_DIR, registry_of, retag_argv, verify_argv};
+use crate::plan::{
+    Base, Manifest, Plan, Push, STATE_DIR, Unchanged, registry_of, retag_argv, verify_argv,
+};
 use crate::reference::{ImageRef, Tag};
 
 use super::runner::{Failure, Runner, error_line};
@@ -299,10 +301,31 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
             lists.len() - 1
         }));
     }
+    let unchanged = plan
+        .manifests
+        .iter()
+        .zip(&checked.verdicts)
+        .filter_map(|(man, v)| match v {
+            Verdict::Build(_) => None,
+            Verdict::Unchanged(p) => Some(Unchanged {
+                image: man.image.clone(),
+                index: format!("{}@{}", man.repository, p.index),
+                builds: man.depends_on.clone(),
+                new_tags: man
+                    .tags
+                    .iter()
+                    .zip(&p.in_place)
+                    .filter(|(_, ok)| !**ok)
+                    .map(|(t, _)| t.to_string())
+                    .collect(),
+            }),
+        })
+        .collect();
     Applied {
         plan: Plan {
             builds: kept,
             manifests: lists,
+            unchanged: Some(unchanged),
             ..plan.clone()
         },
         builds,

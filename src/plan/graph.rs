@@ -362,6 +362,7 @@ impl<'a> Graph<'a> {
                 .collect(),
             workdir: self.config.root.clone(),
             changed_since: None,
+            unchanged: None,
             warnings: self.warnings(selected),
             secrets: self.secrets(selected),
             builds,

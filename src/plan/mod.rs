@@ -61,9 +61,25 @@ pub struct Plan {
     pub changed_since: Option<ChangedSince>,
     /// What the plan does that the config may not mean, once each.
     pub warnings: Vec<Warning>,
+    /// With `mab plan --check-registry`: the lists whose inputs the registry already holds,
+    /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<Vec<Unchanged>>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
+}
+
+/// A list the registry holds with the same input digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unchanged {
+    pub image: String,
+    /// Its index, `REPOSITORY@DIGEST`.
+    pub index: String,
+    /// Its builds, not run.
+    pub builds: Vec<String>,
+    /// Its tags that do not point at the index yet, which a run adds.
+    pub new_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
