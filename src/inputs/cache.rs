@@ -38,12 +38,16 @@ impl Stamp {
 
 pub type Digest = [u8; 32];
 
-/// Per context directory (as the plan names it), per file path in it: a stamp and a digest.
+/// One context's files by path (relative to the context): a stamp and a digest.
 pub type Files = HashMap<String, (Stamp, Digest)>;
 
+/// The cache file as read: one section per context directory (as the plan names it), each
+/// parsed only when a run walks that context, on the thread that walks it, and written back
+/// as it was unless the walk changed it.
 #[derive(Debug, Default)]
 pub struct Cache {
-    pub contexts: HashMap<String, Files>,
+    text: String,
+    sections: HashMap<String, std::ops::Range<usize>>,
 }
 
 const HEADER: &str = "mab-hash-cache 1";
@@ -67,6 +71,38 @@ fn unhex(s: &str) -> Option<Digest> {
     Some(d)
 }
 
+fn parse_line(line: &str) -> Option<(String, (Stamp, Digest))> {
+    let mut f = line.splitn(6, ' ');
+    let stamp = Stamp {
+        ino: f.next()?.parse().ok()?,
+        size: f.next()?.parse().ok()?,
+        mtime_ns: f.next()?.parse().ok()?,
+        ctime_ns: f.next()?.parse().ok()?,
+    };
+    let digest = unhex(f.next()?)?;
+    Some((f.next()?.to_string(), (stamp, digest)))
+}
+
+fn write_files(text: &mut String, context: &str, files: &Files) {
+    if context.contains('\n') {
+        return;
+    }
+    let _ = writeln!(text, "C {context}");
+    for (file, (s, d)) in files {
+        if !file.contains('\n') {
+            let _ = writeln!(
+                text,
+                "{} {} {} {} {} {file}",
+                s.ino,
+                s.size,
+                s.mtime_ns,
+                s.ctime_ns,
+                hex(d)
+            );
+        }
+    }
+}
+
 impl Cache {
     /// What `path` holds; empty when it is missing or not of this version (the cache only
     /// saves work, so a damaged one is dropped, never trusted).
@@ -74,64 +110,58 @@ impl Cache {
         let Ok(text) = std::fs::read_to_string(path) else {
             return Self::default();
         };
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
+        let Some(body) = text.strip_prefix(HEADER).and_then(|t| t.strip_prefix('\n')) else {
             return Self::default();
-        }
-        let mut contexts: HashMap<String, Files> = HashMap::new();
-        let mut current: Option<&mut Files> = None;
-        for line in lines {
+        };
+        let mut sections = HashMap::new();
+        let mut current: Option<(String, usize)> = None;
+        let mut at = HEADER.len() + 1;
+        for line in body.split_inclusive('\n') {
             if let Some(context) = line.strip_prefix("C ") {
-                current = Some(contexts.entry(context.to_string()).or_default());
-                continue;
-            }
-            let parsed = (|| {
-                let mut f = line.splitn(6, ' ');
-                let stamp = Stamp {
-                    ino: f.next()?.parse().ok()?,
-                    size: f.next()?.parse().ok()?,
-                    mtime_ns: f.next()?.parse().ok()?,
-                    ctime_ns: f.next()?.parse().ok()?,
-                };
-                let digest = unhex(f.next()?)?;
-                Some((f.next()?.to_string(), (stamp, digest)))
-            })();
-            match (parsed, current.as_deref_mut()) {
-                (Some((file, entry)), Some(files)) => {
-                    files.insert(file, entry);
+                if let Some((name, start)) = current.take() {
+                    sections.insert(name, start..at);
                 }
-                _ => return Self::default(),
+                current = Some((context.trim_end_matches('\n').to_string(), at + line.len()));
+            } else if current.is_none() {
+                return Self::default();
             }
+            at += line.len();
         }
-        Self { contexts }
+        if let Some((name, start)) = current {
+            sections.insert(name, start..at);
+        }
+        Self { text, sections }
     }
 
-    /// Writes the cache whole, through a temporary file, so that a run that dies while saving
-    /// leaves the old cache or the new one.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut text = String::from(HEADER);
+    /// The cached files of `context`; none if its section is damaged.
+    pub fn files(&self, context: &str) -> Files {
+        let Some(range) = self.sections.get(context) else {
+            return Files::new();
+        };
+        let mut files = Files::new();
+        for line in self.text[range.clone()].lines() {
+            match parse_line(line) {
+                Some((file, entry)) => files.insert(file, entry),
+                None => return Files::new(),
+            };
+        }
+        files
+    }
+
+    /// Writes the cache with `updated` contexts replaced, the others as they were, through a
+    /// temporary file, so that a run that dies while saving leaves the old cache or the new.
+    pub fn save(&self, path: &Path, updated: &HashMap<String, Files>) -> std::io::Result<()> {
+        let mut text = String::with_capacity(self.text.len());
+        text.push_str(HEADER);
         text.push('\n');
-        let mut contexts: Vec<_> = self.contexts.iter().collect();
-        contexts.sort_by(|a, b| a.0.cmp(b.0));
-        for (context, files) in contexts {
-            if context.contains('\n') {
-                continue;
+        for (context, range) in &self.sections {
+            if !updated.contains_key(context) {
+                let _ = writeln!(text, "C {context}");
+                text.push_str(&self.text[range.clone()]);
             }
-            let _ = writeln!(text, "C {context}");
-            for (file, (s, d)) in files {
-                if file.contains('\n') {
-                    continue;
-                }
-                let _ = writeln!(
-                    text,
-                    "{} {} {} {} {} {file}",
-                    s.ino,
-                    s.size,
-                    s.mtime_ns,
-                    s.ctime_ns,
-                    hex(d)
-                );
-            }
+        }
+        for (context, files) in updated {
+            write_files(&mut text, context, files);
         }
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, text)?;
@@ -144,24 +174,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_drops_a_damaged_file() {
+    fn round_trips_and_drops_a_damaged_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache");
-        let meta = std::fs::metadata(dir.path()).unwrap();
-        let mut cache = Cache::default();
-        let stamp = Stamp::of(&meta);
-        cache
-            .contexts
-            .entry("services/api".into())
-            .or_default()
-            .insert("src/a b.rs".into(), (stamp, [7; 32]));
-        cache.save(&path).unwrap();
+        let stamp = Stamp::of(&std::fs::metadata(dir.path()).unwrap());
+        let files = |name: &str, d: u8| Files::from([(name.to_string(), (stamp, [d; 32]))]);
+        let updated = HashMap::from([
+            ("services/api".to_string(), files("src/a b.rs", 7)),
+            ("web".to_string(), files("index.html", 9)),
+        ]);
+        Cache::default().save(&path, &updated).unwrap();
         let back = Cache::load(&path);
-        assert_eq!(
-            back.contexts["services/api"]["src/a b.rs"],
-            (stamp, [7; 32])
-        );
-        std::fs::write(&path, format!("{HEADER}\nC x\n1 2 3 4 zz file\n")).unwrap();
-        assert!(Cache::load(&path).contexts.is_empty());
+        assert_eq!(back.files("services/api")["src/a b.rs"], (stamp, [7; 32]));
+        // A context left alone is written back as it was.
+        let only_web = HashMap::from([("web".to_string(), files("other.html", 1))]);
+        back.save(&path, &only_web).unwrap();
+        let again = Cache::load(&path);
+        assert_eq!(again.files("services/api")["src/a b.rs"], (stamp, [7; 32]));
+        assert!(!again.files("web").contains_key("index.html"));
+        std::fs::write(&path, format!("{HEADER}\nC x\n1 2 3 4 zz file\nC y\n")).unwrap();
+        assert!(Cache::load(&path).files("x").is_empty());
+        std::fs::write(&path, "1 2 3 4 zz file\n").unwrap();
+        assert!(Cache::load(&path).sections.is_empty());
     }
 }

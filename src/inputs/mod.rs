@@ -146,32 +146,32 @@ pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
     let hashed: Vec<tree::Tree> = trees
         .par_iter()
         .map(|((dir, ignore), _)| {
-            let cached = cache.contexts.get(&dir.to_string_lossy().into_owned());
+            let cached = cache.files(&dir.to_string_lossy());
             tree::hash(
                 &workdir.join(dir),
                 &Patterns::parse(ignore),
-                cached,
+                &cached,
                 since_ns,
             )
         })
         .collect::<std::io::Result<_>>()?;
-    let mut fresh = Cache::default();
+    let mut updated: HashMap<String, cache::Files> = HashMap::new();
     let (mut files, mut files_read) = (0, 0);
     for (((dir, _), slot), t) in trees.iter_mut().zip(hashed) {
         *slot = Some(t.digest);
-        files += t.files.len();
+        files += t.count;
         files_read += t.read;
-        fresh
-            .contexts
-            .entry(dir.to_string_lossy().into_owned())
-            .or_default()
-            .extend(t.files);
+        if let Some(f) = t.files {
+            updated
+                .entry(dir.to_string_lossy().into_owned())
+                .or_default()
+                .extend(f);
+        }
     }
-    // Contexts this run did not walk keep their entries.
-    let mut kept = cache;
-    kept.contexts.extend(fresh.contexts);
     // Only a cache: a run that cannot save it is slower next time, not wrong.
-    let _ = kept.save(&cache_file);
+    if !updated.is_empty() {
+        let _ = cache.save(&cache_file, &updated);
+    }
 
     let mut dockerfiles: HashMap<&Path, String> = HashMap::new();
     for b in &plan.builds {

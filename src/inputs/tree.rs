@@ -2,6 +2,7 @@
 //! path, mode and content, in a fixed order. Files are hashed in parallel and streamed; those
 //! whose stamp matches the cache are not read.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -17,9 +18,11 @@ use super::patterns::Patterns;
 /// What one walk found.
 pub struct Tree {
     pub digest: Digest,
-    /// The files' digests with their stamps, for the cache (racy ones left out).
-    pub files: Files,
-    /// Files read (not served from the cache).
+    /// The files' digests with their stamps, for the cache (racy ones left out), when they
+    /// differ from what the cache held.
+    pub files: Option<Files>,
+    /// Files in the tree, and how many were read (not served from the cache).
+    pub count: usize,
     pub read: usize,
 }
 
@@ -55,24 +58,22 @@ fn hash_file(path: &Path) -> std::io::Result<Digest> {
 pub fn hash(
     root: &Path,
     patterns: &Patterns,
-    cached: Option<&Files>,
+    cached: &Files,
     since_ns: i128,
 ) -> std::io::Result<Tree> {
     let mut entries = Vec::new();
-    let walk = WalkDir::new(root)
+    let mut walk = WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            e.depth() == 0 || !e.file_type().is_dir() || !patterns.prunes(&rel_of(root, e.path()))
-        });
-    for entry in walk {
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = walk.next() {
         let entry = entry.map_err(std::io::Error::other)?;
-        if entry.depth() == 0 {
-            continue;
-        }
         let rel = rel_of(root, entry.path());
         if patterns.excluded(&rel) {
+            if entry.file_type().is_dir() && patterns.prunes(&rel) {
+                walk.skip_current_dir();
+            }
             continue;
         }
         let meta = entry.metadata().map_err(std::io::Error::other)?;
@@ -99,7 +100,7 @@ pub fn hash(
         .map(|e| match e.kind {
             Kind::File => {
                 let stamp = Stamp::of(&e.meta);
-                if let Some((s, d)) = cached.and_then(|c| c.get(&e.rel))
+                if let Some((s, d)) = cached.get(&e.rel)
                     && *s == stamp
                 {
                     return Ok(Some((*d, false)));
@@ -112,17 +113,24 @@ pub fn hash(
     let mut hasher = Sha256::new();
     let mut files = Files::with_capacity(entries.len());
     let mut read = 0;
+    let mut record = String::new();
     for (e, digest) in entries.iter().zip(&digests) {
         // One record per entry, every field ended so that no two trees hash alike.
+        record.clear();
         match (&e.kind, digest) {
-            (Kind::Dir, _) => hasher.update(format!("d {:o} {}\0", e.mode, e.rel)),
+            (Kind::Dir, _) => {
+                let _ = write!(record, "d {:o} {}\0", e.mode, e.rel);
+                hasher.update(&record);
+            }
             (Kind::Link(to), _) => {
-                hasher.update(format!("l {}\0", e.rel));
+                let _ = write!(record, "l {}\0", e.rel);
+                hasher.update(&record);
                 hasher.update(to.as_os_str().as_encoded_bytes());
                 hasher.update(b"\0");
             }
             (Kind::File, Some((d, was_read))) => {
-                hasher.update(format!("f {:o} {}\0", e.mode, e.rel));
+                let _ = write!(record, "f {:o} {}\0", e.mode, e.rel);
+                hasher.update(&record);
                 hasher.update(d);
                 read += usize::from(*was_read);
                 let stamp = Stamp::of(&e.meta);
@@ -133,8 +141,11 @@ pub fn hash(
             (Kind::File, None) => unreachable!("every file has a digest"),
         }
     }
+    // Unchanged when every file came from the cache and the cache held no other.
+    let files = (read > 0 || files.len() != cached.len()).then_some(files);
     Ok(Tree {
         digest: hasher.finalize().into(),
+        count: digests.iter().flatten().count(),
         files,
         read,
     })
@@ -168,7 +179,7 @@ mod tests {
         std::fs::write(root.join("src/main.rs"), "fn main() {}").unwrap();
         std::fs::write(root.join("target/app"), "binary").unwrap();
         let patterns = Patterns::parse("target\n");
-        let digest = |p: &Patterns| hash(root, p, None, now_ns()).unwrap().digest;
+        let digest = |p: &Patterns| hash(root, p, &Files::new(), now_ns()).unwrap().digest;
         let first = digest(&patterns);
         // An ignored file changes nothing.
         std::fs::write(root.join("target/app"), "other binary").unwrap();
@@ -197,17 +208,19 @@ mod tests {
         std::fs::write(root.join("a"), "one").unwrap();
         let p = Patterns::default();
         // Written just now: too recent to be cached.
-        let fresh = hash(root, &p, None, now_ns()).unwrap();
-        assert!(fresh.files.is_empty());
+        let fresh = hash(root, &p, &Files::new(), now_ns()).unwrap();
+        assert!(fresh.files.is_some_and(|f| f.is_empty()));
         // As if the run started an hour later.
         let later = now_ns() + 3_600_000_000_000;
-        let cold = hash(root, &p, None, later).unwrap();
+        let cold = hash(root, &p, &Files::new(), later).unwrap();
         assert_eq!(cold.read, 1);
-        let warm = hash(root, &p, Some(&cold.files), later).unwrap();
+        let cached = cold.files.unwrap();
+        let warm = hash(root, &p, &cached, later).unwrap();
         assert_eq!((warm.read, warm.digest), (0, cold.digest));
+        assert!(warm.files.is_none(), "nothing to save");
         // A cached digest whose stamp no longer matches is not used.
         std::fs::write(root.join("a"), "two").unwrap();
-        let changed = hash(root, &p, Some(&cold.files), later).unwrap();
+        let changed = hash(root, &p, &cached, later).unwrap();
         assert_eq!(changed.read, 1);
         assert_ne!(changed.digest, cold.digest);
     }
