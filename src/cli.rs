@@ -79,7 +79,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Jobs at once (default: the number of CPUs).
+    /// Builds at once (default: the number of CPUs); as many manifest list jobs may run beside
+    /// them, as they mostly wait on the registry.
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
     /// After a failure, go on with everything that does not depend on it.

@@ -33,7 +33,7 @@ pub use verify::verify_index;
 /// How a run behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Jobs at once (builds and manifest steps).
+    /// Builds at once; as many list jobs (assembly, pushes) may run beside them.
     pub jobs: usize,
     /// On a failure, go on with everything that does not depend on it.
     pub keep_going: bool,
@@ -433,7 +433,8 @@ fn execute(
 
     let mut started: HashMap<Job, Instant> = HashMap::new();
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
+        // Builds and list jobs have slots of their own.
+        .num_threads(2 * opts.jobs.max(1))
         .thread_name(|i| format!("mab-job-{i}"))
         .build()
         .map_err(std::io::Error::other)?;

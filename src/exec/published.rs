@@ -103,17 +103,37 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
     let mut bases: Vec<&Base> = plan.builds.iter().flat_map(|b| &b.inputs.bases).collect();
     bases.sort();
     bases.dedup();
-    let resolved: Resolved = pool.install(|| {
-        bases
-            .par_iter()
-            .enumerate()
-            .map(|(n, base)| {
-                let log = logs.join(format!("base-{n}.log"));
-                ((*base).clone(), resolve(plan, runner, base, &log))
-            })
-            .collect()
+    // The files are hashed while the base images resolve: one waits on the disk, the other
+    // on registries.
+    let (resolved, hashed): (Resolved, _) = pool.install(|| {
+        rayon::join(
+            || {
+                // A reference resolves to one digest (an index), whatever platform reads it.
+                let mut refs: Vec<&Base> = bases.clone();
+                refs.dedup_by(|a, b| a.reference == b.reference && a.insecure == b.insecure);
+                let digests: std::collections::HashMap<(&str, bool), Result<String, String>> = refs
+                    .par_iter()
+                    .enumerate()
+                    .map(|(n, base)| {
+                        let log = logs.join(format!("base-{n}.log"));
+                        let key = (base.reference.as_str(), base.insecure);
+                        (key, resolve(plan, runner, base, &log))
+                    })
+                    .collect();
+                bases
+                    .iter()
+                    .map(|b| {
+                        (
+                            (*b).clone(),
+                            digests[&(b.reference.as_str(), b.insecure)].clone(),
+                        )
+                    })
+                    .collect()
+            },
+            || inputs::hash_files(plan),
+        )
     });
-    let digests = inputs::digests(plan, &resolved)?;
+    let digests = inputs::digests(plan, &hashed?, &resolved);
     let index: std::collections::HashMap<&str, usize> = plan
         .builds
         .iter()

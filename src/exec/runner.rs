@@ -230,13 +230,19 @@ impl Runner<'_> {
     }
 
     pub(super) fn assemble(&self, m: &Manifest, log: &Path) -> Result<(), Failure> {
-        // Fails when no earlier list exists, which is the usual case.
-        if !m.remove_stale.is_empty() {
-            let _ = self.logged(&m.remove_stale, log);
+        let Some((create, adds)) = m.assemble.split_first() else {
+            return Ok(());
+        };
+        // A list left by an earlier run makes `create` fail: only then is it removed (a
+        // podman call saved in the usual case).
+        if let Err(failed) = self.logged(create, log) {
+            // No list to remove: `create` failed for another reason, which is the one to report.
+            if m.remove_stale.is_empty() || self.logged(&m.remove_stale, log).is_err() {
+                return Err(failed);
+            }
+            self.logged(create, log)?;
         }
-        m.assemble
-            .iter()
-            .try_for_each(|argv| self.logged(argv, log))
+        adds.iter().try_for_each(|argv| self.logged(argv, log))
     }
 
     /// Runs `attempt` again after a transient failure (a registry down, overloaded or slow),

@@ -53,7 +53,10 @@ pub struct Scheduler {
     ready: BinaryHeap<(u64, Reverse<usize>)>,
     manifest_jobs: VecDeque<Job>,
     deferred: Vec<usize>,
+    /// Builds running, and list jobs (assembly, pushes) running: each kind has its own
+    /// slots, as list jobs mostly wait on the registry and would leave a core idle.
     running: usize,
+    running_lists: usize,
     stopping: bool,
     failed: bool,
     keep_going: bool,
@@ -134,6 +137,7 @@ impl Scheduler {
             manifest_jobs,
             deferred: Vec::new(),
             running: 0,
+            running_lists: 0,
             stopping: false,
             failed: false,
             keep_going,
@@ -142,14 +146,14 @@ impl Scheduler {
         }
     }
 
-    /// The next job to start while fewer than `slots` run, if any may start now. List jobs go
-    /// first (they are short and publish what is done), then the ready build of highest
-    /// priority.
+    /// The next job to start while fewer than `slots` builds (and fewer than `slots` list
+    /// jobs) run, if any may start now. List jobs go first (they are short and publish what is
+    /// done), then the ready build of highest priority.
     pub fn next(&mut self, slots: usize) -> Option<Job> {
-        if self.stopping || self.running >= slots {
+        if self.stopping {
             return None;
         }
-        if self.running == 0
+        if self.running() == 0
             && self.ready.is_empty()
             && self.manifest_jobs.is_empty()
             && !self.deferred.is_empty()
@@ -164,21 +168,28 @@ impl Scheduler {
                 self.manifest_jobs.extend(pushes.into_iter().map(Job::Push));
             }
         }
-        let job = match self.manifest_jobs.pop_front() {
-            Some(j) => j,
-            None => Job::Build(self.ready.pop()?.1.0),
-        };
+        if self.running_lists < slots
+            && let Some(job) = self.manifest_jobs.pop_front()
+        {
+            self.running_lists += 1;
+            return Some(job);
+        }
+        if self.running >= slots {
+            return None;
+        }
+        let job = Job::Build(self.ready.pop()?.1.0);
         self.running += 1;
         Some(job)
     }
 
+    /// Jobs running, of both kinds.
     pub fn running(&self) -> usize {
-        self.running
+        self.running + self.running_lists
     }
 
     /// Whether the run is over: nothing runs and nothing will start.
     pub fn done(&self) -> bool {
-        self.running == 0
+        self.running() == 0
             && (self.stopping
                 || (self.ready.is_empty()
                     && self.manifest_jobs.is_empty()
@@ -232,7 +243,7 @@ impl Scheduler {
 
     /// A list was assembled, or failed to be; says what follows.
     pub fn assembled(&mut self, m: usize, result: Result<(), String>) -> Option<Assembled> {
-        self.running -= 1;
+        self.running_lists -= 1;
         if let Err(reason) = result {
             self.manifests[m] = Status::Failed { reason };
             self.fail();
@@ -252,7 +263,7 @@ impl Scheduler {
 
     /// A list's pushes ended.
     pub fn pushed(&mut self, m: usize, result: Result<(), String>) {
-        self.running -= 1;
+        self.running_lists -= 1;
         self.manifests[m] = match result {
             Ok(()) => Status::Pushed,
             Err(reason) => {

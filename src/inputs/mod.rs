@@ -115,10 +115,19 @@ fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
     out
 }
 
+/// The files of a plan's builds, hashed: per build its context's and named directories'
+/// digests, and the Dockerfiles'.
+pub struct Files {
+    /// Per build: its context's tree digest, then `(directory, digest)` per named directory.
+    trees: Vec<(String, Vec<(PathBuf, String)>)>,
+    dockerfiles: HashMap<PathBuf, String>,
+    files: usize,
+    files_read: usize,
+}
+
 /// Hashes every context and Dockerfile the plan's builds read, using and updating the cache
-/// under the state directory, and returns the input digests. `bases` holds what each build's
-/// base images resolved to.
-pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
+/// under the state directory. Needs no registry: it can run while base images resolve.
+pub fn hash_files(plan: &Plan) -> std::io::Result<Files> {
     let workdir = &plan.workdir;
     let since_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -173,26 +182,44 @@ pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
         let _ = cache.save(&cache_file, &updated);
     }
 
-    let mut dockerfiles: HashMap<&Path, String> = HashMap::new();
+    let mut dockerfiles: HashMap<PathBuf, String> = HashMap::new();
     for b in &plan.builds {
-        let path = b.inputs.dockerfile.as_path();
+        let path = &b.inputs.dockerfile;
         if !dockerfiles.contains_key(path) {
-            dockerfiles.insert(path, sha256_hex(std::fs::read(workdir.join(path))?));
+            dockerfiles.insert(path.clone(), sha256_hex(std::fs::read(workdir.join(path))?));
         }
     }
+    let tree_hex = |key: &(PathBuf, String)| {
+        let d = trees[key].expect("every tree is hashed");
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let trees = build_trees
+        .iter()
+        .map(|(context, dirs)| {
+            let dirs = dirs.iter().map(|d| (d.0.clone(), tree_hex(d))).collect();
+            (tree_hex(context), dirs)
+        })
+        .collect();
+    Ok(Files {
+        trees,
+        dockerfiles,
+        files,
+        files_read,
+    })
+}
+
+/// The input digests of the plan's builds and lists, from their hashed files and what each
+/// base image resolved to.
+pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
     let index: HashMap<&str, usize> = plan
         .builds
         .iter()
         .enumerate()
         .map(|(i, b)| (b.id.as_str(), i))
         .collect();
-    let tree_hex = |key: &(PathBuf, String)| {
-        let d = trees[key].expect("every tree is hashed");
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
     // The plan lists dependencies before their dependents.
     let mut builds: Vec<String> = Vec::with_capacity(plan.builds.len());
-    for (b, (context, dirs)) in plan.builds.iter().zip(&build_trees) {
+    for (b, (context, dirs)) in plan.builds.iter().zip(&hashed.trees) {
         let mut recipe = String::from("mab inputs 1\n");
         for a in stable_argv(plan, b) {
             recipe.push_str(a);
@@ -201,14 +228,14 @@ pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
         recipe.push('\n');
         recipe.push_str(&format!(
             "dockerfile {}\n",
-            dockerfiles[b.inputs.dockerfile.as_path()]
+            hashed.dockerfiles[&b.inputs.dockerfile]
         ));
         for l in &b.inputs.labels {
             recipe.push_str(&format!("label {l}\0\n"));
         }
-        recipe.push_str(&format!("context {}\n", tree_hex(context)));
-        for d in dirs {
-            recipe.push_str(&format!("dir {} {}\n", d.0.display(), tree_hex(d)));
+        recipe.push_str(&format!("context {context}\n"));
+        for (dir, digest) in dirs {
+            recipe.push_str(&format!("dir {} {digest}\n", dir.display()));
         }
         for base in &b.inputs.bases {
             let digest = match bases.get(base) {
@@ -236,10 +263,10 @@ pub fn digests(plan: &Plan, bases: &Resolved) -> std::io::Result<Digests> {
             sha256_hex(recipe)
         })
         .collect();
-    Ok(Digests {
+    Digests {
         builds,
         manifests,
-        files,
-        files_read,
-    })
+        files: hashed.files,
+        files_read: hashed.files_read,
+    }
 }
