@@ -9,6 +9,7 @@ use glob::MatchOptions;
 use crate::config::ImageDef;
 use crate::dockerfile::context_ignore_file;
 use crate::error::{ConfigError, Error, ErrorKind};
+use crate::inputs::patterns::Patterns;
 
 /// The files changed since a revision: committed since it, staged, unstaged, and new files git
 /// does not ignore; deleted and renamed files by their old and new paths.
@@ -99,10 +100,15 @@ impl Changes {
     pub fn touching(&self, def: &ImageDef, root: &Path) -> Option<&Path> {
         let context = root.join(&def.context);
         let dockerfile = root.join(&def.dockerfile);
-        let ignore = ContextIgnore::read(&context);
+        let ignore = context_ignore_file(&context)
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|text| Patterns::parse(&text));
         let in_context = |p: &Path| {
-            p.strip_prefix(&context)
-                .is_ok_and(|rel| !ignore.as_ref().is_some_and(|i| i.excludes(rel)))
+            p.strip_prefix(&context).is_ok_and(|rel| {
+                !ignore
+                    .as_ref()
+                    .is_some_and(|i| i.excluded(&rel.to_string_lossy()))
+            })
         };
         let hit = |p: &PathBuf| {
             def.file.chain.contains(p)
@@ -125,100 +131,9 @@ impl Changes {
     }
 }
 
-/// `*` and `?` stop at `/`, as in docker's patterns and `watch`; `**` crosses directories.
+/// `*` and `?` stop at `/` in `watch` patterns, as in docker's; `**` crosses directories.
 const LITERAL: MatchOptions = MatchOptions {
     case_sensitive: true,
     require_literal_separator: true,
     require_literal_leading_dot: false,
 };
-
-/// A context's ignore file (`.containerignore`, else `.dockerignore`) read with docker's rules
-/// (moby/patternmatcher, which podman uses): patterns are anchored at the context; a pattern
-/// that matches a path or one of its parent directories decides, and the last that matches
-/// wins, so `!dir/keep` brings back a file of an excluded directory.
-struct ContextIgnore {
-    /// Each pattern, and whether it is an exception (`!`).
-    patterns: Vec<(glob::Pattern, bool)>,
-}
-
-impl ContextIgnore {
-    fn read(context: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(context_ignore_file(context)?).ok()?;
-        let patterns = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|line| {
-                let (exception, pattern) = match line.strip_prefix('!') {
-                    Some(rest) => (true, rest.trim()),
-                    None => (false, line),
-                };
-                let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
-                let pattern = pattern.trim_end_matches('/');
-                // A pattern that does not compile matches nothing, as podman would refuse it.
-                Some((glob::Pattern::new(pattern).ok()?, exception))
-            })
-            .collect();
-        Some(Self { patterns })
-    }
-
-    /// Whether `rel`, relative to the context, is left out of the build.
-    fn excludes(&self, rel: &Path) -> bool {
-        let mut excluded = false;
-        for (pattern, exception) in &self.patterns {
-            // Only a pattern that could change the verdict is tried, as docker does.
-            if *exception != excluded {
-                continue;
-            }
-            let mut paths = rel.ancestors().filter(|a| !a.as_os_str().is_empty());
-            if paths.any(|a| pattern.matches_path_with(a, LITERAL)) {
-                excluded = !exception;
-            }
-        }
-        excluded
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Whether `rel` (in a context whose `.dockerignore` is `ignore`) is excluded.
-    fn excluded(ignore: &str, rel: &str) -> bool {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), ignore).unwrap();
-        let i = ContextIgnore::read(dir.path()).expect("an ignore file");
-        i.excludes(Path::new(rel))
-    }
-
-    #[test]
-    fn dockerignore_patterns_are_anchored_at_the_context() {
-        // `*.md` is the context's top level only, as in docker; `**/*.md` is any depth.
-        assert!(excluded("*.md\n", "README.md"));
-        assert!(!excluded("*.md\n", "docs/guide.md"));
-        assert!(excluded("**/*.md\n", "docs/guide.md"));
-        // A directory excludes what is below it; a leading `/` or `./` changes nothing.
-        assert!(excluded("node_modules\n", "node_modules/x/index.js"));
-        assert!(excluded("/build\n", "build/out.o"));
-        assert!(excluded("./build\n", "build/out.o"));
-        assert!(!excluded("build\n", "src/build/out.o"));
-        // The last matching line wins; comments and blank lines are skipped.
-        assert!(!excluded("# docs\n\n*.md\n!KEEP.md\n", "KEEP.md"));
-        assert!(excluded("*.md\n!KEEP.md\n", "OTHER.md"));
-        // Unlike gitignore, an exception brings back a file of an excluded directory.
-        assert!(!excluded("docs\n!docs/keep.md\n", "docs/keep.md"));
-        assert!(excluded("docs\n!docs/keep.md\n", "docs/other.md"));
-        assert!(excluded("docs/\n", "docs/other.md"));
-    }
-
-    #[test]
-    fn containerignore_is_read_before_dockerignore() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "a\n").unwrap();
-        std::fs::write(dir.path().join(".containerignore"), "b\n").unwrap();
-        let i = ContextIgnore::read(dir.path()).unwrap();
-        assert!(i.excludes(Path::new("b")));
-        assert!(!i.excludes(Path::new("a")));
-        assert!(ContextIgnore::read(tempfile::tempdir().unwrap().path()).is_none());
-    }
-}

@@ -325,3 +325,19 @@ fn labels_go_at_the_end_of_the_built_stage() {
     let multiline: BTreeMap<String, String> = [("d".to_string(), "two\nlines".to_string())].into();
     assert_eq!(label_instruction(&multiline, '\\'), None);
 }
+
+#[test]
+fn containerignore_is_read_before_dockerignore() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(context_ignore_file(dir.path()), None);
+    std::fs::write(dir.path().join(".dockerignore"), "a\n").unwrap();
+    assert_eq!(
+        context_ignore_file(dir.path()),
+        Some(dir.path().join(".dockerignore"))
+    );
+    std::fs::write(dir.path().join(".containerignore"), "b\n").unwrap();
+    assert_eq!(
+        context_ignore_file(dir.path()),
+        Some(dir.path().join(".containerignore"))
+    );
+}

@@ -131,6 +131,27 @@ mod tests {
     }
 
     #[test]
+    fn dockerignore_patterns_are_anchored_at_the_context() {
+        let excluded = |ignore: &str, rel: &str| Patterns::parse(ignore).excluded(rel);
+        // `*.md` is the context's top level only, as in docker; `**/*.md` is any depth.
+        assert!(excluded("*.md\n", "README.md"));
+        assert!(!excluded("*.md\n", "docs/guide.md"));
+        assert!(excluded("**/*.md\n", "docs/guide.md"));
+        // A directory excludes what is below it; a leading `/` or `./` changes nothing.
+        assert!(excluded("node_modules\n", "node_modules/x/index.js"));
+        assert!(excluded("/build\n", "build/out.o"));
+        assert!(excluded("./build\n", "build/out.o"));
+        assert!(!excluded("build\n", "src/build/out.o"));
+        // The last matching line wins; comments and blank lines are skipped.
+        assert!(!excluded("# docs\n\n*.md\n!KEEP.md\n", "KEEP.md"));
+        assert!(excluded("*.md\n!KEEP.md\n", "OTHER.md"));
+        // Unlike gitignore, an exception brings back a file of an excluded directory.
+        assert!(!excluded("docs\n!docs/keep.md\n", "docs/keep.md"));
+        assert!(excluded("docs\n!docs/keep.md\n", "docs/other.md"));
+        assert!(excluded("docs/\n", "docs/other.md"));
+    }
+
+    #[test]
     fn patterns_are_cleaned() {
         assert_eq!(clean("./a//b/"), "a/b");
         assert_eq!(clean("/a/../b"), "b");
