@@ -769,8 +769,16 @@ fn a_context_of_dot_leaves_the_run_state_out_and_keeps_its_own_ignore_file() {
     assert!(p.path().join(".mab/runs").is_dir());
     assert_eq!(read("/ctx/.mab/.gitignore"), None);
 
-    // So a second run, with new logs in .mab, takes the COPY from the cache.
+    // So a second run, with new logs in .mab, finds the inputs unchanged...
     let second = mab(&p, &["run", "--progress", "plain"]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("unchanged 1 of 1 image(s)"),
+        "{}",
+        text(&second)
+    );
+    // ...and a rebuild takes the COPY from podman's cache.
+    let second = mab(&p, &["run", "--rebuild", "--progress", "plain"]);
     assert!(second.status.success(), "{}", text(&second));
     let log = std::fs::read_dir(p.path().join(".mab/runs"))
         .unwrap()
