@@ -317,6 +317,21 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
     }
     let plan = target.plan(env)?;
     eprint!("{}", output::warnings(&plan));
+    if run.no_push
+        && let Some(remote) = plan.builds.iter().find(|b| b.publish.is_some())
+    {
+        // A list is assembled on this machine; another node's image gets here by the registry.
+        return Err(ConfigError::new(
+            ErrorKind::Selection,
+            format!(
+                "--no-push, but {} builds on node {}: its image reaches this machine only through the registry",
+                remote.id,
+                remote.node.as_deref().unwrap_or("?")
+            ),
+        )
+        .with_help("push (drop --no-push), or select the platforms this machine builds with --platform")
+        .into());
+    }
     let checks = doctor::checks(&plan.podman, Some(&plan), false);
     if doctor::blocking(&checks) {
         let failed: Vec<doctor::Check> = checks

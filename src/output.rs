@@ -66,10 +66,21 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
     }
     for (n, b) in plan.builds.iter().enumerate() {
         write!(out, "\n[{}/{builds}] build {}", n + 1, b.id)?;
+        if let Some(node) = &b.node {
+            write!(out, " on node {node}")?;
+        }
         if !b.depends_on.is_empty() {
             write!(out, " (after {})", b.depends_on.join(", "))?;
         }
         writeln!(out, "\n  {}", shell_line(&b.argv))?;
+        if let Some(p) = &b.publish {
+            writeln!(
+                out,
+                "  {}  # for the lists and other nodes",
+                shell_line(&p.push)
+            )?;
+            writeln!(out, "  {}  # its digest", shell_line(&p.verify))?;
+        }
         if let Some(copy) = &b.dockerfile {
             writeln!(
                 out,
@@ -140,6 +151,23 @@ pub fn dot(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         out,
         "digraph mab {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
     )?;
+    // With build nodes, one cluster of builds per node.
+    for n in &plan.nodes {
+        writeln!(
+            out,
+            "  subgraph {} {{\n    label={};",
+            dot_quote(&format!("cluster_{}", n.name)),
+            dot_quote(&format!("node {} ({})", n.name, n.address))
+        )?;
+        for b in plan
+            .builds
+            .iter()
+            .filter(|b| b.node.as_ref() == Some(&n.name))
+        {
+            writeln!(out, "    {};", dot_quote(&b.id))?;
+        }
+        writeln!(out, "  }}")?;
+    }
     for b in &plan.builds {
         let label = format!("{}\n{}", b.image, b.platform);
         writeln!(out, "  {} [label={}];", dot_quote(&b.id), dot_quote(&label))?;

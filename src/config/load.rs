@@ -129,6 +129,25 @@ pub(super) fn load_files(
         inherited.insert(dir.clone(), parent.under(file, dir)?);
     }
     let (builder, registries) = run_settings(parsed.values())?;
+    // The nodes set up the whole run, as [builder] does: one file declares them.
+    let mut with_nodes = parsed.iter().filter(|(_, f)| !f.raw.nodes.is_empty());
+    let nodes = match (with_nodes.next(), with_nodes.next()) {
+        (None, _) => Vec::new(),
+        (Some((dir, file)), None) => super::nodes::parse(&file.source, dir, &file.raw.nodes)?,
+        (Some((_, a)), Some((_, b))) => {
+            return Err(ConfigError::new(
+                ErrorKind::Duplicate,
+                format!(
+                    "[nodes] is set in {} and in {}",
+                    a.source.name(),
+                    b.source.name()
+                ),
+            )
+            .with_help(
+                "the nodes set up the whole run: declare them once, in the top-most multiarch.toml",
+            ));
+        }
+    };
 
     let mut files = Vec::with_capacity(paths.len());
     let mut raw_images = Vec::new();
@@ -191,6 +210,7 @@ pub(super) fn load_files(
         images,
         builder,
         registries,
+        nodes,
         env: Default::default(),
     })
 }

@@ -6,11 +6,13 @@
 mod image;
 mod load;
 mod location;
+mod nodes;
 mod raw;
 
 use image::*;
 pub use load::*;
 pub use location::*;
+pub use nodes::{Address, Node};
 pub use raw::*;
 
 use std::collections::BTreeMap;
@@ -93,6 +95,8 @@ pub struct Config {
     pub images: Vec<ImageDef>,
     pub builder: Builder,
     pub registries: BTreeMap<String, RawRegistry>,
+    /// `[nodes]`, sorted by name; empty: everything builds on this machine.
+    pub nodes: Vec<Node>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
 }

@@ -27,6 +27,32 @@ pub struct RawConfig {
     /// Per-registry settings, keyed by `host[:port]` (`[registries."127.0.0.1:5000"]`).
     #[serde(default)]
     pub registries: BTreeMap<String, RawRegistry>,
+    /// Build nodes: each platform's builds on a machine that builds it natively, through
+    /// podman's remote API. Without them, everything builds on this machine.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawNode>")]
+    pub nodes: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+}
+
+/// `[nodes.NAME]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// `ssh://user@host[:port]/run/podman/podman.sock` or `unix:///path/podman.sock`.
+    pub url: Option<String>,
+    /// A `podman system connection` by name, instead of `url`.
+    pub connection: Option<String>,
+    /// Platforms it builds natively; the first is its own (the build platform of its builds).
+    #[schemars(with = "Vec<String>")]
+    pub platforms: Vec<Spanned<String>>,
+    /// Platforms it builds through an emulator, when no node builds them natively.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub emulates: Vec<Spanned<String>>,
+    /// Builds at once (default 1).
+    pub jobs: Option<usize>,
+    /// The ssh key file for an `ssh://` url, relative to this file.
+    pub identity: Option<String>,
 }
 
 /// `[builder]`.

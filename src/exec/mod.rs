@@ -16,7 +16,7 @@ use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::plan::{Build, Plan, STATE_DIR, shell_line};
+use crate::plan::{Build, Plan, STATE_DIR, digest_of_build, shell_line};
 use crate::platform::Platform;
 use crate::progress::{self, Progress};
 use crate::supervise::{Supervisor, When, private_dir};
@@ -26,7 +26,7 @@ mod runner;
 pub mod schedule;
 mod verify;
 
-use runner::{Failure, Runner, secret_values};
+use runner::{Built, Failure, Runner, secret_values};
 use schedule::{Assembled, Job, Note, Scheduler, Shape};
 pub use verify::verify_index;
 
@@ -161,7 +161,7 @@ pub struct Report {
 }
 
 enum Done {
-    Build(usize, Result<String, Failure>),
+    Build(usize, Result<Built, Failure>),
     Assemble(usize, Result<(), Failure>),
     Push(usize, Result<Vec<TagReport>, Failure>),
 }
@@ -284,6 +284,35 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
     Ok(published::apply(plan, &checked).plan)
 }
 
+/// `argv` with each `<digest of BUILD>` that `pushed` knows replaced.
+fn filled(argv: &[String], pushed: &HashMap<String, String>) -> Vec<String> {
+    argv.iter()
+        .map(|a| match a.find("<digest of ") {
+            None => a.clone(),
+            Some(_) => pushed.iter().fold(a.clone(), |a, (token, digest)| {
+                a.replace(token.as_str(), digest)
+            }),
+        })
+        .collect()
+}
+
+fn filled_build(b: &Build, pushed: &HashMap<String, String>) -> Build {
+    Build {
+        argv: filled(&b.argv, pushed),
+        ..b.clone()
+    }
+}
+
+fn filled_list(
+    m: &crate::plan::Manifest,
+    pushed: &HashMap<String, String>,
+) -> crate::plan::Manifest {
+    crate::plan::Manifest {
+        assemble: m.assemble.iter().map(|a| filled(a, pushed)).collect(),
+        ..m.clone()
+    }
+}
+
 /// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
 fn without_cache_pushes(plan: &Plan) -> Plan {
     let mut plan = plan.clone();
@@ -396,6 +425,22 @@ fn execute(
                 .map(|m| indexes(&m.depends_on))
                 .collect(),
             pushes: plan.manifests.iter().map(|m| opts.push && m.push).collect(),
+            // Without build nodes, this machine is the one node, with --jobs slots.
+            node: plan
+                .builds
+                .iter()
+                .map(|b| {
+                    b.node
+                        .as_ref()
+                        .and_then(|n| plan.nodes.iter().position(|p| p.name == *n))
+                        .unwrap_or(0)
+                })
+                .collect(),
+            node_slots: if plan.nodes.is_empty() {
+                vec![opts.jobs.max(1)]
+            } else {
+                plan.nodes.iter().map(|n| n.jobs).collect()
+            },
         },
         opts.keep_going,
         opts.atomic,
@@ -433,8 +478,16 @@ fn execute(
 
     let mut started: HashMap<Job, Instant> = HashMap::new();
     let pool = rayon::ThreadPoolBuilder::new()
-        // Builds and list jobs have slots of their own.
-        .num_threads(2 * opts.jobs.max(1))
+        // Builds (per node) and list jobs have slots of their own.
+        .num_threads(
+            opts.jobs.max(1)
+                + plan
+                    .nodes
+                    .iter()
+                    .map(|n| n.jobs)
+                    .sum::<usize>()
+                    .max(opts.jobs.max(1)),
+        )
         .thread_name(|i| format!("mab-job-{i}"))
         .build()
         .map_err(std::io::Error::other)?;
@@ -452,6 +505,8 @@ fn execute(
         }
     });
     let mut interrupted: Option<i32> = None;
+    // `<digest of BUILD>` → the digest its node pushed its image under.
+    let mut pushed: HashMap<String, String> = HashMap::new();
     let mut kill_at: Option<Instant> = None;
     let say = |notes: Vec<Note>, progress: &Progress| {
         for note in notes {
@@ -487,11 +542,21 @@ fn execute(
                 };
                 progress.start(shown, verb, &command);
                 let (tx, log) = (tx.clone(), log.clone());
+                // What other nodes pushed is known now: their digests go into the command.
+                let build = match job {
+                    Job::Build(i) => Some(filled_build(&plan.builds[i], &pushed)),
+                    _ => None,
+                };
+                let list = match job {
+                    Job::Assemble(m) => Some(filled_list(&plan.manifests[m], &pushed)),
+                    _ => None,
+                };
                 scope.spawn(move |_| {
-                    let done = match job {
-                        Job::Build(i) => Done::Build(i, runner.build(&plan.builds[i], &log)),
-                        Job::Assemble(m) => Done::Assemble(m, runner.assemble(&plan.manifests[m], &log)),
-                        Job::Push(m) => Done::Push(m, runner.push(&plan.manifests[m], &log)),
+                    let done = match (job, build, list) {
+                        (Job::Build(i), Some(b), _) => Done::Build(i, runner.build(&b, &log)),
+                        (Job::Assemble(m), _, Some(l)) => Done::Assemble(m, runner.assemble(&l, &log)),
+                        (Job::Push(m), _, _) => Done::Push(m, runner.push(&plan.manifests[m], &log)),
+                        _ => unreachable!("each job has what it runs"),
                     };
                     let _ = tx.send(Event::Done(done));
                 });
@@ -541,9 +606,14 @@ fn execute(
                 Done::Build(i, result) => {
                     builds[i].duration_ms = ms;
                     match result {
-                        Ok(image_id) => {
+                        Ok(built) => {
                             progress.finish(&plan.builds[i].id, "built", elapsed, "");
-                            builds[i].image_id = Some(image_id);
+                            builds[i].image_id = Some(built.image_id);
+                            if let Some(image) = built.published {
+                                let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
+                                pushed.insert(digest_of_build(&plan.builds[i].id), digest.to_string());
+                                builds[i].published = Some(image);
+                            }
                             scheduler.built(i, Ok(()));
                         }
                         Err(f) => {
@@ -695,6 +765,8 @@ mod tests {
             heredocs: false,
             dockerfile: None,
             ignorefile: None,
+            node: None,
+            publish: None,
             inputs: crate::plan::Inputs {
                 context: ".".into(),
                 dockerfile: "Dockerfile".into(),

@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Base, Manifest, Plan, Push, STATE_DIR, Unchanged, registry_of, retag_argv, verify_argv,
+    Base, Manifest, Plan, Push, STATE_DIR, Unchanged, digest_of_build, registry_of, retag_argv,
+    verify_argv,
 };
 use crate::reference::{ImageRef, Tag};
 
@@ -52,9 +53,11 @@ fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<Stri
     if let Some((_, digest)) = base.reference.split_once('@') {
         return Ok(digest.to_string());
     }
+    // A local image is the storage's of the node that reads it.
     let podman = |args: &[&str]| -> Vec<String> {
         plan.podman
             .iter()
+            .chain(&base.node_args)
             .cloned()
             .chain(args.iter().map(|a| a.to_string()))
             .collect()
@@ -110,24 +113,23 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
             || {
                 // A reference resolves to one digest (an index), whatever platform reads it.
                 let mut refs: Vec<&Base> = bases.clone();
-                refs.dedup_by(|a, b| a.reference == b.reference && a.insecure == b.insecure);
-                let digests: std::collections::HashMap<(&str, bool), Result<String, String>> = refs
+                refs.dedup_by(|a, b| {
+                    a.reference == b.reference
+                        && a.insecure == b.insecure
+                        && a.node_args == b.node_args
+                });
+                let key = |b: &Base| (b.reference.clone(), b.insecure, b.node_args.clone());
+                let digests: std::collections::HashMap<_, Result<String, String>> = refs
                     .par_iter()
                     .enumerate()
                     .map(|(n, base)| {
                         let log = logs.join(format!("base-{n}.log"));
-                        let key = (base.reference.as_str(), base.insecure);
-                        (key, resolve(plan, runner, base, &log))
+                        (key(base), resolve(plan, runner, base, &log))
                     })
                     .collect();
                 bases
                     .iter()
-                    .map(|b| {
-                        (
-                            (*b).clone(),
-                            digests[&(b.reference.as_str(), b.insecure)].clone(),
-                        )
-                    })
+                    .map(|b| ((*b).clone(), digests[&key(b)].clone()))
                     .collect()
             },
             || inputs::hash_files(plan),
@@ -296,8 +298,16 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                         let at = b.argv.len() - 1;
                         b.argv.insert(at, "--tls-verify=false".into());
                     }
+                    // From another node it was to be read by the digest pushed: that is the
+                    // published one now.
+                    let token = digest_of_build(&dep);
+                    let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
                     for a in &mut b.argv {
-                        if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
+                        if a.contains(&token) {
+                            *a = a.replace(&token, digest);
+                        } else if let Some(name) =
+                            a.strip_suffix(&format!("=container-image://{local}"))
+                        {
                             *a = format!("{name}=docker-image://{image}");
                         } else if let Some(name) = a.strip_suffix(&format!("={local}")) {
                             *a = format!("{name}={image}");

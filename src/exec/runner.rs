@@ -9,11 +9,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, Manifest, shell_line};
+use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
 use super::TagReport;
 use super::verify::verify_index;
+
+/// What a build made.
+pub(super) struct Built {
+    pub(super) image_id: String,
+    /// From another node: its image in the registry, `REPO@DIGEST`.
+    pub(super) published: Option<String>,
+}
 
 /// A failed step: what failed, and the end of its log.
 pub(super) struct Failure {
@@ -222,11 +229,52 @@ impl Runner<'_> {
         self.command(argv, log, false, None, When::Normal).map(drop)
     }
 
-    pub(super) fn build(&self, b: &Build, log: &Path) -> Result<String, Failure> {
-        self.command(&b.argv, log, false, self.build_timeout, When::Normal)?;
+    /// Runs build `b`: its image id and, from another node, the image's `REPO@DIGEST` in the
+    /// registry. A failure on a node names it.
+    pub(super) fn build(&self, b: &Build, log: &Path) -> Result<Built, Failure> {
+        let on_node = |f: Failure| match &b.node {
+            Some(node) if b.publish.is_some() => Failure {
+                reason: format!("on node {node}: {}", f.reason),
+                ..f
+            },
+            _ => f,
+        };
+        self.command(&b.argv, log, false, self.build_timeout, When::Normal)
+            .map_err(on_node)?;
         let iid = std::fs::read_to_string(self.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
-        Ok(iid.trim().to_string())
+        let image_id = iid.trim().to_string();
+        let Some(publish) = &b.publish else {
+            return Ok(Built {
+                image_id,
+                published: None,
+            });
+        };
+        // `push --digestfile` writes nothing through a remote podman: the digest is read back.
+        let hex = image_id.trim_start_matches("sha256:");
+        let fill = |argv: &[String]| -> Vec<String> {
+            argv.iter().map(|a| a.replace(IMAGE_ID, hex)).collect()
+        };
+        let reference = publish.reference.replace(IMAGE_ID, hex);
+        self.retrying(log, || self.logged(&fill(&publish.push), log))
+            .map_err(|f| Failure {
+                reason: format!(
+                    "pushing {reference} from node {} failed: {}",
+                    b.node.as_deref().unwrap_or("?"),
+                    f.reason
+                ),
+                ..f
+            })?;
+        let raw = self.read(&fill(&publish.verify), log)?.ok_or_else(|| {
+            Failure::new(format!("{reference} is not in the registry after its push"))
+        })?;
+        let repository = reference
+            .rsplit_once(':')
+            .map_or(reference.as_str(), |(r, _)| r);
+        Ok(Built {
+            image_id,
+            published: Some(format!("{repository}@{}", crate::inputs::digest_of(&raw))),
+        })
     }
 
     pub(super) fn assemble(&self, m: &Manifest, log: &Path) -> Result<(), Failure> {

@@ -50,7 +50,12 @@ pub struct Scheduler {
     ids: Vec<String>,
     pub builds: Vec<Status>,
     pub manifests: Vec<Status>,
-    ready: BinaryHeap<(u64, Reverse<usize>)>,
+    /// Per node: its ready builds, highest priority first.
+    ready: Vec<BinaryHeap<(u64, Reverse<usize>)>>,
+    /// Per build: its node; per node: its slots and its builds running.
+    node: Vec<usize>,
+    node_slots: Vec<usize>,
+    running_on: Vec<usize>,
     manifest_jobs: VecDeque<Job>,
     deferred: Vec<usize>,
     /// Builds running, and list jobs (assembly, pushes) running: each kind has its own
@@ -95,6 +100,10 @@ pub struct Shape {
     pub depends_on: Vec<Vec<usize>>,
     pub manifest_builds: Vec<Vec<usize>>,
     pub pushes: Vec<bool>,
+    /// Per build: the node it runs on (an index into `node_slots`).
+    pub node: Vec<usize>,
+    /// Per node: builds at once.
+    pub node_slots: Vec<usize>,
 }
 
 impl Scheduler {
@@ -119,10 +128,10 @@ impl Scheduler {
             .filter(|&m| shape.manifest_builds[m].is_empty())
             .map(Job::Assemble)
             .collect();
-        let ready = (0..n)
-            .filter(|&i| waiting[i] == 0)
-            .map(|i| (priority[i], Reverse(i)))
-            .collect();
+        let mut ready = vec![BinaryHeap::new(); shape.node_slots.len()];
+        for i in (0..n).filter(|&i| waiting[i] == 0) {
+            ready[shape.node[i]].push((priority[i], Reverse(i)));
+        }
         Self {
             waiting,
             dependents,
@@ -134,6 +143,9 @@ impl Scheduler {
             builds: vec![Status::NotStarted; n],
             ids: shape.ids,
             ready,
+            running_on: vec![0; shape.node_slots.len()],
+            node: shape.node,
+            node_slots: shape.node_slots,
             manifest_jobs,
             deferred: Vec::new(),
             running: 0,
@@ -154,7 +166,7 @@ impl Scheduler {
             return None;
         }
         if self.running() == 0
-            && self.ready.is_empty()
+            && self.ready.iter().all(BinaryHeap::is_empty)
             && self.manifest_jobs.is_empty()
             && !self.deferred.is_empty()
         {
@@ -174,12 +186,17 @@ impl Scheduler {
             self.running_lists += 1;
             return Some(job);
         }
-        if self.running >= slots {
-            return None;
-        }
-        let job = Job::Build(self.ready.pop()?.1.0);
+        // The ready build of highest priority among the nodes with a free slot: the rule of
+        // one machine, across nodes.
+        let n = (0..self.ready.len())
+            .filter(|&n| self.running_on[n] < self.node_slots[n])
+            .filter_map(|n| self.ready[n].peek().map(|top| (*top, n)))
+            .max()?
+            .1;
+        let i = self.ready[n].pop().expect("peeked").1.0;
+        self.running_on[n] += 1;
         self.running += 1;
-        Some(job)
+        Some(Job::Build(i))
     }
 
     /// Jobs running, of both kinds.
@@ -191,7 +208,7 @@ impl Scheduler {
     pub fn done(&self) -> bool {
         self.running() == 0
             && (self.stopping
-                || (self.ready.is_empty()
+                || (self.ready.iter().all(BinaryHeap::is_empty)
                     && self.manifest_jobs.is_empty()
                     && self.deferred.is_empty()))
     }
@@ -214,6 +231,7 @@ impl Scheduler {
     /// A build ended.
     pub fn built(&mut self, i: usize, result: Result<(), String>) {
         self.running -= 1;
+        self.running_on[self.node[i]] -= 1;
         match result {
             Ok(()) => {
                 self.builds[i] = Status::Built;
@@ -223,7 +241,7 @@ impl Scheduler {
                         && self.builds[d] == Status::NotStarted
                         && !self.stopping
                     {
-                        self.ready.push((self.priority[d], Reverse(d)));
+                        self.ready[self.node[d]].push((self.priority[d], Reverse(d)));
                     }
                 }
                 for m in self.manifests_of[i].clone() {
@@ -305,8 +323,9 @@ impl Scheduler {
             }
         }
         let builds = &self.builds;
-        self.ready
-            .retain(|(_, Reverse(i))| builds[*i] == Status::NotStarted);
+        for heap in &mut self.ready {
+            heap.retain(|(_, Reverse(i))| builds[*i] == Status::NotStarted);
+        }
     }
 
     /// The statuses at the end: lists still deferred when the run stopped are skipped.

@@ -88,8 +88,9 @@ fn ignore_text(workdir: &Path, build: &Build) -> std::io::Result<String> {
 }
 
 /// A build's command line without what changes on every run or is hashed apart: the podman
-/// prefix, `--iidfile`, `--file` (the Dockerfile's content is hashed), `--ignorefile` (its
-/// patterns decide the context's digest), `--timestamp` and the per-run labels.
+/// prefix and a node's options, `--iidfile`, `--file` (the Dockerfile's content is hashed),
+/// `--ignorefile` (its patterns decide the context's digest), `--timestamp` and the per-run
+/// labels.
 fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut args = build
@@ -99,7 +100,9 @@ fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
         .map(String::as_str);
     while let Some(a) = args.next() {
         match a {
-            "--iidfile" | "--file" | "--ignorefile" | "--timestamp" => {
+            // Where it is built (a node's podman) is no input of the image.
+            "--iidfile" | "--file" | "--ignorefile" | "--timestamp" | "--url" | "--connection"
+            | "--identity" => {
                 args.next();
             }
             "--label" => {

@@ -157,14 +157,17 @@ impl<'a> Index<'a> {
             .collect::<Result<Vec<_>, ConfigError>>()?
             .into_iter()
             .unzip();
-        let host = Platform::host();
         let platforms: BTreeSet<&Platform> = instances
             .iter()
             .flat_map(|inst| inst.builds.iter().map(|b| &b.platform))
             .collect();
+        // The build platform is the machine's, or with build nodes the node's.
         let platform_args = platforms
             .into_iter()
-            .map(|p| (p.clone(), dockerfile::platform_args(p, &host)))
+            .map(|p| {
+                let build = super::nodes::build_platform(config, p);
+                (p.clone(), dockerfile::platform_args(p, &build))
+            })
             .collect();
         Ok(Self {
             config,

@@ -329,9 +329,16 @@ impl<'a> Graph<'a> {
             "cycles are rejected before ordering"
         );
 
+        let assignment = super::nodes::assign(
+            self.config,
+            order.iter().map(|&(i, b)| {
+                let p = &self.instances[i].builds[b].platform;
+                (super::build_id(&self.instances[i].name, p), p)
+            }),
+        );
         let builds: Vec<Build> = order
             .par_iter()
-            .map(|&(i, b)| self.build(i, b, selected))
+            .map(|&(i, b)| self.build(i, b, selected, &assignment))
             .collect();
         let manifests = self
             .instances
@@ -345,7 +352,7 @@ impl<'a> Graph<'a> {
                     .map(|b| b.platform.clone())
                     .filter(|p| keep(p))
                     .collect();
-                (!platforms.is_empty()).then(|| self.manifest(inst, platforms))
+                (!platforms.is_empty()).then(|| self.manifest(inst, platforms, &assignment))
             })
             .collect();
         Plan {
@@ -363,6 +370,23 @@ impl<'a> Graph<'a> {
             workdir: self.config.root.clone(),
             changed_since: None,
             unchanged: None,
+            nodes: self
+                .config
+                .nodes
+                .iter()
+                .map(|n| super::PlanNode {
+                    name: n.name.clone(),
+                    address: match &n.address {
+                        crate::config::Address::Local => "local".into(),
+                        crate::config::Address::Url(u) => u.clone(),
+                        crate::config::Address::Connection(c) => format!("connection {c}"),
+                    },
+                    platforms: n.platforms.clone(),
+                    emulates: n.emulates.clone(),
+                    jobs: n.jobs,
+                    podman_args: n.podman_args(),
+                })
+                .collect(),
             warnings: self.warnings(selected),
             secrets: self.secrets(selected),
             builds,

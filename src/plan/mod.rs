@@ -12,8 +12,9 @@
 
 mod deps;
 mod graph;
+mod nodes;
 mod render;
-pub use render::{registry_of, retag_argv, verify_argv};
+pub use render::{IMAGE_ID, digest_of_build, registry_of, retag_argv, verify_argv};
 #[cfg(test)]
 mod tests;
 
@@ -61,6 +62,9 @@ pub struct Plan {
     pub changed_since: Option<ChangedSince>,
     /// What the plan does that the config may not mean, once each.
     pub warnings: Vec<Warning>,
+    /// `[nodes]`: the machines the builds run on; empty: this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<PlanNode>,
     /// With `mab plan --check-registry`: the lists whose inputs the registry already holds,
     /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,6 +156,36 @@ pub struct Build {
     pub ignorefile: Option<IgnoreFile>,
     /// What decides its image besides `argv`, hashed by `mab run` into its input digest.
     pub inputs: Inputs,
+    /// The build node it runs on (`[nodes]`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// On a node other than this machine: how its image is pushed for the lists and other
+    /// nodes to read by digest. `<image id>` in it stands for the id the build wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Publish>,
+}
+
+/// Pushing a build's image from its node, and reading its digest back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Publish {
+    /// `REPOSITORY:mab-image-<image id>`.
+    pub reference: String,
+    pub push: Vec<String>,
+    pub verify: Vec<String>,
+}
+
+/// A build node, as the plan uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanNode {
+    pub name: String,
+    /// `local`, the url, or `connection NAME`.
+    pub address: String,
+    pub platforms: Vec<Platform>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub emulates: Vec<Platform>,
+    pub jobs: usize,
+    /// The podman global options of its commands.
+    pub podman_args: Vec<String>,
 }
 
 /// What a build's input digest is made of, besides its command line (less the per-run
@@ -185,6 +219,9 @@ pub struct Base {
     /// Its registry is reached over plain HTTP or with an unverified certificate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// The podman options of the node that reads it (a local image is the node's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_args: Vec<String>,
 }
 
 impl Build {
@@ -353,6 +390,7 @@ pub fn plan(
         None => (graph.select(&patterns)?, None),
     };
     graph.check_platforms(&selected, &selection.platforms)?;
+    nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
     Ok(Plan {
         changed_since,

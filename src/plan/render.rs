@@ -1,7 +1,7 @@
 //! The podman commands of a plan: each build's `podman build`, each manifest list's assembly,
 //! push and verification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::{Component, Path};
 
@@ -12,9 +12,10 @@ use crate::reference::ImageRef;
 
 use super::deps::Redirect;
 use super::graph::Graph;
+use super::nodes;
 use super::{
-    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Push, STATE_DIR,
-    build_id, local_image,
+    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish, Push,
+    STATE_DIR, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -70,6 +71,14 @@ pub fn retag_argv(from: &str, to: &ImageRef, insecure: bool, digestfile: &str) -
     argv
 }
 
+/// Stands in a command for the id of the image a build makes, until it is made.
+pub const IMAGE_ID: &str = "<image id>";
+
+/// Stands in a command for the digest build `id`'s node pushed its image under, until it has.
+pub fn digest_of_build(id: &str) -> String {
+    format!("<digest of {id}>")
+}
+
 impl Graph<'_> {
     /// A podman command: the program and its global options, then `args`.
     fn podman_argv(&self, args: &[&str]) -> Vec<String> {
@@ -80,7 +89,12 @@ impl Graph<'_> {
             .collect()
     }
 
-    pub(super) fn manifest(&self, inst: &Instance, platforms: Vec<Platform>) -> Manifest {
+    pub(super) fn manifest(
+        &self,
+        inst: &Instance,
+        platforms: Vec<Platform>,
+        assignment: &HashMap<String, usize>,
+    ) -> Manifest {
         let list = format!("{LOCAL_PREFIX}/{}:manifest", inst.name);
         // A list left by an earlier run would make `create` fail, and `build --manifest`
         // appends rather than replaces: always start from a fresh list. `manifest rm` (not
@@ -94,10 +108,19 @@ impl Graph<'_> {
             if let Some(v) = p.variant() {
                 add.extend(["--variant".into(), v.into()]);
             }
-            add.extend([
-                list.clone(),
-                format!("containers-storage:{}", local_image(&inst.name, p)),
-            ]);
+            // An image built on another node reaches the list through the registry, by the
+            // digest its node pushed, known once it is built.
+            let id = build_id(&inst.name, p);
+            let node = assignment.get(&id).map(|&n| &self.config.nodes[n]);
+            let source = if nodes::is_local(node) {
+                format!("containers-storage:{}", local_image(&inst.name, p))
+            } else {
+                if self.config.insecure(inst.repository.registry()) {
+                    add.push("--tls-verify=false".into());
+                }
+                format!("docker://{}@{}", inst.repository, digest_of_build(&id))
+            };
+            add.extend([list.clone(), source]);
             assemble.push(add);
         }
         let insecure = self.config.insecure(inst.repository.registry());
@@ -158,10 +181,18 @@ impl Graph<'_> {
         })
     }
 
-    pub(super) fn build(&self, i: usize, b: usize, selected: &[bool]) -> Build {
+    pub(super) fn build(
+        &self,
+        i: usize,
+        b: usize,
+        selected: &[bool],
+        assignment: &HashMap<String, usize>,
+    ) -> Build {
         let inst = &self.instances[i];
         let spec = &inst.builds[b];
         let def = &self.config.images[inst.image];
+        let node_of = |id: &str| assignment.get(id).copied();
+        let own_node = node_of(&build_id(&inst.name, &spec.platform));
         let needs = &self.needs[i][b];
         let p = &spec.platform;
         let mut args = spec.args.clone();
@@ -169,14 +200,28 @@ impl Graph<'_> {
         let mut contexts = BTreeMap::new();
         let mut depends_on = Vec::new();
         let mut bases: Vec<(String, Platform)> = needs.bases.clone();
+        let mut cross_node_insecure = false;
         for edge in &needs.edges {
             let dep = &self.instances[edge.dep];
             let dep_platform = &dep.builds[edge.dep_build].platform;
             // A dependency left out of the selection is read from the registry: a literal
             // reference as written, a named context or its arg by the image's first tag.
+            // The dependency's image: local on the same node, else by the digest its node
+            // pushes (`docker-image://`), or none when it is not built in this run.
             let image = if selected[edge.dep] {
-                depends_on.push(build_id(&dep.name, dep_platform));
-                Some(local_image(&dep.name, dep_platform))
+                let dep_id = build_id(&dep.name, dep_platform);
+                let local = node_of(&dep_id) == own_node;
+                cross_node_insecure |= !local && self.config.insecure(dep.repository.registry());
+                let image = if local {
+                    (local_image(&dep.name, dep_platform), "container-image://")
+                } else {
+                    (
+                        format!("{}@{}", dep.repository, digest_of_build(&dep_id)),
+                        "docker-image://",
+                    )
+                };
+                depends_on.push(dep_id);
+                Some(image)
             } else {
                 None
             };
@@ -194,20 +239,22 @@ impl Graph<'_> {
             for r in &edge.redirects {
                 match r {
                     Redirect::Reference(reference) => {
-                        if let Some(local) = &image {
-                            contexts
-                                .insert(reference.clone(), format!("container-image://{local}"));
+                        if let Some((image, scheme)) = &image {
+                            contexts.insert(reference.clone(), format!("{scheme}{image}"));
                         }
                     }
                     Redirect::Named(name) => {
                         let to = match &image {
-                            Some(local) => Some(format!("container-image://{local}")),
+                            Some((image, scheme)) => Some(format!("{scheme}{image}")),
                             None => published().map(|t| format!("docker-image://{t}")),
                         };
                         contexts.extend(to.map(|to| (name.clone(), to)));
                     }
                     Redirect::Arg { name, named } => {
-                        let to = image.clone().or_else(|| named.then(published).flatten());
+                        let to = image
+                            .as_ref()
+                            .map(|(image, _)| image.clone())
+                            .or_else(|| named.then(published).flatten());
                         args.extend(to.map(|to| (name.clone(), to)));
                     }
                 }
@@ -237,14 +284,21 @@ impl Graph<'_> {
         let local = local_image(&inst.name, p);
         let id = build_id(&inst.name, p);
         let iidfile = format!("{STATE_DIR}/iid/{id}");
-        let mut argv = self.podman_argv(&[
-            "build",
-            "--platform",
-            &p.to_string(),
-            "--iidfile",
-            &iidfile,
-            "--file",
-        ]);
+        let node = own_node.map(|n| &self.config.nodes[n]);
+        let node_args = node.map(|n| n.podman_args()).unwrap_or_default();
+        let mut argv = self.podman.clone();
+        argv.extend(node_args.iter().cloned());
+        argv.extend(
+            [
+                "build",
+                "--platform",
+                &p.to_string(),
+                "--iidfile",
+                &iidfile,
+                "--file",
+            ]
+            .map(String::from),
+        );
         let labeled = needs.label.as_ref().map(|at| LabeledDockerfile {
             path: format!("{STATE_DIR}/dockerfiles/{id}"),
             base: def.dockerfile.clone(),
@@ -265,9 +319,10 @@ impl Graph<'_> {
         {
             argv.push("--pull=newer".into());
         }
-        let mut insecure = bases
-            .iter()
-            .any(|(r, _)| self.config.insecure(registry_of(r)));
+        let mut insecure = cross_node_insecure
+            || bases
+                .iter()
+                .any(|(r, _)| self.config.insecure(registry_of(r)));
         if let Some(cache) = &def.cache {
             let (from, to) = match cache {
                 Cache::Registry => {
@@ -328,6 +383,7 @@ impl Graph<'_> {
                     insecure: self.config.insecure(registry_of(&reference)),
                     reference,
                     platform,
+                    node_args: node_args.clone(),
                 })
                 .collect(),
             per_run_labels: inst.per_run_labels.clone(),
@@ -341,7 +397,31 @@ impl Graph<'_> {
                 None => Vec::new(),
             },
         };
+        // From another node, the image goes to the registry under a tag named by its id, which
+        // no release tag can be; lists and other nodes read it by the digest pushed.
+        let publish = (!nodes::is_local(node)).then(|| {
+            let reference = format!("{}:mab-image-{IMAGE_ID}", inst.repository);
+            let insecure = self.config.insecure(inst.repository.registry());
+            let mut push = self.podman.clone();
+            push.extend(node_args.iter().cloned());
+            push.push("push".into());
+            if insecure {
+                push.push("--tls-verify=false".into());
+            }
+            push.extend([local.clone(), format!("docker://{reference}")]);
+            Publish {
+                verify: verify_argv(
+                    &reference,
+                    insecure,
+                    self.config.env.registries_conf.as_deref(),
+                ),
+                reference,
+                push,
+            }
+        });
         Build {
+            node: node.map(|n| n.name.clone()),
+            publish,
             inputs,
             ignorefile,
             id,

@@ -260,3 +260,147 @@ fn a_cache_setting_that_is_no_cache_is_an_error_at_its_place() {
     .unwrap_err();
     assert!(err.to_string().contains("is not a repository"), "{err}");
 }
+
+const NODES: &str = "[nodes.local]\nplatforms = [\"linux/amd64\"]\n\
+    [nodes.arm]\nurl = \"unix:///run/arm/podman.sock\"\nplatforms = [\"linux/arm64\"]\njobs = 2\n\
+    [nodes.ssh]\nurl = \"ssh://ci@builder.test:2222/run/podman/podman.sock\"\nidentity = \"/keys/ci\"\nplatforms = [\"linux/arm64\"]\nemulates = [\"linux/arm/v7\"]\n";
+
+#[test]
+fn builds_go_to_nodes_of_their_platform_and_cross_nodes_by_digest() {
+    let config = format!("{HEAD}{NODES}{CHAIN}");
+    let plan = plan_of(&config, &chain(), &Selection::default()).unwrap();
+    let node = |id: &str| {
+        let b = plan.builds.iter().find(|b| b.id == id).unwrap();
+        (b.node.clone().unwrap(), shell_line(&b.argv), b)
+    };
+    let (n, argv, b) = node("zbase@linux-amd64");
+    assert_eq!(n, "local");
+    assert!(argv.starts_with("podman build "), "{argv}");
+    assert!(b.publish.is_none(), "this machine's images are local");
+    // arm64 builds are spread over the two arm64 nodes, by slots (arm has 2, ssh 1).
+    let arm: Vec<String> = ["zbase", "mid", "app"]
+        .iter()
+        .map(|i| node(&format!("{i}@linux-arm64")).0)
+        .collect();
+    assert_eq!(arm, ["arm", "arm", "ssh"], "zbase, mid, app in plan order");
+    let (_, argv, b) = node("app@linux-arm64");
+    assert!(
+        argv.starts_with("podman --url ssh://ci@builder.test:2222/run/podman/podman.sock --identity /keys/ci build "),
+        "{argv}"
+    );
+    // Its dependency was built on another node: read from the registry by the digest pushed.
+    assert!(
+        argv.contains("B=r.io/a/mid@<digest of mid@linux-arm64>"),
+        "{argv}"
+    );
+    let publish = b.publish.as_ref().unwrap();
+    assert_eq!(publish.reference, "r.io/a/app:mab-image-<image id>");
+    // A dependency on the same node is its local image.
+    let (_, argv, _) = node("mid@linux-arm64");
+    assert!(
+        argv.contains("container-image://localhost/mab/zbase:linux-arm64"),
+        "{argv}"
+    );
+    // The list takes remote images by digest, local ones from storage.
+    let m = plan.manifests.iter().find(|m| m.image == "app").unwrap();
+    let adds: Vec<String> = m.assemble[1..]
+        .iter()
+        .map(|a| a.last().unwrap().clone())
+        .collect();
+    assert_eq!(
+        adds,
+        [
+            "containers-storage:localhost/mab/app:linux-amd64",
+            "docker://r.io/a/app@<digest of app@linux-arm64>"
+        ]
+    );
+    assert_eq!(plan.nodes.len(), 3);
+}
+
+#[test]
+fn the_build_platform_is_the_nodes_own() {
+    // A cross-compiling stage on the arm64 node runs on arm64: BUILDPLATFORM says so.
+    let config = format!(
+        "{HEAD}{NODES}[images.app]\ncontext = \"a\"\nplatforms = [\"linux/arm64\", \"linux/arm/v7\"]\n"
+    );
+    let files = [(
+        "a/Dockerfile",
+        "FROM --platform=$BUILDPLATFORM busybox AS b\nRUN make\nFROM busybox\n",
+    )];
+    let plan = plan_of(&config, &files, &Selection::default()).unwrap();
+    let argv = |id: &str| shell_line(&plan.builds.iter().find(|b| b.id == id).unwrap().argv);
+    assert!(
+        argv("app@linux-arm64").contains("BUILDPLATFORM=linux/arm64"),
+        "{}",
+        argv("app@linux-arm64")
+    );
+    // Emulated on the ssh node (arm64): its build platform is arm64 too.
+    assert!(argv("app@linux-arm-v7").contains("BUILDPLATFORM=linux/arm64"));
+}
+
+#[test]
+fn a_platform_no_node_builds_is_an_error_naming_the_nodes() {
+    let config = format!(
+        "{HEAD}{NODES}[images.app]\ncontext = \"a\"\nplatforms = [\"linux/amd64\", \"linux/s390x\"]\n"
+    );
+    let err = plan_of(
+        &config,
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Platform);
+    let text = err.to_string();
+    assert!(
+        text.contains("no build node builds linux/s390x for image `app`"),
+        "{text}"
+    );
+    assert!(text.contains("arm (linux/arm64)"), "{text}");
+}
+
+#[test]
+fn node_settings_are_checked() {
+    for (nodes, message) in [
+        (
+            "[nodes.far]\nplatforms = [\"linux/amd64\"]\n",
+            "node `far` has no `url` or `connection`",
+        ),
+        (
+            "[nodes.far]\nurl = \"http://x\"\nplatforms = [\"linux/amd64\"]\n",
+            "not an ssh://, unix:// or tcp:// address",
+        ),
+        (
+            "[nodes.far]\nconnection = \"c\"\nurl = \"unix:///s\"\nplatforms = [\"linux/amd64\"]\n",
+            "has both `url` and `connection`",
+        ),
+        ("[nodes.local]\nplatforms = []\n", "builds no platform"),
+        (
+            "[nodes.local]\nplatforms = [\"linux/amd64\"]\njobs = 0\n",
+            "`jobs = 0`",
+        ),
+    ] {
+        let config =
+            format!("{HEAD}{nodes}[images.app]\ncontext = \"a\"\nplatforms = [\"linux/amd64\"]\n");
+        let err = plan_of(
+            &config,
+            &[("a/Dockerfile", "FROM busybox\n")],
+            &Selection::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(message), "{nodes}: {err}");
+    }
+    // An image not pushed cannot build on a remote node.
+    let config = format!(
+        "{HEAD}{NODES}[images.app]\ncontext = \"a\"\npush = false\nplatforms = [\"linux/arm64\"]\n"
+    );
+    let err = plan_of(
+        &config,
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("is not pushed (push = false)"),
+        "{err}"
+    );
+}

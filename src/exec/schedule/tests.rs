@@ -5,6 +5,11 @@ use super::*;
 /// base <- app (per platform) and an independent `other`, for two platforms; lists: base, app,
 /// other, each holding its two builds.
 fn shape() -> Shape {
+    shape_with(1)
+}
+
+/// [`shape`] with `slots` builds at once.
+fn shape_with(slots: usize) -> Shape {
     let ids = [
         "base@amd64",
         "base@arm64",
@@ -19,12 +24,14 @@ fn shape() -> Shape {
         depends_on: vec![vec![], vec![], vec![0], vec![1], vec![], vec![]],
         manifest_builds: vec![vec![0, 1], vec![2, 3], vec![4, 5]],
         pushes: vec![true, true, true],
+        node: vec![0; 6],
+        node_slots: vec![slots],
     }
 }
 
 #[test]
 fn a_dependent_starts_when_its_own_platform_is_built() {
-    let mut s = Scheduler::new(shape(), false, false);
+    let mut s = Scheduler::new(shape_with(2), false, false);
     // The emulated arm64 chain has the most work behind it.
     assert_eq!(s.next(2), Some(Job::Build(1)));
     assert_eq!(s.next(2), Some(Job::Build(5)));
@@ -162,7 +169,7 @@ fn atomic_pushes_only_after_every_build_succeeded() {
 
 #[test]
 fn an_interrupt_starts_nothing_more() {
-    let mut s = Scheduler::new(shape(), false, false);
+    let mut s = Scheduler::new(shape_with(2), false, false);
     assert!(s.next(2).is_some());
     assert!(s.next(2).is_some());
     s.stop();
@@ -196,12 +203,17 @@ fn random_dags_respect_dependencies_and_slots() {
         let manifest_builds: Vec<Vec<usize>> = (0..manifests)
             .map(|m| (0..n).filter(|b| b % manifests == m).collect())
             .collect();
+        let nodes = 1 + rand(3) as usize;
+        let node: Vec<usize> = (0..n).map(|_| rand(nodes as u64) as usize).collect();
+        let node_slots: Vec<usize> = (0..nodes).map(|_| 1 + rand(3) as usize).collect();
         let shape = Shape {
             ids: (0..n).map(|i| format!("b{i}")).collect(),
             costs: (0..n).map(|_| 1 + rand(5)).collect(),
             depends_on: depends_on.clone(),
             manifest_builds,
             pushes: (0..manifests).map(|_| rand(2) == 0).collect(),
+            node: node.clone(),
+            node_slots: node_slots.clone(),
         };
         let slots = 1 + rand(4) as usize;
         let mut s = Scheduler::new(shape, rand(2) == 0, rand(2) == 0);
@@ -219,7 +231,14 @@ fn random_dags_respect_dependencies_and_slots() {
                 .iter()
                 .filter(|j| matches!(j, Job::Build(_)))
                 .count();
-            assert!(builds <= slots && running.len() - builds <= slots);
+            assert!(running.len() - builds <= slots);
+            for (n, &cap) in node_slots.iter().enumerate() {
+                let on = running
+                    .iter()
+                    .filter(|j| matches!(j, Job::Build(i) if node[*i] == n))
+                    .count();
+                assert!(on <= cap, "node {n} runs {on} builds, has {cap} slots");
+            }
             // Releasing --atomic's pushes may have ended the run.
             if s.done() {
                 break;
@@ -246,4 +265,23 @@ fn random_dags_respect_dependencies_and_slots() {
             assert!(builds.iter().chain(&manifests).all(|st| st.finished()));
         }
     }
+}
+
+#[test]
+fn each_node_runs_its_own_builds_in_its_own_slots() {
+    // Two nodes of one slot each: amd64 builds on node 0, arm64 ones on node 1.
+    let mut shape = shape();
+    shape.node = vec![0, 1, 0, 1, 0, 1];
+    shape.node_slots = vec![1, 1];
+    let mut s = Scheduler::new(shape, false, false);
+    // The ready build of highest priority first, whichever node: base@arm64 (app@arm64 behind
+    // it), then on the other node base@amd64 (the lower index of its ties).
+    assert_eq!(s.next(1), Some(Job::Build(1)));
+    assert_eq!(s.next(1), Some(Job::Build(0)));
+    // Both nodes are busy, though other@amd64 and other@arm64 are ready.
+    assert_eq!(s.next(1), None);
+    s.built(0, Ok(()));
+    // Node 0 is free again: app@amd64 is ready now and beats other@amd64 (lower index).
+    assert_eq!(s.next(1), Some(Job::Build(2)));
+    assert_eq!(s.next(1), None, "node 1 still runs base@arm64");
 }
