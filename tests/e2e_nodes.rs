@@ -1,0 +1,207 @@
+//! Build nodes end to end: two podman API services on this machine, each with storage of its
+//! own, as an amd64 node and an arm64 node (emulated here, declared native), reached through
+//! `unix://` sockets; a real registry on 127.0.0.1. Needs what scripts/test-env.sh sets up and
+//! `MAB_E2E=1` (see tests/e2e.rs).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+
+use common::Project;
+use common::registry::Registry;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A `podman system service` with its own storage, stopped when dropped.
+struct Service {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Starts one and loads `image` (this machine's `arch` image of the test base) into it as
+    /// `localhost/mab-node/busybox:latest`.
+    fn start(arch: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("podman.sock");
+        let child = Command::new("podman")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("runroot"))
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", sock.display()))
+            .env("BUILDAH_ISOLATION", "chroot")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("podman system service starts");
+        let service = Self { child, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !service.podman(&["version"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service did not answer"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let archive = service.dir.path().join("base.tar");
+        let tag = format!("localhost/mab-test/busybox:{arch}");
+        let saved = Command::new("podman")
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg(&tag)
+            .output()
+            .unwrap();
+        assert!(
+            saved.status.success(),
+            "{}",
+            String::from_utf8_lossy(&saved.stderr)
+        );
+        let loaded = service.podman(&["load", "-i", archive.to_str().unwrap()]);
+        assert!(
+            loaded.status.success(),
+            "{}",
+            String::from_utf8_lossy(&loaded.stderr)
+        );
+        let tagged = service.podman(&["tag", &tag, "localhost/mab-node/busybox:latest"]);
+        assert!(
+            tagged.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tagged.stderr)
+        );
+        service
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.path().join("podman.sock").display())
+    }
+
+    fn podman(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .arg("--url")
+            .arg(self.url())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn has(&self, image: &str) -> bool {
+        self.podman(&["image", "exists", image]).status.success()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn each_platform_builds_on_its_node_and_the_lists_join_them() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    let amd = Service::start("amd64");
+    let arm = Service::start("arm64");
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/nodes\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
+             [registries.\"{host}\"]\ninsecure = true\n\n\
+             [nodes.amd]\nurl = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [nodes.arm]\nurl = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n\
+             [images.node-base]\ncontext = \"base\"\n\n[images.node-app]\ncontext = \"app\"\n",
+            amd.url(),
+            arm.url()
+        ),
+    );
+    p.file(
+        "base/Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nRUN uname -m > /base-arch\n",
+    );
+    p.file(
+        "app/Dockerfile",
+        &format!("FROM {host}/nodes/node-base:1\nRUN uname -m > /app-arch\n"),
+    );
+    let report_path: PathBuf = p.path().join("report.json");
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report(&report_path);
+
+    // Every list holds both platforms, and each file written by `uname -m` reads right.
+    for image in ["node-base", "node-app"] {
+        let index = registry.raw(&format!("{host}/nodes/{image}:1")).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{image}");
+    }
+    let app = format!("{host}/nodes/node-app:1");
+    for (arch, uname) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let platform = ("linux", arch, None);
+        assert_eq!(
+            registry.read_file(&app, platform, "/app-arch").as_deref(),
+            Some(uname)
+        );
+        assert_eq!(
+            registry.read_file(&app, platform, "/base-arch").as_deref(),
+            Some(uname)
+        );
+    }
+
+    // Each node's storage holds its own platform's images only, and this machine's none of
+    // them.
+    assert!(amd.has("localhost/mab/node-app:linux-amd64"));
+    assert!(!amd.has("localhost/mab/node-app:linux-arm64"));
+    assert!(arm.has("localhost/mab/node-app:linux-arm64"));
+    assert!(!arm.has("localhost/mab/node-base:linux-amd64"));
+    for b in report["builds"].as_array().unwrap() {
+        let id = b["image_id"].as_str().unwrap();
+        let here = Command::new("podman")
+            .args(["image", "exists", id])
+            .status()
+            .unwrap();
+        assert!(!here.success(), "{} is in this machine's storage", b["id"]);
+        // And the list holds the digest its node pushed.
+        let published = b["published"].as_str().unwrap();
+        let digest = published.rsplit_once('@').unwrap().1;
+        let image = b["image"].as_str().unwrap();
+        let index = registry.raw(&format!("{host}/nodes/{image}:1")).unwrap();
+        assert!(
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["digest"] == digest),
+            "{published} is not in {image}'s index"
+        );
+    }
+}
