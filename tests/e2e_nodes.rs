@@ -205,3 +205,86 @@ fn each_platform_builds_on_its_node_and_the_lists_join_them() {
         );
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published() {
+    use common::SpawnCaptured;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    let amd = Service::start("amd64");
+    let mut arm = Service::start("arm64");
+    let marker = format!("mab-node-dies-{}", std::process::id());
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/nodes\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
+             [registries.\"{host}\"]\ninsecure = true\n\n\
+             [nodes.amd]\nurl = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [nodes.arm]\nurl = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n\
+             [images.node-slow]\ncontext = \".\"\n[images.node-slow.platform.\"linux/arm64\"]\nargs = {{ NAP = \"120\" }}\n",
+            amd.url(),
+            arm.url()
+        ),
+    );
+    p.file(
+        "Dockerfile",
+        &format!("FROM localhost/mab-node/busybox:latest\nARG NAP=0\nRUN echo {marker}-$NAP && sleep $NAP\n"),
+    );
+    let child = p
+        .mab(&["run", "--progress", "plain"])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .spawn_captured();
+    // The arm64 build is running on its node once its log shows the RUN step's line.
+    let log_says = |what: &str| {
+        std::fs::read_dir(p.path().join(".mab/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|run| {
+                std::fs::read_to_string(run.path().join("node-slow@linux-arm64.log"))
+                    .is_ok_and(|l| l.contains(what))
+            })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !log_says(&format!("{marker}-120")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the arm64 RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The node goes away.
+    let _ = arm.child.kill();
+    let _ = arm.child.wait();
+    let out = child.wait_with_output().unwrap();
+    // The orphaned RUN step is the dead node's; not this test's to leave behind.
+    let _ = Command::new("pkill").args(["-f", &marker]).status();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("on node arm:"),
+        "the failure does not name the node:\n{said}"
+    );
+    assert!(
+        registry.raw(&format!("{host}/nodes/node-slow:1")).is_none(),
+        "a partial list was pushed"
+    );
+    // No client of the run is left talking to the dead node.
+    let clients = Command::new("pgrep")
+        .args(["-f", "-a", &arm.url()])
+        .output()
+        .unwrap();
+    // pgrep exits 1 when nothing matches (2 or 3 would be its own error).
+    assert_eq!(
+        clients.status.code(),
+        Some(1),
+        "still running: {}",
+        String::from_utf8_lossy(&clients.stdout)
+    );
+}
