@@ -100,6 +100,18 @@ impl Drop for Service {
     }
 }
 
+/// A config pushing to `host` with the two nodes, and `images`.
+fn config(host: &str, amd: &Service, arm: &Service, images: &str) -> String {
+    format!(
+        "[defaults]\nregistry = \"{host}/nodes\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
+         [registries.\"{host}\"]\ninsecure = true\n\n\
+         [nodes.amd]\nurl = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [nodes.arm]\nurl = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n{images}",
+        amd.url(),
+        arm.url()
+    )
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -126,14 +138,11 @@ fn each_platform_builds_on_its_node_and_the_lists_join_them() {
     let p = Project::new();
     p.file(
         "multiarch.toml",
-        &format!(
-            "[defaults]\nregistry = \"{host}/nodes\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
-             [registries.\"{host}\"]\ninsecure = true\n\n\
-             [nodes.amd]\nurl = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
-             [nodes.arm]\nurl = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n\
-             [images.node-base]\ncontext = \"base\"\n\n[images.node-app]\ncontext = \"app\"\n",
-            amd.url(),
-            arm.url()
+        &config(
+            &host,
+            &amd,
+            &arm,
+            "[images.node-base]\ncontext = \"base\"\n\n[images.node-app]\ncontext = \"app\"\n",
         ),
     );
     p.file(
@@ -222,14 +231,11 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
     let p = Project::new();
     p.file(
         "multiarch.toml",
-        &format!(
-            "[defaults]\nregistry = \"{host}/nodes\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
-             [registries.\"{host}\"]\ninsecure = true\n\n\
-             [nodes.amd]\nurl = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
-             [nodes.arm]\nurl = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n\
-             [images.node-slow]\ncontext = \".\"\n[images.node-slow.platform.\"linux/arm64\"]\nargs = {{ NAP = \"120\" }}\n",
-            amd.url(),
-            arm.url()
+        &config(
+            &host,
+            &amd,
+            &arm,
+            "[images.node-slow]\ncontext = \".\"\n[images.node-slow.platform.\"linux/arm64\"]\nargs = { NAP = \"120\" }\n",
         ),
     );
     p.file(

@@ -406,12 +406,7 @@ fn execute(
     run_dir: &Path,
     progress: &Progress,
 ) -> std::io::Result<Executed> {
-    let index: HashMap<&str, usize> = plan
-        .builds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.id.as_str(), i))
-        .collect();
+    let index = plan.build_index();
     let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
     let host = Platform::host();
     let mut scheduler = Scheduler::new(

@@ -136,12 +136,7 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
         )
     });
     let digests = inputs::digests(plan, &hashed?, &resolved);
-    let index: std::collections::HashMap<&str, usize> = plan
-        .builds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.id.as_str(), i))
-        .collect();
+    let index = plan.build_index();
     let verdicts = pool.install(|| {
         plan.manifests
             .par_iter()
@@ -262,12 +257,7 @@ pub struct Applied {
 }
 
 pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
-    let index: std::collections::HashMap<&str, usize> = plan
-        .builds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.id.as_str(), i))
-        .collect();
+    let index = plan.build_index();
     // Per build: the published image (`REPO@DIGEST`) when its list is unchanged, and whether
     // its registry is insecure.
     let mut published: Vec<Option<(String, bool)>> = vec![None; plan.builds.len()];

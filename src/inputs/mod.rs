@@ -214,12 +214,7 @@ pub fn hash_files(plan: &Plan) -> std::io::Result<Files> {
 /// The input digests of the plan's builds and lists, from their hashed files and what each
 /// base image resolved to.
 pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
-    let index: HashMap<&str, usize> = plan
-        .builds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.id.as_str(), i))
-        .collect();
+    let index = plan.build_index();
     // The plan lists dependencies before their dependents.
     let mut builds: Vec<String> = Vec::with_capacity(plan.builds.len());
     for (b, (context, dirs)) in plan.builds.iter().zip(&hashed.trees) {

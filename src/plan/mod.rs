@@ -233,6 +233,17 @@ impl Build {
     }
 }
 
+impl Plan {
+    /// Each build's position in `builds`, by id.
+    pub fn build_index(&self) -> std::collections::HashMap<&str, usize> {
+        self.builds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.as_str(), i))
+            .collect()
+    }
+}
+
 /// A build's Dockerfile with one `LABEL` instruction added at the end of the built stage.
 #[derive(Debug, Clone, Serialize)]
 pub struct LabeledDockerfile {
