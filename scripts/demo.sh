@@ -29,8 +29,14 @@ printf '[[registry]]\nlocation = "127.0.0.1:%s"\ninsecure = true\n' "$port" > "$
 export CONTAINERS_REGISTRIES_CONF="$work/registries.conf" BUILDAH_ISOLATION=chroot
 
 cargo build --release --quiet
-target/release/mab run -f examples/monorepo/multiarch.toml \
-    --var "registry=127.0.0.1:$port/acme" --var root_image=localhost/mab-test/busybox:latest
+run() {
+    target/release/mab run -f examples/monorepo/multiarch.toml \
+        --var "registry=127.0.0.1:$port/acme" --var root_image=localhost/mab-test/busybox:latest "$@"
+}
+run
+echo
+echo "A second run: every image's inputs are in the registry now, so nothing is built or pushed:"
+run -q
 echo
 echo "The manifest list of 127.0.0.1:$port/acme/api:1.4.2-go1.23, as the registry serves it:"
 skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$port/acme/api:1.4.2-go1.23"
