@@ -231,11 +231,7 @@ fn plan_check_registry_leaves_out_what_a_run_would_not_build() {
     let p = project();
     let first = run(&p, &ARGS, &[]);
     p.file("app/new-file", "x");
-    let path = format!(
-        "{}:{}",
-        common::fake::fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = common::fake::path();
     let plan = |args: &[&str]| {
         let out = p
             .mab(&[&["plan"], args].concat())

@@ -307,11 +307,7 @@ fn survivors(state: &Path) -> Vec<String> {
 /// Starts a run whose two first builds take a minute, and returns once both have started.
 fn slow_run(p: &Project, extra_env: &[(&str, &str)]) -> std::process::Child {
     let log = p.path().join("podman.log");
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = common::fake::path();
     let mut cmd = p.mab(&["run", "--progress", "plain", "--jobs", "2"]);
     cmd.env("PATH", path)
         .env("FAKE_STATE", p.path().join("fake-state"))
@@ -448,11 +444,7 @@ fn a_secret_a_build_prints_never_reaches_the_disk() {
     // The stand-in's own files are its business: keep them out of the project.
     let outside = tempfile::tempdir().unwrap();
     let log = outside.path().join("podman.log");
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = common::fake::path();
     let mut child = p
         .mab(&["run", "--progress", "plain", "--jobs", "2"])
         .env("PATH", path)
@@ -495,11 +487,7 @@ fn interrupt(signal: &str, expected: i32) {
     let p = project();
     let state = p.path().join("fake-state");
     let log = p.path().join("podman.log");
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = common::fake::path();
     let child = p
         .mab(&["run", "--progress", "plain", "--jobs", "2"])
         .env("PATH", path)
@@ -624,11 +612,7 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
     let p = project();
     let state = p.path().join("fake-state");
     let log = p.path().join("podman.log");
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = common::fake::path();
     let start = |report: &str| {
         // --rebuild: the second run would otherwise find the first's push and build nothing.
         p.mab(&[

@@ -77,14 +77,19 @@ impl Run {
     }
 }
 
-pub fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let state = p.path().join("fake-state");
-    let log = p.path().join("podman.log");
-    let path = format!(
+/// `PATH` with the stand-ins first.
+pub fn path() -> String {
+    format!(
         "{}:{}",
         fake_bin().display(),
         std::env::var("PATH").unwrap()
-    );
+    )
+}
+
+pub fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let state = p.path().join("fake-state");
+    let log = p.path().join("podman.log");
+    let path = path();
     let mut full = vec!["run", "--progress", "plain"];
     full.extend_from_slice(args);
     let mut cmd = p.mab(&full);
