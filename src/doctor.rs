@@ -68,6 +68,7 @@ pub fn checks(podman: &[String], plan: Option<&Plan>, network: bool) -> Vec<Chec
     let mut out = vec![podman_check, isolation_check()];
     if let Some(plan) = plan {
         out.extend(platform_checks(plan, &Platform::host()));
+        out.extend(node_checks(podman, plan));
         out.extend(version.and_then(|v| heredoc_check(plan, &v)));
         if network {
             let mut registries: Vec<&str> = plan
@@ -120,8 +121,10 @@ fn podman_check(podman: &[String]) -> (Check, Option<String>) {
 /// an emulator where RUN steps run on it, none where the builds are cross-compiled.
 fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
     let foreign = |p: &&Platform| p.os() != host.os() || p.arch() != host.arch();
-    let emulated: BTreeSet<&Platform> = plan.builds.iter().flat_map(|b| b.emulated(host)).collect();
-    let targets = plan.builds.iter().map(|b| &b.platform).filter(foreign);
+    // A build on another node emulates there, if at all: the node checks say so.
+    let here = || plan.builds.iter().filter(|b| b.publish.is_none());
+    let emulated: BTreeSet<&Platform> = here().flat_map(|b| b.emulated(host)).collect();
+    let targets = here().map(|b| &b.platform).filter(foreign);
     let all: BTreeSet<&Platform> = targets.chain(emulated.iter().copied()).collect();
     let mut handlers = BTreeSet::new();
     let mut out = Vec::new();
@@ -143,6 +146,79 @@ fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
             ));
         } else if handlers.insert(qemu_name(p.arch()).to_string()) {
             out.push(binfmt_check(p));
+        }
+    }
+    out
+}
+
+/// Per build node other than this machine: whether its podman answers, its version and its
+/// platform against those it claims to build natively. Nodes are asked side by side.
+fn node_checks(podman: &[String], plan: &Plan) -> Vec<Check> {
+    let remote: Vec<&crate::plan::PlanNode> = plan
+        .nodes
+        .iter()
+        .filter(|n| !n.podman_args.is_empty())
+        .collect();
+    std::thread::scope(|s| {
+        let asked: Vec<_> = remote
+            .iter()
+            .map(|n| s.spawn(move || node_check(podman, n)))
+            .collect();
+        asked
+            .into_iter()
+            .flat_map(|a| a.join().expect("a node check does not panic"))
+            .collect()
+    })
+}
+
+fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
+    let what = format!("node {} ({})", node.name, node.address);
+    // A node that does not answer must not hang the run: 20 s, as `timeout` counts them.
+    let out = Command::new("timeout")
+        .arg("20")
+        .args(podman)
+        .args(&node.podman_args)
+        .args([
+            "info",
+            "--format",
+            "{{.Version.Version}}|{{.Host.OS}}/{{.Host.Arch}}",
+        ])
+        .output();
+    let answer = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => {
+            let said = String::from_utf8_lossy(&o.stderr);
+            let line = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no answer in 20 s");
+            return vec![Check::fail(
+                format!("{what}: unreachable: {}", line.trim()),
+                "start podman's API on it (`systemctl enable --now podman.socket`, or `podman system service --time=0 URL`), and check its url, connection or identity",
+            )];
+        }
+        Err(e) => {
+            return vec![Check::fail(
+                format!("{what}: cannot run `{}`: {e}", podman[0]),
+                "install podman here: it is the client of every node",
+            )];
+        }
+    };
+    let (version, platform) = answer.split_once('|').unwrap_or((answer.as_str(), ""));
+    let Ok(own) = platform.parse::<Platform>() else {
+        return vec![Check::warn(
+            format!("{what}: podman {version}, on a platform it does not say (`{platform}`)"),
+            "check the node's podman (`podman info`)",
+        )];
+    };
+    let mut out = vec![Check::pass(format!("{what}: podman {version} on {own}"))];
+    for p in &node.platforms {
+        if p.os() != own.os() || p.arch() != own.arch() {
+            out.push(Check::warn(
+                format!("{what} claims {p} natively, but is {own}: it builds {p} through an emulator, slower, if it has one"),
+                format!("list {p} under `emulates` of that node, or point the node at an {} machine", p.arch()),
+            ));
         }
     }
     out

@@ -191,3 +191,47 @@ fn credentials_match_the_registry_host_exactly() {
         "{store}"
     );
 }
+
+#[test]
+fn each_build_node_is_asked_and_a_dead_one_blocks_the_run() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM busybox\nRUN true\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"127.0.0.1:9/x\"\ntags = [\"1\"]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/s390x\"]\n\
+         [nodes.local]\nplatforms = [\"linux/amd64\"]\n\
+         [nodes.arm]\nurl = \"unix:///run/arm.sock\"\nplatforms = [\"linux/arm64\"]\n\
+         [nodes.z]\nurl = \"unix:///run/z.sock\"\nplatforms = [\"linux/s390x\"]\n\
+         [images.app]\n",
+    );
+    let doctor = |down: &str| {
+        with_fake_podman(&p, &mut p.mab(&["doctor"]))
+            .env("FAKE_DOWN", down)
+            .output()
+            .unwrap()
+    };
+    let out = doctor("unix:///run/z.sock");
+    let all = text(&out);
+    // The stand-in podman says it is linux/amd64 wherever it is asked.
+    assert!(
+        all.contains(
+            "warn node arm (unix:///run/arm.sock) claims linux/arm64 natively, but is linux/amd64"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("FAIL node z (unix:///run/z.sock): unreachable: Error: unable to connect to Podman socket"),
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    // The local node is this machine's podman, checked as always; no emulator is needed here
+    // for platforms other nodes build.
+    assert!(!all.contains("binfmt"), "{all}");
+    let out = doctor("");
+    assert!(
+        text(&out)
+            .contains("ok   node z (unix:///run/z.sock): podman 4.3.1-stand-in on linux/amd64"),
+        "{}",
+        text(&out)
+    );
+}
