@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings up what mab's end-to-end tests need on a fresh Debian 12 machine (run as root):
-#   - podman, buildah, skopeo, qemu-user-static, docker-registry, runc (Debian's packages)
+#   - podman, buildah, skopeo, qemu-user-static, docker-registry, runc, openssh-server (Debian's
+#     packages; sshd serves the ssh:// build node test on 127.0.0.1)
 #   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
@@ -19,7 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # 1. Packages.
-pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz)
+pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

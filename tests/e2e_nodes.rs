@@ -93,6 +93,90 @@ impl Service {
     }
 }
 
+/// sshd on 127.0.0.1 with a host key and a client key made for the test, so that a node can be
+/// `ssh://USER@127.0.0.1:PORT/path/of/a/service.sock`; stopped when dropped.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keygen = |name: &str| {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.path().join(name))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ssh-keygen");
+        };
+        keygen("host_key");
+        keygen("id");
+        std::fs::copy(
+            dir.path().join("id.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile {d}/sshd.pid\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nAllowStreamLocalForwarding yes\n"
+            ),
+        )
+        .unwrap();
+        // sshd wants its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.path().join("sshd_config"))
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .spawn()
+            .expect("sshd starts (scripts/test-env.sh installs openssh-server)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port, dir }
+    }
+
+    /// The node url of `service` through this sshd.
+    fn url(&self, service: &Service) -> String {
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            user.trim(),
+            self.port,
+            service.dir.path().join("podman.sock").display()
+        )
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("id")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -293,4 +377,55 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
         "still running: {}",
         String::from_utf8_lossy(&clients.stdout)
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn nodes_are_reached_over_ssh_too() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    let amd = Service::start("amd64");
+    let arm = Service::start("arm64");
+    let sshd = Sshd::start();
+    let p = Project::new();
+    let key = sshd.key();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/ssh\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n\
+             [registries.\"{host}\"]\ninsecure = true\n\n\
+             [nodes.amd]\nurl = \"{}\"\nidentity = \"{}\"\nplatforms = [\"linux/amd64\"]\n\n\
+             [nodes.arm]\nurl = \"{}\"\nidentity = \"{}\"\nplatforms = [\"linux/arm64\"]\n\n\
+             [images.ssh-app]\ncontext = \".\"\n",
+            sshd.url(&amd),
+            key.display(),
+            sshd.url(&arm),
+            key.display()
+        ),
+    );
+    p.file(
+        "Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nRUN uname -m > /arch\n",
+    );
+    // A home of its own: podman keeps the host keys it meets in ~/.ssh/known_hosts.
+    let home = tempfile::tempdir().unwrap();
+    let out = p
+        .mab(&["run", "--progress", "plain"])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let image = format!("{host}/ssh/ssh-app:1");
+    for (arch, uname) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let got = registry.read_file(&image, ("linux", arch, None), "/arch");
+        assert_eq!(got.as_deref(), Some(uname), "{arch}");
+    }
+    assert!(amd.has("localhost/mab/ssh-app:linux-amd64"));
+    assert!(arm.has("localhost/mab/ssh-app:linux-arm64"));
+    assert!(!arm.has("localhost/mab/ssh-app:linux-amd64"));
 }
