@@ -6,28 +6,35 @@
 //! all succeeded, fresh each run, pushed to each tag, then read back from the registry and
 //! checked against the plan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::plan::{Build, Plan, STATE_DIR, digest_of_build, shell_line};
+use crate::plan::{Build, Plan, STATE_DIR, shell_line};
 use crate::platform::Platform;
 use crate::progress::{self, Progress};
 use crate::supervise::{Supervisor, When, private_dir};
 
+mod ledger;
+mod prepare;
 mod published;
+mod report;
 mod runner;
 pub mod schedule;
 mod verify;
 
-use runner::{Built, Failure, Runner, secret_values};
-use schedule::{Assembled, Job, Note, Scheduler, Shape};
+use ledger::{Done, Ledger};
+use prepare::{
+    filled_build, filled_list, without_cache_pushes, write_dockerfile_copies, write_ignore_files,
+};
+pub use report::{BuildReport, ManifestReport, Report, Status, TagReport};
+use runner::{Runner, secret_values};
+use schedule::{Job, Note, Scheduler, Shape};
 pub use verify::verify_index;
 
 /// How a run behaves.
@@ -62,118 +69,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(10);
 enum Event {
     Done(Done),
     Signal(i32),
-}
-
-/// How a build or a manifest list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Status {
-    Built,
-    /// The registry holds an image or list with the same inputs: nothing was built.
-    Unchanged,
-    /// Assembled locally and not pushed (`--no-push` or `push = false`).
-    Assembled,
-    Pushed,
-    Failed {
-        reason: String,
-    },
-    Skipped {
-        reason: String,
-    },
-    /// The run stopped (after a failure) before this started.
-    NotStarted,
-}
-
-impl Status {
-    pub fn word(&self) -> &'static str {
-        match self {
-            Self::Built => "built",
-            Self::Unchanged => "unchanged",
-            Self::Assembled => "local",
-            Self::Pushed => "pushed",
-            Self::Failed { .. } => "FAILED",
-            Self::Skipped { .. } => "skipped",
-            Self::NotStarted => "not run",
-        }
-    }
-
-    fn finished(&self) -> bool {
-        !matches!(self, Self::NotStarted)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BuildReport {
-    pub id: String,
-    pub image: String,
-    pub platform: Platform,
-    #[serde(flatten)]
-    pub status: Status,
-    pub duration_ms: u64,
-    /// The id podman gave the built image.
-    pub image_id: Option<String>,
-    /// The input digest ([`crate::inputs`]), when the run computed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<String>,
-    /// An unchanged build's image in the registry, `REPO@DIGEST`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub published: Option<String>,
-    pub log: PathBuf,
-    /// The end of the log of a failed build.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_tail: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TagReport {
-    pub reference: String,
-    /// Digest of the pushed index, as the registry serves it.
-    pub digest: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ManifestReport {
-    pub image: String,
-    pub list: String,
-    #[serde(flatten)]
-    pub status: Status,
-    pub duration_ms: u64,
-    /// Tags pushed and verified.
-    pub tags: Vec<TagReport>,
-    /// The marker tag the list was also pushed to, which names its inputs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub marker: Option<TagReport>,
-    pub log: PathBuf,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_tail: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub run_id: String,
-    pub run_dir: PathBuf,
-    /// The signal that interrupted the run (2: SIGINT, 15: SIGTERM).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interrupted: Option<i32>,
-    pub success: bool,
-    pub builds: Vec<BuildReport>,
-    pub manifests: Vec<ManifestReport>,
-}
-
-enum Done {
-    Build(usize, Result<Built, Failure>),
-    Assemble(usize, Result<(), Failure>),
-    Push(usize, Result<Vec<TagReport>, Failure>),
-}
-
-impl Done {
-    fn job(&self) -> Job {
-        match self {
-            Self::Build(i, _) => Job::Build(*i),
-            Self::Assemble(m, _) => Job::Assemble(*m),
-            Self::Push(m, _) => Job::Push(*m),
-        }
-    }
 }
 
 /// Emulated builds (RUN steps of another architecture, through qemu) take several times as
@@ -223,48 +118,6 @@ fn take_turn() -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Writes the ignore files the builds name: the context's own patterns, then the state
-/// directory, so a context of `.` does not send this run's logs into the image.
-fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
-    let mut written = HashSet::new();
-    for f in plan.builds.iter().filter_map(|b| b.ignorefile.as_ref()) {
-        // One file per image, named by each of its platforms' builds.
-        if !written.insert(&f.path) {
-            continue;
-        }
-        let base = match &f.base {
-            Some(path) => std::fs::read_to_string(path)?,
-            None => String::new(),
-        };
-        let path = plan.workdir.join(&f.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, f.text(&base))?;
-    }
-    Ok(())
-}
-
-/// Writes the Dockerfile copies the builds name (their labels in one instruction).
-fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
-    // The builds of an image share its Dockerfile: read each once.
-    let mut read: HashMap<&Path, String> = HashMap::new();
-    for copy in plan.builds.iter().filter_map(|b| b.dockerfile.as_ref()) {
-        let base = match read.entry(copy.base.as_path()) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(std::fs::read_to_string(plan.workdir.join(&copy.base))?)
-            }
-        };
-        let path = plan.workdir.join(&copy.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, copy.text(base))?;
-    }
-    Ok(())
-}
-
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
 pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
@@ -282,46 +135,6 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
     };
     let checked = published::check(plan, &runner, &logs)?;
     Ok(published::apply(plan, &checked).plan)
-}
-
-/// `argv` with each `<digest of BUILD>` that `pushed` knows replaced.
-fn filled(argv: &[String], pushed: &HashMap<String, String>) -> Vec<String> {
-    argv.iter()
-        .map(|a| match a.find("<digest of ") {
-            None => a.clone(),
-            Some(_) => pushed.iter().fold(a.clone(), |a, (token, digest)| {
-                a.replace(token.as_str(), digest)
-            }),
-        })
-        .collect()
-}
-
-fn filled_build(b: &Build, pushed: &HashMap<String, String>) -> Build {
-    Build {
-        argv: filled(&b.argv, pushed),
-        ..b.clone()
-    }
-}
-
-fn filled_list(
-    m: &crate::plan::Manifest,
-    pushed: &HashMap<String, String>,
-) -> crate::plan::Manifest {
-    crate::plan::Manifest {
-        assemble: m.assemble.iter().map(|a| filled(a, pushed)).collect(),
-        ..m.clone()
-    }
-}
-
-/// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
-fn without_cache_pushes(plan: &Plan) -> Plan {
-    let mut plan = plan.clone();
-    for b in &mut plan.builds {
-        if let Some(at) = b.argv.iter().position(|a| a == "--cache-to") {
-            b.argv.drain(at..at + 2);
-        }
-    }
-    plan
 }
 
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job.
@@ -389,6 +202,48 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
     })
 }
 
+/// The shape of the run of `plan` for the scheduler: per build its cost, dependencies and
+/// node, per list its builds and whether it is pushed.
+fn shape(plan: &Plan, opts: &Options) -> Shape {
+    let index = plan.build_index();
+    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
+    let host = Platform::host();
+    // A build emulates when it runs steps of a platform other than its machine's own.
+    let machine = |b: &Build| {
+        b.node
+            .as_ref()
+            .and_then(|n| plan.nodes.iter().find(|p| p.name == *n))
+            .map_or(&host, |n| &n.platforms[0])
+    };
+    Shape {
+        ids: plan.builds.iter().map(|b| b.id.clone()).collect(),
+        costs: plan.builds.iter().map(|b| cost(b, machine(b))).collect(),
+        depends_on: plan.builds.iter().map(|b| indexes(&b.depends_on)).collect(),
+        manifest_builds: plan
+            .manifests
+            .iter()
+            .map(|m| indexes(&m.depends_on))
+            .collect(),
+        pushes: plan.manifests.iter().map(|m| opts.push && m.push).collect(),
+        // Without build nodes, this machine is the one node, with --jobs slots.
+        node: plan
+            .builds
+            .iter()
+            .map(|b| {
+                b.node
+                    .as_ref()
+                    .and_then(|n| plan.nodes.iter().position(|p| p.name == *n))
+                    .unwrap_or(0)
+            })
+            .collect(),
+        node_slots: if plan.nodes.is_empty() {
+            vec![opts.jobs.max(1)]
+        } else {
+            plan.nodes.iter().map(|n| n.jobs).collect()
+        },
+    }
+}
+
 /// How the jobs of a plan ended.
 struct Executed {
     interrupted: Option<i32>,
@@ -406,70 +261,22 @@ fn execute(
     run_dir: &Path,
     progress: &Progress,
 ) -> std::io::Result<Executed> {
-    let index = plan.build_index();
-    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
-    let host = Platform::host();
-    let mut scheduler = Scheduler::new(
-        Shape {
-            ids: plan.builds.iter().map(|b| b.id.clone()).collect(),
-            costs: plan.builds.iter().map(|b| cost(b, &host)).collect(),
-            depends_on: plan.builds.iter().map(|b| indexes(&b.depends_on)).collect(),
-            manifest_builds: plan
-                .manifests
-                .iter()
-                .map(|m| indexes(&m.depends_on))
-                .collect(),
-            pushes: plan.manifests.iter().map(|m| opts.push && m.push).collect(),
-            // Without build nodes, this machine is the one node, with --jobs slots.
-            node: plan
-                .builds
-                .iter()
-                .map(|b| {
-                    b.node
-                        .as_ref()
-                        .and_then(|n| plan.nodes.iter().position(|p| p.name == *n))
-                        .unwrap_or(0)
-                })
-                .collect(),
-            node_slots: if plan.nodes.is_empty() {
-                vec![opts.jobs.max(1)]
-            } else {
-                plan.nodes.iter().map(|n| n.jobs).collect()
-            },
-        },
-        opts.keep_going,
-        opts.atomic,
-    );
-    let mut builds: Vec<BuildReport> = plan
-        .builds
-        .iter()
-        .map(|b| BuildReport {
-            id: b.id.clone(),
-            image: b.image.clone(),
-            platform: b.platform.clone(),
-            status: Status::NotStarted,
-            duration_ms: 0,
-            image_id: None,
-            inputs: None,
-            published: None,
-            log: run_dir.join(format!("{}.log", b.id)),
-            log_tail: None,
-        })
-        .collect();
-    let mut manifests: Vec<ManifestReport> = plan
-        .manifests
-        .iter()
-        .map(|m| ManifestReport {
-            image: m.image.clone(),
-            list: m.list.clone(),
-            status: Status::NotStarted,
-            duration_ms: 0,
-            tags: Vec::new(),
-            marker: None,
-            log: run_dir.join(format!("{}@manifest.log", m.image)),
-            log_tail: None,
-        })
-        .collect();
+    let mut ledger = Ledger {
+        plan,
+        progress,
+        scheduler: Scheduler::new(shape(plan, opts), opts.keep_going, opts.atomic),
+        builds: plan
+            .builds
+            .iter()
+            .map(|b| BuildReport::new(b, run_dir))
+            .collect(),
+        manifests: plan
+            .manifests
+            .iter()
+            .map(|m| ManifestReport::new(m, run_dir))
+            .collect(),
+        pushed: HashMap::new(),
+    };
 
     let mut started: HashMap<Job, Instant> = HashMap::new();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -500,8 +307,6 @@ fn execute(
         }
     });
     let mut interrupted: Option<i32> = None;
-    // `<digest of BUILD>` → the digest its node pushed its image under.
-    let mut pushed: HashMap<String, String> = HashMap::new();
     let mut kill_at: Option<Instant> = None;
     let say = |notes: Vec<Note>, progress: &Progress| {
         for note in notes {
@@ -521,12 +326,12 @@ fn execute(
     // would run this closure on a pool thread and could deadlock a pool of one.
     pool.in_place_scope(|scope| {
         loop {
-            while let Some(job) = scheduler.next(jobs) {
-                say(scheduler.notes(), progress);
+            while let Some(job) = ledger.scheduler.next(jobs) {
+                say(ledger.scheduler.notes(), progress);
                 let (shown, verb, log) = match job {
-                    Job::Build(i) => (&plan.builds[i].id, "build", &builds[i].log),
-                    Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &manifests[m].log),
-                    Job::Push(m) => (&plan.manifests[m].image, "push", &manifests[m].log),
+                    Job::Build(i) => (&plan.builds[i].id, "build", &ledger.builds[i].log),
+                    Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &ledger.manifests[m].log),
+                    Job::Push(m) => (&plan.manifests[m].image, "push", &ledger.manifests[m].log),
                 };
                 started.insert(job, Instant::now());
                 let first = |argvs: &[Vec<String>]| argvs.first().map(|a| shell_line(a)).unwrap_or_default();
@@ -539,11 +344,11 @@ fn execute(
                 let (tx, log) = (tx.clone(), log.clone());
                 // What other nodes pushed is known now: their digests go into the command.
                 let build = match job {
-                    Job::Build(i) => Some(filled_build(&plan.builds[i], &pushed)),
+                    Job::Build(i) => Some(filled_build(&plan.builds[i], &ledger.pushed)),
                     _ => None,
                 };
                 let list = match job {
-                    Job::Assemble(m) => Some(filled_list(&plan.manifests[m], &pushed)),
+                    Job::Assemble(m) => Some(filled_list(&plan.manifests[m], &ledger.pushed)),
                     _ => None,
                 };
                 scope.spawn(move |_| {
@@ -556,11 +361,11 @@ fn execute(
                     let _ = tx.send(Event::Done(done));
                 });
             }
-            say(scheduler.notes(), progress);
-            if scheduler.done() {
+            say(ledger.scheduler.notes(), progress);
+            if ledger.scheduler.done() {
                 break;
             }
-            if scheduler.running() == 0 {
+            if ledger.scheduler.running() == 0 {
                 continue;
             }
             let event = match kill_at {
@@ -588,7 +393,7 @@ fn execute(
                 }
                 Event::Signal(signal) => {
                     interrupted = Some(signal);
-                    scheduler.stop();
+                    ledger.scheduler.stop();
                     let n = runner.supervisor.cancel();
                     progress.note(&format!("interrupted: stopping {n} running command(s); interrupt again to kill them at once"));
                     kill_at = Some(Instant::now() + KILL_GRACE);
@@ -596,72 +401,7 @@ fn execute(
                 }
             };
             let elapsed = started[&done.job()].elapsed();
-            let ms = elapsed.as_millis() as u64;
-            match done {
-                Done::Build(i, result) => {
-                    builds[i].duration_ms = ms;
-                    match result {
-                        Ok(built) => {
-                            progress.finish(&plan.builds[i].id, "built", elapsed, "");
-                            builds[i].image_id = Some(built.image_id);
-                            if let Some(image) = built.published {
-                                let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                                pushed.insert(digest_of_build(&plan.builds[i].id), digest.to_string());
-                                builds[i].published = Some(image);
-                            }
-                            scheduler.built(i, Ok(()));
-                        }
-                        Err(f) => {
-                            progress.finish(&plan.builds[i].id, "FAILED", elapsed, &f.reason);
-                            builds[i].log_tail = f.tail;
-                            scheduler.built(i, Err(f.reason));
-                        }
-                    }
-                }
-                Done::Assemble(m, result) => {
-                    let man = &plan.manifests[m];
-                    manifests[m].duration_ms += ms;
-                    let result = result.map_err(|f| {
-                        progress.finish(&man.image, "FAILED", elapsed, &f.reason);
-                        manifests[m].log_tail = f.tail;
-                        f.reason
-                    });
-                    match scheduler.assembled(m, result) {
-                        Some(Assembled::Local) => progress.finish(&man.image, "local", elapsed, &man.list),
-                        Some(Assembled::Deferred) => progress.finish(
-                            &man.image,
-                            "ready",
-                            elapsed,
-                            "pushed once every build has succeeded (--atomic)",
-                        ),
-                        Some(Assembled::Push) => progress.finish(&man.image, "ready", elapsed, ""),
-                        None => {}
-                    }
-                }
-                Done::Push(m, result) => {
-                    manifests[m].duration_ms += ms;
-                    let result = match result {
-                        Ok(tags) => {
-                            let verified = format!("{} tag(s) verified", tags.len());
-                            progress.finish(&plan.manifests[m].image, "pushed", elapsed, &verified);
-                            for (tag, push) in tags.into_iter().zip(&plan.manifests[m].pushes) {
-                                if push.marker {
-                                    manifests[m].marker = Some(tag);
-                                } else {
-                                    manifests[m].tags.push(tag);
-                                }
-                            }
-                            Ok(())
-                        }
-                        Err(f) => {
-                            progress.finish(&plan.manifests[m].image, "FAILED", elapsed, &f.reason);
-                            manifests[m].log_tail = f.tail;
-                            Err(f.reason)
-                        }
-                    };
-                    scheduler.pushed(m, result);
-                }
-            }
+            ledger.record(done, elapsed);
         }
     });
     signal_handle.close();
@@ -670,11 +410,17 @@ fn execute(
         // Leave no half-assembled local list behind.
         for (m, man) in plan.manifests.iter().enumerate() {
             if started.contains_key(&Job::Assemble(m)) && !man.remove_stale.is_empty() {
-                let log = &manifests[m].log;
+                let log = &ledger.manifests[m].log;
                 let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
             }
         }
     }
+    let Ledger {
+        scheduler,
+        mut builds,
+        mut manifests,
+        ..
+    } = ledger;
     let (build_status, manifest_status, success) = scheduler.finish();
     for (report, status) in builds.iter_mut().zip(build_status) {
         report.status = status;

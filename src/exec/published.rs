@@ -483,16 +483,9 @@ pub(super) fn merge(
             let mut r = match applied.builds[i] {
                 Some(n) => ran[n].take().expect("each build reported once"),
                 None => BuildReport {
-                    id: b.id.clone(),
-                    image: b.image.clone(),
-                    platform: b.platform.clone(),
                     status: Status::Unchanged,
-                    duration_ms: 0,
-                    image_id: None,
-                    inputs: None,
                     published: published.get(b.id.as_str()).cloned(),
-                    log: report.run_dir.join(format!("{}.log", b.id)),
-                    log_tail: None,
+                    ..BuildReport::new(b, &report.run_dir)
                 },
             };
             r.inputs = Some(checked.digests.builds[i].clone());
@@ -528,14 +521,9 @@ pub(super) fn merge(
                     r
                 }
                 None => ManifestReport {
-                    image: man.image.clone(),
-                    list: man.list.clone(),
                     status: Status::Unchanged,
-                    duration_ms: 0,
                     tags: in_place.collect(),
-                    marker: None,
-                    log: report.run_dir.join(format!("{}@manifest.log", man.image)),
-                    log_tail: None,
+                    ..ManifestReport::new(man, &report.run_dir)
                 },
             }
         })

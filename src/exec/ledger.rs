@@ -1,0 +1,129 @@
+//! What the coordinator of a run keeps while jobs run: the scheduler, and what each finished
+//! job reported, shown on the progress display as it comes in.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::plan::{Plan, digest_of_build};
+use crate::progress::Progress;
+
+use super::runner::{Built, Failure};
+use super::schedule::{Assembled, Job, Scheduler};
+use super::{BuildReport, ManifestReport, TagReport};
+
+/// How a job ended.
+pub(super) enum Done {
+    Build(usize, Result<Built, Failure>),
+    Assemble(usize, Result<(), Failure>),
+    Push(usize, Result<Vec<TagReport>, Failure>),
+}
+
+impl Done {
+    pub(super) fn job(&self) -> Job {
+        match self {
+            Self::Build(i, _) => Job::Build(*i),
+            Self::Assemble(m, _) => Job::Assemble(*m),
+            Self::Push(m, _) => Job::Push(*m),
+        }
+    }
+}
+
+pub(super) struct Ledger<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) progress: &'a Progress,
+    pub(super) scheduler: Scheduler,
+    pub(super) builds: Vec<BuildReport>,
+    pub(super) manifests: Vec<ManifestReport>,
+    /// `<digest of BUILD>` → the digest its node pushed its image under.
+    pub(super) pushed: HashMap<String, String>,
+}
+
+impl Ledger<'_> {
+    /// A job ended after `elapsed`: its report, the progress line, the scheduler told.
+    pub(super) fn record(&mut self, done: Done, elapsed: Duration) {
+        let ms = elapsed.as_millis() as u64;
+        match done {
+            Done::Build(i, result) => {
+                self.builds[i].duration_ms = ms;
+                match result {
+                    Ok(built) => {
+                        self.progress
+                            .finish(&self.plan.builds[i].id, "built", elapsed, "");
+                        self.builds[i].image_id = Some(built.image_id);
+                        if let Some(image) = built.published {
+                            let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
+                            self.pushed.insert(
+                                digest_of_build(&self.plan.builds[i].id),
+                                digest.to_string(),
+                            );
+                            self.builds[i].published = Some(image);
+                        }
+                        self.scheduler.built(i, Ok(()));
+                    }
+                    Err(f) => {
+                        self.progress
+                            .finish(&self.plan.builds[i].id, "FAILED", elapsed, &f.reason);
+                        self.builds[i].log_tail = f.tail;
+                        self.scheduler.built(i, Err(f.reason));
+                    }
+                }
+            }
+            Done::Assemble(m, result) => {
+                let man = &self.plan.manifests[m];
+                self.manifests[m].duration_ms += ms;
+                let result = result.map_err(|f| {
+                    self.progress
+                        .finish(&man.image, "FAILED", elapsed, &f.reason);
+                    self.manifests[m].log_tail = f.tail;
+                    f.reason
+                });
+                match self.scheduler.assembled(m, result) {
+                    Some(Assembled::Local) => self
+                        .progress
+                        .finish(&man.image, "local", elapsed, &man.list),
+                    Some(Assembled::Deferred) => self.progress.finish(
+                        &man.image,
+                        "ready",
+                        elapsed,
+                        "pushed once every build has succeeded (--atomic)",
+                    ),
+                    Some(Assembled::Push) => self.progress.finish(&man.image, "ready", elapsed, ""),
+                    None => {}
+                }
+            }
+            Done::Push(m, result) => {
+                self.manifests[m].duration_ms += ms;
+                let result = match result {
+                    Ok(tags) => {
+                        let verified = format!("{} tag(s) verified", tags.len());
+                        self.progress.finish(
+                            &self.plan.manifests[m].image,
+                            "pushed",
+                            elapsed,
+                            &verified,
+                        );
+                        for (tag, push) in tags.into_iter().zip(&self.plan.manifests[m].pushes) {
+                            if push.marker {
+                                self.manifests[m].marker = Some(tag);
+                            } else {
+                                self.manifests[m].tags.push(tag);
+                            }
+                        }
+                        Ok(())
+                    }
+                    Err(f) => {
+                        self.progress.finish(
+                            &self.plan.manifests[m].image,
+                            "FAILED",
+                            elapsed,
+                            &f.reason,
+                        );
+                        self.manifests[m].log_tail = f.tail;
+                        Err(f.reason)
+                    }
+                };
+                self.scheduler.pushed(m, result);
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! What a run writes and fills in before and while it runs commands: the ignore files and
+//! labeled Dockerfile copies the builds name, the digests other nodes pushed, `--no-push`'s
+//! plan without cache pushes.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::plan::{Build, Manifest, Plan};
+
+/// Writes the ignore files the builds name: the context's own patterns, then the state
+/// directory, so a context of `.` does not send this run's logs into the image.
+pub(super) fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
+    let mut written = HashSet::new();
+    for f in plan.builds.iter().filter_map(|b| b.ignorefile.as_ref()) {
+        // One file per image, named by each of its platforms' builds.
+        if !written.insert(&f.path) {
+            continue;
+        }
+        let base = match &f.base {
+            Some(path) => std::fs::read_to_string(path)?,
+            None => String::new(),
+        };
+        let path = plan.workdir.join(&f.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, f.text(&base))?;
+    }
+    Ok(())
+}
+
+/// Writes the Dockerfile copies the builds name (their labels in one instruction).
+pub(super) fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
+    // The builds of an image share its Dockerfile: read each once.
+    let mut read: HashMap<&Path, String> = HashMap::new();
+    for copy in plan.builds.iter().filter_map(|b| b.dockerfile.as_ref()) {
+        let base = match read.entry(copy.base.as_path()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(std::fs::read_to_string(plan.workdir.join(&copy.base))?)
+            }
+        };
+        let path = plan.workdir.join(&copy.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, copy.text(base))?;
+    }
+    Ok(())
+}
+
+/// `argv` with each `<digest of BUILD>` that `pushed` knows replaced.
+fn filled(argv: &[String], pushed: &HashMap<String, String>) -> Vec<String> {
+    argv.iter()
+        .map(|a| match a.find("<digest of ") {
+            None => a.clone(),
+            Some(_) => pushed.iter().fold(a.clone(), |a, (token, digest)| {
+                a.replace(token.as_str(), digest)
+            }),
+        })
+        .collect()
+}
+
+pub(super) fn filled_build(b: &Build, pushed: &HashMap<String, String>) -> Build {
+    Build {
+        argv: filled(&b.argv, pushed),
+        ..b.clone()
+    }
+}
+
+pub(super) fn filled_list(m: &Manifest, pushed: &HashMap<String, String>) -> Manifest {
+    Manifest {
+        assemble: m.assemble.iter().map(|a| filled(a, pushed)).collect(),
+        ..m.clone()
+    }
+}
+
+/// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
+pub(super) fn without_cache_pushes(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for b in &mut plan.builds {
+        if let Some(at) = b.argv.iter().position(|a| a == "--cache-to") {
+            b.argv.drain(at..at + 2);
+        }
+    }
+    plan
+}
