@@ -332,17 +332,6 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         .with_help("push (drop --no-push), or select the platforms this machine builds with --platform")
         .into());
     }
-    let checks = doctor::checks(&plan.podman, Some(&plan), false);
-    if doctor::blocking(&checks) {
-        let failed: Vec<doctor::Check> = checks
-            .into_iter()
-            .filter(|c| c.level == doctor::Level::Fail)
-            .collect();
-        eprint!("{}", doctor::render(&failed));
-        return Err(Error::Environment(
-            "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
-        ));
-    }
     let jobs = run
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
@@ -366,8 +355,26 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
             .ok()
             .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
     };
-    let report = exec::run(&plan, &opts)
-        .with_context(|| format!("cannot prepare the run in {}", plan.workdir.display()))?;
+    // The machine is checked for what is left to build once the registry has said.
+    let preflight = |work: &crate::Plan| {
+        let checks = doctor::checks(&work.podman, Some(work), false);
+        if doctor::blocking(&checks) {
+            let failed: Vec<doctor::Check> = checks
+                .into_iter()
+                .filter(|c| c.level == doctor::Level::Fail)
+                .collect();
+            eprint!("{}", doctor::render(&failed));
+            return false;
+        }
+        true
+    };
+    let report = exec::run(&plan, &opts, preflight)
+        .with_context(|| format!("cannot prepare the run in {}", plan.workdir.display()))?
+        .ok_or_else(|| {
+            Error::Environment(
+                "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
+            )
+        })?;
     if let Some(file) = &run.report {
         let json = serde_json::to_string_pretty(&report).expect("a report serialises");
         std::fs::write(file, json + "\n")

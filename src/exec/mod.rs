@@ -137,8 +137,14 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
     Ok(published::apply(plan, &checked).plan)
 }
 
-/// Executes `plan`. Returns when every job has ended; never panics on a failed job.
-pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
+/// Executes `plan`. Returns when every job has ended; never panics on a failed job. Once the
+/// registry has said what is left to build, and only if something is, `preflight` checks the
+/// machine for that plan; `false` (it says why itself) ends the run before any job: `None`.
+pub fn run(
+    plan: &Plan,
+    opts: &Options,
+    preflight: impl FnOnce(&Plan) -> bool,
+) -> std::io::Result<Option<Report>> {
     let _turn = take_turn()?;
     let state = plan.workdir.join(STATE_DIR);
     let run_id = run_id();
@@ -182,6 +188,10 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         local = without_cache_pushes(work);
         &local
     };
+    // A run that builds nothing needs nothing of the machine's podman.
+    if !work.builds.is_empty() && !preflight(work) {
+        return Ok(None);
+    }
     let progress = Progress::new(opts.progress, progress_total(work), opts.verbose);
     if let (Some(checked), Some(applied)) = (&checked, &applied) {
         progress.note(&published::summary(plan, checked, applied));
@@ -196,10 +206,10 @@ pub fn run(plan: &Plan, opts: &Options) -> std::io::Result<Report> {
         builds: executed.builds,
         manifests: executed.manifests,
     };
-    Ok(match (checked, applied) {
+    Ok(Some(match (checked, applied) {
         (Some(checked), Some(applied)) => published::merge(plan, &checked, &applied, report),
         _ => report,
-    })
+    }))
 }
 
 /// The shape of the run of `plan` for the scheduler: per build its cost, dependencies and
