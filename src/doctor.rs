@@ -181,7 +181,7 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
         .args([
             "info",
             "--format",
-            "{{.Version.Version}}|{{.Host.OS}}/{{.Host.Arch}}",
+            "{{.Version.Version}}|{{.Host.OS}}/{{.Host.Arch}}|{{.Store.GraphRootAllocated}}|{{.Store.GraphRootUsed}}",
         ])
         .output();
     let answer = match out {
@@ -205,7 +205,12 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
             )];
         }
     };
-    let (version, platform) = answer.split_once('|').unwrap_or((answer.as_str(), ""));
+    let mut fields = answer.split('|');
+    let (version, platform) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+    let bytes = |f: Option<&str>| f.and_then(|n| n.trim().parse::<u64>().ok());
+    let free = bytes(fields.next())
+        .zip(bytes(fields.next()))
+        .map(|(total, used)| total.saturating_sub(used) as f64 / (1u64 << 30) as f64);
     let Ok(own) = platform.parse::<Platform>() else {
         return vec![Check::warn(
             format!("{what}: podman {version}, on a platform it does not say (`{platform}`)"),
@@ -213,6 +218,13 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
         )];
     };
     let mut out = vec![Check::pass(format!("{what}: podman {version} on {own}"))];
+    out.push(match free {
+        Some(gib) => free_space_check(format!("{what}: {gib:.1} GiB free for its storage"), gib),
+        None => Check::warn(
+            format!("{what}: free space of its storage unknown"),
+            "check it on the node: `podman info`",
+        ),
+    });
     for p in &node.platforms {
         if p.os() != own.os() || p.arch() != own.arch() {
             out.push(Check::warn(
@@ -404,10 +416,18 @@ fn disk_check(podman: &[String]) -> Check {
         );
     };
     let free_gib = (st.f_bavail as f64 * st.f_frsize as f64) / (1u64 << 30) as f64;
-    let what = format!(
-        "{free_gib:.1} GiB free for podman's storage ({})",
-        root.display()
-    );
+    free_space_check(
+        format!(
+            "{free_gib:.1} GiB free for podman's storage ({})",
+            root.display()
+        ),
+        free_gib,
+    )
+}
+
+/// `what` (a line saying how much is free) as a pass, a warning (under 5 GiB) or a failure
+/// (under 1 GiB).
+fn free_space_check(what: String, free_gib: f64) -> Check {
     match free_gib {
         g if g < 1.0 => Check::fail(
             what,

@@ -228,10 +228,24 @@ fn each_build_node_is_asked_and_a_dead_one_blocks_the_run() {
     // for platforms other nodes build.
     assert!(!all.contains("binfmt"), "{all}");
     let out = doctor("");
+    let all = text(&out);
     assert!(
-        text(&out)
-            .contains("ok   node z (unix:///run/z.sock): podman 4.3.1-stand-in on linux/amd64"),
-        "{}",
-        text(&out)
+        all.contains("ok   node z (unix:///run/z.sock): podman 4.3.1-stand-in on linux/amd64"),
+        "{all}"
     );
+    assert!(
+        all.contains("ok   node z (unix:///run/z.sock): 90.0 GiB free for its storage"),
+        "{all}"
+    );
+    // A node whose storage is full blocks the run.
+    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
+        .env("FAKE_DISK", "11000000000")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(
+        all.contains("FAIL node arm (unix:///run/arm.sock): 0.2 GiB free for its storage"),
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{all}");
 }
