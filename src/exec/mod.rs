@@ -254,6 +254,26 @@ fn shape(plan: &Plan, opts: &Options) -> Shape {
     }
 }
 
+/// Per platform of list `m` built on another node: the digest its node pushed.
+fn expected_images(
+    plan: &Plan,
+    m: usize,
+    pushed: &HashMap<String, String>,
+) -> Vec<(Platform, String)> {
+    let index = plan.build_index();
+    plan.manifests[m]
+        .depends_on
+        .iter()
+        .filter_map(|id| {
+            let digest = pushed.get(&crate::plan::digest_of_build(id))?;
+            Some((
+                plan.builds[index[id.as_str()]].platform.clone(),
+                digest.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// How the jobs of a plan ended.
 struct Executed {
     interrupted: Option<i32>,
@@ -361,11 +381,16 @@ fn execute(
                     Job::Assemble(m) => Some(filled_list(&plan.manifests[m], &ledger.pushed)),
                     _ => None,
                 };
+                // The images other nodes pushed, which the list must hold.
+                let expected = match job {
+                    Job::Push(m) => expected_images(plan, m, &ledger.pushed),
+                    _ => Vec::new(),
+                };
                 scope.spawn(move |_| {
                     let done = match (job, build, list) {
                         (Job::Build(i), Some(b), _) => Done::Build(i, runner.build(&b, &log)),
                         (Job::Assemble(m), _, Some(l)) => Done::Assemble(m, runner.assemble(&l, &log)),
-                        (Job::Push(m), _, _) => Done::Push(m, runner.push(&plan.manifests[m], &log)),
+                        (Job::Push(m), _, _) => Done::Push(m, runner.push(&plan.manifests[m], &expected, &log)),
                         _ => unreachable!("each job has what it runs"),
                     };
                     let _ = tx.send(Event::Done(done));
@@ -458,6 +483,23 @@ mod tests {
         let digest = format!("sha256:{:x}", Sha256::digest(raw));
         let planned: Vec<Platform> = vec!["linux/arm64".parse().unwrap()];
         assert_eq!(verify_index(raw, &digest, &planned), Ok(()));
+    }
+
+    #[test]
+    fn a_list_must_hold_the_images_the_nodes_pushed() {
+        let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","platform":{"os":"linux","architecture":"arm64"}}]}"#;
+        let arm: Platform = "linux/arm64".parse().unwrap();
+        let ones = format!("sha256:{}", "1".repeat(64));
+        let twos = format!("sha256:{}", "2".repeat(64));
+        assert_eq!(verify::verify_entries(raw, &[(arm.clone(), ones)]), Ok(()));
+        let err = verify::verify_entries(raw, &[(arm, twos.clone())]).unwrap_err();
+        assert!(
+            err.contains(&format!("but its node pushed {twos}")),
+            "{err}"
+        );
+        let amd: Platform = "linux/amd64".parse().unwrap();
+        let err = verify::verify_entries(raw, &[(amd, twos)]).unwrap_err();
+        assert!(err.contains("it lists no linux/amd64 image"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
 use super::TagReport;
-use super::verify::verify_index;
+use super::verify::{verify_entries, verify_index};
 
 /// What a build made.
 pub(super) struct Built {
@@ -341,7 +341,14 @@ impl Runner<'_> {
         }
     }
 
-    pub(super) fn push(&self, m: &Manifest, log: &Path) -> Result<Vec<TagReport>, Failure> {
+    /// Pushes list `m` to each tag and reads each back: its digest, its platforms and, for
+    /// `expected` (`(platform, digest)`: images other nodes pushed), the image each lists.
+    pub(super) fn push(
+        &self,
+        m: &Manifest,
+        expected: &[(crate::platform::Platform, String)],
+        log: &Path,
+    ) -> Result<Vec<TagReport>, Failure> {
         let mut tags = Vec::with_capacity(m.pushes.len());
         for p in &m.pushes {
             let registry = p.tag.repository.registry();
@@ -372,6 +379,7 @@ impl Runner<'_> {
                     ..f
                 })?;
             verify_index(&raw, pushed.trim(), &m.platforms)
+                .and_then(|()| verify_entries(&raw, expected))
                 .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
             tags.push(TagReport {
                 reference: p.tag.to_string(),

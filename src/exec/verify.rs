@@ -48,3 +48,22 @@ pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Re
     }
     Ok(())
 }
+
+/// Checks that the index lists, for each `(platform, digest)` of `expected`, that image: the
+/// one its build node pushed.
+pub(super) fn verify_entries(raw: &[u8], expected: &[(Platform, String)]) -> Result<(), String> {
+    let listed = entries(raw)?;
+    for (platform, digest) in expected {
+        match listed.iter().find(|(p, _)| p == platform) {
+            Some((_, d)) if d.digest().to_string() == *digest => {}
+            Some((_, d)) => {
+                return Err(format!(
+                    "its {platform} image is {}, but its node pushed {digest}",
+                    d.digest()
+                ));
+            }
+            None => return Err(format!("it lists no {platform} image")),
+        }
+    }
+    Ok(())
+}
