@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use common::registry::Registry;
-use common::{Project, SpawnCaptured, each, find};
+use common::{Project, SpawnCaptured, each, find, wait_at_most};
 
 const BASE: &str = "localhost/mab-test/busybox:latest";
 
@@ -24,14 +24,7 @@ fn setup() -> (std::sync::MutexGuard<'static, ()>, Registry) {
 
 /// Polls `done` until it holds; a generous deadline only turns a hang into a failure.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_at_most(std::time::Duration::from_secs(300), what, done);
 }
 
 /// `mab ARGS` in `p`, without the environment's registries.conf: tests name their own.
@@ -569,14 +562,11 @@ fn sigint_during_a_real_build_leaves_no_podman_running() {
             .status
             .success()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !running(&format!("echo {marker}")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the RUN step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_at_most(
+        std::time::Duration::from_secs(60),
+        "the RUN step started",
+        || running(&format!("echo {marker}")),
+    );
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -8,9 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use common::Project;
 use common::registry::Registry;
+use common::{Project, wait_at_most};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -39,14 +40,9 @@ impl Service {
             .spawn()
             .expect("podman system service starts");
         let service = Self { child, dir };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !service.podman(&["version"]).status.success() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the service did not answer"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_at_most(Duration::from_secs(60), "the service answers", || {
+            service.podman(&["version"]).status.success()
+        });
         let archive = service.dir.path().join("base.tar");
         let tag = format!("localhost/mab-test/busybox:{arch}");
         let saved = Command::new("podman")
@@ -145,11 +141,9 @@ impl Sshd {
             .arg(dir.path().join("sshd.log"))
             .spawn()
             .expect("sshd starts (scripts/test-env.sh installs openssh-server)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "sshd did not listen");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_at_most(Duration::from_secs(30), "sshd listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         Self { child, port, dir }
     }
 
@@ -196,6 +190,22 @@ fn config(host: &str, amd: &Service, arm: &Service, images: &str) -> String {
     )
 }
 
+/// One test at a time, with a fresh registry and the two nodes: amd64 and arm64.
+fn nodes() -> (
+    std::sync::MutexGuard<'static, ()>,
+    Registry,
+    Service,
+    Service,
+) {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (
+        serial,
+        Registry::start(),
+        Service::start("amd64"),
+        Service::start("arm64"),
+    )
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -214,11 +224,8 @@ fn report(path: &Path) -> serde_json::Value {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn each_platform_builds_on_its_node_and_the_lists_join_them() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let registry = Registry::start();
+    let (_serial, registry, amd, arm) = nodes();
     let host = registry.host();
-    let amd = Service::start("amd64");
-    let arm = Service::start("arm64");
     let p = Project::new();
     p.file(
         "multiarch.toml",
@@ -306,11 +313,8 @@ fn each_platform_builds_on_its_node_and_the_lists_join_them() {
 )]
 fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published() {
     use common::SpawnCaptured;
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let registry = Registry::start();
+    let (_serial, registry, amd, mut arm) = nodes();
     let host = registry.host();
-    let amd = Service::start("amd64");
-    let mut arm = Service::start("arm64");
     let marker = format!("mab-node-dies-{}", std::process::id());
     let p = Project::new();
     p.file(
@@ -341,14 +345,11 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
                     .is_ok_and(|l| l.contains(what))
             })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !log_says(&format!("{marker}-120")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the arm64 RUN step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_at_most(
+        Duration::from_secs(120),
+        "the arm64 RUN step started",
+        || log_says(&format!("{marker}-120")),
+    );
     // The node goes away.
     let _ = arm.child.kill();
     let _ = arm.child.wait();
@@ -385,11 +386,8 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn nodes_are_reached_over_ssh_too() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let registry = Registry::start();
+    let (_serial, registry, amd, arm) = nodes();
     let host = registry.host();
-    let amd = Service::start("amd64");
-    let arm = Service::start("arm64");
     let sshd = Sshd::start();
     let p = Project::new();
     let key = sshd.key();

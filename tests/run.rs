@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::fake::{fake_bin, project, run};
-use common::{Project, SpawnCaptured};
+use common::{Project, SpawnCaptured, wait_at_most};
 
 #[test]
 fn a_dependent_starts_as_soon_as_its_own_platform_is_built() {
@@ -331,17 +331,6 @@ fn slow_run(p: &Project, extra_env: &[(&str, &str)]) -> std::process::Child {
 /// Polls `done` until it holds, for at most `limit`.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     wait_at_most(std::time::Duration::from_secs(60), what, done);
-}
-
-fn wait_at_most(limit: std::time::Duration, what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {limit:?}: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 fn kill(signal: &str, pid: u32) {

@@ -160,3 +160,16 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Polls `done` every 50 ms until it holds; after `limit` the test fails, saying `what` it
+/// waited for. The limit only turns a hang into a failure: tests wait on events, not time.
+pub fn wait_at_most(limit: std::time::Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {limit:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
