@@ -260,16 +260,14 @@ fn expected_images(
     m: usize,
     pushed: &HashMap<String, String>,
 ) -> Vec<(Platform, String)> {
-    let index = plan.build_index();
-    plan.manifests[m]
-        .depends_on
+    // A list's builds are its platforms', in the same order.
+    let man = &plan.manifests[m];
+    man.platforms
         .iter()
-        .filter_map(|id| {
+        .zip(&man.depends_on)
+        .filter_map(|(p, id)| {
             let digest = pushed.get(&crate::plan::digest_of_build(id))?;
-            Some((
-                plan.builds[index[id.as_str()]].platform.clone(),
-                digest.clone(),
-            ))
+            Some((p.clone(), digest.clone()))
         })
         .collect()
 }
