@@ -128,7 +128,9 @@ impl Progress {
                 bar.finish_and_clear();
                 b.multi.remove(&bar);
             }
-            b.overall.inc(u64::from(outcome != "ready"));
+            // A list counts once, when it is pushed or stays local.
+            b.overall
+                .inc(u64::from(!matches!(outcome, "ready" | "added")));
         }
         self.line(&text);
     }

@@ -88,6 +88,20 @@ impl Ledger<'_> {
                         "pushed once every build has succeeded (--atomic)",
                     ),
                     Some(Assembled::Push) => self.progress.finish(&man.image, "ready", elapsed, ""),
+                    Some(Assembled::Partial) => {
+                        let held = self.scheduler.added(m);
+                        let platforms: Vec<String> = man.platforms[..held]
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect();
+                        let detail = match held {
+                            0 => "created".to_string(),
+                            _ => {
+                                format!("holds {} of {}", platforms.join(", "), man.platforms.len())
+                            }
+                        };
+                        self.progress.finish(&man.image, "added", elapsed, &detail);
+                    }
                     None => {}
                 }
             }

@@ -2,9 +2,10 @@
 //! own dependencies are done (no level-by-level barriers); among ready builds the one with the
 //! most work behind it starts first. A coordinator on the calling thread owns all state.
 //!
-//! Publishing never leaves a partial manifest list: a list is assembled only from builds that
-//! all succeeded, fresh each run, pushed to each tag, then read back from the registry and
-//! checked against the plan.
+//! Publishing never leaves a partial manifest list: a list is assembled fresh each run, each
+//! image added as soon as it is built, pushed only once it holds every platform, then read
+//! back from each tag and checked against the plan. A list that a failure left incomplete is
+//! removed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -362,11 +363,19 @@ fn execute(
                     Job::Push(m) => (&plan.manifests[m].image, "push", &ledger.manifests[m].log),
                 };
                 started.insert(job, Instant::now());
-                let first = |argvs: &[Vec<String>]| argvs.first().map(|a| shell_line(a)).unwrap_or_default();
-                let command = match job {
-                    Job::Build(i) => shell_line(&plan.builds[i].argv),
-                    Job::Assemble(m) => first(&plan.manifests[m].assemble),
-                    Job::Push(m) => plan.manifests[m].pushes.first().map(|p| shell_line(&p.argv)).unwrap_or_default(),
+                let batch = match job {
+                    Job::Assemble(m) => ledger.scheduler.batch(m).cloned(),
+                    _ => None,
+                };
+                let command = match (job, &batch) {
+                    (Job::Build(i), _) => shell_line(&plan.builds[i].argv),
+                    (Job::Assemble(m), Some(b)) => {
+                        // The first command the job runs: `create`, or the add of its first image.
+                        let at = if b.create { 0 } else { 1 + b.entries.start };
+                        plan.manifests[m].assemble.get(at).map(|a| shell_line(a)).unwrap_or_default()
+                    }
+                    (Job::Push(m), _) => plan.manifests[m].pushes.first().map(|p| shell_line(&p.argv)).unwrap_or_default(),
+                    _ => unreachable!("an assembly job has its batch"),
                 };
                 progress.start(shown, verb, &command);
                 let (tx, log) = (tx.clone(), log.clone());
@@ -375,8 +384,8 @@ fn execute(
                     Job::Build(i) => Some(filled_build(&plan.builds[i], &ledger.pushed)),
                     _ => None,
                 };
-                let list = match job {
-                    Job::Assemble(m) => Some(filled_list(&plan.manifests[m], &ledger.pushed)),
+                let list = match (job, batch) {
+                    (Job::Assemble(m), Some(b)) => Some((filled_list(&plan.manifests[m], &ledger.pushed), b)),
                     _ => None,
                 };
                 // The images other nodes pushed, which the list must hold.
@@ -387,7 +396,7 @@ fn execute(
                 scope.spawn(move |_| {
                     let done = match (job, build, list) {
                         (Job::Build(i), Some(b), _) => Done::Build(i, runner.build(&b, &log)),
-                        (Job::Assemble(m), _, Some(l)) => Done::Assemble(m, runner.assemble(&l, &log)),
+                        (Job::Assemble(m), _, Some((l, b))) => Done::Assemble(m, runner.assemble(&l, &b, &log)),
                         (Job::Push(m), _, _) => Done::Push(m, runner.push(&plan.manifests[m], &expected, &log)),
                         _ => unreachable!("each job has what it runs"),
                     };
@@ -439,13 +448,13 @@ fn execute(
     });
     signal_handle.close();
     let _ = signal_thread.join();
-    if interrupted.is_some() {
-        // Leave no half-assembled local list behind.
-        for (m, man) in plan.manifests.iter().enumerate() {
-            if started.contains_key(&Job::Assemble(m)) && !man.remove_stale.is_empty() {
-                let log = &ledger.manifests[m].log;
-                let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
-            }
+    // Leave no half-assembled local list behind: a failed build or an interrupt stops a list
+    // that holds some of its images.
+    for m in ledger.scheduler.partial_lists() {
+        let man = &plan.manifests[m];
+        if !man.remove_stale.is_empty() {
+            let log = &ledger.manifests[m].log;
+            let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
         }
     }
     let Ledger {

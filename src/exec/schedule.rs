@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::ops::Range;
 
 use super::Status;
 
@@ -23,15 +24,54 @@ pub enum Note {
     SkippedManifest(usize, String),
 }
 
-/// What follows an assembled list.
+/// What follows an assembly job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assembled {
+    /// Some of its images are in the list; the others follow as they are built.
+    Partial,
     /// It stays local (`--no-push`, `push = false`).
     Local,
     /// Pushed once every build of the run succeeded (`--atomic`).
     Deferred,
     /// Its push is queued.
     Push,
+}
+
+/// What one assembly job of a list does: create the list (its first job), then add the
+/// images at these positions of its builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub create: bool,
+    pub entries: Range<usize>,
+}
+
+/// A list is assembled while its builds run: created when the first of them is built, each
+/// image added as soon as it and the ones before it are built. In platform order, so that the
+/// index is the same whichever build ends first; one job of a list at a time, as `manifest
+/// add` rewrites the list.
+#[derive(Debug, Clone, Default)]
+struct ListState {
+    /// Per position in the list's builds: built.
+    built: Vec<bool>,
+    /// Images in the list: the first `added` positions.
+    added: usize,
+    /// An assembly job has started: there may be a list to remove if it is never completed.
+    touched: bool,
+    /// A job of this list is queued or running.
+    busy: bool,
+    /// What the running job does.
+    batch: Option<Batch>,
+}
+
+impl ListState {
+    fn complete(&self) -> bool {
+        self.added == self.built.len()
+    }
+
+    /// Whether a job would do something now: create the list, or add the next image.
+    fn has_work(&self) -> bool {
+        !self.touched || self.built.get(self.added) == Some(&true)
+    }
 }
 
 const ATOMIC_SKIP: &str = "--atomic: a build of this run failed, so nothing is pushed";
@@ -41,10 +81,9 @@ pub struct Scheduler {
     waiting: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     priority: Vec<u64>,
-    /// Per manifest list: how many of its builds are not built yet.
-    manifest_waiting: Vec<usize>,
-    /// Per build: the lists that hold it.
-    manifests_of: Vec<Vec<usize>>,
+    lists: Vec<ListState>,
+    /// Per build: the lists that hold it, and its position in each.
+    manifests_of: Vec<Vec<(usize, usize)>>,
     /// Per list: whether it is pushed once assembled.
     pushes: Vec<bool>,
     ids: Vec<String>,
@@ -117,8 +156,8 @@ impl Scheduler {
         }
         let mut manifests_of = vec![Vec::new(); n];
         for (m, builds) in shape.manifest_builds.iter().enumerate() {
-            for &b in builds {
-                manifests_of[b].push(m);
+            for (k, &b) in builds.iter().enumerate() {
+                manifests_of[b].push((m, k));
             }
         }
         let priority = priorities(&shape.costs, &dependents);
@@ -128,6 +167,15 @@ impl Scheduler {
             .filter(|&m| shape.manifest_builds[m].is_empty())
             .map(Job::Assemble)
             .collect();
+        let lists = shape
+            .manifest_builds
+            .iter()
+            .map(|builds| ListState {
+                built: vec![false; builds.len()],
+                busy: builds.is_empty(),
+                ..ListState::default()
+            })
+            .collect();
         let mut ready = vec![BinaryHeap::new(); shape.node_slots.len()];
         for i in (0..n).filter(|&i| waiting[i] == 0) {
             ready[shape.node[i]].push((priority[i], Reverse(i)));
@@ -136,7 +184,7 @@ impl Scheduler {
             waiting,
             dependents,
             priority,
-            manifest_waiting: shape.manifest_builds.iter().map(Vec::len).collect(),
+            lists,
             manifests_of,
             manifests: vec![Status::NotStarted; shape.pushes.len()],
             pushes: shape.pushes,
@@ -180,9 +228,23 @@ impl Scheduler {
                 self.manifest_jobs.extend(pushes.into_iter().map(Job::Push));
             }
         }
-        if self.running_lists < slots
+        while self.running_lists < slots
             && let Some(job) = self.manifest_jobs.pop_front()
         {
+            if let Job::Assemble(m) = job {
+                // A build of the list failed since the job was queued.
+                if self.manifests[m] != Status::NotStarted {
+                    self.lists[m].busy = false;
+                    continue;
+                }
+                let list = &mut self.lists[m];
+                let ready = list.built[list.added..].iter().take_while(|b| **b).count();
+                list.batch = Some(Batch {
+                    create: !list.touched,
+                    entries: list.added..list.added + ready,
+                });
+                list.touched = true;
+            }
             self.running_lists += 1;
             return Some(job);
         }
@@ -197,6 +259,31 @@ impl Scheduler {
         self.running_on[n] += 1;
         self.running += 1;
         Some(Job::Build(i))
+    }
+
+    /// What the running assembly job of list `m` does.
+    pub fn batch(&self, m: usize) -> Option<&Batch> {
+        self.lists[m].batch.as_ref()
+    }
+
+    /// How many images list `m` holds: the first ones of its builds.
+    pub fn added(&self, m: usize) -> usize {
+        self.lists[m].added
+    }
+
+    /// The lists an assembly job started on that never got all their images: a local list
+    /// that nothing may use, to be removed.
+    pub fn partial_lists(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.lists.len()).filter(|&m| self.lists[m].touched && !self.lists[m].complete())
+    }
+
+    /// Queues list `m`'s next assembly job, if it has work and none is queued or running.
+    fn queue_list(&mut self, m: usize) {
+        let list = &mut self.lists[m];
+        if self.manifests[m] == Status::NotStarted && !list.busy && list.has_work() {
+            list.busy = true;
+            self.manifest_jobs.push_back(Job::Assemble(m));
+        }
     }
 
     /// Jobs running, of both kinds.
@@ -244,11 +331,9 @@ impl Scheduler {
                         self.ready[self.node[d]].push((self.priority[d], Reverse(d)));
                     }
                 }
-                for m in self.manifests_of[i].clone() {
-                    self.manifest_waiting[m] -= 1;
-                    if self.manifest_waiting[m] == 0 && self.manifests[m] == Status::NotStarted {
-                        self.manifest_jobs.push_back(Job::Assemble(m));
-                    }
+                for (m, k) in self.manifests_of[i].clone() {
+                    self.lists[m].built[k] = true;
+                    self.queue_list(m);
                 }
             }
             Err(reason) => {
@@ -259,13 +344,25 @@ impl Scheduler {
         }
     }
 
-    /// A list was assembled, or failed to be; says what follows.
+    /// An assembly job of list `m` ended; says what follows (nothing for a list that failed,
+    /// or that a failed build skipped meanwhile).
     pub fn assembled(&mut self, m: usize, result: Result<(), String>) -> Option<Assembled> {
         self.running_lists -= 1;
+        let list = &mut self.lists[m];
+        list.busy = false;
+        let batch = list.batch.take().expect("a job of this list ran");
         if let Err(reason) = result {
             self.manifests[m] = Status::Failed { reason };
             self.fail();
             return None;
+        }
+        list.added = batch.entries.end;
+        if self.manifests[m] != Status::NotStarted {
+            return None;
+        }
+        if !list.complete() {
+            self.queue_list(m);
+            return Some(Assembled::Partial);
         }
         Some(if !self.pushes[m] {
             self.manifests[m] = Status::Assembled;
@@ -302,7 +399,7 @@ impl Scheduler {
         let failed_id = self.ids[failed].clone();
         let mut stack = vec![failed];
         while let Some(n) = stack.pop() {
-            for m in self.manifests_of[n].clone() {
+            for (m, _) in self.manifests_of[n].clone() {
                 if self.manifests[m] == Status::NotStarted {
                     let reason = format!("its build {} failed", self.ids[n]);
                     let reason = if n == failed {

@@ -37,38 +37,136 @@ fn a_dependent_starts_when_its_own_platform_is_built() {
     assert_eq!(s.next(2), Some(Job::Build(5)));
     assert_eq!(s.next(2), None, "two slots");
     s.built(1, Ok(()));
-    // app@arm64 is ready although base@amd64 has not even started: no level barrier.
+    // base's list is created at once (a list job goes first), and app@arm64 is ready
+    // although base@amd64 has not even started: no level barrier.
+    assert_eq!(s.next(2), Some(Job::Assemble(0)));
     assert_eq!(s.next(2), Some(Job::Build(3)));
     assert_eq!(s.builds[0], Status::NotStarted);
 }
 
 #[test]
-fn lists_are_assembled_then_pushed_when_their_builds_are_done() {
+fn lists_are_assembled_while_their_builds_run_and_pushed_when_complete() {
+    // The amd64 builds come first here: arm64 ones wait for their own base, so both orders
+    // of a list's builds ending are seen.
     let mut s = Scheduler::new(shape(), false, false);
     let mut order = Vec::new();
+    let mut batches: Vec<(usize, Batch)> = Vec::new();
     while !s.done() {
         while let Some(job) = s.next(1) {
             order.push(job);
             match job {
                 Job::Build(i) => s.built(i, Ok(())),
                 Job::Assemble(m) => {
-                    assert_eq!(s.assembled(m, Ok(())), Some(Assembled::Push));
+                    let batch = s.batch(m).cloned().unwrap();
+                    // Each image added is built, and added after the ones before it.
+                    let builds = [[0, 1], [2, 3], [4, 5]][m];
+                    for k in batch.entries.clone() {
+                        assert_eq!(s.builds[builds[k]], Status::Built);
+                    }
+                    let before = batches.iter().filter(|(n, _)| *n == m).count();
+                    assert_eq!(batch.create, before == 0, "created by its first job");
+                    if let Some((_, last)) = batches.iter().rev().find(|(n, _)| *n == m) {
+                        assert_eq!(last.entries.end, batch.entries.start);
+                    }
+                    batches.push((m, batch.clone()));
+                    let complete = batch.entries.end == 2;
+                    let expected = if complete {
+                        Assembled::Push
+                    } else {
+                        Assembled::Partial
+                    };
+                    assert_eq!(s.assembled(m, Ok(())), Some(expected));
                 }
                 Job::Push(m) => s.pushed(m, Ok(())),
             }
         }
     }
-    let at = |job: Job| order.iter().position(|j| *j == job).unwrap();
+    let at = |job: Job| order.iter().rposition(|j| *j == job).unwrap();
     for (m, builds) in [(0, [0, 1]), (1, [2, 3]), (2, [4, 5])] {
         for b in builds {
-            assert!(at(Job::Build(b)) < at(Job::Assemble(m)));
+            assert!(at(Job::Build(b)) < at(Job::Push(m)));
         }
         assert!(at(Job::Assemble(m)) < at(Job::Push(m)));
     }
+    // base@arm64 (the second platform) was built first: its list was created while
+    // base@amd64 built, then got both images in one job.
+    let base: Vec<&Batch> = batches
+        .iter()
+        .filter(|(m, _)| *m == 0)
+        .map(|(_, b)| b)
+        .collect();
+    let create = Batch {
+        create: true,
+        entries: 0..0,
+    };
+    let both = Batch {
+        create: false,
+        entries: 0..2,
+    };
+    assert_eq!(base, [&create, &both]);
+    assert!(s.partial_lists().next().is_none());
     let (builds, manifests, success) = s.finish();
     assert!(success);
     assert!(builds.iter().all(|b| *b == Status::Built));
     assert!(manifests.iter().all(|m| *m == Status::Pushed));
+}
+
+#[test]
+fn images_go_into_a_list_in_platform_order_whichever_is_built_first() {
+    let mut s = Scheduler::new(shape(), false, false);
+    // base@arm64 (position 1) first: the list is created, but nothing is added before amd64.
+    assert_eq!(s.next(1), Some(Job::Build(1)));
+    s.built(1, Ok(()));
+    assert_eq!(s.next(1), Some(Job::Assemble(0)));
+    assert_eq!(
+        s.batch(0),
+        Some(&Batch {
+            create: true,
+            entries: 0..0
+        })
+    );
+    assert_eq!(s.assembled(0, Ok(())), Some(Assembled::Partial));
+    assert_eq!(s.added(0), 0);
+    // Then base@amd64: both go in, in one job.
+    while let Some(job) = s.next(1) {
+        match job {
+            Job::Assemble(0) => break,
+            Job::Build(i) => s.built(i, Ok(())),
+            Job::Assemble(m) => {
+                s.assembled(m, Ok(()));
+            }
+            Job::Push(m) => s.pushed(m, Ok(())),
+        }
+    }
+    assert_eq!(
+        s.batch(0),
+        Some(&Batch {
+            create: false,
+            entries: 0..2
+        })
+    );
+}
+
+#[test]
+fn a_list_a_failure_left_incomplete_is_partial() {
+    let mut s = Scheduler::new(shape(), true, false);
+    assert_eq!(s.next(1), Some(Job::Build(1)));
+    s.built(1, Ok(()));
+    assert_eq!(s.next(1), Some(Job::Assemble(0)));
+    // base@amd64 fails while base's list is being created (its job still runs).
+    while let Some(job) = s.next(1) {
+        match job {
+            Job::Build(0) => {
+                s.built(0, Err("exit 1".into()));
+                break;
+            }
+            Job::Build(i) => s.built(i, Ok(())),
+            other => panic!("the list slot is taken: {other:?}"),
+        }
+    }
+    assert_eq!(s.assembled(0, Ok(())), None, "skipped meanwhile");
+    assert_eq!(s.partial_lists().collect::<Vec<_>>(), [0]);
+    assert!(matches!(s.manifests[0], Status::Skipped { .. }));
 }
 
 #[test]
@@ -133,10 +231,10 @@ fn atomic_pushes_only_after_every_build_succeeded() {
                 last_build = step;
                 s.built(i, Ok(()));
             }
-            Job::Assemble(m) => {
-                assert_eq!(s.assembled(m, Ok(())), Some(Assembled::Deferred));
-                deferred += 1;
-            }
+            Job::Assemble(m) => match s.assembled(m, Ok(())) {
+                Some(Assembled::Deferred) => deferred += 1,
+                other => assert_eq!(other, Some(Assembled::Partial)),
+            },
             Job::Push(m) => {
                 first_push.get_or_insert(step);
                 s.pushed(m, Ok(()));
@@ -210,7 +308,7 @@ fn random_dags_respect_dependencies_and_slots() {
             ids: (0..n).map(|i| format!("b{i}")).collect(),
             costs: (0..n).map(|_| 1 + rand(5)).collect(),
             depends_on: depends_on.clone(),
-            manifest_builds,
+            manifest_builds: manifest_builds.clone(),
             pushes: (0..manifests).map(|_| rand(2) == 0).collect(),
             node: node.clone(),
             node_slots: node_slots.clone(),
@@ -223,6 +321,12 @@ fn random_dags_respect_dependencies_and_slots() {
                 if let Job::Build(i) = job {
                     for &d in &depends_on[i] {
                         assert_eq!(s.builds[d], Status::Built, "b{i} started before b{d}");
+                    }
+                }
+                if let Job::Assemble(m) = job {
+                    assert!(!running.contains(&job), "two jobs of list {m} at once");
+                    for k in s.batch(m).unwrap().entries.clone() {
+                        assert_eq!(s.builds[manifest_builds[m][k]], Status::Built);
                     }
                 }
                 running.push(job);
@@ -281,7 +385,9 @@ fn each_node_runs_its_own_builds_in_its_own_slots() {
     // Both nodes are busy, though other@amd64 and other@arm64 are ready.
     assert_eq!(s.next(1), None);
     s.built(0, Ok(()));
-    // Node 0 is free again: app@amd64 is ready now and beats other@amd64 (lower index).
+    // Node 0 is free again: app@amd64 is ready now and beats other@amd64 (lower index); the
+    // list job that takes base@amd64 in goes first.
+    assert_eq!(s.next(1), Some(Job::Assemble(0)));
     assert_eq!(s.next(1), Some(Job::Build(2)));
     assert_eq!(s.next(1), None, "node 1 still runs base@arm64");
 }
