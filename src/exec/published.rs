@@ -353,8 +353,8 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
     }
 }
 
-/// List `man` with each image annotated with its build's input digest, and a push to its
-/// marker tag.
+/// List `man` with each image annotated with its build's input digest, and a last push to its
+/// marker tag (last, so that a marker names only a list whose tags were all pushed).
 fn annotated(
     man: &Manifest,
     digests: &Digests,

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, IMAGE_ID, Manifest, Push, shell_line};
+use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
 use super::TagReport;
@@ -350,82 +350,53 @@ impl Runner<'_> {
 
     /// Pushes list `m` to each tag and reads each back: its digest, its platforms and, for
     /// `expected` (`(platform, digest)`: images other nodes pushed), the image each lists.
-    /// The tags side by side: each push is mostly waiting on the registry. The marker among
-    /// them: should a tag fail, the next run finds the marker and adds that tag without
-    /// building.
+    /// One after another: docker-registry 2.8 fails pushes of the same new blobs side by side
+    /// ("blob unknown to registry"), and the marker goes last, so that it names only a list
+    /// whose tags were all pushed.
     pub(super) fn push(
         &self,
         m: &Manifest,
         expected: &[(crate::platform::Platform, String)],
         log: &Path,
     ) -> Result<Vec<TagReport>, Failure> {
-        // Each push logs on its own (a failure's output is its own), then into the list's log.
-        let own = |p: &Push| {
-            let mut name = log.file_name().unwrap_or_default().to_os_string();
-            name.push(format!(".{}", p.tag.tag));
-            log.with_file_name(name)
-        };
-        let results: Vec<Result<TagReport, Failure>> = std::thread::scope(|s| {
-            let pushes: Vec<_> = m
-                .pushes
-                .iter()
-                .map(|p| s.spawn(move || self.push_one(m, p, expected, &own(p))))
-                .collect();
-            pushes
-                .into_iter()
-                .map(|p| p.join().expect("a push does not panic"))
-                .collect()
-        });
+        let mut tags = Vec::with_capacity(m.pushes.len());
         for p in &m.pushes {
-            let own = own(p);
-            if let (Ok(text), Ok(mut file)) = (std::fs::read(&own), private_append(log)) {
-                let _ = file.write_all(&text);
-            }
-            let _ = std::fs::remove_file(own);
+            let registry = p.tag.repository.registry();
+            self.retrying(log, || self.logged(&p.argv, log))
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "pushing {} to registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    ..f
+                })?;
+            let pushed =
+                std::fs::read_to_string(self.workdir.join(&p.digestfile)).map_err(|e| {
+                    Failure::new(format!(
+                        "podman wrote no digest for {} to {}: {e}",
+                        p.tag, p.digestfile
+                    ))
+                })?;
+            let raw = self
+                .retrying(log, || {
+                    self.command(&p.verify, log, true, None, When::Normal)
+                })
+                .map_err(|f| Failure {
+                    reason: format!(
+                        "reading {} back from registry {registry} failed: {}",
+                        p.tag, f.reason
+                    ),
+                    ..f
+                })?;
+            verify_index(&raw, pushed.trim(), &m.platforms)
+                .and_then(|()| verify_entries(&raw, expected))
+                .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
+            tags.push(TagReport {
+                reference: p.tag.to_string(),
+                digest: pushed.trim().to_string(),
+            });
         }
-        results.into_iter().collect()
-    }
-
-    fn push_one(
-        &self,
-        m: &Manifest,
-        p: &Push,
-        expected: &[(crate::platform::Platform, String)],
-        log: &Path,
-    ) -> Result<TagReport, Failure> {
-        let registry = p.tag.repository.registry();
-        self.retrying(log, || self.logged(&p.argv, log))
-            .map_err(|f| Failure {
-                reason: format!(
-                    "pushing {} to registry {registry} failed: {}",
-                    p.tag, f.reason
-                ),
-                ..f
-            })?;
-        let pushed = std::fs::read_to_string(self.workdir.join(&p.digestfile)).map_err(|e| {
-            Failure::new(format!(
-                "podman wrote no digest for {} to {}: {e}",
-                p.tag, p.digestfile
-            ))
-        })?;
-        let raw = self
-            .retrying(log, || {
-                self.command(&p.verify, log, true, None, When::Normal)
-            })
-            .map_err(|f| Failure {
-                reason: format!(
-                    "reading {} back from registry {registry} failed: {}",
-                    p.tag, f.reason
-                ),
-                ..f
-            })?;
-        verify_index(&raw, pushed.trim(), &m.platforms)
-            .and_then(|()| verify_entries(&raw, expected))
-            .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
-        Ok(TagReport {
-            reference: p.tag.to_string(),
-            digest: pushed.trim().to_string(),
-        })
+        Ok(tags)
     }
 }
 
