@@ -123,6 +123,36 @@ fn keep_going_publishes_what_does_not_depend_on_the_failure() {
 }
 
 #[test]
+fn a_list_a_failure_left_incomplete_is_removed() {
+    let p = project();
+    // base@linux-arm64 fails only once app@linux-amd64 has started: base@linux-amd64 is built
+    // by then, and the list job that creates base's list to take it has started before it.
+    let r = run(
+        &p,
+        &["--keep-going", "--jobs", "2"],
+        &[
+            ("FAKE_FAIL", "base:linux-arm64"),
+            ("FAKE_AWAIT", "base:linux-arm64=app:linux-amd64"),
+        ],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    let create = "argv manifest create localhost/mab/base:manifest";
+    let remove = "argv manifest rm localhost/mab/base:manifest";
+    assert!(r.at(create) < r.at(remove), "{}", r.log);
+    assert!(
+        !r.state.join("lists/localhost_mab_base:manifest").exists(),
+        "the half-assembled list is left:\n{}",
+        r.log
+    );
+    assert_eq!(
+        r.pushed(),
+        ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
+    );
+    // The lists that were completed stay, as after any run.
+    assert!(r.state.join("lists/localhost_mab_other:manifest").exists());
+}
+
+#[test]
 fn atomic_pushes_nothing_when_any_build_fails() {
     let p = project();
     let r = run(
