@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Base, Manifest, Plan, Push, STATE_DIR, Unchanged, digest_of_build, registry_of, retag_argv,
-    verify_argv,
+    Base, FIRST_PUSHED, Manifest, Plan, Push, STATE_DIR, Unchanged, digest_of_build, registry_of,
+    retag_argv, verify_argv,
 };
 use crate::reference::{ImageRef, Tag};
 
@@ -313,7 +313,7 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
     let mut lists = Vec::new();
     for (m, (man, verdict)) in plan.manifests.iter().zip(&checked.verdicts).enumerate() {
         let list = match verdict {
-            Verdict::Build(_) => Some(annotated(man, &checked.digests, &index, m)),
+            Verdict::Build(_) => Some(annotated(plan, man, &checked.digests, &index, m)),
             Verdict::Unchanged(p) => retagged(plan, man, p),
         };
         manifests.push(list.map(|l| {
@@ -354,13 +354,17 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
 }
 
 /// List `man` with each image annotated with its build's input digest, and a last push to its
-/// marker tag (last, so that a marker names only a list whose tags were all pushed).
+/// marker tag (last, so that a marker names only a list whose tags were all pushed): a copy in
+/// the registry of the index its first tag got, byte for byte (`skopeo copy` costs half the CPU
+/// of another `podman manifest push`, which reads every image from local storage again).
 fn annotated(
+    plan: &Plan,
     man: &Manifest,
     digests: &Digests,
     index: &std::collections::HashMap<&str, usize>,
     m: usize,
 ) -> Manifest {
+    let registries_conf = plan.registries_conf.as_deref();
     let mut man = man.clone();
     // `create`, then one `add` per build in `depends_on` order.
     for (add, id) in man.assemble.iter_mut().skip(1).zip(&man.depends_on) {
@@ -375,11 +379,8 @@ fn annotated(
             tag,
         };
         let digestfile = format!("{STATE_DIR}/digest/{}@marker", man.image);
-        let mut argv = first.argv.clone();
-        if let Some(at) = argv.iter().position(|a| a == "--digestfile") {
-            argv[at + 1] = digestfile.clone();
-        }
-        *argv.last_mut().expect("a push names its destination") = format!("docker://{tag}");
+        let from = format!("{}@{FIRST_PUSHED}", man.repository);
+        let argv = retag_argv(&from, &tag, man.insecure, registries_conf, &digestfile);
         let mut verify = first.verify.clone();
         *verify.last_mut().expect("a read names its reference") = format!("docker://{tag}");
         man.pushes.push(Push {
@@ -404,7 +405,13 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         .map(|(tag, _)| {
             let digestfile = format!("{STATE_DIR}/digest/{}@{}", man.image, tag.tag);
             Push {
-                argv: retag_argv(&from, tag, man.insecure, &digestfile),
+                argv: retag_argv(
+                    &from,
+                    tag,
+                    man.insecure,
+                    plan.registries_conf.as_deref(),
+                    &digestfile,
+                ),
                 verify: verify_argv(tag, man.insecure, plan.registries_conf.as_deref()),
                 tag: tag.clone(),
                 digestfile,

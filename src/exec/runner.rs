@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
+use crate::plan::{Build, FIRST_PUSHED, IMAGE_ID, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
 use super::TagReport;
@@ -198,11 +198,11 @@ impl Runner<'_> {
         if outcome.status.success() {
             return Ok(outcome.stdout);
         }
-        // `podman build`, `podman manifest`, `skopeo inspect`, whatever global options come between.
+        // `podman build`, `podman manifest`, `skopeo inspect`, `skopeo copy`, whatever global options come between.
         let sub = argv
             .iter()
             .skip(1)
-            .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect"))
+            .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect" | "copy"))
             .map_or("", String::as_str);
         let what = format!("`{} {sub}`", argv[0]);
         let reason = match (outcome.timed_out, timeout, outcome.status.code()) {
@@ -359,10 +359,18 @@ impl Runner<'_> {
         expected: &[(crate::platform::Platform, String)],
         log: &Path,
     ) -> Result<Vec<TagReport>, Failure> {
-        let mut tags = Vec::with_capacity(m.pushes.len());
+        let mut tags: Vec<TagReport> = Vec::with_capacity(m.pushes.len());
         for p in &m.pushes {
             let registry = p.tag.repository.registry();
-            self.retrying(log, || self.logged(&p.argv, log))
+            let argv: Vec<String> = match tags.first() {
+                Some(first) => p
+                    .argv
+                    .iter()
+                    .map(|a| a.replace(FIRST_PUSHED, &first.digest))
+                    .collect(),
+                None => p.argv.clone(),
+            };
+            self.retrying(log, || self.logged(&argv, log))
                 .map_err(|f| Failure {
                     reason: format!(
                         "pushing {} to registry {registry} failed: {}",

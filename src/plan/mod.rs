@@ -14,7 +14,7 @@ mod deps;
 mod graph;
 mod nodes;
 mod render;
-pub use render::{IMAGE_ID, digest_of_build, registry_of, retag_argv, verify_argv};
+pub use render::{FIRST_PUSHED, IMAGE_ID, digest_of_build, registry_of, retag_argv, verify_argv};
 #[cfg(test)]
 mod tests;
 

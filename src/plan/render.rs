@@ -37,20 +37,30 @@ pub fn verify_argv(
     if insecure {
         argv.push("--tls-verify=false".into());
     }
-    // skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours: pass it on.
+    pass_registries_conf(&mut argv, registries_conf);
+    argv.push(format!("docker://{reference}"));
+    argv
+}
+
+/// skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours: pass it on.
+fn pass_registries_conf(argv: &mut Vec<String>, registries_conf: Option<&OsStr>) {
     if let Some(conf) = registries_conf {
         argv.extend([
             "--registries-conf".into(),
             conf.to_string_lossy().into_owned(),
         ]);
     }
-    argv.push(format!("docker://{reference}"));
-    argv
 }
 
 /// `skopeo copy` of the index `from` (`REPO@DIGEST`) to tag `to` in the same repository, byte
 /// for byte, so that the tag names the same digest; writes the digest to `digestfile`.
-pub fn retag_argv(from: &str, to: &ImageRef, insecure: bool, digestfile: &str) -> Vec<String> {
+pub fn retag_argv(
+    from: &str,
+    to: &ImageRef,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+    digestfile: &str,
+) -> Vec<String> {
     let mut argv: Vec<String> = [
         "skopeo",
         "copy",
@@ -67,9 +77,14 @@ pub fn retag_argv(from: &str, to: &ImageRef, insecure: bool, digestfile: &str) -
             "--dest-tls-verify=false".into(),
         ]);
     }
+    pass_registries_conf(&mut argv, registries_conf);
     argv.extend([format!("docker://{from}"), format!("docker://{to}")]);
     argv
 }
+
+/// Stands in a list's push to its marker tag (a copy, in the registry, of what its first tag
+/// got) for the digest of that index, until it is pushed.
+pub const FIRST_PUSHED: &str = "<index pushed to the first tag>";
 
 /// Stands in a command for the id of the image a build makes, until it is made.
 pub const IMAGE_ID: &str = "<image id>";
