@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Project, SpawnCaptured};
+use common::{Project, SpawnCaptured, wait_at_most};
 
 fn fake(p: &Project, cmd: &mut Command) {
     let path = format!(
@@ -97,17 +97,15 @@ fn every_exit_code_has_a_real_case() {
         let mut cmd = p.mab(&["run", "--progress", "plain"]);
         fake(&p, &mut cmd);
         let child = cmd.env("FAKE_SLEEP_AMD64", "60").spawn_captured();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(" start ")
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the build did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_at_most(
+            std::time::Duration::from_secs(60),
+            "the build started",
+            || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(" start ")
+            },
+        );
         let killed = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status()

@@ -515,16 +515,17 @@ fn interrupt(signal: &str, expected: i32) {
         .env("FAKE_SLEEP_AMD64", "60")
         .env("FAKE_SLEEP_ARM64", "60")
         .spawn_captured();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .matches(" start ")
-        .count()
-        < 2
-    {
-        assert!(std::time::Instant::now() < deadline, "builds did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_at_most(
+        std::time::Duration::from_secs(20),
+        "both builds started",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(" start ")
+                .count()
+                >= 2
+        },
+    );
     let started = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])

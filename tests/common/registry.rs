@@ -4,7 +4,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -64,15 +64,10 @@ impl Registry {
             .spawn()
             .expect("docker-registry starts (scripts/test-env.sh installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "registry did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let listening = format!("the registry listens on {}", self.port);
+        super::wait_at_most(Duration::from_secs(20), &listening, || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
     }
 
     pub fn stop(&mut self) {
