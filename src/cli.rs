@@ -357,7 +357,6 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
     };
     // The machine is checked for what is left to build once the registry has said; podman's
     // own part of the checks needs no plan, so it runs while the registry is read.
-    // podman's own part of the checks needs no plan: it runs while the registry is read.
     let probe = doctor::Probe::start(&plan.podman);
     let preflight = |work: &crate::Plan| {
         let checks = doctor::checks_on(probe.finish(), &work.podman, Some(work), false);

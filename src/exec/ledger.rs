@@ -89,15 +89,12 @@ impl Ledger<'_> {
                     ),
                     Some(Assembled::Push) => self.progress.finish(&man.image, "ready", elapsed, ""),
                     Some(Assembled::Partial) => {
-                        let held = self.scheduler.added(m);
-                        let platforms: Vec<String> = man.platforms[..held]
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect();
-                        let detail = match held {
-                            0 => "created".to_string(),
-                            _ => {
-                                format!("holds {} of {}", platforms.join(", "), man.platforms.len())
+                        let detail = match &man.platforms[..self.scheduler.added(m)] {
+                            [] => "created".to_string(),
+                            held => {
+                                let held: Vec<String> =
+                                    held.iter().map(ToString::to_string).collect();
+                                format!("holds {} of {}", held.join(", "), man.platforms.len())
                             }
                         };
                         self.progress.finish(&man.image, "added", elapsed, &detail);

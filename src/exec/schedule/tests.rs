@@ -46,8 +46,8 @@ fn a_dependent_starts_when_its_own_platform_is_built() {
 
 #[test]
 fn lists_are_assembled_while_their_builds_run_and_pushed_when_complete() {
-    // The amd64 builds come first here: arm64 ones wait for their own base, so both orders
-    // of a list's builds ending are seen.
+    // With one slot, each list's arm64 build (the second platform, with more work behind it)
+    // is built first: its list is created before any image can go in.
     let mut s = Scheduler::new(shape(), false, false);
     let mut order = Vec::new();
     let mut batches: Vec<(usize, Batch)> = Vec::new();
