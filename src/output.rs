@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::error::join;
-use crate::plan::{Plan, shell_line};
+use crate::plan::{Plan, Step, shell_line};
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -115,10 +115,35 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             )?;
             continue;
         }
-        for p in &m.pushes {
-            writeln!(out, "  {}", shell_line(&p.argv))?;
-            writeln!(out, "  {}  # verify", shell_line(&p.verify))?;
+        publication(&m.publish, out)?;
+    }
+    Ok(())
+}
+
+/// A list's publication steps, then the restores `--atomic` runs after a failure.
+fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
+    for step in steps {
+        match step {
+            Step::Record { argv, .. } => {
+                writeln!(out, "  {}  # what it holds now", shell_line(argv))?
+            }
+            Step::Held { tag, digest } => writeln!(
+                out,
+                "  # {tag} holds {} (read by the registry check)",
+                digest.as_deref().unwrap_or("nothing")
+            )?,
+            Step::Push { argv, verify, .. } | Step::Copy { argv, verify, .. } => {
+                writeln!(out, "  {}", shell_line(argv))?;
+                writeln!(out, "  {}  # verify", shell_line(verify))?;
+            }
         }
+    }
+    for restore in steps.iter().filter_map(Step::restore) {
+        writeln!(
+            out,
+            "  {}  # --atomic: puts it back after a failure",
+            shell_line(restore)
+        )?;
     }
     Ok(())
 }
@@ -310,19 +335,52 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
     }
     writeln!(out, "\n{:<width$}  {:<9}  tags", "manifest list", "status")?;
     for (m, planned) in report.manifests.iter().zip(&plan.manifests) {
-        let tags = match &m.status {
-            Status::Pushed | Status::Unchanged => join(
-                m.tags
-                    .iter()
-                    .map(|t| format!("{} ({})", t.reference, short(&t.digest))),
-            ),
-            Status::Assembled => format!("{} (local)", m.list),
-            Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
-            _ => join(&planned.tags),
-        };
-        writeln!(out, "{:<width$}  {:<9}  {tags}", m.image, m.status.word())?;
+        let word = m.status.word();
+        if m.tags.is_empty() {
+            let tags = match &m.status {
+                Status::Assembled => format!("{} (local)", m.list),
+                Status::Failed { reason } | Status::Skipped { reason } => reason.clone(),
+                _ => join(&planned.tags),
+            };
+            writeln!(out, "{:<width$}  {word:<9}  {tags}", m.image)?;
+            continue;
+        }
+        let tag_width = m.tags.iter().map(|t| t.reference.len()).max().unwrap_or(0);
+        for (n, t) in m.tags.iter().enumerate() {
+            let (image, word) = if n == 0 {
+                (m.image.as_str(), word)
+            } else {
+                ("", "")
+            };
+            writeln!(
+                out,
+                "{image:<width$}  {word:<9}  {:<tag_width$}  {:<12}  {}",
+                t.reference,
+                t.status.word(),
+                tag_detail(t)
+            )?;
+        }
     }
     Ok(())
+}
+
+/// What a tag held and holds, in short digests.
+fn tag_detail(t: &crate::exec::TagReport) -> String {
+    use crate::exec::{Held, TagStatus};
+    let before = match &t.before {
+        Some(Held::Digest(d)) => short(d),
+        Some(Held::Nothing) => "(new tag)".into(),
+        None => "?".into(),
+    };
+    let index = t.digest.as_deref().map_or_else(|| "?".into(), short);
+    match &t.status {
+        TagStatus::Moved => format!("{before} -> {index}"),
+        TagStatus::Unchanged => index,
+        TagStatus::Failed { .. } if t.digest.is_none() => format!("still {before}"),
+        TagStatus::Failed { .. } => format!("still {before}, not {index}"),
+        TagStatus::Restored => format!("back at {before} (was moved to {index})"),
+        TagStatus::NotRestored { reason } => format!("at {index}: {reason}"),
+    }
 }
 
 /// The first 12 hex digits of a digest or image id.

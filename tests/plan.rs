@@ -244,7 +244,7 @@ fn builder_options_reach_the_commands() {
     ] {
         assert!(labels.contains(label), "{labels}");
     }
-    let push = &plan["manifests"][0]["pushes"][0];
+    let push = find(&plan["manifests"][0]["publish"], "step", "push");
     assert!(
         push["argv"]
             .as_array()
@@ -298,7 +298,7 @@ fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
     );
     // Not in git, no registries entry: no revision, and TLS is verified.
     assert!(
-        !plan["manifests"][0]["pushes"][0]["argv"]
+        !find(&plan["manifests"][0]["publish"], "step", "push")["argv"]
             .as_array()
             .unwrap()
             .iter()

@@ -300,10 +300,26 @@ fn a_push_that_reads_back_wrong_is_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
+    // The index is pushed once, to the marker tag, and read back before any tag moves.
+    let marker = word_starting(&text, "reg.test/acme/other:mab-inputs-");
     assert!(
-        text.contains("reg.test/acme/other:1 does not match the plan: the registry serves sha256:"),
+        text.contains(&format!(
+            "{marker} does not match the plan: the registry serves sha256:"
+        )),
         "{text}"
     );
+}
+
+/// The whole word of `text` that starts with `prefix`.
+fn word_starting(text: &str, prefix: &str) -> String {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"));
+    text[at..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Processes still alive in any process group the stand-in podman ran as (it leads its group).

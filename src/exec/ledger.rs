@@ -7,15 +7,17 @@ use std::time::Duration;
 use crate::plan::{Plan, digest_of_build};
 use crate::progress::Progress;
 
+use super::publish::Publication;
 use super::runner::{Built, Failure};
 use super::schedule::{Assembled, Job, Scheduler};
-use super::{BuildReport, ManifestReport, TagReport};
+use super::{BuildReport, ManifestReport, TagStatus};
 
 /// How a job ended.
 pub(super) enum Done {
     Build(usize, Result<Built, Failure>),
     Assemble(usize, Result<(), Failure>),
-    Push(usize, Result<Vec<TagReport>, Failure>),
+    /// Boxed: a publication's report is large beside the other events.
+    Push(usize, Box<Publication>),
 }
 
 impl Done {
@@ -102,33 +104,25 @@ impl Ledger<'_> {
                     None => {}
                 }
             }
-            Done::Push(m, result) => {
+            Done::Push(m, published) => {
                 self.manifests[m].duration_ms += ms;
-                let result = match result {
-                    Ok(tags) => {
-                        let verified = format!("{} tag(s) verified", tags.len());
-                        self.progress.finish(
-                            &self.plan.manifests[m].image,
-                            "pushed",
-                            elapsed,
-                            &verified,
+                let image = &self.plan.manifests[m].image;
+                let published = *published;
+                self.manifests[m].tags = published.tags;
+                self.manifests[m].marker = published.marker;
+                let result = match published.failure {
+                    None => {
+                        let tags = &self.manifests[m].tags;
+                        let moved = tags.iter().filter(|t| t.status == TagStatus::Moved).count();
+                        let detail = format!(
+                            "{moved} tag(s) moved, {} unchanged, verified",
+                            tags.len() - moved
                         );
-                        for (tag, push) in tags.into_iter().zip(&self.plan.manifests[m].pushes) {
-                            if push.marker {
-                                self.manifests[m].marker = Some(tag);
-                            } else {
-                                self.manifests[m].tags.push(tag);
-                            }
-                        }
+                        self.progress.finish(image, "pushed", elapsed, &detail);
                         Ok(())
                     }
-                    Err(f) => {
-                        self.progress.finish(
-                            &self.plan.manifests[m].image,
-                            "FAILED",
-                            elapsed,
-                            &f.reason,
-                        );
+                    Some(f) => {
+                        self.progress.finish(image, "FAILED", elapsed, &f.reason);
                         self.manifests[m].log_tail = f.tail;
                         Err(f.reason)
                     }

@@ -23,6 +23,7 @@ use crate::supervise::{Supervisor, When, private_dir};
 
 mod ledger;
 mod prepare;
+mod publish;
 mod published;
 mod report;
 mod runner;
@@ -33,7 +34,7 @@ use ledger::{Done, Ledger};
 use prepare::{
     filled_build, filled_list, without_cache_pushes, write_dockerfile_copies, write_ignore_files,
 };
-pub use report::{BuildReport, ManifestReport, Report, Status, TagReport};
+pub use report::{BuildReport, Held, ManifestReport, Report, Status, TagReport, TagStatus};
 use runner::{Runner, secret_values};
 use schedule::{Job, Note, Scheduler, Shape};
 pub use verify::verify_index;
@@ -374,7 +375,7 @@ fn execute(
                         let at = if b.create { 0 } else { 1 + b.entries.start };
                         plan.manifests[m].assemble.get(at).map(|a| shell_line(a)).unwrap_or_default()
                     }
-                    (Job::Push(m), _) => plan.manifests[m].pushes.first().map(|p| shell_line(&p.argv)).unwrap_or_default(),
+                    (Job::Push(m), _) => plan.manifests[m].publish.iter().find_map(|s| s.argv()).map(shell_line).unwrap_or_default(),
                     _ => unreachable!("an assembly job has its batch"),
                 };
                 progress.start(shown, verb, &command);
@@ -397,7 +398,7 @@ fn execute(
                     let done = match (job, build, list) {
                         (Job::Build(i), Some(b), _) => Done::Build(i, runner.build(&b, &log)),
                         (Job::Assemble(m), _, Some((l, b))) => Done::Assemble(m, runner.assemble(&l, &b, &log)),
-                        (Job::Push(m), _, _) => Done::Push(m, runner.push(&plan.manifests[m], &expected, &log)),
+                        (Job::Push(m), _, _) => Done::Push(m, Box::new(runner.publish(&plan.manifests[m], &expected, &log))),
                         _ => unreachable!("each job has what it runs"),
                     };
                     let _ = tx.send(Event::Done(done));
@@ -469,6 +470,17 @@ fn execute(
     }
     for (report, status) in manifests.iter_mut().zip(manifest_status) {
         report.status = status;
+    }
+    // --atomic: a run that failed or was interrupted leaves no tag moved that it can put back.
+    if opts.atomic && (!success || interrupted.is_some()) {
+        for (man, report) in plan.manifests.iter().zip(&mut manifests) {
+            runner.restore(man, &mut report.tags, &report.log);
+            if report.status == Status::Pushed
+                && report.tags.iter().any(|t| t.status == TagStatus::Restored)
+            {
+                report.status = Status::Restored;
+            }
+        }
     }
     Ok(Executed {
         interrupted,

@@ -10,11 +10,12 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Base, FIRST_PUSHED, Manifest, Plan, Push, STATE_DIR, Unchanged, digest_of_build, registry_of,
-    retag_argv, verify_argv,
+    Base, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, digest_of_build, publication,
+    registry_of, verify_argv,
 };
 use crate::reference::{ImageRef, Tag};
 
+use super::report::Held;
 use super::runner::{Failure, Runner, error_line};
 use super::verify::entries;
 
@@ -25,8 +26,17 @@ pub struct Published {
     pub index: String,
     /// Per build of the list (in its `depends_on` order): the image's digest in the index.
     pub images: Vec<String>,
+    /// Per tag of the list: what it holds (none: the registry could not say).
+    pub held: Vec<Option<Held>>,
+}
+
+impl Published {
     /// Per tag of the list: whether it already points at the index.
-    pub in_place: Vec<bool>,
+    pub fn in_place(&self) -> impl Iterator<Item = bool> + '_ {
+        self.held
+            .iter()
+            .map(|h| h.as_ref().and_then(Held::digest) == Some(self.index.as_str()))
+    }
 }
 
 /// What a run does with a list.
@@ -230,18 +240,22 @@ fn lookup(
             }
         }
     }
-    let in_place = man
+    // Read once: whether each tag is in place, and what a run that moves it records.
+    let held = man
         .tags
         .iter()
-        .map(|t| {
-            matches!(runner.read(&verify_argv(t, man.insecure, conf), log),
-                Ok(Some(raw)) if inputs::digest_of(&raw) == index)
-        })
+        .map(
+            |t| match runner.read(&verify_argv(t, man.insecure, conf), log) {
+                Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
+                Ok(None) => Some(Held::Nothing),
+                Err(_) => None,
+            },
+        )
         .collect();
     Verdict::Unchanged(Published {
         index,
         images,
-        in_place,
+        held,
     })
 }
 
@@ -334,8 +348,8 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 new_tags: man
                     .tags
                     .iter()
-                    .zip(&p.in_place)
-                    .filter(|(_, ok)| !**ok)
+                    .zip(p.in_place())
+                    .filter(|(_, ok)| !ok)
                     .map(|(t, _)| t.to_string())
                     .collect(),
             }),
@@ -353,10 +367,10 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
     }
 }
 
-/// List `man` with each image annotated with its build's input digest, and a last push to its
-/// marker tag (last, so that a marker names only a list whose tags were all pushed): a copy in
-/// the registry of the index its first tag got, byte for byte (`skopeo copy` costs half the CPU
-/// of another `podman manifest push`, which reads every image from local storage again).
+/// List `man` with each image annotated with its build's input digest, and pushed to its
+/// marker tag (which names its inputs), from where every tag gets the index by a copy in the
+/// registry. Pushed there first: a run that fails to move a tag leaves a marker that the next
+/// run finds, and that run moves the tags left behind without building anything.
 fn annotated(
     plan: &Plan,
     man: &Manifest,
@@ -364,7 +378,6 @@ fn annotated(
     index: &std::collections::HashMap<&str, usize>,
     m: usize,
 ) -> Manifest {
-    let registries_conf = plan.registries_conf.as_deref();
     let mut man = man.clone();
     // `create`, then one `add` per build in `depends_on` order.
     for (add, id) in man.assemble.iter_mut().skip(1).zip(&man.depends_on) {
@@ -372,58 +385,58 @@ fn annotated(
         let note = format!("{ANNOTATION}={}", digests.builds[index[id.as_str()]]);
         add.splice(at..at, ["--annotation".to_string(), note]);
     }
-    let marker = inputs::marker_tag(&digests.manifests[m]).parse::<Tag>();
-    if let (true, Ok(tag), Some(first)) = (man.push, marker, man.pushes.first()) {
-        let tag = ImageRef {
+    if let Ok(tag) = inputs::marker_tag(&digests.manifests[m]).parse::<Tag>() {
+        let marker = ImageRef {
             repository: man.repository.clone(),
             tag,
         };
-        let digestfile = format!("{STATE_DIR}/digest/{}@marker", man.image);
-        let from = format!("{}@{FIRST_PUSHED}", man.repository);
-        let argv = retag_argv(&from, &tag, man.insecure, registries_conf, &digestfile);
-        let mut verify = first.verify.clone();
-        *verify.last_mut().expect("a read names its reference") = format!("docker://{tag}");
-        man.pushes.push(Push {
-            tag,
-            argv,
-            digestfile,
-            verify,
-            marker: true,
-        });
+        man.publish = publication(
+            &ToPublish {
+                podman: &plan.podman,
+                image: &man.image,
+                list: &man.list,
+                tags: &man.tags,
+                insecure: man.insecure,
+                registries_conf: plan.registries_conf.as_deref(),
+            },
+            Some(marker),
+        );
     }
     man
 }
 
-/// What is left to do for an unchanged list: its tags that do not point at the index yet.
+/// What is left to do for an unchanged list: its tags that do not point at the index yet, each
+/// pointed at it by a copy in the registry. What they hold was read by the check: it is not
+/// read again, unless the registry could not say then.
 fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
-    let from = format!("{}@{}", man.repository, p.index);
-    let pushes: Vec<Push> = man
+    let conf = plan.registries_conf.as_deref();
+    let moving: Vec<(&ImageRef, &Option<Held>)> = man
         .tags
         .iter()
-        .zip(&p.in_place)
-        .filter(|(_, in_place)| !**in_place)
-        .map(|(tag, _)| {
-            let digestfile = format!("{STATE_DIR}/digest/{}@{}", man.image, tag.tag);
-            Push {
-                argv: retag_argv(
-                    &from,
-                    tag,
-                    man.insecure,
-                    plan.registries_conf.as_deref(),
-                    &digestfile,
-                ),
-                verify: verify_argv(tag, man.insecure, plan.registries_conf.as_deref()),
-                tag: tag.clone(),
-                digestfile,
-                marker: false,
-            }
-        })
+        .zip(&p.held)
+        .zip(p.in_place())
+        .filter(|(_, in_place)| !in_place)
+        .map(|(tag_held, _)| tag_held)
         .collect();
-    (!pushes.is_empty()).then(|| Manifest {
+    let recorded = moving.iter().map(|(tag, held)| match held {
+        Some(h) => Step::Held {
+            tag: (*tag).clone(),
+            digest: h.digest().map(String::from),
+        },
+        None => Step::Record {
+            tag: (*tag).clone(),
+            argv: verify_argv(tag, man.insecure, conf),
+        },
+    });
+    let copies = moving
+        .iter()
+        .map(|(tag, _)| copy_step(&man.image, Some(&p.index), tag, man.insecure, conf));
+    let publish: Vec<Step> = recorded.chain(copies).collect();
+    (!publish.is_empty()).then(|| Manifest {
         depends_on: Vec::new(),
         remove_stale: Vec::new(),
         assemble: Vec::new(),
-        pushes,
+        publish,
         ..man.clone()
     })
 }
@@ -472,7 +485,7 @@ pub(super) fn merge(
     applied: &Applied,
     mut report: super::Report,
 ) -> super::Report {
-    use super::{BuildReport, ManifestReport, Status, TagReport};
+    use super::{BuildReport, ManifestReport, Status, TagReport, TagStatus};
     let mut published: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
         if let Verdict::Unchanged(p) = v {
@@ -512,19 +525,28 @@ pub(super) fn merge(
             let in_place = man
                 .tags
                 .iter()
-                .zip(&p.in_place)
-                .filter(|(_, ok)| **ok)
+                .zip(p.in_place())
+                .filter(|(_, ok)| *ok)
                 .map(|(t, _)| TagReport {
                     reference: t.to_string(),
-                    digest: p.index.clone(),
+                    status: TagStatus::Unchanged,
+                    digest: Some(p.index.clone()),
+                    before: Some(Held::Digest(p.index.clone())),
                 });
             match ran {
                 // New tags: unchanged once they are all in place.
                 Some(mut r) => {
                     if r.status == Status::Pushed {
                         r.status = Status::Unchanged;
-                        r.tags.extend(in_place);
                     }
+                    // Every tag, in the list's order, whether or not the run moved it.
+                    r.tags.extend(in_place);
+                    let order = |t: &TagReport| {
+                        man.tags
+                            .iter()
+                            .position(|tag| tag.to_string() == t.reference)
+                    };
+                    r.tags.sort_by_key(order);
                     r
                 }
                 None => ManifestReport {

@@ -17,6 +17,8 @@ pub enum Status {
     /// Assembled locally and not pushed (`--no-push` or `push = false`).
     Assembled,
     Pushed,
+    /// Pushed, then its tags were put back to what they held, as the run failed (`--atomic`).
+    Restored,
     Failed {
         reason: String,
     },
@@ -34,6 +36,7 @@ impl Status {
             Self::Unchanged => "unchanged",
             Self::Assembled => "local",
             Self::Pushed => "pushed",
+            Self::Restored => "restored",
             Self::Failed { .. } => "FAILED",
             Self::Skipped { .. } => "skipped",
             Self::NotStarted => "not run",
@@ -67,11 +70,66 @@ pub struct BuildReport {
     pub log_tail: Option<String>,
 }
 
+/// One tag of a list: what it held before the run, what it was to get, and how that went.
 #[derive(Debug, Clone, Serialize)]
 pub struct TagReport {
     pub reference: String,
-    /// Digest of the pushed index, as the registry serves it.
-    pub digest: String,
+    #[serde(flatten)]
+    pub status: TagStatus,
+    /// The list's index, as the registry serves it: what the tag holds once moved. Left out
+    /// when the publication stopped before the index was pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// What the tag held before the run; left out when the run could not read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Held>,
+}
+
+/// What a tag held before the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Held {
+    /// It did not exist (`null` in the report).
+    Nothing,
+    /// This digest.
+    Digest(String),
+}
+
+impl Held {
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            Self::Nothing => None,
+            Self::Digest(d) => Some(d),
+        }
+    }
+}
+
+/// How a tag of a list ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TagStatus {
+    /// It points at the list's index now, and held something else before.
+    Moved,
+    /// It already held the list's index.
+    Unchanged,
+    /// It was not moved (as far as the registry said): it holds what it held.
+    Failed { reason: String },
+    /// `--atomic`: it had moved, and was put back to what it held.
+    Restored,
+    /// `--atomic`: it had moved and could not be put back: it points at the list's index.
+    NotRestored { reason: String },
+}
+
+impl TagStatus {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Moved => "moved",
+            Self::Unchanged => "unchanged",
+            Self::Failed { .. } => "FAILED",
+            Self::Restored => "restored",
+            Self::NotRestored { .. } => "NOT RESTORED",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,7 +139,8 @@ pub struct ManifestReport {
     #[serde(flatten)]
     pub status: Status,
     pub duration_ms: u64,
-    /// Tags pushed and verified.
+    /// Its tags, each with what it held, what it was to get and how that went; empty when the
+    /// list was not pushed (or no publication step ran).
     pub tags: Vec<TagReport>,
     /// The marker tag the list was also pushed to, which names its inputs.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,4 @@
-//! Running one job: a build, a list's assembly, its pushes and their verification, each
+//! Running one job: a build, a list's assembly (its publication is publish.rs's), each
 //! command under the supervisor with its output in the job's log; retries of registry steps.
 
 use std::fs::File;
@@ -9,12 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, FIRST_PUSHED, IMAGE_ID, Manifest, shell_line};
+use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
 use crate::supervise::{Refused, Supervisor, When, private_append};
 
-use super::TagReport;
 use super::schedule::Batch;
-use super::verify::{verify_entries, verify_index};
 
 /// What a build made.
 pub(super) struct Built {
@@ -346,65 +344,6 @@ impl Runner<'_> {
             Err(f) if f.attempt.as_deref().is_some_and(not_found) => Ok(None),
             Err(f) => Err(f),
         }
-    }
-
-    /// Pushes list `m` to each tag and reads each back: its digest, its platforms and, for
-    /// `expected` (`(platform, digest)`: images other nodes pushed), the image each lists.
-    /// One after another: docker-registry 2.8 fails pushes of the same new blobs side by side
-    /// ("blob unknown to registry"), and the marker goes last, so that it names only a list
-    /// whose tags were all pushed.
-    pub(super) fn push(
-        &self,
-        m: &Manifest,
-        expected: &[(crate::platform::Platform, String)],
-        log: &Path,
-    ) -> Result<Vec<TagReport>, Failure> {
-        let mut tags: Vec<TagReport> = Vec::with_capacity(m.pushes.len());
-        for p in &m.pushes {
-            let registry = p.tag.repository.registry();
-            let argv: Vec<String> = match tags.first() {
-                Some(first) => p
-                    .argv
-                    .iter()
-                    .map(|a| a.replace(FIRST_PUSHED, &first.digest))
-                    .collect(),
-                None => p.argv.clone(),
-            };
-            self.retrying(log, || self.logged(&argv, log))
-                .map_err(|f| Failure {
-                    reason: format!(
-                        "pushing {} to registry {registry} failed: {}",
-                        p.tag, f.reason
-                    ),
-                    ..f
-                })?;
-            let pushed =
-                std::fs::read_to_string(self.workdir.join(&p.digestfile)).map_err(|e| {
-                    Failure::new(format!(
-                        "podman wrote no digest for {} to {}: {e}",
-                        p.tag, p.digestfile
-                    ))
-                })?;
-            let raw = self
-                .retrying(log, || {
-                    self.command(&p.verify, log, true, None, When::Normal)
-                })
-                .map_err(|f| Failure {
-                    reason: format!(
-                        "reading {} back from registry {registry} failed: {}",
-                        p.tag, f.reason
-                    ),
-                    ..f
-                })?;
-            verify_index(&raw, pushed.trim(), &m.platforms)
-                .and_then(|()| verify_entries(&raw, expected))
-                .map_err(|e| Failure::new(format!("{} does not match the plan: {e}", p.tag)))?;
-            tags.push(TagReport {
-                reference: p.tag.to_string(),
-                digest: pushed.trim().to_string(),
-            });
-        }
-        Ok(tags)
     }
 }
 

@@ -14,7 +14,10 @@ mod deps;
 mod graph;
 mod nodes;
 mod render;
-pub use render::{FIRST_PUSHED, IMAGE_ID, digest_of_build, registry_of, retag_argv, verify_argv};
+pub use render::{
+    HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, publication, registry_of,
+    retag_argv, verify_argv,
+};
 #[cfg(test)]
 mod tests;
 
@@ -33,7 +36,8 @@ use graph::Graph;
 
 /// The JSON format version of [`Plan`]; bumped on any incompatible change.
 /// 2: `config` became `files`, for configs of several files; `changed_since` added.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: a list's `pushes` (a push per tag) became `publish`, its steps: the index is pushed once.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Where local per-platform images are tagged before they join a manifest list.
 pub const LOCAL_PREFIX: &str = "localhost/mab";
@@ -325,21 +329,84 @@ pub struct Manifest {
     pub remove_stale: Vec<String>,
     /// Commands that assemble `list` afresh: create, then add each image.
     pub assemble: Vec<Vec<String>>,
-    /// One per tag: the push command and the file it writes the pushed digest to.
-    pub pushes: Vec<Push>,
+    /// How the list reaches its tags, in order: what each tag holds is recorded, the index is
+    /// pushed once, then every tag is pointed at that exact index by a copy in the registry,
+    /// so that all tags hold byte-identical indexes.
+    pub publish: Vec<Step>,
 }
 
+/// One registry step of a list's publication.
 #[derive(Debug, Clone, Serialize)]
-pub struct Push {
-    pub tag: ImageRef,
-    pub argv: Vec<String>,
-    /// Where `podman manifest push --digestfile` writes the digest of the pushed index.
-    pub digestfile: String,
-    /// Reads the index back from the registry, to check it.
-    pub verify: Vec<String>,
-    /// A marker tag (`mab-inputs-HEX`, pushed last), not a release tag.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub marker: bool,
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Reads what `tag` holds before anything moves, for the report and for `--atomic` to put
+    /// back.
+    Record { tag: ImageRef, argv: Vec<String> },
+    /// What `tag` held when the registry check read it (`None`: it did not exist): no command.
+    Held {
+        tag: ImageRef,
+        digest: Option<String>,
+    },
+    /// Pushes the assembled list, once, to `to`: the marker tag when the run knows its inputs,
+    /// else the first tag. `verify` reads the index back: its digest is what the tags get.
+    Push {
+        to: ImageRef,
+        argv: Vec<String>,
+        /// Where `podman manifest push --digestfile` writes the pushed index's digest (a remote
+        /// podman writes nothing: then the digest read back is the pushed one).
+        digestfile: String,
+        verify: Vec<String>,
+        /// A marker tag (`mab-inputs-HEX`), not a release tag.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        marker: bool,
+        /// Puts back what `to` held, if it is a release tag (`--atomic`, after a failure).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        restore: Option<Vec<String>>,
+    },
+    /// Points `tag` at the pushed index (`REPO@<digest of the pushed index>`) by a copy in the
+    /// registry, byte for byte; `verify` reads it back.
+    Copy {
+        tag: ImageRef,
+        argv: Vec<String>,
+        /// The index, when the registry held it before the run (an unchanged list's): else the
+        /// one pushed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index: Option<String>,
+        verify: Vec<String>,
+        /// Puts back what `tag` held (`--atomic`, after a failure).
+        restore: Vec<String>,
+    },
+}
+
+impl Step {
+    /// The release tag the step moves, records or read: none for a push to the marker.
+    pub fn tag(&self) -> Option<&ImageRef> {
+        match self {
+            Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
+            Self::Push { to, marker, .. } => (!marker).then_some(to),
+        }
+    }
+
+    /// The step's command, if it runs one.
+    pub fn argv(&self) -> Option<&[String]> {
+        match self {
+            Self::Record { argv, .. } | Self::Push { argv, .. } | Self::Copy { argv, .. } => {
+                Some(argv)
+            }
+            Self::Held { .. } => None,
+        }
+    }
+
+    /// The command that puts back what the step's tag held, with [`HELD`] in it.
+    pub fn restore(&self) -> Option<&[String]> {
+        match self {
+            Self::Push {
+                restore: Some(r), ..
+            }
+            | Self::Copy { restore: r, .. } => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// Where a run keeps the files podman writes for it, relative to the workdir.

@@ -14,8 +14,8 @@ use super::deps::Redirect;
 use super::graph::Graph;
 use super::nodes;
 use super::{
-    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish, Push,
-    STATE_DIR, build_id, local_image,
+    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish, STATE_DIR,
+    Step, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -82,9 +82,118 @@ pub fn retag_argv(
     argv
 }
 
-/// Stands in a list's push to its marker tag (a copy, in the registry, of what its first tag
-/// got) for the digest of that index, until it is pushed.
-pub const FIRST_PUSHED: &str = "<index pushed to the first tag>";
+/// Stands in a list's copies to its tags for the digest of the index pushed, until it is.
+pub const PUSHED_INDEX: &str = "<digest of the pushed index>";
+
+/// Stands in an `--atomic` restore for the digest the tag held before the run.
+pub const HELD: &str = "<digest it held>";
+
+/// Where a list's step for `reference` (a tag or the marker) has skopeo or podman write the
+/// digest, relative to the workdir.
+fn digestfile(image: &str, reference: &str) -> String {
+    format!("{STATE_DIR}/digest/{image}@{reference}")
+}
+
+/// Pointing `tag` at the index of list `image` by a copy in the registry, read back after,
+/// with the restore that `--atomic` runs after a failure. The index is `index` when the
+/// registry holds it already, else the one the list's push makes.
+pub fn copy_step(
+    image: &str,
+    index: Option<&str>,
+    tag: &ImageRef,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Step {
+    let file = digestfile(image, &tag.tag.to_string());
+    let from = format!("{}@{}", tag.repository, index.unwrap_or(PUSHED_INDEX));
+    Step::Copy {
+        argv: retag_argv(&from, tag, insecure, registries_conf, &file),
+        index: index.map(String::from),
+        verify: verify_argv(tag, insecure, registries_conf),
+        restore: restore_argv(image, tag, insecure, registries_conf),
+        tag: tag.clone(),
+    }
+}
+
+fn restore_argv(
+    image: &str,
+    tag: &ImageRef,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Vec<String> {
+    let held = format!("{}@{HELD}", tag.repository);
+    let file = digestfile(image, &tag.tag.to_string());
+    retag_argv(&held, tag, insecure, registries_conf, &file)
+}
+
+/// What a list's publication needs to know of it.
+pub struct ToPublish<'a> {
+    /// The podman program and its global options.
+    pub podman: &'a [String],
+    /// The instance name.
+    pub image: &'a str,
+    /// The local manifest list.
+    pub list: &'a str,
+    pub tags: &'a [ImageRef],
+    pub insecure: bool,
+    pub registries_conf: Option<&'a OsStr>,
+}
+
+/// The publication of a list: what each tag holds is recorded, the index is pushed once (to
+/// `marker`, else to the first tag) and read back, then every other tag is pointed at it by a
+/// copy in the registry. No tag gets an index of its own push, so all hold the same bytes.
+pub fn publication(list: &ToPublish, marker: Option<ImageRef>) -> Vec<Step> {
+    let Some(first) = list.tags.first() else {
+        return Vec::new();
+    };
+    let conf = list.registries_conf;
+    let mut steps: Vec<Step> = list
+        .tags
+        .iter()
+        .map(|tag| Step::Record {
+            tag: tag.clone(),
+            argv: verify_argv(tag, list.insecure, conf),
+        })
+        .collect();
+    let to = marker.clone().unwrap_or_else(|| first.clone());
+    let file = digestfile(
+        list.image,
+        &marker
+            .as_ref()
+            .map_or(to.tag.to_string(), |_| "marker".into()),
+    );
+    let mut argv: Vec<String> = list
+        .podman
+        .iter()
+        .cloned()
+        .chain(["manifest", "push", "--all", "--digestfile", &file].map(String::from))
+        .collect();
+    if list.insecure {
+        argv.push("--tls-verify=false".into());
+    }
+    argv.extend([list.list.to_string(), format!("docker://{to}")]);
+    steps.push(Step::Push {
+        verify: verify_argv(&to, list.insecure, conf),
+        restore: marker
+            .is_none()
+            .then(|| restore_argv(list.image, &to, list.insecure, conf)),
+        marker: marker.is_some(),
+        digestfile: file,
+        argv,
+        to,
+    });
+    let copied = if marker.is_some() {
+        list.tags
+    } else {
+        &list.tags[1..]
+    };
+    steps.extend(
+        copied
+            .iter()
+            .map(|tag| copy_step(list.image, None, tag, list.insecure, conf)),
+    );
+    steps
+}
 
 /// Stands in a command for the id of the image a build makes, until it is made.
 pub const IMAGE_ID: &str = "<image id>";
@@ -139,26 +248,17 @@ impl Graph<'_> {
             assemble.push(add);
         }
         let insecure = self.config.insecure(inst.repository.registry());
-        let pushes = inst
-            .tags
-            .iter()
-            .map(|tag| {
-                let digestfile = format!("{STATE_DIR}/digest/{}@{}", inst.name, tag.tag);
-                let mut argv =
-                    self.podman_argv(&["manifest", "push", "--all", "--digestfile", &digestfile]);
-                if insecure {
-                    argv.push("--tls-verify=false".into());
-                }
-                argv.extend([list.clone(), format!("docker://{tag}")]);
-                Push {
-                    tag: tag.clone(),
-                    argv,
-                    digestfile,
-                    verify: verify_argv(&tag, insecure, self.config.env.registries_conf.as_deref()),
-                    marker: false,
-                }
-            })
-            .collect();
+        let publish = publication(
+            &ToPublish {
+                podman: &self.podman,
+                image: &inst.name,
+                list: &list,
+                tags: &inst.tags,
+                insecure,
+                registries_conf: self.config.env.registries_conf.as_deref(),
+            },
+            None,
+        );
         Manifest {
             image: inst.name.clone(),
             repository: inst.repository.clone(),
@@ -170,7 +270,7 @@ impl Graph<'_> {
             list,
             remove_stale,
             assemble,
-            pushes,
+            publish,
         }
     }
 

@@ -1,0 +1,263 @@
+//! Publishing a list: its [`Step`]s in order (what each tag holds is recorded, the index is
+//! pushed once and read back, each tag is pointed at it by a copy in the registry and read
+//! back), and what each tag held, got and ended as; `--atomic`'s restores after a failure.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::inputs::digest_of;
+use crate::plan::{HELD, Manifest, PUSHED_INDEX, Step};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::supervise::When;
+
+use super::report::{Held, TagReport, TagStatus};
+use super::runner::{Failure, Runner};
+use super::verify::{verify_entries, verify_index};
+
+/// How a list's publication went: every tag's report (in the list's order), the marker's,
+/// and the failure that stopped it, if one did.
+pub(super) struct Publication {
+    pub(super) tags: Vec<TagReport>,
+    pub(super) marker: Option<TagReport>,
+    pub(super) failure: Option<Failure>,
+}
+
+/// What a tag report says of a tag the run was to move and did not, because of `failure`
+/// (its own step's, or an earlier one's).
+fn not_moved(reason: String) -> TagStatus {
+    TagStatus::Failed { reason }
+}
+
+impl Runner<'_> {
+    /// Runs the publication of list `m`, one step after another, until one fails. `expected`
+    /// (`(platform, digest)`: images other nodes pushed) are checked in the index read back.
+    /// One after another: docker-registry 2.8 fails pushes of the same new blobs side by side
+    /// ("blob unknown to registry").
+    pub(super) fn publish(
+        &self,
+        m: &Manifest,
+        expected: &[(Platform, String)],
+        log: &Path,
+    ) -> Publication {
+        let mut before: HashMap<&ImageRef, Held> = HashMap::new();
+        // The index's digest, once pushed (or the registry's, for an unchanged list).
+        let mut index: Option<String> = None;
+        let mut ended: HashMap<&ImageRef, TagStatus> = HashMap::new();
+        let mut marker = None;
+        let mut failure = None;
+        for step in &m.publish {
+            let result = match step {
+                Step::Held { tag, digest } => {
+                    before.insert(tag, digest.clone().map_or(Held::Nothing, Held::Digest));
+                    continue;
+                }
+                Step::Record { tag, argv } => match self.read(argv, log) {
+                    Ok(raw) => {
+                        let held = raw.map_or(Held::Nothing, |raw| Held::Digest(digest_of(&raw)));
+                        before.insert(tag, held);
+                        continue;
+                    }
+                    Err(f) => Err(Failure {
+                        reason: format!(
+                            "reading what {tag} holds from registry {} failed: {}",
+                            tag.repository.registry(),
+                            f.reason
+                        ),
+                        ..f
+                    }),
+                },
+                Step::Push {
+                    to,
+                    argv,
+                    digestfile,
+                    verify,
+                    ..
+                } => self
+                    .push_index(m, to, argv, digestfile, verify, expected, log)
+                    .inspect(|digest| index = Some(digest.clone())),
+                Step::Copy {
+                    tag,
+                    argv,
+                    index: known,
+                    verify,
+                    ..
+                } => {
+                    let digest = known
+                        .clone()
+                        .or_else(|| index.clone())
+                        .expect("a plan copies to its tags after its push");
+                    index = Some(digest.clone());
+                    let argv: Vec<String> = argv
+                        .iter()
+                        .map(|a| a.replace(PUSHED_INDEX, &digest))
+                        .collect();
+                    self.copy(m, tag, &argv, verify, &digest, log)
+                        .map(|()| digest)
+                }
+            };
+            // The tag the step moves, or the marker.
+            match (result, step) {
+                (
+                    Ok(digest),
+                    Step::Push {
+                        to, marker: true, ..
+                    },
+                ) => {
+                    marker = Some(TagReport {
+                        reference: to.to_string(),
+                        status: TagStatus::Moved,
+                        digest: Some(digest),
+                        before: None,
+                    });
+                }
+                (Ok(digest), step) => {
+                    let tag = step.tag().expect("a release tag's step");
+                    let status = match before.get(tag) {
+                        Some(Held::Digest(d)) if *d == digest => TagStatus::Unchanged,
+                        _ => TagStatus::Moved,
+                    };
+                    ended.insert(tag, status);
+                }
+                (Err(f), step) => {
+                    if let Some(tag) = step.tag() {
+                        ended.insert(tag, not_moved(f.reason.clone()));
+                    }
+                    failure = Some(f);
+                    break;
+                }
+            }
+        }
+        let tags = m
+            .tags
+            .iter()
+            .filter(|t| m.publish.iter().any(|s| s.tag() == Some(*t)))
+            .map(|t| TagReport {
+                reference: t.to_string(),
+                status: ended.remove(t).unwrap_or_else(|| {
+                    not_moved(format!(
+                        "not moved, as the list's publication stopped: {}",
+                        failure.as_ref().map_or("", |f| f.reason.as_str())
+                    ))
+                }),
+                digest: index.clone(),
+                before: before.get(t).cloned(),
+            })
+            .collect();
+        Publication {
+            tags,
+            marker,
+            failure,
+        }
+    }
+
+    /// Pushes list `m` to `to` and reads it back: the digest of the index pushed.
+    #[allow(clippy::too_many_arguments)]
+    fn push_index(
+        &self,
+        m: &Manifest,
+        to: &ImageRef,
+        argv: &[String],
+        digestfile: &str,
+        verify: &[String],
+        expected: &[(Platform, String)],
+        log: &Path,
+    ) -> Result<String, Failure> {
+        let registry = to.repository.registry();
+        // A remote podman writes no digest file: one left by an earlier run would pass for
+        // this push's.
+        let file = self.workdir.join(digestfile);
+        let _ = std::fs::remove_file(&file);
+        self.retrying(log, || self.logged(argv, log))
+            .map_err(|f| Failure {
+                reason: format!("pushing {to} to registry {registry} failed: {}", f.reason),
+                ..f
+            })?;
+        let raw = self.read_back(to, verify, log)?;
+        let digest = match std::fs::read_to_string(&file) {
+            Ok(pushed) => pushed.trim().to_string(),
+            Err(_) => digest_of(&raw),
+        };
+        verify_index(&raw, &digest, &m.platforms)
+            .and_then(|()| verify_entries(&raw, expected))
+            .map_err(|e| Failure::new(format!("{to} does not match the plan: {e}")))?;
+        Ok(digest)
+    }
+
+    /// Points `tag` at index `digest` with `argv` (a copy in the registry), and reads it back:
+    /// it must hold those very bytes.
+    fn copy(
+        &self,
+        m: &Manifest,
+        tag: &ImageRef,
+        argv: &[String],
+        verify: &[String],
+        digest: &str,
+        log: &Path,
+    ) -> Result<(), Failure> {
+        let registry = tag.repository.registry();
+        self.retrying(log, || self.logged(argv, log))
+            .map_err(|f| Failure {
+                reason: format!(
+                    "pointing {tag} at {}@{digest} in registry {registry} failed: {}",
+                    tag.repository, f.reason
+                ),
+                ..f
+            })?;
+        let raw = self.read_back(tag, verify, log)?;
+        verify_index(&raw, digest, &m.platforms)
+            .map_err(|e| Failure::new(format!("{tag} does not match the plan: {e}")))
+    }
+
+    fn read_back(
+        &self,
+        what: &ImageRef,
+        verify: &[String],
+        log: &Path,
+    ) -> Result<Vec<u8>, Failure> {
+        self.retrying(log, || self.command(verify, log, true, None, When::Normal))
+            .map_err(|f| Failure {
+                reason: format!(
+                    "reading {what} back from registry {} failed: {}",
+                    what.repository.registry(),
+                    f.reason
+                ),
+                ..f
+            })
+    }
+
+    /// `--atomic`, after a failure of the run: puts each tag of list `m` that moved back to
+    /// what it held, by a copy in the registry. A tag that did not exist before stays: a
+    /// registry cannot drop only a tag (deleting the manifest would drop every tag of it).
+    /// Runs even when the run is stopping: it is what an interrupted atomic run owes.
+    pub(super) fn restore(&self, m: &Manifest, tags: &mut [TagReport], log: &Path) {
+        for report in tags.iter_mut().filter(|t| t.status == TagStatus::Moved) {
+            let Some(restore) = m
+                .publish
+                .iter()
+                .filter(|s| s.tag().is_some_and(|t| t.to_string() == report.reference))
+                .find_map(Step::restore)
+            else {
+                continue;
+            };
+            report.status = match &report.before {
+                Some(Held::Digest(old)) => {
+                    let argv: Vec<String> = restore.iter().map(|a| a.replace(HELD, old)).collect();
+                    match self.retrying(log, || self.command(&argv, log, false, None, When::Cleanup))
+                    {
+                        Ok(_) => TagStatus::Restored,
+                        Err(f) => TagStatus::NotRestored {
+                            reason: format!("putting back {old} failed: {}", f.reason),
+                        },
+                    }
+                }
+                Some(Held::Nothing) => TagStatus::NotRestored {
+                    reason: "it did not exist before the run, and a registry cannot drop only a tag: it is left pointing at the new index".into(),
+                },
+                None => TagStatus::NotRestored {
+                    reason: "what it held before the run is not known".into(),
+                },
+            };
+        }
+    }
+}
