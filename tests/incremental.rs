@@ -284,3 +284,174 @@ fn plan_check_registry_leaves_out_what_a_run_would_not_build() {
         "{text}"
     );
 }
+
+/// The project of [`project`] with no retries (a 503 fails at once) and `tags` for every image.
+fn failing_project(tags: &str) -> common::Project {
+    let p = project();
+    let toml = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "{}\n[builder]\nretries = 0\n",
+            toml.replace("tags = [\"1\", \"latest\"]", &format!("tags = {tags}"))
+        ),
+    );
+    p
+}
+
+/// The tag reports of image `image`'s list, by tag: `status before digest`.
+fn tags_of(json: &serde_json::Value, image: &str) -> Vec<(String, String, String, String)> {
+    let list = json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["image"] == image)
+        .unwrap();
+    list["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or("null").to_string();
+            (s("reference"), s("status"), s("before"), s("digest"))
+        })
+        .collect()
+}
+
+fn digest_in(r: &Run, tag: &str) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(r.state.join("registry").join(tag.replace('/', "_"))).unwrap();
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn a_tag_that_fails_to_move_is_reported_with_the_ones_that_moved() {
+    let p = failing_project("[\"1\", \"latest\"]");
+    let first = run(&p, &ARGS, &[]);
+    report(&p, &first);
+    let old = digest_in(&first, "reg.test/acme/app:1");
+    assert_eq!(digest_in(&first, "reg.test/acme/app:latest"), old);
+
+    p.file("app/new-file", "x");
+    let r = run(
+        &p,
+        &ARGS,
+        &[("FAKE_REGISTRY_FAIL", "reg.test/acme/app:latest")],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap();
+    let new = digest_in(&r, "reg.test/acme/app:1");
+    assert_ne!(new, old);
+    // `1` moved, `latest` did not: the report says both, with both digests.
+    assert_eq!(
+        tags_of(&json, "app"),
+        [
+            (
+                "reg.test/acme/app:1".into(),
+                "moved".into(),
+                old.clone(),
+                new.clone()
+            ),
+            (
+                "reg.test/acme/app:latest".into(),
+                "failed".into(),
+                old.clone(),
+                new.clone()
+            ),
+        ]
+    );
+    assert_eq!(digest_in(&r, "reg.test/acme/app:latest"), old);
+    let text = r.text();
+    let short = |d: &str| d["sha256:".len()..][..12].to_string();
+    assert!(
+        text.contains(&format!("moved         {} -> {}", short(&old), short(&new))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "FAILED        still {}, not {}",
+            short(&old),
+            short(&new)
+        )),
+        "{text}"
+    );
+
+    // The next run finds the index under its marker: it builds nothing and moves the tag left.
+    let again = run(&p, &ARGS, &[]);
+    let json = report(&p, &again);
+    assert!(!again.log.contains(" start "), "{}", again.log);
+    assert_eq!(
+        tags_of(&json, "app"),
+        [
+            (
+                "reg.test/acme/app:1".into(),
+                "unchanged".into(),
+                new.clone(),
+                new.clone()
+            ),
+            (
+                "reg.test/acme/app:latest".into(),
+                "moved".into(),
+                old,
+                new.clone()
+            ),
+        ]
+    );
+    assert_eq!(digest_in(&again, "reg.test/acme/app:latest"), new);
+}
+
+#[test]
+fn atomic_puts_back_the_tags_that_moved() {
+    let p = failing_project("[\"1\", \"latest\"]");
+    let first = run(&p, &ARGS, &[]);
+    report(&p, &first);
+    let old = digest_in(&first, "reg.test/acme/app:1");
+    // A new tag first: it moves, and cannot be put back, as it held nothing.
+    let toml = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &toml.replace(
+            "tags = [\"1\", \"latest\"]",
+            "tags = [\"new\", \"1\", \"latest\"]",
+        ),
+    );
+    p.file("app/new-file", "x");
+    let r = run(
+        &p,
+        &["--atomic", "--report", "report.json"],
+        &[("FAKE_REGISTRY_FAIL", "reg.test/acme/app:latest")],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap();
+    let new = digest_in(&r, "reg.test/acme/app:new");
+    assert_ne!(new, old);
+    assert_eq!(
+        tags_of(&json, "app"),
+        [
+            (
+                "reg.test/acme/app:new".into(),
+                "not_restored".into(),
+                "null".into(),
+                new.clone()
+            ),
+            (
+                "reg.test/acme/app:1".into(),
+                "restored".into(),
+                old.clone(),
+                new.clone()
+            ),
+            (
+                "reg.test/acme/app:latest".into(),
+                "failed".into(),
+                old.clone(),
+                new.clone()
+            ),
+        ]
+    );
+    assert_eq!(digest_in(&r, "reg.test/acme/app:1"), old);
+    assert_eq!(digest_in(&r, "reg.test/acme/app:latest"), old);
+    let text = r.text();
+    assert!(text.contains("it did not exist before the run"), "{text}");
+}
