@@ -125,8 +125,15 @@ pub(super) fn transient(attempt: &str) -> bool {
         "broken pipe",
     ];
     let statuses = ["429", "500", "502", "503", "504"];
+    // `skopeo copy --preserve-digests` (mab's copies of an index the registry holds already):
+    // when the index PUT fails, skopeo 1.9 tries another list type, which it may not, and
+    // reports only that, never the registry's answer. The registry took these very bytes
+    // before, so the refusal is most likely passing.
+    let hidden_put_failure = line.contains("instructed to preserve digests");
     !permanent.iter().any(|p| line.contains(p))
-        && (passing.iter().any(|p| line.contains(p)) || statuses.iter().any(|c| has_word(&line, c)))
+        && (passing.iter().any(|p| line.contains(p))
+            || statuses.iter().any(|c| has_word(&line, c))
+            || hidden_put_failure)
 }
 
 /// What every job runs with: the plan, the running processes, and the build timeout.
@@ -383,6 +390,10 @@ mod retry_tests {
         ));
         assert!(!transient("Error: manifest sha256:1503 not found"));
         assert!(transient("Error: StatusCode: 503, \"\""));
+        // What skopeo says when a copy's index PUT fails (a 503 here, measured).
+        assert!(transient(
+            "time=\"2026-12-01T22:26:08Z\" level=fatal msg=\"Manifest list must be converted to type \\\"application/vnd.docker.distribution.manifest.list.v2+json\\\" to be written to destination, but we cannot modify it: \\\"Instructed to preserve digests\\\"\""
+        ));
         // The failing line decides, not what an earlier line said.
         assert!(!transient(
             "Getting image source signatures\nretrying after connection refused\nError: writing manifest: unauthorized"
