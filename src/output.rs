@@ -370,14 +370,23 @@ fn tag_detail(t: &crate::exec::TagReport) -> String {
     let before = match &t.before {
         Some(Held::Digest(d)) => short(d),
         Some(Held::Nothing) => "(new tag)".into(),
-        None => "?".into(),
+        None => "(not read)".into(),
     };
     let index = t.digest.as_deref().map_or_else(|| "?".into(), short);
     match &t.status {
         TagStatus::Moved => format!("{before} -> {index}"),
         TagStatus::Unchanged => index,
-        TagStatus::Failed { .. } if t.digest.is_none() => format!("still {before}"),
-        TagStatus::Failed { .. } => format!("still {before}, not {index}"),
+        TagStatus::Failed { .. } => {
+            let held = match &t.before {
+                Some(Held::Digest(d)) => format!("still {}", short(d)),
+                Some(Held::Nothing) => "still no such tag".into(),
+                None => "not moved".into(),
+            };
+            match &t.digest {
+                Some(d) => format!("{held}, not {}", short(d)),
+                None => held,
+            }
+        }
         TagStatus::Restored => format!("back at {before} (was moved to {index})"),
         TagStatus::NotRestored { reason } => format!("at {index}: {reason}"),
     }
