@@ -23,10 +23,12 @@ pub(super) struct Publication {
     pub(super) failure: Option<Failure>,
 }
 
-/// What a tag report says of a tag the run was to move and did not, because of `failure`
-/// (its own step's, or an earlier one's).
-fn not_moved(reason: String) -> TagStatus {
-    TagStatus::Failed { reason }
+/// What a publication has learnt so far: what each tag held, and the index.
+#[derive(Default)]
+struct Seen<'a> {
+    before: HashMap<&'a ImageRef, Held>,
+    /// The index's digest, once pushed (or the registry's, for an unchanged list).
+    index: Option<String>,
 }
 
 impl Runner<'_> {
@@ -40,66 +42,15 @@ impl Runner<'_> {
         expected: &[(Platform, String)],
         log: &Path,
     ) -> Publication {
-        let mut before: HashMap<&ImageRef, Held> = HashMap::new();
-        // The index's digest, once pushed (or the registry's, for an unchanged list).
-        let mut index: Option<String> = None;
+        let mut seen = Seen::default();
         let mut ended: HashMap<&ImageRef, TagStatus> = HashMap::new();
         let mut marker = None;
         let mut failure = None;
         for step in &m.publish {
-            let result = match step {
-                Step::Held { tag, digest } => {
-                    before.insert(tag, digest.clone().map_or(Held::Nothing, Held::Digest));
-                    continue;
-                }
-                Step::Record { tag, argv } => match self.read(argv, log) {
-                    Ok(raw) => {
-                        let held = raw.map_or(Held::Nothing, |raw| Held::Digest(digest_of(&raw)));
-                        before.insert(tag, held);
-                        continue;
-                    }
-                    Err(f) => Err(Failure {
-                        reason: format!(
-                            "reading what {tag} holds from registry {} failed: {}",
-                            tag.repository.registry(),
-                            f.reason
-                        ),
-                        ..f
-                    }),
-                },
-                Step::Push {
-                    to,
-                    argv,
-                    digestfile,
-                    verify,
-                    ..
-                } => self
-                    .push_index(m, to, argv, digestfile, verify, expected, log)
-                    .inspect(|digest| index = Some(digest.clone())),
-                Step::Copy {
-                    tag,
-                    argv,
-                    index: known,
-                    verify,
-                    ..
-                } => {
-                    let digest = known
-                        .clone()
-                        .or_else(|| index.clone())
-                        .expect("a plan copies to its tags after its push");
-                    index = Some(digest.clone());
-                    let argv: Vec<String> = argv
-                        .iter()
-                        .map(|a| a.replace(PUSHED_INDEX, &digest))
-                        .collect();
-                    self.copy(m, tag, &argv, verify, &digest, log)
-                        .map(|()| digest)
-                }
-            };
-            // The tag the step moves, or the marker.
-            match (result, step) {
+            match (self.step(m, step, expected, &mut seen, log), step) {
+                (Ok(None), _) => {}
                 (
-                    Ok(digest),
+                    Ok(Some(digest)),
                     Step::Push {
                         to, marker: true, ..
                     },
@@ -111,9 +62,9 @@ impl Runner<'_> {
                         before: None,
                     });
                 }
-                (Ok(digest), step) => {
+                (Ok(Some(digest)), step) => {
                     let tag = step.tag().expect("a release tag's step");
-                    let status = match before.get(tag) {
+                    let status = match seen.before.get(tag) {
                         Some(Held::Digest(d)) if *d == digest => TagStatus::Unchanged,
                         _ => TagStatus::Moved,
                     };
@@ -121,33 +72,99 @@ impl Runner<'_> {
                 }
                 (Err(f), step) => {
                     if let Some(tag) = step.tag() {
-                        ended.insert(tag, not_moved(f.reason.clone()));
+                        let reason = f.reason.clone();
+                        ended.insert(tag, TagStatus::Failed { reason });
                     }
                     failure = Some(f);
                     break;
                 }
             }
         }
+        // Every tag the publication was to move, in the list's order: those it did not reach
+        // are not moved either.
+        let stopped = || TagStatus::Failed {
+            reason: format!(
+                "not moved, as the list's publication stopped: {}",
+                failure.as_ref().map_or("", |f| f.reason.as_str())
+            ),
+        };
         let tags = m
             .tags
             .iter()
             .filter(|t| m.publish.iter().any(|s| s.tag() == Some(*t)))
             .map(|t| TagReport {
                 reference: t.to_string(),
-                status: ended.remove(t).unwrap_or_else(|| {
-                    not_moved(format!(
-                        "not moved, as the list's publication stopped: {}",
-                        failure.as_ref().map_or("", |f| f.reason.as_str())
-                    ))
-                }),
-                digest: index.clone(),
-                before: before.get(t).cloned(),
+                status: ended.remove(t).unwrap_or_else(stopped),
+                digest: seen.index.clone(),
+                before: seen.before.get(t).cloned(),
             })
             .collect();
         Publication {
             tags,
             marker,
             failure,
+        }
+    }
+
+    /// Runs one step of list `m`'s publication: the digest of the index the step's tag (or
+    /// the marker) holds now, none for a step that only reads what a tag holds.
+    fn step<'m>(
+        &self,
+        m: &'m Manifest,
+        step: &'m Step,
+        expected: &[(Platform, String)],
+        seen: &mut Seen<'m>,
+        log: &Path,
+    ) -> Result<Option<String>, Failure> {
+        match step {
+            Step::Held { tag, digest } => {
+                let held = digest.clone().map_or(Held::Nothing, Held::Digest);
+                seen.before.insert(tag, held);
+                Ok(None)
+            }
+            Step::Record { tag, argv } => {
+                let raw = self.read(argv, log).map_err(|f| Failure {
+                    reason: format!(
+                        "reading what {tag} holds from registry {} failed: {}",
+                        tag.repository.registry(),
+                        f.reason
+                    ),
+                    ..f
+                })?;
+                let held = raw.map_or(Held::Nothing, |raw| Held::Digest(digest_of(&raw)));
+                seen.before.insert(tag, held);
+                Ok(None)
+            }
+            Step::Push {
+                to,
+                argv,
+                digestfile,
+                verify,
+                ..
+            } => {
+                let digest = self.push_index(m, to, argv, digestfile, verify, expected, log)?;
+                seen.index = Some(digest.clone());
+                Ok(Some(digest))
+            }
+            Step::Copy {
+                tag,
+                argv,
+                index,
+                verify,
+                ..
+            } => {
+                let digest = index
+                    .clone()
+                    .or_else(|| seen.index.clone())
+                    .expect("a plan copies to its tags after its push");
+                seen.index = Some(digest.clone());
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|a| a.replace(PUSHED_INDEX, &digest))
+                    .collect();
+                self.copy(m, tag, &argv, verify, &digest, log)?;
+                Ok(Some(digest))
+            }
         }
     }
 

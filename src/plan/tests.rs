@@ -404,3 +404,74 @@ fn node_settings_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
+    let plan = plan_of(
+        &format!(
+            "{}[images.app]\ncontext = \"a\"\n",
+            HEAD.replace("tags = [\"1\"]", "tags = [\"1\", \"latest\"]")
+        ),
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap();
+    let m = &plan.manifests[0];
+    let kinds = |steps: &[Step]| -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Record { tag, .. } => format!("record {}", tag.tag),
+                Step::Held { tag, .. } => format!("held {}", tag.tag),
+                Step::Push { to, .. } => format!("push {}", to.tag),
+                Step::Copy { tag, .. } => format!("copy {}", tag.tag),
+            })
+            .collect()
+    };
+    // Without a marker (a plan, or a run with --rebuild): the first tag gets the push.
+    assert_eq!(
+        kinds(&m.publish),
+        ["record 1", "record latest", "push 1", "copy latest"]
+    );
+    let Step::Copy { argv, restore, .. } = &m.publish[3] else {
+        unreachable!()
+    };
+    assert_eq!(
+        &argv[argv.len() - 2..],
+        [
+            "docker://r.io/a/app@<digest of the pushed index>",
+            "docker://r.io/a/app:latest"
+        ]
+    );
+    assert_eq!(
+        restore[restore.len() - 2],
+        "docker://r.io/a/app@<digest it held>"
+    );
+    // With one, every release tag is a copy of what the marker got.
+    let marker = ImageRef {
+        repository: m.repository.clone(),
+        tag: "mab-inputs-0".parse().unwrap(),
+    };
+    let steps = publication(
+        &ToPublish {
+            podman: &plan.podman,
+            image: &m.image,
+            list: &m.list,
+            tags: &m.tags,
+            insecure: m.insecure,
+            registries_conf: None,
+        },
+        Some(marker),
+    );
+    assert_eq!(
+        kinds(&steps),
+        [
+            "record 1",
+            "record latest",
+            "push mab-inputs-0",
+            "copy 1",
+            "copy latest"
+        ]
+    );
+    assert!(steps[2].restore().is_none(), "the marker is never put back");
+}
