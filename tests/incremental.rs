@@ -455,3 +455,45 @@ fn atomic_puts_back_the_tags_that_moved() {
     let text = r.text();
     assert!(text.contains("it did not exist before the run"), "{text}");
 }
+
+#[test]
+fn atomic_puts_back_every_list_of_the_run_when_one_fails() {
+    let p = failing_project("[\"1\", \"latest\"]");
+    let first = run(&p, &ARGS, &[]);
+    report(&p, &first);
+    let old_other = digest_in(&first, "reg.test/acme/other:1");
+    p.file("app/new-file", "x");
+    p.file("other/new-file", "x");
+    // Two list slots: both pushes start once every build is done, before either ends.
+    let r = run(
+        &p,
+        &["--atomic", "--jobs", "2", "--report", "report.json"],
+        &[("FAKE_REGISTRY_FAIL", "reg.test/acme/app:latest")],
+    );
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.text());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap();
+    // other was published whole, then put back: the run is all or nothing.
+    for (tag, status, before, _) in tags_of(&json, "other") {
+        assert_eq!(
+            (status.as_str(), &before),
+            ("restored", &old_other),
+            "{tag}"
+        );
+    }
+    assert_eq!(statuses_of(&json, "other"), "restored");
+    assert_eq!(digest_in(&r, "reg.test/acme/other:1"), old_other);
+    assert_eq!(digest_in(&r, "reg.test/acme/other:latest"), old_other);
+}
+
+fn statuses_of(json: &serde_json::Value, image: &str) -> String {
+    json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["image"] == image)
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
