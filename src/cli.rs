@@ -86,7 +86,8 @@ struct RunArgs {
     /// After a failure, go on with everything that does not depend on it.
     #[arg(long)]
     keep_going: bool,
-    /// Push no tag anywhere until every build of the run has succeeded.
+    /// Push no tag anywhere until every build of the run has succeeded; if a publication then
+    /// fails (or the run is interrupted), put every tag the run moved back to what it held.
     #[arg(long)]
     atomic: bool,
     /// Build and assemble local manifest lists, push nothing.

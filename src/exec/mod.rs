@@ -46,7 +46,8 @@ pub struct Options {
     pub jobs: usize,
     /// On a failure, go on with everything that does not depend on it.
     pub keep_going: bool,
-    /// Push nothing until every build of the run has succeeded.
+    /// Push nothing until every build of the run has succeeded; after a failed publication or
+    /// an interrupt, put every tag the run moved back to what it held.
     pub atomic: bool,
     /// `false`: assemble local manifest lists only.
     pub push: bool,
