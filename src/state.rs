@@ -328,3 +328,86 @@ fn subdir(parent: &impl AsFd, name: &OsStr, rel: &Path, create: bool) -> std::io
     }
     Ok(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn files_are_replaced_in_private_directories_and_outputs_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        state.write(".mab/ignore/app", b"one\n").unwrap();
+        state.write(".mab/ignore/app", b"two\n").unwrap();
+        assert_eq!(state.read(".mab/ignore/app").unwrap(), "two\n");
+        assert_eq!(mode(&tmp.path().join(".mab")), 0o700);
+        assert_eq!(mode(&tmp.path().join(".mab/ignore")), 0o700);
+        assert_eq!(mode(&tmp.path().join(".mab/ignore/app")), 0o600);
+        let names: Vec<_> = std::fs::read_dir(tmp.path().join(".mab/ignore"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["app"], "no temporary file is left");
+        // An earlier run's output is removed; a missing one is fine.
+        state
+            .write(".mab/iid/app@linux-amd64", b"sha256:old\n")
+            .unwrap();
+        state.clear(".mab/iid/app@linux-amd64").unwrap();
+        assert!(!tmp.path().join(".mab/iid/app@linux-amd64").exists());
+        state.clear(".mab/iid/app@linux-amd64").unwrap();
+        assert!(tmp.path().join(".mab/iid").is_dir());
+        // A run's own directory is new.
+        state.new_dir(".mab/runs/1").unwrap();
+        assert!(is_refused(&state.new_dir(".mab/runs/1").unwrap_err()));
+        // Only paths under the state directory.
+        assert!(state.write("elsewhere", b"x").is_err());
+        assert!(state.write(".mab/../x", b"x").is_err());
+    }
+
+    #[test]
+    fn links_and_what_others_can_write_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "precious").unwrap();
+        std::fs::create_dir_all(tmp.path().join(".mab/iid")).unwrap();
+        std::os::unix::fs::symlink(&outside, tmp.path().join(".mab/iid/x")).unwrap();
+        for e in [
+            state.clear(".mab/iid/x").unwrap_err(),
+            state.write(".mab/iid/x", b"y").unwrap_err(),
+            state.read(".mab/iid/x").unwrap_err(),
+        ] {
+            assert!(is_refused(&e), "{e}");
+            assert!(
+                e.to_string().contains("`.mab/iid/x` is a symbolic link"),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+        // A directory where a file goes is in the way.
+        std::fs::create_dir(tmp.path().join(".mab/iid/d")).unwrap();
+        assert!(is_refused(&state.clear(".mab/iid/d").unwrap_err()));
+        // A directory others can write is not mab's own.
+        let shared = tmp.path().join(".mab/digest");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = state.clear(".mab/digest/x@1").unwrap_err();
+        assert!(
+            e.to_string().contains("can be written by other users"),
+            "{e}"
+        );
+        // And the error of the run says whose fault: exit 2 for a refusal, 4 otherwise.
+        assert_eq!(run_error(e, || "context".into()).exit_code(), 2);
+        let other = std::io::Error::other("disk full");
+        assert_eq!(run_error(other, || "context".into()).exit_code(), 4);
+    }
+}

@@ -106,6 +106,9 @@ fn a_state_directory_tracked_by_git_is_refused() {
         "{text}"
     );
     assert!(text.contains("git rm -r --cached .mab"), "{text}");
+    // `mab plan --check-registry` writes its logs there too: refused the same way.
+    let out = p.mab(&["plan", "--check-registry"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         !r.log.contains(" start "),
         "something was built:\n{}",
