@@ -119,28 +119,22 @@ impl StateDir {
         })
     }
 
-    /// The directories of `rel` (a path relative to the workdir, under `.mab/`), each checked
-    /// and made if missing; with `file`, the last word is a file's name, returned apart.
-    fn walk<'a>(&self, rel: &'a Path, file: bool) -> std::io::Result<(OwnedFd, Option<&'a OsStr>)> {
-        let mut words: Vec<&OsStr> = Vec::new();
-        for c in rel.components() {
-            match c {
-                Component::Normal(w) => words.push(w),
-                _ => {
-                    return Err(std::io::Error::other(format!(
-                        "not a path under {STATE_DIR}: {}",
-                        rel.display()
-                    )));
-                }
-            }
-        }
-        if words.first() != Some(&OsStr::new(STATE_DIR)) {
-            return Err(std::io::Error::other(format!(
-                "not a path under {STATE_DIR}: {}",
-                rel.display()
-            )));
-        }
-        let name = if file { words.pop() } else { None };
+    /// The directory that holds `rel` (a path relative to the workdir, under `.mab/`), each
+    /// directory on the way checked and made if missing, and the last word of `rel`.
+    fn parent<'a>(&self, rel: &'a Path) -> std::io::Result<(OwnedFd, &'a OsStr)> {
+        let not_under =
+            || std::io::Error::other(format!("not a path under {STATE_DIR}: {}", rel.display()));
+        let words: Option<Vec<&OsStr>> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        let mut words = words
+            .filter(|w| w.len() > 1 && w[0] == OsStr::new(STATE_DIR))
+            .ok_or_else(not_under)?;
+        let name = words.pop().expect("two words or more");
         let mut dir = self.root.try_clone()?;
         let mut at = PathBuf::from(STATE_DIR);
         for w in &words[1..] {
@@ -150,19 +144,11 @@ impl StateDir {
         Ok((dir, name))
     }
 
-    /// The directory `rel` (relative to the workdir, under `.mab/`), checked and made if
-    /// missing: its path, for commands that write there.
-    pub fn dir(&self, rel: impl AsRef<Path>) -> std::io::Result<PathBuf> {
-        self.walk(rel.as_ref(), false)?;
-        Ok(self.workdir.join(rel))
-    }
-
     /// A directory that this call makes (mode 0700), such as a run's log directory: nothing
     /// that was there before is used.
     pub fn new_dir(&self, rel: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let rel = rel.as_ref();
-        let (parent, name) = self.walk(rel, true)?;
-        let name = name.ok_or_else(|| std::io::Error::other("no directory name"))?;
+        let (parent, name) = self.parent(rel)?;
         match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) => {
@@ -184,8 +170,7 @@ impl StateDir {
     /// over it.
     pub fn write(&self, rel: impl AsRef<Path>, bytes: &[u8]) -> std::io::Result<()> {
         let rel = rel.as_ref();
-        let (dir, name) = self.walk(rel, true)?;
-        let name = name.ok_or_else(|| std::io::Error::other("no file name"))?;
+        let (dir, name) = self.parent(rel)?;
         check_file(&dir, name, rel)?;
         let mut tmp_name = OsStr::new(".").to_os_string();
         tmp_name.push(name);
@@ -216,8 +201,7 @@ impl StateDir {
     /// Reads the file `rel`, never through a link; `NotFound` when it is missing.
     pub fn read(&self, rel: impl AsRef<Path>) -> std::io::Result<String> {
         let rel = rel.as_ref();
-        let (dir, name) = self.walk(rel, true)?;
-        let name = name.ok_or_else(|| std::io::Error::other("no file name"))?;
+        let (dir, name) = self.parent(rel)?;
         check_file(&dir, name, rel)?;
         let fd = rustix::fs::openat(
             &dir,
@@ -234,8 +218,7 @@ impl StateDir {
     /// `rel` itself: its directory checked, an earlier run's file removed, a link refused.
     pub fn clear(&self, rel: impl AsRef<Path>) -> std::io::Result<()> {
         let rel = rel.as_ref();
-        let (dir, name) = self.walk(rel, true)?;
-        let name = name.ok_or_else(|| std::io::Error::other("no file name"))?;
+        let (dir, name) = self.parent(rel)?;
         if check_file(&dir, name, rel)? {
             rustix::fs::unlinkat(&dir, name, AtFlags::empty())?;
         }
@@ -371,6 +354,7 @@ mod tests {
         // Only paths under the state directory.
         assert!(state.write("elsewhere", b"x").is_err());
         assert!(state.write(".mab/../x", b"x").is_err());
+        assert!(state.write(".mab", b"x").is_err());
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub fn run(
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
     let _turn = take_turn()?;
+    // Before this run writes anything a dead run's commands could still be writing.
+    let ledger = ProcessLedger::open()?;
+    ledger.stop_leftovers(KILL_GRACE);
     // The state directory is the run's own business, never the repository's.
     state.write(Path::new(STATE_DIR).join(".gitignore"), b"*\n")?;
     write_ignore_files(plan, &state)?;
@@ -158,8 +161,6 @@ pub fn run(
     let run_id = run_id();
     // Logs may hold what a build printed: for the user's eyes only (mode 0700).
     let run_dir = state.new_dir(Path::new(STATE_DIR).join("runs").join(&run_id))?;
-    let ledger = ProcessLedger::open()?;
-    ledger.stop_leftovers(KILL_GRACE);
 
     let runner = Runner {
         workdir: &plan.workdir,
