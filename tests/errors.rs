@@ -619,3 +619,37 @@ fn from_argument_expands_to_nothing() {
         &[],
     );
 }
+
+/// `mab run` in a project `setup` gives a state directory mab did not make: refused (exit 2)
+/// before anything runs, and snapshotted as `name`.
+fn check_state(name: &str, setup: impl Fn(&Project)) {
+    let p = Project::new();
+    p.file("multiarch.toml", &image(""));
+    p.file("Dockerfile", "FROM scratch\n");
+    setup(&p);
+    let out = p.mab(&["run", "--no-push"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: exit code; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!(name, p.mab(&["run", "--no-push"])));
+}
+
+#[test]
+fn state_tracked_by_git() {
+    check_state("state_tracked_by_git", |p| {
+        p.file(".mab/hash-cache", "forged\n");
+        p.git_commit("ship mab's state");
+    });
+}
+
+#[test]
+fn state_link() {
+    check_state("state_link", |p| {
+        std::fs::create_dir(p.path().join(".mab")).unwrap();
+        std::os::unix::fs::symlink("../../.bashrc", p.path().join(".mab/.gitignore")).unwrap();
+    });
+}
