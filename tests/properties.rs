@@ -208,7 +208,7 @@ proptest! {
     fn dockerfiles_never_panic(text in dockerfile_text(), target in prop::option::of("stage|x")) {
         use mab::dockerfile::{Dockerfile, Inputs, platform_args};
         match Dockerfile::parse(&text) {
-            Err(e) => prop_assert!(e.offset <= text.len()),
+            Err(e) => prop_assert!(e.span.start <= e.span.end && e.span.end <= text.len()),
             Ok(df) => {
                 let args: std::collections::BTreeMap<String, String> =
                     [("A".to_string(), "stage".to_string())].into();

@@ -291,7 +291,7 @@ fn errors_point_at_the_instruction() {
     let df = "FROM --platform=$NOPE a AS x\nFROM b\n";
     assert_eq!(read(df, &ARM), ["b@linux/arm64"]);
     let err = Dockerfile::parse("FROM a\nRUN <<EOF\nnever closed\n").unwrap_err();
-    assert!(err.offset > 0, "{err:?}");
+    assert!(err.span.start > 0, "{err:?}");
 }
 
 #[test]
