@@ -196,7 +196,18 @@ fn dockerfile_text() -> impl Strategy<Value = String> {
         "é",
         "\u{feff}",
     ]);
-    prop::collection::vec(pieces, 0..60).prop_map(|p| p.concat())
+    let anything = prop::collection::vec(pieces.clone(), 0..60).prop_map(|p| p.concat());
+    // Lines that start with an instruction, so that most texts get past the parser's checks
+    // and every build of them is followed.
+    let keyword = prop::sample::select(vec!["FROM ", "ARG ", "COPY ", "RUN ", "ONBUILD ", "ADD "]);
+    let line = (keyword, prop::collection::vec(pieces, 0..10));
+    let lines = prop::collection::vec(line, 1..8).prop_map(|lines| {
+        lines
+            .into_iter()
+            .map(|(k, rest)| format!("{k}{}\n", rest.concat()))
+            .collect::<String>()
+    });
+    prop_oneof![anything, lines]
 }
 
 proptest! {

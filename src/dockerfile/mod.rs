@@ -8,6 +8,7 @@
 //! (DEVELOPERS.md): a stage `FROM` another stage runs on that stage's platform, and what a stage
 //! copies or mounts from an image is read on the stage's platform.
 
+mod check;
 mod parse;
 mod shell;
 
@@ -325,6 +326,7 @@ fn flags<'f>(flags: &'f [Flag], name: &'f str) -> impl Iterator<Item = &'f Flag>
 impl Dockerfile {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let parsed = parse::parse(text)?;
+        check::instructions(&parsed)?;
         let escape = parsed.escape;
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();

@@ -341,3 +341,45 @@ fn containerignore_is_read_before_dockerignore() {
         Some(dir.path().join(".containerignore"))
     );
 }
+
+#[test]
+fn what_buildkit_refuses_before_building() {
+    let refused = |text: &str| Dockerfile::parse(text).err().map(|e| (e.message, e.span));
+    // Accepted: only ARGs, comments and directives before the first FROM; any case; an
+    // ONBUILD trigger is the child build's to check, as in BuildKit.
+    for ok in [
+        "# syntax=docker/dockerfile:1\n# hi\nARG A=1\narg B\nfrom scratch\nrun x\n",
+        "FROM a\nONBUILD FOO bar\nhealthcheck NONE\nSTOPSIGNAL 9\nMAINTAINER me\n",
+    ] {
+        assert_eq!(refused(ok), None, "{ok}");
+    }
+    let cases = [
+        ("", "it has no `FROM`", 0..0),
+        ("# only a comment\n", "it has no `FROM`", 0..0),
+        ("ARG A\n", "it has no `FROM`", 0..3),
+        ("ARG A\nRUN x\n", "it has no `FROM`", 6..9),
+        (
+            "ONBUILD RUN x\nFROM a\n",
+            "`ONBUILD` comes before the first `FROM`",
+            0..7,
+        ),
+        (
+            "ONBUILD ARG x\nFROM a\n",
+            "`ONBUILD` comes before the first `FROM`",
+            0..7,
+        ),
+        (
+            "ARG A\n  env B=1\nFROM a\n",
+            "`ENV` comes before the first `FROM`",
+            8..11,
+        ),
+        ("FROM a\nRUNN x\n", "unknown instruction `RUNN`", 7..11),
+        // The unknown instruction first: it is the more precise message.
+        ("X\nFROM a\n", "unknown instruction `X`", 0..1),
+    ];
+    for (text, message, span) in cases {
+        assert_eq!(refused(text), Some((message.to_string(), span)), "{text:?}");
+    }
+    let err = Dockerfile::parse("FROM a\nFORM b\n").unwrap_err();
+    assert_eq!(err.help.as_deref(), Some("did you mean `FROM`?"));
+}
