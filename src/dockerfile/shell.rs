@@ -329,17 +329,34 @@ impl Glob {
         Ok(Self(tokens))
     }
 
+    /// Whether the pattern matches all of `text`. A loop, not a recursion per token: a pattern
+    /// is as long as the Dockerfile line or the build arg it comes from. On a mismatch it goes
+    /// back to the last `*` only (one more character for it): an earlier `*` can never match
+    /// more than that one can, so O(pattern × text), never exponential.
     fn matches(&self, text: &str) -> bool {
-        fn go(tokens: &[Token], text: &[char]) -> bool {
-            match tokens.split_first() {
-                None => text.is_empty(),
-                Some((Token::Star, rest)) => (0..=text.len()).any(|i| go(rest, &text[i..])),
-                Some((Token::Any, rest)) => !text.is_empty() && go(rest, &text[1..]),
-                Some((Token::Char(c), rest)) => text.first() == Some(c) && go(rest, &text[1..]),
+        let text: Vec<char> = text.chars().collect();
+        let tokens = &self.0;
+        let (mut t, mut c) = (0, 0);
+        // After the last `*`: where its rest of the pattern starts, and where its match ends.
+        let mut star: Option<(usize, usize)> = None;
+        while c < text.len() {
+            match tokens.get(t) {
+                Some(Token::Star) => {
+                    star = Some((t + 1, c));
+                    t += 1;
+                }
+                Some(Token::Any) => (t, c) = (t + 1, c + 1),
+                Some(Token::Char(ch)) if *ch == text[c] => (t, c) = (t + 1, c + 1),
+                _ => match star {
+                    Some((rest, end)) => {
+                        star = Some((rest, end + 1));
+                        (t, c) = (rest, end + 1);
+                    }
+                    None => return false,
+                },
             }
         }
-        let chars: Vec<char> = text.chars().collect();
-        go(&self.0, &chars)
+        tokens[t..].iter().all(|token| *token == Token::Star)
     }
 
     /// Char boundaries of `s`, from 0 to its length.

@@ -310,3 +310,25 @@ fn overriding_variables() {
     assert_eq!(overriding_variable("${1}"), None);
     assert_eq!(overriding_variable("base"), None);
 }
+
+#[test]
+fn many_stars_match_in_polynomial_time() {
+    // Many stars against a text none of them fits: O(pattern × text), not exponential.
+    let stars = Glob::parse(&format!("{}b", "*a".repeat(30))).unwrap();
+    assert!(!stars.matches(&"a".repeat(200)));
+    assert!(stars.matches(&format!("{}b", "a".repeat(200))));
+    let glob = |p: &str, t: &str| Glob::parse(p).unwrap().matches(t);
+    assert!(glob("a*b?d*", "axxbcd"));
+    assert!(glob("*", ""));
+    assert!(!glob("?", ""));
+    assert!(glob("**a", "a"));
+    assert!(!glob("a*b", "a"));
+}
+
+#[test]
+fn long_patterns_match_without_recursion() {
+    // A pattern as long as a Dockerfile line: one token per character.
+    let long = "a".repeat(100_000);
+    assert!(Glob::parse(&long).unwrap().matches(&long));
+    assert!(!Glob::parse(&long).unwrap().matches(&long[1..]));
+}
