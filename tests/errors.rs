@@ -619,3 +619,121 @@ fn from_argument_expands_to_nothing() {
         &[],
     );
 }
+
+/// `${A:-${A:-...x}}`, `levels` deep.
+fn nested_default(levels: usize) -> String {
+    format!("{}x{}", "${A:-".repeat(levels), "}".repeat(levels))
+}
+
+/// Nesting as deep as a file can hold, in each language mab reads, through the real binary (a
+/// test thread's stack is not the binary's): a clean error with its code and place, exit 2,
+/// never a stack overflow (exit 134) or a segfault.
+#[test]
+fn nesting_of_any_depth_is_an_error_never_a_crash() {
+    let n = 20_000;
+    let base = "[images.api]\nrepository = \"ghcr.io/acme/api\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n";
+    let cases = [
+        (
+            "ARG default (a 120 kB line)",
+            base.to_string(),
+            format!("ARG A={}\nFROM scratch\n", nested_default(n)),
+            "mab::dockerfile",
+            "Dockerfile:1:1",
+        ),
+        (
+            "FROM word",
+            base.to_string(),
+            format!("FROM {}\n", nested_default(n)),
+            "mab::dockerfile",
+            "Dockerfile:1:1",
+        ),
+        (
+            "template expression",
+            format!(
+                "{base}labels = {{ x = \"{{{{ {}1{} }}}}\" }}\n",
+                "(".repeat(n),
+                ")".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "template blocks",
+            format!(
+                "{base}labels = {{ x = \"{}1{}\" }}\n",
+                "{% if true %}".repeat(n),
+                "{% endif %}".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "recursive macro",
+            format!(
+                "{base}labels = {{ x = \"{{% macro f() %}}{{{{ f() }}}}{{% endmacro %}}{{{{ f() }}}}\" }}\n"
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "TOML arrays",
+            format!("{base}\n[vars]\nx = {}{}\n", "[".repeat(n), "]".repeat(n)),
+            "FROM scratch\n".to_string(),
+            "mab::syntax",
+            "multiarch.toml:7:",
+        ),
+        (
+            "TOML inline tables",
+            format!(
+                "{base}\n[vars]\nx = {}1{}\n",
+                "{ a = ".repeat(n),
+                " }".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::syntax",
+            "multiarch.toml:7:",
+        ),
+    ];
+    for (what, config, dockerfile, code, place) in cases {
+        let p = Project::new();
+        p.file("multiarch.toml", &config)
+            .file("Dockerfile", &dockerfile);
+        let out = p.mab(&["plan"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: {}",
+            &stderr[..stderr.len().min(2000)]
+        );
+        assert!(
+            stderr.starts_with(code),
+            "{what}: {}",
+            &stderr[..stderr.len().min(2000)]
+        );
+        assert!(
+            stderr.contains(&format!("[{place}")),
+            "{what}: no place {place}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{what}: a failed plan prints no plan"
+        );
+    }
+    // A JSON-form instruction is podman's to read: mab does not parse it, so any nesting plans.
+    let p = Project::new();
+    p.file("multiarch.toml", base).file(
+        "Dockerfile",
+        &format!("FROM scratch\nCMD {}{}\n", "[".repeat(n), "]".repeat(n)),
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,10 +1,12 @@
 //! What BuildKit refuses in a Dockerfile before it builds anything, checked when mab plans, so
 //! that the mistake gets a location and nothing is built: an instruction BuildKit does not know,
-//! an instruction other than `ARG` before the first `FROM` and no `FROM` at all.
+//! an instruction other than `ARG` before the first `FROM`, no `FROM` at all, and `${...}`
+//! nested deeper than mab's lexer goes ([`shell::MAX_NESTING`]).
 
 use std::ops::Range;
 
 use super::parse::{Error, Instruction, Parsed};
+use super::shell;
 use crate::error::suggest;
 
 /// BuildKit's instructions (`frontend/dockerfile/command`), as the parser uppercases them.
@@ -76,4 +78,20 @@ pub(super) fn instructions(parsed: &Parsed) -> Result<(), Error> {
         .with_help("only `ARG` (and comments and parser directives) may come before the first `FROM`: move it into a stage")),
         (Some(_), None) => Ok(()),
     }
+}
+
+/// `word` (of `ins`), which mab expands, nests `${...}` no deeper than its lexer goes.
+pub(super) fn nesting(word: &str, escape: char, ins: &Instruction) -> Result<(), Error> {
+    if !shell::too_deep(word, escape) {
+        return Ok(());
+    }
+    Err(Error::at(
+        keyword_span(ins),
+        format!(
+            "`{}` nests `${{...}}` more than {} levels deep",
+            keyword(ins),
+            shell::MAX_NESTING
+        ),
+    )
+    .with_help("split it over several ARGs, each using the one before"))
 }

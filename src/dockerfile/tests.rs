@@ -383,3 +383,37 @@ fn what_buildkit_refuses_before_building() {
     let err = Dockerfile::parse("FROM a\nFORM b\n").unwrap_err();
     assert_eq!(err.help.as_deref(), Some("did you mean `FROM`?"));
 }
+
+#[test]
+fn nesting_is_refused_where_it_is_written() {
+    let deep = format!(
+        "{}x{}",
+        "${A:-".repeat(MAX_NESTING + 1),
+        "}".repeat(MAX_NESTING + 1)
+    );
+    let ok = format!(
+        "{}x{}",
+        "${A:-".repeat(MAX_NESTING),
+        "}".repeat(MAX_NESTING)
+    );
+    for (text, at) in [
+        (format!("ARG A={deep}\nFROM a\n"), 0),
+        (format!("FROM {deep}\n"), 0),
+        (format!("FROM --platform={deep} a\n"), 0),
+        (format!("FROM a\nARG B=1 C={deep}\n"), 7),
+        (format!("FROM a\nCOPY --from={deep} / /\n"), 7),
+        (format!("FROM a\nRUN --mount=from={deep} x\n"), 7),
+    ] {
+        let err = Dockerfile::parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("more than 100 levels deep"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.span.start, at, "{}", &text[..20]);
+        let text = text.replace(&deep, &ok);
+        assert!(Dockerfile::parse(&text).is_ok(), "{}", &text[..20]);
+    }
+    // Words mab does not expand are podman's to read.
+    assert!(Dockerfile::parse(&format!("FROM a\nRUN echo {deep}\n")).is_ok());
+}
