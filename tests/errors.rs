@@ -620,9 +620,93 @@ fn from_argument_expands_to_nothing() {
     );
 }
 
+#[test]
+fn dockerfile_without_from() {
+    check(
+        "dockerfile_without_from",
+        &image(""),
+        &[("Dockerfile", "# syntax=docker/dockerfile:1\nRUN make\n")],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_instruction_before_first_from() {
+    check(
+        "dockerfile_instruction_before_first_from",
+        &image(""),
+        &[(
+            "Dockerfile",
+            "# escape=\\\nARG BASE=scratch\n# a comment\nENV X=1\nFROM ${BASE}\n",
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_unknown_instruction_with_suggestion() {
+    check(
+        "dockerfile_unknown_instruction_with_suggestion",
+        &image(""),
+        &[("Dockerfile", "FROM scratch\nCOPPY . /src\n")],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_unknown_instruction() {
+    check(
+        "dockerfile_unknown_instruction",
+        &image(""),
+        &[("Dockerfile", "FROM scratch\nX foo\n")],
+        &[],
+    );
+}
+
 /// `${A:-${A:-...x}}`, `levels` deep.
 fn nested_default(levels: usize) -> String {
     format!("{}x{}", "${A:-".repeat(levels), "}".repeat(levels))
+}
+
+#[test]
+fn dockerfile_variables_nested_too_deep() {
+    check(
+        "dockerfile_variables_nested_too_deep",
+        &image(""),
+        &[(
+            "Dockerfile",
+            &format!("FROM scratch\nARG A={}\n", nested_default(101)),
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn platforms_empty() {
+    check("platforms_empty", &image("platforms = []\n"), &[], &[]);
+}
+
+#[test]
+fn platforms_empty_from_defaults() {
+    check(
+        "platforms_empty_from_defaults",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = []\ntags = [\"1\"]\n\n[images.api]\nmatrix = { go = [\"1.22\"] }\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn platforms_empty_from_monorepo_root() {
+    check(
+        "platforms_empty_from_monorepo_root",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = []\ntags = [\"1\"]\n",
+        &[
+            ("svc/multiarch.toml", "[images.svc]\n"),
+            ("svc/Dockerfile", "FROM scratch\n"),
+        ],
+        &[],
+    );
 }
 
 /// Nesting as deep as a file can hold, in each language mab reads, through the real binary (a
