@@ -19,9 +19,11 @@ pub mod output;
 mod par;
 pub mod plan;
 pub mod platform;
+pub mod process_ledger;
 pub mod progress;
 pub mod reference;
 pub mod settings;
+pub mod state;
 pub mod supervise;
 pub mod template;
 
