@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::plan::{Build, Manifest, Plan};
+use crate::plan::{Build, Manifest, Plan, Step};
 use crate::state::StateDir;
 
 /// Writes the ignore files the builds name: the context's own patterns, then the state
@@ -50,9 +50,10 @@ pub(super) fn clear_outputs(plan: &Plan, state: &StateDir) -> std::io::Result<()
     let digests = plan
         .manifests
         .iter()
-        .flat_map(|m| &m.pushes)
-        .map(|p| &p.digestfile);
-    iids.chain(digests)
+        .flat_map(|m| &m.publish)
+        .filter_map(Step::digestfile);
+    iids.map(String::as_str)
+        .chain(digests)
         .filter(|f| !f.is_empty())
         .try_for_each(|f| state.clear(f))
 }

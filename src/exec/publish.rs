@@ -181,10 +181,9 @@ impl Runner<'_> {
         log: &Path,
     ) -> Result<String, Failure> {
         let registry = to.repository.registry();
-        // A remote podman writes no digest file: one left by an earlier run would pass for
-        // this push's.
+        // A remote podman writes no digest file: the run removed the one an earlier run left
+        // before it started (`prepare::clear_outputs`), so none passes for this push's.
         let file = self.workdir.join(digestfile);
-        let _ = std::fs::remove_file(&file);
         self.retrying(log, || self.logged(argv, log))
             .map_err(|f| Failure {
                 reason: format!("pushing {to} to registry {registry} failed: {}", f.reason),

@@ -373,6 +373,8 @@ pub enum Step {
         #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<String>,
         verify: Vec<String>,
+        /// Where skopeo writes the digest it copied (and its restore, the one it put back).
+        digestfile: String,
         /// Puts back what `tag` held (`--atomic`, after a failure).
         restore: Vec<String>,
     },
@@ -384,6 +386,14 @@ impl Step {
         match self {
             Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
             Self::Push { to, marker, .. } => (!marker).then_some(to),
+        }
+    }
+
+    /// The file the step's command writes a digest to, if it runs one that does.
+    pub fn digestfile(&self) -> Option<&str> {
+        match self {
+            Self::Push { digestfile, .. } | Self::Copy { digestfile, .. } => Some(digestfile),
+            Self::Record { .. } | Self::Held { .. } => None,
         }
     }
 

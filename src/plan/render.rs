@@ -112,6 +112,7 @@ pub fn copy_step(
         verify: verify_argv(tag, insecure, registries_conf),
         restore: restore_argv(image, tag, insecure, registries_conf),
         tag: tag.clone(),
+        digestfile: file,
     }
 }
 
