@@ -385,7 +385,11 @@ fn annotated(
         let note = format!("{ANNOTATION}={}", digests.builds[index[id.as_str()]]);
         add.splice(at..at, ["--annotation".to_string(), note]);
     }
-    if let Ok(tag) = inputs::marker_tag(&digests.manifests[m]).parse::<Tag>() {
+    // A list that stays local is never published.
+    if let (true, Ok(tag)) = (
+        man.push,
+        inputs::marker_tag(&digests.manifests[m]).parse::<Tag>(),
+    ) {
         let marker = ImageRef {
             repository: man.repository.clone(),
             tag,
