@@ -87,6 +87,8 @@ pub enum ErrorKind {
     Template,
     /// A context directory or Dockerfile that does not exist.
     Path,
+    /// A path the config names that leads outside the repository, not allowed by `--allow`.
+    Outside,
     /// `depends_on` names an image that is not in the config.
     UnknownDependency,
     /// Images that depend on each other in a circle.
@@ -118,6 +120,7 @@ impl ErrorKind {
             Self::Reference => "mab::reference",
             Self::Template => "mab::template",
             Self::Path => "mab::path",
+            Self::Outside => "mab::outside-repository",
             Self::UnknownDependency => "mab::unknown-dependency",
             Self::Cycle => "mab::cycle",
             Self::PlatformMismatch => "mab::platform-mismatch",

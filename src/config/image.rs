@@ -11,9 +11,14 @@ struct Paths {
     dockerfile_text: String,
 }
 
-/// The image's context and Dockerfile, which must exist. The Dockerfile is read now, once: the
-/// planner parses it, and errors quote it.
-fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, ConfigError> {
+/// The image's context and Dockerfile, which must exist inside the repository. The Dockerfile
+/// is read now, once (after that check): the planner parses it, and errors quote it.
+fn paths(
+    file: &File,
+    confine: &Confinement,
+    key: &Spanned<String>,
+    raw: &RawImage,
+) -> Result<Paths, ConfigError> {
     let (source, dir) = (&file.source, file.dir.as_path());
     let name = key.get_ref();
     let context = normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
@@ -33,13 +38,45 @@ fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, Co
                 source.name()
             )));
     }
+    confine.check(
+        &dir.join(&context),
+        (source, context_span.clone()),
+        format_args!("context `{}` of image `{name}`", context.display()),
+    )?;
     let written = raw
         .dockerfile
         .as_ref()
         .map_or("Dockerfile", |d| d.get_ref());
     let dockerfile = normalize_relative(&context.join(written));
-    let Ok(dockerfile_text) = std::fs::read_to_string(dir.join(&dockerfile)) else {
-        let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
+    let span = raw
+        .dockerfile
+        .as_ref()
+        .map_or(context_span.clone(), Spanned::span);
+    let dockerfile_path = dir.join(&dockerfile);
+    if dockerfile_path.is_file() {
+        confine.check(
+            &dockerfile_path,
+            (source, span.clone()),
+            format_args!("Dockerfile `{}` of image `{name}`", dockerfile.display()),
+        )?;
+    }
+    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads it to
+    // hash the context: it must not lead out of the repository either.
+    let beside = [".containerignore", ".dockerignore"].map(|ext| {
+        let mut p = dockerfile_path.clone().into_os_string();
+        p.push(ext);
+        PathBuf::from(p)
+    });
+    let in_context = crate::dockerfile::context_ignore_file(&dir.join(&context));
+    for ignore in beside.into_iter().filter(|p| p.is_file()).chain(in_context) {
+        let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
+        confine.check(
+            &ignore,
+            (source, context_span.clone()),
+            format_args!("ignore file `{shown}` of image `{name}`"),
+        )?;
+    }
+    let Ok(dockerfile_text) = std::fs::read_to_string(dockerfile_path) else {
         return Err(source
             .error(
                 ErrorKind::Path,
@@ -64,6 +101,7 @@ fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, Co
 fn secrets(
     file: &File,
     inh: &Inherited,
+    confine: &Confinement,
     key: &str,
     image_span: Range<usize>,
     raw: &RawImage,
@@ -78,6 +116,16 @@ fn secrets(
     for (id, secret, secret_file, secret_dir) in inherited.chain(own) {
         let at = (secret_file, secret_dir);
         let resolved = secret_source(at, (source, image_span.clone()), key, id, secret)?;
+        if let (SecretSource::File(path), Some(written)) = (&resolved, &secret.file) {
+            confine.check(
+                path,
+                (secret_file, written.span()),
+                format_args!(
+                    "file `{}` of secret `{id}` of image `{key}`",
+                    written.get_ref()
+                ),
+            )?;
+        }
         secrets.insert(id.clone(), resolved);
     }
     Ok(secrets)
@@ -149,14 +197,15 @@ fn overrides(
 pub(super) fn resolve_image(
     file: &Arc<File>,
     inh: &Inherited,
+    confine: &Confinement,
     key: Spanned<String>,
     image: Spanned<RawImage>,
 ) -> Result<ImageDef, ConfigError> {
     let (source, dir) = (&file.source, file.dir.as_path());
     let image_span = image.span();
     let raw = image.into_inner();
-    let paths = paths(file, &key, &raw)?;
-    let secrets = secrets(file, inh, key.get_ref(), image_span.clone(), &raw)?;
+    let paths = paths(file, confine, &key, &raw)?;
+    let secrets = secrets(file, inh, confine, key.get_ref(), image_span.clone(), &raw)?;
     let mut args = inh.args.clone();
     args.extend(sourced_map(&raw.args, source));
     check_no_secret_args(key.get_ref(), &args)?;
@@ -174,8 +223,20 @@ pub(super) fn resolve_image(
     let watch = raw
         .watch
         .iter()
-        .map(|w| watch_pattern(source, dir, key.get_ref(), w))
-        .collect::<Result<_, _>>()?;
+        .map(|w| {
+            let pattern = watch_pattern(source, dir, key.get_ref(), w)?;
+            confine.check(
+                &watched_dir(dir, w.get_ref()),
+                (source, w.span()),
+                format_args!(
+                    "`watch` pattern `{}` of image `{}`",
+                    w.get_ref(),
+                    key.get_ref()
+                ),
+            )?;
+            Ok(pattern)
+        })
+        .collect::<Result<_, ConfigError>>()?;
     let merge = |own: &TextMap, inherited: &SourcedMap| {
         let mut merged = inherited.clone();
         merged.extend(sourced_map(own, source));
@@ -262,6 +323,15 @@ pub(super) fn watch_pattern(
             )
             .with_help("write paths relative to this file, e.g. watch = [\"../../libs/common\", \"../proto/**/*.proto\"]")
     })
+}
+
+/// The directory a `watch` entry written in `dir` looks in: its part before the first wildcard.
+fn watched_dir(dir: &Path, written: &str) -> PathBuf {
+    let literal: PathBuf = Path::new(written)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    dir.join(literal)
 }
 
 impl ImageDef {

@@ -107,10 +107,15 @@ impl Location {
         }
     }
 
-    pub fn load(&self, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+    /// The config, its paths confined to its repository and what `allowed` names.
+    pub fn load(
+        &self,
+        vars: &[(String, String)],
+        allowed: &Allowed,
+    ) -> Result<Config, ConfigError> {
         match self {
-            Self::File(f) => load(f, vars),
-            Self::Tree(root) => load_all(root, vars),
+            Self::File(f) => load(f, vars, allowed),
+            Self::Tree(root) => load_all(root, vars, allowed),
         }
     }
 }

@@ -1,0 +1,266 @@
+//! The repository's boundary, run through the real binary: every path a config names stays
+//! inside its repository (symlinks followed) unless the command line allows more with
+//! `--allow fs.read=PATH`. `mab run` goes against the stand-in podman (tests/fake).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::Project;
+use common::fake;
+
+const HEAD: &str =
+    "[defaults]\nregistry = \"reg.test/acme\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n";
+
+/// A repository, and a directory beside it that is not part of it, holding what a hostile
+/// config would like to read: the runner's registry credentials and a Dockerfile.
+struct Setup {
+    repo: Project,
+    outside: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("auth.json"), "{\"auths\": {}}\n").unwrap();
+        std::fs::write(outside.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        Self {
+            repo: Project::new(),
+            outside,
+        }
+    }
+
+    fn outside(&self) -> PathBuf {
+        self.outside.path().canonicalize().unwrap()
+    }
+
+    /// `[images.app]` with `body`, where `{OUT}` is the outside directory; returns the config.
+    fn image(&self, body: &str, dockerfile: &str) -> String {
+        let body = body.replace("{OUT}", &self.outside().display().to_string());
+        let config = format!("{HEAD}[images.app]\n{body}");
+        self.repo.file("multiarch.toml", &config);
+        self.repo.file("Dockerfile", dockerfile);
+        config
+    }
+
+    fn allow(&self) -> String {
+        format!("fs.read={}", self.outside().display())
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `file:line:col` of the first `needle` in `config` (of multiarch.toml).
+fn location_of(config: &str, needle: &str) -> String {
+    let at = config.find(needle).expect("the needle is in the config");
+    let line = config[..at].matches('\n').count() + 1;
+    let col = at - config[..at].rfind('\n').map_or(0, |nl| nl + 1) + 1;
+    format!("multiarch.toml:{line}:{col}")
+}
+
+/// `mab plan` refuses the config with exit 2, naming the place of `needle` and the way out;
+/// `mab run` refuses it before podman is called; with `--allow fs.read=OUTSIDE` both work.
+fn refused_then_allowed(s: &Setup, config: &str, needle: &str) {
+    let out = s.repo.mab(&["plan"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{needle}: {}", text(&out));
+    assert!(out.stdout.is_empty(), "{needle}: no plan is printed");
+    assert!(
+        stderr.contains(&location_of(config, needle)),
+        "{needle}: no location {} in\n{stderr}",
+        location_of(config, needle)
+    );
+    assert!(stderr.contains("outside the repository"), "{stderr}");
+    assert!(
+        stderr.contains("--allow fs.read="),
+        "the fix is named: {stderr}"
+    );
+
+    let r = fake::run(&s.repo, &[], &[]);
+    assert_eq!(r.out.status.code(), Some(2), "{needle}: {}", r.text());
+    assert!(
+        !r.has("start localhost/mab/app:linux-amd64") && r.pushed().is_empty(),
+        "{needle}: nothing is built or pushed:\n{}",
+        r.log
+    );
+
+    let allow = s.allow();
+    let out = s.repo.mab(&["plan", "--allow", &allow]).output().unwrap();
+    assert!(out.status.success(), "{needle}: {}", text(&out));
+    let r = fake::run(&s.repo, &["--allow", &allow], &[]);
+    assert!(r.out.status.success(), "{needle}: {}", r.text());
+    assert_eq!(r.pushed(), ["reg.test/acme/app:1"], "{needle}");
+}
+
+#[test]
+fn a_context_outside_the_repository_is_refused_unless_allowed() {
+    let s = Setup::new();
+    let config = s.image("context = \"{OUT}\"\n", "FROM scratch\n");
+    refused_then_allowed(&s, &config, "\"/");
+}
+
+#[test]
+fn a_named_context_outside_the_repository_is_refused_unless_allowed() {
+    let s = Setup::new();
+    // The issue's case: the credentials copied into the image from a named context.
+    let name = s
+        .outside()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let config = s.image(
+        &format!("contexts = {{ loot = \"../{name}\" }}\n"),
+        "FROM scratch\nCOPY --from=loot auth.json /\n",
+    );
+    refused_then_allowed(&s, &config, "\"../");
+}
+
+#[test]
+fn a_dockerfile_outside_the_repository_is_refused_unless_allowed() {
+    let s = Setup::new();
+    let config = s.image("dockerfile = \"{OUT}/Dockerfile\"\n", "FROM scratch\n");
+    refused_then_allowed(&s, &config, "\"/");
+}
+
+#[test]
+fn a_secret_file_outside_the_repository_is_refused_unless_allowed() {
+    let s = Setup::new();
+    let config = s.image(
+        "secrets = { auth = { file = \"{OUT}/auth.json\" } }\n",
+        "FROM scratch\n",
+    );
+    refused_then_allowed(&s, &config, "\"/");
+}
+
+#[test]
+fn symlinks_in_the_repository_are_followed_to_where_they_lead() {
+    let s = Setup::new();
+    std::os::unix::fs::symlink(s.outside(), s.repo.path().join("link")).unwrap();
+    let config = s.image("context = \"link\"\n", "FROM scratch\n");
+    refused_then_allowed(&s, &config, "\"link\"");
+
+    // A Dockerfile that is a link to a file outside.
+    let s = Setup::new();
+    let config = s.image("dockerfile = \"Containerfile\"\n", "FROM scratch\n");
+    std::os::unix::fs::symlink(
+        s.outside().join("Dockerfile"),
+        s.repo.path().join("Containerfile"),
+    )
+    .unwrap();
+    refused_then_allowed(&s, &config, "\"Containerfile\"");
+
+    // An ignore file is read too (by podman, and by mab to hash the context).
+    let s = Setup::new();
+    let config = s.image("context = \"app\"\n", "FROM scratch\n");
+    s.repo.file("app/Dockerfile", "FROM scratch\n");
+    let ignore = s.repo.path().join("app/.dockerignore");
+    std::os::unix::fs::symlink(s.outside().join("auth.json"), ignore).unwrap();
+    refused_then_allowed(&s, &config, "\"app\"");
+}
+
+#[test]
+fn watch_patterns_and_node_keys_are_confined_too() {
+    for (body, needle) in [
+        ("watch = [\"/etc/**\"]\n", "\"/etc"),
+        ("watch = [\"../*\"]\n", "\"../"),
+    ] {
+        let s = Setup::new();
+        let config = s.image(body, "FROM scratch\n");
+        let out = s.repo.mab(&["plan"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{body}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&location_of(&config, needle)), "{stderr}");
+    }
+    let s = Setup::new();
+    let node = "[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nidentity = \"{OUT}/id\"\nplatforms = [\"linux/amd64\"]\n\n";
+    let config = format!(
+        "{}{HEAD}[images.app]\n",
+        node.replace("{OUT}", &s.outside().display().to_string())
+    );
+    s.repo.file("multiarch.toml", &config);
+    s.repo.file("Dockerfile", "FROM scratch\n");
+    let out = s.repo.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&location_of(&config, "\"/")), "{stderr}");
+    let out = s
+        .repo
+        .mab(&["plan", "--allow", &s.allow()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A monorepo member: `services/api/multiarch.toml` of a git work tree, whose context is the
+/// top of the work tree and which reads `libs/` beside it.
+fn member(p: &Project) -> String {
+    let config = format!(
+        "{HEAD}[images.api]\ncontext = \"../..\"\ndockerfile = \"services/api/Dockerfile\"\ncontexts = {{ libs = \"../../libs\" }}\nwatch = [\"../../libs/**\"]\n"
+    );
+    p.file("services/api/multiarch.toml", &config);
+    p.file(
+        "services/api/Dockerfile",
+        "FROM scratch\nCOPY --from=libs . /\n",
+    );
+    p.file("libs/common/lib.txt", "common\n");
+    config
+}
+
+#[test]
+fn parent_paths_that_stay_in_the_git_work_tree_are_fine() {
+    let p = Project::new();
+    member(&p);
+    p.git_commit("member");
+    let out = p
+        .mab(&["plan", "-f", "services/api/multiarch.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Without git, the repository is the config's directory: the same paths leave it.
+    let p = Project::new();
+    let config = member(&p);
+    let out = p
+        .mab(&["plan", "-f", "services/api/multiarch.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&location_of(&config, "\"../..\"")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn only_the_command_line_allows() {
+    // No table of a config has a key that allows anything.
+    let s = Setup::new();
+    s.image(
+        "context = \"{OUT}\"\nallow = [\"fs.read={OUT}\"]\n",
+        "FROM scratch\n",
+    );
+    let out = s.repo.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("mab::unknown-key"), "{}", text(&out));
+    // Only fs.read is an entitlement.
+    let out = s
+        .repo
+        .mab(&["plan", "--allow", "fs.write=/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("write fs.read=PATH"),
+        "{}",
+        text(&out)
+    );
+}
