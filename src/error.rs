@@ -101,7 +101,7 @@ pub enum ErrorKind {
     Matrix,
     /// Command-line selection that matches nothing, or a bad `--var`.
     Selection,
-    /// A credential where it would leak (a build arg).
+    /// A credential where it would leak (a build arg, a template's `env()`).
     Secret,
     /// A Dockerfile that does not parse, or whose reached instructions do not expand.
     Dockerfile,

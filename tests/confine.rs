@@ -1,6 +1,7 @@
 //! The repository's boundary, run through the real binary: every path a config names stays
 //! inside its repository (symlinks followed) unless the command line allows more with
-//! `--allow fs.read=PATH`. `mab run` goes against the stand-in podman (tests/fake).
+//! `--allow fs.read=PATH`; `env()` in a template never reads a credential. `mab run` goes
+//! against the stand-in podman (tests/fake).
 
 mod common;
 
@@ -263,4 +264,73 @@ fn only_the_command_line_allows() {
         "{}",
         text(&out)
     );
+}
+
+const CANARY: &str = "hunter2-canary-4c1d";
+
+#[test]
+fn env_of_a_credential_in_a_template_is_refused_and_never_printed() {
+    let templates = [
+        (
+            "labels = { x = \"{{ env('SOME_TOKEN') }}\" }\n",
+            "SOME_TOKEN",
+        ),
+        (
+            "args = { V = \"{{ env('registry_password') }}\" }\n",
+            "registry_password",
+        ),
+        // A name built at render time is judged as it is called.
+        ("tags = [\"{{ env('GH_' ~ 'AUTH') }}\"]\n", "GH_AUTH"),
+        ("name = \"{{ env('DEPLOY_KEY', 'x') }}\"\n", "DEPLOY_KEY"),
+    ];
+    for (body, var) in templates {
+        let s = Setup::new();
+        s.image(body, "FROM scratch\n");
+        for args in [&["plan"][..], &["plan", "--format", "json"]] {
+            let out = s.repo.mab(args).env(var, CANARY).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{body}: {}", text(&out));
+            let all = text(&out);
+            assert!(!all.contains(CANARY), "{body}: the value is shown:\n{all}");
+            assert!(all.contains(&format!("`{var}`")), "{body}: {all}");
+            assert!(all.contains("secrets = {"), "{body}: {all}");
+        }
+        let r = fake::run(&s.repo, &[], &[(var, CANARY)]);
+        assert_eq!(r.out.status.code(), Some(2), "{body}: {}", r.text());
+        assert!(!r.text().contains(CANARY) && !r.log.contains(CANARY));
+        assert!(r.log.is_empty(), "nothing ran:\n{}", r.log);
+    }
+    // No other way reads the environment: `[vars]` are not templates, and `${}` in a build arg
+    // or a Dockerfile names build args, never the process's variables.
+    let s = Setup::new();
+    let config = format!(
+        "{HEAD}[vars]\nx = \"{{{{ env('SOME_TOKEN') }}}}\"\n\n[images.app]\nlabels = {{ x = \"{{{{ vars.x }}}}\" }}\nargs = {{ Y = \"${{SOME_TOKEN}}\" }}\n"
+    );
+    s.repo.file("multiarch.toml", &config);
+    s.repo.file(
+        "Dockerfile",
+        "ARG B=${SOME_TOKEN:-scratch}\nFROM ${B}\nARG Y\nLABEL y=$Y\n",
+    );
+    let out = s
+        .repo
+        .mab(&["plan", "--format", "json"])
+        .env("SOME_TOKEN", CANARY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(CANARY), "{}", text(&out));
+
+    // Other variables still render.
+    let s = Setup::new();
+    s.image(
+        "labels = { x = \"{{ env('MAB_TEST_BRANCH') }}\" }\n",
+        "FROM scratch\n",
+    );
+    let out = s
+        .repo
+        .mab(&["plan", "--format", "json"])
+        .env("MAB_TEST_BRANCH", "main")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("x=main"));
 }

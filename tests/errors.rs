@@ -584,6 +584,16 @@ fn node_key_outside_the_repository() {
     );
 }
 
+#[test]
+fn template_env_of_a_credential() {
+    check(
+        "template_env_of_a_credential",
+        &image("labels = { x = \"{{ env('SOME_TOKEN') }}\" }\n"),
+        &[],
+        &[],
+    );
+}
+
 const STAGES: &str = "FROM scratch AS build\nFROM scratch AS release\n";
 
 #[test]

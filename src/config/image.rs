@@ -412,13 +412,19 @@ pub(super) fn check_no_secret_args(key: &str, args: &SourcedMap) -> Result<(), C
         if MARKERS.iter().any(|m| upper.contains(m)) {
             return Err(value.source
                 .error(ErrorKind::Secret, value.text.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
-                .with_help(format!(
-                    "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
-                    id = name.to_ascii_lowercase()
-                )));
+                .with_help(pass_as_secret(name)));
         }
     }
     Ok(())
+}
+
+/// How a credential in environment variable `name` reaches a build: the help of every error
+/// that refuses one elsewhere.
+pub(crate) fn pass_as_secret(name: &str) -> String {
+    format!(
+        "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
+        id = name.to_ascii_lowercase()
+    )
 }
 
 pub(super) fn list_span(list: &[Text]) -> Option<Range<usize>> {

@@ -9,6 +9,7 @@ mod location;
 mod nodes;
 mod raw;
 
+pub(crate) use image::pass_as_secret;
 use image::*;
 pub use load::*;
 pub use location::*;
