@@ -404,7 +404,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         })?;
     if let Some(file) = &run.report {
         let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        std::fs::write(file, json + "\n")
+        write_private(file, (json + "\n").as_bytes())
             .with_context(|| format!("cannot write the report to {}", file.display()))?;
     }
     write_stdout(|out| output::summary(&report, &plan, !run.quiet, out))?;
@@ -413,6 +413,23 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         None if report.success => Ok(()),
         None => Err(Error::Failed("a build, push or verification failed".into())),
     }
+}
+
+/// Writes `bytes` to `path` readable by its owner only (0600), an existing file included: a
+/// report names registries, repositories and the run's commands.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only to a file this creates: an existing one is narrowed before a byte of
+    // the new report is in it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.set_len(0)?;
+    file.write_all(bytes)
 }
 
 pub fn main() -> ExitCode {

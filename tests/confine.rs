@@ -1,11 +1,12 @@
 //! The repository's boundary, run through the real binary: every path a config names stays
 //! inside its repository (symlinks followed) unless the command line allows more with
-//! `--allow fs.read=PATH`; `env()` in a template never reads a credential. `mab run` goes
-//! against the stand-in podman (tests/fake).
+//! `--allow fs.read=PATH`; `env()` in a template never reads a credential; `--report` is the
+//! user's alone. `mab run` goes against the stand-in podman (tests/fake).
 
 mod common;
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::Project;
@@ -333,4 +334,28 @@ fn env_of_a_credential_in_a_template_is_refused_and_never_printed() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("x=main"));
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_report_is_readable_by_its_owner_only() {
+    let p = fake::project();
+    let fresh = p.path().join("report.json");
+    let r = fake::run(&p, &["--report", fresh.to_str().unwrap(), "other"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert_eq!(mode(&fresh), 0o600);
+
+    // A file that was there, readable by everyone, is narrowed before the report is in it.
+    let old = p.path().join("old-report.json");
+    // Longer than the report: nothing of it may be left behind the new one.
+    std::fs::write(&old, "x".repeat(100_000)).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = fake::run(&p, &["--report", old.to_str().unwrap(), "other"], &[]);
+    assert!(r.out.status.success(), "{}", r.text());
+    assert_eq!(mode(&old), 0o600);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&old).unwrap()).unwrap();
+    assert_eq!(json["success"], true);
 }
