@@ -1,6 +1,7 @@
 //! The repository's boundary, run through the real binary: every path a config names stays
 //! inside its repository (symlinks followed) unless the command line allows more with
-//! `--allow fs.read=PATH`; `env()` in a template never reads a credential; `--report` is the
+//! `--allow fs.read=PATH`; `env()` in a template never reads a credential; input digests and
+//! `--changed-since` never look through a symlink that leaves the context; `--report` is the
 //! user's alone. `mab run` goes against the stand-in podman (tests/fake).
 
 mod common;
@@ -334,6 +335,41 @@ fn env_of_a_credential_in_a_template_is_refused_and_never_printed() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("x=main"));
+}
+
+#[test]
+fn changed_since_does_not_look_through_a_link_out_of_the_context() {
+    let s = Setup::new();
+    s.image("context = \"app\"\n", "FROM scratch\n");
+    s.repo.file("app/Dockerfile", "FROM scratch\nCOPY . /\n");
+    std::os::unix::fs::symlink(
+        s.outside().join("auth.json"),
+        s.repo.path().join("app/auth.json"),
+    )
+    .unwrap();
+    s.repo.git_commit("a link out of the context");
+    std::fs::write(s.outside().join("auth.json"), "{\"auths\": {\"x\": {}}}\n").unwrap();
+    let out = s
+        .repo
+        .mab(&["plan", "--format", "json", "--changed-since", "HEAD"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["changed_since"]["selected"],
+        serde_json::json!([]),
+        "{plan:#}"
+    );
+    // A change inside the context is seen.
+    s.repo.file("app/main.txt", "new\n");
+    let out = s
+        .repo
+        .mab(&["plan", "--format", "json", "--changed-since", "HEAD"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["changed_since"]["selected"][0]["image"], "app");
 }
 
 fn mode(path: &Path) -> u32 {
