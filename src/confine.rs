@@ -102,17 +102,41 @@ impl Confinement {
             .error(
                 ErrorKind::Outside,
                 span,
-                format!(
-                    "{what} is outside the repository: it resolves to {}, and the repository is {}",
-                    resolved.display(),
-                    self.repository.display()
-                ),
+                outside(what, &resolved, &self.repository),
             )
             .with_help(format!(
                 "a config reads only files inside its repository (symlinks followed): move it there, or, if you trust this config, allow it on the command line with --allow fs.read={}",
                 resolved.display()
             )))
     }
+}
+
+fn outside(what: impl fmt::Display, resolved: &Path, repository: &Path) -> String {
+    format!(
+        "{what} is outside the repository: it resolves to {}, and the repository is {}",
+        resolved.display(),
+        repository.display()
+    )
+}
+
+/// Checks that a config file, as found or named (`written`, its links unresolved), resolves
+/// inside `repository`, the work tree that holds it as written. A committed `multiarch.toml`
+/// that links to `/var/run/secrets/.../token` would otherwise be read, and a syntax error
+/// would quote its first line. The user who trusts the file it leads to can name that instead.
+pub fn check_config_file(written: &Path, repository: &Path) -> Result<(), ConfigError> {
+    let (resolved, repository) = (resolve(written), resolve(repository));
+    if resolved.starts_with(&repository) {
+        return Ok(());
+    }
+    let shown = crate::config::display_path(written);
+    Err(ConfigError::new(
+        ErrorKind::Outside,
+        outside(format_args!("config file {shown}"), &resolved, &repository),
+    )
+    .with_help(format!(
+        "mab reads no config through a link out of its repository; if you trust the file it leads to, name it: -f {}",
+        resolved.display()
+    )))
 }
 
 /// `path` (absolute) with every symbolic link resolved: the canonical path where it exists;

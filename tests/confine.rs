@@ -244,6 +244,46 @@ fn parent_paths_that_stay_in_the_git_work_tree_are_fine() {
 }
 
 #[test]
+fn a_config_file_that_links_out_of_the_repository_is_not_read() {
+    // A one-line token file: a syntax error would quote it.
+    let s = Setup::new();
+    let token = s.outside().join("token");
+    std::fs::write(&token, format!("{CANARY}\n")).unwrap();
+    std::os::unix::fs::symlink(&token, s.repo.path().join("multiarch.toml")).unwrap();
+    s.repo.file("Dockerfile", "FROM scratch\n");
+    let out = s.repo.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains(CANARY), "{}", text(&out));
+    assert!(
+        text(&out).contains("outside the repository"),
+        "{}",
+        text(&out)
+    );
+
+    // The same as a file above the one named, in a git work tree: it lends its defaults.
+    s.repo
+        .file("svc/multiarch.toml", &format!("{HEAD}[images.app]\n"));
+    s.repo.file("svc/Dockerfile", "FROM scratch\n");
+    s.repo.git_commit("a linked config above a member");
+    let out = s
+        .repo
+        .mab(&["plan", "-f", "svc/multiarch.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains(CANARY), "{}", text(&out));
+
+    // Named by its own path, the user's choice, it is read (and is no config).
+    let out = s
+        .repo
+        .mab(&["plan", "-f", token.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("mab::syntax"), "{}", text(&out));
+}
+
+#[test]
 fn only_the_command_line_allows() {
     // No table of a config has a key that allows anything.
     let s = Setup::new();

@@ -18,6 +18,12 @@ pub fn load(
     overrides: &[(String, String)],
     allowed: &Allowed,
 ) -> Result<Config, ConfigError> {
+    let written = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let written_dir = dir_of(&written);
+    check_config_file(
+        &written,
+        work_tree_top(&written_dir).unwrap_or(&written_dir),
+    )?;
     let path = absolute(path)?;
     let dir = dir_of(&path);
     let file = parse(&path)?;
@@ -81,6 +87,11 @@ pub(super) struct Parsed {
 }
 
 pub(super) fn parse(path: &Path) -> Result<Parsed, ConfigError> {
+    // Discovery never yields a link; a file found above one may be.
+    if path.is_symlink() {
+        let dir = dir_of(path);
+        check_config_file(path, work_tree_top(&dir).unwrap_or(&dir))?;
+    }
     let source = Source::read(path, display_path(path))?;
     let raw: RawConfig = toml::from_str(source.text()).map_err(|e| toml_error(&source, &e))?;
     Ok(Parsed { source, raw })

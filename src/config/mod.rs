@@ -27,7 +27,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::confine::{Allowed, Confinement};
+use crate::confine::{Allowed, Confinement, check_config_file};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
 
