@@ -60,15 +60,12 @@ fn paths(
             format_args!("Dockerfile `{}` of image `{name}`", dockerfile.display()),
         )?;
     }
-    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads it to
-    // hash the context: it must not lead out of the repository either.
-    let beside = [".containerignore", ".dockerignore"].map(|ext| {
-        let mut p = dockerfile_path.clone().into_os_string();
-        p.push(ext);
-        PathBuf::from(p)
-    });
-    let in_context = crate::dockerfile::context_ignore_file(&dir.join(&context));
-    for ignore in beside.into_iter().filter(|p| p.is_file()).chain(in_context) {
+    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
+    // to hash the context: they must not lead out of the repository either.
+    let ignore_files = crate::dockerfile::dockerfile_ignore_file(&dockerfile_path)
+        .into_iter()
+        .chain(crate::dockerfile::context_ignore_file(&dir.join(&context)));
+    for ignore in ignore_files {
         let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
         confine.check(
             &ignore,
