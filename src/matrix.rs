@@ -126,15 +126,13 @@ impl NamedContext {
                 )));
         }
         let what = format!("directory `{value}` of named context `{name}` of image `{image}`");
-        config.confine.check(&path, (source, span.clone()), &what)?;
+        let confine = &config.confine;
+        confine.check_from(dir, &path, (source, span.clone()), &what)?;
         // mab reads its ignore file to hash it.
         if let Some(ignore) = crate::dockerfile::context_ignore_file(&path) {
             let file = ignore.file_name().unwrap_or_default().to_string_lossy();
-            config.confine.check(
-                &ignore,
-                (source, span),
-                format_args!("`{file}` of the {what}"),
-            )?;
+            let what = format_args!("`{file}` of the {what}");
+            confine.check_from(dir, &ignore, (source, span), what)?;
         }
         let rel = pathdiff::diff_paths(&path, &config.root).unwrap_or(path);
         Ok(Self::Dir(crate::config::normalize_relative(&rel)))

@@ -38,7 +38,8 @@ fn paths(
                 source.name()
             )));
     }
-    confine.check(
+    confine.check_from(
+        dir,
         &dir.join(&context),
         (source, context_span.clone()),
         format_args!("context `{}` of image `{name}`", context.display()),
@@ -53,13 +54,12 @@ fn paths(
         .as_ref()
         .map_or(context_span.clone(), Spanned::span);
     let dockerfile_path = dir.join(&dockerfile);
-    if dockerfile_path.is_file() {
-        confine.check(
-            &dockerfile_path,
-            (source, span.clone()),
-            format_args!("Dockerfile `{}` of image `{name}`", dockerfile.display()),
-        )?;
-    }
+    confine.check_from(
+        dir,
+        &dockerfile_path,
+        (source, span.clone()),
+        format_args!("Dockerfile `{}` of image `{name}`", dockerfile.display()),
+    )?;
     // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
     // to hash the context: they must not lead out of the repository either.
     let ignore_files = crate::dockerfile::dockerfile_ignore_file(&dockerfile_path)
@@ -67,7 +67,8 @@ fn paths(
         .chain(crate::dockerfile::context_ignore_file(&dir.join(&context)));
     for ignore in ignore_files {
         let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
-        confine.check(
+        confine.check_from(
+            dir,
             &ignore,
             (source, context_span.clone()),
             format_args!("ignore file `{shown}` of image `{name}`"),
@@ -114,7 +115,8 @@ fn secrets(
         let at = (secret_file, secret_dir);
         let resolved = secret_source(at, (source, image_span.clone()), key, id, secret)?;
         if let (SecretSource::File(path), Some(written)) = (&resolved, &secret.file) {
-            confine.check(
+            confine.check_from(
+                secret_dir,
                 path,
                 (secret_file, written.span()),
                 format_args!(
@@ -222,7 +224,8 @@ pub(super) fn resolve_image(
         .iter()
         .map(|w| {
             let pattern = watch_pattern(source, dir, key.get_ref(), w)?;
-            confine.check(
+            confine.check_from(
+                dir,
                 &watched_dir(dir, w.get_ref()),
                 (source, w.span()),
                 format_args!(

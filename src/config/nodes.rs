@@ -140,7 +140,8 @@ pub(super) fn parse(
         let identity = match &n.identity {
             Some(written) => {
                 let key = dir.join(written.get_ref());
-                confine.check(
+                confine.check_from(
+                    dir,
                     &key,
                     (source, written.span()),
                     format_args!("ssh key `{}` of node `{name}`", written.get_ref()),
