@@ -202,6 +202,35 @@ fn watch_patterns_and_node_keys_are_confined_too() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+#[test]
+fn a_node_key_in_the_home_directory_is_allowed_with_a_tilde() {
+    let s = Setup::new();
+    let home = s.outside();
+    let config = format!(
+        "[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nidentity = \"~/.ssh/ci\"\nplatforms = [\"linux/amd64\"]\n\n{HEAD}[images.app]\n"
+    );
+    s.repo.file("multiarch.toml", &config);
+    s.repo.file("Dockerfile", "FROM scratch\n");
+    let plan = |args: &[&str]| s.repo.mab(args).env("HOME", &home).output().unwrap();
+    let out = plan(&["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&location_of(&config, "\"~/")),
+        "{}",
+        text(&out)
+    );
+    // The shell leaves `~` after `fs.read=` alone: mab expands it.
+    let out = plan(&["plan", "--format", "json", "--allow", "fs.read=~/.ssh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let argv = common::strings(&plan["builds"][0]["argv"]);
+    let at = argv
+        .iter()
+        .position(|a| a == "--identity")
+        .expect("--identity");
+    assert_eq!(argv[at + 1], format!("{}/.ssh/ci", home.display()));
+}
+
 /// A monorepo member: `services/api/multiarch.toml` of a git work tree, whose context is the
 /// top of the work tree and which reads `libs/` beside it.
 fn member(p: &Project) -> String {

@@ -368,10 +368,7 @@ pub(super) fn secret_source(
     match (&s.file, &s.env) {
         (Some(file), None) => {
             let written = file.get_ref();
-            let path = match written.strip_prefix("~/") {
-                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
-                None => dir.join(written),
-            };
+            let path = written_path(dir, written);
             if !path.is_file() {
                 return Err(source.error(
                     ErrorKind::Path,

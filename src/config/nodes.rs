@@ -139,7 +139,7 @@ pub(super) fn parse(
         }
         let identity = match &n.identity {
             Some(written) => {
-                let key = dir.join(written.get_ref());
+                let key = super::written_path(dir, written.get_ref());
                 confine.check_from(
                     dir,
                     &key,
