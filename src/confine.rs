@@ -1,9 +1,10 @@
-//! The repository's boundary: every path a config names (a context, a Dockerfile, a named
-//! context directory, a secret file, a `watch` pattern, a node's ssh key) must lead, symlinks
-//! followed, inside the repository, or below a path the person running mab allows on the
-//! command line (`--allow fs.read=PATH`, as `docker buildx bake` has it). A config can never
-//! allow itself anything: a pull request's config would otherwise bake the CI machine's
-//! registry credentials into an image and push them.
+//! The repository's boundary: every path a config names (a context, a Dockerfile and the
+//! ignore file podman reads with them, a named context directory, a secret file, a `watch`
+//! pattern, a node's ssh key) must lead, symlinks followed, inside the repository, or below a
+//! path the person running mab allows on the command line (`--allow fs.read=PATH`, as `docker
+//! buildx bake` has it). A config can never allow itself anything: a pull request's config
+//! would otherwise bake the CI machine's registry credentials into an image and push them.
+//! The config files themselves are read only inside their repository.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -99,11 +100,6 @@ impl Confinement {
             known.insert(path.to_path_buf());
         }
         plain
-    }
-
-    /// The repository the config's paths must stay in.
-    pub fn repository(&self) -> &Path {
-        &self.repository
     }
 
     /// [`check`](Self::check) of `path` written relative to `base`, a directory inside the
