@@ -519,6 +519,81 @@ fn secret_file_missing() {
     );
 }
 
+// The repository's boundary: /etc is outside every scratch project.
+
+#[test]
+fn context_outside_the_repository() {
+    check(
+        "context_outside_the_repository",
+        &image("context = \"/etc\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_outside_the_repository() {
+    check(
+        "dockerfile_outside_the_repository",
+        &image("dockerfile = \"/etc/passwd\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn named_context_outside_the_repository() {
+    check(
+        "named_context_outside_the_repository",
+        &image("contexts = { loot = \"/etc\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn secret_file_outside_the_repository() {
+    check(
+        "secret_file_outside_the_repository",
+        &image("secrets = { pw = { file = \"/etc/passwd\" } }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn watch_outside_the_repository() {
+    check(
+        "watch_outside_the_repository",
+        &image("watch = [\"/etc/**/*.conf\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn node_key_outside_the_repository() {
+    check(
+        "node_key_outside_the_repository",
+        &format!(
+            "[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nidentity = \"/etc/ssh/id\"\nplatforms = [\"linux/arm64\"]\n\n{}",
+            image("")
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn template_env_of_a_credential() {
+    check(
+        "template_env_of_a_credential",
+        &image("labels = { x = \"{{ env('SOME_TOKEN') }}\" }\n"),
+        &[],
+        &[],
+    );
+}
+
 const STAGES: &str = "FROM scratch AS build\nFROM scratch AS release\n";
 
 #[test]

@@ -51,8 +51,10 @@ pub struct RawNode {
     pub emulates: Vec<Spanned<String>>,
     /// Builds at once (default 1).
     pub jobs: Option<usize>,
-    /// The ssh key file for an `ssh://` url, relative to this file.
-    pub identity: Option<String>,
+    /// The ssh key file for an `ssh://` url, relative to this file or `~/...`. Like every path
+    /// a config names, it must be inside the repository unless `--allow fs.read=PATH` allows it.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
 }
 
 /// `[builder]`.
