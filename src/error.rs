@@ -109,6 +109,9 @@ pub enum ErrorKind {
     Target,
     /// The state directory `.mab` is not mab's own: tracked by git, a link, another user's.
     State,
+    /// A setting only the machine may make (which program mab runs, with which options),
+    /// written in a repository's config.
+    MachineSetting,
 }
 
 impl ErrorKind {
@@ -133,6 +136,7 @@ impl ErrorKind {
             Self::Dockerfile => "mab::dockerfile",
             Self::Target => "mab::target",
             Self::State => "mab::state",
+            Self::MachineSetting => "mab::machine-setting",
         }
     }
 }

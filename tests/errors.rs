@@ -115,6 +115,41 @@ fn wrong_type_push() {
 }
 
 #[test]
+fn builder_podman_is_the_machines_choice() {
+    check(
+        "builder_podman_is_the_machines_choice",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+        &[],
+        &[],
+    );
+    check(
+        "builder_global_args_are_the_machines_choice",
+        &format!(
+            "{HEAD}\n[builder]\nglobal_args = [\"--url\", \"ssh://elsewhere\"]\n\n[images.api]\n"
+        ),
+        &[],
+        &[],
+    );
+    // And a run starts nothing: the program the config names never runs.
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+    );
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file("evil", "#!/bin/sh\ntouch ran\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path().join("evil"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = p.mab(&["run", "--no-push"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!p.path().join("ran").exists(), "the config's program ran");
+}
+
+#[test]
 fn matrix_number_value() {
     check(
         "matrix_number_value",

@@ -341,8 +341,6 @@ pub(super) fn run_settings<'a>(
             .with_help("[builder] and [registries] set up the whole run: set each once, in the top-most multiarch.toml")),
         }
     }
-    let mut podman = None;
-    let mut global_args = None;
     let mut oci_labels = None;
     let mut reproducible = None;
     let mut timeout: Option<(String, Source)> = None;
@@ -351,9 +349,7 @@ pub(super) fn run_settings<'a>(
     let mut insecure: BTreeMap<String, Option<(bool, Source)>> = BTreeMap::new();
     for file in files {
         let (b, s) = (&file.raw.builder, &file.source);
-        agree("[builder] podman", &mut podman, b.podman.clone(), s)?;
-        let args = (!b.global_args.is_empty()).then(|| b.global_args.clone());
-        agree("[builder] global_args", &mut global_args, args, s)?;
+        refuse_machine_settings(b, s)?;
         agree("[builder] oci_labels", &mut oci_labels, b.oci_labels, s)?;
         agree(
             "[builder] reproducible",
@@ -402,8 +398,6 @@ pub(super) fn run_settings<'a>(
         seen.map(|(v, _)| v)
     }
     let builder = Builder {
-        podman: first(podman).unwrap_or_else(|| "podman".into()),
-        global_args: first(global_args).unwrap_or_default(),
         oci_labels: first(oci_labels).unwrap_or(true),
         reproducible: first(reproducible).unwrap_or(false),
         timeout_secs,
@@ -505,4 +499,25 @@ pub fn normalize_relative(path: &Path) -> PathBuf {
     } else {
         out
     }
+}
+
+/// `[builder] podman` and `global_args` choose the program mab runs and its options: a
+/// repository that could set them would run any program on the machine that checks it out (CI
+/// with its credentials), so only the machine's environment (`MAB_PODMAN`) may.
+fn refuse_machine_settings(b: &RawBuilder, source: &Source) -> Result<(), ConfigError> {
+    let span = match (&b.podman, &b.global_args) {
+        (Some(v), _) => ("podman", v.span()),
+        (None, Some(v)) => ("global_args", v.span()),
+        (None, None) => return Ok(()),
+    };
+    let (key, span) = span;
+    Err(source
+        .error(
+            ErrorKind::MachineSetting,
+            span,
+            format!("`[builder] {key}` chooses the program mab runs, which a repository's config cannot"),
+        )
+        .with_help(
+            "remove it, and set MAB_PODMAN in the environment of the machine instead, with any global options: MAB_PODMAN=\"/opt/podman --root /srv/storage\"",
+        ))
 }

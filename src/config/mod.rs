@@ -111,8 +111,6 @@ pub const DEFAULT_RETRIES: u32 = 3;
 /// `[builder]` of every file, checked and with its defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Builder {
-    pub podman: String,
-    pub global_args: Vec<String>,
     pub oci_labels: bool,
     pub reproducible: bool,
     pub timeout_secs: Option<u64>,
