@@ -43,7 +43,10 @@ impl Field<'_> {
     }
 
     fn sees_platform(&self) -> bool {
-        matches!(self, Self::Arg(_) | Self::Target | Self::Context(_))
+        matches!(
+            self,
+            Self::Arg(_) | Self::Target | Self::Context(_) | Self::Label(_) | Self::Annotation(_)
+        )
     }
 }
 
@@ -153,7 +156,7 @@ impl Templates {
                     let why = if field == Field::Tag {
                         "tags cannot depend on the platform: one tag names one manifest list that holds every platform"
                     } else {
-                        "`platform` is only available in build args, `target` and `contexts`"
+                        "`platform` is only available in build args, `target`, `contexts`, labels and annotations"
                     };
                     err(format!("{place} uses `platform`: {why}"), "platform-specific").with_help(
                         "put platform-specific values in `args`, or in [images.NAME.platform.\"os/arch\"] overrides",

@@ -140,6 +140,8 @@ fn overrides(
                 args,
                 target: o.target,
                 contexts: sourced_map(&o.contexts, source),
+                labels: sourced_map(&o.labels, source),
+                annotations: sourced_map(&o.annotations, source),
             },
         );
     }
@@ -274,7 +276,8 @@ impl ImageDef {
         let overrides = self
             .overrides
             .values()
-            .flat_map(|o| o.args.values().chain(o.contexts.values()));
+            .flat_map(|o| [&o.args, &o.contexts, &o.labels, &o.annotations])
+            .flat_map(|m| m.values());
         let sourced = self.tags.iter().chain(maps).chain(overrides);
         let targets = self.overrides.values().filter_map(|o| o.target.as_ref());
         self.name

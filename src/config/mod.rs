@@ -186,6 +186,8 @@ pub struct PlatformOverride {
     pub args: SourcedMap,
     pub target: Option<Text>,
     pub contexts: SourcedMap,
+    pub labels: SourcedMap,
+    pub annotations: SourcedMap,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.

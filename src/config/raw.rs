@@ -194,11 +194,13 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Image labels. Templates.
+    /// Image labels. Templates; they may use `platform` (each platform's build is an image of
+    /// its own).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Image annotations. Templates.
+    /// Annotations of each platform's image manifest (not of the index). Templates; they may
+    /// use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -268,6 +270,14 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub contexts: TextMap,
+    /// Labels of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: TextMap,
+    /// Annotations of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: TextMap,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.
