@@ -387,7 +387,7 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
         let repository = match (&def.repository, &registries[def.file.index]) {
             (Some(t), _) => templates
-                .render(&def.file.source, t, &ctx, &def.key, Field::Repository)
+                .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
                 .ok(),
             (None, Some(r)) => Some(format!("{r}/{}", def.key)),
             (None, None) => None,
@@ -471,8 +471,8 @@ fn instantiate(
 
     let repository_text = match (&def.repository, &file_globals.registry) {
         (Some(t), _) => templates.render(
-            source,
-            t,
+            &t.source,
+            &t.text,
             &context! { image => context! { name => name.clone() }, ..ctx.clone() },
             key,
             Field::Repository,
@@ -485,7 +485,7 @@ fn instantiate(
         }
     };
     let (repo_source, repo_span) = match (&def.repository, &def.file.registry) {
-        (Some(r), _) => (source, r.span()),
+        (Some(r), _) => (&r.source, r.text.span()),
         (None, Some(r)) => (&r.source, r.text.span()),
         (None, None) => (source, def.key_span.clone()),
     };
@@ -554,7 +554,7 @@ fn instantiate(
         let target = over
             .and_then(|o| o.target.as_ref())
             .or(def.target.as_ref())
-            .map(|t| templates.render(source, t, &pctx, &name, Field::Target))
+            .map(|t| templates.render(&t.source, &t.text, &pctx, &name, Field::Target))
             .transpose()?;
         let mut contexts = BTreeMap::new();
         let own = over.into_iter().flat_map(|o| &o.contexts);

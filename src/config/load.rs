@@ -183,9 +183,30 @@ pub(super) fn load_files(
         );
         files.push(file);
     }
+    let entries: Vec<super::inherit::Entry> = raw_images
+        .iter()
+        .map(|(file, _, key, image)| super::inherit::Entry {
+            file,
+            key,
+            raw: image.get_ref(),
+        })
+        .collect();
+    let chains = super::inherit::chains(&entries)?;
+    // Abstract images are only inherited from: never built, so never checked on their own.
+    let built: Vec<usize> = (0..entries.len())
+        .filter(|&i| !entries[i].raw.is_abstract)
+        .collect();
     // Each image's paths are checked on disk: in parallel, for monorepos of many images.
-    let mut images = crate::par::try_map(raw_images, |(file, inh, key, image)| {
-        resolve_image(&file, inh, key, image)
+    let mut images = crate::par::try_map(built, |i| {
+        let (file, inh, key, image) = &raw_images[i];
+        let layers: Vec<super::inherit::Layer> = chains[i]
+            .iter()
+            .map(|&j| super::inherit::Layer {
+                file: entries[j].file,
+                raw: entries[j].raw,
+            })
+            .collect();
+        resolve_image(file, inh, key, image.span(), &layers)
     })?;
     images.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {

@@ -173,6 +173,18 @@ pub enum SecretSource {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
+    /// Images whose keys this one takes, as `docker buildx bake`'s `inherits`: theirs in
+    /// order, then its own (later wins; tables and platform overrides merge key by key, lists
+    /// are replaced). Names or qualified names (`libs/base:_common`), of any file. Does not
+    /// make this image wait for them (that is `depends_on`). `matrix`, `exclude`, `include`,
+    /// `name` and `depends_on` are not inherited.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub inherits: Vec<Text>,
+    /// Only inherited from: never built or pushed, and needs no context, Dockerfile, tags
+    /// or repository of its own (default false). Not inherited.
+    #[serde(default, rename = "abstract")]
+    pub is_abstract: bool,
     /// Build context directory, relative to this file (default `.`).
     #[schemars(with = "Option<String>")]
     pub context: Option<Text>,

@@ -468,11 +468,11 @@ impl<'a> Index<'a> {
                 };
                 let help = suggest(&target, stages.iter().map(String::as_str))
                     .map_or(listed.clone(), |s| format!("{s} ({listed})"));
-                def.file
+                written
                     .source
                     .error(
                         ErrorKind::Target,
-                        written.span(),
+                        written.text.span(),
                         format!(
                             "target `{target}` of image `{}` is not a stage of {}",
                             inst.name,
