@@ -657,3 +657,15 @@ fn every_tag_renders_empty() {
         &[],
     );
 }
+
+#[test]
+fn abstract_image_with_a_matrix() {
+    check(
+        "abstract_image_with_a_matrix",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\nmatrix = {{ go = [\"1.22\"] }}\n\n[images.api]\ninherits = [\"_common\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}

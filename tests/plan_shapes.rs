@@ -258,3 +258,48 @@ fn inherits_across_files_keeps_each_path_relative_to_its_file() {
     assert!(argv.contains(&"GO=1.22".to_string()), "{argv:?}");
     assert!(argv.contains(&"SERVICE=api".to_string()), "{argv:?}");
 }
+
+/// A change to the file of an image it inherits from selects an image for `--changed-since`,
+/// even when that file is no parent directory's.
+#[test]
+fn a_change_to_an_inherited_image_selects_the_heir() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n",
+    );
+    p.file(
+        "common/multiarch.toml",
+        "[images._svc]\nabstract = true\nargs = { GO = \"1.22\" }\n",
+    );
+    p.file("api/Dockerfile", "FROM scratch\n");
+    p.file(
+        "api/multiarch.toml",
+        "[images.api]\ninherits = [\"common:_svc\"]\n",
+    );
+    p.file("web/Dockerfile", "FROM scratch\n");
+    p.file("web/multiarch.toml", "[images.web]\n");
+    p.git_commit("fixture");
+    p.file(
+        "common/multiarch.toml",
+        "[images._svc]\nabstract = true\nargs = { GO = \"1.23\" }\n",
+    );
+    let out = p
+        .mab(&[
+            "plan",
+            "--all",
+            "--changed-since",
+            "HEAD",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(each(&plan["builds"], "id"), ["api@linux-amd64"]);
+}

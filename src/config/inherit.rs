@@ -122,6 +122,34 @@ fn resolve(
         .with_help(help))
 }
 
+/// An abstract image's keys that are never inherited would never be used: an error, not a
+/// silent no-op.
+pub(super) fn check_abstract(entry: &Entry) -> Result<(), ConfigError> {
+    let raw = entry.raw;
+    let unused = [
+        ("matrix", raw.matrix.as_ref().map(Spanned::span)),
+        ("exclude", raw.exclude.first().map(Spanned::span)),
+        ("include", raw.include.first().map(Spanned::span)),
+        ("name", raw.name.as_ref().map(Spanned::span)),
+        ("depends_on", raw.depends_on.first().map(Spanned::span)),
+    ];
+    match unused.into_iter().find_map(|(k, span)| Some((k, span?))) {
+        None => Ok(()),
+        Some((k, span)) => Err(entry
+            .file
+            .source
+            .error(
+                ErrorKind::Type,
+                span,
+                format!(
+                    "image `{}` is abstract, and `{k}` is not inherited: it would never be used",
+                    entry.key.get_ref()
+                ),
+            )
+            .with_help(format!("set `{k}` in the images that inherit from it"))),
+    }
+}
+
 /// The last table of `layers` that sets a key, and the key.
 pub(super) fn last<'a, T>(
     layers: &[Layer<'a>],

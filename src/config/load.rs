@@ -192,6 +192,9 @@ pub(super) fn load_files(
         })
         .collect();
     let chains = super::inherit::chains(&entries)?;
+    for e in entries.iter().filter(|e| e.raw.is_abstract) {
+        super::inherit::check_abstract(e)?;
+    }
     // Abstract images are only inherited from: never built, so never checked on their own.
     let built: Vec<usize> = (0..entries.len())
         .filter(|&i| !entries[i].raw.is_abstract)

@@ -98,7 +98,8 @@ pub struct RawDefaults {
     /// Platforms to build, such as `linux/amd64` or `linux/arm/v7`.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Vec<Text>>,
-    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`.
+    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`. One that
+    /// renders empty is dropped, one rendered twice is pushed once.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether manifest lists are pushed to the registry (default true).
@@ -107,11 +108,11 @@ pub struct RawDefaults {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Labels for every image (an image's own win). Templates.
+    /// Labels for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Annotations for every image (an image's own win). Templates.
+    /// Annotations for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -233,7 +234,9 @@ pub struct RawImage {
     /// Platforms to build (default: `defaults.platforms`).
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Vec<Text>>,
-    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`.
+    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`. One that renders
+    /// empty is dropped (`{% if matrix.alpine == vars.latest %}latest{% endif %}`), one
+    /// rendered twice is pushed once; an image that is pushed must be left with one.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether to push (default: `defaults.push`, else true).
