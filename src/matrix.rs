@@ -510,32 +510,7 @@ fn instantiate(
             })
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
-    let with_oci = |mut map: BTreeMap<String, String>| {
-        let mut per_run = Vec::new();
-        if config.builder.oci_labels {
-            // The standard labels fill in what the config leaves unset.
-            let version = tags.first().map(|t| {
-                (
-                    "org.opencontainers.image.version".to_string(),
-                    t.tag.to_string(),
-                )
-            });
-            for (k, v) in globals
-                .oci_labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .chain(version)
-            {
-                if let std::collections::btree_map::Entry::Vacant(e) = map.entry(k) {
-                    if PER_RUN_LABELS.contains(&e.key().as_str()) {
-                        per_run.push(e.key().clone());
-                    }
-                    e.insert(v);
-                }
-            }
-        }
-        Arc::new(Labels { map, per_run })
-    };
+    let with_oci = |map| with_oci_labels(config, globals, &tags, map);
     let shared_labels = (!uses_platform(&def.labels))
         .then(|| render_map(&def.labels, &ctx, &|k| Field::Label(k)).map(with_oci))
         .transpose()?;
@@ -565,29 +540,18 @@ fn instantiate(
                 NamedContext::parse(config, v, rendered, &name, k)?,
             );
         }
-        // The platform override's labels and annotations merge over the image's.
-        let own_labels = over.map(|o| &o.labels).filter(|m| !m.is_empty());
-        let labels = match (&shared_labels, own_labels) {
-            (Some(shared), None) => shared.clone(),
-            _ => {
-                let mut map = render_map(&def.labels, &pctx, &|k| Field::Label(k))?;
-                if let Some(own) = own_labels {
-                    map.extend(render_map(own, &pctx, &|k| Field::Label(k))?);
-                }
-                with_oci(map)
-            }
-        };
-        let own_annotations = over.map(|o| &o.annotations).filter(|m| !m.is_empty());
-        let annotations = match (&shared_annotations, own_annotations) {
-            (Some(shared), None) => shared.clone(),
-            _ => {
-                let mut map = render_map(&def.annotations, &pctx, &|k| Field::Annotation(k))?;
-                if let Some(own) = own_annotations {
-                    map.extend(render_map(own, &pctx, &|k| Field::Annotation(k))?);
-                }
-                Arc::new(map)
-            }
-        };
+        let labels = per_build(
+            &shared_labels,
+            [Some(&def.labels), over.map(|o| &o.labels)],
+            |m| render_map(m, &pctx, &|k| Field::Label(k)),
+            with_oci,
+        )?;
+        let annotations = per_build(
+            &shared_annotations,
+            [Some(&def.annotations), over.map(|o| &o.annotations)],
+            |m| render_map(m, &pctx, &|k| Field::Annotation(k)),
+            Arc::new,
+        )?;
         builds.push(BuildSpec {
             platform,
             args,
@@ -610,6 +574,59 @@ fn instantiate(
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })
+}
+
+/// A build's labels or annotations: the image's table (`tables[0]`) and its platform
+/// override's (`tables[1]`) merged key by key, or `shared`, the instance's one rendering, when
+/// they cannot differ from it.
+fn per_build<T>(
+    shared: &Option<Arc<T>>,
+    tables: [Option<&SourcedMap>; 2],
+    render: impl Fn(&SourcedMap) -> Result<BTreeMap<String, String>, ConfigError>,
+    finish: impl Fn(BTreeMap<String, String>) -> Arc<T>,
+) -> Result<Arc<T>, ConfigError> {
+    let [image, own] = tables;
+    let own = own.filter(|m| !m.is_empty());
+    if let (Some(shared), None) = (shared, own) {
+        return Ok(shared.clone());
+    }
+    let mut map = BTreeMap::new();
+    for table in [image, own].into_iter().flatten() {
+        map.extend(render(table)?);
+    }
+    Ok(finish(map))
+}
+
+/// `map` with the standard labels filling in what the config leaves unset.
+fn with_oci_labels(
+    config: &Config,
+    globals: &Globals,
+    tags: &[ImageRef],
+    mut map: BTreeMap<String, String>,
+) -> Arc<Labels> {
+    let mut per_run = Vec::new();
+    if config.builder.oci_labels {
+        let version = tags.first().map(|t| {
+            (
+                "org.opencontainers.image.version".to_string(),
+                t.tag.to_string(),
+            )
+        });
+        for (k, v) in globals
+            .oci_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(version)
+        {
+            if let std::collections::btree_map::Entry::Vacant(e) = map.entry(k) {
+                if PER_RUN_LABELS.contains(&e.key().as_str()) {
+                    per_run.push(e.key().clone());
+                }
+                e.insert(v);
+            }
+        }
+    }
+    Arc::new(Labels { map, per_run })
 }
 
 /// The instance's tags, rendered. As docker/metadata-action does, a tag that renders empty
