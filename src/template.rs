@@ -294,12 +294,11 @@ mod tests {
             vars => context! { version => "1.4.2" },
             matrix => context! { go => "1.22" },
         };
-        // As in `matrix::expand`: only build args see the platform.
-        let ctx = match field {
-            Field::Arg(_) => {
-                context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx }
-            }
-            _ => ctx,
+        // As in `matrix::expand`: only per-build fields see the platform.
+        let ctx = if field.sees_platform() {
+            context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx }
+        } else {
+            ctx
         };
         t.render(&src, &spanned(&src, text), &ctx, "api", field)
     }
@@ -341,6 +340,20 @@ mod tests {
         let e = render("{{ vars.version }}-{{ platform.arch }}", Field::Tag).unwrap_err();
         assert!(
             e.message().contains("tags cannot depend on the platform"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn labels_and_annotations_may_use_platform_and_names_may_not() {
+        let arch = "{{ platform.arch }}";
+        assert_eq!(render(arch, Field::Label("io.hass.arch")).unwrap(), "arm");
+        assert_eq!(render(arch, Field::Annotation("a")).unwrap(), "arm");
+        let e = render(arch, Field::Name).unwrap_err();
+        assert!(
+            e.message()
+                .contains("`platform` is only available in build args, `target`, `contexts`, labels and annotations"),
             "{}",
             e.message()
         );

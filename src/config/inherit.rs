@@ -215,3 +215,72 @@ pub(super) fn overrides(
     }
     Ok(overrides)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> Arc<File> {
+        Arc::new(File {
+            index: 0,
+            source: Source::new("m.toml".into(), "m.toml".into(), String::new()),
+            dir: PathBuf::from("/w"),
+            rel_dir: PathBuf::from("."),
+            vars: BTreeMap::new(),
+            registry: None,
+            chain: Vec::new(),
+        })
+    }
+
+    /// `(name, inherits)` → each image's chain, by name.
+    fn chains_of(images: &[(&str, &[&str])]) -> Result<Vec<Vec<String>>, ConfigError> {
+        let file = file();
+        let keys: Vec<Spanned<String>> = images
+            .iter()
+            .map(|(k, _)| Spanned::new(0..0, k.to_string()))
+            .collect();
+        let raws: Vec<RawImage> = images
+            .iter()
+            .map(|(_, inherits)| {
+                let list: Vec<String> = inherits.iter().map(|i| format!("{i:?}")).collect();
+                toml::from_str(&format!("inherits = [{}]", list.join(", "))).unwrap()
+            })
+            .collect();
+        let entries: Vec<Entry> = keys
+            .iter()
+            .zip(&raws)
+            .map(|(key, raw)| Entry {
+                file: &file,
+                key,
+                raw,
+            })
+            .collect();
+        Ok(chains(&entries)?
+            .into_iter()
+            .map(|c| c.into_iter().map(|i| images[i].0.to_string()).collect())
+            .collect())
+    }
+
+    #[test]
+    fn ancestors_apply_first_in_listed_order_and_a_diamond_applies_twice() {
+        let c = chains_of(&[("a", &["b", "c"]), ("b", &["d"]), ("c", &["d"]), ("d", &[])]).unwrap();
+        assert_eq!(c[0], ["d", "b", "d", "c", "a"]);
+        assert_eq!(c[1], ["d", "b"]);
+        assert_eq!(c[3], ["d"]);
+    }
+
+    #[test]
+    fn a_cycle_names_its_path_and_an_unknown_name_gets_a_suggestion() {
+        let e = chains_of(&[("a", &["b"]), ("b", &["a"])]).unwrap_err();
+        assert!(
+            e.message().contains("`inherits` cycle: a -> b -> a"),
+            "{}",
+            e.message()
+        );
+        let e = chains_of(&[("a", &["a"])]).unwrap_err();
+        assert!(e.message().contains("cycle: a -> a"), "{}", e.message());
+        let e = chains_of(&[("_common", &[]), ("api", &["_comon"])]).unwrap_err();
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert_eq!(help, "did you mean `_common`?");
+    }
+}
