@@ -29,15 +29,41 @@ pub(super) fn chains(entries: &[Entry]) -> Result<Vec<Vec<usize>>, ConfigError> 
     if entries.iter().all(|e| e.raw.inherits.is_empty()) {
         return Ok((0..entries.len()).map(|i| vec![i]).collect());
     }
-    let by_key: HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.key.get_ref().as_str(), i))
-        .collect();
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(first) = by_key.insert(e.key.get_ref(), i) {
+            // Checked here too, not only once images are resolved: abstract images never are.
+            let (a, b) = (&entries[first], e);
+            return Err(defined_twice(
+                e.key.get_ref(),
+                (&a.file.source, a.key.span()),
+                (&b.file.source, b.key.span()),
+            ));
+        }
+    }
     let mut memo = vec![None; entries.len()];
     (0..entries.len())
         .map(|i| chain(entries, &by_key, &mut memo, &mut Vec::new(), i))
         .collect()
+}
+
+/// Image `key` is defined at `a` and at `b`.
+pub(super) fn defined_twice(
+    key: &str,
+    a: (&Source, Range<usize>),
+    b: (&Source, Range<usize>),
+) -> ConfigError {
+    ConfigError::new(
+        ErrorKind::Duplicate,
+        format!(
+            "image `{key}` is defined in both {} and {}",
+            a.0.name(),
+            b.0.name()
+        ),
+    )
+    .at(a.0, a.1, Some("defined here"))
+    .at(b.0, b.1, Some("and here"))
+    .with_help("image names are unique across the repository: rename one of them")
 }
 
 fn chain(
@@ -267,6 +293,16 @@ mod tests {
         assert_eq!(c[0], ["d", "b", "d", "c", "a"]);
         assert_eq!(c[1], ["d", "b"]);
         assert_eq!(c[3], ["d"]);
+    }
+
+    #[test]
+    fn a_name_defined_twice_is_an_error_even_when_abstract() {
+        let e = chains_of(&[("_common", &[]), ("_common", &[]), ("api", &["_common"])]);
+        assert!(
+            e.unwrap_err()
+                .message()
+                .contains("`_common` is defined in both")
+        );
     }
 
     #[test]

@@ -214,18 +214,11 @@ pub(super) fn load_files(
     images.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {
         let (a, b) = (&pair[0], &pair[1]);
-        return Err(ConfigError::new(
-            ErrorKind::Duplicate,
-            format!(
-                "image `{}` is defined in both {} and {}",
-                a.key,
-                a.file.source.name(),
-                b.file.source.name()
-            ),
-        )
-        .at(&a.file.source, a.key_span.clone(), Some("defined here"))
-        .at(&b.file.source, b.key_span.clone(), Some("and here"))
-        .with_help("image names are unique across the repository: rename one of them"));
+        return Err(super::inherit::defined_twice(
+            &a.key,
+            (&a.file.source, a.key_span.clone()),
+            (&b.file.source, b.key_span.clone()),
+        ));
     }
     Ok(Config {
         root,
