@@ -44,7 +44,10 @@ impl Field<'_> {
     }
 
     fn sees_platform(&self) -> bool {
-        matches!(self, Self::Arg(_) | Self::Target | Self::Context(_))
+        matches!(
+            self,
+            Self::Arg(_) | Self::Target | Self::Context(_) | Self::Label(_) | Self::Annotation(_)
+        )
     }
 }
 
@@ -207,7 +210,7 @@ impl Templates {
                     let why = if field == Field::Tag {
                         "tags cannot depend on the platform: one tag names one manifest list that holds every platform"
                     } else {
-                        "`platform` is only available in build args, `target` and `contexts`"
+                        "`platform` is only available in build args, `target`, `contexts`, labels and annotations"
                     };
                     err(format!("{place} uses `platform`: {why}"), "platform-specific").with_help(
                         "put platform-specific values in `args`, or in [images.NAME.platform.\"os/arch\"] overrides",
@@ -357,12 +360,11 @@ mod tests {
             vars => context! { version => "1.4.2" },
             matrix => context! { go => "1.22" },
         };
-        // As in `matrix::expand`: only build args see the platform.
-        let ctx = match field {
-            Field::Arg(_) => {
-                context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx }
-            }
-            _ => ctx,
+        // As in `matrix::expand`: only per-build fields see the platform.
+        let ctx = if field.sees_platform() {
+            context! { platform => Value::from_object(PlatformValue("linux/arm/v7".parse().unwrap())), ..ctx }
+        } else {
+            ctx
         };
         t.render(&src, &spanned(&src, text), &ctx, "api", field)
     }
@@ -404,6 +406,20 @@ mod tests {
         let e = render("{{ vars.version }}-{{ platform.arch }}", Field::Tag).unwrap_err();
         assert!(
             e.message().contains("tags cannot depend on the platform"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn labels_and_annotations_may_use_platform_and_names_may_not() {
+        let arch = "{{ platform.arch }}";
+        assert_eq!(render(arch, Field::Label("io.hass.arch")).unwrap(), "arm");
+        assert_eq!(render(arch, Field::Annotation("a")).unwrap(), "arm");
+        let e = render(arch, Field::Name).unwrap_err();
+        assert!(
+            e.message()
+                .contains("`platform` is only available in build args, `target`, `contexts`, labels and annotations"),
             "{}",
             e.message()
         );

@@ -965,3 +965,53 @@ fn nesting_of_any_depth_is_an_error_never_a_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// bake-style chains (issue 18): a cycle names its path, at the entry that closes it.
+#[test]
+fn inherits_cycle() {
+    check(
+        "inherits_cycle",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\ninherits = [\"buildkit\"]\n\n[images.mainline]\ninherits = [\"_common\"]\n\n[images.buildkit]\ninherits = [\"mainline\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn inherits_unknown_name() {
+    check(
+        "inherits_unknown_name",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\nargs = {{ A = \"1\" }}\n\n[images.api]\ninherits = [\"_comon\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+/// Every tag of an instance rendered empty: pushed nowhere, so an error (not with push = false).
+#[test]
+fn every_tag_renders_empty() {
+    check(
+        "every_tag_renders_empty",
+        &image(
+            "matrix = { alpine = [\"3.22\", \"3.23\"] }\ntags = [\"{% if matrix.alpine == '3.23' %}latest{% endif %}\", \"{{ '' }}\"]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn abstract_image_with_a_matrix() {
+    check(
+        "abstract_image_with_a_matrix",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\nmatrix = {{ go = [\"1.22\"] }}\n\n[images.api]\ninherits = [\"_common\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}

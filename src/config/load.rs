@@ -216,25 +216,42 @@ pub(super) fn load_files(
         );
         files.push(file);
     }
+    let entries: Vec<super::inherit::Entry> = raw_images
+        .iter()
+        .map(|(file, _, key, image)| super::inherit::Entry {
+            file,
+            key,
+            raw: image.get_ref(),
+        })
+        .collect();
+    let chains = super::inherit::chains(&entries)?;
+    for e in entries.iter().filter(|e| e.raw.is_abstract) {
+        super::inherit::check_abstract(e)?;
+    }
+    // Abstract images are only inherited from: never built, so never checked on their own.
+    let built: Vec<usize> = (0..entries.len())
+        .filter(|&i| !entries[i].raw.is_abstract)
+        .collect();
     // Each image's paths are checked on disk: in parallel, for monorepos of many images.
-    let mut images = crate::par::try_map(raw_images, |(file, inh, key, image)| {
-        resolve_image(&file, inh, &confine, key, image)
+    let mut images = crate::par::try_map(built, |i| {
+        let (file, inh, key, image) = &raw_images[i];
+        let layers: Vec<super::inherit::Layer> = chains[i]
+            .iter()
+            .map(|&j| super::inherit::Layer {
+                file: entries[j].file,
+                raw: entries[j].raw,
+            })
+            .collect();
+        resolve_image(file, inh, &confine, key, image.span(), &layers)
     })?;
     images.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {
         let (a, b) = (&pair[0], &pair[1]);
-        return Err(ConfigError::new(
-            ErrorKind::Duplicate,
-            format!(
-                "image `{}` is defined in both {} and {}",
-                a.key,
-                a.file.source.name(),
-                b.file.source.name()
-            ),
-        )
-        .at(&a.file.source, a.key_span.clone(), Some("defined here"))
-        .at(&b.file.source, b.key_span.clone(), Some("and here"))
-        .with_help("image names are unique across the repository: rename one of them"));
+        return Err(super::inherit::defined_twice(
+            &a.key,
+            (&a.file.source, a.key_span.clone()),
+            (&b.file.source, b.key_span.clone()),
+        ));
     }
     Ok(Config {
         root,

@@ -4,6 +4,7 @@
 //! checked. Templates stay unrendered here; `matrix` renders them.
 
 mod image;
+mod inherit;
 mod load;
 mod location;
 mod nodes;
@@ -183,11 +184,13 @@ impl Cache {
 }
 
 /// `[images.NAME.platform."os/arch"]`, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PlatformOverride {
     pub args: SourcedMap,
-    pub target: Option<Text>,
+    pub target: Option<Sourced>,
     pub contexts: SourcedMap,
+    pub labels: SourcedMap,
+    pub annotations: SourcedMap,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -203,13 +206,13 @@ pub struct ImageDef {
     pub dockerfile: PathBuf,
     /// The Dockerfile's text.
     pub dockerfile_source: Source,
-    pub repository: Option<Text>,
+    pub repository: Option<Sourced>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
     pub args: SourcedMap,
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
-    pub target: Option<Text>,
+    pub target: Option<Sourced>,
     /// Named build contexts by name, unrendered.
     pub contexts: SourcedMap,
     pub platforms: Vec<Platform>,
@@ -229,4 +232,7 @@ pub struct ImageDef {
     pub cache: Option<Cache>,
     /// `watch`: absolute path patterns whose changes select the image for `--changed-since`.
     pub watch: Vec<glob::Pattern>,
+    /// The config files of the images it inherits from (`inherits`), besides its own: a
+    /// change to one changes it.
+    pub inherited_files: Vec<PathBuf>,
 }

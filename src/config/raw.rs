@@ -101,7 +101,8 @@ pub struct RawDefaults {
     /// Platforms to build, such as `linux/amd64` or `linux/arm/v7`.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Text>>>,
-    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`.
+    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`. One that
+    /// renders empty is dropped, one rendered twice is pushed once.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether manifest lists are pushed to the registry (default true).
@@ -110,11 +111,11 @@ pub struct RawDefaults {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Labels for every image (an image's own win). Templates.
+    /// Labels for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Annotations for every image (an image's own win). Templates.
+    /// Annotations for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -176,6 +177,18 @@ pub enum SecretSource {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
+    /// Images whose keys this one takes, as `docker buildx bake`'s `inherits`: theirs in
+    /// order, then its own (later wins; tables and platform overrides merge key by key, lists
+    /// are replaced). Names or qualified names (`libs/base:_common`), of any file. Does not
+    /// make this image wait for them (that is `depends_on`). `matrix`, `exclude`, `include`,
+    /// `name` and `depends_on` are not inherited.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub inherits: Vec<Text>,
+    /// Only inherited from: never built or pushed, and needs no context, Dockerfile, tags
+    /// or repository of its own (default false). Not inherited.
+    #[serde(default, rename = "abstract")]
+    pub is_abstract: bool,
     /// Build context directory, relative to this file (default `.`).
     #[schemars(with = "Option<String>")]
     pub context: Option<Text>,
@@ -197,11 +210,13 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Image labels. Templates.
+    /// Image labels. Templates; they may use `platform` (each platform's build is an image of
+    /// its own).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Image annotations. Templates.
+    /// Annotations of each platform's image manifest (not of the index). Templates; they may
+    /// use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -222,7 +237,9 @@ pub struct RawImage {
     /// Platforms to build (default: `defaults.platforms`).
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Text>>>,
-    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`.
+    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`. One that renders
+    /// empty is dropped (`{% if matrix.alpine == vars.latest %}latest{% endif %}`), one
+    /// rendered twice is pushed once; an image that is pushed must be left with one.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether to push (default: `defaults.push`, else true).
@@ -271,6 +288,14 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub contexts: TextMap,
+    /// Labels of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: TextMap,
+    /// Annotations of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: TextMap,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.
