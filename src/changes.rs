@@ -112,6 +112,7 @@ impl Changes {
         };
         let hit = |p: &PathBuf| {
             def.file.chain.contains(p)
+                || def.inherited_files.contains(p)
                 || *p == dockerfile
                 || in_context(p)
                 || def

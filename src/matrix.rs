@@ -13,8 +13,12 @@ use crate::config::{Config, File, ImageDef, MatrixValue, SourcedMap, parse_platf
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::git::LazyGit;
 use crate::platform::Platform;
-use crate::reference::{ImageRef, Repository, Tag};
+use crate::reference::{ImageRef, Repository};
 use crate::template::{Field, PlatformValue, Templates};
+
+mod metadata;
+pub use metadata::Labels;
+use metadata::{per_build, tags, uses_platform, with_oci_labels};
 
 /// One combination of matrix values and the platforms it is built for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +42,6 @@ pub struct Instance {
     pub repository: Repository,
     pub tags: Vec<ImageRef>,
     pub builds: Vec<BuildSpec>,
-    pub labels: BTreeMap<String, String>,
-    /// The labels of `labels` that mab filled in from the commit and the tags (revision,
-    /// created, version): they change with every commit, so they are not inputs of the image.
-    pub per_run_labels: Vec<String>,
-    pub annotations: BTreeMap<String, String>,
     pub push: bool,
     /// `--timestamp` for reproducible builds (`[builder] reproducible`).
     pub source_date_epoch: Option<i64>,
@@ -56,6 +55,11 @@ pub struct BuildSpec {
     /// Rendered; the planner checks that it names a stage.
     pub target: Option<String>,
     pub contexts: BTreeMap<String, NamedContext>,
+    /// Each platform's build is an image of its own, with its own labels; builds whose
+    /// labels do not depend on the platform share them.
+    pub labels: Arc<Labels>,
+    /// Of the build's image manifest; shared like `labels`.
+    pub annotations: Arc<BTreeMap<String, String>>,
 }
 
 /// A named build context (`contexts = { NAME = ... }`), rendered and checked.
@@ -124,6 +128,15 @@ impl NamedContext {
                     "a path is relative to the directory of {}; other values are `target:IMAGE`, `docker-image://REF` or a URL",
                     source.name()
                 )));
+        }
+        let what = format!("directory `{value}` of named context `{name}` of image `{image}`");
+        let confine = &config.confine;
+        confine.check_from(dir, &path, (source, span.clone()), &what)?;
+        // mab reads its ignore file to hash it.
+        if let Some(ignore) = crate::dockerfile::context_ignore_file(&path) {
+            let file = ignore.file_name().unwrap_or_default().to_string_lossy();
+            let what = format_args!("`{file}` of the {what}");
+            confine.check_from(dir, &ignore, (source, span), what)?;
         }
         let rel = pathdiff::diff_paths(&path, &config.root).unwrap_or(path);
         Ok(Self::Dir(crate::config::normalize_relative(&rel)))
@@ -372,7 +385,7 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
         let repository = match (&def.repository, &registries[def.file.index]) {
             (Some(t), _) => templates
-                .render(&def.file.source, t, &ctx, &def.key, Field::Repository)
+                .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
                 .ok(),
             (None, Some(r)) => Some(format!("{r}/{}", def.key)),
             (None, None) => None,
@@ -456,8 +469,8 @@ fn instantiate(
 
     let repository_text = match (&def.repository, &file_globals.registry) {
         (Some(t), _) => templates.render(
-            source,
-            t,
+            &t.source,
+            &t.text,
             &context! { image => context! { name => name.clone() }, ..ctx.clone() },
             key,
             Field::Repository,
@@ -470,7 +483,7 @@ fn instantiate(
         }
     };
     let (repo_source, repo_span) = match (&def.repository, &def.file.registry) {
-        (Some(r), _) => (source, r.span()),
+        (Some(r), _) => (&r.source, r.text.span()),
         (None, Some(r)) => (&r.source, r.text.span()),
         (None, None) => (source, def.key_span.clone()),
     };
@@ -485,21 +498,7 @@ fn instantiate(
     let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
     let ctx = context! { image => image, ..ctx };
 
-    let mut tags = Vec::with_capacity(def.tags.len());
-    for t in &def.tags {
-        let rendered = templates.render(&t.source, &t.text, &ctx, &name, Field::Tag)?;
-        let tag: Tag = rendered.parse().map_err(|e| {
-            t.source.error(
-                ErrorKind::Reference,
-                t.text.span(),
-                format!("tag of image `{name}` renders to an invalid tag: {e}"),
-            )
-        })?;
-        tags.push(ImageRef {
-            repository: repository.clone(),
-            tag,
-        });
-    }
+    let tags = tags(templates, def, &ctx, &name, &repository)?;
 
     let render_map = |map: &SourcedMap, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
         map.iter()
@@ -509,31 +508,13 @@ fn instantiate(
             })
             .collect::<Result<BTreeMap<_, _>, ConfigError>>()
     };
-    let mut labels = render_map(&def.labels, &ctx, &|k| Field::Label(k))?;
-    let mut per_run_labels = Vec::new();
-    if config.builder.oci_labels {
-        // The standard labels fill in what the config leaves unset.
-        let version = tags.first().map(|t| {
-            (
-                "org.opencontainers.image.version".to_string(),
-                t.tag.to_string(),
-            )
-        });
-        for (k, v) in globals
-            .oci_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(version)
-        {
-            if let std::collections::btree_map::Entry::Vacant(e) = labels.entry(k) {
-                if PER_RUN_LABELS.contains(&e.key().as_str()) {
-                    per_run_labels.push(e.key().clone());
-                }
-                e.insert(v);
-            }
-        }
-    }
-    let annotations = render_map(&def.annotations, &ctx, &|k| Field::Annotation(k))?;
+    let with_oci = |map| with_oci_labels(config, globals, &tags, map);
+    let shared_labels = (!uses_platform(&def.labels))
+        .then(|| render_map(&def.labels, &ctx, &|k| Field::Label(k)).map(with_oci))
+        .transpose()?;
+    let shared_annotations = (!uses_platform(&def.annotations))
+        .then(|| render_map(&def.annotations, &ctx, &|k| Field::Annotation(k)).map(Arc::new))
+        .transpose()?;
 
     let mut builds = Vec::with_capacity(combination.platforms.len());
     for platform in combination.platforms {
@@ -546,7 +527,7 @@ fn instantiate(
         let target = over
             .and_then(|o| o.target.as_ref())
             .or(def.target.as_ref())
-            .map(|t| templates.render(source, t, &pctx, &name, Field::Target))
+            .map(|t| templates.render(&t.source, &t.text, &pctx, &name, Field::Target))
             .transpose()?;
         let mut contexts = BTreeMap::new();
         let own = over.into_iter().flat_map(|o| &o.contexts);
@@ -557,11 +538,25 @@ fn instantiate(
                 NamedContext::parse(config, v, rendered, &name, k)?,
             );
         }
+        let labels = per_build(
+            &shared_labels,
+            [Some(&def.labels), over.map(|o| &o.labels)],
+            |m| render_map(m, &pctx, &|k| Field::Label(k)),
+            with_oci,
+        )?;
+        let annotations = per_build(
+            &shared_annotations,
+            [Some(&def.annotations), over.map(|o| &o.annotations)],
+            |m| render_map(m, &pctx, &|k| Field::Annotation(k)),
+            Arc::new,
+        )?;
         builds.push(BuildSpec {
             platform,
             args,
             target,
             contexts,
+            labels,
+            annotations,
         });
     }
 
@@ -574,9 +569,6 @@ fn instantiate(
         repository,
         tags,
         builds,
-        labels,
-        per_run_labels,
-        annotations,
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })
@@ -640,6 +632,8 @@ fn check_unique(config: &Config, instances: &[Instance]) -> Result<(), ConfigErr
         }
         for r in &inst.tags {
             if let Some(first) = refs.insert(r.qualified(), inst) {
+                // Never one instance twice: `tags` pushes a tag it renders twice once.
+                debug_assert!(!std::ptr::eq(first, inst));
                 return Err(ConfigError::new(ErrorKind::Duplicate, format!("`{r}` is pushed by both `{}` and `{}`", first.name, inst.name))
                     .at(source(first), first.name_span.clone(), Some(format!("`{}`", first.name)))
                     .at(source(inst), inst.name_span.clone(), Some(format!("`{}`", inst.name)))
@@ -664,7 +658,7 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let path = dir.path().join("multiarch.toml");
         std::fs::write(&path, toml_text).unwrap();
-        let config = crate::config::load(&path, &[]).unwrap();
+        let config = crate::config::load(&path, &[], &Default::default()).unwrap();
         config.images.into_iter().next().unwrap()
     }
 

@@ -783,3 +783,61 @@ fn a_context_of_dot_leaves_the_run_state_out_and_keeps_its_own_ignore_file() {
         "the COPY step was not cached:\n{log}"
     );
 }
+
+/// The labels of one platform's image, read from the registry.
+fn labels_of(reference: &str, arch: &str) -> serde_json::Value {
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", arch])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", text(&inspect));
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    config["Labels"].clone()
+}
+
+/// Issue 18's home-assistant and linuxserver shapes on the real podman and registry: a
+/// `latest` only the newest alpine gets, and labels that say each platform's arch (one from
+/// the platform override).
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_conditional_tag_and_per_platform_labels_reach_the_registry() {
+    let (_serial, registry) = setup();
+    let p = scratch(
+        &registry,
+        r#"[vars]
+latest = "3.23"
+
+[images.e2e-hass]
+matrix = { alpine = ["3.22", "3.23"] }
+tags = ["{{ matrix.alpine }}", "{% if matrix.alpine == vars.latest %}latest{% endif %}"]
+labels = { "io.hass.arch" = "{{ platform.arch }}", "io.hass.alpine" = "{{ matrix.alpine }}" }
+
+[images.e2e-hass.platform."linux/arm64"]
+labels = { "io.hass.machine" = "aarch64" }
+"#,
+    );
+    // No RUN step: nothing is emulated, each platform's image is the base's plus the labels.
+    p.file("Dockerfile", &format!("FROM {BASE}\n"));
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let repo = format!("{}/e2e/e2e-hass", registry.host());
+    let newest = registry.raw(&format!("{repo}:3.23")).expect("3.23 pushed");
+    assert_eq!(
+        registry.raw(&format!("{repo}:latest")),
+        Some(newest),
+        "latest is the 3.23 list"
+    );
+    assert!(registry.raw(&format!("{repo}:3.22")).is_some());
+    let arm64 = labels_of(&format!("{repo}:latest"), "arm64");
+    assert_eq!(arm64["io.hass.arch"], "arm64");
+    assert_eq!(arm64["io.hass.machine"], "aarch64");
+    assert_eq!(arm64["io.hass.alpine"], "3.23");
+    let amd64 = labels_of(&format!("{repo}:3.22"), "amd64");
+    assert_eq!(amd64["io.hass.arch"], "amd64");
+    assert_eq!(amd64["io.hass.alpine"], "3.22");
+    assert!(amd64.get("io.hass.machine").is_none(), "{amd64}");
+}

@@ -115,6 +115,41 @@ fn wrong_type_push() {
 }
 
 #[test]
+fn builder_podman_is_the_machines_choice() {
+    check(
+        "builder_podman_is_the_machines_choice",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+        &[],
+        &[],
+    );
+    check(
+        "builder_global_args_are_the_machines_choice",
+        &format!(
+            "{HEAD}\n[builder]\nglobal_args = [\"--url\", \"ssh://elsewhere\"]\n\n[images.api]\n"
+        ),
+        &[],
+        &[],
+    );
+    // And a run starts nothing: the program the config names never runs.
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+    );
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file("evil", "#!/bin/sh\ntouch ran\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path().join("evil"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = p.mab(&["run", "--no-push"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!p.path().join("ran").exists(), "the config's program ran");
+}
+
+#[test]
 fn matrix_number_value() {
     check(
         "matrix_number_value",
@@ -519,6 +554,81 @@ fn secret_file_missing() {
     );
 }
 
+// The repository's boundary: /etc is outside every scratch project.
+
+#[test]
+fn context_outside_the_repository() {
+    check(
+        "context_outside_the_repository",
+        &image("context = \"/etc\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_outside_the_repository() {
+    check(
+        "dockerfile_outside_the_repository",
+        &image("dockerfile = \"/etc/passwd\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn named_context_outside_the_repository() {
+    check(
+        "named_context_outside_the_repository",
+        &image("contexts = { loot = \"/etc\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn secret_file_outside_the_repository() {
+    check(
+        "secret_file_outside_the_repository",
+        &image("secrets = { pw = { file = \"/etc/passwd\" } }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn watch_outside_the_repository() {
+    check(
+        "watch_outside_the_repository",
+        &image("watch = [\"/etc/**/*.conf\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn node_key_outside_the_repository() {
+    check(
+        "node_key_outside_the_repository",
+        &format!(
+            "[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nidentity = \"/etc/ssh/id\"\nplatforms = [\"linux/arm64\"]\n\n{}",
+            image("")
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn template_env_of_a_credential() {
+    check(
+        "template_env_of_a_credential",
+        &image("labels = { x = \"{{ env('SOME_TOKEN') }}\" }\n"),
+        &[],
+        &[],
+    );
+}
+
 const STAGES: &str = "FROM scratch AS build\nFROM scratch AS release\n";
 
 #[test]
@@ -853,5 +963,55 @@ fn nesting_of_any_depth_is_an_error_never_a_crash() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// bake-style chains (issue 18): a cycle names its path, at the entry that closes it.
+#[test]
+fn inherits_cycle() {
+    check(
+        "inherits_cycle",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\ninherits = [\"buildkit\"]\n\n[images.mainline]\ninherits = [\"_common\"]\n\n[images.buildkit]\ninherits = [\"mainline\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn inherits_unknown_name() {
+    check(
+        "inherits_unknown_name",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\nargs = {{ A = \"1\" }}\n\n[images.api]\ninherits = [\"_comon\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+/// Every tag of an instance rendered empty: pushed nowhere, so an error (not with push = false).
+#[test]
+fn every_tag_renders_empty() {
+    check(
+        "every_tag_renders_empty",
+        &image(
+            "matrix = { alpine = [\"3.22\", \"3.23\"] }\ntags = [\"{% if matrix.alpine == '3.23' %}latest{% endif %}\", \"{{ '' }}\"]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn abstract_image_with_a_matrix() {
+    check(
+        "abstract_image_with_a_matrix",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\nmatrix = {{ go = [\"1.22\"] }}\n\n[images.api]\ninherits = [\"_common\"]\n"
+        ),
+        &[],
+        &[],
     );
 }

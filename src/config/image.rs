@@ -1,31 +1,44 @@
 //! One `[images.NAME]` checked: its paths, secrets, platforms and overrides, tags and watch
 //! patterns, with what it inherits.
 
+use super::inherit::{Layer, last, merged, overrides};
 use super::*;
 
-/// Where an image is: the context and Dockerfile (as written, relative to its file), and the
-/// Dockerfile's text.
+/// Where an image is: the context and Dockerfile (relative to the root podman runs in), and
+/// the Dockerfile's text.
 struct Paths {
     context: PathBuf,
     dockerfile: PathBuf,
+    /// Where the Dockerfile is on disk.
+    dockerfile_path: PathBuf,
     dockerfile_text: String,
 }
 
-/// The image's context and Dockerfile, which must exist. The Dockerfile is read now, once: the
-/// planner parses it, and errors quote it.
-fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, ConfigError> {
-    let (source, dir) = (&file.source, file.dir.as_path());
+/// The image's context and Dockerfile, which must exist inside the repository: `context`
+/// relative to the file it is written in (else the image's own), `dockerfile` relative to the
+/// context. The Dockerfile is read now, once (after that check): the planner parses it, and
+/// errors quote it.
+fn paths(
+    file: &File,
+    confine: &Confinement,
+    key: &Spanned<String>,
+    context: Option<(Layer, &Text)>,
+    dockerfile: Option<(Layer, &Text)>,
+) -> Result<Paths, ConfigError> {
     let name = key.get_ref();
-    let context = normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
-    let context_span = raw.context.as_ref().map_or(key.span(), Spanned::span);
-    if !dir.join(&context).is_dir() {
+    let context_file = context.map_or(file, |(l, _)| l.file.as_ref());
+    let (source, dir) = (&context_file.source, context_file.dir.as_path());
+    let context_text = context.map(|(_, c)| c);
+    let context_path = normalize_relative(Path::new(context_text.map_or(".", |c| c.get_ref())));
+    let context_span = context_text.map_or(key.span(), Spanned::span);
+    if !dir.join(&context_path).is_dir() {
         return Err(source
             .error(
                 ErrorKind::Path,
                 context_span,
                 format!(
                     "context directory `{}` of image `{name}` does not exist",
-                    context.display()
+                    context_path.display()
                 ),
             )
             .with_help(format!(
@@ -33,66 +46,120 @@ fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, Co
                 source.name()
             )));
     }
-    let written = raw
-        .dockerfile
-        .as_ref()
-        .map_or("Dockerfile", |d| d.get_ref());
-    let dockerfile = normalize_relative(&context.join(written));
-    let Ok(dockerfile_text) = std::fs::read_to_string(dir.join(&dockerfile)) else {
-        let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
+    confine.check_from(
+        dir,
+        &dir.join(&context_path),
+        (source, context_span.clone()),
+        format_args!("context `{}` of image `{name}`", context_path.display()),
+    )?;
+    let written = dockerfile.map_or("Dockerfile", |(_, d)| d.get_ref());
+    let rel = normalize_relative(&context_path.join(written));
+    let dockerfile_path = dir.join(&rel);
+    let (dockerfile_source, dockerfile_span) = match dockerfile {
+        Some((l, d)) => (&l.file.source, d.span()),
+        None => (source, context_span.clone()),
+    };
+    confine.check_from(
+        dir,
+        &dockerfile_path,
+        (dockerfile_source, dockerfile_span.clone()),
+        format_args!("Dockerfile `{}` of image `{name}`", rel.display()),
+    )?;
+    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
+    // to hash the context: they must not lead out of the repository either.
+    let ignore_files = crate::dockerfile::dockerfile_ignore_file(&dockerfile_path)
+        .into_iter()
+        .chain(crate::dockerfile::context_ignore_file(
+            &dir.join(&context_path),
+        ));
+    for ignore in ignore_files {
+        let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
+        confine.check_from(
+            dir,
+            &ignore,
+            (source, context_span.clone()),
+            format_args!("ignore file `{shown}` of image `{name}`"),
+        )?;
+    }
+    let Ok(dockerfile_text) = std::fs::read_to_string(&dockerfile_path) else {
+        let (source, span) = (dockerfile_source, dockerfile_span);
         return Err(source
             .error(
                 ErrorKind::Path,
                 span,
                 format!(
                     "Dockerfile `{}` of image `{name}` does not exist",
-                    dockerfile.display()
+                    rel.display()
                 ),
             )
             .with_help(
                 "`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`",
             ));
     };
+    // Paths in the plan are relative to the root podman runs in.
+    let from_root = |p: &Path| normalize_relative(&context_file.rel_dir.join(p));
     Ok(Paths {
-        context,
-        dockerfile,
+        context: from_root(&context_path),
+        dockerfile: from_root(&rel),
+        dockerfile_path,
         dockerfile_text,
     })
 }
 
-/// The image's secrets: the inherited ones, then its own, each read where it is written.
+/// The image's secrets: the inherited ones, then those of each layer, each read where it is
+/// written.
 fn secrets(
     file: &File,
     inh: &Inherited,
+    confine: &Confinement,
     key: &str,
     image_span: Range<usize>,
-    raw: &RawImage,
+    layers: &[Layer],
 ) -> Result<BTreeMap<String, SecretSource>, ConfigError> {
-    let (source, dir) = (&file.source, file.dir.as_path());
+    let source = &file.source;
     let inherited = inh
         .secrets
         .iter()
         .map(|(id, (s, src, d))| (id, s, src, d.as_path()));
-    let own = raw.secrets.iter().map(|(id, s)| (id, s, source, dir));
+    let own = layers.iter().flat_map(|l| {
+        l.raw
+            .secrets
+            .iter()
+            .map(|(id, s)| (id, s, &l.file.source, l.file.dir.as_path()))
+    });
     let mut secrets = BTreeMap::new();
     for (id, secret, secret_file, secret_dir) in inherited.chain(own) {
         let at = (secret_file, secret_dir);
         let resolved = secret_source(at, (source, image_span.clone()), key, id, secret)?;
+        if let (SecretSource::File(path), Some(written)) = (&resolved, &secret.file) {
+            confine.check_from(
+                secret_dir,
+                path,
+                (secret_file, written.span()),
+                format_args!(
+                    "file `{}` of secret `{id}` of image `{key}`",
+                    written.get_ref()
+                ),
+            )?;
+        }
         secrets.insert(id.clone(), resolved);
     }
     Ok(secrets)
 }
 
-/// The image's platforms, and where they are written (its own list, or the inherited one).
+/// The image's platforms, and where they are written (the last layer's list, or the
+/// inherited one). None is an error: an image of no platform would build and push nothing.
 fn platforms(
     source: &Source,
     inh: &Inherited,
     key: &Spanned<String>,
     image_span: Range<usize>,
-    raw: &RawImage,
+    layers: &[Layer],
 ) -> Result<(Vec<Platform>, Source, Range<usize>), ConfigError> {
-    let found = match (&raw.platforms, &inh.platforms) {
-        (Some(list), _) => {
+    let own = last(layers, |r| r.platforms.as_ref());
+    let found = match (own, &inh.platforms) {
+        (Some((layer, list)), _) => {
+            let source = &layer.file.source;
             let parsed = parse_platforms(source, list.get_ref())?;
             let span = list_span(list.get_ref()).unwrap_or_else(|| list.span());
             let platforms = parsed.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
@@ -124,7 +191,7 @@ fn platforms(
                 key.get_ref()
             ),
         );
-        if raw.platforms.is_none() {
+        if own.is_none() {
             error = error.at(source, key.span(), Some("the image inherits it"));
         }
         return Err(error.with_help(
@@ -136,59 +203,45 @@ fn platforms(
 
 const PLATFORMS_HELP: &str = "set `platforms` in [defaults] or in the image, e.g. platforms = [\"linux/amd64\", \"linux/arm64\"]";
 
-/// `[images.NAME.platform."os/arch"]`, each for a platform the image builds.
-fn overrides(
-    source: &Source,
-    key: &str,
-    platforms: &[Platform],
-    raw: BTreeMap<Spanned<String>, RawPlatformOverride>,
-) -> Result<BTreeMap<Platform, PlatformOverride>, ConfigError> {
-    let mut overrides = BTreeMap::new();
-    for (platform_key, o) in raw {
-        let platform = parse_platform(source, &platform_key)?;
-        if !platforms.contains(&platform) {
-            return Err(source
-                .error(
-                    ErrorKind::Platform,
-                    platform_key.span(),
-                    format!(
-                        "image `{key}` has overrides for `{platform}`, which it does not build"
-                    ),
-                )
-                .with_help(format!("it builds: {}", join(platforms))));
-        }
-        let args = sourced_map(&o.args, source);
-        check_no_secret_args(key, &args)?;
-        overrides.insert(
-            platform,
-            PlatformOverride {
-                args,
-                target: o.target,
-                contexts: sourced_map(&o.contexts, source),
-            },
-        );
-    }
-    Ok(overrides)
-}
-
+/// The image `key` of `file`, from its layers: the tables it inherits from, then its own
+/// (the last), over its file's defaults.
 pub(super) fn resolve_image(
     file: &Arc<File>,
     inh: &Inherited,
-    key: Spanned<String>,
-    image: Spanned<RawImage>,
+    confine: &Confinement,
+    key: &Spanned<String>,
+    image_span: Range<usize>,
+    layers: &[Layer],
 ) -> Result<ImageDef, ConfigError> {
-    let (source, dir) = (&file.source, file.dir.as_path());
-    let image_span = image.span();
-    let raw = image.into_inner();
-    let paths = paths(file, &key, &raw)?;
-    let secrets = secrets(file, inh, key.get_ref(), image_span.clone(), &raw)?;
-    let mut args = inh.args.clone();
-    args.extend(sourced_map(&raw.args, source));
+    let source = &file.source;
+    let own = layers
+        .last()
+        .expect("an image's own table is its last layer")
+        .raw;
+    let paths = paths(
+        file,
+        confine,
+        key,
+        last(layers, |r| r.context.as_ref()),
+        last(layers, |r| r.dockerfile.as_ref()),
+    )?;
+    let secrets = secrets(
+        file,
+        inh,
+        confine,
+        key.get_ref(),
+        image_span.clone(),
+        layers,
+    )?;
+    let args = merged(&inh.args, layers, |r| &r.args);
     check_no_secret_args(key.get_ref(), &args)?;
     let (platforms, platforms_source, platforms_span) =
-        platforms(source, inh, &key, image_span.clone(), &raw)?;
-    let tags = match (&raw.tags, &inh.tags) {
-        (Some(own), _) => own.iter().map(|t| Sourced::new(t, source)).collect(),
+        platforms(source, inh, key, image_span.clone(), layers)?;
+    let tags = match (last(layers, |r| r.tags.as_ref()), &inh.tags) {
+        (Some((l, own)), _) => own
+            .iter()
+            .map(|t| Sourced::new(t, &l.file.source))
+            .collect(),
         (None, Some(inherited)) => inherited.clone(),
         (None, None) => {
             return Err(source
@@ -196,56 +249,77 @@ pub(super) fn resolve_image(
                 .with_help("set `tags` in [defaults] or in the image, e.g. tags = [\"{{ git.short_sha }}\", \"latest\"]"));
         }
     };
-    let watch = raw
-        .watch
-        .iter()
-        .map(|w| watch_pattern(source, dir, key.get_ref(), w))
-        .collect::<Result<_, _>>()?;
-    let merge = |own: &TextMap, inherited: &SourcedMap| {
-        let mut merged = inherited.clone();
-        merged.extend(sourced_map(own, source));
-        merged
+    // A list: the last layer's replaces the others'.
+    let watch = match last(layers, |r| (!r.watch.is_empty()).then_some(&r.watch)) {
+        Some((l, list)) => list
+            .iter()
+            .map(|w| {
+                let (source, dir) = (&l.file.source, l.file.dir.as_path());
+                let pattern = watch_pattern(source, dir, key.get_ref(), w)?;
+                confine.check_from(
+                    dir,
+                    &watched_dir(dir, w.get_ref()),
+                    (source, w.span()),
+                    format_args!(
+                        "`watch` pattern `{}` of image `{}`",
+                        w.get_ref(),
+                        key.get_ref()
+                    ),
+                )?;
+                Ok(pattern)
+            })
+            .collect::<Result<_, ConfigError>>()?,
+        None => Vec::new(),
     };
-    let key_span = key.span();
-    let key = key.into_inner();
-    // Paths in the plan are relative to the root podman runs in.
-    let from_root = |p: &Path| normalize_relative(&file.rel_dir.join(p));
-    let dockerfile = from_root(&paths.dockerfile);
+    let sourced = |(l, t): (Layer, &Text)| Sourced::new(t, &l.file.source);
+    let inherited_files = layers
+        .iter()
+        .filter(|l| !Arc::ptr_eq(l.file, file))
+        .filter_map(|l| l.file.chain.first().cloned())
+        .collect();
     Ok(ImageDef {
         file: file.clone(),
-        key_span: key_span.clone(),
-        context: from_root(&paths.context),
+        key_span: key.span(),
+        context: paths.context,
         dockerfile_source: Source::new(
-            dir.join(&paths.dockerfile),
-            dockerfile.display().to_string(),
+            paths.dockerfile_path,
+            paths.dockerfile.display().to_string(),
             paths.dockerfile_text,
         ),
-        dockerfile,
-        repository: raw.repository,
-        name: raw.name,
-        depends_on: raw.depends_on,
+        dockerfile: paths.dockerfile,
+        repository: last(layers, |r| r.repository.as_ref()).map(sourced),
+        name: own.name.clone(),
+        depends_on: own.depends_on.clone(),
         secrets,
         args,
-        labels: merge(&raw.labels, &inh.labels),
-        annotations: merge(&raw.annotations, &inh.annotations),
-        target: raw.target,
-        contexts: merge(&raw.contexts, &inh.contexts),
-        overrides: overrides(source, &key, &platforms, raw.platform)?,
+        labels: merged(&inh.labels, layers, |r| &r.labels),
+        annotations: merged(&inh.annotations, layers, |r| &r.annotations),
+        target: last(layers, |r| r.target.as_ref()).map(sourced),
+        contexts: merged(&inh.contexts, layers, |r| &r.contexts),
+        overrides: overrides(key.get_ref(), &platforms, layers)?,
         platforms,
         platforms_source,
         platforms_span,
         tags,
-        push: raw.push.or(inh.push).unwrap_or(true),
-        cache: match &raw.cache {
-            Some(c) => Cache::parse(c, source)?,
+        push: last(layers, |r| r.push.as_ref())
+            .map(|(_, p)| *p)
+            .or(inh.push)
+            .unwrap_or(true),
+        cache: match last(layers, |r| r.cache.as_ref()) {
+            Some((l, c)) => Cache::parse(c, &l.file.source)?,
             None => inh.cache.clone().flatten(),
         },
-        matrix_span: raw.matrix.as_ref().map_or(key_span, Spanned::span),
-        matrix: raw.matrix.map(Spanned::into_inner).unwrap_or_default(),
-        exclude: raw.exclude,
-        include: raw.include,
+        matrix_span: own.matrix.as_ref().map_or(key.span(), Spanned::span),
+        matrix: own
+            .matrix
+            .as_ref()
+            .map(|m| m.get_ref().clone())
+            .unwrap_or_default(),
+        exclude: own.exclude.clone(),
+        include: own.include.clone(),
         watch,
-        key,
+        inherited_files,
+        key: key.get_ref().clone(),
     })
 }
 
@@ -289,6 +363,15 @@ pub(super) fn watch_pattern(
     })
 }
 
+/// The directory a `watch` entry written in `dir` looks in: its part before the first wildcard.
+fn watched_dir(dir: &Path, written: &str) -> PathBuf {
+    let literal: PathBuf = Path::new(written)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    dir.join(literal)
+}
+
 impl ImageDef {
     /// Every template of the image, for compiling them once up front.
     pub fn templates(&self) -> impl Iterator<Item = &Text> {
@@ -299,15 +382,15 @@ impl ImageDef {
         let overrides = self
             .overrides
             .values()
-            .flat_map(|o| o.args.values().chain(o.contexts.values()));
+            .flat_map(|o| [&o.args, &o.contexts, &o.labels, &o.annotations])
+            .flat_map(|m| m.values());
         let sourced = self.tags.iter().chain(maps).chain(overrides);
         let targets = self.overrides.values().filter_map(|o| o.target.as_ref());
-        self.name
-            .iter()
+        let sourced = sourced
             .chain(&self.repository)
             .chain(&self.target)
-            .chain(targets)
-            .chain(sourced.map(|s| &s.text))
+            .chain(targets);
+        self.name.iter().chain(sourced.map(|s| &s.text))
     }
 }
 
@@ -323,10 +406,7 @@ pub(super) fn secret_source(
     match (&s.file, &s.env) {
         (Some(file), None) => {
             let written = file.get_ref();
-            let path = match written.strip_prefix("~/") {
-                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
-                None => dir.join(written),
-            };
+            let path = written_path(dir, written);
             if !path.is_file() {
                 return Err(source.error(
                     ErrorKind::Path,
@@ -367,13 +447,19 @@ pub(super) fn check_no_secret_args(key: &str, args: &SourcedMap) -> Result<(), C
         if MARKERS.iter().any(|m| upper.contains(m)) {
             return Err(value.source
                 .error(ErrorKind::Secret, value.text.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
-                .with_help(format!(
-                    "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
-                    id = name.to_ascii_lowercase()
-                )));
+                .with_help(pass_as_secret(name)));
         }
     }
     Ok(())
+}
+
+/// How a credential in environment variable `name` reaches a build: the help of every error
+/// that refuses one elsewhere.
+pub(crate) fn pass_as_secret(name: &str) -> String {
+    format!(
+        "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
+        id = name.to_ascii_lowercase()
+    )
 }
 
 pub(super) fn list_span(list: &[Text]) -> Option<Range<usize>> {

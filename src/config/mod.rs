@@ -4,11 +4,13 @@
 //! checked. Templates stay unrendered here; `matrix` renders them.
 
 mod image;
+mod inherit;
 mod load;
 mod location;
 mod nodes;
 mod raw;
 
+pub(crate) use image::pass_as_secret;
 use image::*;
 pub use load::*;
 pub use location::*;
@@ -26,6 +28,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::confine::{Allowed, Confinement, check_config_file};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
 
@@ -99,6 +102,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
+    /// Where the config's paths may lead: named contexts are checked when they are rendered.
+    pub confine: Confinement,
 }
 
 /// Retries of a push or registry read after a transient failure, unless the config says.
@@ -107,8 +112,6 @@ pub const DEFAULT_RETRIES: u32 = 3;
 /// `[builder]` of every file, checked and with its defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Builder {
-    pub podman: String,
-    pub global_args: Vec<String>,
     pub oci_labels: bool,
     pub reproducible: bool,
     pub timeout_secs: Option<u64>,
@@ -181,11 +184,13 @@ impl Cache {
 }
 
 /// `[images.NAME.platform."os/arch"]`, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PlatformOverride {
     pub args: SourcedMap,
-    pub target: Option<Text>,
+    pub target: Option<Sourced>,
     pub contexts: SourcedMap,
+    pub labels: SourcedMap,
+    pub annotations: SourcedMap,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -201,13 +206,13 @@ pub struct ImageDef {
     pub dockerfile: PathBuf,
     /// The Dockerfile's text.
     pub dockerfile_source: Source,
-    pub repository: Option<Text>,
+    pub repository: Option<Sourced>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
     pub args: SourcedMap,
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
-    pub target: Option<Text>,
+    pub target: Option<Sourced>,
     /// Named build contexts by name, unrendered.
     pub contexts: SourcedMap,
     pub platforms: Vec<Platform>,
@@ -227,4 +232,7 @@ pub struct ImageDef {
     pub cache: Option<Cache>,
     /// `watch`: absolute path patterns whose changes select the image for `--changed-since`.
     pub watch: Vec<glob::Pattern>,
+    /// The config files of the images it inherits from (`inherits`), besides its own: a
+    /// change to one changes it.
+    pub inherited_files: Vec<PathBuf>,
 }

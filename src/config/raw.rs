@@ -51,20 +51,23 @@ pub struct RawNode {
     pub emulates: Vec<Spanned<String>>,
     /// Builds at once (default 1).
     pub jobs: Option<usize>,
-    /// The ssh key file for an `ssh://` url, relative to this file.
-    pub identity: Option<String>,
+    /// The ssh key file for an `ssh://` url, relative to this file or `~/...`. Like every path
+    /// a config names, it must be inside the repository unless `--allow fs.read=PATH` allows it.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
 }
 
 /// `[builder]`.
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBuilder {
-    /// The podman program (default `podman`). `MAB_PODMAN` in the environment overrides it and
-    /// may add global options: `MAB_PODMAN="podman --remote --connection ci"`.
-    pub podman: Option<String>,
-    /// Global options put before every podman subcommand, e.g. `["--root", "/srv/storage"]`.
-    #[serde(default)]
-    pub global_args: Vec<String>,
+    /// Refused: the program mab runs is the machine's choice, never a repository's. Set
+    /// `MAB_PODMAN` in the environment instead: `MAB_PODMAN="/opt/podman --root /srv/storage"`.
+    #[schemars(with = "Option<String>")]
+    pub podman: Option<Spanned<String>>,
+    /// Refused, as `podman` is: podman's global options go in `MAB_PODMAN`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub global_args: Option<Spanned<Vec<String>>>,
     /// Add the standard `org.opencontainers.image.*` labels (source, revision, created,
     /// version) to every image (default true). Labels set in the config win.
     pub oci_labels: Option<bool>,
@@ -98,7 +101,8 @@ pub struct RawDefaults {
     /// Platforms to build, such as `linux/amd64` or `linux/arm/v7`.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Text>>>,
-    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`.
+    /// Tags each manifest list is pushed to. Templates; they cannot use `platform`. One that
+    /// renders empty is dropped, one rendered twice is pushed once.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether manifest lists are pushed to the registry (default true).
@@ -107,11 +111,11 @@ pub struct RawDefaults {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Labels for every image (an image's own win). Templates.
+    /// Labels for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Annotations for every image (an image's own win). Templates.
+    /// Annotations for every image (an image's own win). Templates; they may use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -173,6 +177,18 @@ pub enum SecretSource {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
+    /// Images whose keys this one takes, as `docker buildx bake`'s `inherits`: theirs in
+    /// order, then its own (later wins; tables and platform overrides merge key by key, lists
+    /// are replaced). Names or qualified names (`libs/base:_common`), of any file. Does not
+    /// make this image wait for them (that is `depends_on`). `matrix`, `exclude`, `include`,
+    /// `name` and `depends_on` are not inherited.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub inherits: Vec<Text>,
+    /// Only inherited from: never built or pushed, and needs no context, Dockerfile, tags
+    /// or repository of its own (default false). Not inherited.
+    #[serde(default, rename = "abstract")]
+    pub is_abstract: bool,
     /// Build context directory, relative to this file (default `.`).
     #[schemars(with = "Option<String>")]
     pub context: Option<Text>,
@@ -194,11 +210,13 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub args: TextMap,
-    /// Image labels. Templates.
+    /// Image labels. Templates; they may use `platform` (each platform's build is an image of
+    /// its own).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub labels: TextMap,
-    /// Image annotations. Templates.
+    /// Annotations of each platform's image manifest (not of the index). Templates; they may
+    /// use `platform`.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
@@ -219,7 +237,9 @@ pub struct RawImage {
     /// Platforms to build (default: `defaults.platforms`).
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Spanned<Vec<Text>>>,
-    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`.
+    /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`. One that renders
+    /// empty is dropped (`{% if matrix.alpine == vars.latest %}latest{% endif %}`), one
+    /// rendered twice is pushed once; an image that is pushed must be left with one.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
     /// Whether to push (default: `defaults.push`, else true).
@@ -268,6 +288,14 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub contexts: TextMap,
+    /// Labels of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: TextMap,
+    /// Annotations of this platform's image, merged over the image's key by key. Templates.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: TextMap,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.

@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
 use crate::config::Config;
 use crate::dockerfile::{self, Dockerfile, EvalError, Inputs, Read};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
-use crate::matrix::{BuildSpec, Instance, NamedContext, platforms_of, qualified};
+use crate::matrix::{BuildSpec, Instance, Labels, NamedContext, platforms_of, qualified};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 
@@ -53,7 +54,7 @@ pub(super) struct Needs {
     pub heredocs: bool,
     /// `--target`: the stage's name as the Dockerfile writes it.
     pub target: Option<String>,
-    /// The instance's labels as one instruction, and where it goes at the end of the built
+    /// The build's labels as one instruction, and where it goes at the end of the built
     /// stage; none without labels, or when a copy of the Dockerfile cannot carry them.
     pub label: Option<LabelAt>,
     /// Images it reads from outside the config (`FROM debian:12`), with the platform each is
@@ -198,17 +199,25 @@ impl<'a> Index<'a> {
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        // The same for every build of the instance: quoted once.
         let parsed = &self.dockerfiles[inst.image];
-        let labels = (!inst.labels.is_empty() && !self.own_ignore[inst.image])
-            .then(|| dockerfile::label_instruction(&inst.labels, parsed.escape()))
-            .flatten();
         let mut warnings = Vec::new();
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
+        // Builds share their labels unless a label depends on the platform: quoted once each.
+        let mut quoted: Option<(&Arc<Labels>, Option<String>)> = None;
         for spec in &inst.builds {
-            let (mut found, mut needs) =
-                self.reads_of(i, spec, labels.as_deref(), &mut warnings)?;
+            if !quoted
+                .as_ref()
+                .is_some_and(|(l, _)| Arc::ptr_eq(l, &spec.labels))
+            {
+                let labels = &spec.labels.map;
+                let instruction = (!labels.is_empty() && !self.own_ignore[inst.image])
+                    .then(|| dockerfile::label_instruction(labels, parsed.escape()))
+                    .flatten();
+                quoted = Some((&spec.labels, instruction));
+            }
+            let labels = quoted.as_ref().and_then(|(_, q)| q.as_deref());
+            let (mut found, mut needs) = self.reads_of(i, spec, labels, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -461,11 +470,11 @@ impl<'a> Index<'a> {
                 };
                 let help = suggest(&target, stages.iter().map(String::as_str))
                     .map_or(listed.clone(), |s| format!("{s} ({listed})"));
-                def.file
+                written
                     .source
                     .error(
                         ErrorKind::Target,
-                        written.span(),
+                        written.text.span(),
                         format!(
                             "target `{target}` of image `{}` is not a stage of {}",
                             inst.name,

@@ -472,9 +472,9 @@ impl Graph<'_> {
         };
         flag("--build-arg", &args);
         if labeled.is_none() {
-            flag("--label", &inst.labels);
+            flag("--label", &spec.labels.map);
         }
-        flag("--annotation", &inst.annotations);
+        flag("--annotation", &spec.annotations);
         flag("--build-context", &contexts);
         // Where podman reads each secret from; mab never reads the value into the plan.
         for (id, source) in &def.secrets {
@@ -502,12 +502,13 @@ impl Graph<'_> {
                     node_args: node_args.clone(),
                 })
                 .collect(),
-            per_run_labels: inst.per_run_labels.clone(),
+            per_run_labels: spec.labels.per_run.clone(),
             labels: match &labeled {
-                Some(_) => inst
+                Some(_) => spec
                     .labels
+                    .map
                     .iter()
-                    .filter(|(k, _)| !inst.per_run_labels.contains(k))
+                    .filter(|(k, _)| !spec.labels.per_run.contains(k))
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
                 None => Vec::new(),

@@ -1,0 +1,305 @@
+//! Plans of the shapes real multi-arch repositories are written in (issue 18): a conditional
+//! `latest`, per-platform labels (home-assistant), and bake's `inherits` chains (binfmt,
+//! compose). Each is snapshotted, and what it is about is also asserted on the JSON.
+
+mod common;
+
+use common::{Project, each, find, strings};
+use insta_cmd::assert_cmd_snapshot;
+
+const HEAD: &str = "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n[builder]\noci_labels = false\n";
+
+fn project(config: &str) -> Project {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch AS binaries\nCOPY . /\n");
+    p.file("multiarch.toml", &format!("{HEAD}{config}"));
+    p
+}
+
+fn json(p: &Project) -> serde_json::Value {
+    let out = p.mab(&["plan", "--format", "json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The tags each manifest list is pushed to, by image.
+fn tags(plan: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    let lists = plan["manifests"].as_array().unwrap();
+    lists
+        .iter()
+        .map(|m| {
+            (
+                m["image"].as_str().unwrap().to_string(),
+                strings(&m["tags"]),
+            )
+        })
+        .collect()
+}
+
+/// The `LABEL` instruction each build's Dockerfile copy gets.
+fn label_of(plan: &serde_json::Value, build: &str) -> String {
+    find(&plan["builds"], "id", build)["dockerfile"]["instruction"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// linuxserver's `latest` on the newest alpine only: the tag renders empty elsewhere and is
+/// dropped, as docker/metadata-action drops it.
+#[test]
+fn an_empty_conditional_tag_is_dropped() {
+    let p = project(
+        "[vars]\nlatest = \"3.23\"\n\n[images.base]\nplatforms = [\"linux/amd64\"]\nmatrix = { alpine = [\"3.21\", \"3.22\", \"3.23\"] }\ntags = [\"{{ matrix.alpine }}\", \"{% if matrix.alpine == vars.latest %}latest{% endif %}\"]\n",
+    );
+    let plan = json(&p);
+    assert_eq!(
+        tags(&plan),
+        [
+            ("base-3.21".into(), vec!["ghcr.io/acme/base:3.21".into()]),
+            ("base-3.22".into(), vec!["ghcr.io/acme/base:3.22".into()]),
+            (
+                "base-3.23".into(),
+                vec![
+                    "ghcr.io/acme/base:3.23".into(),
+                    "ghcr.io/acme/base:latest".into()
+                ]
+            ),
+        ]
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("empty_conditional_tag", p.mab(&["plan"])));
+}
+
+/// The workaround users reached for before: the same tag twice in one image is pushed once,
+/// not an error naming the instance twice.
+#[test]
+fn a_tag_listed_twice_is_pushed_once() {
+    let p = project(
+        "[vars]\nversion = \"1.4.2\"\n\n[images.app]\ntags = [\"{{ vars.version }}\", \"latest\", \"1.4.2\"]\n",
+    );
+    let plan = json(&p);
+    assert_eq!(
+        tags(&plan),
+        [(
+            "app".into(),
+            vec![
+                "ghcr.io/acme/app:1.4.2".into(),
+                "ghcr.io/acme/app:latest".into()
+            ]
+        )]
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("tag_listed_twice", p.mab(&["plan"])));
+}
+
+/// home-assistant's docker-base: each platform's image says its arch.
+#[test]
+fn labels_may_use_the_platform() {
+    let p = project(
+        "[images.base]\ntags = [\"1\"]\nlabels = { \"io.hass.arch\" = \"{{ platform.arch }}\", \"io.hass.type\" = \"base\" }\nannotations = { \"org.example.platform\" = \"{{ platform }}\" }\n",
+    );
+    let plan = json(&p);
+    let amd64 = label_of(&plan, "base@linux-amd64");
+    let arm64 = label_of(&plan, "base@linux-arm64");
+    assert!(amd64.contains(r#""io.hass.arch"="amd64""#), "{amd64}");
+    assert!(arm64.contains(r#""io.hass.arch"="arm64""#), "{arm64}");
+    assert!(arm64.contains(r#""io.hass.type"="base""#), "{arm64}");
+    let argv = strings(&find(&plan["builds"], "id", "base@linux-arm64")["argv"]);
+    assert!(
+        argv.windows(2)
+            .any(|w| w == ["--annotation", "org.example.platform=linux/arm64"]),
+        "{argv:?}"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("per_platform_labels", p.mab(&["plan"])));
+}
+
+/// The platform override's labels and annotations merge over the image's, key by key.
+#[test]
+fn a_platform_override_merges_labels_and_annotations() {
+    let p = project(
+        "[images.base]\ntags = [\"1\"]\nlabels = { \"io.hass.arch\" = \"{{ platform.arch }}\", \"io.hass.base.name\" = \"alpine\" }\nannotations = { a = \"image\" }\n\n[images.base.platform.\"linux/arm64\"]\nlabels = { \"io.hass.arch\" = \"aarch64\" }\nannotations = { b = \"arm\" }\n",
+    );
+    let plan = json(&p);
+    let arm64 = label_of(&plan, "base@linux-arm64");
+    assert!(arm64.contains(r#""io.hass.arch"="aarch64""#), "{arm64}");
+    assert!(arm64.contains(r#""io.hass.base.name"="alpine""#), "{arm64}");
+    let amd64 = label_of(&plan, "base@linux-amd64");
+    assert!(amd64.contains(r#""io.hass.arch"="amd64""#), "{amd64}");
+    let annotations = |id: &str| {
+        let argv = strings(&find(&plan["builds"], "id", id)["argv"]);
+        argv.windows(2)
+            .filter(|w| w[0] == "--annotation")
+            .map(|w| w[1].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(annotations("base@linux-arm64"), ["a=image", "b=arm"]);
+    assert_eq!(annotations("base@linux-amd64"), ["a=image"]);
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("platform_override_labels", p.mab(&["plan"])));
+}
+
+/// tonistiigi/binfmt's bake file: `buildkit` inherits `mainline`, which inherits the abstract
+/// `_common`. Later keys win, tables and platform overrides merge key by key, the abstract
+/// root is never built, and inheriting orders nothing.
+#[test]
+fn an_inherits_chain_three_deep_with_an_abstract_root() {
+    let p = project(
+        r#"
+[vars]
+version = "8.1.5"
+
+[images._common]
+abstract = true
+args = { QEMU_REPO = "https://github.com/qemu/qemu", QEMU_VERSION = "v7.0.0" }
+labels = { "org.opencontainers.image.vendor" = "tonistiigi" }
+target = "binaries"
+
+[images._common.platform."linux/arm64"]
+args = { CFLAGS = "-O2" }
+
+[images.mainline]
+inherits = ["_common"]
+args = { QEMU_VERSION = "v{{ vars.version }}", QEMU_PATCHES = "cpu-max" }
+tags = ["{{ vars.version }}"]
+
+[images.buildkit]
+inherits = ["mainline"]
+repository = "ghcr.io/acme/binfmt"
+tags = ["buildkit-{{ vars.version }}"]
+args = { BINARY_PREFIX = "buildkit-" }
+
+[images.buildkit.platform."linux/arm64"]
+args = { EXTRA = "1" }
+"#,
+    );
+    let plan = json(&p);
+    assert_eq!(
+        each(&plan["builds"], "id"),
+        [
+            "buildkit@linux-amd64",
+            "buildkit@linux-arm64",
+            "mainline@linux-amd64",
+            "mainline@linux-arm64"
+        ]
+    );
+    let args = |id: &str| {
+        let argv = strings(&find(&plan["builds"], "id", id)["argv"]);
+        argv.windows(2)
+            .filter(|w| w[0] == "--build-arg" || w[0] == "--target")
+            .map(|w| w[1].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        args("buildkit@linux-arm64"),
+        [
+            "binaries",
+            "BINARY_PREFIX=buildkit-",
+            "CFLAGS=-O2",
+            "EXTRA=1",
+            "QEMU_PATCHES=cpu-max",
+            "QEMU_REPO=https://github.com/qemu/qemu",
+            "QEMU_VERSION=v8.1.5"
+        ]
+    );
+    assert_eq!(
+        args("mainline@linux-amd64"),
+        [
+            "binaries",
+            "QEMU_PATCHES=cpu-max",
+            "QEMU_REPO=https://github.com/qemu/qemu",
+            "QEMU_VERSION=v8.1.5"
+        ]
+    );
+    assert!(label_of(&plan, "buildkit@linux-amd64").contains("tonistiigi"));
+    // Inheriting is not depending: buildkit's builds wait for nothing.
+    for b in ["buildkit@linux-amd64", "buildkit@linux-arm64"] {
+        assert_eq!(
+            find(&plan["builds"], "id", b)["depends_on"],
+            serde_json::json!([])
+        );
+    }
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("inherits_chain", p.mab(&["plan"])));
+}
+
+/// Names resolve across the files of a monorepo, and each inherited key keeps the file it is
+/// written in: a context inherited from the root is relative to the root.
+#[test]
+fn inherits_across_files_keeps_each_path_relative_to_its_file() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images._go]\nabstract = true\ncontext = \"shared\"\nargs = { GO = \"1.22\" }\n",
+    );
+    p.file("shared/Dockerfile", "FROM scratch\n");
+    p.file(
+        "services/api/multiarch.toml",
+        "[images.api]\ninherits = [\".:_go\"]\nargs = { SERVICE = \"api\" }\n",
+    );
+    p.git_commit("fixture");
+    let out = p
+        .mab(&["plan", "--all", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let build = find(&plan["builds"], "id", "api@linux-amd64");
+    let argv = strings(&build["argv"]);
+    assert_eq!(argv.last().map(String::as_str), Some("shared"), "{argv:?}");
+    assert!(argv.contains(&"GO=1.22".to_string()), "{argv:?}");
+    assert!(argv.contains(&"SERVICE=api".to_string()), "{argv:?}");
+}
+
+/// A change to the file of an image it inherits from selects an image for `--changed-since`,
+/// even when that file is no parent directory's.
+#[test]
+fn a_change_to_an_inherited_image_selects_the_heir() {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n",
+    );
+    p.file(
+        "common/multiarch.toml",
+        "[images._svc]\nabstract = true\nargs = { GO = \"1.22\" }\n",
+    );
+    p.file("api/Dockerfile", "FROM scratch\n");
+    p.file(
+        "api/multiarch.toml",
+        "[images.api]\ninherits = [\"common:_svc\"]\n",
+    );
+    p.file("web/Dockerfile", "FROM scratch\n");
+    p.file("web/multiarch.toml", "[images.web]\n");
+    p.git_commit("fixture");
+    p.file(
+        "common/multiarch.toml",
+        "[images._svc]\nabstract = true\nargs = { GO = \"1.23\" }\n",
+    );
+    let out = p
+        .mab(&[
+            "plan",
+            "--all",
+            "--changed-since",
+            "HEAD",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(each(&plan["builds"], "id"), ["api@linux-amd64"]);
+}
