@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::SpawnCaptured;
 use common::fake::{Run, project, run};
 
 fn report(p: &common::Project, r: &Run) -> serde_json::Value {
@@ -496,4 +497,67 @@ fn statuses_of(json: &serde_json::Value, image: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn atomic_puts_back_what_moved_when_the_run_is_interrupted() {
+    let p = failing_project("[\"1\", \"latest\"]");
+    let first = run(&p, &ARGS, &[]);
+    report(&p, &first);
+    let old = digest_in(&first, "reg.test/acme/app:1");
+    p.file("app/new-file", "x");
+    let log = p.path().join("podman.log");
+    let _ = std::fs::remove_file(&log);
+    let child = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--atomic",
+            "--report",
+            "report.json",
+        ])
+        .env("PATH", common::fake::path())
+        .env("FAKE_STATE", &first.state)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_REGISTRY_HANG", "reg.test/acme/app:latest")
+        .env_remove("MAB_PODMAN")
+        .spawn_captured();
+    // `1` has moved, and the copy to `latest` hangs: the run is interrupted there.
+    common::wait_at_most(
+        std::time::Duration::from_secs(60),
+        "the copy to latest hangs",
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/app:latest")),
+    );
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap();
+    let tags: Vec<(String, String)> = tags_of(&json, "app")
+        .into_iter()
+        .map(|(tag, status, before, _)| {
+            assert_eq!(before, old, "{tag}");
+            (tag, status)
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("reg.test/acme/app:1".into(), "restored".into()),
+            ("reg.test/acme/app:latest".into(), "failed".into()),
+        ]
+    );
+    assert_eq!(digest_in(&first, "reg.test/acme/app:1"), old);
+    assert_eq!(digest_in(&first, "reg.test/acme/app:latest"), old);
 }
