@@ -195,3 +195,29 @@ impl ManifestReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_that_did_not_exist_held_null_and_one_not_read_has_no_before() {
+        let tag = |before| TagReport {
+            reference: "r.io/a/app:1".into(),
+            status: TagStatus::Failed { reason: "x".into() },
+            digest: None,
+            before,
+        };
+        let json = |t: TagReport| serde_json::to_value(t).unwrap();
+        let new = json(tag(Some(Held::Nothing)));
+        assert!(
+            new["before"].is_null() && new.get("before").is_some(),
+            "{new}"
+        );
+        assert_eq!(new["status"], "failed");
+        assert_eq!(new["reason"], "x");
+        assert!(json(tag(None)).get("before").is_none());
+        let held = json(tag(Some(Held::Digest("sha256:1".into()))));
+        assert_eq!(held["before"], "sha256:1");
+    }
+}
