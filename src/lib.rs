@@ -24,6 +24,7 @@ pub mod reference;
 pub mod settings;
 pub mod supervise;
 pub mod template;
+mod traffic;
 
 use std::path::Path;
 
