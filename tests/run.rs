@@ -744,3 +744,66 @@ fn changed_since_builds_and_pushes_only_what_changed() {
     assert!(!r.has("start localhost/mab/app:linux-arm64"), "{}", r.log);
     assert_eq!(r.pushed(), Vec::<String>::new());
 }
+
+/// `mab run other` against the stand-ins with a one-second stall rule and one retry, its
+/// pushes hanging as `FAKE_HANG` says; bounded, so that a hang fails the test.
+fn run_with_hanging_push(hang: &str) -> (Project, common::fake::Run) {
+    let p = project();
+    let config = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &format!("[builder]\nregistry_stall = \"1s\"\nretries = 1\n\n{config}"),
+    );
+    let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
+    let mut cmd = p.mab(&["run", "--progress", "plain", "other"]);
+    cmd.env("PATH", common::fake::path())
+        .env("FAKE_STATE", &state)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_HANG", hang)
+        .env_remove("MAB_PODMAN");
+    let out = common::output_within(&mut cmd, std::time::Duration::from_secs(60));
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    (p, common::fake::Run { out, log, state })
+}
+
+/// A registry that stops answering mid-push (issue 17): the push is stopped once it has moved
+/// no data for `registry_stall`, retried, and the run fails naming the step, the reference and
+/// the limit, instead of hanging (and holding the per-user lock) forever.
+#[test]
+fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
+    let (_p, r) = run_with_hanging_push("reg.test/acme/other:1");
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "pushing reg.test/acme/other:1 to registry reg.test failed: `podman manifest push` of reg.test/acme/other:1 stalled: it moved no data for 1s ([builder] registry_stall) and was stopped"
+        ),
+        "{text}"
+    );
+    // The first attempt and its one retry, each stopped.
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        2,
+        "{}",
+        r.log
+    );
+    assert_eq!(survivors(&r.state), Vec::<String>::new());
+    assert!(r.pushed().is_empty(), "{:?}", r.pushed());
+}
+
+#[test]
+fn a_push_that_stalls_once_succeeds_on_its_retry() {
+    let (_p, r) = run_with_hanging_push("reg.test/acme/other:1@once");
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        1,
+        "{}",
+        r.log
+    );
+    assert_eq!(
+        r.pushed(),
+        ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
+    );
+}
