@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod proxy;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
