@@ -745,15 +745,20 @@ fn changed_since_builds_and_pushes_only_what_changed() {
     assert_eq!(r.pushed(), Vec::<String>::new());
 }
 
-/// `mab run other` against the stand-ins with a one-second stall rule and one retry, its
-/// pushes hanging as `FAKE_HANG` says; bounded, so that a hang fails the test.
-fn run_with_hanging_push(hang: &str) -> (Project, common::fake::Run) {
+/// The stand-ins' project with a stall rule of `stall` and one retry.
+fn stalling_project(stall: &str) -> Project {
     let p = project();
     let config = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
     p.file(
         "multiarch.toml",
-        &format!("[builder]\nregistry_stall = \"1s\"\nretries = 1\n\n{config}"),
+        &format!("[builder]\nregistry_stall = \"{stall}\"\nretries = 1\n\n{config}"),
     );
+    p
+}
+
+/// `mab run other` in `p` against the stand-ins, its pushes hanging as `FAKE_HANG` says;
+/// bounded, so that a hang fails the test.
+fn run_other(p: &Project, hang: &str) -> common::fake::Run {
     let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
     let mut cmd = p.mab(&["run", "--progress", "plain", "other"]);
     cmd.env("PATH", common::fake::path())
@@ -763,7 +768,34 @@ fn run_with_hanging_push(hang: &str) -> (Project, common::fake::Run) {
         .env_remove("MAB_PODMAN");
     let out = common::output_within(&mut cmd, std::time::Duration::from_secs(60));
     let log = std::fs::read_to_string(&log).unwrap_or_default();
-    (p, common::fake::Run { out, log, state })
+    common::fake::Run { out, log, state }
+}
+
+/// The per-user lock is held by a run whose push hangs only as long as the registry limits
+/// allow: a second run waits for its turn and then succeeds (on main it waited forever).
+#[test]
+fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
+    // The stall rule takes 3 s, twice (one retry), to end the hanging run.
+    let hanging = stalling_project("3s");
+    let log = hanging.path().join("podman.log");
+    let first = std::thread::spawn(move || {
+        let r = run_other(&hanging, "reg.test/acme/other:1");
+        (hanging, r)
+    });
+    // The first run holds the lock from its start to its end: once its push hangs, a run
+    // started now must wait for its turn.
+    wait_until("the first run's push hangs", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1"))
+    });
+    let second = run_other(&project(), "");
+    let text = second.text();
+    assert!(
+        text.contains("waiting for another mab run of this user to finish"),
+        "{text}"
+    );
+    assert_eq!(second.out.status.code(), Some(0), "{text}");
+    let (_p, first) = first.join().unwrap();
+    assert_eq!(first.out.status.code(), Some(1), "{}", first.text());
 }
 
 /// A registry that stops answering mid-push (issue 17): the push is stopped once it has moved
@@ -771,7 +803,8 @@ fn run_with_hanging_push(hang: &str) -> (Project, common::fake::Run) {
 /// the limit, instead of hanging (and holding the per-user lock) forever.
 #[test]
 fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
-    let (_p, r) = run_with_hanging_push("reg.test/acme/other:1");
+    let p = stalling_project("1s");
+    let r = run_other(&p, "reg.test/acme/other:1");
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(1), "{text}");
     assert!(
@@ -793,7 +826,8 @@ fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
 
 #[test]
 fn a_push_that_stalls_once_succeeds_on_its_retry() {
-    let (_p, r) = run_with_hanging_push("reg.test/acme/other:1@once");
+    let p = stalling_project("1s");
+    let r = run_other(&p, "reg.test/acme/other:1@once");
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(0), "{text}");
     assert_eq!(
