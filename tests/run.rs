@@ -758,9 +758,11 @@ fn stalling_project(stall: &str) -> Project {
 
 /// `mab run other` in `p` against the stand-ins, its pushes hanging as `FAKE_HANG` says;
 /// bounded, so that a hang fails the test.
-fn run_other(p: &Project, hang: &str) -> common::fake::Run {
+fn run_other(p: &Project, hang: &str, args: &[&str]) -> common::fake::Run {
     let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
-    let mut cmd = p.mab(&["run", "--progress", "plain", "other"]);
+    let mut full = vec!["run", "--progress", "plain", "other"];
+    full.extend_from_slice(args);
+    let mut cmd = p.mab(&full);
     cmd.env("PATH", common::fake::path())
         .env("FAKE_STATE", &state)
         .env("FAKE_LOG", &log)
@@ -779,7 +781,7 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
     let hanging = stalling_project("3s");
     let log = hanging.path().join("podman.log");
     let first = std::thread::spawn(move || {
-        let r = run_other(&hanging, "reg.test/acme/other:1");
+        let r = run_other(&hanging, "reg.test/acme/other:1", &[]);
         (hanging, r)
     });
     // The first run holds the lock from its start to its end: once its push hangs, a run
@@ -787,7 +789,7 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
     wait_until("the first run's push hangs", || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1"))
     });
-    let second = run_other(&project(), "");
+    let second = run_other(&project(), "", &[]);
     let text = second.text();
     assert!(
         text.contains("waiting for another mab run of this user to finish"),
@@ -804,7 +806,7 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
 #[test]
 fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
     let p = stalling_project("1s");
-    let r = run_other(&p, "reg.test/acme/other:1");
+    let r = run_other(&p, "reg.test/acme/other:1", &[]);
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(1), "{text}");
     assert!(
@@ -825,9 +827,37 @@ fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
 }
 
 #[test]
+fn registry_timeout_on_the_command_line_stops_a_hanging_push() {
+    let p = stalling_project("1h");
+    let r = run_other(
+        &p,
+        "reg.test/acme/other:1@once",
+        &["--registry-timeout", "1s"],
+    );
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        1,
+        "{}",
+        r.log
+    );
+    let log = std::fs::read_dir(p.path().join(".mab/runs"))
+        .unwrap()
+        .find_map(|run| {
+            std::fs::read_to_string(run.unwrap().path().join("other@manifest.log")).ok()
+        })
+        .unwrap();
+    assert!(
+        log.contains("retry 1 of 1 in 1s: `podman manifest push` of reg.test/acme/other:1 timed out after 1s ([builder] registry_timeout) and was stopped"),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_push_that_stalls_once_succeeds_on_its_retry() {
     let p = stalling_project("1s");
-    let r = run_other(&p, "reg.test/acme/other:1@once");
+    let r = run_other(&p, "reg.test/acme/other:1@once", &[]);
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(0), "{text}");
     assert_eq!(
