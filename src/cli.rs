@@ -242,8 +242,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let mut plan = target.plan(&env)?;
             if check_registry {
-                plan = exec::preview(&plan).with_context(|| {
-                    format!("cannot check the registry from {}", plan.workdir.display())
+                plan = exec::preview(&plan).map_err(|e| {
+                    crate::state::run_error(e, || {
+                        format!("cannot check the registry from {}", plan.workdir.display())
+                    })
                 })?;
             }
             eprint!("{}", output::warnings(&plan));
@@ -376,7 +378,11 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         true
     };
     let report = exec::run(&plan, &opts, preflight)
-        .with_context(|| format!("cannot prepare the run in {}", plan.workdir.display()))?
+        .map_err(|e| {
+            crate::state::run_error(e, || {
+                format!("cannot prepare the run in {}", plan.workdir.display())
+            })
+        })?
         .ok_or_else(|| {
             Error::Environment(
                 "mab run did not start: fix the above (`mab doctor` checks everything)".into(),

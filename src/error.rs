@@ -105,6 +105,8 @@ pub enum ErrorKind {
     Dockerfile,
     /// `target` names no stage of the Dockerfile.
     Target,
+    /// The state directory `.mab` is not mab's own: tracked by git, a link, another user's.
+    State,
 }
 
 impl ErrorKind {
@@ -127,6 +129,7 @@ impl ErrorKind {
             Self::Secret => "mab::secret",
             Self::Dockerfile => "mab::dockerfile",
             Self::Target => "mab::target",
+            Self::State => "mab::state",
         }
     }
 }

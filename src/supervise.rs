@@ -1,21 +1,25 @@
 //! Process supervision, in one place: every command `mab run` starts leads a process group of
 //! its own; its output reaches the job's log only through a pipe, with secret values masked on
 //! the way (so they never touch the disk); stopping it is always SIGTERM to the group, a grace
-//! period, then SIGKILL, whether for a timeout, a stall, Ctrl-C or SIGTERM; a shared cancel token keeps
-//! every job from starting another command or retry once the run stops; and nothing outlives
-//! mab: a reaper process of its own learns each group as it starts and stops what is left when
-//! mab dies, even by SIGKILL, and each group is recorded under `.mab/processes` so that a later
-//! run stops the leftovers of a run whose reaper died too.
+//! period, then SIGKILL, whether for a timeout, a stall, Ctrl-C or SIGTERM; a shared cancel
+//! token keeps every job from starting another command or retry once the run stops; and nothing
+//! outlives mab: a reaper process of its own learns each group as it starts and stops what is
+//! left when mab dies, even by SIGKILL, and each group is recorded in the user's process ledger
+//! ([`crate::process_ledger`], outside the repository) so that a later run stops the leftovers
+//! of a run whose reaper died too.
 //!
-//! A group is signalled only while its leader is unreaped (running, or a zombie that holds its
-//! pid), so a signal can never reach a process that reused the number.
+//! While mab runs, a group is signalled only while its leader is unreaped (running, or a zombie
+//! that holds its pid), so a signal can never reach a process that reused the number. The
+//! reaper, which hears of each group from mab itself, also stops a group whose leader exited
+//! while others of it live (a group's number is not reused while any of it lives); the ledger
+//! of a dead run, read from disk, is held to more: the leader itself must be alive.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -23,20 +27,16 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-/// A directory only its owner can read: `mode` 0700, parents included.
-pub fn private_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-}
+use crate::process_ledger::{Leader, Line, Record};
 
-/// Opens `path` for appending, creating it readable by its owner only.
+/// Opens `path` for appending, creating it readable by its owner only; never through a link
+/// (logs are in a directory [`crate::state::StateDir`] made for the run).
 pub fn private_append(path: &Path) -> std::io::Result<File> {
     File::options()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
 }
 
@@ -189,15 +189,14 @@ pub struct Supervisor {
     cancelled: AtomicBool,
     grace: Duration,
     reaper: Option<Mutex<(Child, ChildStdin)>>,
-    /// `.mab/processes/<run-id>`: the groups of this run, for a later one.
-    ledger: Option<Mutex<File>>,
-    ledger_path: Option<PathBuf>,
+    /// This run's record in the process ledger: its groups, for a later run.
+    ledger: Option<Mutex<Record>>,
     secrets: Vec<String>,
 }
 
 /// A process's start time (field 22 of `/proc/PID/stat`), to tell it from a later process of the
 /// same number.
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // pid (comm) state ...: comm may hold spaces and parentheses.
     let (_, rest) = stat.rsplit_once(')')?;
@@ -205,7 +204,8 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 fn signal_group(group: i32, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(group) {
+    // Group 1 would be `kill(-1)`: every process this user may signal.
+    if let Some(pid) = Pid::from_raw(group).filter(|_| group > 1) {
         let _ = rustix::process::kill_process_group(pid, signal);
     }
 }
@@ -217,7 +217,7 @@ fn group_alive(group: i32) -> bool {
 
 /// Stops `groups` (each with its leader's start time): SIGTERM, up to `grace` for them to end,
 /// then SIGKILL. A group whose leader is now another process is left alone.
-fn stop_groups(groups: &[(i32, u64)], grace: Duration) -> usize {
+pub(crate) fn stop_groups(groups: &[(i32, u64)], grace: Duration) -> usize {
     let ours: Vec<i32> = groups
         .iter()
         .filter(|(g, started)| start_time(*g).is_none_or(|s| s == *started) && group_alive(*g))
@@ -236,17 +236,16 @@ fn stop_groups(groups: &[(i32, u64)], grace: Duration) -> usize {
     ours.len()
 }
 
-/// Applies one record (`+ GROUP START` or `- GROUP`) to `live`.
+/// Applies one line mab sent (`+ PID PGID START` or `- PGID`) to `live`.
 fn apply(live: &mut HashMap<i32, u64>, line: &str) {
-    let mut words = line.split_whitespace();
-    match (words.next(), words.next().and_then(|g| g.parse().ok())) {
-        (Some("+"), Some(g)) => {
-            live.insert(g, words.next().and_then(|s| s.parse().ok()).unwrap_or(0));
+    match Line::parse(line) {
+        Some(Line::Started(l)) => {
+            live.insert(l.pgid, l.start);
         }
-        (Some("-"), Some(g)) => {
+        Some(Line::Ended(g)) => {
             live.remove(&g);
         }
-        _ => {}
+        None => {}
     }
 }
 
@@ -262,48 +261,14 @@ pub fn reap(grace: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The groups a ledger file lists as started and not ended.
-fn ledger_groups(text: &str) -> Vec<(i32, u64)> {
-    let mut live = HashMap::new();
-    for line in text.lines() {
-        apply(&mut live, line);
-    }
-    live.into_iter().collect()
-}
-
-/// Stops what runs of this project that died left running (their mab is gone and so is its
-/// reaper), and says so; returns how many groups were stopped.
-pub fn stop_leftovers(dir: &Path, grace: Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut stopped = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // <run-id> ends with the pid of its mab.
-        let owner: Option<i32> = name.rsplit('-').next().and_then(|p| p.parse().ok());
-        if owner.is_some_and(|pid| pid as u32 != std::process::id() && start_time(pid).is_some()) {
-            continue; // a run still going
-        }
-        let groups = ledger_groups(&std::fs::read_to_string(&path).unwrap_or_default());
-        let n = stop_groups(&groups, grace);
-        if n > 0 {
-            eprintln!("stopped {n} command(s) left running by the dead run {name}");
-        }
-        stopped += n;
-        let _ = std::fs::remove_file(&path);
-    }
-    stopped
-}
-
 impl Supervisor {
     /// A supervisor whose reaper is this program run as `mab __reap` (`reaper`: its argv), and
-    /// whose ledger is `ledger` (none for both in tests that need neither).
+    /// whose record in the process ledger is `ledger` (none for both in tests that need
+    /// neither).
     pub fn new(
         grace: Duration,
         reaper: Option<Vec<String>>,
-        ledger: Option<PathBuf>,
+        ledger: Option<Record>,
         secrets: Vec<String>,
     ) -> std::io::Result<Self> {
         let reaper = match reaper {
@@ -320,22 +285,12 @@ impl Supervisor {
             }
             None => None,
         };
-        let ledger_file = match &ledger {
-            Some(path) => {
-                if let Some(dir) = path.parent() {
-                    private_dir(dir)?;
-                }
-                Some(Mutex::new(private_append(path)?))
-            }
-            None => None,
-        };
         Ok(Self {
             live: Mutex::new(HashMap::new()),
             cancelled: AtomicBool::new(false),
             grace,
             reaper,
-            ledger: ledger_file,
-            ledger_path: ledger,
+            ledger: ledger.map(Mutex::new),
             secrets,
         })
     }
@@ -365,14 +320,13 @@ impl Supervisor {
     }
 
     /// Tells the reaper and the ledger that a group started or ended.
-    fn record(&self, line: &str) {
+    fn record(&self, line: Line) {
         if let Some(r) = &self.reaper {
             let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(r.1, "{line}");
         }
         if let Some(l) = &self.ledger {
-            let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(l, "{line}");
+            l.lock().unwrap_or_else(|e| e.into_inner()).append(line);
         }
     }
 
@@ -398,12 +352,18 @@ impl Supervisor {
             .process_group(0)
             .spawn()?;
         let group = child.id() as i32;
-        let started = start_time(group).unwrap_or(0);
+        // It leads its own group (`process_group(0)` ran before it started). Start time 0, if
+        // /proc cannot say, matches no process: such a group is only ever stopped by this run.
+        let leader = Leader::of(group).unwrap_or(Leader {
+            pid: group,
+            pgid: group,
+            start: 0,
+        });
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(group, started);
-        self.record(&format!("+ {group} {started}"));
+            .insert(group, leader.start);
+        self.record(Line::Started(leader));
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let file = Mutex::new(private_append(log)?);
@@ -462,7 +422,7 @@ impl Supervisor {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&group);
         let status = child.wait()?;
-        self.record(&format!("- {group}"));
+        self.record(Line::Ended(group));
         let (stopped, stdout) = result?;
         Ok(Outcome {
             status,
@@ -594,9 +554,6 @@ impl Drop for Supervisor {
             drop(stdin);
             let _ = child.wait();
         }
-        if let Some(path) = &self.ledger_path {
-            let _ = std::fs::remove_file(path);
-        }
     }
 }
 
@@ -690,8 +647,11 @@ mod tests {
     }
 
     #[test]
-    fn ledgers_list_what_did_not_end() {
-        assert_eq!(ledger_groups("+ 10 5\n+ 11 6\n- 10\n"), [(11, 6)]);
-        assert!(ledger_groups("garbage\n- 3\n").is_empty());
+    fn the_reaper_follows_what_mab_says() {
+        let mut live = HashMap::new();
+        for line in ["+ 10 10 5", "+ 11 11 6", "- 10", "garbage", "+ 12 7"] {
+            apply(&mut live, line);
+        }
+        assert_eq!(live, HashMap::from([(11, 6)]));
     }
 }

@@ -629,3 +629,239 @@ fn from_argument_expands_to_nothing() {
         &[],
     );
 }
+
+/// `mab run` in a project `setup` gives a state directory mab did not make: refused (exit 2)
+/// before anything runs, and snapshotted as `name`.
+fn check_state(name: &str, setup: impl Fn(&Project)) {
+    let p = Project::new();
+    p.file("multiarch.toml", &image(""));
+    p.file("Dockerfile", "FROM scratch\n");
+    setup(&p);
+    let out = p.mab(&["run", "--no-push"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: exit code; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!(name, p.mab(&["run", "--no-push"])));
+}
+
+#[test]
+fn state_tracked_by_git() {
+    check_state("state_tracked_by_git", |p| {
+        p.file(".mab/hash-cache", "forged\n");
+        p.git_commit("ship mab's state");
+    });
+}
+
+#[test]
+fn state_link() {
+    check_state("state_link", |p| {
+        std::fs::create_dir(p.path().join(".mab")).unwrap();
+        std::os::unix::fs::symlink("../../.bashrc", p.path().join(".mab/.gitignore")).unwrap();
+    });
+}
+
+#[test]
+fn dockerfile_without_from() {
+    check(
+        "dockerfile_without_from",
+        &image(""),
+        &[("Dockerfile", "# syntax=docker/dockerfile:1\nRUN make\n")],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_instruction_before_first_from() {
+    check(
+        "dockerfile_instruction_before_first_from",
+        &image(""),
+        &[(
+            "Dockerfile",
+            "# escape=\\\nARG BASE=scratch\n# a comment\nENV X=1\nFROM ${BASE}\n",
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_unknown_instruction_with_suggestion() {
+    check(
+        "dockerfile_unknown_instruction_with_suggestion",
+        &image(""),
+        &[("Dockerfile", "FROM scratch\nCOPPY . /src\n")],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_unknown_instruction() {
+    check(
+        "dockerfile_unknown_instruction",
+        &image(""),
+        &[("Dockerfile", "FROM scratch\nX foo\n")],
+        &[],
+    );
+}
+
+/// `${A:-${A:-...x}}`, `levels` deep.
+fn nested_default(levels: usize) -> String {
+    format!("{}x{}", "${A:-".repeat(levels), "}".repeat(levels))
+}
+
+#[test]
+fn dockerfile_variables_nested_too_deep() {
+    check(
+        "dockerfile_variables_nested_too_deep",
+        &image(""),
+        &[(
+            "Dockerfile",
+            &format!("FROM scratch\nARG A={}\n", nested_default(101)),
+        )],
+        &[],
+    );
+}
+
+#[test]
+fn platforms_empty() {
+    check("platforms_empty", &image("platforms = []\n"), &[], &[]);
+}
+
+#[test]
+fn platforms_empty_from_defaults() {
+    check(
+        "platforms_empty_from_defaults",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = []\ntags = [\"1\"]\n\n[images.api]\nmatrix = { go = [\"1.22\"] }\n",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn platforms_empty_from_monorepo_root() {
+    check(
+        "platforms_empty_from_monorepo_root",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = []\ntags = [\"1\"]\n",
+        &[
+            ("svc/multiarch.toml", "[images.svc]\n"),
+            ("svc/Dockerfile", "FROM scratch\n"),
+        ],
+        &[],
+    );
+}
+
+/// Nesting as deep as a file can hold, in each language mab reads, through the real binary (a
+/// test thread's stack is not the binary's): a clean error with its code and place, exit 2,
+/// never a stack overflow (exit 134) or a segfault.
+#[test]
+fn nesting_of_any_depth_is_an_error_never_a_crash() {
+    let n = 20_000;
+    let base = "[images.api]\nrepository = \"ghcr.io/acme/api\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n";
+    let cases = [
+        (
+            "ARG default (a 120 kB line)",
+            base.to_string(),
+            format!("ARG A={}\nFROM scratch\n", nested_default(n)),
+            "mab::dockerfile",
+            "Dockerfile:1:1",
+        ),
+        (
+            "FROM word",
+            base.to_string(),
+            format!("FROM {}\n", nested_default(n)),
+            "mab::dockerfile",
+            "Dockerfile:1:1",
+        ),
+        (
+            "template expression",
+            format!(
+                "{base}labels = {{ x = \"{{{{ {}1{} }}}}\" }}\n",
+                "(".repeat(n),
+                ")".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "template blocks",
+            format!(
+                "{base}labels = {{ x = \"{}1{}\" }}\n",
+                "{% if true %}".repeat(n),
+                "{% endif %}".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "recursive macro",
+            format!(
+                "{base}labels = {{ x = \"{{% macro f() %}}{{{{ f() }}}}{{% endmacro %}}{{{{ f() }}}}\" }}\n"
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::template",
+            "multiarch.toml:5:",
+        ),
+        (
+            "TOML arrays",
+            format!("{base}\n[vars]\nx = {}{}\n", "[".repeat(n), "]".repeat(n)),
+            "FROM scratch\n".to_string(),
+            "mab::syntax",
+            "multiarch.toml:7:",
+        ),
+        (
+            "TOML inline tables",
+            format!(
+                "{base}\n[vars]\nx = {}1{}\n",
+                "{ a = ".repeat(n),
+                " }".repeat(n)
+            ),
+            "FROM scratch\n".to_string(),
+            "mab::syntax",
+            "multiarch.toml:7:",
+        ),
+    ];
+    for (what, config, dockerfile, code, place) in cases {
+        let p = Project::new();
+        p.file("multiarch.toml", &config)
+            .file("Dockerfile", &dockerfile);
+        let out = p.mab(&["plan"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: {}",
+            &stderr[..stderr.len().min(2000)]
+        );
+        assert!(
+            stderr.starts_with(code),
+            "{what}: {}",
+            &stderr[..stderr.len().min(2000)]
+        );
+        assert!(
+            stderr.contains(&format!("[{place}")),
+            "{what}: no place {place}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{what}: a failed plan prints no plan"
+        );
+    }
+    // A JSON-form instruction is podman's to read: mab does not parse it, so any nesting plans.
+    let p = Project::new();
+    p.file("multiarch.toml", base).file(
+        "Dockerfile",
+        &format!("FROM scratch\nCMD {}{}\n", "[".repeat(n), "]".repeat(n)),
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

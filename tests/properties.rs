@@ -196,7 +196,53 @@ fn dockerfile_text() -> impl Strategy<Value = String> {
         "é",
         "\u{feff}",
     ]);
-    prop::collection::vec(pieces, 0..60).prop_map(|p| p.concat())
+    let anything = prop::collection::vec(pieces.clone(), 0..60).prop_map(|p| p.concat());
+    // Lines that start with an instruction, so that most texts get past the parser's checks
+    // and every build of them is followed.
+    let keyword = prop::sample::select(vec!["FROM ", "ARG ", "COPY ", "RUN ", "ONBUILD ", "ADD "]);
+    let line = (keyword, prop::collection::vec(pieces, 0..10));
+    let lines = prop::collection::vec(line, 1..8).prop_map(|lines| {
+        lines
+            .into_iter()
+            .map(|(k, rest)| format!("{k}{}\n", rest.concat()))
+            .collect::<String>()
+    });
+    prop_oneof![anything, lines]
+}
+
+/// A word of `${...}` nested around [`mab::dockerfile::MAX_NESTING`] levels, of the kinds the
+/// lexer recurses into (defaults, patterns, replacements, double quotes), with at most one
+/// level somewhere of a kind it does not (single quotes, an escaped `$`, a plain `$A`).
+fn nested_word() -> impl Strategy<Value = String> {
+    let nesting = prop::sample::select(vec![
+        ("${A:-", "}"),
+        ("${B:+", "}"),
+        ("${A:?", "}"),
+        ("${A#", "}"),
+        ("${A%%*", "}"),
+        ("${A/", "/r}"),
+        ("${A//p/", "}"),
+        ("\"${A-", "}\""),
+    ]);
+    let other = prop::option::of(prop::sample::select(vec![
+        ("'${A:-", "}'"),
+        ("\\${A:-", "}"),
+        ("$A", ""),
+    ]));
+    let max = mab::dockerfile::MAX_NESTING;
+    (
+        prop::collection::vec(nesting, max - 5..max + 5),
+        other,
+        0..max,
+    )
+        .prop_map(|(mut pairs, other, at)| {
+            if let Some(pair) = other {
+                pairs.insert(at.min(pairs.len()), pair);
+            }
+            let open: String = pairs.iter().map(|(o, _)| *o).collect();
+            let close: String = pairs.iter().rev().map(|(_, c)| *c).collect();
+            format!("{open}x{close}")
+        })
 }
 
 proptest! {
@@ -208,7 +254,7 @@ proptest! {
     fn dockerfiles_never_panic(text in dockerfile_text(), target in prop::option::of("stage|x")) {
         use mab::dockerfile::{Dockerfile, Inputs, platform_args};
         match Dockerfile::parse(&text) {
-            Err(e) => prop_assert!(e.offset <= text.len()),
+            Err(e) => prop_assert!(e.span.start <= e.span.end && e.span.end <= text.len()),
             Ok(df) => {
                 let args: std::collections::BTreeMap<String, String> =
                     [("A".to_string(), "stage".to_string())].into();
@@ -231,5 +277,43 @@ proptest! {
             [("A".to_string(), "xay".to_string())].into();
         let _ = mab::dockerfile::expand(&text, '\\', &vars);
         let _ = mab::dockerfile::expand(&text, '`', &vars);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// However deep a word nests, the Dockerfile is refused where it is parsed (with a place in
+    /// it) or every build of it is followed; a build never meets a nesting that parsing let
+    /// through, and nothing overflows the stack (this runs on a test thread's small stack).
+    #[test]
+    fn nesting_is_refused_when_parsed_or_never_met(word in nested_word(), set in any::<bool>()) {
+        use mab::dockerfile::{Dockerfile, EvalError, Inputs, platform_args};
+        let text = format!("ARG G={word}\nFROM {word} AS s\nARG V={word}\nCOPY --from={word} / /\nFROM s\n");
+        match Dockerfile::parse(&text) {
+            Err(e) => {
+                prop_assert!(e.message.contains("levels deep"), "{}", e.message);
+                prop_assert!(e.span.end <= text.len());
+            }
+            Ok(df) => {
+                let mut args = std::collections::BTreeMap::new();
+                if set {
+                    args.insert("A".to_string(), "a*b".to_string());
+                    args.insert("B".to_string(), String::new());
+                }
+                let platform: mab::platform::Platform = "linux/arm64".parse().unwrap();
+                let auto = platform_args(&platform, &platform);
+                let reads = df.reads(&Inputs {
+                    args: &args,
+                    platform: &platform,
+                    platform_args: &auto,
+                    is_context: &|_| false,
+                    target: None,
+                });
+                if let Err(EvalError::At { message, .. }) = reads {
+                    prop_assert!(!message.contains("levels deep"), "{message}");
+                }
+            }
+        }
     }
 }

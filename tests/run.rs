@@ -418,6 +418,8 @@ fn the_next_run_stops_what_a_dead_run_left() {
     kill("-KILL", child.id());
     let _ = child.wait();
     assert!(!survivors(&state).is_empty(), "nothing was left to stop");
+    // The ledger is the user's, never the repository's.
+    assert!(!p.path().join(".mab/processes").exists());
     let r = run(&p, &["other"], &[]);
     assert!(r.out.status.success(), "{}", r.text());
     assert!(

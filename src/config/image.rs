@@ -91,25 +91,50 @@ fn platforms(
     image_span: Range<usize>,
     raw: &RawImage,
 ) -> Result<(Vec<Platform>, Source, Range<usize>), ConfigError> {
-    match (&raw.platforms, &inh.platforms) {
+    let found = match (&raw.platforms, &inh.platforms) {
         (Some(list), _) => {
-            let parsed = parse_platforms(source, list)?;
-            let span = list_span(list).unwrap_or_else(|| key.span());
+            let parsed = parse_platforms(source, list.get_ref())?;
+            let span = list_span(list.get_ref()).unwrap_or_else(|| list.span());
             let platforms = parsed.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
-            Ok((platforms, source.clone(), span))
+            (platforms, source.clone(), span)
         }
-        (None, Some(inherited)) => {
-            let platforms = inherited.platforms.clone();
-            Ok(match &inherited.span {
-                Some(span) => (platforms, inherited.source.clone(), span.clone()),
-                None => (platforms, source.clone(), key.span()),
-            })
+        (None, Some(inherited)) => (
+            inherited.platforms.clone(),
+            inherited.source.clone(),
+            inherited.span.clone(),
+        ),
+        (None, None) => {
+            return Err(source
+                .error(
+                    ErrorKind::Type,
+                    image_span,
+                    format!("image `{}` has no platforms", key.get_ref()),
+                )
+                .with_help(PLATFORMS_HELP));
         }
-        (None, None) => Err(source
-            .error(ErrorKind::Type, image_span, format!("image `{}` has no platforms", key.get_ref()))
-            .with_help("set `platforms` in [defaults] or in the image, e.g. platforms = [\"linux/amd64\", \"linux/arm64\"]")),
+    };
+    let (platforms, written_in, span) = &found;
+    if platforms.is_empty() {
+        // An image of no platform would build nothing, push nothing, and succeed.
+        let mut error = written_in.error(
+            ErrorKind::Type,
+            span.clone(),
+            format!(
+                "image `{}` has no platforms: `platforms = []`",
+                key.get_ref()
+            ),
+        );
+        if raw.platforms.is_none() {
+            error = error.at(source, key.span(), Some("the image inherits it"));
+        }
+        return Err(error.with_help(
+            "list at least one platform, e.g. platforms = [\"linux/amd64\"]: an image of none builds and pushes nothing",
+        ));
     }
+    Ok(found)
 }
+
+const PLATFORMS_HELP: &str = "set `platforms` in [defaults] or in the image, e.g. platforms = [\"linux/amd64\", \"linux/arm64\"]";
 
 /// `[images.NAME.platform."os/arch"]`, each for a platform the image builds.
 fn overrides(

@@ -219,7 +219,7 @@ pub(super) fn load_files(
 #[derive(Debug, Clone)]
 pub(super) struct PlatformList {
     pub(super) platforms: Vec<Platform>,
-    pub(super) span: Option<Range<usize>>,
+    pub(super) span: Range<usize>,
     pub(super) source: Source,
 }
 
@@ -250,10 +250,10 @@ impl Inherited {
             self.registry = Some(Sourced::new(r, source));
         }
         if let Some(list) = &d.platforms {
-            let parsed = parse_platforms(source, list)?;
+            let parsed = parse_platforms(source, list.get_ref())?;
             self.platforms = Some(PlatformList {
                 platforms: parsed.into_iter().map(|(p, _)| p).collect(),
-                span: list_span(list),
+                span: list_span(list.get_ref()).unwrap_or_else(|| list.span()),
                 source: source.clone(),
             });
         }

@@ -106,7 +106,7 @@ pub struct RawDefaults {
     pub registry: Option<Text>,
     /// Platforms to build, such as `linux/amd64` or `linux/arm/v7`.
     #[schemars(with = "Option<Vec<String>>")]
-    pub platforms: Option<Vec<Text>>,
+    pub platforms: Option<Spanned<Vec<Text>>>,
     /// Tags each manifest list is pushed to. Templates; they cannot use `platform`.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,
@@ -227,7 +227,7 @@ pub struct RawImage {
     pub contexts: TextMap,
     /// Platforms to build (default: `defaults.platforms`).
     #[schemars(with = "Option<Vec<String>>")]
-    pub platforms: Option<Vec<Text>>,
+    pub platforms: Option<Spanned<Vec<Text>>>,
     /// Tags (default: `defaults.tags`). Templates; they cannot use `platform`.
     #[schemars(with = "Option<Vec<String>>")]
     pub tags: Option<Vec<Text>>,

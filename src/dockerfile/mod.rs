@@ -8,6 +8,7 @@
 //! (DEVELOPERS.md): a stage `FROM` another stage runs on that stage's platform, and what a stage
 //! copies or mounts from an image is read on the stage's platform.
 
+mod check;
 mod parse;
 mod shell;
 
@@ -20,7 +21,7 @@ use parse::{Flag, Instruction};
 
 use crate::platform::Platform;
 
-pub use shell::{Vars, expand};
+pub use shell::{MAX_NESTING, Vars, expand};
 
 /// The ignore file podman reads for a build context: `.containerignore`, else `.dockerignore`.
 pub fn context_ignore_file(context: &Path) -> Option<PathBuf> {
@@ -115,6 +116,17 @@ enum Item {
         span: Range<usize>,
     },
     Run,
+}
+
+impl Item {
+    /// The word mab expands, if any.
+    fn expanded(&self) -> Option<&str> {
+        match self {
+            Self::Arg(arg) => arg.default.as_deref(),
+            Self::Reads { word, .. } => Some(word),
+            Self::Run => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -325,6 +337,7 @@ fn flags<'f>(flags: &'f [Flag], name: &'f str) -> impl Iterator<Item = &'f Flag>
 impl Dockerfile {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let parsed = parse::parse(text)?;
+        check::instructions(&parsed)?;
         let escape = parsed.escape;
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
@@ -336,18 +349,29 @@ impl Dockerfile {
                 continue;
             }
             match ins.keyword.as_str() {
-                "ARG" if stages.is_empty() => global_args.extend(arg_pairs(escape, &ins.rest)),
+                "ARG" if stages.is_empty() => {
+                    let args = arg_pairs(escape, &ins.rest);
+                    for default in args.iter().filter_map(|a| a.default.as_deref()) {
+                        check::nesting(default, escape, ins)?;
+                    }
+                    global_args.extend(args);
+                }
                 "FROM" => {
                     let words: Vec<&str> = ins.rest.split_whitespace().collect();
                     let written_name = match words[..] {
                         [_, kw, name] if kw.eq_ignore_ascii_case("as") => Some(name.to_string()),
                         _ => None,
                     };
+                    let base = words.first().copied().unwrap_or_default().to_string();
+                    let platform = flags(&ins.flags, "platform").find_map(|f| f.value.clone());
+                    for word in std::iter::once(&base).chain(&platform) {
+                        check::nesting(word, escape, ins)?;
+                    }
                     stages.push(Stage {
                         name: written_name.as_ref().map(|n| n.to_lowercase()),
                         written_name,
-                        base: words.first().copied().unwrap_or_default().to_string(),
-                        platform: flags(&ins.flags, "platform").find_map(|f| f.value.clone()),
+                        base,
+                        platform,
                         span: ins.span.clone(),
                         items: Vec::new(),
                         end: ins.next_line,
@@ -356,7 +380,11 @@ impl Dockerfile {
                 }
                 _ => {
                     if let Some(stage) = stages.last_mut() {
-                        stage.items.extend(items(escape, ins));
+                        let items = items(escape, ins);
+                        for word in items.iter().filter_map(Item::expanded) {
+                            check::nesting(word, escape, ins)?;
+                        }
+                        stage.items.extend(items);
                     }
                 }
             }

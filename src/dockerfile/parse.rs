@@ -43,11 +43,27 @@ pub struct Parsed {
     pub heredocs: bool,
 }
 
-/// Why a file does not parse, and where.
+/// Why a file does not parse, where, and how to fix it when the message alone does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub message: String,
-    pub offset: usize,
+    pub span: Range<usize>,
+    pub help: Option<String>,
+}
+
+impl Error {
+    pub fn at(span: Range<usize>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            span,
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
 }
 
 /// A parser directive line: `# name=value`, with a name BuildKit knows.
@@ -174,12 +190,10 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                         "\\" => '\\',
                         "`" => '`',
                         other => {
-                            return Err(Error {
-                                message: format!(
-                                    "invalid escape token '{other}': it must be ` or \\"
-                                ),
-                                offset: start,
-                            });
+                            return Err(Error::at(
+                                start..start + line.len(),
+                                format!("invalid escape token '{other}': it must be ` or \\"),
+                            ));
                         }
                     };
                 }
@@ -231,10 +245,10 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                 match terminated {
                     Some(n) => i += n + 1,
                     None => {
-                        return Err(Error {
-                            message: format!("heredoc `{delimiter}` is never terminated"),
-                            offset: begin,
-                        });
+                        return Err(Error::at(
+                            begin..begin,
+                            format!("heredoc `{delimiter}` is never terminated"),
+                        ));
                     }
                 }
             }
@@ -296,7 +310,7 @@ mod tests {
             ["FROM", "RUN", "CMD"]
         );
         let err = parse("FROM a\nRUN <<EOF\nnever closed\n").unwrap_err();
-        assert_eq!(err.offset, 7);
+        assert_eq!(err.span, 7..7);
     }
 
     #[test]

@@ -20,16 +20,38 @@ impl Vars for BTreeMap<String, String> {
     }
 }
 
+/// How deep `${...}` may nest in one word. The lexer recurses once per level, and BuildKit's
+/// (Go, whose stacks grow) has no limit, but a thread of mab has a fixed stack: 20,000 levels
+/// overflowed it. Real Dockerfiles nest two or three levels.
+pub const MAX_NESTING: usize = 100;
+
 /// `word` with its variables expanded and its quotes and escapes removed, or why it cannot be.
 pub fn expand(word: &str, escape: char, vars: &dyn Vars) -> Result<String, String> {
-    let mut lexer = Lexer {
-        chars: word.chars().peekable(),
-        escape,
-        vars,
-    };
-    lexer
+    Lexer::new(word, escape, vars)
         .until(None, false)
         .map_err(|e| format!("cannot expand `{word}`: {e}"))
+}
+
+/// Every variable set, to a value that is no pattern and not empty: expanding with these fails
+/// only for what fails whatever the values (the nesting, the syntax).
+struct AllSet;
+
+impl Vars for AllSet {
+    fn var(&self, _: &str) -> Option<&str> {
+        Some("x")
+    }
+}
+
+/// Whether `word` nests `${...}` deeper than [`MAX_NESTING`], whatever the variables' values:
+/// the lexer reads the words of `${A:-w}` and `${A/p/r}` whether or not A is set, so it meets
+/// the same nesting with any values.
+pub fn too_deep(word: &str, escape: char) -> bool {
+    if !word.contains("${") {
+        return false;
+    }
+    let mut lexer = Lexer::new(word, escape, &AllSet);
+    let _ = lexer.until(None, false);
+    lexer.too_deep
 }
 
 /// Where a word can be redirected by overriding one build arg: it is a single `$NAME`,
@@ -73,9 +95,23 @@ struct Lexer<'a> {
     chars: Peekable<Chars<'a>>,
     escape: char,
     vars: &'a dyn Vars,
+    /// The `${` open around the current position.
+    depth: usize,
+    /// Set when one more would have gone past [`MAX_NESTING`].
+    too_deep: bool,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn new(word: &'a str, escape: char, vars: &'a dyn Vars) -> Self {
+        Self {
+            chars: word.chars().peekable(),
+            escape,
+            vars,
+            depth: 0,
+            too_deep: false,
+        }
+    }
+
     fn peek(&mut self) -> Option<char> {
         self.chars.peek().copied()
     }
@@ -209,6 +245,20 @@ impl Lexer<'_> {
             return Ok(self.get(&name).unwrap_or_default());
         }
         self.chars.next();
+        if self.depth == MAX_NESTING {
+            self.too_deep = true;
+            return Err(format!(
+                "variables nested more than {MAX_NESTING} levels deep"
+            ));
+        }
+        self.depth += 1;
+        let value = self.braced();
+        self.depth -= 1;
+        value
+    }
+
+    /// `${...}` after the `${`.
+    fn braced(&mut self) -> Result<String, String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
@@ -329,17 +379,34 @@ impl Glob {
         Ok(Self(tokens))
     }
 
+    /// Whether the pattern matches all of `text`. A loop, not a recursion per token: a pattern
+    /// is as long as the Dockerfile line or the build arg it comes from. On a mismatch it goes
+    /// back to the last `*` only (one more character for it): an earlier `*` can never match
+    /// more than that one can, so O(pattern × text), never exponential.
     fn matches(&self, text: &str) -> bool {
-        fn go(tokens: &[Token], text: &[char]) -> bool {
-            match tokens.split_first() {
-                None => text.is_empty(),
-                Some((Token::Star, rest)) => (0..=text.len()).any(|i| go(rest, &text[i..])),
-                Some((Token::Any, rest)) => !text.is_empty() && go(rest, &text[1..]),
-                Some((Token::Char(c), rest)) => text.first() == Some(c) && go(rest, &text[1..]),
+        let text: Vec<char> = text.chars().collect();
+        let tokens = &self.0;
+        let (mut t, mut c) = (0, 0);
+        // After the last `*`: where its rest of the pattern starts, and where its match ends.
+        let mut star: Option<(usize, usize)> = None;
+        while c < text.len() {
+            match tokens.get(t) {
+                Some(Token::Star) => {
+                    star = Some((t + 1, c));
+                    t += 1;
+                }
+                Some(Token::Any) => (t, c) = (t + 1, c + 1),
+                Some(Token::Char(ch)) if *ch == text[c] => (t, c) = (t + 1, c + 1),
+                _ => match star {
+                    Some((rest, end)) => {
+                        star = Some((rest, end + 1));
+                        (t, c) = (rest, end + 1);
+                    }
+                    None => return false,
+                },
             }
         }
-        let chars: Vec<char> = text.chars().collect();
-        go(&self.0, &chars)
+        tokens[t..].iter().all(|token| *token == Token::Star)
     }
 
     /// Char boundaries of `s`, from 0 to its length.

@@ -291,7 +291,7 @@ fn errors_point_at_the_instruction() {
     let df = "FROM --platform=$NOPE a AS x\nFROM b\n";
     assert_eq!(read(df, &ARM), ["b@linux/arm64"]);
     let err = Dockerfile::parse("FROM a\nRUN <<EOF\nnever closed\n").unwrap_err();
-    assert!(err.offset > 0, "{err:?}");
+    assert!(err.span.start > 0, "{err:?}");
 }
 
 #[test]
@@ -340,4 +340,80 @@ fn containerignore_is_read_before_dockerignore() {
         context_ignore_file(dir.path()),
         Some(dir.path().join(".containerignore"))
     );
+}
+
+#[test]
+fn what_buildkit_refuses_before_building() {
+    let refused = |text: &str| Dockerfile::parse(text).err().map(|e| (e.message, e.span));
+    // Accepted: only ARGs, comments and directives before the first FROM; any case; an
+    // ONBUILD trigger is the child build's to check, as in BuildKit.
+    for ok in [
+        "# syntax=docker/dockerfile:1\n# hi\nARG A=1\narg B\nfrom scratch\nrun x\n",
+        "FROM a\nONBUILD FOO bar\nhealthcheck NONE\nSTOPSIGNAL 9\nMAINTAINER me\n",
+    ] {
+        assert_eq!(refused(ok), None, "{ok}");
+    }
+    let cases = [
+        ("", "it has no `FROM`", 0..0),
+        ("# only a comment\n", "it has no `FROM`", 0..0),
+        ("ARG A\n", "it has no `FROM`", 0..3),
+        ("ARG A\nRUN x\n", "it has no `FROM`", 6..9),
+        (
+            "ONBUILD RUN x\nFROM a\n",
+            "`ONBUILD` comes before the first `FROM`",
+            0..7,
+        ),
+        (
+            "ONBUILD ARG x\nFROM a\n",
+            "`ONBUILD` comes before the first `FROM`",
+            0..7,
+        ),
+        (
+            "ARG A\n  env B=1\nFROM a\n",
+            "`ENV` comes before the first `FROM`",
+            8..11,
+        ),
+        ("FROM a\nRUNN x\n", "unknown instruction `RUNN`", 7..11),
+        // The unknown instruction first: it is the more precise message.
+        ("X\nFROM a\n", "unknown instruction `X`", 0..1),
+    ];
+    for (text, message, span) in cases {
+        assert_eq!(refused(text), Some((message.to_string(), span)), "{text:?}");
+    }
+    let err = Dockerfile::parse("FROM a\nFORM b\n").unwrap_err();
+    assert_eq!(err.help.as_deref(), Some("did you mean `FROM`?"));
+}
+
+#[test]
+fn nesting_is_refused_where_it_is_written() {
+    let deep = format!(
+        "{}x{}",
+        "${A:-".repeat(MAX_NESTING + 1),
+        "}".repeat(MAX_NESTING + 1)
+    );
+    let ok = format!(
+        "{}x{}",
+        "${A:-".repeat(MAX_NESTING),
+        "}".repeat(MAX_NESTING)
+    );
+    for (text, at) in [
+        (format!("ARG A={deep}\nFROM a\n"), 0),
+        (format!("FROM {deep}\n"), 0),
+        (format!("FROM --platform={deep} a\n"), 0),
+        (format!("FROM a\nARG B=1 C={deep}\n"), 7),
+        (format!("FROM a\nCOPY --from={deep} / /\n"), 7),
+        (format!("FROM a\nRUN --mount=from={deep} x\n"), 7),
+    ] {
+        let err = Dockerfile::parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("more than 100 levels deep"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.span.start, at, "{}", &text[..20]);
+        let text = text.replace(&deep, &ok);
+        assert!(Dockerfile::parse(&text).is_ok(), "{}", &text[..20]);
+    }
+    // Words mab does not expand are podman's to read.
+    assert!(Dockerfile::parse(&format!("FROM a\nRUN echo {deep}\n")).is_ok());
 }

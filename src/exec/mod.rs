@@ -18,8 +18,10 @@ use signal_hook::iterator::Signals;
 
 use crate::plan::{Build, Plan, STATE_DIR, shell_line};
 use crate::platform::Platform;
+use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{self, Progress};
-use crate::supervise::{Limits, Supervisor, When, private_dir};
+use crate::state::{StateDir, refuse_tracked};
+use crate::supervise::{Limits, Supervisor, When};
 
 mod ledger;
 mod prepare;
@@ -31,7 +33,8 @@ mod verify;
 
 use ledger::{Done, Ledger};
 use prepare::{
-    filled_build, filled_list, without_cache_pushes, write_dockerfile_copies, write_ignore_files,
+    clear_outputs, filled_build, filled_list, without_cache_pushes, write_dockerfile_copies,
+    write_ignore_files,
 };
 pub use report::{BuildReport, ManifestReport, Report, Status, TagReport};
 use runner::{Runner, secret_values};
@@ -141,12 +144,9 @@ fn take_turn() -> std::io::Result<File> {
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
 pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
-    let logs = plan
-        .workdir
-        .join(STATE_DIR)
-        .join("runs")
-        .join(format!("plan-{}", run_id()));
-    private_dir(&logs)?;
+    refuse_tracked(&plan.workdir)?;
+    let state = StateDir::open(&plan.workdir)?;
+    let logs = state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", run_id())))?;
     let runner = Runner {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
@@ -166,27 +166,28 @@ pub fn run(
     opts: &Options,
     preflight: impl FnOnce(&Plan) -> bool,
 ) -> std::io::Result<Option<Report>> {
+    // A repository that forged mab's state is refused before anything runs.
+    refuse_tracked(&plan.workdir)?;
+    let state = StateDir::open(&plan.workdir)?;
     let _turn = take_turn()?;
-    let state = plan.workdir.join(STATE_DIR);
-    let run_id = run_id();
-    let run_dir = state.join("runs").join(&run_id);
-    // Logs may hold what a build printed: for the user's eyes only.
-    private_dir(&run_dir)?;
-    for dir in [&state.join("iid"), &state.join("digest")] {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::supervise::stop_leftovers(&state.join("processes"), KILL_GRACE);
+    // Before this run writes anything a dead run's commands could still be writing.
+    let ledger = ProcessLedger::open()?;
+    ledger.stop_leftovers(KILL_GRACE);
     // The state directory is the run's own business, never the repository's.
-    std::fs::write(state.join(".gitignore"), "*\n")?;
-    write_ignore_files(plan)?;
-    write_dockerfile_copies(plan)?;
+    state.write(Path::new(STATE_DIR).join(".gitignore"), b"*\n")?;
+    write_ignore_files(plan, &state)?;
+    write_dockerfile_copies(plan, &state)?;
+    clear_outputs(plan, &state)?;
+    let run_id = run_id();
+    // Logs may hold what a build printed: for the user's eyes only (mode 0700).
+    let run_dir = state.new_dir(Path::new(STATE_DIR).join("runs").join(&run_id))?;
 
     let runner = Runner {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(
             KILL_GRACE,
             opts.reaper.clone(),
-            Some(state.join("processes").join(&run_id)),
+            Some(ledger.record(&run_id)?),
             secret_values(&plan.secrets),
         )?,
         build_timeout: opts.timeout,
@@ -202,6 +203,8 @@ pub fn run(
         (None, None)
     };
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
+    // What the registry check added (marker pushes) writes files too.
+    clear_outputs(work, &state)?;
     // Pushing nothing means no cache layers either.
     let local;
     let work = if opts.push {

@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::plan::{Build, Manifest, Plan};
+use crate::state::StateDir;
 
 /// Writes the ignore files the builds name: the context's own patterns, then the state
 /// directory, so a context of `.` does not send this run's logs into the image.
-pub(super) fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
+pub(super) fn write_ignore_files(plan: &Plan, state: &StateDir) -> std::io::Result<()> {
     let mut written = HashSet::new();
     for f in plan.builds.iter().filter_map(|b| b.ignorefile.as_ref()) {
         // One file per image, named by each of its platforms' builds.
@@ -20,17 +21,13 @@ pub(super) fn write_ignore_files(plan: &Plan) -> std::io::Result<()> {
             Some(path) => std::fs::read_to_string(path)?,
             None => String::new(),
         };
-        let path = plan.workdir.join(&f.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, f.text(&base))?;
+        state.write(&f.path, f.text(&base).as_bytes())?;
     }
     Ok(())
 }
 
 /// Writes the Dockerfile copies the builds name (their labels in one instruction).
-pub(super) fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
+pub(super) fn write_dockerfile_copies(plan: &Plan, state: &StateDir) -> std::io::Result<()> {
     // The builds of an image share its Dockerfile: read each once.
     let mut read: HashMap<&Path, String> = HashMap::new();
     for copy in plan.builds.iter().filter_map(|b| b.dockerfile.as_ref()) {
@@ -40,13 +37,24 @@ pub(super) fn write_dockerfile_copies(plan: &Plan) -> std::io::Result<()> {
                 e.insert(std::fs::read_to_string(plan.workdir.join(&copy.base))?)
             }
         };
-        let path = plan.workdir.join(&copy.path);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, copy.text(base))?;
+        state.write(&copy.path, copy.text(base).as_bytes())?;
     }
     Ok(())
+}
+
+/// Makes sure podman can write the files the plan's commands name (`--iidfile`,
+/// `--digestfile`) itself, never through a link: their directories checked, files an earlier
+/// run left removed.
+pub(super) fn clear_outputs(plan: &Plan, state: &StateDir) -> std::io::Result<()> {
+    let iids = plan.builds.iter().map(|b| &b.iidfile);
+    let digests = plan
+        .manifests
+        .iter()
+        .flat_map(|m| &m.pushes)
+        .map(|p| &p.digestfile);
+    iids.chain(digests)
+        .filter(|f| !f.is_empty())
+        .try_for_each(|f| state.clear(f))
 }
 
 /// `argv` with each `<digest of BUILD>` that `pushed` knows replaced.

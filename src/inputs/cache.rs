@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 /// The stat fields a file's cached digest is valid for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,12 +103,9 @@ fn write_files(text: &mut String, context: &str, files: &Files) {
 }
 
 impl Cache {
-    /// What `path` holds; empty when it is missing or not of this version (the cache only
-    /// saves work, so a damaged one is dropped, never trusted).
-    pub fn load(path: &Path) -> Self {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Self::default();
-        };
+    /// The cache `text` holds; empty when it is not of this version (the cache only saves
+    /// work, so a damaged one is dropped, never trusted).
+    pub fn parse(text: String) -> Self {
         let Some(body) = text.strip_prefix(HEADER).and_then(|t| t.strip_prefix('\n')) else {
             return Self::default();
         };
@@ -148,9 +144,10 @@ impl Cache {
         files
     }
 
-    /// Writes the cache with `updated` contexts replaced, the others as they were, through a
-    /// temporary file, so that a run that dies while saving leaves the old cache or the new.
-    pub fn save(&self, path: &Path, updated: &HashMap<String, Files>) -> std::io::Result<()> {
+    /// The text of the cache with `updated` contexts replaced, the others as they were (the
+    /// state directory writes it through a temporary file, so that a run that dies while
+    /// saving leaves the old cache or the new).
+    pub fn render(&self, updated: &HashMap<String, Files>) -> String {
         let mut text = String::with_capacity(self.text.len());
         text.push_str(HEADER);
         text.push('\n');
@@ -163,9 +160,7 @@ impl Cache {
         for (context, files) in updated {
             write_files(&mut text, context, files);
         }
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        text
     }
 }
 
@@ -176,25 +171,21 @@ mod tests {
     #[test]
     fn round_trips_and_drops_a_damaged_section() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cache");
         let stamp = Stamp::of(&std::fs::metadata(dir.path()).unwrap());
         let files = |name: &str, d: u8| Files::from([(name.to_string(), (stamp, [d; 32]))]);
         let updated = HashMap::from([
             ("services/api".to_string(), files("src/a b.rs", 7)),
             ("web".to_string(), files("index.html", 9)),
         ]);
-        Cache::default().save(&path, &updated).unwrap();
-        let back = Cache::load(&path);
+        let back = Cache::parse(Cache::default().render(&updated));
         assert_eq!(back.files("services/api")["src/a b.rs"], (stamp, [7; 32]));
         // A context left alone is written back as it was.
         let only_web = HashMap::from([("web".to_string(), files("other.html", 1))]);
-        back.save(&path, &only_web).unwrap();
-        let again = Cache::load(&path);
+        let again = Cache::parse(back.render(&only_web));
         assert_eq!(again.files("services/api")["src/a b.rs"], (stamp, [7; 32]));
         assert!(!again.files("web").contains_key("index.html"));
-        std::fs::write(&path, format!("{HEADER}\nC x\n1 2 3 4 zz file\nC y\n")).unwrap();
-        assert!(Cache::load(&path).files("x").is_empty());
-        std::fs::write(&path, "1 2 3 4 zz file\n").unwrap();
-        assert!(Cache::load(&path).sections.is_empty());
+        let damaged = format!("{HEADER}\nC x\n1 2 3 4 zz file\nC y\n");
+        assert!(Cache::parse(damaged).files("x").is_empty());
+        assert!(Cache::parse("1 2 3 4 zz file\n".into()).sections.is_empty());
     }
 }

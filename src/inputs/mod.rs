@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use crate::plan::{Base, Build, Plan, STATE_DIR};
+use crate::state::StateDir;
 
 pub use cache::Cache;
 use patterns::Patterns;
@@ -33,9 +34,14 @@ pub fn marker_tag(manifest_digest: &str) -> String {
     )
 }
 
+/// Where the file digests of earlier runs are kept, relative to the workdir.
+fn cache_file() -> PathBuf {
+    Path::new(STATE_DIR).join("hash-cache")
+}
+
 /// Where the file digests of earlier runs are kept, under the workdir.
 pub fn cache_path(workdir: &Path) -> PathBuf {
-    workdir.join(STATE_DIR).join("hash-cache")
+    workdir.join(cache_file())
 }
 
 /// The input digests of a plan's builds and lists, in plan order (`sha256:HEX`).
@@ -153,8 +159,13 @@ pub fn hash_files(plan: &Plan) -> std::io::Result<Files> {
         }
         build_trees.push((context, dirs));
     }
-    let cache_file = cache_path(workdir);
-    let cache = Cache::load(&cache_file);
+    let state = StateDir::open(workdir)?;
+    let cache = match state.read(cache_file()) {
+        Ok(text) => Cache::parse(text),
+        // A link there is refused: the state directory is not the run's own.
+        Err(e) if crate::state::is_refused(&e) => return Err(e),
+        Err(_) => Cache::default(),
+    };
     let hashed: Vec<tree::Tree> = trees
         .par_iter()
         .map(|((dir, ignore), _)| {
@@ -182,7 +193,7 @@ pub fn hash_files(plan: &Plan) -> std::io::Result<Files> {
     }
     // Only a cache: a run that cannot save it is slower next time, not wrong.
     if !updated.is_empty() {
-        let _ = cache.save(&cache_file, &updated);
+        let _ = state.write(cache_file(), cache.render(&updated).as_bytes());
     }
 
     let mut dockerfiles: HashMap<PathBuf, String> = HashMap::new();

@@ -144,13 +144,15 @@ impl<'a> Index<'a> {
                     source
                         .error(
                             ErrorKind::Dockerfile,
-                            e.offset..e.offset,
+                            e.span,
                             format!(
                                 "cannot read the Dockerfile of image `{}`: {}",
                                 def.key, e.message
                             ),
                         )
-                        .with_help("podman would refuse it too: fix the instruction here")
+                        .with_help(e.help.unwrap_or_else(|| {
+                            "podman would refuse it too: fix the instruction here".into()
+                        }))
                 })?;
                 Ok((parsed, own_ignore))
             })

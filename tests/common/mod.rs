@@ -15,12 +15,17 @@ use tempfile::TempDir;
 /// A scratch project: a temporary directory with the files a test writes into it.
 pub struct Project {
     pub dir: TempDir,
+    /// `XDG_RUNTIME_DIR` of its runs (mode 0700), which holds their process ledger: tests
+    /// side by side must not stop each other's leftovers. Podman run as root (the test
+    /// machines) does not read it.
+    pub runtime: TempDir,
 }
 
 impl Project {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            runtime: tempfile::tempdir().expect("temp dir"),
         }
     }
 
@@ -78,7 +83,8 @@ impl Project {
         cmd.args(args)
             .current_dir(self.path())
             .env_remove("NO_COLOR")
-            .env("BUILDAH_ISOLATION", "chroot");
+            .env("BUILDAH_ISOLATION", "chroot")
+            .env("XDG_RUNTIME_DIR", self.runtime.path());
         cmd
     }
 

@@ -310,3 +310,54 @@ fn overriding_variables() {
     assert_eq!(overriding_variable("${1}"), None);
     assert_eq!(overriding_variable("base"), None);
 }
+
+#[test]
+fn nesting_is_bounded() {
+    let nested =
+        |n: usize, open: &str, close: &str| format!("{}x{}", open.repeat(n), close.repeat(n));
+    let ok = nested(MAX_NESTING, "${A:-\"", "\"}");
+    assert_eq!(expand(&ok, '\\', &vars(&[])).unwrap(), "x");
+    assert!(!too_deep(&ok, '\\'));
+    // One more level, or 20,000 in a 120 kB line, is an error, not a stack overflow.
+    for n in [MAX_NESTING + 1, 20_000] {
+        for (open, close) in [
+            ("${A:-", "}"),
+            ("${A/", "/}"),
+            ("${A#", "}"),
+            ("${A:+\"", "\"}"),
+        ] {
+            let word = nested(n, open, close);
+            let err = expand(&word, '\\', &vars(&[("A", "a")])).unwrap_err();
+            assert!(err.contains("nested more than 100 levels"), "{open}: {err}");
+            assert!(too_deep(&word, '\\'), "{open}");
+        }
+    }
+    // Whatever the values: an unset `${B:?}` before the nesting does not hide it.
+    let word = format!("${{B:?}}{}", nested(MAX_NESTING + 1, "${A:-", "}"));
+    assert!(too_deep(&word, '\\'));
+    // Braces the lexer does not read as `${` (escaped, quoted) do not count.
+    let word = nested(MAX_NESTING + 1, "\\${A:-", "}");
+    assert!(!too_deep(&word, '\\'));
+}
+
+#[test]
+fn many_stars_match_in_polynomial_time() {
+    // Many stars against a text none of them fits: O(pattern × text), not exponential.
+    let stars = Glob::parse(&format!("{}b", "*a".repeat(30))).unwrap();
+    assert!(!stars.matches(&"a".repeat(200)));
+    assert!(stars.matches(&format!("{}b", "a".repeat(200))));
+    let glob = |p: &str, t: &str| Glob::parse(p).unwrap().matches(t);
+    assert!(glob("a*b?d*", "axxbcd"));
+    assert!(glob("*", ""));
+    assert!(!glob("?", ""));
+    assert!(glob("**a", "a"));
+    assert!(!glob("a*b", "a"));
+}
+
+#[test]
+fn long_patterns_match_without_recursion() {
+    // A pattern as long as a Dockerfile line: one token per character.
+    let long = "a".repeat(100_000);
+    assert!(Glob::parse(&long).unwrap().matches(&long));
+    assert!(!Glob::parse(&long).unwrap().matches(&long[1..]));
+}

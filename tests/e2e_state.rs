@@ -1,0 +1,133 @@
+//! State that a repository cannot forge (issue 17), end to end with the real podman and a
+//! real registry on 127.0.0.1: links committed where podman writes (`--iidfile`,
+//! `--digestfile`) are refused before podman runs, and a forged record of the old process
+//! ledger in the repository stops nothing. Needs what scripts/test-env.sh sets up and
+//! `MAB_E2E=1` (see tests/e2e.rs).
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+use common::Project;
+use common::registry::Registry;
+
+const BASE: &str = "localhost/mab-test/busybox:latest";
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn mab(p: &Project, args: &[&str]) -> Output {
+    p.mab(args)
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .expect("mab runs")
+}
+
+/// Whether process `pid` is alive (not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn links_where_podman_writes_are_refused_and_a_forged_ledger_stops_nothing() {
+    let registry = Registry::start();
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{host}/e2e\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.e2e-state]\n",
+            host = registry.host()
+        ),
+    );
+    p.file("Dockerfile", &format!("FROM {BASE}\nRUN echo built > /x\n"));
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("auth.json");
+    std::fs::write(&victim, "{\"auths\": {}}\n").unwrap();
+    for link in [".mab/iid/e2e-state@linux-amd64", ".mab/digest/e2e-state@1"] {
+        let at = p.path().join(link);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+        let out = mab(&p, &["run", "--progress", "plain"]);
+        assert_eq!(out.status.code(), Some(2), "{link}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("`{link}` is a symbolic link")),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "{\"auths\": {}}\n"
+        );
+        std::fs::remove_file(&at).unwrap();
+    }
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-state:1", registry.host()))
+            .is_none(),
+        "nothing was pushed"
+    );
+
+    // A group whose leader exited while a member lives on, as an orphaned daemon's would,
+    // and the issue's forged record of it in the repository's old ledger.
+    let out = Command::new("sh")
+        .args(["-c", "sleep 300 >/dev/null 2>&1 & echo $!"])
+        .process_group(0)
+        .output()
+        .unwrap();
+    let orphan: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap();
+    let group: i32 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    p.file(
+        ".mab/processes/20260101-000000-4194001",
+        &format!("+ {group} 0\n"),
+    );
+    // A stale image id of an earlier run is no link: it is replaced.
+    p.file(".mab/iid/e2e-state@linux-amd64", "sha256:stale\n");
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    let survived = alive(orphan);
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .status();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        survived,
+        "the forged record stopped a group: {}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("stopped"), "{}", text(&out));
+    let iid = std::fs::read_to_string(p.path().join(".mab/iid/e2e-state@linux-amd64")).unwrap();
+    assert!(
+        iid.starts_with("sha256:") && iid.trim() != "sha256:stale",
+        "{iid}"
+    );
+    assert!(
+        registry
+            .raw(&format!("{}/e2e/e2e-state:1", registry.host()))
+            .is_some(),
+        "pushed"
+    );
+}
