@@ -759,7 +759,8 @@ fn stalling_project(stall: &str) -> Project {
 }
 
 /// `mab run other` in `p` against the stand-ins, its pushes hanging as `FAKE_HANG` says;
-/// bounded, so that a hang fails the test.
+/// bounded, so that a hang fails the test (generously: other runs of this user, e2e ones
+/// included, may hold the per-user lock first).
 fn run_other(p: &Project, hang: &str, args: &[&str]) -> common::fake::Run {
     let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
     let mut full = vec!["run", "--progress", "plain", "other"];
@@ -770,7 +771,7 @@ fn run_other(p: &Project, hang: &str, args: &[&str]) -> common::fake::Run {
         .env("FAKE_LOG", &log)
         .env("FAKE_HANG", hang)
         .env_remove("MAB_PODMAN");
-    let out = common::output_within(&mut cmd, std::time::Duration::from_secs(60));
+    let out = common::output_within(&mut cmd, std::time::Duration::from_secs(300));
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     common::fake::Run { out, log, state }
 }
