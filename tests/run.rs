@@ -789,9 +789,11 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
     });
     // The first run holds the lock from its start to its end: once its push hangs, a run
     // started now must wait for its turn.
-    wait_until("the first run's push hangs", || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1"))
-    });
+    wait_at_most(
+        std::time::Duration::from_secs(300),
+        "the first run's push hangs",
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1")),
+    );
     let second = run_other(&project(), "", &[]);
     let text = second.text();
     assert!(
