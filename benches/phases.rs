@@ -26,7 +26,9 @@ fn main() {
     let mut totals = [Duration::ZERO; 4];
     for _ in 0..runs {
         let t = Instant::now();
-        let config = location.load(&[]).expect("config loads");
+        let config = location
+            .load(&[], &Default::default())
+            .expect("config loads");
         let t1 = Instant::now();
         let instances = mab::matrix::expand(&config).expect("config expands");
         let t2 = Instant::now();

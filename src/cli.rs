@@ -71,6 +71,8 @@ enum Command {
         /// The config file (default: multiarch.toml here or in the nearest parent, if any).
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Internal: the reaper `mab run` starts, which stops the run's commands if mab dies.
     #[command(name = "__reap", hide = true)]
@@ -140,6 +142,24 @@ struct Target {
     /// Override a `[vars]` entry (repeatable), e.g. `--var version=1.5.0`.
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
+    #[command(flatten)]
+    allow: Allow,
+}
+
+/// What the config may read outside its repository: only the command line says.
+#[derive(Debug, Args)]
+struct Allow {
+    /// Let the config read PATH and everything below it, outside its repository (repeatable),
+    /// e.g. `--allow fs.read=$HOME/.npmrc` for a secret file.
+    #[arg(long = "allow", value_name = "fs.read=PATH")]
+    entries: Vec<crate::confine::Entitlement>,
+}
+
+impl Allow {
+    /// The allowed paths, resolved once, before the config is loaded.
+    fn resolve(&self, cwd: &Path) -> crate::confine::Allowed {
+        crate::confine::Allowed::resolve(&self.entries, cwd, std::env::home_dir().as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,7 +186,9 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 impl Target {
     /// Loads and plans what the command line names.
     fn plan(&self, env: &Environment) -> Result<crate::Plan, Error> {
-        let location = config::Location::find(&current_dir()?, self.file.as_deref(), self.all)?;
+        let cwd = current_dir()?;
+        let allowed = self.allow.resolve(&cwd);
+        let location = config::Location::find(&cwd, self.file.as_deref(), self.all)?;
         let changes = self
             .changed_since
             .as_deref()
@@ -182,6 +204,7 @@ impl Target {
             &self.vars,
             &selection,
             env.clone(),
+            &allowed,
         )?)
     }
 }
@@ -225,7 +248,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }),
         Command::Man => write_stdout(|out| clap_mangen::Man::new(Cli::command()).render(out)),
-        Command::Doctor { file } => doctor(file, &env),
+        Command::Doctor { file, allow } => doctor(file, &allow, &env),
         Command::Reap => {
             Ok(crate::supervise::reap(exec::KILL_GRACE)
                 .context("the reaper lost its pipe to mab")?)
@@ -284,8 +307,9 @@ fn init(dockerfile: &Path) -> Result<(), Error> {
 }
 
 /// `mab doctor`: the machine's checks, and the config's when there is one.
-fn doctor(file: Option<PathBuf>, env: &Environment) -> Result<(), Error> {
+fn doctor(file: Option<PathBuf>, allow: &Allow, env: &Environment) -> Result<(), Error> {
     let cwd = current_dir()?;
+    let allowed = allow.resolve(&cwd);
     // A config is optional here: the machine's checks stand without one.
     let plan = match config::Location::find(&cwd, file.as_deref(), false) {
         Ok(location) => Some(crate::plan_in(
@@ -293,6 +317,7 @@ fn doctor(file: Option<PathBuf>, env: &Environment) -> Result<(), Error> {
             &[],
             &Selection::default(),
             env.clone(),
+            &allowed,
         )?),
         Err(_) => None,
     };
@@ -390,7 +415,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         })?;
     if let Some(file) = &run.report {
         let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        std::fs::write(file, json + "\n")
+        write_private(file, (json + "\n").as_bytes())
             .with_context(|| format!("cannot write the report to {}", file.display()))?;
     }
     write_stdout(|out| output::summary(&report, &plan, !run.quiet, out))?;
@@ -399,6 +424,23 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         None if report.success => Ok(()),
         None => Err(Error::Failed("a build, push or verification failed".into())),
     }
+}
+
+/// Writes `bytes` to `path` readable by its owner only (0600), an existing file included: a
+/// report names registries, repositories and the run's commands.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only to a file this creates: an existing one is narrowed before a byte of
+    // the new report is in it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.set_len(0)?;
+    file.write_all(bytes)
 }
 
 pub fn main() -> ExitCode {

@@ -195,11 +195,11 @@ fn podman_check(podman: &[String], out: std::io::Result<Output>) -> (Check, Opti
                 podman[0],
                 String::from_utf8_lossy(&o.stderr).trim()
             ),
-            "check podman's own configuration (`podman info`), or MAB_PODMAN / [builder] podman",
+            "check podman's own configuration (`podman info`), or MAB_PODMAN",
         ),
         Err(_) => Check::fail(
             format!("podman not found (`{}`)", podman[0]),
-            "install it (Debian/Ubuntu: `apt-get install podman`), or point MAB_PODMAN / [builder] podman at it",
+            "install it (Debian/Ubuntu: `apt-get install podman`), or point MAB_PODMAN at it",
         ),
     };
     (check, None)

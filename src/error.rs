@@ -87,6 +87,8 @@ pub enum ErrorKind {
     Template,
     /// A context directory or Dockerfile that does not exist.
     Path,
+    /// A path the config names that leads outside the repository, not allowed by `--allow`.
+    Outside,
     /// `depends_on` names an image that is not in the config.
     UnknownDependency,
     /// Images that depend on each other in a circle.
@@ -99,7 +101,7 @@ pub enum ErrorKind {
     Matrix,
     /// Command-line selection that matches nothing, or a bad `--var`.
     Selection,
-    /// A credential where it would leak (a build arg).
+    /// A credential where it would leak (a build arg, a template's `env()`).
     Secret,
     /// A Dockerfile that does not parse, or whose reached instructions do not expand.
     Dockerfile,
@@ -107,6 +109,9 @@ pub enum ErrorKind {
     Target,
     /// The state directory `.mab` is not mab's own: tracked by git, a link, another user's.
     State,
+    /// A setting only the machine may make (which program mab runs, with which options),
+    /// written in a repository's config.
+    MachineSetting,
 }
 
 impl ErrorKind {
@@ -120,6 +125,7 @@ impl ErrorKind {
             Self::Reference => "mab::reference",
             Self::Template => "mab::template",
             Self::Path => "mab::path",
+            Self::Outside => "mab::outside-repository",
             Self::UnknownDependency => "mab::unknown-dependency",
             Self::Cycle => "mab::cycle",
             Self::PlatformMismatch => "mab::platform-mismatch",
@@ -130,6 +136,7 @@ impl ErrorKind {
             Self::Dockerfile => "mab::dockerfile",
             Self::Target => "mab::target",
             Self::State => "mab::state",
+            Self::MachineSetting => "mab::machine-setting",
         }
     }
 }

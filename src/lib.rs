@@ -7,6 +7,7 @@
 pub mod changes;
 pub mod cli;
 pub mod config;
+pub mod confine;
 pub mod dockerfile;
 pub mod doctor;
 pub mod error;
@@ -43,7 +44,7 @@ pub fn plan_file(
 }
 
 /// Loads the config `location` names, with `vars` overriding `[vars]`, and plans `selection`,
-/// in this process's environment.
+/// in this process's environment, reading nothing outside the config's repository.
 pub fn plan_at(
     location: &config::Location,
     vars: &[(String, String)],
@@ -54,17 +55,20 @@ pub fn plan_at(
         vars,
         selection,
         settings::Environment::from_process(),
+        &confine::Allowed::default(),
     )
 }
 
-/// [`plan_at`] in the environment `env` (read once by the caller).
+/// [`plan_at`] in the environment `env` (read once by the caller), the config allowed to read
+/// what `allowed` names outside its repository.
 pub fn plan_in(
     location: &config::Location,
     vars: &[(String, String)],
     selection: &Selection,
     env: settings::Environment,
+    allowed: &confine::Allowed,
 ) -> Result<Plan, ConfigError> {
-    let mut config = location.load(vars)?;
+    let mut config = location.load(vars, allowed)?;
     config.env = env;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)

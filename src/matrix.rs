@@ -125,6 +125,15 @@ impl NamedContext {
                     source.name()
                 )));
         }
+        let what = format!("directory `{value}` of named context `{name}` of image `{image}`");
+        let confine = &config.confine;
+        confine.check_from(dir, &path, (source, span.clone()), &what)?;
+        // mab reads its ignore file to hash it.
+        if let Some(ignore) = crate::dockerfile::context_ignore_file(&path) {
+            let file = ignore.file_name().unwrap_or_default().to_string_lossy();
+            let what = format_args!("`{file}` of the {what}");
+            confine.check_from(dir, &ignore, (source, span), what)?;
+        }
         let rel = pathdiff::diff_paths(&path, &config.root).unwrap_or(path);
         Ok(Self::Dir(crate::config::normalize_relative(&rel)))
     }
@@ -664,7 +673,7 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let path = dir.path().join("multiarch.toml");
         std::fs::write(&path, toml_text).unwrap();
-        let config = crate::config::load(&path, &[]).unwrap();
+        let config = crate::config::load(&path, &[], &Default::default()).unwrap();
         config.images.into_iter().next().unwrap()
     }
 

@@ -1,6 +1,7 @@
 //! Rendering of the config's templates (minijinja) with strict undefined: a variable that does
 //! not exist is an error naming the file, the image and the template, never an empty string.
-//! Templates can read only their context and `env()`: no file, network or include access.
+//! Templates can read only their context and `env()`: no file, network or include access, and
+//! no environment variable whose name looks like a credential.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -59,7 +60,50 @@ pub struct Templates {
     git: Arc<LazyGit>,
 }
 
+/// Parts of the names of environment variables that hold credentials, as CI systems judge
+/// them (in any case): `REGISTRY_PASSWORD`, `GH_TOKEN`, `NPM_AUTH`, `SSH_KEY`.
+const CREDENTIAL_MARKERS: [&str; 7] = [
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "KEY",
+    "AUTH",
+    "CREDENTIAL",
+];
+
+/// Whether environment variable `name` looks like it holds a credential.
+pub fn looks_like_credential(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    CREDENTIAL_MARKERS.iter().any(|m| upper.contains(m))
+}
+
+/// `env()` of a variable that looks like a credential: what a template renders ends up in
+/// plans, logs, labels, tags and reports, so such a value must travel as a build secret.
+#[derive(Debug)]
+struct CredentialInTemplate(String);
+
+impl std::fmt::Display for CredentialInTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "environment variable `{}` looks like a credential",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for CredentialInTemplate {}
+
 fn env_function(name: String, default: Option<String>) -> Result<String, minijinja::Error> {
+    // Refused whether it is set or not, before it is read: the name decides, not the value.
+    if looks_like_credential(&name) {
+        let refused = CredentialInTemplate(name);
+        return Err(
+            minijinja::Error::new(JinjaKind::InvalidOperation, refused.to_string())
+                .with_source(refused),
+        );
+    }
     match (std::env::var(&name), default) {
         (Ok(v), _) => Ok(v),
         (Err(_), Some(d)) => Ok(d),
@@ -141,6 +185,16 @@ impl Templates {
         let err = |message: String, label: &str| {
             ConfigError::new(ErrorKind::Template, message).at(source, span.clone(), Some(label))
         };
+        if let Some(CredentialInTemplate(name)) = find_source(&e) {
+            return ConfigError::new(
+                ErrorKind::Secret,
+                format!(
+                    "{place} reads environment variable `{name}`, which looks like a credential: what a template renders shows in plans, logs, labels and tags"
+                ),
+            )
+            .at(source, span, Some("a credential"))
+            .with_help(crate::config::pass_as_secret(name));
+        }
         match e.kind() {
             JinjaKind::SyntaxError => err(
                 format!("template syntax error in {place}: {detail}"),
@@ -228,6 +282,18 @@ impl Templates {
         keys.sort();
         Some(keys)
     }
+}
+
+/// The error of type `T` in the chain of `e`'s sources.
+fn find_source<T: std::error::Error + 'static>(e: &minijinja::Error) -> Option<&T> {
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// Maps a range inside a template to the file, when the TOML string holds the template verbatim
@@ -355,6 +421,33 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn env_refuses_credentials_by_name_set_or_not() {
+        for name in [
+            "NPM_TOKEN",
+            "registry_password",
+            "Passwd",
+            "AWS_SECRET_ACCESS_KEY",
+            "SSH_KEY",
+            "GIT_AUTH",
+            "CREDENTIALS_FILE",
+        ] {
+            assert!(looks_like_credential(name), "{name}");
+            let e =
+                render(&format!("{{{{ env('{name}', 'x') }}}}"), Field::Label("l")).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Secret, "{name}: {}", e.message());
+            assert!(
+                e.message().contains(&format!("`{name}`")),
+                "{}",
+                e.message()
+            );
+        }
+        // Inside other expressions too: the call fails, whatever surrounds it.
+        let e = render("{% if env('A_TOKEN', '') %}y{% endif %}", Field::Tag).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Secret);
+        assert!(!looks_like_credential("CI_COMMIT_BRANCH"));
     }
 
     #[test]

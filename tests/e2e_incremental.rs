@@ -25,6 +25,10 @@ fn text(out: &Output) -> String {
 
 /// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
 fn run(p: &Project, args: &[&str]) -> serde_json::Value {
+    run_with(p, args, &[])
+}
+
+fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let report = p.path().join("report.json");
     let _ = std::fs::remove_file(&report);
     let mut full = vec![
@@ -38,6 +42,7 @@ fn run(p: &Project, args: &[&str]) -> serde_json::Value {
     let out = p
         .mab(&full)
         .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .envs(env.iter().copied())
         .output()
         .expect("mab runs");
     assert!(out.status.success(), "mab run failed:\n{}", text(&out));
@@ -268,11 +273,14 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
             &format!(
                 "[defaults]\nregistry = \"{host}/cached\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\ncache = \"registry\"\n\n\
                  [registries.\"{host}\"]\ninsecure = true\n\n\
-                 [builder]\nglobal_args = [\"--root\", \"{}\", \"--runroot\", \"{}\"]\n\n[images.app]\ncontext = \".\"\n",
-                root.display(),
-                runroot.display()
+                 [images.app]\ncontext = \".\"\n"
             ),
         );
+        format!(
+            "podman --root {} --runroot {}",
+            root.display(),
+            runroot.display()
+        )
     };
     // No ARG before the RUN steps: buildah 1.28 does not look an ARG step up in a registry
     // cache (buildah#4315), so every step after one would run again.
@@ -280,8 +288,8 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
         "Dockerfile",
         &format!("FROM {host}/lib/busybox:1\nRUN echo slow > /slow\nRUN uname -m > /arch\n"),
     );
-    config(1);
-    let cold = run(&p, &[]);
+    let podman = config(1);
+    let cold = run_with(&p, &[], &[("MAB_PODMAN", &podman)]);
     assert_eq!(built(&cold), ["app"]);
     let logs = |report: &serde_json::Value| -> Vec<String> {
         report["builds"]
@@ -296,8 +304,8 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     }
 
     // A new, empty storage, as on a fresh CI machine: each RUN step comes from the cache.
-    config(2);
-    let warm = run(&p, &["--rebuild"]);
+    let podman = config(2);
+    let warm = run_with(&p, &["--rebuild"], &[("MAB_PODMAN", &podman)]);
     assert_eq!(built(&warm), ["app"]);
     for log in logs(&warm) {
         let lines: Vec<&str> = log.lines().collect();

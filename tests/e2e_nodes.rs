@@ -411,8 +411,10 @@ fn nodes_are_reached_over_ssh_too() {
     );
     // A home of its own: podman keeps the host keys it meets in ~/.ssh/known_hosts.
     let home = tempfile::tempdir().unwrap();
+    // The key is outside the project, as keys are: the command line allows it.
+    let allow = format!("fs.read={}", key.display());
     let out = p
-        .mab(&["run", "--progress", "plain"])
+        .mab(&["run", "--progress", "plain", "--allow", &allow])
         .env_remove("CONTAINERS_REGISTRIES_CONF")
         .env("HOME", home.path())
         .output()

@@ -125,6 +125,41 @@ fn invalid_registry_stall() {
 }
 
 #[test]
+fn builder_podman_is_the_machines_choice() {
+    check(
+        "builder_podman_is_the_machines_choice",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+        &[],
+        &[],
+    );
+    check(
+        "builder_global_args_are_the_machines_choice",
+        &format!(
+            "{HEAD}\n[builder]\nglobal_args = [\"--url\", \"ssh://elsewhere\"]\n\n[images.api]\n"
+        ),
+        &[],
+        &[],
+    );
+    // And a run starts nothing: the program the config names never runs.
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!("{HEAD}\n[builder]\npodman = \"./evil\"\n\n[images.api]\n"),
+    );
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file("evil", "#!/bin/sh\ntouch ran\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.path().join("evil"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = p.mab(&["run", "--no-push"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!p.path().join("ran").exists(), "the config's program ran");
+}
+
+#[test]
 fn matrix_number_value() {
     check(
         "matrix_number_value",
@@ -524,6 +559,81 @@ fn secret_file_missing() {
     check(
         "secret_file_missing",
         &image("secrets = { npmrc = { file = \"no-such-npmrc\" } }\n"),
+        &[],
+        &[],
+    );
+}
+
+// The repository's boundary: /etc is outside every scratch project.
+
+#[test]
+fn context_outside_the_repository() {
+    check(
+        "context_outside_the_repository",
+        &image("context = \"/etc\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn dockerfile_outside_the_repository() {
+    check(
+        "dockerfile_outside_the_repository",
+        &image("dockerfile = \"/etc/passwd\"\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn named_context_outside_the_repository() {
+    check(
+        "named_context_outside_the_repository",
+        &image("contexts = { loot = \"/etc\" }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn secret_file_outside_the_repository() {
+    check(
+        "secret_file_outside_the_repository",
+        &image("secrets = { pw = { file = \"/etc/passwd\" } }\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn watch_outside_the_repository() {
+    check(
+        "watch_outside_the_repository",
+        &image("watch = [\"/etc/**/*.conf\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn node_key_outside_the_repository() {
+    check(
+        "node_key_outside_the_repository",
+        &format!(
+            "[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nidentity = \"/etc/ssh/id\"\nplatforms = [\"linux/arm64\"]\n\n{}",
+            image("")
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn template_env_of_a_credential() {
+    check(
+        "template_env_of_a_credential",
+        &image("labels = { x = \"{{ env('SOME_TOKEN') }}\" }\n"),
         &[],
         &[],
     );

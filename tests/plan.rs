@@ -221,10 +221,10 @@ fn one_image(more: &str) -> Project {
 #[test]
 fn builder_options_reach_the_commands() {
     let p = one_image(
-        "\n[builder]\npodman = \"/opt/podman\"\nglobal_args = [\"--root\", \"/srv/s\"]\nreproducible = true\n\n[registries.\"127.0.0.1:5000\"]\ninsecure = true\n",
+        "\n[builder]\nreproducible = true\n\n[registries.\"127.0.0.1:5000\"]\ninsecure = true\n",
     );
     p.git_commit("fixture");
-    let plan = argv_of(&p, &[("MAB_PODMAN", "")]);
+    let plan = argv_of(&p, &[("MAB_PODMAN", "/opt/podman --root /srv/s")]);
     let argv = strings(&plan["builds"][0]["argv"]);
     assert_eq!(argv[..4], ["/opt/podman", "--root", "/srv/s", "build"]);
     // The fixture commit's time, for a reproducible image.

@@ -11,9 +11,14 @@ struct Paths {
     dockerfile_text: String,
 }
 
-/// The image's context and Dockerfile, which must exist. The Dockerfile is read now, once: the
-/// planner parses it, and errors quote it.
-fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, ConfigError> {
+/// The image's context and Dockerfile, which must exist inside the repository. The Dockerfile
+/// is read now, once (after that check): the planner parses it, and errors quote it.
+fn paths(
+    file: &File,
+    confine: &Confinement,
+    key: &Spanned<String>,
+    raw: &RawImage,
+) -> Result<Paths, ConfigError> {
     let (source, dir) = (&file.source, file.dir.as_path());
     let name = key.get_ref();
     let context = normalize_relative(Path::new(raw.context.as_ref().map_or(".", |c| c.get_ref())));
@@ -33,13 +38,43 @@ fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, Co
                 source.name()
             )));
     }
+    confine.check_from(
+        dir,
+        &dir.join(&context),
+        (source, context_span.clone()),
+        format_args!("context `{}` of image `{name}`", context.display()),
+    )?;
     let written = raw
         .dockerfile
         .as_ref()
         .map_or("Dockerfile", |d| d.get_ref());
     let dockerfile = normalize_relative(&context.join(written));
-    let Ok(dockerfile_text) = std::fs::read_to_string(dir.join(&dockerfile)) else {
-        let span = raw.dockerfile.as_ref().map_or(context_span, Spanned::span);
+    let span = raw
+        .dockerfile
+        .as_ref()
+        .map_or(context_span.clone(), Spanned::span);
+    let dockerfile_path = dir.join(&dockerfile);
+    confine.check_from(
+        dir,
+        &dockerfile_path,
+        (source, span.clone()),
+        format_args!("Dockerfile `{}` of image `{name}`", dockerfile.display()),
+    )?;
+    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
+    // to hash the context: they must not lead out of the repository either.
+    let ignore_files = crate::dockerfile::dockerfile_ignore_file(&dockerfile_path)
+        .into_iter()
+        .chain(crate::dockerfile::context_ignore_file(&dir.join(&context)));
+    for ignore in ignore_files {
+        let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
+        confine.check_from(
+            dir,
+            &ignore,
+            (source, context_span.clone()),
+            format_args!("ignore file `{shown}` of image `{name}`"),
+        )?;
+    }
+    let Ok(dockerfile_text) = std::fs::read_to_string(dockerfile_path) else {
         return Err(source
             .error(
                 ErrorKind::Path,
@@ -64,6 +99,7 @@ fn paths(file: &File, key: &Spanned<String>, raw: &RawImage) -> Result<Paths, Co
 fn secrets(
     file: &File,
     inh: &Inherited,
+    confine: &Confinement,
     key: &str,
     image_span: Range<usize>,
     raw: &RawImage,
@@ -78,6 +114,17 @@ fn secrets(
     for (id, secret, secret_file, secret_dir) in inherited.chain(own) {
         let at = (secret_file, secret_dir);
         let resolved = secret_source(at, (source, image_span.clone()), key, id, secret)?;
+        if let (SecretSource::File(path), Some(written)) = (&resolved, &secret.file) {
+            confine.check_from(
+                secret_dir,
+                path,
+                (secret_file, written.span()),
+                format_args!(
+                    "file `{}` of secret `{id}` of image `{key}`",
+                    written.get_ref()
+                ),
+            )?;
+        }
         secrets.insert(id.clone(), resolved);
     }
     Ok(secrets)
@@ -174,14 +221,15 @@ fn overrides(
 pub(super) fn resolve_image(
     file: &Arc<File>,
     inh: &Inherited,
+    confine: &Confinement,
     key: Spanned<String>,
     image: Spanned<RawImage>,
 ) -> Result<ImageDef, ConfigError> {
     let (source, dir) = (&file.source, file.dir.as_path());
     let image_span = image.span();
     let raw = image.into_inner();
-    let paths = paths(file, &key, &raw)?;
-    let secrets = secrets(file, inh, key.get_ref(), image_span.clone(), &raw)?;
+    let paths = paths(file, confine, &key, &raw)?;
+    let secrets = secrets(file, inh, confine, key.get_ref(), image_span.clone(), &raw)?;
     let mut args = inh.args.clone();
     args.extend(sourced_map(&raw.args, source));
     check_no_secret_args(key.get_ref(), &args)?;
@@ -199,8 +247,21 @@ pub(super) fn resolve_image(
     let watch = raw
         .watch
         .iter()
-        .map(|w| watch_pattern(source, dir, key.get_ref(), w))
-        .collect::<Result<_, _>>()?;
+        .map(|w| {
+            let pattern = watch_pattern(source, dir, key.get_ref(), w)?;
+            confine.check_from(
+                dir,
+                &watched_dir(dir, w.get_ref()),
+                (source, w.span()),
+                format_args!(
+                    "`watch` pattern `{}` of image `{}`",
+                    w.get_ref(),
+                    key.get_ref()
+                ),
+            )?;
+            Ok(pattern)
+        })
+        .collect::<Result<_, ConfigError>>()?;
     let merge = |own: &TextMap, inherited: &SourcedMap| {
         let mut merged = inherited.clone();
         merged.extend(sourced_map(own, source));
@@ -289,6 +350,15 @@ pub(super) fn watch_pattern(
     })
 }
 
+/// The directory a `watch` entry written in `dir` looks in: its part before the first wildcard.
+fn watched_dir(dir: &Path, written: &str) -> PathBuf {
+    let literal: PathBuf = Path::new(written)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    dir.join(literal)
+}
+
 impl ImageDef {
     /// Every template of the image, for compiling them once up front.
     pub fn templates(&self) -> impl Iterator<Item = &Text> {
@@ -323,10 +393,7 @@ pub(super) fn secret_source(
     match (&s.file, &s.env) {
         (Some(file), None) => {
             let written = file.get_ref();
-            let path = match written.strip_prefix("~/") {
-                Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
-                None => dir.join(written),
-            };
+            let path = written_path(dir, written);
             if !path.is_file() {
                 return Err(source.error(
                     ErrorKind::Path,
@@ -367,13 +434,19 @@ pub(super) fn check_no_secret_args(key: &str, args: &SourcedMap) -> Result<(), C
         if MARKERS.iter().any(|m| upper.contains(m)) {
             return Err(value.source
                 .error(ErrorKind::Secret, value.text.span(), format!("build arg `{name}` of image `{key}` looks like a secret; build args are stored in the image's history"))
-                .with_help(format!(
-                    "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
-                    id = name.to_ascii_lowercase()
-                )));
+                .with_help(pass_as_secret(name)));
         }
     }
     Ok(())
+}
+
+/// How a credential in environment variable `name` reaches a build: the help of every error
+/// that refuses one elsewhere.
+pub(crate) fn pass_as_secret(name: &str) -> String {
+    format!(
+        "pass it as a secret: secrets = {{ {id} = {{ env = \"{name}\" }} }}, and in the Dockerfile `RUN --mount=type=secret,id={id} ...` (the value is in /run/secrets/{id})",
+        id = name.to_ascii_lowercase()
+    )
 }
 
 pub(super) fn list_span(list: &[Text]) -> Option<Range<usize>> {

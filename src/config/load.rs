@@ -11,13 +11,30 @@ use super::*;
 /// loaded. A file below the top-most root of its git work tree is a member of it: the root's
 /// files are loaded, and [`Config::member`] says which are its, as cargo treats a package
 /// inside a workspace. Each file is parsed once, whichever it turns out to be.
-pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+///
+/// Every path the files name must lead inside the repository or below a path in `allowed`.
+pub fn load(
+    path: &Path,
+    overrides: &[(String, String)],
+    allowed: &Allowed,
+) -> Result<Config, ConfigError> {
+    let written = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let written_dir = dir_of(&written);
+    check_config_file(
+        &written,
+        work_tree_top(&written_dir).unwrap_or(&written_dir),
+    )?;
     let path = absolute(path)?;
     let dir = dir_of(&path);
     let file = parse(&path)?;
     let defines_none = |p: &Parsed| p.raw.images.is_empty();
     if defines_none(&file) {
-        return load_tree(dir.clone(), overrides, BTreeMap::from([(dir, file)]));
+        return load_tree(
+            dir.clone(),
+            overrides,
+            allowed,
+            BTreeMap::from([(dir, file)]),
+        );
     }
     let mut parsed = BTreeMap::from([(dir.clone(), file)]);
     let top = work_tree_top(&dir).unwrap_or(&dir).to_path_buf();
@@ -26,25 +43,30 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Config, Confi
     match root.map(Path::to_path_buf) {
         Some(root) => {
             let member = normalize_relative(dir.strip_prefix(&root).unwrap_or(&dir));
-            let config = load_tree(root, overrides, parsed)?;
+            let config = load_tree(root, overrides, allowed, parsed)?;
             Ok(Config {
                 member: Some(member),
                 ..config
             })
         }
-        None => load_files(&[path], dir, overrides, parsed),
+        None => load_files(&[path], dir, overrides, allowed, parsed),
     }
 }
 
 /// Loads every `multiarch.toml` under `root` ([`discover`]) as one config.
-pub fn load_all(root: &Path, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
-    load_tree(absolute(root)?, overrides, BTreeMap::new())
+pub fn load_all(
+    root: &Path,
+    overrides: &[(String, String)],
+    allowed: &Allowed,
+) -> Result<Config, ConfigError> {
+    load_tree(absolute(root)?, overrides, allowed, BTreeMap::new())
 }
 
 /// [`load_all`] of an absolute `root`, with the files already `parsed` (keyed by directory).
 pub(super) fn load_tree(
     root: PathBuf,
     overrides: &[(String, String)],
+    allowed: &Allowed,
     parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let paths = discover(&root);
@@ -55,7 +77,7 @@ pub(super) fn load_tree(
         )
         .with_help("discovery skips .git, target, node_modules, hidden directories and what .gitignore/.ignore exclude"));
     }
-    load_files(&paths, root, overrides, parsed)
+    load_files(&paths, root, overrides, allowed, parsed)
 }
 
 /// A parsed file, before its images are resolved.
@@ -65,6 +87,11 @@ pub(super) struct Parsed {
 }
 
 pub(super) fn parse(path: &Path) -> Result<Parsed, ConfigError> {
+    // Discovery never yields a link; a file found above one may be.
+    if path.is_symlink() {
+        let dir = dir_of(path);
+        check_config_file(path, work_tree_top(&dir).unwrap_or(&dir))?;
+    }
     let source = Source::read(path, display_path(path))?;
     let raw: RawConfig = toml::from_str(source.text()).map_err(|e| toml_error(&source, &e))?;
     Ok(Parsed { source, raw })
@@ -106,9 +133,13 @@ pub(super) fn load_files(
     paths: &[PathBuf],
     root: PathBuf,
     overrides: &[(String, String)],
+    allowed: &Allowed,
     mut parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
+    // The repository is the root's work tree: the files above it lend settings, never paths
+    // outside it.
+    let confine = Confinement::new(&top, allowed.clone());
     // Parsed in parallel: a monorepo may hold a file per image.
     let unread: Vec<&PathBuf> = paths
         .iter()
@@ -133,7 +164,9 @@ pub(super) fn load_files(
     let mut with_nodes = parsed.iter().filter(|(_, f)| !f.raw.nodes.is_empty());
     let nodes = match (with_nodes.next(), with_nodes.next()) {
         (None, _) => Vec::new(),
-        (Some((dir, file)), None) => super::nodes::parse(&file.source, dir, &file.raw.nodes)?,
+        (Some((dir, file)), None) => {
+            super::nodes::parse(&file.source, dir, &file.raw.nodes, &confine)?
+        }
         (Some((_, a)), Some((_, b))) => {
             return Err(ConfigError::new(
                 ErrorKind::Duplicate,
@@ -185,7 +218,7 @@ pub(super) fn load_files(
     }
     // Each image's paths are checked on disk: in parallel, for monorepos of many images.
     let mut images = crate::par::try_map(raw_images, |(file, inh, key, image)| {
-        resolve_image(&file, inh, key, image)
+        resolve_image(&file, inh, &confine, key, image)
     })?;
     images.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(pair) = images.windows(2).find(|w| w[0].key == w[1].key) {
@@ -212,6 +245,7 @@ pub(super) fn load_files(
         registries,
         nodes,
         env: Default::default(),
+        confine,
     })
 }
 
@@ -307,8 +341,6 @@ pub(super) fn run_settings<'a>(
             .with_help("[builder] and [registries] set up the whole run: set each once, in the top-most multiarch.toml")),
         }
     }
-    let mut podman = None;
-    let mut global_args = None;
     let mut oci_labels = None;
     let mut reproducible = None;
     // Each duration setting: its name, its text and the file it is first written in, its span.
@@ -322,9 +354,7 @@ pub(super) fn run_settings<'a>(
     let mut insecure: BTreeMap<String, Option<(bool, Source)>> = BTreeMap::new();
     for file in files {
         let (b, s) = (&file.raw.builder, &file.source);
-        agree("[builder] podman", &mut podman, b.podman.clone(), s)?;
-        let args = (!b.global_args.is_empty()).then(|| b.global_args.clone());
-        agree("[builder] global_args", &mut global_args, args, s)?;
+        refuse_machine_settings(b, s)?;
         agree("[builder] oci_labels", &mut oci_labels, b.oci_labels, s)?;
         agree(
             "[builder] reproducible",
@@ -374,8 +404,6 @@ pub(super) fn run_settings<'a>(
         seen.map(|(v, _)| v)
     }
     let builder = Builder {
-        podman: first(podman).unwrap_or_else(|| "podman".into()),
-        global_args: first(global_args).unwrap_or_default(),
         oci_labels: first(oci_labels).unwrap_or(true),
         reproducible: first(reproducible).unwrap_or(false),
         timeout_secs: timeout_secs?,
@@ -479,4 +507,25 @@ pub fn normalize_relative(path: &Path) -> PathBuf {
     } else {
         out
     }
+}
+
+/// `[builder] podman` and `global_args` choose the program mab runs and its options: a
+/// repository that could set them would run any program on the machine that checks it out (CI
+/// with its credentials), so only the machine's environment (`MAB_PODMAN`) may.
+fn refuse_machine_settings(b: &RawBuilder, source: &Source) -> Result<(), ConfigError> {
+    let span = match (&b.podman, &b.global_args) {
+        (Some(v), _) => ("podman", v.span()),
+        (None, Some(v)) => ("global_args", v.span()),
+        (None, None) => return Ok(()),
+    };
+    let (key, span) = span;
+    Err(source
+        .error(
+            ErrorKind::MachineSetting,
+            span,
+            format!("`[builder] {key}` chooses the program mab runs, which a repository's config cannot"),
+        )
+        .with_help(
+            "remove it, and set MAB_PODMAN in the environment of the machine instead, with any global options: MAB_PODMAN=\"/opt/podman --root /srv/storage\"",
+        ))
 }

@@ -107,10 +107,15 @@ impl Location {
         }
     }
 
-    pub fn load(&self, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+    /// The config, its paths confined to its repository and what `allowed` names.
+    pub fn load(
+        &self,
+        vars: &[(String, String)],
+        allowed: &Allowed,
+    ) -> Result<Config, ConfigError> {
         match self {
-            Self::File(f) => load(f, vars),
-            Self::Tree(root) => load_all(root, vars),
+            Self::File(f) => load(f, vars, allowed),
+            Self::Tree(root) => load_all(root, vars, allowed),
         }
     }
 }
@@ -139,6 +144,15 @@ pub(super) fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
             format!("cannot resolve {}: {e}", path.display()),
         )
     })
+}
+
+/// A path as a config writes it: relative to `dir`, the directory of the file it is written in,
+/// or `~/...` in the home directory (a secret file, an ssh key).
+pub(super) fn written_path(dir: &Path, written: &str) -> PathBuf {
+    match written.strip_prefix("~/") {
+        Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
+        None => dir.join(written),
+    }
 }
 
 pub(super) fn dir_of(path: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ mod location;
 mod nodes;
 mod raw;
 
+pub(crate) use image::pass_as_secret;
 use image::*;
 pub use load::*;
 pub use location::*;
@@ -26,6 +27,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::confine::{Allowed, Confinement, check_config_file};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
+    /// Where the config's paths may lead: named contexts are checked when they are rendered.
+    pub confine: Confinement,
 }
 
 /// Retries of a push or registry read after a transient failure, unless the config says.
@@ -116,8 +120,6 @@ pub const DEFAULT_REGISTRY_STALL: std::time::Duration = std::time::Duration::fro
 /// `[builder]` of every file, checked and with its defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Builder {
-    pub podman: String,
-    pub global_args: Vec<String>,
     pub oci_labels: bool,
     pub reproducible: bool,
     pub timeout_secs: Option<u64>,

@@ -83,6 +83,7 @@ pub(super) fn parse(
     source: &Source,
     dir: &std::path::Path,
     raw: &BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    confine: &crate::confine::Confinement,
 ) -> Result<Vec<Node>, ConfigError> {
     let mut nodes = Vec::with_capacity(raw.len());
     for (name, node) in raw {
@@ -136,10 +137,19 @@ pub(super) fn parse(
                 "a node runs at least one build at once",
             ));
         }
-        let identity = n.identity.as_ref().map(|k| {
-            let k = PathBuf::from(k);
-            if k.is_relative() { dir.join(k) } else { k }
-        });
+        let identity = match &n.identity {
+            Some(written) => {
+                let key = super::written_path(dir, written.get_ref());
+                confine.check_from(
+                    dir,
+                    &key,
+                    (source, written.span()),
+                    format_args!("ssh key `{}` of node `{name}`", written.get_ref()),
+                )?;
+                Some(key)
+            }
+            None => None,
+        };
         nodes.push(Node {
             name,
             address,

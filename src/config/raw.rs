@@ -51,20 +51,23 @@ pub struct RawNode {
     pub emulates: Vec<Spanned<String>>,
     /// Builds at once (default 1).
     pub jobs: Option<usize>,
-    /// The ssh key file for an `ssh://` url, relative to this file.
-    pub identity: Option<String>,
+    /// The ssh key file for an `ssh://` url, relative to this file or `~/...`. Like every path
+    /// a config names, it must be inside the repository unless `--allow fs.read=PATH` allows it.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
 }
 
 /// `[builder]`.
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBuilder {
-    /// The podman program (default `podman`). `MAB_PODMAN` in the environment overrides it and
-    /// may add global options: `MAB_PODMAN="podman --remote --connection ci"`.
-    pub podman: Option<String>,
-    /// Global options put before every podman subcommand, e.g. `["--root", "/srv/storage"]`.
-    #[serde(default)]
-    pub global_args: Vec<String>,
+    /// Refused: the program mab runs is the machine's choice, never a repository's. Set
+    /// `MAB_PODMAN` in the environment instead: `MAB_PODMAN="/opt/podman --root /srv/storage"`.
+    #[schemars(with = "Option<String>")]
+    pub podman: Option<Spanned<String>>,
+    /// Refused, as `podman` is: podman's global options go in `MAB_PODMAN`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub global_args: Option<Spanned<Vec<String>>>,
     /// Add the standard `org.opencontainers.image.*` labels (source, revision, created,
     /// version) to every image (default true). Labels set in the config win.
     pub oci_labels: Option<bool>,

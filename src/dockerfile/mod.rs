@@ -31,6 +31,19 @@ pub fn context_ignore_file(context: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The Dockerfile's own ignore file (`Dockerfile.containerignore`, else `.dockerignore`), which
+/// podman reads instead of the context's.
+pub fn dockerfile_ignore_file(dockerfile: &Path) -> Option<PathBuf> {
+    [".containerignore", ".dockerignore"]
+        .iter()
+        .map(|ext| {
+            let mut p = dockerfile.as_os_str().to_owned();
+            p.push(ext);
+            PathBuf::from(p)
+        })
+        .find(|p| p.is_file())
+}
+
 /// The build args podman 4.3.1 does not set itself but BuildKit does, and cross-compiling
 /// Dockerfiles read: mab passes those a Dockerfile names.
 pub const BUILD_PLATFORM_ARGS: [&str; 4] =

@@ -77,14 +77,7 @@ fn ignore_text(workdir: &Path, build: &Build) -> std::io::Result<String> {
         };
         return Ok(f.text(&base));
     }
-    let dockerfile = workdir.join(&build.inputs.dockerfile);
-    let own = [".containerignore", ".dockerignore"]
-        .iter()
-        .find_map(|ext| {
-            let mut p = dockerfile.as_os_str().to_owned();
-            p.push(ext);
-            Some(PathBuf::from(p)).filter(|p| p.is_file())
-        });
+    let own = crate::dockerfile::dockerfile_ignore_file(&workdir.join(&build.inputs.dockerfile));
     match own
         .or_else(|| crate::dockerfile::context_ignore_file(&workdir.join(&build.inputs.context)))
     {

@@ -202,6 +202,29 @@ mod tests {
     }
 
     #[test]
+    fn a_link_out_of_the_context_is_hashed_as_a_link_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("ctx"), dir.path().join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(outside.join("dir")).unwrap();
+        std::fs::write(outside.join("auth.json"), "one").unwrap();
+        std::os::unix::fs::symlink(outside.join("auth.json"), root.join("auth.json")).unwrap();
+        std::os::unix::fs::symlink(outside.join("dir"), root.join("dir")).unwrap();
+        let p = Patterns::default();
+        let hashed = || hash(&root, &p, &Files::new(), now_ns()).unwrap();
+        let first = hashed();
+        assert_eq!(first.read, 0, "no file is read through a link");
+        // What the links lead to changes: the context's digest does not.
+        std::fs::write(outside.join("auth.json"), "two").unwrap();
+        std::fs::write(outside.join("dir/new"), "new").unwrap();
+        assert_eq!(hashed().digest, first.digest);
+        // Where a link leads is part of the context.
+        std::fs::remove_file(root.join("auth.json")).unwrap();
+        std::os::unix::fs::symlink(outside.join("dir/new"), root.join("auth.json")).unwrap();
+        assert_ne!(hashed().digest, first.digest);
+    }
+
+    #[test]
     fn the_cache_serves_unchanged_files_and_not_racy_ones() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();

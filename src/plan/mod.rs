@@ -379,12 +379,14 @@ pub fn local_image(name: &str, platform: &Platform) -> String {
 }
 
 /// The podman command prefix: `MAB_PODMAN` (split like a shell would, so it can carry global
-/// options such as `--remote --connection ci`), else `[builder] podman`, then `global_args`.
+/// options such as `--remote --connection ci`), else `podman`. Never the config's: see
+/// `config::load::refuse_machine_settings`.
 pub fn podman_prefix(config: &Config) -> Vec<String> {
-    let from_env = config.env.podman.clone();
-    let mut prefix = from_env.unwrap_or_else(|| vec![config.builder.podman.clone()]);
-    prefix.extend(config.builder.global_args.iter().cloned());
-    prefix
+    config
+        .env
+        .podman
+        .clone()
+        .unwrap_or_else(|| vec!["podman".into()])
 }
 
 /// Makes the plan of `instances` (from [`crate::matrix::expand`]) for `selection`.

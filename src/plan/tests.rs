@@ -1,16 +1,13 @@
 use super::*;
 use crate::error::ErrorKind;
 
-/// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml; `{DIR}`
-/// in `config` stands for the name of the directory that holds them.
+/// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml.
 fn plan_of(
     config: &str,
     files: &[(&str, &str)],
     selection: &Selection,
 ) -> Result<Plan, ConfigError> {
     let dir = tempfile::tempdir().unwrap();
-    let name = dir.path().file_name().unwrap().to_string_lossy();
-    let config = config.replace("{DIR}", &name);
     for (path, text) in files {
         let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -18,7 +15,12 @@ fn plan_of(
     }
     let path = dir.path().join("multiarch.toml");
     std::fs::write(&path, config).unwrap();
-    crate::plan_file(&path, &[], selection)
+    // The nodes' ssh key (`NODES`) is outside the scratch repository, as keys usually are.
+    let allowed =
+        crate::confine::Allowed::resolve(&["fs.read=/keys".parse().unwrap()], dir.path(), None);
+    let location = crate::config::Location::File(path);
+    let env = crate::settings::Environment::default();
+    crate::plan_in(&location, &[], selection, env, &allowed)
 }
 
 const HEAD: &str = "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n";
@@ -126,15 +128,25 @@ fn cycles_are_reported_with_their_path() {
 
 #[test]
 fn only_contexts_holding_the_workdir_get_an_ignore_file() {
+    // The config is in `w/` of a git work tree: a context may be above it.
     let files = [
+        ("../.git/HEAD", "ref: refs/heads/main\n"),
         ("Dockerfile", "FROM scratch\n"),
         (".dockerignore", "*.md"),
         ("z/Dockerfile", "FROM scratch\n"),
     ];
     let config = format!(
-        "{HEAD}[images.dot]\n[images.sub]\ncontext = \"z\"\n[images.up]\ncontext = \"z/../..\"\ndockerfile = \"{{DIR}}/Dockerfile\"\n"
+        "{HEAD}[images.dot]\n[images.sub]\ncontext = \"z\"\n[images.up]\ncontext = \"z/../..\"\ndockerfile = \"w/Dockerfile\"\n"
     );
-    let plan = plan_of(&config, &files, &Selection::default()).unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let w = top.path().join("w");
+    for (path, text) in files {
+        let p = w.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    std::fs::write(w.join("multiarch.toml"), config).unwrap();
+    let plan = crate::plan_file(&w.join("multiarch.toml"), &[], &Selection::default()).unwrap();
     // The parent of the project's directory holds it too: its name is in the exclusion.
     let dir = plan
         .workdir
