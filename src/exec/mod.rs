@@ -169,6 +169,7 @@ pub fn run(
     // A repository that forged mab's state is refused before anything runs.
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
+    state.refuse_links()?;
     let _turn = take_turn()?;
     // Before this run writes anything a dead run's commands could still be writing.
     let ledger = ProcessLedger::open()?;
