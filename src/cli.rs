@@ -113,6 +113,10 @@ struct RunArgs {
     /// A build running longer fails, e.g. `30m` (overrides `[builder] timeout`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<std::time::Duration>,
+    /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`
+    /// (overrides `[builder] registry_timeout`; default 15m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    registry_timeout: Option<std::time::Duration>,
 }
 
 /// What to work on: the config, the images and platforms in it, variable overrides.
@@ -378,6 +382,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
             .timeout
             .or(plan.timeout_secs.map(std::time::Duration::from_secs)),
         retries: plan.retries,
+        registry: exec::registry_limits(&plan, run.registry_timeout),
         skip_published: !run.rebuild,
         reaper: std::env::current_exe()
             .ok()

@@ -27,6 +27,7 @@ pub mod settings;
 pub mod state;
 pub mod supervise;
 pub mod template;
+mod traffic;
 
 use std::path::Path;
 

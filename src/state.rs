@@ -119,6 +119,29 @@ impl StateDir {
         })
     }
 
+    /// Refuses a link anywhere in the state directory's first two levels, where every file mab
+    /// and podman write lives, before a run waits for its turn: a forged state directory is
+    /// then refused at once, whatever other runs do. Only a first look: every write checks its
+    /// own way again, so a link put there later is still never followed.
+    pub fn refuse_links(&self) -> std::io::Result<()> {
+        let top = self.workdir.join(STATE_DIR);
+        for entry in walkdir::WalkDir::new(&top)
+            .min_depth(1)
+            .max_depth(2)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(std::io::Error::other)?;
+            if entry.path_is_symlink() {
+                let rel = Path::new(STATE_DIR)
+                    .join(entry.path().strip_prefix(&top).unwrap_or(entry.path()));
+                let to = std::fs::read_link(entry.path()).unwrap_or_default();
+                return Err(refused(linked(&rel, &to)));
+            }
+        }
+        Ok(())
+    }
+
     /// The directory that holds `rel` (a path relative to the workdir, under `.mab/`), each
     /// directory on the way checked and made if missing, and the last word of `rel`.
     fn parent<'a>(&self, rel: &'a Path) -> std::io::Result<(OwnedFd, &'a OsStr)> {

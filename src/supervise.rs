@@ -1,10 +1,10 @@
 //! Process supervision, in one place: every command `mab run` starts leads a process group of
 //! its own; its output reaches the job's log only through a pipe, with secret values masked on
 //! the way (so they never touch the disk); stopping it is always SIGTERM to the group, a grace
-//! period, then SIGKILL, whether for a timeout, Ctrl-C or SIGTERM; a shared cancel token keeps
-//! every job from starting another command or retry once the run stops; and nothing outlives
-//! mab: a reaper process of its own learns each group as it starts and stops what is left when
-//! mab dies, even by SIGKILL, and each group is recorded in the user's process ledger
+//! period, then SIGKILL, whether for a timeout, a stall, Ctrl-C or SIGTERM; a shared cancel
+//! token keeps every job from starting another command or retry once the run stops; and nothing
+//! outlives mab: a reaper process of its own learns each group as it starts and stops what is
+//! left when mab dies, even by SIGKILL, and each group is recorded in the user's process ledger
 //! ([`crate::process_ledger`], outside the repository) so that a later run stops the leftovers
 //! of a run whose reaper died too.
 //!
@@ -123,14 +123,46 @@ pub enum When {
     Cleanup,
 }
 
+/// What a command may take before it is stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// It must end within this.
+    pub deadline: Option<Duration>,
+    /// It must keep moving data: [`crate::traffic::PROGRESS_FLOOR`] bytes read or written (files
+    /// and sockets alike) by its process group at least this often.
+    pub stall: Option<Duration>,
+}
+
+/// Why the supervisor stopped a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It was still running at its deadline.
+    Deadline(Duration),
+    /// It moved no data for this long.
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Deadline(d) => write!(f, "timed out after {}", humantime::format_duration(*d)),
+            Self::Stalled(d) => write!(
+                f,
+                "stalled: it moved no data for {}",
+                humantime::format_duration(*d)
+            ),
+        }
+    }
+}
+
 /// How a command ended.
 #[derive(Debug)]
 pub struct Outcome {
     pub status: ExitStatus,
     /// Its standard output, when captured.
     pub stdout: Vec<u8>,
-    /// It ran past its time limit and was stopped.
-    pub timed_out: bool,
+    /// It passed one of its [`Limits`] and was stopped.
+    pub stopped: Option<Stopped>,
     /// Where its own output starts in the log (earlier commands wrote before it).
     pub log_start: u64,
 }
@@ -299,14 +331,14 @@ impl Supervisor {
     }
 
     /// Runs `cmd` as the leader of a new process group: its standard error (and standard
-    /// output, unless `capture`) masked into `log`. After `timeout` it is stopped (SIGTERM,
-    /// grace, SIGKILL) and `timed_out` says so.
+    /// output, unless `capture`) masked into `log`. Past its `limits` it is stopped (SIGTERM,
+    /// grace, SIGKILL) and `stopped` says why.
     pub fn run(
         &self,
         mut cmd: Command,
         log: &Path,
         capture: bool,
-        timeout: Option<Duration>,
+        limits: Limits,
         when: When,
     ) -> Result<Outcome, Refused> {
         if when == When::Normal && self.cancelled() {
@@ -360,7 +392,7 @@ impl Supervisor {
                 copies.push(copy(Box::new(out)));
             }
             let readers = copies.len() + usize::from(captured.is_some());
-            let timed_out = self.wait_exited(&child, group, timeout)?;
+            let stopped = self.wait_exited(&child, group, limits)?;
             // Output pipes close when the group's last process exits. One that lingers after
             // its leader has exited (and is not reaped yet) is stopped.
             let mut finished = 0;
@@ -381,7 +413,7 @@ impl Supervisor {
                 Some(h) => h.join().expect("capture thread")?,
                 None => Vec::new(),
             };
-            Ok::<_, std::io::Error>((timed_out, stdout))
+            Ok::<_, std::io::Error>((stopped, stdout))
         });
         // The leader is reaped only now, after it left the live set: until then its number
         // cannot be reused, so no signal above could reach another process.
@@ -391,25 +423,26 @@ impl Supervisor {
             .remove(&group);
         let status = child.wait()?;
         self.record(Line::Ended(group));
-        let (timed_out, stdout) = result?;
+        let (stopped, stdout) = result?;
         Ok(Outcome {
             status,
             stdout,
-            timed_out,
+            stopped,
             log_start,
         })
     }
 
-    /// Waits until `child` has exited, without reaping it; after `timeout`, stops its group.
+    /// Waits until `child` has exited, without reaping it; past `limits`, stops its group.
     fn wait_exited(
         &self,
         child: &Child,
         group: i32,
-        timeout: Option<Duration>,
-    ) -> std::io::Result<bool> {
+        limits: Limits,
+    ) -> std::io::Result<Option<Stopped>> {
         let pid = Pid::from_raw(child.id() as i32).expect("a child has a pid");
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut timed_out = false;
+        let started = Instant::now();
+        let mut stall = limits.stall.map(|period| Stall::new(group, period));
+        let mut stopped = None;
         let mut kill_at: Option<Instant> = None;
         loop {
             let exited = rustix::process::waitid(
@@ -417,19 +450,71 @@ impl Supervisor {
                 WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
             )?;
             if exited.is_some() {
-                return Ok(timed_out);
+                return Ok(stopped);
             }
             let now = Instant::now();
-            if !timed_out && deadline.is_some_and(|d| now >= d) {
-                timed_out = true;
-                signal_group(group, Signal::TERM);
-                kill_at = Some(now + self.grace);
+            if stopped.is_none() {
+                stopped = match (limits.deadline, &mut stall) {
+                    (Some(d), _) if now >= started + d => Some(Stopped::Deadline(d)),
+                    (_, Some(s)) => s.check(now).then_some(Stopped::Stalled(s.period)),
+                    _ => None,
+                };
+                if stopped.is_some() {
+                    signal_group(group, Signal::TERM);
+                    kill_at = Some(now + self.grace);
+                }
             }
             if kill_at.is_some_and(|k| now >= k) {
                 signal_group(group, Signal::KILL);
                 kill_at = None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The stall rule of one command: its group must move [`crate::traffic::PROGRESS_FLOOR`] bytes
+/// within every `period`.
+struct Stall {
+    meter: crate::traffic::Meter,
+    period: Duration,
+    /// Bytes moved at the last progress, and when that was.
+    moved: u64,
+    progress_at: Instant,
+    /// Reading `/proc` for every process is not free: once in a while is enough.
+    next_sample: Instant,
+}
+
+impl Stall {
+    fn new(group: i32, period: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            meter: crate::traffic::Meter::new(group),
+            period,
+            moved: 0,
+            progress_at: now,
+            next_sample: now,
+        }
+    }
+
+    /// Whether the group has stalled by `now`.
+    fn check(&mut self, now: Instant) -> bool {
+        if now < self.next_sample {
+            return false;
+        }
+        self.next_sample =
+            now + (self.period / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        match self.meter.sample() {
+            // Counters that cannot be read say nothing: no stall is ever declared on them.
+            None => {
+                self.progress_at = now;
+                false
+            }
+            Some(moved) if moved >= self.moved + crate::traffic::PROGRESS_FLOOR => {
+                (self.moved, self.progress_at) = (moved, now);
+                false
+            }
+            Some(_) => now >= self.progress_at + self.period,
         }
     }
 }
@@ -506,6 +591,59 @@ mod tests {
         let mut m = Masker::new(&secrets, Vec::new());
         m.write(b"line one\npw=hunt").unwrap();
         assert_eq!(m.out, b"line one\npw=");
+    }
+
+    fn limited(script: &str, limits: Limits) -> (Outcome, Duration) {
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = Supervisor::new(Duration::from_secs(1), None, None, Vec::new()).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        let started = Instant::now();
+        let outcome = supervisor
+            .run(cmd, &dir.path().join("log"), false, limits, When::Normal)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        (outcome, started.elapsed())
+    }
+
+    #[test]
+    fn a_command_that_moves_no_data_is_stopped_as_stalled() {
+        let stall = Duration::from_millis(500);
+        let (outcome, took) = limited(
+            "sleep 60",
+            Limits {
+                deadline: Some(Duration::from_secs(50)),
+                stall: Some(stall),
+            },
+        );
+        assert_eq!(outcome.stopped, Some(Stopped::Stalled(stall)));
+        assert!(!outcome.status.success());
+        assert!(took < Duration::from_secs(30), "{took:?}");
+        // Its deadline comes first.
+        let deadline = Duration::from_millis(300);
+        let (outcome, _) = limited(
+            "sleep 60",
+            Limits {
+                deadline: Some(deadline),
+                stall: Some(Duration::from_secs(50)),
+            },
+        );
+        assert_eq!(outcome.stopped, Some(Stopped::Deadline(deadline)));
+    }
+
+    #[test]
+    fn a_command_that_keeps_moving_data_is_no_stall() {
+        // Three seconds of copies, 400 kB every 100 ms, by short-lived children of the leader.
+        let (outcome, took) = limited(
+            "for i in $(seq 30); do head -c 200000 /dev/zero; sleep 0.1; done >/dev/null",
+            Limits {
+                deadline: None,
+                stall: Some(Duration::from_secs(2)),
+            },
+        );
+        assert_eq!(outcome.stopped, None);
+        assert!(outcome.status.success());
+        assert!(took > Duration::from_secs(2), "{took:?}");
     }
 
     #[test]

@@ -115,6 +115,16 @@ fn wrong_type_push() {
 }
 
 #[test]
+fn invalid_registry_stall() {
+    check(
+        "invalid_registry_stall",
+        &format!("[builder]\nregistry_stall = \"a minute\"\n\n{}", image("")),
+        &[],
+        &[],
+    );
+}
+
+#[test]
 fn builder_podman_is_the_machines_choice() {
     check(
         "builder_podman_is_the_machines_choice",

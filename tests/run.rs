@@ -762,3 +762,135 @@ fn changed_since_builds_and_pushes_only_what_changed() {
     assert!(!r.has("start localhost/mab/app:linux-arm64"), "{}", r.log);
     assert_eq!(r.pushed(), Vec::<String>::new());
 }
+
+/// The stand-ins' project with a stall rule of `stall` and one retry.
+fn stalling_project(stall: &str) -> Project {
+    let p = project();
+    let config = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    p.file(
+        "multiarch.toml",
+        &format!("[builder]\nregistry_stall = \"{stall}\"\nretries = 1\n\n{config}"),
+    );
+    p
+}
+
+/// `mab run other` in `p` against the stand-ins, its pushes hanging as `FAKE_HANG` says;
+/// bounded, so that a hang fails the test (generously: other runs of this user, e2e ones
+/// included, may hold the per-user lock first).
+fn run_other(p: &Project, hang: &str, args: &[&str]) -> common::fake::Run {
+    let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
+    // --rebuild: no registry check, so no marker tag: the list's one push goes to its first
+    // tag, which `hang` names, and the other tags are copies of it.
+    let mut full = vec!["run", "--progress", "plain", "--rebuild", "other"];
+    full.extend_from_slice(args);
+    let mut cmd = p.mab(&full);
+    cmd.env("PATH", common::fake::path())
+        .env("FAKE_STATE", &state)
+        .env("FAKE_LOG", &log)
+        .env("FAKE_HANG", hang)
+        .env_remove("MAB_PODMAN");
+    let out = common::output_within(&mut cmd, std::time::Duration::from_secs(300));
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    common::fake::Run { out, log, state }
+}
+
+/// The per-user lock is held by a run whose push hangs only as long as the registry limits
+/// allow: a second run waits for its turn and then succeeds (on main it waited forever).
+#[test]
+fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
+    // The stall rule takes 3 s, twice (one retry), to end the hanging run.
+    let hanging = stalling_project("3s");
+    let log = hanging.path().join("podman.log");
+    let first = std::thread::spawn(move || {
+        let r = run_other(&hanging, "reg.test/acme/other:1", &[]);
+        (hanging, r)
+    });
+    // The first run holds the lock from its start to its end: once its push hangs, a run
+    // started now must wait for its turn.
+    wait_at_most(
+        std::time::Duration::from_secs(300),
+        "the first run's push hangs",
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1")),
+    );
+    let second = run_other(&project(), "", &[]);
+    let text = second.text();
+    assert!(
+        text.contains("waiting for another mab run of this user to finish"),
+        "{text}"
+    );
+    assert_eq!(second.out.status.code(), Some(0), "{text}");
+    let (_p, first) = first.join().unwrap();
+    assert_eq!(first.out.status.code(), Some(1), "{}", first.text());
+}
+
+/// A registry that stops answering mid-push (issue 17): the push is stopped once it has moved
+/// no data for `registry_stall`, retried, and the run fails naming the step, the reference and
+/// the limit, instead of hanging (and holding the per-user lock) forever.
+#[test]
+fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
+    let p = stalling_project("1s");
+    let r = run_other(&p, "reg.test/acme/other:1", &[]);
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "pushing reg.test/acme/other:1 to registry reg.test failed: `podman manifest push` of reg.test/acme/other:1 stalled: it moved no data for 1s ([builder] registry_stall) and was stopped"
+        ),
+        "{text}"
+    );
+    // The first attempt and its one retry, each stopped.
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        2,
+        "{}",
+        r.log
+    );
+    assert_eq!(survivors(&r.state), Vec::<String>::new());
+    assert!(r.pushed().is_empty(), "{:?}", r.pushed());
+}
+
+#[test]
+fn registry_timeout_on_the_command_line_stops_a_hanging_push() {
+    let p = stalling_project("1h");
+    let r = run_other(
+        &p,
+        "reg.test/acme/other:1@once",
+        &["--registry-timeout", "1s"],
+    );
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        1,
+        "{}",
+        r.log
+    );
+    let log = std::fs::read_dir(p.path().join(".mab/runs"))
+        .unwrap()
+        .find_map(|run| {
+            std::fs::read_to_string(run.unwrap().path().join("other@manifest.log")).ok()
+        })
+        .unwrap();
+    assert!(
+        log.contains("retry 1 of 1 in 1s: `podman manifest push` of reg.test/acme/other:1 timed out after 1s ([builder] registry_timeout) and was stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_push_that_stalls_once_succeeds_on_its_retry() {
+    let p = stalling_project("1s");
+    let r = run_other(&p, "reg.test/acme/other:1@once", &[]);
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        r.log.matches("hang reg.test/acme/other:1").count(),
+        1,
+        "{}",
+        r.log
+    );
+    assert_eq!(
+        r.pushed(),
+        ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
+    );
+}

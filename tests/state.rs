@@ -202,3 +202,31 @@ fn a_forged_ledger_record_never_stops_a_process_mab_did_not_start() {
     assert!(!r.text().contains("stopped"), "{}", r.text());
     assert!(!forged.exists(), "a record of a dead run is dropped");
 }
+
+/// A link in the state directory is refused at once, before the run waits for its turn on the
+/// per-user lock: while another run of the user holds it, the error comes all the same.
+#[test]
+fn a_link_is_refused_before_the_run_waits_for_its_turn() {
+    let p = project();
+    std::fs::create_dir_all(p.path().join(".mab/dockerfiles")).unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/target",
+        p.path().join(".mab/dockerfiles/app@linux-amd64"),
+    )
+    .unwrap();
+    // A lock of this test's own (mab takes `$TMPDIR/mab-<uid>.lock`), held as a run would.
+    let tmp = tempfile::tempdir().unwrap();
+    let uid = rustix::process::getuid().as_raw();
+    let lock = std::fs::File::create(tmp.path().join(format!("mab-{uid}.lock"))).unwrap();
+    lock.lock().unwrap();
+    let out = common::output_within(
+        p.mab(&["run", "--no-push"])
+            .env("TMPDIR", tmp.path())
+            .env("PATH", common::fake::path()),
+        std::time::Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert!(!stderr.contains("waiting for another mab run"), "{stderr}");
+}

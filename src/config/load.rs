@@ -360,8 +360,13 @@ pub(super) fn run_settings<'a>(
     }
     let mut oci_labels = None;
     let mut reproducible = None;
-    let mut timeout: Option<(String, Source)> = None;
-    let mut timeout_span = 0..0;
+    // Each duration setting: its name, its text and the file it is first written in, its span.
+    type Duration<'n> = (&'n str, Option<(String, Source)>, std::ops::Range<usize>);
+    let mut durations: [Duration; 3] = [
+        ("timeout", None, 0..0),
+        ("registry_timeout", None, 0..0),
+        ("registry_stall", None, 0..0),
+    ];
     let mut retries = None;
     let mut insecure: BTreeMap<String, Option<(bool, Source)>> = BTreeMap::new();
     for file in files {
@@ -375,16 +380,19 @@ pub(super) fn run_settings<'a>(
             s,
         )?;
         agree("[builder] retries", &mut retries, b.retries, s)?;
-        if let Some(t) = &b.timeout {
-            if timeout.is_none() {
-                timeout_span = t.span();
+        let written = [&b.timeout, &b.registry_timeout, &b.registry_stall];
+        for ((name, seen, span), t) in durations.iter_mut().zip(written) {
+            if let Some(t) = t {
+                if seen.is_none() {
+                    *span = t.span();
+                }
+                agree(
+                    &format!("[builder] {name}"),
+                    seen,
+                    Some(t.get_ref().clone()),
+                    s,
+                )?;
             }
-            agree(
-                "[builder] timeout",
-                &mut timeout,
-                Some(t.get_ref().clone()),
-                s,
-            )?;
         }
         for (host, r) in &file.raw.registries {
             let seen = insecure.entry(host.clone()).or_default();
@@ -396,29 +404,29 @@ pub(super) fn run_settings<'a>(
             )?;
         }
     }
-    let timeout_secs = timeout
-        .map(|(t, source)| {
+    let secs = durations.map(|(name, seen, span)| {
+        seen.map(|(t, source)| {
             humantime::parse_duration(&t)
                 .map(|d| d.as_secs())
                 .map_err(|e| {
                     source
-                        .error(
-                            ErrorKind::Type,
-                            timeout_span,
-                            format!("invalid timeout `{t}`: {e}"),
-                        )
+                        .error(ErrorKind::Type, span, format!("invalid {name} `{t}`: {e}"))
                         .with_help("write a duration such as \"30m\" or \"1h 30m\"")
                 })
         })
-        .transpose()?;
+        .transpose()
+    });
+    let [timeout_secs, registry_timeout_secs, registry_stall_secs] = secs;
     fn first<T>(seen: Option<(T, Source)>) -> Option<T> {
         seen.map(|(v, _)| v)
     }
     let builder = Builder {
         oci_labels: first(oci_labels).unwrap_or(true),
         reproducible: first(reproducible).unwrap_or(false),
-        timeout_secs,
+        timeout_secs: timeout_secs?,
         retries: first(retries).unwrap_or(DEFAULT_RETRIES),
+        registry_timeout_secs: registry_timeout_secs?,
+        registry_stall_secs: registry_stall_secs?,
     };
     let registries = insecure
         .into_iter()

@@ -109,6 +109,15 @@ pub struct Config {
 /// Retries of a push or registry read after a transient failure, unless the config says.
 pub const DEFAULT_RETRIES: u32 = 3;
 
+/// How long one registry command may run, unless the config says: a large layer on a slow link
+/// must fit (1 GiB at 2 MB/s is about 9 minutes), and a hung registry must not hold a run (and
+/// the per-user lock) for much longer.
+pub const DEFAULT_REGISTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How long a registry command may move no data, unless the config says: a registry that takes
+/// a minute to answer a request is as good as down, and a retry may reach a healthier one.
+pub const DEFAULT_REGISTRY_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `[builder]` of every file, checked and with its defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -116,6 +125,9 @@ pub struct Builder {
     pub reproducible: bool,
     pub timeout_secs: Option<u64>,
     pub retries: u32,
+    /// `[builder] registry_timeout` and `registry_stall`, if set.
+    pub registry_timeout_secs: Option<u64>,
+    pub registry_stall_secs: Option<u64>,
 }
 
 impl Config {

@@ -80,6 +80,15 @@ pub struct RawBuilder {
     /// Retries of a push or registry read after a transient failure such as a refused
     /// connection or a 503, with exponential backoff from 1 s (default 3).
     pub retries: Option<u32>,
+    /// Each command that talks to a registry (push, copy, read-back, `manifest add` of a
+    /// pushed image) running longer is stopped and retried, e.g. `"30m"` (default 15m).
+    /// `mab run --registry-timeout` overrides it.
+    #[schemars(with = "Option<String>")]
+    pub registry_timeout: Option<Spanned<String>>,
+    /// A command that talks to a registry and moves no data for this long is stopped and
+    /// retried, e.g. `"2m"` (default 60s).
+    #[schemars(with = "Option<String>")]
+    pub registry_stall: Option<Spanned<String>>,
 }
 
 /// `[registries."host[:port]"]`.

@@ -21,7 +21,7 @@ use crate::platform::Platform;
 use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
-use crate::supervise::{Supervisor, When};
+use crate::supervise::{Limits, Supervisor, When};
 
 mod ledger;
 mod prepare;
@@ -59,6 +59,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Retries of a push or registry read after a transient failure.
     pub retries: u32,
+    /// What each command that talks to a registry may take ([`registry_limits`]).
+    pub registry: Limits,
     /// Show each command as it starts.
     pub verbose: bool,
     /// Skip the lists whose inputs the registry already holds (not with `--rebuild`; only
@@ -67,6 +69,23 @@ pub struct Options {
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
+}
+
+/// The limits of registry commands: `timeout` (`mab run --registry-timeout`) over the plan's
+/// `[builder] registry_timeout`, and `registry_stall`, else their defaults.
+pub fn registry_limits(plan: &Plan, timeout: Option<Duration>) -> Limits {
+    use crate::config::{DEFAULT_REGISTRY_STALL, DEFAULT_REGISTRY_TIMEOUT};
+    Limits {
+        deadline: Some(
+            timeout
+                .or(plan.registry_timeout_secs.map(Duration::from_secs))
+                .unwrap_or(DEFAULT_REGISTRY_TIMEOUT),
+        ),
+        stall: Some(
+            plan.registry_stall_secs
+                .map_or(DEFAULT_REGISTRY_STALL, Duration::from_secs),
+        ),
+    }
 }
 
 /// How long a command gets to stop after SIGTERM (a timeout, an interrupt) before SIGKILL.
@@ -134,6 +153,7 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
         build_timeout: None,
+        registry: registry_limits(plan, None),
         retries: plan.retries,
     };
     let checked = published::check(plan, &runner, &logs)?;
@@ -151,6 +171,7 @@ pub fn run(
     // A repository that forged mab's state is refused before anything runs.
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
+    state.refuse_links()?;
     let _turn = take_turn()?;
     // Before this run writes anything a dead run's commands could still be writing.
     let ledger = ProcessLedger::open()?;
@@ -173,6 +194,7 @@ pub fn run(
             secret_values(&plan.secrets),
         )?,
         build_timeout: opts.timeout,
+        registry: opts.registry,
         retries: opts.retries,
     };
     let progress_total = |p: &Plan| (p.builds.len() + p.manifests.len()) as u64;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
 use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
-use crate::supervise::{Refused, Supervisor, When, private_append};
+use crate::supervise::{Limits, Refused, Stopped, Supervisor, When, private_append};
 
 use super::schedule::Batch;
 
@@ -28,6 +28,9 @@ pub(super) struct Failure {
     /// The failing command's own output (not that of earlier attempts), and whether it ended
     /// with an exit code (not a signal or a refusal to start): what a retry is decided on.
     pub(super) attempt: Option<String>,
+    /// The supervisor stopped it: a registry step that passed its deadline or stalled is worth
+    /// another try.
+    pub(super) stopped: Option<Stopped>,
 }
 
 impl Failure {
@@ -36,7 +39,60 @@ impl Failure {
             reason: reason.into(),
             tail: None,
             attempt: None,
+            stopped: None,
         }
+    }
+
+    /// Whether another try may succeed: the registry was down, overloaded or slow.
+    fn transient(&self) -> bool {
+        self.stopped.is_some() || self.attempt.as_deref().is_some_and(transient)
+    }
+}
+
+/// A command that talks to a registry: one that names a `docker://` reference (a push, a copy,
+/// a read-back, a `manifest add` of another node's image). Told by the command itself, not by
+/// who planned it, so that no registry step, now or added later, runs without its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RegistryStep {
+    /// The program and its subcommand, such as `podman manifest push` or `skopeo copy`.
+    pub(super) command: String,
+    /// The last reference it names (a copy's or push's destination).
+    pub(super) reference: String,
+    /// It runs on a podman service elsewhere (`--url`, `--connection`, `--remote`): the data
+    /// moves there, out of sight of the stall rule, so only the deadline applies.
+    pub(super) remote: bool,
+}
+
+impl RegistryStep {
+    pub(super) fn of(argv: &[String]) -> Option<Self> {
+        let reference = argv
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix("docker://"))?;
+        let subcommands = ["manifest", "push", "add", "inspect", "copy", "pull"];
+        let global = argv
+            .iter()
+            .skip(1)
+            .take_while(|a| !subcommands.contains(&a.as_str()));
+        let remote = global.clone().any(|a| {
+            ["--url", "--connection", "--remote", "-r", "-c"].contains(&a.as_str())
+                || a.starts_with("--url=")
+                || a.starts_with("--connection=")
+        });
+        let words: Vec<&str> = std::iter::once(argv[0].as_str())
+            .chain(
+                argv.iter()
+                    .skip(1)
+                    .map(String::as_str)
+                    .filter(|a| subcommands.contains(a))
+                    .take(2),
+            )
+            .collect();
+        Some(Self {
+            command: words.join(" "),
+            reference: reference.to_string(),
+            remote,
+        })
     }
 }
 
@@ -123,6 +179,9 @@ pub(super) fn transient(attempt: &str) -> bool {
         ": eof",
         "no route to host",
         "broken pipe",
+        // Go's words for a connection the other side cut (a reset mid-upload, measured on
+        // podman 4.3.1 through tests/common/proxy.rs).
+        "use of closed network connection",
     ];
     let statuses = ["429", "500", "502", "503", "504"];
     // `skopeo copy --preserve-digests` (mab's copies of an index the registry holds already):
@@ -136,12 +195,15 @@ pub(super) fn transient(attempt: &str) -> bool {
             || hidden_put_failure)
 }
 
-/// What every job runs with: the plan, the running processes, and the build timeout.
+/// What every job runs with: the plan, the running processes, the build timeout and the limits
+/// of registry steps.
 pub(super) struct Runner<'a> {
     /// Where commands run; the plan's paths are relative to it.
     pub(super) workdir: &'a Path,
     pub(super) supervisor: Supervisor,
     pub(super) build_timeout: Option<Duration>,
+    /// What each command that talks to a registry ([`RegistryStep`]) may take.
+    pub(super) registry: Limits,
     /// Retries of a push or registry read after a transient failure.
     pub(super) retries: u32,
 }
@@ -172,7 +234,8 @@ pub(super) fn secret_values(secrets: &[SecretSource]) -> Vec<String> {
 impl Runner<'_> {
     /// Runs `argv` in the workdir, the command line and its output appended to `log` (standard
     /// output returned instead when `capture`); a failure carries the log's tail. After
-    /// `timeout` the command is stopped and fails.
+    /// `timeout`, or past the registry limits when it talks to a registry, the command is
+    /// stopped and fails.
     pub(super) fn command(
         &self,
         argv: &[String],
@@ -188,7 +251,21 @@ impl Runner<'_> {
         drop(file);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).current_dir(self.workdir);
-        let outcome = match self.supervisor.run(cmd, log, capture, timeout, when) {
+        let step = RegistryStep::of(argv);
+        let limits = match &step {
+            Some(step) => Limits {
+                deadline: match (timeout, self.registry.deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+                stall: self.registry.stall.filter(|_| !step.remote),
+            },
+            None => Limits {
+                deadline: timeout,
+                stall: None,
+            },
+        };
+        let outcome = match self.supervisor.run(cmd, log, capture, limits, when) {
             Ok(o) => o,
             Err(Refused::Cancelled) => {
                 return Err(Failure::new(format!(
@@ -200,7 +277,9 @@ impl Runner<'_> {
                 return Err(Failure::new(format!("cannot run `{}`: {e}", argv[0])));
             }
         };
-        if outcome.status.success() {
+        // A stopped command fails whatever its exit code: podman 4.3.1 exits 0 on SIGTERM in
+        // the middle of a push (measured with a manifest PUT that is never answered).
+        if outcome.status.success() && outcome.stopped.is_none() {
             return Ok(outcome.stdout);
         }
         // `podman build`, `podman manifest`, `skopeo inspect`, `skopeo copy`, whatever global options come between.
@@ -210,11 +289,18 @@ impl Runner<'_> {
             .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect" | "copy"))
             .map_or("", String::as_str);
         let what = format!("`{} {sub}`", argv[0]);
-        let reason = match (outcome.timed_out, timeout, outcome.status.code()) {
-            (true, Some(limit), _) => format!(
-                "{what} timed out after {}",
-                humantime::format_duration(limit)
-            ),
+        let reason = match (outcome.stopped, &step, outcome.status.code()) {
+            (Some(stop), Some(step), _) => {
+                let setting = match stop {
+                    Stopped::Deadline(_) => "registry_timeout",
+                    Stopped::Stalled(_) => "registry_stall",
+                };
+                format!(
+                    "`{}` of {} {stop} ([builder] {setting}) and was stopped",
+                    step.command, step.reference
+                )
+            }
+            (Some(stop), None, _) => format!("{what} {stop}"),
             (_, _, Some(code)) => format!("{what} failed with exit code {code}"),
             (_, _, None) => format!(
                 "{what} was killed by signal {}",
@@ -222,12 +308,13 @@ impl Runner<'_> {
             ),
         };
         // Only an attempt that ended with an exit code of its own may be worth another.
-        let attempt = (outcome.status.code().is_some() && !outcome.timed_out)
+        let attempt = (outcome.status.code().is_some() && outcome.stopped.is_none())
             .then(|| output_since(log, outcome.log_start));
         Err(Failure {
             reason,
             tail: tail(log, 15),
             attempt,
+            stopped: outcome.stopped,
         })
     }
 
@@ -317,9 +404,7 @@ impl Runner<'_> {
         for retry in 1.. {
             match attempt() {
                 Err(f)
-                    if retry <= self.retries
-                        && !self.supervisor.cancelled()
-                        && f.attempt.as_deref().is_some_and(transient) =>
+                    if retry <= self.retries && !self.supervisor.cancelled() && f.transient() =>
                 {
                     if let Ok(mut file) = File::options().append(true).open(log) {
                         let _ = writeln!(
@@ -368,6 +453,46 @@ pub(super) fn output_since(log: &Path, start: u64) -> String {
 #[cfg(test)]
 mod retry_tests {
     #[test]
+    fn registry_steps_are_told_by_their_references() {
+        use super::RegistryStep;
+        let argv = |line: &str| -> Vec<String> { line.split(' ').map(String::from).collect() };
+        let push = argv(
+            "podman --root /s manifest push --all --digestfile d --tls-verify=false localhost/mab/x:manifest docker://r:5000/x:1",
+        );
+        assert_eq!(
+            RegistryStep::of(&push),
+            Some(RegistryStep {
+                command: "podman manifest push".into(),
+                reference: "r:5000/x:1".into(),
+                remote: false,
+            })
+        );
+        // A build node's push moves its data on the node, out of the stall rule's sight.
+        let remote = argv(
+            "podman --url ssh://n/run/podman.sock push localhost/mab/x:a docker://r/x:mab-image-1",
+        );
+        assert!(RegistryStep::of(&remote).unwrap().remote);
+        assert_eq!(RegistryStep::of(&remote).unwrap().command, "podman push");
+        let copy =
+            argv("skopeo copy --all --preserve-digests docker://r/x@sha256:1 docker://r/x:2");
+        assert_eq!(RegistryStep::of(&copy).unwrap().reference, "r/x:2");
+        assert_eq!(RegistryStep::of(&copy).unwrap().command, "skopeo copy");
+        // Local steps have no registry deadline.
+        assert_eq!(
+            RegistryStep::of(&argv(
+                "podman manifest add l containers-storage:localhost/mab/x:a"
+            )),
+            None
+        );
+        assert_eq!(
+            RegistryStep::of(&argv(
+                "podman build -t x --build-context b=docker-image://r/b ."
+            )),
+            None
+        );
+    }
+
+    #[test]
     fn transient_failures_are_told_from_permanent_ones() {
         use super::transient;
         assert!(transient(
@@ -393,6 +518,9 @@ mod retry_tests {
         // What skopeo says when a copy's index PUT fails (a 503 here, measured).
         assert!(transient(
             "time=\"2026-12-01T22:26:08Z\" level=fatal msg=\"Manifest list must be converted to type \\\"application/vnd.docker.distribution.manifest.list.v2+json\\\" to be written to destination, but we cannot modify it: \\\"Instructed to preserve digests\\\"\""
+        ));
+        assert!(transient(
+            "Error: copying image 1/2 from manifest list: writing blob: Patch \"http://r/v2/x/blobs/uploads/1\": write tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection"
         ));
         // The failing line decides, not what an earlier line said.
         assert!(!transient(

@@ -361,6 +361,8 @@ impl<'a> Graph<'a> {
             registries_conf: self.config.env.registries_conf.clone(),
             timeout_secs: self.config.builder.timeout_secs,
             retries: self.config.builder.retries,
+            registry_timeout_secs: self.config.builder.registry_timeout_secs,
+            registry_stall_secs: self.config.builder.registry_stall_secs,
             files: self
                 .config
                 .files

@@ -55,6 +55,12 @@ pub struct Plan {
     pub timeout_secs: Option<u64>,
     /// Retries of a push or registry read after a transient failure (`[builder] retries`).
     pub retries: u32,
+    /// Seconds a registry command may run, and may move no data (`[builder] registry_timeout`,
+    /// `registry_stall`), if the config sets them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_stall_secs: Option<u64>,
     /// The config files, as shown to the user.
     pub files: Vec<String>,
     /// The directory podman runs in; paths in `argv` are relative to it.

@@ -180,3 +180,36 @@ pub fn wait_at_most(limit: std::time::Duration, what: &str, done: impl Fn() -> b
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Runs `cmd` to its end, its output captured; after `limit` it is killed and the test fails:
+/// for runs that must end by themselves (a hang is the failure).
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> std::process::Output {
+    let out = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| std::fs::File::create(out.path().join(name)).expect("output file");
+    let mut child = cmd
+        .stdout(file("stdout"))
+        .stderr(file("stderr"))
+        .spawn()
+        .expect("the command starts");
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}, killed: {cmd:?}\n{}",
+                std::fs::read_to_string(out.path().join("stderr")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let read = |name: &str| std::fs::read(out.path().join(name)).expect("output");
+    std::process::Output {
+        status,
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+    }
+}
