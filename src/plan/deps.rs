@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
-use crate::config::Config;
+use crate::config::{BuildPaths, Config};
 use crate::dockerfile::{self, Dockerfile, EvalError, Inputs, Read};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::matrix::{BuildSpec, Instance, Labels, NamedContext, platforms_of, qualified};
@@ -79,11 +79,10 @@ pub(super) struct Index<'a> {
     by_ref: HashMap<String, usize>,
     by_name: HashMap<&'a str, usize>,
     by_key: HashMap<&'a str, Vec<usize>>,
-    /// Per image of the config: its Dockerfile, parsed once.
-    dockerfiles: Vec<Dockerfile>,
-    /// Per image: whether its Dockerfile has an ignore file of its own (`Dockerfile.dockerignore`),
-    /// which a copy under another name would lose.
-    own_ignore: Vec<bool>,
+    /// Every Dockerfile the builds use, parsed once.
+    dockerfiles: Vec<Parsed>,
+    /// Per build's [`BuildPaths`] (by address): its Dockerfile in `dockerfiles`.
+    dockerfile_of: HashMap<usize, usize>,
     /// The automatic platform args of each target platform, on the machine that builds
     /// (`--platform=$BUILDPLATFORM` stages run on it).
     platform_args: HashMap<Platform, BTreeMap<String, String>>,
@@ -131,35 +130,7 @@ impl<'a> Index<'a> {
             by_name.insert(inst.name.as_str(), i);
             by_key.entry(inst.key.as_str()).or_default().push(i);
         }
-        let (dockerfiles, own_ignore): (Vec<Dockerfile>, Vec<bool>) = config
-            .images
-            .par_iter()
-            .map(|def| {
-                let source = &def.dockerfile_source;
-                let own_ignore = [".dockerignore", ".containerignore"].iter().any(|ext| {
-                    let mut p = source.path().as_os_str().to_owned();
-                    p.push(ext);
-                    Path::new(&p).exists()
-                });
-                let parsed = Dockerfile::parse(source.text()).map_err(|e| {
-                    source
-                        .error(
-                            ErrorKind::Dockerfile,
-                            e.span,
-                            format!(
-                                "cannot read the Dockerfile of image `{}`: {}",
-                                def.key, e.message
-                            ),
-                        )
-                        .with_help(e.help.unwrap_or_else(|| {
-                            "podman would refuse it too: fix the instruction here".into()
-                        }))
-                })?;
-                Ok((parsed, own_ignore))
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?
-            .into_iter()
-            .unzip();
+        let (dockerfiles, dockerfile_of) = parse_dockerfiles(config, instances)?;
         let platforms: BTreeSet<&Platform> = instances
             .iter()
             .flat_map(|inst| inst.builds.iter().map(|b| &b.platform))
@@ -179,9 +150,14 @@ impl<'a> Index<'a> {
             by_name,
             by_key,
             dockerfiles,
-            own_ignore,
+            dockerfile_of,
             platform_args,
         })
+    }
+
+    /// The Dockerfile of build `spec`, parsed.
+    fn dockerfile(&self, spec: &BuildSpec) -> &Parsed {
+        &self.dockerfiles[self.dockerfile_of[&(Arc::as_ptr(&spec.paths) as usize)]]
     }
 
     /// What each build of instance `i` needs (in the order of its builds), and the warnings
@@ -199,24 +175,25 @@ impl<'a> Index<'a> {
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let parsed = &self.dockerfiles[inst.image];
         let mut warnings = Vec::new();
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
-        // Builds share their labels unless a label depends on the platform: quoted once each.
-        let mut quoted: Option<(&Arc<Labels>, Option<String>)> = None;
+        // Builds share their labels (unless a label depends on the platform) and their
+        // Dockerfile (unless the platform has its own): quoted once for each pair.
+        let mut quoted: Option<(&Arc<Labels>, &Parsed, Option<String>)> = None;
         for spec in &inst.builds {
+            let parsed = self.dockerfile(spec);
             if !quoted
                 .as_ref()
-                .is_some_and(|(l, _)| Arc::ptr_eq(l, &spec.labels))
+                .is_some_and(|(l, p, _)| Arc::ptr_eq(l, &spec.labels) && std::ptr::eq(*p, parsed))
             {
                 let labels = &spec.labels.map;
-                let instruction = (!labels.is_empty() && !self.own_ignore[inst.image])
-                    .then(|| dockerfile::label_instruction(labels, parsed.escape()))
+                let instruction = (!labels.is_empty() && !parsed.own_ignore)
+                    .then(|| dockerfile::label_instruction(labels, parsed.dockerfile.escape()))
                     .flatten();
-                quoted = Some((&spec.labels, instruction));
+                quoted = Some((&spec.labels, parsed, instruction));
             }
-            let labels = quoted.as_ref().and_then(|(_, q)| q.as_deref());
+            let labels = quoted.as_ref().and_then(|(_, _, q)| q.as_deref());
             let (mut found, mut needs) = self.reads_of(i, spec, labels, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
@@ -267,7 +244,7 @@ impl<'a> Index<'a> {
         warnings: &mut Vec<Warning>,
     ) -> Result<(Vec<Found<'a>>, Needs), ConfigError> {
         let inst = &self.instances[i];
-        let parsed = &self.dockerfiles[inst.image];
+        let parsed = &self.dockerfile(spec).dockerfile;
         let auto = &self.platform_args[&spec.platform];
         let added_args: Vec<(String, String)> = parsed
             .names_build_args()
@@ -478,7 +455,7 @@ impl<'a> Index<'a> {
                         format!(
                             "target `{target}` of image `{}` is not a stage of {}",
                             inst.name,
-                            def.dockerfile.display()
+                            spec.paths.dockerfile.display()
                         ),
                     )
                     .with_help(help)
@@ -487,7 +464,8 @@ impl<'a> Index<'a> {
                 span,
                 message,
                 help,
-            } => def
+            } => spec
+                .paths
                 .dockerfile_source
                 .error(
                     ErrorKind::Dockerfile,
@@ -527,7 +505,7 @@ impl<'a> Index<'a> {
         let err = ConfigError::new(ErrorKind::PlatformMismatch, message);
         let err = match &f.origin {
             Origin::Dockerfile(read) => err.at(
-                &def.dockerfile_source,
+                &spec.paths.dockerfile_source,
                 read.span.clone(),
                 Some(format!("reads `{}` on {needed}", read.resolved)),
             ),
@@ -568,7 +546,6 @@ impl<'a> Index<'a> {
         a: &Found,
         b: &Found,
     ) -> ConfigError {
-        let def = &self.config.images[inst.image];
         let (Origin::Dockerfile(ra), Origin::Dockerfile(rb)) = (&a.origin, &b.origin) else {
             unreachable!("redirects come from reads");
         };
@@ -579,8 +556,8 @@ impl<'a> Index<'a> {
                 spec.platform, inst.name, ra.resolved, a.platform, b.platform
             ),
         )
-        .at(&def.dockerfile_source, ra.span.clone(), Some(format!("on {}", a.platform)))
-        .at(&def.dockerfile_source, rb.span.clone(), Some(format!("on {}", b.platform)))
+        .at(&spec.paths.dockerfile_source, ra.span.clone(), Some(format!("on {}", a.platform)))
+        .at(&spec.paths.dockerfile_source, rb.span.clone(), Some(format!("on {}", b.platform)))
         .with_help(format!(
             "read one of them under a name of its own: contexts = {{ {}-build = \"target:{}\" }} in the image, and `FROM --platform=$BUILDPLATFORM {}-build` in the Dockerfile",
             self.instances[a.dep].key, self.instances[a.dep].name, self.instances[a.dep].key
@@ -670,6 +647,67 @@ impl<'a> Index<'a> {
             )
             .with_help(help))
     }
+}
+
+/// A Dockerfile, parsed.
+pub(super) struct Parsed {
+    dockerfile: Dockerfile,
+    /// It has an ignore file of its own (`Dockerfile.dockerignore`), which a copy under another
+    /// name would lose.
+    own_ignore: bool,
+}
+
+/// Parses each Dockerfile the builds of `instances` use once, however many builds (of however
+/// many images) use it; and says which one each build's paths use.
+fn parse_dockerfiles(
+    config: &Config,
+    instances: &[Instance],
+) -> Result<(Vec<Parsed>, HashMap<usize, usize>), ConfigError> {
+    let mut at: HashMap<&Path, usize> = HashMap::new();
+    let mut to_parse: Vec<(&BuildPaths, &str)> = Vec::new();
+    let mut dockerfile_of = HashMap::new();
+    for inst in instances {
+        for spec in &inst.builds {
+            let address = Arc::as_ptr(&spec.paths) as usize;
+            if dockerfile_of.contains_key(&address) {
+                continue;
+            }
+            let path = spec.paths.dockerfile_source.path();
+            let next = to_parse.len();
+            let index = *at.entry(path).or_insert(next);
+            if index == next {
+                to_parse.push((&spec.paths, &config.images[inst.image].key));
+            }
+            dockerfile_of.insert(address, index);
+        }
+    }
+    let parsed = to_parse
+        .par_iter()
+        .map(|(paths, key)| {
+            let source = &paths.dockerfile_source;
+            let own_ignore = [".dockerignore", ".containerignore"].iter().any(|ext| {
+                let mut p = source.path().as_os_str().to_owned();
+                p.push(ext);
+                Path::new(&p).exists()
+            });
+            let dockerfile = Dockerfile::parse(source.text()).map_err(|e| {
+                source
+                    .error(
+                        ErrorKind::Dockerfile,
+                        e.span,
+                        format!("cannot read the Dockerfile of image `{key}`: {}", e.message),
+                    )
+                    .with_help(e.help.unwrap_or_else(|| {
+                        "podman would refuse it too: fix the instruction here".into()
+                    }))
+            })?;
+            Ok(Parsed {
+                dockerfile,
+                own_ignore,
+            })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok((parsed, dockerfile_of))
 }
 
 /// A reference of variables and text, which podman reads as written.

@@ -1,0 +1,70 @@
+//! Each build's context and Dockerfile: the image's (or its platform override's) read at
+//! load, or rendered from their templates, checked, and read once per file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::Value;
+
+use crate::config::{BuildPaths, Config, ImageDef, PathText, Paths};
+use crate::error::ConfigError;
+use crate::platform::Platform;
+use crate::template::{Field, Templates};
+
+/// Rendered paths already checked and read, by where the context and Dockerfile are: a
+/// Dockerfile that many builds render to is read once (a matrix over directories reads each
+/// directory's once, however many platforms build it).
+#[derive(Default)]
+pub(super) struct Resolved(Mutex<HashMap<(PathBuf, PathBuf), Arc<BuildPaths>>>);
+
+impl Resolved {
+    /// The paths of the build of `platform` of instance `name` of `def`; `ctx` is what its
+    /// templates see.
+    pub fn of(
+        &self,
+        config: &Config,
+        templates: &Templates,
+        (def, name): (&ImageDef, &str),
+        platform: &Platform,
+        ctx: &Value,
+    ) -> Result<Arc<BuildPaths>, ConfigError> {
+        let over = def.overrides.get(platform).and_then(|o| o.paths.as_ref());
+        let (context, dockerfile) = match over.unwrap_or(&def.paths) {
+            Paths::Read(read) => return Ok(read.clone()),
+            Paths::Templated {
+                context,
+                dockerfile,
+            } => (context.as_ref(), dockerfile.as_ref()),
+        };
+        let render = |t: Option<&PathText>, field| {
+            t.map(|t| templates.render(&t.file.source, &t.text, ctx, name, field))
+                .transpose()
+        };
+        let context_value = render(context, Field::BuildContext)?;
+        let dockerfile_value = render(dockerfile, Field::Dockerfile)?;
+        // Where they are, for the cache: the same rules as `resolve`, without the disk.
+        let context_file = context.map_or(def.file.as_ref(), |t| t.file.as_ref());
+        let context_dir = context_file
+            .dir
+            .join(context_value.as_deref().unwrap_or("."));
+        let key = (
+            crate::config::normalize_relative(&context_dir),
+            crate::config::normalize_relative(
+                &context_dir.join(dockerfile_value.as_deref().unwrap_or("Dockerfile")),
+            ),
+        );
+        if let Some(done) = self.0.lock().expect("not poisoned").get(&key) {
+            return Ok(done.clone());
+        }
+        let paths = crate::config::resolve_paths(
+            (&def.file, def.key_span.clone()),
+            &config.confine,
+            name,
+            context.zip(context_value.as_deref()),
+            dockerfile.zip(dockerfile_value.as_deref()),
+        )?;
+        let mut done = self.0.lock().expect("not poisoned");
+        Ok(done.entry(key).or_insert_with(|| Arc::new(paths)).clone())
+    }
+}
