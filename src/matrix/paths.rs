@@ -68,3 +68,65 @@ impl Resolved {
         Ok(done.entry(key).or_insert_with(|| Arc::new(paths)).clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expands a scratch config whose `files` are beside its multiarch.toml.
+    fn expand(config: &str, files: &[&str]) -> Vec<crate::matrix::Instance> {
+        let dir = tempfile::tempdir().unwrap();
+        for path in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "FROM scratch\n").unwrap();
+        }
+        let path = dir.path().join("multiarch.toml");
+        std::fs::write(&path, config).unwrap();
+        let allowed = crate::confine::Allowed::resolve(&[], dir.path(), None);
+        let config = crate::config::Location::File(path)
+            .load(&[], &allowed)
+            .unwrap();
+        crate::matrix::expand(&config).unwrap()
+    }
+
+    const HEAD: &str = "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\n";
+
+    #[test]
+    fn builds_that_render_the_same_paths_share_one_reading() {
+        let instances = expand(
+            &format!(
+                "{HEAD}[images.py]\nmatrix = {{ v = [\"3.12\", \"3.13\"] }}\ntags = [\"{{{{ matrix.v }}}}\"]\ncontext = \"python/{{{{ matrix.v }}}}\"\n"
+            ),
+            &["python/3.12/Dockerfile", "python/3.13/Dockerfile"],
+        );
+        for inst in &instances {
+            let [a, rest @ ..] = &inst.builds[..] else {
+                panic!("builds")
+            };
+            assert!(rest.iter().all(|b| Arc::ptr_eq(&a.paths, &b.paths)));
+        }
+        let (a, b) = (&instances[0].builds[0], &instances[1].builds[0]);
+        assert!(!Arc::ptr_eq(&a.paths, &b.paths));
+        assert_eq!(b.paths.context, std::path::Path::new("python/3.13"));
+    }
+
+    #[test]
+    fn a_platform_template_and_a_literal_override_read_per_platform() {
+        let instances = expand(
+            &format!(
+                "{HEAD}[images.x]\ntags = [\"1\"]\ndockerfile = \"Dockerfile.{{{{ platform.arch }}}}\"\n[images.x.platform.\"linux/arm/v7\"]\ndockerfile = \"Dockerfile.armhf\"\n"
+            ),
+            &["Dockerfile.amd64", "Dockerfile.arm64", "Dockerfile.armhf"],
+        );
+        let files: Vec<String> = instances[0]
+            .builds
+            .iter()
+            .map(|b| b.paths.dockerfile.display().to_string())
+            .collect();
+        assert_eq!(
+            files,
+            ["Dockerfile.amd64", "Dockerfile.arm64", "Dockerfile.armhf"]
+        );
+    }
+}
