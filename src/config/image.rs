@@ -122,7 +122,7 @@ pub(super) fn resolve_image(
     };
     let context = last(layers, |r| r.context.as_ref()).map(path);
     let dockerfile = last(layers, |r| r.dockerfile.as_ref()).map(path);
-    let paths = Paths::new(file, confine, key, context.clone(), dockerfile.clone())?;
+    let paths = Paths::new(file, confine, key, context.as_ref(), dockerfile.as_ref())?;
     let secrets = secrets(
         file,
         inh,
@@ -192,7 +192,7 @@ pub(super) fn resolve_image(
             file,
             confine,
             key,
-            (context, dockerfile),
+            (context.as_ref(), dockerfile.as_ref()),
             overrides(key.get_ref(), &platforms, layers)?,
         )?,
         platforms,
@@ -227,15 +227,15 @@ fn platform_paths(
     file: &File,
     confine: &Confinement,
     key: &Spanned<String>,
-    image: (Option<PathText>, Option<PathText>),
+    image: (Option<&PathText>, Option<&PathText>),
     mut overrides: BTreeMap<Platform, PlatformOverride>,
 ) -> Result<BTreeMap<Platform, PlatformOverride>, ConfigError> {
     for o in overrides.values_mut() {
         if o.context.is_none() && o.dockerfile.is_none() {
             continue;
         }
-        let context = o.context.clone().or_else(|| image.0.clone());
-        let dockerfile = o.dockerfile.clone().or_else(|| image.1.clone());
+        let context = o.context.as_ref().or(image.0);
+        let dockerfile = o.dockerfile.as_ref().or(image.1);
         o.paths = Some(Paths::new(file, confine, key, context, dockerfile)?);
     }
     Ok(overrides)

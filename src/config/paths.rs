@@ -50,24 +50,28 @@ impl Paths {
         file: &File,
         confine: &Confinement,
         key: &Spanned<String>,
-        context: Option<PathText>,
-        dockerfile: Option<PathText>,
+        context: Option<&PathText>,
+        dockerfile: Option<&PathText>,
     ) -> Result<Self, ConfigError> {
-        if context.iter().chain(&dockerfile).any(PathText::is_template) {
+        if context
+            .into_iter()
+            .chain(dockerfile)
+            .any(PathText::is_template)
+        {
             return Ok(Self::Templated {
-                context,
-                dockerfile,
+                context: context.cloned(),
+                dockerfile: dockerfile.cloned(),
             });
         }
-        fn value(t: &Option<PathText>) -> Option<(&PathText, &str)> {
-            t.as_ref().map(|t| (t, t.text.get_ref().as_str()))
+        fn value(t: Option<&PathText>) -> Option<(&PathText, &str)> {
+            t.map(|t| (t, t.text.get_ref().as_str()))
         }
         let paths = resolve(
             (file, key.span()),
             confine,
             key.get_ref(),
-            value(&context),
-            value(&dockerfile),
+            value(context),
+            value(dockerfile),
         )?;
         Ok(Self::Read(Arc::new(paths)))
     }

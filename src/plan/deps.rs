@@ -81,8 +81,8 @@ pub(super) struct Index<'a> {
     by_key: HashMap<&'a str, Vec<usize>>,
     /// Every Dockerfile the builds use, parsed once.
     dockerfiles: Vec<Parsed>,
-    /// Per build's [`BuildPaths`] (by address): its Dockerfile in `dockerfiles`.
-    dockerfile_of: HashMap<usize, usize>,
+    /// Per instance, per build: its Dockerfile in `dockerfiles`.
+    dockerfile_of: Vec<Vec<usize>>,
     /// The automatic platform args of each target platform, on the machine that builds
     /// (`--platform=$BUILDPLATFORM` stages run on it).
     platform_args: HashMap<Platform, BTreeMap<String, String>>,
@@ -155,9 +155,9 @@ impl<'a> Index<'a> {
         })
     }
 
-    /// The Dockerfile of build `spec`, parsed.
-    fn dockerfile(&self, spec: &BuildSpec) -> &Parsed {
-        &self.dockerfiles[self.dockerfile_of[&(Arc::as_ptr(&spec.paths) as usize)]]
+    /// The Dockerfile of build `b` of instance `i`, parsed.
+    fn dockerfile(&self, i: usize, b: usize) -> &Parsed {
+        &self.dockerfiles[self.dockerfile_of[i][b]]
     }
 
     /// What each build of instance `i` needs (in the order of its builds), and the warnings
@@ -181,8 +181,8 @@ impl<'a> Index<'a> {
         // Builds share their labels (unless a label depends on the platform) and their
         // Dockerfile (unless the platform has its own): quoted once for each pair.
         let mut quoted: Option<(&Arc<Labels>, &Parsed, Option<String>)> = None;
-        for spec in &inst.builds {
-            let parsed = self.dockerfile(spec);
+        for (b, spec) in inst.builds.iter().enumerate() {
+            let parsed = self.dockerfile(i, b);
             if !quoted
                 .as_ref()
                 .is_some_and(|(l, p, _)| Arc::ptr_eq(l, &spec.labels) && std::ptr::eq(*p, parsed))
@@ -194,7 +194,7 @@ impl<'a> Index<'a> {
                 quoted = Some((&spec.labels, parsed, instruction));
             }
             let labels = quoted.as_ref().and_then(|(_, _, q)| q.as_deref());
-            let (mut found, mut needs) = self.reads_of(i, spec, labels, &mut warnings)?;
+            let (mut found, mut needs) = self.reads_of(i, spec, parsed, labels, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -240,11 +240,12 @@ impl<'a> Index<'a> {
         &'a self,
         i: usize,
         spec: &BuildSpec,
+        parsed: &'a Parsed,
         labels: Option<&str>,
         warnings: &mut Vec<Warning>,
     ) -> Result<(Vec<Found<'a>>, Needs), ConfigError> {
         let inst = &self.instances[i];
-        let parsed = &self.dockerfile(spec).dockerfile;
+        let parsed = &parsed.dockerfile;
         let auto = &self.platform_args[&spec.platform];
         let added_args: Vec<(String, String)> = parsed
             .names_build_args()
@@ -658,28 +659,37 @@ pub(super) struct Parsed {
 }
 
 /// Parses each Dockerfile the builds of `instances` use once, however many builds (of however
-/// many images) use it; and says which one each build's paths use.
+/// many images) use it; and says which one each build of each instance uses.
 fn parse_dockerfiles(
     config: &Config,
     instances: &[Instance],
-) -> Result<(Vec<Parsed>, HashMap<usize, usize>), ConfigError> {
-    let mut at: HashMap<&Path, usize> = HashMap::new();
+) -> Result<(Vec<Parsed>, Vec<Vec<usize>>), ConfigError> {
+    // By the path's bytes: `Path` hashes component by component, which costs more than the
+    // rest of this function on a plan of 1,000 images.
+    let mut at: HashMap<&std::ffi::OsStr, usize> = HashMap::with_capacity(instances.len());
     let mut to_parse: Vec<(&BuildPaths, &str)> = Vec::new();
-    let mut dockerfile_of = HashMap::new();
+    let mut dockerfile_of = Vec::with_capacity(instances.len());
     for inst in instances {
+        // The builds of an instance mostly share their paths: looked up once.
+        let mut last: Option<(&Arc<BuildPaths>, usize)> = None;
+        let mut of = Vec::with_capacity(inst.builds.len());
         for spec in &inst.builds {
-            let address = Arc::as_ptr(&spec.paths) as usize;
-            if dockerfile_of.contains_key(&address) {
-                continue;
-            }
-            let path = spec.paths.dockerfile_source.path();
-            let next = to_parse.len();
-            let index = *at.entry(path).or_insert(next);
-            if index == next {
-                to_parse.push((&spec.paths, &config.images[inst.image].key));
-            }
-            dockerfile_of.insert(address, index);
+            let index = match last {
+                Some((paths, index)) if Arc::ptr_eq(paths, &spec.paths) => index,
+                _ => {
+                    let next = to_parse.len();
+                    let path = spec.paths.dockerfile_source.path().as_os_str();
+                    let index = *at.entry(path).or_insert(next);
+                    if index == next {
+                        to_parse.push((&spec.paths, &config.images[inst.image].key));
+                    }
+                    index
+                }
+            };
+            last = Some((&spec.paths, index));
+            of.push(index);
         }
+        dockerfile_of.push(of);
     }
     let parsed = to_parse
         .par_iter()
