@@ -122,7 +122,14 @@ pub(super) fn resolve_image(
     };
     let context = last(layers, |r| r.context.as_ref()).map(path);
     let dockerfile = last(layers, |r| r.dockerfile.as_ref()).map(path);
-    let paths = Paths::new(file, confine, key, context.as_ref(), dockerfile.as_ref())?;
+    let paths = Paths::new(
+        file,
+        confine,
+        key,
+        None,
+        context.as_ref(),
+        dockerfile.as_ref(),
+    )?;
     let secrets = secrets(
         file,
         inh,
@@ -230,13 +237,14 @@ fn platform_paths(
     image: (Option<&PathText>, Option<&PathText>),
     mut overrides: BTreeMap<Platform, PlatformOverride>,
 ) -> Result<BTreeMap<Platform, PlatformOverride>, ConfigError> {
-    for o in overrides.values_mut() {
+    for (platform, o) in overrides.iter_mut() {
         if o.context.is_none() && o.dockerfile.is_none() {
             continue;
         }
         let context = o.context.as_ref().or(image.0);
         let dockerfile = o.dockerfile.as_ref().or(image.1);
-        o.paths = Some(Paths::new(file, confine, key, context, dockerfile)?);
+        let paths = Paths::new(file, confine, key, Some(platform), context, dockerfile)?;
+        o.paths = Some(paths);
     }
     Ok(overrides)
 }

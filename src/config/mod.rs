@@ -16,7 +16,7 @@ use image::*;
 pub use load::*;
 pub use location::*;
 pub use nodes::{Address, Node};
-pub use paths::{BuildPaths, PathText, Paths, resolve as resolve_paths};
+pub use paths::{BuildPaths, PathText, Paths, Whose, resolve as resolve_paths};
 pub use raw::*;
 
 use std::collections::BTreeMap;

@@ -31,6 +31,24 @@ impl PathText {
     }
 }
 
+/// Whose paths they are, in messages: an image's, or one platform's build of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Whose<'a> {
+    /// The image, or in `matrix` the instance.
+    pub name: &'a str,
+    /// Set for a platform override's own paths.
+    pub platform: Option<&'a Platform>,
+}
+
+impl fmt::Display for Whose<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.platform {
+            Some(p) => write!(f, "the {p} build of image `{}`", self.name),
+            None => write!(f, "image `{}`", self.name),
+        }
+    }
+}
+
 /// The paths of an image's builds, or of one platform's.
 #[derive(Debug, Clone)]
 pub enum Paths {
@@ -50,6 +68,7 @@ impl Paths {
         file: &File,
         confine: &Confinement,
         key: &Spanned<String>,
+        platform: Option<&Platform>,
         context: Option<&PathText>,
         dockerfile: Option<&PathText>,
     ) -> Result<Self, ConfigError> {
@@ -69,7 +88,10 @@ impl Paths {
         let paths = resolve(
             (file, key.span()),
             confine,
-            key.get_ref(),
+            Whose {
+                name: key.get_ref(),
+                platform,
+            },
             value(context),
             value(dockerfile),
         )?;
@@ -93,11 +115,11 @@ impl Paths {
 /// file it is written in (default `.` of the image's own, `image` with the span of its key),
 /// `dockerfile` relative to the context (default `Dockerfile`). Each is given as written and
 /// with its value (the rendering, for a template); both must exist inside the repository.
-/// `name` names the image or instance in errors.
+/// `whose` they are is said in errors.
 pub fn resolve(
     image: (&File, Range<usize>),
     confine: &Confinement,
-    name: &str,
+    whose: Whose,
     context: Option<(&PathText, &str)>,
     dockerfile: Option<(&PathText, &str)>,
 ) -> Result<BuildPaths, ConfigError> {
@@ -119,7 +141,7 @@ pub fn resolve(
                 ErrorKind::Path,
                 context_span,
                 format!(
-                    "context directory `{}`{} of image `{name}` does not exist",
+                    "context directory `{}`{} of {whose} does not exist",
                     context_path.display(),
                     rendered(context.map(|(t, _)| t))
                 ),
@@ -133,7 +155,7 @@ pub fn resolve(
         dir,
         &dir.join(&context_path),
         (source, context_span.clone()),
-        format_args!("context `{}` of image `{name}`", context_path.display()),
+        format_args!("context `{}` of {whose}", context_path.display()),
     )?;
     let written = dockerfile.map_or("Dockerfile", |(_, d)| d);
     let rel = normalize_relative(&context_path.join(written));
@@ -146,7 +168,7 @@ pub fn resolve(
         dir,
         &dockerfile_path,
         (dockerfile_source, dockerfile_span.clone()),
-        format_args!("Dockerfile `{}` of image `{name}`", rel.display()),
+        format_args!("Dockerfile `{}` of {whose}", rel.display()),
     )?;
     // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
     // to hash the context: they must not lead out of the repository either.
@@ -161,7 +183,7 @@ pub fn resolve(
             dir,
             &ignore,
             (source, context_span.clone()),
-            format_args!("ignore file `{shown}` of image `{name}`"),
+            format_args!("ignore file `{shown}` of {whose}"),
         )?;
     }
     let Ok(dockerfile_text) = std::fs::read_to_string(&dockerfile_path) else {
@@ -171,7 +193,7 @@ pub fn resolve(
                 ErrorKind::Path,
                 span,
                 format!(
-                    "Dockerfile `{}`{} of image `{name}` does not exist",
+                    "Dockerfile `{}`{} of {whose} does not exist",
                     rel.display(),
                     rendered(dockerfile.or(context).map(|(t, _)| t))
                 ),

@@ -60,7 +60,10 @@ impl Resolved {
         let paths = crate::config::resolve_paths(
             (&def.file, def.key_span.clone()),
             &config.confine,
-            name,
+            crate::config::Whose {
+                name,
+                platform: over.map(|_| platform),
+            },
             context.zip(context_value.as_deref()),
             dockerfile.zip(dockerfile_value.as_deref()),
         )?;
