@@ -6,7 +6,7 @@ use std::process::Command;
 
 use glob::MatchOptions;
 
-use crate::config::ImageDef;
+use crate::config::{BuildPaths, ImageDef};
 use crate::dockerfile::context_ignore_file;
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::inputs::patterns::Patterns;
@@ -94,17 +94,23 @@ impl Changes {
         })
     }
 
-    /// The first change that touches the image: its config file or one it inherits from, its
-    /// Dockerfile, a file of its context that the context's ignore file does not exclude, or a
-    /// path it watches. `root` is the config's root, which the image's paths are relative to.
-    pub fn touching(&self, def: &ImageDef, root: &Path) -> Option<&Path> {
-        let context = root.join(&def.context);
-        let dockerfile = root.join(&def.dockerfile);
-        let ignore = context_ignore_file(&context)
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|text| Patterns::parse(&text));
-        let in_context = |p: &Path| {
-            p.strip_prefix(&context).is_ok_and(|rel| {
+    /// The first change that touches an instance of the image whose builds use `paths`: its
+    /// config file or one it inherits from, the Dockerfile of a build, a file of a build's
+    /// context that the context's ignore file does not exclude, or a path it watches. `root` is
+    /// the config's root, which the paths are relative to.
+    pub fn touching(&self, def: &ImageDef, paths: &[&BuildPaths], root: &Path) -> Option<&Path> {
+        let builds: Vec<(PathBuf, PathBuf, Option<Patterns>)> = paths
+            .iter()
+            .map(|b| {
+                let context = root.join(&b.context);
+                let ignore = context_ignore_file(&context)
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .map(|text| Patterns::parse(&text));
+                (context, root.join(&b.dockerfile), ignore)
+            })
+            .collect();
+        let in_context = |p: &Path, context: &Path, ignore: &Option<Patterns>| {
+            p.strip_prefix(context).is_ok_and(|rel| {
                 !ignore
                     .as_ref()
                     .is_some_and(|i| i.excluded(&rel.to_string_lossy()))
@@ -113,8 +119,7 @@ impl Changes {
         let hit = |p: &PathBuf| {
             def.file.chain.contains(p)
                 || def.inherited_files.contains(p)
-                || *p == dockerfile
-                || in_context(p)
+                || builds.iter().any(|(c, d, i)| p == d || in_context(p, c, i))
                 || def
                     .watch
                     .iter()

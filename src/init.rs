@@ -162,9 +162,13 @@ pub fn init(dir: &Path, dockerfile: &Path) -> Result<Written, Error> {
          # mab: `mab plan` shows what would be built and pushed, `mab run` does it.\n\
          # Reference: the README of mab, or `mab schema`.\n\n\
          {defaults}\
-         [images.{}]\n\
-         {dockerfile_line}",
-        toml_key(&image_name(&dir))
+         [images.{key}]\n\
+         {dockerfile_line}\n\
+         # A platform may build from a Dockerfile or context of its own, and paths may be\n\
+         # templates (home-assistant: context = \"python/{{{{ matrix.python }}}}\"):\n\
+         # [images.{key}.platform.\"linux/arm64\"]\n\
+         # dockerfile = \"Dockerfile.aarch64\"\n",
+        key = toml_key(&image_name(&dir))
     );
     let io = |path: &Path, e: std::io::Error| {
         Error::Other(anyhow::Error::new(e).context(format!("cannot write {}", path.display())))

@@ -17,6 +17,7 @@ use crate::reference::{ImageRef, Repository};
 use crate::template::{Field, PlatformValue, Templates};
 
 mod metadata;
+mod paths;
 pub use metadata::Labels;
 use metadata::{per_build, tags, uses_platform, with_oci_labels};
 
@@ -51,6 +52,8 @@ pub struct Instance {
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
     pub platform: Platform,
+    /// Its context and Dockerfile; builds of the same ones share them.
+    pub paths: Arc<crate::config::BuildPaths>,
     pub args: BTreeMap<String, String>,
     /// Rendered; the planner checks that it names a stage.
     pub target: Option<String>,
@@ -309,6 +312,8 @@ struct Globals {
     /// `org.opencontainers.image.*` labels every image gets (unless the config sets them).
     oci_labels: BTreeMap<String, String>,
     source_date_epoch: Option<i64>,
+    /// Templated paths already rendered and read.
+    paths: paths::Resolved,
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, else the commit time.
@@ -411,6 +416,7 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
         files,
         oci_labels: oci_labels(config, templates),
         source_date_epoch: source_date_epoch(config, templates)?,
+        paths: paths::Resolved::default(),
     })
 }
 
@@ -550,7 +556,11 @@ fn instantiate(
             |m| render_map(m, &pctx, &|k| Field::Annotation(k)),
             Arc::new,
         )?;
+        let paths = globals
+            .paths
+            .of(config, templates, (def, &name), &platform, &pctx)?;
         builds.push(BuildSpec {
+            paths,
             platform,
             args,
             target,

@@ -26,6 +26,9 @@ pub enum Field<'a> {
     Annotation(&'a str),
     Target,
     Context(&'a str),
+    /// The build's `context` directory.
+    BuildContext,
+    Dockerfile,
 }
 
 impl Field<'_> {
@@ -40,13 +43,21 @@ impl Field<'_> {
             Self::Annotation(k) => format!("annotation `{k}`"),
             Self::Target => "the `target` template".into(),
             Self::Context(k) => format!("named context `{k}`"),
+            Self::BuildContext => "the `context` template".into(),
+            Self::Dockerfile => "the `dockerfile` template".into(),
         }
     }
 
     fn sees_platform(&self) -> bool {
         matches!(
             self,
-            Self::Arg(_) | Self::Target | Self::Context(_) | Self::Label(_) | Self::Annotation(_)
+            Self::Arg(_)
+                | Self::Target
+                | Self::Context(_)
+                | Self::Label(_)
+                | Self::Annotation(_)
+                | Self::BuildContext
+                | Self::Dockerfile
         )
     }
 }
@@ -210,7 +221,7 @@ impl Templates {
                     let why = if field == Field::Tag {
                         "tags cannot depend on the platform: one tag names one manifest list that holds every platform"
                     } else {
-                        "`platform` is only available in build args, `target`, `contexts`, labels and annotations"
+                        "`platform` is only available in build args, `target`, `contexts`, `context`, `dockerfile`, labels and annotations"
                     };
                     err(format!("{place} uses `platform`: {why}"), "platform-specific").with_help(
                         "put platform-specific values in `args`, or in [images.NAME.platform.\"os/arch\"] overrides",
@@ -419,7 +430,7 @@ mod tests {
         let e = render(arch, Field::Name).unwrap_err();
         assert!(
             e.message()
-                .contains("`platform` is only available in build args, `target`, `contexts`, labels and annotations"),
+                .contains("`platform` is only available in build args, `target`, `contexts`, `context`, `dockerfile`, labels and annotations"),
             "{}",
             e.message()
         );

@@ -841,3 +841,56 @@ labels = { "io.hass.machine" = "aarch64" }
     assert_eq!(amd64["io.hass.alpine"], "3.22");
     assert!(amd64.get("io.hass.machine").is_none(), "{amd64}");
 }
+
+/// Issue 18's linuxserver shape on the real podman and registry: the arm64 build uses
+/// `Dockerfile.aarch64`, the amd64 one `Dockerfile`, and home-assistant's context per matrix
+/// value; the files in each platform's pushed image say which.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_platform_dockerfile_and_a_templated_context_reach_the_registry() {
+    let (_serial, registry) = setup();
+    let p = scratch(
+        &registry,
+        r#"[images.e2e-lsio]
+matrix = { flavor = ["alpine", "ubuntu"] }
+context = "{{ matrix.flavor }}"
+tags = ["{{ matrix.flavor }}"]
+
+[images.e2e-lsio.platform."linux/arm64"]
+dockerfile = "Dockerfile.aarch64"
+"#,
+    );
+    // No RUN step: nothing is emulated; each build copies a file that names its Dockerfile.
+    for flavor in ["alpine", "ubuntu"] {
+        p.file(
+            &format!("{flavor}/Dockerfile"),
+            &format!("FROM {BASE}\nCOPY which /which\nCOPY flavor /flavor\n"),
+        );
+        p.file(
+            &format!("{flavor}/Dockerfile.aarch64"),
+            &format!("FROM {BASE}\nCOPY which.aarch64 /which\nCOPY flavor /flavor\n"),
+        );
+        p.file(&format!("{flavor}/which"), "Dockerfile");
+        p.file(&format!("{flavor}/which.aarch64"), "Dockerfile.aarch64");
+        p.file(&format!("{flavor}/flavor"), flavor);
+    }
+    let out = mab(&p, &["run", "--progress", "plain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let repo = format!("{}/e2e/e2e-lsio", registry.host());
+    for flavor in ["alpine", "ubuntu"] {
+        let reference = format!("{repo}:{flavor}");
+        let index = registry.raw(&reference).expect("pushed");
+        assert_eq!(platforms(&index), ["linux/amd64", "linux/arm64"]);
+        let read = |arch, path| registry.read_file(&reference, ("linux", arch, None), path);
+        assert_eq!(read("amd64", "/which").as_deref(), Some("Dockerfile"));
+        assert_eq!(
+            read("arm64", "/which").as_deref(),
+            Some("Dockerfile.aarch64")
+        );
+        assert_eq!(read("amd64", "/flavor").as_deref(), Some(flavor));
+        assert_eq!(read("arm64", "/flavor").as_deref(), Some(flavor));
+    }
+}

@@ -330,3 +330,58 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     );
     assert_eq!(got.as_deref(), Some("aarch64"));
 }
+
+/// A platform's own Dockerfile is an input of that platform's build: a rerun with nothing
+/// changed builds nothing and leaves every digest where it was; a change to
+/// `Dockerfile.aarch64` alone rebuilds the image, and its arm64 image shows the change.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_platform_dockerfile_is_an_input_of_its_build() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = Registry::start();
+    let host = registry.host();
+    let repo = format!("{host}/inc");
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nregistry = \"{repo}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.lsio]\ncontext = \"{{{{ vars.dir }}}}\"\n\n[images.lsio.platform.\"linux/arm64\"]\ndockerfile = \"Dockerfile.aarch64\"\n\n[vars]\ndir = \"lsio\"\n"
+        ),
+    );
+    p.file(
+        "lsio/Dockerfile",
+        &format!("FROM {BASE}\nCOPY which /which\n"),
+    );
+    p.file(
+        "lsio/Dockerfile.aarch64",
+        &format!("FROM {BASE}\nCOPY which.aarch64 /which\n"),
+    );
+    p.file("lsio/which", "Dockerfile");
+    p.file("lsio/which.aarch64", "Dockerfile.aarch64");
+    p.git_commit("fixture");
+    let cold = run(&p, &[]);
+    assert_eq!(built(&cold), ["lsio"]);
+    let first = digests(&registry, &repo, &["lsio:1"]);
+
+    let noop = run(&p, &[]);
+    let (builds, lists) = statuses(&noop);
+    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
+    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert_eq!(digests(&registry, &repo, &["lsio:1"]), first);
+
+    p.file(
+        "lsio/Dockerfile.aarch64",
+        &format!("FROM {BASE}\nCOPY which.aarch64 /which\nCOPY which /also\n"),
+    );
+    let changed = run(&p, &[]);
+    assert_eq!(built(&changed), ["lsio"]);
+    assert_ne!(digests(&registry, &repo, &["lsio:1"]), first);
+    let read =
+        |arch, path| registry.read_file(&format!("{repo}/lsio:1"), ("linux", arch, None), path);
+    assert_eq!(read("arm64", "/also").as_deref(), Some("Dockerfile"));
+    assert_eq!(read("amd64", "/which").as_deref(), Some("Dockerfile"));
+    assert_eq!(read("amd64", "/also"), None);
+}

@@ -1025,3 +1025,67 @@ fn abstract_image_with_a_matrix() {
         &[],
     );
 }
+
+// Templated paths (issue 18): each build's rendering is checked like a written path, and the
+// error points at the template.
+
+/// cross-rs's `Dockerfile.{{ matrix.target }}` for a target that has no Dockerfile.
+#[test]
+fn templated_dockerfile_missing() {
+    check(
+        "templated_dockerfile_missing",
+        &image(
+            "matrix = { target = [\"aarch64\", \"mips\"] }\ndockerfile = \"Dockerfile.{{ matrix.target }}\"\n",
+        ),
+        &[("Dockerfile.aarch64", "FROM scratch\n")],
+        &[],
+    );
+}
+
+/// home-assistant's `python/{{ matrix.python }}` for a version without a directory.
+#[test]
+fn templated_context_missing() {
+    check(
+        "templated_context_missing",
+        &image(
+            "matrix = { python = [\"3.12\", \"3.13\"] }\ncontext = \"python/{{ matrix.python }}\"\n",
+        ),
+        &[("python/3.12/Dockerfile", "FROM scratch\n")],
+        &[],
+    );
+}
+
+/// A platform's own Dockerfile that is not there.
+#[test]
+fn platform_dockerfile_missing() {
+    check(
+        "platform_dockerfile_missing",
+        &image("[images.api.platform.\"linux/arm64\"]\ndockerfile = \"Dockerfile.aarch64\"\n"),
+        &[],
+        &[],
+    );
+}
+
+/// A rendered path that leads out of the repository: refused where the template is.
+#[test]
+fn templated_context_outside_the_repository() {
+    check(
+        "templated_context_outside_the_repository",
+        &image(
+            "matrix = { dir = [{ name = \"app\", path = \"app\" }, { name = \"loot\", path = \"../../../../../../../../etc\" }] }\ncontext = \"{{ matrix.dir.path }}\"\n",
+        ),
+        &[("app/Dockerfile", "FROM scratch\n")],
+        &[],
+    );
+}
+
+/// A platform's own Dockerfile, rendered, outside the repository.
+#[test]
+fn platform_dockerfile_outside_the_repository() {
+    check(
+        "platform_dockerfile_outside_the_repository",
+        &image("[images.api.platform.\"linux/arm64\"]\ndockerfile = \"{{ '/etc' }}/passwd\"\n"),
+        &[],
+        &[],
+    );
+}

@@ -303,3 +303,166 @@ fn a_change_to_an_inherited_image_selects_the_heir() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(each(&plan["builds"], "id"), ["api@linux-amd64"]);
 }
+
+/// The context and `--file` of each build, by build id.
+fn paths(plan: &serde_json::Value) -> Vec<(String, String, String)> {
+    let builds = plan["builds"].as_array().unwrap();
+    builds
+        .iter()
+        .map(|b| {
+            let argv = strings(&b["argv"]);
+            let file = argv.iter().position(|a| a == "--file").unwrap() + 1;
+            assert_eq!(
+                argv.last(),
+                b["inputs"]["context"].as_str().map(String::from).as_ref(),
+                "the context built is the one hashed"
+            );
+            (
+                b["id"].as_str().unwrap().to_string(),
+                b["inputs"]["context"].as_str().unwrap().to_string(),
+                argv[file].clone(),
+            )
+        })
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+/// linuxserver's base images: `Dockerfile` for amd64 and `Dockerfile.aarch64` for arm64. The
+/// edges follow each build's own Dockerfile: only the arm64 one reads `base`.
+#[test]
+fn a_platform_has_a_dockerfile_of_its_own() {
+    let p = project(
+        "[images.base]\ntags = [\"1\"]\n\n[images.app]\ntags = [\"latest\"]\n\n[images.app.platform.\"linux/arm64\"]\ndockerfile = \"Dockerfile.aarch64\"\n",
+    );
+    p.file(
+        "Dockerfile.aarch64",
+        "FROM ghcr.io/acme/base:1\nRUN echo aarch64\n",
+    );
+    let plan = json(&p);
+    assert_eq!(
+        paths(&plan)
+            .into_iter()
+            .filter(|(id, ..)| id.starts_with("app"))
+            .collect::<Vec<_>>(),
+        owned(&[
+            ("app@linux-amd64", ".", "Dockerfile"),
+            ("app@linux-arm64", ".", "Dockerfile.aarch64"),
+        ])
+    );
+    let arm = find(&plan["builds"], "id", "app@linux-arm64");
+    assert_eq!(strings(&arm["depends_on"]), ["base@linux-arm64"]);
+    assert_eq!(arm["inputs"]["dockerfile"], "Dockerfile.aarch64");
+    let amd = find(&plan["builds"], "id", "app@linux-amd64");
+    assert!(strings(&amd["depends_on"]).is_empty());
+    assert_eq!(amd["inputs"]["dockerfile"], "Dockerfile");
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("platform_dockerfile", p.mab(&["plan"])));
+}
+
+/// A TensorFlow repository that builds arm/v7 from `tf_armv7/` and the rest from `tf/`: the
+/// platform's context, and the image's `dockerfile` relative to it.
+#[test]
+fn a_platform_has_a_context_of_its_own() {
+    let p = project(
+        "[images.tf]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"linux/arm/v7\"]\ncontext = \"tf\"\ndockerfile = \"Dockerfile.cpu\"\ntags = [\"2.16\"]\n\n[images.tf.platform.\"linux/arm/v7\"]\ncontext = \"tf_armv7\"\n",
+    );
+    p.file("tf/Dockerfile.cpu", "FROM scratch\nCOPY . /\n");
+    p.file("tf_armv7/Dockerfile.cpu", "FROM scratch\nCOPY . /armv7\n");
+    let plan = json(&p);
+    assert_eq!(
+        paths(&plan),
+        owned(&[
+            ("tf@linux-amd64", "tf", "tf/Dockerfile.cpu"),
+            ("tf@linux-arm64", "tf", "tf/Dockerfile.cpu"),
+            ("tf@linux-arm-v7", "tf_armv7", "tf_armv7/Dockerfile.cpu"),
+        ])
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("platform_context", p.mab(&["plan"])));
+}
+
+/// home-assistant's docker-base: one image per Python version, each built from its own
+/// directory (`python/{{ matrix.python }}`).
+#[test]
+fn a_matrix_over_directories() {
+    let p = project(
+        "[images.python]\nmatrix = { python = [\"3.12\", \"3.13\"] }\ncontext = \"python/{{ matrix.python }}\"\ntags = [\"{{ matrix.python }}\"]\n",
+    );
+    p.file("python/3.12/Dockerfile", "FROM scratch\nCOPY . /\n");
+    p.file("python/3.13/Dockerfile", "FROM scratch\nCOPY . /\n");
+    let plan = json(&p);
+    assert_eq!(
+        paths(&plan),
+        owned(&[
+            (
+                "python-3.12@linux-amd64",
+                "python/3.12",
+                "python/3.12/Dockerfile"
+            ),
+            (
+                "python-3.12@linux-arm64",
+                "python/3.12",
+                "python/3.12/Dockerfile"
+            ),
+            (
+                "python-3.13@linux-amd64",
+                "python/3.13",
+                "python/3.13/Dockerfile"
+            ),
+            (
+                "python-3.13@linux-arm64",
+                "python/3.13",
+                "python/3.13/Dockerfile"
+            ),
+        ])
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("matrix_over_directories", p.mab(&["plan"])));
+    // `--changed-since` follows each instance's own context: a change in one directory
+    // selects only the instance built from it.
+    p.git_commit("fixture");
+    p.file("python/3.13/requirements.txt", "wheel\n");
+    let out = p
+        .mab(&["plan", "--changed-since", "HEAD", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        each(&plan["builds"], "id"),
+        ["python-3.13@linux-amd64", "python-3.13@linux-arm64"]
+    );
+}
+
+/// cross-rs: `Dockerfile.{{ matrix.target }}`.
+#[test]
+fn a_dockerfile_per_matrix_value() {
+    let p = project(
+        "[images.cross]\nplatforms = [\"linux/amd64\"]\nmatrix = { target = [\"aarch64\", \"mips\"] }\ndockerfile = \"docker/Dockerfile.{{ matrix.target }}\"\ntags = [\"{{ matrix.target }}\"]\n",
+    );
+    p.file("docker/Dockerfile.aarch64", "FROM scratch\n");
+    p.file("docker/Dockerfile.mips", "FROM scratch\n");
+    let plan = json(&p);
+    assert_eq!(
+        paths(&plan),
+        owned(&[
+            (
+                "cross-aarch64@linux-amd64",
+                ".",
+                "docker/Dockerfile.aarch64"
+            ),
+            ("cross-mips@linux-amd64", ".", "docker/Dockerfile.mips"),
+        ])
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("dockerfile_per_matrix_value", p.mab(&["plan"])));
+}

@@ -4,108 +4,6 @@
 use super::inherit::{Layer, last, merged, overrides};
 use super::*;
 
-/// Where an image is: the context and Dockerfile (relative to the root podman runs in), and
-/// the Dockerfile's text.
-struct Paths {
-    context: PathBuf,
-    dockerfile: PathBuf,
-    /// Where the Dockerfile is on disk.
-    dockerfile_path: PathBuf,
-    dockerfile_text: String,
-}
-
-/// The image's context and Dockerfile, which must exist inside the repository: `context`
-/// relative to the file it is written in (else the image's own), `dockerfile` relative to the
-/// context. The Dockerfile is read now, once (after that check): the planner parses it, and
-/// errors quote it.
-fn paths(
-    file: &File,
-    confine: &Confinement,
-    key: &Spanned<String>,
-    context: Option<(Layer, &Text)>,
-    dockerfile: Option<(Layer, &Text)>,
-) -> Result<Paths, ConfigError> {
-    let name = key.get_ref();
-    let context_file = context.map_or(file, |(l, _)| l.file.as_ref());
-    let (source, dir) = (&context_file.source, context_file.dir.as_path());
-    let context_text = context.map(|(_, c)| c);
-    let context_path = normalize_relative(Path::new(context_text.map_or(".", |c| c.get_ref())));
-    let context_span = context_text.map_or(key.span(), Spanned::span);
-    if !dir.join(&context_path).is_dir() {
-        return Err(source
-            .error(
-                ErrorKind::Path,
-                context_span,
-                format!(
-                    "context directory `{}` of image `{name}` does not exist",
-                    context_path.display()
-                ),
-            )
-            .with_help(format!(
-                "paths are relative to the directory of {}",
-                source.name()
-            )));
-    }
-    confine.check_from(
-        dir,
-        &dir.join(&context_path),
-        (source, context_span.clone()),
-        format_args!("context `{}` of image `{name}`", context_path.display()),
-    )?;
-    let written = dockerfile.map_or("Dockerfile", |(_, d)| d.get_ref());
-    let rel = normalize_relative(&context_path.join(written));
-    let dockerfile_path = dir.join(&rel);
-    let (dockerfile_source, dockerfile_span) = match dockerfile {
-        Some((l, d)) => (&l.file.source, d.span()),
-        None => (source, context_span.clone()),
-    };
-    confine.check_from(
-        dir,
-        &dockerfile_path,
-        (dockerfile_source, dockerfile_span.clone()),
-        format_args!("Dockerfile `{}` of image `{name}`", rel.display()),
-    )?;
-    // podman reads an ignore file beside the Dockerfile or in the context, and mab reads them
-    // to hash the context: they must not lead out of the repository either.
-    let ignore_files = crate::dockerfile::dockerfile_ignore_file(&dockerfile_path)
-        .into_iter()
-        .chain(crate::dockerfile::context_ignore_file(
-            &dir.join(&context_path),
-        ));
-    for ignore in ignore_files {
-        let shown = ignore.strip_prefix(dir).unwrap_or(&ignore).display();
-        confine.check_from(
-            dir,
-            &ignore,
-            (source, context_span.clone()),
-            format_args!("ignore file `{shown}` of image `{name}`"),
-        )?;
-    }
-    let Ok(dockerfile_text) = std::fs::read_to_string(&dockerfile_path) else {
-        let (source, span) = (dockerfile_source, dockerfile_span);
-        return Err(source
-            .error(
-                ErrorKind::Path,
-                span,
-                format!(
-                    "Dockerfile `{}` of image `{name}` does not exist",
-                    rel.display()
-                ),
-            )
-            .with_help(
-                "`dockerfile` is relative to the image's `context` and defaults to `Dockerfile`",
-            ));
-    };
-    // Paths in the plan are relative to the root podman runs in.
-    let from_root = |p: &Path| normalize_relative(&context_file.rel_dir.join(p));
-    Ok(Paths {
-        context: from_root(&context_path),
-        dockerfile: from_root(&rel),
-        dockerfile_path,
-        dockerfile_text,
-    })
-}
-
 /// The image's secrets: the inherited ones, then those of each layer, each read where it is
 /// written.
 fn secrets(
@@ -218,12 +116,19 @@ pub(super) fn resolve_image(
         .last()
         .expect("an image's own table is its last layer")
         .raw;
-    let paths = paths(
+    let path = |(l, t): (Layer, &Text)| PathText {
+        file: l.file.clone(),
+        text: t.clone(),
+    };
+    let context = last(layers, |r| r.context.as_ref()).map(path);
+    let dockerfile = last(layers, |r| r.dockerfile.as_ref()).map(path);
+    let paths = Paths::new(
         file,
         confine,
         key,
-        last(layers, |r| r.context.as_ref()),
-        last(layers, |r| r.dockerfile.as_ref()),
+        None,
+        context.as_ref(),
+        dockerfile.as_ref(),
     )?;
     let secrets = secrets(
         file,
@@ -280,13 +185,7 @@ pub(super) fn resolve_image(
     Ok(ImageDef {
         file: file.clone(),
         key_span: key.span(),
-        context: paths.context,
-        dockerfile_source: Source::new(
-            paths.dockerfile_path,
-            paths.dockerfile.display().to_string(),
-            paths.dockerfile_text,
-        ),
-        dockerfile: paths.dockerfile,
+        paths,
         repository: last(layers, |r| r.repository.as_ref()).map(sourced),
         name: own.name.clone(),
         depends_on: own.depends_on.clone(),
@@ -296,7 +195,13 @@ pub(super) fn resolve_image(
         annotations: merged(&inh.annotations, layers, |r| &r.annotations),
         target: last(layers, |r| r.target.as_ref()).map(sourced),
         contexts: merged(&inh.contexts, layers, |r| &r.contexts),
-        overrides: overrides(key.get_ref(), &platforms, layers)?,
+        overrides: platform_paths(
+            file,
+            confine,
+            key,
+            (context.as_ref(), dockerfile.as_ref()),
+            overrides(key.get_ref(), &platforms, layers)?,
+        )?,
         platforms,
         platforms_source,
         platforms_span,
@@ -321,6 +226,27 @@ pub(super) fn resolve_image(
         inherited_files,
         key: key.get_ref().clone(),
     })
+}
+
+/// Each platform override that sets `context` or `dockerfile` with its paths: the one it sets
+/// and the image's other one (`image`, as written).
+fn platform_paths(
+    file: &File,
+    confine: &Confinement,
+    key: &Spanned<String>,
+    image: (Option<&PathText>, Option<&PathText>),
+    mut overrides: BTreeMap<Platform, PlatformOverride>,
+) -> Result<BTreeMap<Platform, PlatformOverride>, ConfigError> {
+    for (platform, o) in overrides.iter_mut() {
+        if o.context.is_none() && o.dockerfile.is_none() {
+            continue;
+        }
+        let context = o.context.as_ref().or(image.0);
+        let dockerfile = o.dockerfile.as_ref().or(image.1);
+        let paths = Paths::new(file, confine, key, Some(platform), context, dockerfile)?;
+        o.paths = Some(paths);
+    }
+    Ok(overrides)
 }
 
 /// A `watch` entry as an absolute pattern: relative to the file's directory, and a directory
@@ -390,7 +316,13 @@ impl ImageDef {
             .chain(&self.repository)
             .chain(&self.target)
             .chain(targets);
-        self.name.iter().chain(sourced.map(|s| &s.text))
+        let paths = std::iter::once(&self.paths)
+            .chain(self.overrides.values().filter_map(|o| o.paths.as_ref()))
+            .flat_map(Paths::templates);
+        self.name
+            .iter()
+            .chain(sourced.map(|s| &s.text))
+            .chain(paths)
     }
 }
 

@@ -234,6 +234,16 @@ pub(super) fn overrides(
             if let Some(t) = &o.target {
                 merged.target = Some(Sourced::new(t, source));
             }
+            let path = |t: &Text| PathText {
+                file: l.file.clone(),
+                text: t.clone(),
+            };
+            if let Some(t) = &o.context {
+                merged.context = Some(path(t));
+            }
+            if let Some(t) = &o.dockerfile {
+                merged.dockerfile = Some(path(t));
+            }
         }
     }
     for o in overrides.values() {

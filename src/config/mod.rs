@@ -8,6 +8,7 @@ mod inherit;
 mod load;
 mod location;
 mod nodes;
+mod paths;
 mod raw;
 
 pub(crate) use image::pass_as_secret;
@@ -15,6 +16,7 @@ use image::*;
 pub use load::*;
 pub use location::*;
 pub use nodes::{Address, Node};
+pub use paths::{BuildPaths, PathText, Paths, Whose, resolve as resolve_paths};
 pub use raw::*;
 
 use std::collections::BTreeMap;
@@ -203,6 +205,11 @@ pub struct PlatformOverride {
     pub contexts: SourcedMap,
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
+    /// `context` and `dockerfile` as written here, if set.
+    pub context: Option<PathText>,
+    pub dockerfile: Option<PathText>,
+    /// This platform's paths, when it sets either: the other is the image's.
+    pub paths: Option<Paths>,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -212,12 +219,8 @@ pub struct ImageDef {
     pub file: Arc<File>,
     pub key: String,
     pub key_span: Range<usize>,
-    /// Relative to [`Config::root`].
-    pub context: PathBuf,
-    /// Relative to [`Config::root`].
-    pub dockerfile: PathBuf,
-    /// The Dockerfile's text.
-    pub dockerfile_source: Source,
+    /// The context and Dockerfile of its builds (a platform override may have its own).
+    pub paths: Paths,
     pub repository: Option<Sourced>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,

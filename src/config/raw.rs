@@ -198,10 +198,12 @@ pub struct RawImage {
     /// or repository of its own (default false). Not inherited.
     #[serde(default, rename = "abstract")]
     pub is_abstract: bool,
-    /// Build context directory, relative to this file (default `.`).
+    /// Build context directory, relative to this file (default `.`). Template; it may use
+    /// `matrix` and `platform` (`python/{{ matrix.python }}`).
     #[schemars(with = "Option<String>")]
     pub context: Option<Text>,
-    /// Dockerfile, relative to the context (default `Dockerfile`).
+    /// Dockerfile, relative to the context (default `Dockerfile`). Template; it may use
+    /// `matrix` and `platform` (`Dockerfile.{{ matrix.target }}`).
     #[schemars(with = "Option<String>")]
     pub dockerfile: Option<Text>,
     /// Repository to push to (default `<registry>/<name>`). Template.
@@ -293,6 +295,14 @@ pub struct RawPlatformOverride {
     /// Build stage to stop at on this platform. Template.
     #[schemars(with = "Option<String>")]
     pub target: Option<Text>,
+    /// This platform's build context, relative to this file, instead of the image's
+    /// (a repository that builds arm/v7 from `tf_armv7/`). Template.
+    #[schemars(with = "Option<String>")]
+    pub context: Option<Text>,
+    /// This platform's Dockerfile, relative to its context, instead of the image's
+    /// (linuxserver's `Dockerfile.aarch64` for linux/arm64). Template.
+    #[schemars(with = "Option<String>")]
+    pub dockerfile: Option<Text>,
     /// Named build contexts for this platform only, on top of the image's. Templates.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]

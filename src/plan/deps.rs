@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
-use crate::config::Config;
+use crate::config::{BuildPaths, Config};
 use crate::dockerfile::{self, Dockerfile, EvalError, Inputs, Read};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::matrix::{BuildSpec, Instance, Labels, NamedContext, platforms_of, qualified};
@@ -79,11 +79,10 @@ pub(super) struct Index<'a> {
     by_ref: HashMap<String, usize>,
     by_name: HashMap<&'a str, usize>,
     by_key: HashMap<&'a str, Vec<usize>>,
-    /// Per image of the config: its Dockerfile, parsed once.
-    dockerfiles: Vec<Dockerfile>,
-    /// Per image: whether its Dockerfile has an ignore file of its own (`Dockerfile.dockerignore`),
-    /// which a copy under another name would lose.
-    own_ignore: Vec<bool>,
+    /// Every Dockerfile the builds use, parsed once.
+    dockerfiles: Vec<Parsed>,
+    /// Per instance, per build: its Dockerfile in `dockerfiles`.
+    dockerfile_of: Vec<Vec<usize>>,
     /// The automatic platform args of each target platform, on the machine that builds
     /// (`--platform=$BUILDPLATFORM` stages run on it).
     platform_args: HashMap<Platform, BTreeMap<String, String>>,
@@ -131,35 +130,7 @@ impl<'a> Index<'a> {
             by_name.insert(inst.name.as_str(), i);
             by_key.entry(inst.key.as_str()).or_default().push(i);
         }
-        let (dockerfiles, own_ignore): (Vec<Dockerfile>, Vec<bool>) = config
-            .images
-            .par_iter()
-            .map(|def| {
-                let source = &def.dockerfile_source;
-                let own_ignore = [".dockerignore", ".containerignore"].iter().any(|ext| {
-                    let mut p = source.path().as_os_str().to_owned();
-                    p.push(ext);
-                    Path::new(&p).exists()
-                });
-                let parsed = Dockerfile::parse(source.text()).map_err(|e| {
-                    source
-                        .error(
-                            ErrorKind::Dockerfile,
-                            e.span,
-                            format!(
-                                "cannot read the Dockerfile of image `{}`: {}",
-                                def.key, e.message
-                            ),
-                        )
-                        .with_help(e.help.unwrap_or_else(|| {
-                            "podman would refuse it too: fix the instruction here".into()
-                        }))
-                })?;
-                Ok((parsed, own_ignore))
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?
-            .into_iter()
-            .unzip();
+        let (dockerfiles, dockerfile_of) = parse_dockerfiles(config, instances)?;
         let platforms: BTreeSet<&Platform> = instances
             .iter()
             .flat_map(|inst| inst.builds.iter().map(|b| &b.platform))
@@ -179,9 +150,14 @@ impl<'a> Index<'a> {
             by_name,
             by_key,
             dockerfiles,
-            own_ignore,
+            dockerfile_of,
             platform_args,
         })
+    }
+
+    /// The Dockerfile of build `b` of instance `i`, parsed.
+    fn dockerfile(&self, i: usize, b: usize) -> &Parsed {
+        &self.dockerfiles[self.dockerfile_of[i][b]]
     }
 
     /// What each build of instance `i` needs (in the order of its builds), and the warnings
@@ -199,25 +175,26 @@ impl<'a> Index<'a> {
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let parsed = &self.dockerfiles[inst.image];
         let mut warnings = Vec::new();
         let mut read_deps = BTreeSet::new();
         let mut out = Vec::with_capacity(inst.builds.len());
-        // Builds share their labels unless a label depends on the platform: quoted once each.
-        let mut quoted: Option<(&Arc<Labels>, Option<String>)> = None;
-        for spec in &inst.builds {
+        // Builds share their labels (unless a label depends on the platform) and their
+        // Dockerfile (unless the platform has its own): quoted once for each pair.
+        let mut quoted: Option<(&Arc<Labels>, &Parsed, Option<String>)> = None;
+        for (b, spec) in inst.builds.iter().enumerate() {
+            let parsed = self.dockerfile(i, b);
             if !quoted
                 .as_ref()
-                .is_some_and(|(l, _)| Arc::ptr_eq(l, &spec.labels))
+                .is_some_and(|(l, p, _)| Arc::ptr_eq(l, &spec.labels) && std::ptr::eq(*p, parsed))
             {
                 let labels = &spec.labels.map;
-                let instruction = (!labels.is_empty() && !self.own_ignore[inst.image])
-                    .then(|| dockerfile::label_instruction(labels, parsed.escape()))
+                let instruction = (!labels.is_empty() && !parsed.own_ignore)
+                    .then(|| dockerfile::label_instruction(labels, parsed.dockerfile.escape()))
                     .flatten();
-                quoted = Some((&spec.labels, instruction));
+                quoted = Some((&spec.labels, parsed, instruction));
             }
-            let labels = quoted.as_ref().and_then(|(_, q)| q.as_deref());
-            let (mut found, mut needs) = self.reads_of(i, spec, labels, &mut warnings)?;
+            let labels = quoted.as_ref().and_then(|(_, _, q)| q.as_deref());
+            let (mut found, mut needs) = self.reads_of(i, spec, parsed, labels, &mut warnings)?;
             read_deps.extend(found.iter().map(|f| f.dep));
             for (targets, span) in &explicit {
                 for &j in targets {
@@ -263,11 +240,12 @@ impl<'a> Index<'a> {
         &'a self,
         i: usize,
         spec: &BuildSpec,
+        parsed: &'a Parsed,
         labels: Option<&str>,
         warnings: &mut Vec<Warning>,
     ) -> Result<(Vec<Found<'a>>, Needs), ConfigError> {
         let inst = &self.instances[i];
-        let parsed = &self.dockerfiles[inst.image];
+        let parsed = &parsed.dockerfile;
         let auto = &self.platform_args[&spec.platform];
         let added_args: Vec<(String, String)> = parsed
             .names_build_args()
@@ -478,7 +456,7 @@ impl<'a> Index<'a> {
                         format!(
                             "target `{target}` of image `{}` is not a stage of {}",
                             inst.name,
-                            def.dockerfile.display()
+                            spec.paths.dockerfile.display()
                         ),
                     )
                     .with_help(help)
@@ -487,7 +465,8 @@ impl<'a> Index<'a> {
                 span,
                 message,
                 help,
-            } => def
+            } => spec
+                .paths
                 .dockerfile_source
                 .error(
                     ErrorKind::Dockerfile,
@@ -527,7 +506,7 @@ impl<'a> Index<'a> {
         let err = ConfigError::new(ErrorKind::PlatformMismatch, message);
         let err = match &f.origin {
             Origin::Dockerfile(read) => err.at(
-                &def.dockerfile_source,
+                &spec.paths.dockerfile_source,
                 read.span.clone(),
                 Some(format!("reads `{}` on {needed}", read.resolved)),
             ),
@@ -568,7 +547,6 @@ impl<'a> Index<'a> {
         a: &Found,
         b: &Found,
     ) -> ConfigError {
-        let def = &self.config.images[inst.image];
         let (Origin::Dockerfile(ra), Origin::Dockerfile(rb)) = (&a.origin, &b.origin) else {
             unreachable!("redirects come from reads");
         };
@@ -579,8 +557,8 @@ impl<'a> Index<'a> {
                 spec.platform, inst.name, ra.resolved, a.platform, b.platform
             ),
         )
-        .at(&def.dockerfile_source, ra.span.clone(), Some(format!("on {}", a.platform)))
-        .at(&def.dockerfile_source, rb.span.clone(), Some(format!("on {}", b.platform)))
+        .at(&spec.paths.dockerfile_source, ra.span.clone(), Some(format!("on {}", a.platform)))
+        .at(&spec.paths.dockerfile_source, rb.span.clone(), Some(format!("on {}", b.platform)))
         .with_help(format!(
             "read one of them under a name of its own: contexts = {{ {}-build = \"target:{}\" }} in the image, and `FROM --platform=$BUILDPLATFORM {}-build` in the Dockerfile",
             self.instances[a.dep].key, self.instances[a.dep].name, self.instances[a.dep].key
@@ -670,6 +648,76 @@ impl<'a> Index<'a> {
             )
             .with_help(help))
     }
+}
+
+/// A Dockerfile, parsed.
+pub(super) struct Parsed {
+    dockerfile: Dockerfile,
+    /// It has an ignore file of its own (`Dockerfile.dockerignore`), which a copy under another
+    /// name would lose.
+    own_ignore: bool,
+}
+
+/// Parses each Dockerfile the builds of `instances` use once, however many builds (of however
+/// many images) use it; and says which one each build of each instance uses.
+fn parse_dockerfiles(
+    config: &Config,
+    instances: &[Instance],
+) -> Result<(Vec<Parsed>, Vec<Vec<usize>>), ConfigError> {
+    // By the path's bytes: `Path` hashes component by component, which costs more than the
+    // rest of this function on a plan of 1,000 images.
+    let mut at: HashMap<&std::ffi::OsStr, usize> = HashMap::with_capacity(instances.len());
+    let mut to_parse: Vec<(&BuildPaths, &str)> = Vec::new();
+    let mut dockerfile_of = Vec::with_capacity(instances.len());
+    for inst in instances {
+        // The builds of an instance mostly share their paths: looked up once.
+        let mut last: Option<(&Arc<BuildPaths>, usize)> = None;
+        let mut of = Vec::with_capacity(inst.builds.len());
+        for spec in &inst.builds {
+            let index = match last {
+                Some((paths, index)) if Arc::ptr_eq(paths, &spec.paths) => index,
+                _ => {
+                    let next = to_parse.len();
+                    let path = spec.paths.dockerfile_source.path().as_os_str();
+                    let index = *at.entry(path).or_insert(next);
+                    if index == next {
+                        to_parse.push((&spec.paths, &config.images[inst.image].key));
+                    }
+                    index
+                }
+            };
+            last = Some((&spec.paths, index));
+            of.push(index);
+        }
+        dockerfile_of.push(of);
+    }
+    let parsed = to_parse
+        .par_iter()
+        .map(|(paths, key)| {
+            let source = &paths.dockerfile_source;
+            let own_ignore = [".dockerignore", ".containerignore"].iter().any(|ext| {
+                let mut p = source.path().as_os_str().to_owned();
+                p.push(ext);
+                Path::new(&p).exists()
+            });
+            let dockerfile = Dockerfile::parse(source.text()).map_err(|e| {
+                source
+                    .error(
+                        ErrorKind::Dockerfile,
+                        e.span,
+                        format!("cannot read the Dockerfile of image `{key}`: {}", e.message),
+                    )
+                    .with_help(e.help.unwrap_or_else(|| {
+                        "podman would refuse it too: fix the instruction here".into()
+                    }))
+            })?;
+            Ok(Parsed {
+                dockerfile,
+                own_ignore,
+            })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok((parsed, dockerfile_of))
 }
 
 /// A reference of variables and text, which podman reads as written.

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
 use crate::changes::Changes;
-use crate::config::{Config, SecretSource};
+use crate::config::{BuildPaths, Config, SecretSource};
 use crate::error::{ConfigError, ErrorKind, suggest};
 use crate::matrix::{Instance, qualified};
 use crate::platform::Platform;
@@ -131,17 +131,23 @@ impl<'a> Graph<'a> {
         patterns: &[String],
     ) -> Result<(Vec<bool>, ChangedSince), ConfigError> {
         let config = self.config;
-        let touched: Vec<Option<String>> = config
-            .images
-            .par_iter()
-            .map(|def| changes.touching(def, &config.root).map(|p| changes.show(p)))
-            .collect();
-        let n = self.instances.len();
+        // Per instance: its builds may read different paths (templated, or per platform).
         let mut reasons: Vec<Option<Reason>> = self
             .instances
-            .iter()
-            .map(|inst| touched[inst.image].clone().map(Reason::Changed))
+            .par_iter()
+            .map(|inst| {
+                let mut paths: Vec<&BuildPaths> = Vec::with_capacity(inst.builds.len());
+                for b in &inst.builds {
+                    if !paths.iter().any(|p| std::ptr::eq(*p, &*b.paths)) {
+                        paths.push(&b.paths);
+                    }
+                }
+                let def = &config.images[inst.image];
+                let touched = changes.touching(def, &paths, &config.root);
+                touched.map(|p| Reason::Changed(changes.show(p)))
+            })
             .collect();
+        let n = self.instances.len();
         let mut dependents: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
         for i in 0..n {
             for e in self.edges(i) {

@@ -417,14 +417,14 @@ impl Graph<'_> {
         );
         let labeled = needs.label.as_ref().map(|at| LabeledDockerfile {
             path: format!("{STATE_DIR}/dockerfiles/{id}"),
-            base: def.dockerfile.clone(),
+            base: spec.paths.dockerfile.clone(),
             offset: at.offset,
             after_line: at.after_line,
             instruction: at.instruction.clone(),
         });
         match &labeled {
             Some(copy) => argv.push(copy.path.clone()),
-            None => argv.push(def.dockerfile.display().to_string()),
+            None => argv.push(spec.paths.dockerfile.display().to_string()),
         }
         argv.extend(["--tag".into(), local.clone()]);
         // A base that moved in its registry is used, as its digest in the inputs says; podman
@@ -484,14 +484,14 @@ impl Graph<'_> {
             };
             argv.extend(["--secret".to_string(), spec]);
         }
-        let ignorefile = self.ignorefile(&inst.name, &def.context);
+        let ignorefile = self.ignorefile(&inst.name, &spec.paths.context);
         if let Some(f) = &ignorefile {
             argv.extend(["--ignorefile".into(), f.path.clone()]);
         }
-        argv.push(def.context.display().to_string());
+        argv.push(spec.paths.context.display().to_string());
         let inputs = Inputs {
-            context: def.context.clone(),
-            dockerfile: def.dockerfile.clone(),
+            context: spec.paths.context.clone(),
+            dockerfile: spec.paths.dockerfile.clone(),
             dirs,
             bases: bases
                 .into_iter()
