@@ -455,3 +455,24 @@ fn unreached_stages_never_count() {
     assert_eq!(code, Some(3), "{all}");
     assert!(all.contains("FAIL Dockerfile:3:1: a heredoc"), "{all}");
 }
+
+/// `FROM binary-$TARGETOS` with no `ARG TARGETOS`, which podman 4.3.1 cannot build as written:
+/// mab's copy of the Dockerfile declares it, and doctor says so rather than failing.
+#[test]
+fn from_lines_reading_platform_args_pass_because_mab_declares_them() {
+    let p = Project::new();
+    p.file(
+        "Dockerfile",
+        "FROM busybox AS binary-linux\nFROM binary-$TARGETOS\n",
+    );
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n[images.app]\n",
+    );
+    let (code, all) = doctor_on(&p, "4.3.1");
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("ok   Dockerfile:2:1: `FROM x-$TARGETOS` with no global `ARG TARGETOS`: mab makes it work: its copy of the Dockerfile declares the platform ARGs that FROM lines use at its top"),
+        "{all}"
+    );
+}

@@ -175,7 +175,6 @@ pub struct Dockerfile {
     stages: Vec<Stage>,
     /// Which of [`BUILD_PLATFORM_ARGS`] the file names anywhere.
     names_build_args: Vec<&'static str>,
-    heredocs: bool,
     /// The `# check=` directive, which holds for every stage.
     check: Option<Range<usize>>,
     /// The automatic `TARGET*` args that `FROM` lines read without a global `ARG`, and where
@@ -425,17 +424,27 @@ impl Dockerfile {
             .into_iter()
             .filter(|a| text.contains(a))
             .collect();
-        let undeclared_platform_args = TARGET_PLATFORM_ARGS
+        let reads_undeclared = |s: &Stage, name: &str| {
+            !global_args.iter().any(|a| a.name == name)
+                && std::iter::once(&s.base)
+                    .chain(&s.platform)
+                    .any(|w| shell::names_variable(w, name))
+        };
+        let undeclared_platform_args: Vec<&'static str> = TARGET_PLATFORM_ARGS
             .into_iter()
-            .filter(|name| !global_args.iter().any(|a| a.name == *name))
-            .filter(|name| {
-                stages.iter().any(|s| {
-                    std::iter::once(&s.base)
-                        .chain(&s.platform)
-                        .any(|w| shell::names_variable(w, name))
-                })
-            })
+            .filter(|name| stages.iter().any(|s| reads_undeclared(s, name)))
             .collect();
+        for stage in &mut stages {
+            if undeclared_platform_args
+                .iter()
+                .any(|name| reads_undeclared(stage, name))
+            {
+                let at = stage.span.clone();
+                stage
+                    .items
+                    .insert(0, Item::Uses(Feature::FromPlatformArgs, at));
+            }
+        }
         let first_line = parsed.instructions.first().map_or(0, |i| {
             text[..i.span.start].rfind('\n').map_or(0, |nl| nl + 1)
         });
@@ -444,7 +453,6 @@ impl Dockerfile {
             global_args,
             stages,
             names_build_args,
-            heredocs: parsed.heredocs,
             check: parsed.check,
             undeclared_platform_args,
             first_line,
@@ -463,11 +471,6 @@ impl Dockerfile {
 
     pub fn escape(&self) -> char {
         self.escape
-    }
-
-    /// Whether an instruction has a heredoc, which podman reads only from 5.0 (buildah 1.35).
-    pub fn heredocs(&self) -> bool {
-        self.heredocs
     }
 
     /// The automatic `TARGET*` args `FROM` lines read with no global `ARG`, which podman 4.3

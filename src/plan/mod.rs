@@ -279,12 +279,12 @@ pub struct Insertion {
     pub instruction: String,
 }
 
-/// A use of a feature podman versions differ on, in a build's Dockerfile.
+/// A use of a feature podman versions differ on, in a build's Dockerfile (ordered by place).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct FeatureUse {
-    pub feature: crate::podman_features::Feature,
     pub line: usize,
     pub column: usize,
+    pub feature: crate::podman_features::Feature,
 }
 
 impl LabeledDockerfile {
