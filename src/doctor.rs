@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+mod features;
+
 use crate::native::Companion;
 use crate::plan::Plan;
 use crate::platform::Platform;
@@ -162,7 +164,7 @@ pub fn checks_on(
     if let Some(plan) = plan {
         out.extend(platform_checks(plan, &Platform::host()));
         out.extend(node_checks(podman, plan));
-        out.extend(version.iter().flat_map(|v| feature_checks(plan, v)));
+        out.extend(version.iter().flat_map(|v| features::checks(plan, v)));
         if network {
             let mut registries: Vec<&str> = plan
                 .manifests
@@ -332,79 +334,6 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
         }
     }
     out
-}
-
-/// The features of the reached stages that this podman builds differently from BuildKit or not
-/// at all ([`crate::podman_features`]): a failure where it rejects one, with the version that
-/// builds it or the rewrite; a warning where it differs or was not measured. One line per use.
-fn feature_checks(plan: &Plan, version: &str) -> Vec<Check> {
-    use crate::podman_features::{Does, Verdict, Version, row};
-    let Some(v) = Version::parse(version) else {
-        return vec![Check::warn(
-            format!(
-                "podman {version}: a version mab cannot read, so the Dockerfile features it builds are unknown"
-            ),
-            "check podman (`podman version`)",
-        )];
-    };
-    let uses: BTreeSet<(&Path, crate::plan::FeatureUse)> = plan
-        .builds
-        .iter()
-        .filter(|b| b.publish.is_none())
-        .flat_map(|b| {
-            b.features
-                .iter()
-                .map(|u| (b.inputs.dockerfile.as_path(), *u))
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (file, u) in uses {
-        let row = row(u.feature);
-        let at = format!("{}:{}:{}", file.display(), u.line, u.column);
-        if let Some(how) = row.mab {
-            out.push(Check::pass(format!(
-                "{at}: {}: mab makes it work: {how}",
-                row.written
-            )));
-            continue;
-        }
-        out.push(match row.verdict(v) {
-            Verdict::Known(Does::Builds, _) => continue,
-            Verdict::Known(Does::Rejects(said), measured) => Check::fail(
-                format!("{at}: {}, which podman {v} cannot build (measured on {measured}: \"{said}\")", row.written),
-                match row.builds_from() {
-                    Some(from) => format!("use podman {from} or later, or {}", row.rewrite),
-                    None => format!("no podman version measured builds it: {}", row.rewrite),
-                },
-            ),
-            Verdict::Known(Does::Differs(how), measured) => Check::warn(
-                format!("{at}: {}, which podman {v} builds differently from BuildKit (measured on {measured}: {how})", row.written),
-                row.rewrite,
-            ),
-            Verdict::Unknown { below, above } => Check::warn(
-                format!(
-                    "{at}: {}, not measured on podman {v}: {} {}, {} {}",
-                    row.written,
-                    below.0,
-                    said(below.1),
-                    above.0,
-                    said(above.1)
-                ),
-                format!("if the build fails there: {}", row.rewrite),
-            ),
-        });
-    }
-    out
-}
-
-/// A measurement in words, for a line that names two.
-fn said(does: crate::podman_features::Does) -> String {
-    use crate::podman_features::Does;
-    match does {
-        Does::Builds => "builds it".into(),
-        Does::Rejects(_) => "rejects it".into(),
-        Does::Differs(how) => format!("builds it differently ({how})"),
-    }
 }
 
 /// podman's default (OCI) isolation needs a cgroup layout it supports; on a hybrid cgroup v1/v2
