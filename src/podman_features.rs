@@ -162,7 +162,7 @@ pub const TABLE: &[Row] = &[
         feature: Feature::RunNetwork,
         written: "`RUN --network`",
         measured: &[(V4_3_1, Does::Rejects(RUN_FLAGS)), (V5_4_2, Does::Builds)],
-        rewrite: "drop the flag (steps get the build's network), or set it for the whole build with `podman build --network` in the image's `podman_args`",
+        rewrite: "drop the flag: the step gets the build's network",
         mab: None,
     },
     Row {

@@ -444,7 +444,7 @@ fn unreached_stages_never_count() {
         "{all}"
     );
     assert!(
-        all.contains("fix: no podman version measured builds it: drop `--link`"),
+        all.contains("fix: no measured podman version builds it; drop `--link`"),
         "{all}"
     );
     assert!(!all.contains("heredoc"), "{all}");

@@ -47,7 +47,7 @@ pub(super) fn checks(plan: &Plan, version: &str) -> Vec<Check> {
                 format!("{at}: {}, which podman {v} cannot build (measured on {measured}: \"{said}\")", row.written),
                 match row.builds_from() {
                     Some(from) => format!("use podman {from} or later, or {}", row.rewrite),
-                    None => format!("no podman version measured builds it: {}", row.rewrite),
+                    None => format!("no measured podman version builds it; {}", row.rewrite),
                 },
             ),
             Verdict::Known(Does::Differs(how), measured) => Check::warn(
