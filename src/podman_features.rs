@@ -219,7 +219,7 @@ pub const TABLE: &[Row] = &[
             (
                 V4_3_1,
                 Does::Differs(
-                    "not set: `FROM --platform=$BUILDPLATFORM` runs on the target platform",
+                    "empty in FROM lines, so `FROM --platform=$BUILDPLATFORM` runs on the target platform; a stage's `ARG BUILDPLATFORM` gets it",
                 ),
             ),
             (V5_4_2, Does::Builds),
