@@ -5,6 +5,8 @@
 #   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
+#   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
+#     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -45,25 +47,13 @@ for arch in aarch64 arm; do
 done
 
 # 3. Base images, one per platform, and the manifest list that joins them.
-if podman manifest inspect "$BASE" >/dev/null 2>&1; then
-    log "$BASE exists"
-    exit 0
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# Debian name, OCI arch, variant
-platforms=("amd64 amd64 -" "arm64 arm64 -" "armhf arm v7")
-for entry in "${platforms[@]}"; do
-    read -r deb arch _ <<<"$entry"
+# busybox-static:DEB as the image TAG for OCI ARCH [VARIANT]: download, unpack, import.
+import_busybox() {
+    local deb=$1 arch=$2 variant=$3 tag=$4 dir
     [ "$deb" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$deb"
-done
-apt-get update -qq || log "apt-get update reported an error (a mirror sync?); checking the downloads instead"
-applets=(sh ash cat cp echo env false grep head id ln ls mkdir mv rm sed sleep sort tail tar test touch tr true uname wc)
-for entry in "${platforms[@]}"; do
-    read -r deb arch variant <<<"$entry"
     dir="$work/$deb"
     mkdir -p "$dir"
-    (cd "$dir" && apt-get download -qq "busybox-static:$deb")
+    (cd "$dir" && apt-get download -qq "busybox-static:$deb") || true
     debfile=$(ls "$dir"/busybox-static_*.deb 2>/dev/null | head -n1)
     [ -n "$debfile" ] || { log "could not download busybox-static:$deb"; exit 1; }
     dpkg-deb -x "$debfile" "$dir/x"
@@ -73,11 +63,33 @@ for entry in "${platforms[@]}"; do
     for a in "${applets[@]}"; do ln -sf busybox "$root/bin/$a"; done
     echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
     tar -C "$root" -cf "$dir/rootfs.tar" .
-    tag="${BASE%:*}:$deb"
     import=(--os linux --arch "$arch")
     [ "$variant" = "-" ] || import+=(--variant "$variant")
     podman import "${import[@]}" "$dir/rootfs.tar" "$tag" >/dev/null
     log "imported $tag ($arch)"
+}
+applets=(sh ash cat cp echo env false grep head id ln ls mkdir mv rm sed sleep sort tail tar test touch tr true uname wc)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if ! podman image exists "${BASE%:*}:i386"; then
+    dpkg --add-architecture i386
+    apt-get update -qq || log "apt-get update reported an error (a mirror sync?); checking the download instead"
+    import_busybox i386 386 - "${BASE%:*}:i386"
+fi
+if podman manifest inspect "$BASE" >/dev/null 2>&1; then
+    log "$BASE exists"
+    exit 0
+fi
+# Debian name, OCI arch, variant
+platforms=("amd64 amd64 -" "arm64 arm64 -" "armhf arm v7")
+for entry in "${platforms[@]}"; do
+    read -r deb arch _ <<<"$entry"
+    [ "$deb" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$deb"
+done
+apt-get update -qq || log "apt-get update reported an error (a mirror sync?); checking the downloads instead"
+for entry in "${platforms[@]}"; do
+    read -r deb arch variant <<<"$entry"
+    import_busybox "$deb" "$arch" "$variant" "${BASE%:*}:$deb"
 done
 podman manifest create "$BASE" >/dev/null
 for entry in "${platforms[@]}"; do

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+mod features;
+
+use crate::native::Companion;
 use crate::plan::Plan;
 use crate::platform::Platform;
 
@@ -161,7 +164,7 @@ pub fn checks_on(
     if let Some(plan) = plan {
         out.extend(platform_checks(plan, &Platform::host()));
         out.extend(node_checks(podman, plan));
-        out.extend(version.and_then(|v| heredoc_check(plan, &v)));
+        out.extend(version.iter().flat_map(|v| features::checks(plan, v)));
         if network {
             let mut registries: Vec<&str> = plan
                 .manifests
@@ -209,6 +212,7 @@ fn podman_check(podman: &[String], out: std::io::Result<Output>) -> (Check, Opti
 /// an emulator where RUN steps run on it, none where the builds are cross-compiled.
 fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
     let foreign = |p: &&Platform| p.os() != host.os() || p.arch() != host.arch();
+    let native = |p: &Platform| crate::native::native(host, p).flatten();
     // A build on another node emulates there, if at all: the node checks say so.
     let here = || plan.builds.iter().filter(|b| b.publish.is_none());
     let emulated: BTreeSet<&Platform> = here().flat_map(|b| b.emulated(host)).collect();
@@ -218,7 +222,15 @@ fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
     let mut out = Vec::new();
     for p in all {
         let os = p.os();
-        if !emulated.contains(p) {
+        if let Some(companion) = native(p) {
+            out.push(Check::pass(format!(
+                "{p}: runs natively here, no emulator needed ({})",
+                match companion {
+                    Companion::Ia32Emulation => "an amd64 Linux kernel runs i386 code, and this one is not booted or built without it",
+                    Companion::Aarch32 => "this arm64 processor and kernel run 32-bit code: `setarch linux32` works",
+                }
+            )));
+        } else if !emulated.contains(p) {
             let how = if os == "linux" {
                 "none of its builds runs a step on it"
             } else {
@@ -324,30 +336,6 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
     out
 }
 
-/// podman reads heredocs only from 5.0 (buildah 1.35); 4.3.1 reads their lines as instructions.
-fn heredoc_check(plan: &Plan, version: &str) -> Option<Check> {
-    let mut parts = version.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    if major >= 5 {
-        return None;
-    }
-    let images: BTreeSet<&str> = plan
-        .builds
-        .iter()
-        .filter(|b| b.heredocs)
-        .map(|b| b.image.as_str())
-        .collect();
-    (!images.is_empty()).then(|| {
-        Check::fail(
-            format!(
-                "the Dockerfiles of {} use heredocs (`<<EOF`), which podman {version} reads as instructions",
-                images.into_iter().collect::<Vec<_>>().join(", ")
-            ),
-            "upgrade to podman 5.0 or later (buildah 1.35), or write the heredoc's lines as a script file that the Dockerfile COPYs",
-        )
-    })
-}
-
 /// podman's default (OCI) isolation needs a cgroup layout it supports; on a hybrid cgroup v1/v2
 /// host it fails with "cgroups in hybrid mode not supported" and chroot isolation works.
 fn isolation_check() -> Check {
@@ -373,26 +361,67 @@ fn qemu_name(arch: &str) -> &str {
         "arm64" => "aarch64",
         "amd64" => "x86_64",
         "386" => "i386",
+        "loong64" => "loongarch64",
         "mips64le" => "mips64el",
         "mipsle" => "mipsel",
         other => other,
     }
 }
 
+/// Where binfmt_misc shows registered handlers, and where systemd-binfmt reads the ones
+/// installed packages (qemu-user-static, binfmt-support) ship.
+const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+const BINFMT_D: [&str; 3] = ["/etc/binfmt.d", "/run/binfmt.d", "/usr/lib/binfmt.d"];
+
+/// A registered, enabled handler is what makes a foreign platform work; an installed one that
+/// is not registered (or disabled) needs registering, not installing.
 fn binfmt_check(platform: &Platform) -> Check {
     let name = qemu_name(platform.arch());
-    let entry = PathBuf::from("/proc/sys/fs/binfmt_misc").join(format!("qemu-{name}"));
-    let enabled =
-        std::fs::read_to_string(&entry).is_ok_and(|s| s.lines().next() == Some("enabled"));
-    if enabled {
+    let entry = PathBuf::from(BINFMT_MISC).join(format!("qemu-{name}"));
+    let state = std::fs::read_to_string(&entry).ok();
+    if state
+        .as_deref()
+        .is_some_and(|s| s.lines().next() == Some("enabled"))
+    {
         return Check::pass(format!(
             "{platform}: emulated by the qemu-{name} binfmt handler"
         ));
     }
+    let what =
+        |why: &str| format!("{platform}: {why}, so its RUN steps fail with \"exec format error\"");
+    if state.is_some() {
+        return Check::fail(
+            what(&format!(
+                "the binfmt handler qemu-{name} is registered but disabled"
+            )),
+            format!("enable it: `echo 1 | sudo tee {}`", entry.display()),
+        );
+    }
+    let installed = BINFMT_D
+        .iter()
+        .map(|d| PathBuf::from(d).join(format!("qemu-{name}.conf")))
+        .find(|f| f.is_file());
+    if let Some(conf) = installed {
+        let mount = if Path::new(BINFMT_MISC).join("register").exists() {
+            String::new()
+        } else {
+            format!("`sudo mount -t binfmt_misc binfmt_misc {BINFMT_MISC}`, then ")
+        };
+        return Check::fail(
+            what(&format!(
+                "the binfmt handler qemu-{name} is installed ({}) but not registered",
+                conf.display()
+            )),
+            format!(
+                "register it: {mount}`sudo systemctl restart systemd-binfmt`, or without systemd \
+                 `grep -v '^[#;]' {} | sudo tee {BINFMT_MISC}/register`; then {} exists",
+                conf.display(),
+                entry.display()
+            ),
+        );
+    }
     Check::fail(
-        format!(
-            "{platform}: no binfmt handler for {name}, so its RUN steps fail with \"exec format error\""
-        ),
+        what(&format!("no binfmt handler for {name}")),
         format!(
             "install qemu-user-static (Debian/Ubuntu: `apt-get install qemu-user-static`), or register handlers as \
              tonistiigi/binfmt --install all does; then {} exists",

@@ -82,14 +82,24 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
             writeln!(out, "  {}  # its digest", shell_line(&p.verify))?;
         }
         if let Some(copy) = &b.dockerfile {
-            writeln!(
-                out,
-                "  # {} is {} with, after line {}: {}",
-                copy.path,
-                copy.base.display(),
-                copy.after_line,
-                copy.instruction
-            )?;
+            for (line, why) in [
+                (
+                    &copy.declare,
+                    "  # FROM lines read them: podman 4.3 leaves them empty there without an ARG",
+                ),
+                (&copy.label, ""),
+            ] {
+                if let Some(line) = line {
+                    writeln!(
+                        out,
+                        "  # {} is {} with, after line {}: {}{why}",
+                        copy.path,
+                        copy.base.display(),
+                        line.after_line,
+                        line.instruction
+                    )?;
+                }
+            }
         }
     }
     for m in &plan.manifests {

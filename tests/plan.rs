@@ -508,3 +508,48 @@ fn labels_stay_flags_where_a_copy_cannot_carry_them() {
         assert_eq!(b["dockerfile"].is_null(), flags, "{id}");
     }
 }
+
+/// podman 4.3.1 leaves `$TARGETOS` empty in a `FROM` line without a global `ARG TARGETOS`
+/// ("invalid reference format"): the copy of the Dockerfile declares the ones `FROM` lines read,
+/// after the parser directives and comments, and the plan says so.
+#[test]
+fn from_lines_reading_platform_args_get_them_declared_in_the_copy() {
+    let p = Project::new();
+    p.file(
+        "Dockerfile",
+        "# syntax=docker/dockerfile:1\n# the binary per OS\nARG TARGETARCH\nFROM --platform=$BUILDPLATFORM busybox AS build\nRUN echo hi > /x\nFROM binary-$TARGETOS:${TARGETARCH}\nCOPY --from=build /x /x\n",
+    );
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.io/x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[images.app]\n",
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // TARGETARCH has its global ARG already; TARGETOS gets one.
+    assert!(
+        text.contains("  # .mab/dockerfiles/app@linux-arm64 is Dockerfile with, after line 2: ARG TARGETOS  # FROM lines read them"),
+        "{text}"
+    );
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let build = find(&plan["builds"], "id", "app@linux-arm64");
+    assert_eq!(
+        build["dockerfile"]["declare"]["instruction"],
+        "ARG TARGETOS"
+    );
+    assert_eq!(build["dockerfile"]["declare"]["after_line"], 2);
+}
+
+/// A Dockerfile that declares the automatic args its `FROM` lines read gets no declaration.
+#[test]
+fn declared_platform_args_are_not_declared_again() {
+    let p = Project::new();
+    p.file("Dockerfile", "ARG TARGETOS\nFROM binary-$TARGETOS\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"r.io/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n[images.app]\n",
+    );
+    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let build = find(&plan["builds"], "id", "app@linux-amd64");
+    assert!(build["dockerfile"]["declare"].is_null(), "{build}");
+}

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use parse::{Flag, Instruction};
 
 use crate::platform::Platform;
+use crate::podman_features::Feature;
 
 pub use shell::{MAX_NESTING, Vars, expand};
 
@@ -48,6 +49,11 @@ pub fn dockerfile_ignore_file(dockerfile: &Path) -> Option<PathBuf> {
 /// Dockerfiles read: mab passes those a Dockerfile names.
 pub const BUILD_PLATFORM_ARGS: [&str; 4] =
     ["BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"];
+
+/// The automatic args of the target platform, which podman sets in stages but (4.3.1) leaves
+/// empty in `FROM` lines unless a global `ARG` declares them.
+pub const TARGET_PLATFORM_ARGS: [&str; 4] =
+    ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT"];
 
 /// The automatic platform args of a build, `TARGET*` for the target and `BUILD*` for the machine
 /// that builds.
@@ -129,6 +135,8 @@ enum Item {
         span: Range<usize>,
     },
     Run,
+    /// A feature podman versions differ on ([`crate::podman_features`]).
+    Uses(Feature, Range<usize>),
 }
 
 impl Item {
@@ -137,7 +145,7 @@ impl Item {
         match self {
             Self::Arg(arg) => arg.default.as_deref(),
             Self::Reads { word, .. } => Some(word),
-            Self::Run => None,
+            Self::Run | Self::Uses(..) => None,
         }
     }
 }
@@ -167,7 +175,12 @@ pub struct Dockerfile {
     stages: Vec<Stage>,
     /// Which of [`BUILD_PLATFORM_ARGS`] the file names anywhere.
     names_build_args: Vec<&'static str>,
-    heredocs: bool,
+    /// The `# check=` directive, which holds for every stage.
+    check: Option<Range<usize>>,
+    /// The automatic `TARGET*` args that `FROM` lines read without a global `ARG`, and where
+    /// such an `ARG` goes: the start of the first instruction's line.
+    undeclared_platform_args: Vec<&'static str>,
+    first_line: usize,
 }
 
 /// An image or named context that a build reads.
@@ -207,6 +220,8 @@ pub struct Reads<'a> {
     pub reads: Vec<Read<'a>>,
     /// The platforms that reached stages `RUN` on, each once: a foreign one needs an emulator.
     pub run_platforms: Vec<Platform>,
+    /// The features podman versions differ on that reached stages use, where, in file order.
+    pub uses: Vec<(Feature, Range<usize>)>,
     /// The target stage's name as written, when a target was asked for (matched regardless of
     /// case, as BuildKit does; podman 4.3 wants it exactly).
     pub target: Option<&'a str>,
@@ -409,12 +424,38 @@ impl Dockerfile {
             .into_iter()
             .filter(|a| text.contains(a))
             .collect();
+        let reads_undeclared = |s: &Stage, name: &str| {
+            !global_args.iter().any(|a| a.name == name)
+                && std::iter::once(&s.base)
+                    .chain(&s.platform)
+                    .any(|w| shell::names_variable(w, name))
+        };
+        let undeclared_platform_args: Vec<&'static str> = TARGET_PLATFORM_ARGS
+            .into_iter()
+            .filter(|name| stages.iter().any(|s| reads_undeclared(s, name)))
+            .collect();
+        for stage in &mut stages {
+            if undeclared_platform_args
+                .iter()
+                .any(|name| reads_undeclared(stage, name))
+            {
+                let at = stage.span.clone();
+                stage
+                    .items
+                    .insert(0, Item::Uses(Feature::FromPlatformArgs, at));
+            }
+        }
+        let first_line = parsed.instructions.first().map_or(0, |i| {
+            text[..i.span.start].rfind('\n').map_or(0, |nl| nl + 1)
+        });
         Ok(Self {
             escape,
             global_args,
             stages,
             names_build_args,
-            heredocs: parsed.heredocs,
+            check: parsed.check,
+            undeclared_platform_args,
+            first_line,
         })
     }
 
@@ -432,9 +473,11 @@ impl Dockerfile {
         self.escape
     }
 
-    /// Whether an instruction has a heredoc, which podman reads only from 5.0 (buildah 1.35).
-    pub fn heredocs(&self) -> bool {
-        self.heredocs
+    /// The automatic `TARGET*` args `FROM` lines read with no global `ARG`, which podman 4.3
+    /// leaves empty there; and where an `ARG` declaring them goes (a byte offset at a line's
+    /// start, after the parser directives).
+    pub fn undeclared_platform_args(&self) -> (&[&'static str], usize) {
+        (&self.undeclared_platform_args, self.first_line)
     }
 
     /// The stage names as written, in order, for messages about `target`.
@@ -574,7 +617,7 @@ impl Dockerfile {
                             let value = self.value(arg, &scope, inputs, Some(global));
                             scope.own.push((&arg.name, value));
                         }
-                        Item::Run => runs = true,
+                        Item::Run | Item::Uses(..) => runs |= matches!(item, Item::Run),
                         Item::Reads { via, word, span } => refs.push(Ref {
                             via: *via,
                             written: word,
@@ -646,6 +689,15 @@ impl Dockerfile {
                 .and(self.stages[target].written_name.as_deref()),
             ..Reads::default()
         };
+        out.uses
+            .extend(self.check.clone().map(|at| (Feature::CheckDirective, at)));
+        for i in (0..self.stages.len()).filter(|&i| reached[i]) {
+            out.uses
+                .extend(self.stages[i].items.iter().filter_map(|item| match item {
+                    Item::Uses(f, at) => Some((*f, at.clone())),
+                    _ => None,
+                }));
+        }
         for i in (0..self.stages.len()).filter(|&i| reached[i]) {
             let (platform, platform_flag) = platforms[i].as_ref().expect("set above");
             let (base, refs, runs) = &resolved[i];
@@ -721,7 +773,7 @@ fn items(escape: char, ins: &Instruction) -> Vec<Item> {
             .collect::<Vec<_>>()
     };
     let whole = |v: &str| Some(v.to_string());
-    match ins.keyword.as_str() {
+    let mut out = match ins.keyword.as_str() {
         "ARG" => arg_pairs(escape, &ins.rest)
             .into_iter()
             .map(Item::Arg)
@@ -735,7 +787,58 @@ fn items(escape: char, ins: &Instruction) -> Vec<Item> {
             out
         }
         _ => Vec::new(),
+    };
+    out.extend(uses(ins).into_iter().map(|(f, at)| Item::Uses(f, at)));
+    out
+}
+
+/// The features podman versions differ on that one instruction uses, each where it is written.
+fn uses(ins: &Instruction) -> Vec<(Feature, Range<usize>)> {
+    let keyword = ins.span.start..ins.span.start + ins.keyword.len();
+    let mut out = Vec::new();
+    if ins.heredoc {
+        out.push((Feature::Heredoc, keyword.clone()));
     }
+    for flag in &ins.flags {
+        let name = flag.name.to_ascii_lowercase();
+        let feature = match (ins.keyword.as_str(), name.as_str()) {
+            ("COPY" | "ADD", "link") => Feature::CopyLink,
+            ("COPY", "parents") => Feature::CopyParents,
+            ("COPY", "exclude") => Feature::CopyExclude,
+            ("ADD", "checksum") => Feature::AddChecksum,
+            ("ADD", "unpack") => Feature::AddUnpack,
+            ("RUN", "network") => Feature::RunNetwork,
+            ("RUN", "security") => Feature::RunSecurity,
+            ("RUN", "mount")
+                if flag.value.as_deref().is_some_and(|v| {
+                    v.split(',')
+                        .any(|kv| kv.trim().eq_ignore_ascii_case("type=ssh"))
+                }) =>
+            {
+                Feature::RunMountSsh
+            }
+            _ => continue,
+        };
+        out.push((feature, flag.span.clone()));
+    }
+    if ins.keyword == "ADD" && !ins.heredoc {
+        // BuildKit's rule for a git source: `git@`, `git://`, `github.com/`, or an http(s)
+        // URL whose path ends in `.git` (before a `#ref`).
+        let words: Vec<&str> = ins.rest.split_whitespace().collect();
+        let sources = &words[..words.len().saturating_sub(1)];
+        let git = sources.iter().any(|w| {
+            let path = w.split('#').next().unwrap_or(w);
+            w.starts_with("git@")
+                || w.starts_with("git://")
+                || w.starts_with("github.com/")
+                || ((w.starts_with("https://") || w.starts_with("http://"))
+                    && path.ends_with(".git"))
+        });
+        if git {
+            out.push((Feature::AddGit, keyword));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

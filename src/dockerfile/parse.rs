@@ -26,6 +26,8 @@ pub struct Instruction {
     pub next_line: usize,
     /// For `ONBUILD X`: X, which runs in the builds of images based on this one.
     pub onbuild: bool,
+    /// It has a heredoc.
+    pub heredoc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct Parsed {
     pub instructions: Vec<Instruction>,
     /// Whether any instruction has a heredoc.
     pub heredocs: bool,
+    /// A `# check=` parser directive, where it is.
+    pub check: Option<Range<usize>>,
 }
 
 /// Why a file does not parse, where, and how to fix it when the message alone does not say.
@@ -177,6 +181,7 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
         escape: '\\',
         instructions: Vec::new(),
         heredocs: false,
+        check: None,
     };
     let mut directives = true;
     let mut i = 0;
@@ -185,6 +190,9 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
         i += 1;
         if directives {
             if let Some((name, value)) = directive(line) {
+                if name == "check" {
+                    parsed.check = Some(start..start + line.len());
+                }
                 if name == "escape" {
                     parsed.escape = match value {
                         "\\" => '\\',
@@ -232,12 +240,14 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
             keyword = k.to_ascii_uppercase();
             args = a.trim_start();
         }
+        let mut has_heredoc = false;
         if matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") && args.contains("<<") {
             for (word, _) in raw_words(args, parsed.escape) {
                 let Some((delimiter, chomp)) = heredoc(&word) else {
                     continue;
                 };
                 parsed.heredocs = true;
+                has_heredoc = true;
                 let terminated = lines[i..].iter().position(|(_, l)| {
                     let l = if chomp { l.trim_start_matches('\t') } else { l };
                     *l == delimiter
@@ -261,6 +271,7 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
             span: begin..end,
             next_line: lines.get(i).map_or(text.len(), |(o, _)| *o),
             onbuild,
+            heredoc: has_heredoc,
         });
     }
     Ok(parsed)

@@ -54,6 +54,18 @@ pub fn too_deep(word: &str, escape: char) -> bool {
     lexer.too_deep
 }
 
+/// Whether `word` reads the variable `name` (`$NAME` or `${NAME...}`), escapes not considered:
+/// enough to know which automatic args a `FROM` line needs declared.
+pub fn names_variable(word: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    word.match_indices('$').any(|(at, _)| {
+        let rest = &word[at + 1..];
+        let rest = rest.strip_prefix('{').unwrap_or(rest);
+        rest.strip_prefix(name)
+            .is_some_and(|after| !after.starts_with(ident))
+    })
+}
+
 /// Where a word can be redirected by overriding one build arg: it is a single `$NAME`,
 /// `${NAME}`, `${NAME:-default}` or `${NAME-default}`, so setting NAME decides its value.
 pub fn overriding_variable(word: &str) -> Option<&str> {

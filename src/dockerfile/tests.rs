@@ -417,3 +417,73 @@ fn nesting_is_refused_where_it_is_written() {
     // Words mab does not expand are podman's to read.
     assert!(Dockerfile::parse(&format!("FROM a\nRUN echo {deep}\n")).is_ok());
 }
+
+/// The features podman versions differ on, as the reached stages use them, with where.
+fn uses(text: &str, b: &Build) -> Vec<(Feature, String)> {
+    let df = Dockerfile::parse(text).expect("parses");
+    let args = args(b.args);
+    let platform: Platform = b.platform.parse().unwrap();
+    let auto = platform_args(&platform, &platform);
+    let is_context = |_: &str| false;
+    let reads = df
+        .reads(&Inputs {
+            args: &args,
+            platform: &platform,
+            platform_args: &auto,
+            is_context: &is_context,
+            target: b.target,
+        })
+        .unwrap();
+    reads
+        .uses
+        .into_iter()
+        .map(|(f, at)| (f, text[at].to_string()))
+        .collect()
+}
+
+#[test]
+fn feature_uses_of_reached_stages() {
+    let df = "# check=skip=all\nFROM a AS unreached\nRUN --network=none <<EOF\ntrue\nEOF\nFROM a\n\
+              ADD --checksum=sha256:00 https://example.com/x.tgz /x\n\
+              ADD https://github.com/moby/moby.git#v1 /src\nADD git@github.com:a/b.git /b\n\
+              ADD https://example.com/plain.tar /p\n\
+              RUN --mount=type=cache,target=/c --mount=type=ssh,id=default --security=insecure true\n\
+              COPY --parents --link src/ /d/\nADD --unpack=true a.tar /x\n";
+    assert_eq!(
+        uses(df, &ARM),
+        [
+            (Feature::CheckDirective, "# check=skip=all".into()),
+            (Feature::AddChecksum, "--checksum=sha256:00".into()),
+            (Feature::AddGit, "ADD".into()),
+            (Feature::AddGit, "ADD".into()),
+            (Feature::RunMountSsh, "--mount=type=ssh,id=default".into()),
+            (Feature::RunSecurity, "--security=insecure".into()),
+            (Feature::CopyParents, "--parents".into()),
+            (Feature::CopyLink, "--link".into()),
+            (Feature::AddUnpack, "--unpack=true".into()),
+        ]
+    );
+    let target = Build {
+        target: Some("unreached"),
+        ..ARM
+    };
+    assert_eq!(
+        uses(df, &target),
+        [
+            (Feature::CheckDirective, "# check=skip=all".into()),
+            (Feature::Heredoc, "RUN".into()),
+            (Feature::RunNetwork, "--network=none".into()),
+        ]
+    );
+}
+
+#[test]
+fn undeclared_platform_args_of_from_lines() {
+    let df = Dockerfile::parse("# escape=`\n\nARG TARGETARCH\nFROM --platform=$TARGETPLATFORM a-${TARGETOS}-$TARGETARCH\nFROM b-$TARGETOSX\nRUN echo $TARGETVARIANT\n").unwrap();
+    assert_eq!(
+        df.undeclared_platform_args(),
+        (&["TARGETPLATFORM", "TARGETOS"][..], 12)
+    );
+    let df = Dockerfile::parse("FROM a\n").unwrap();
+    assert_eq!(df.undeclared_platform_args(), (&[][..], 0));
+}

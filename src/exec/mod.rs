@@ -600,7 +600,7 @@ mod tests {
             local_image: String::new(),
             argv: Vec::new(),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
-            heredocs: false,
+            features: Vec::new(),
             dockerfile: None,
             ignorefile: None,
             node: None,

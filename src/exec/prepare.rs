@@ -26,7 +26,8 @@ pub(super) fn write_ignore_files(plan: &Plan, state: &StateDir) -> std::io::Resu
     Ok(())
 }
 
-/// Writes the Dockerfile copies the builds name (their labels in one instruction).
+/// Writes the Dockerfile copies the builds name (their labels in one instruction, the platform
+/// args their `FROM` lines read declared).
 pub(super) fn write_dockerfile_copies(plan: &Plan, state: &StateDir) -> std::io::Result<()> {
     // The builds of an image share its Dockerfile: read each once.
     let mut read: HashMap<&Path, String> = HashMap::new();

@@ -50,8 +50,11 @@ pub(super) struct Needs {
     pub added_args: Vec<(String, String)>,
     /// Platforms whose RUN steps the build executes.
     pub run_platforms: Vec<Platform>,
-    /// Its Dockerfile has heredocs.
-    pub heredocs: bool,
+    /// The features podman versions differ on that the stages it reaches use.
+    pub features: Vec<super::FeatureUse>,
+    /// The global `ARG` its copy of the Dockerfile starts with, for the automatic platform
+    /// args `FROM` lines read (podman 4.3 leaves them empty there otherwise).
+    pub declare: Option<super::Insertion>,
     /// `--target`: the stage's name as the Dockerfile writes it.
     pub target: Option<String>,
     /// The build's labels as one instruction, and where it goes at the end of the built
@@ -282,7 +285,26 @@ impl<'a> Index<'a> {
             edges: Vec::new(),
             added_args,
             run_platforms: reads.run_platforms,
-            heredocs: parsed.heredocs(),
+            features: reads
+                .uses
+                .iter()
+                .map(|(feature, at)| {
+                    let (line, column) = spec.paths.dockerfile_source.line_col(at.start);
+                    super::FeatureUse {
+                        feature: *feature,
+                        line,
+                        column,
+                    }
+                })
+                .collect(),
+            declare: match parsed.undeclared_platform_args() {
+                ([], _) => None,
+                (names, offset) => Some(super::Insertion {
+                    offset,
+                    after_line: spec.paths.dockerfile_source.line_col(offset).0 - 1,
+                    instruction: format!("ARG {}", names.join(" ")),
+                }),
+            },
             target: reads.target.map(str::to_string),
             label: labels.and_then(|instruction| {
                 let (offset, after_line) = parsed.stage_end(spec.target.as_deref())?;

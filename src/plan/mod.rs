@@ -153,12 +153,14 @@ pub struct Build {
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,
-    /// Whether its Dockerfile has heredocs, which podman reads only from 5.0.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub heredocs: bool,
-    /// The copy of its Dockerfile that `--file` names, when the build has labels: they are set
-    /// in one `LABEL` instruction there rather than by `--label` flags, each of which buildah 1.28
-    /// runs as a step and a commit of its own.
+    /// The features podman versions differ on ([`crate::podman_features`]) that the stages
+    /// its target reaches use: `mab doctor` judges them by the podman at hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<FeatureUse>,
+    /// The copy of its Dockerfile that `--file` names, when the build has labels or `FROM`
+    /// lines read automatic platform args no `ARG` declares: labels are set in one `LABEL`
+    /// instruction there rather than by `--label` flags, each of which buildah 1.28 runs as a
+    /// step and a commit of its own; the args are declared at its top.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<LabeledDockerfile>,
     /// For a context that holds the run's state directory: the ignore file `argv` names.
@@ -235,11 +237,12 @@ pub struct Base {
 }
 
 impl Build {
-    /// The platforms this build runs steps on that `host` cannot run natively.
+    /// The platforms this build runs steps on that `host` cannot run natively (linux/386 on
+    /// amd64 it can: [`crate::native`]).
     pub fn emulated<'a>(&'a self, host: &'a Platform) -> impl Iterator<Item = &'a Platform> {
         self.run_platforms
             .iter()
-            .filter(move |p| p.os() != host.os() || p.arch() != host.arch())
+            .filter(move |p| !crate::native::runs_natively(host, p))
     }
 }
 
@@ -254,31 +257,57 @@ impl Plan {
     }
 }
 
-/// A build's Dockerfile with one `LABEL` instruction added at the end of the built stage.
+/// A build's Dockerfile with one `LABEL` instruction added at the end of the built stage, and
+/// the automatic platform args `FROM` lines read declared at its top.
 #[derive(Debug, Clone, Serialize)]
 pub struct LabeledDockerfile {
     /// Where the copy is written, relative to the workdir.
     pub path: String,
     /// The Dockerfile it copies, relative to the workdir.
     pub base: PathBuf,
-    /// Where in `base` the instruction goes: a byte offset at the start of a line...
+    /// The `LABEL` instruction, at the end of the built stage.
+    #[serde(flatten)]
+    pub label: Option<Insertion>,
+    /// `ARG TARGETOS ...` before the first instruction, for `FROM` lines that read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declare: Option<Insertion>,
+}
+
+/// A line the copy of a Dockerfile adds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Insertion {
+    /// Where in the base it goes: a byte offset at the start of a line...
     pub offset: usize,
     /// ...after this many lines.
     pub after_line: usize,
     pub instruction: String,
 }
 
+/// A use of a feature podman versions differ on, in a build's Dockerfile (ordered by place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FeatureUse {
+    pub line: usize,
+    pub column: usize,
+    pub feature: crate::podman_features::Feature,
+}
+
 impl LabeledDockerfile {
-    /// The copy's text, given the base's.
+    /// The copy's text, given the base's: each added instruction on a line of its own.
     pub fn text(&self, base: &str) -> String {
-        let offset = self.offset.min(base.len());
-        let (head, tail) = base.split_at(offset);
-        let sep = if head.is_empty() || head.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
-        format!("{head}{sep}{}\n{tail}", self.instruction)
+        let mut out = String::with_capacity(base.len() + 256);
+        let mut at = 0;
+        for line in [&self.declare, &self.label].into_iter().flatten() {
+            let offset = line.offset.clamp(at, base.len());
+            out.push_str(&base[at..offset]);
+            if !(out.is_empty() || out.ends_with('\n')) {
+                out.push('\n');
+            }
+            out.push_str(&line.instruction);
+            out.push('\n');
+            at = offset;
+        }
+        out.push_str(&base[at..]);
+        out
     }
 }
 

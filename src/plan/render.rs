@@ -14,8 +14,8 @@ use super::deps::Redirect;
 use super::graph::Graph;
 use super::nodes;
 use super::{
-    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish, STATE_DIR,
-    Step, build_id, local_image,
+    Base, Build, IgnoreFile, Inputs, Insertion, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish,
+    STATE_DIR, Step, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -415,12 +415,16 @@ impl Graph<'_> {
             ]
             .map(String::from),
         );
-        let labeled = needs.label.as_ref().map(|at| LabeledDockerfile {
-            path: format!("{STATE_DIR}/dockerfiles/{id}"),
-            base: spec.paths.dockerfile.clone(),
+        let label = needs.label.as_ref().map(|at| Insertion {
             offset: at.offset,
             after_line: at.after_line,
             instruction: at.instruction.clone(),
+        });
+        let labeled = (label.is_some() || needs.declare.is_some()).then(|| LabeledDockerfile {
+            path: format!("{STATE_DIR}/dockerfiles/{id}"),
+            base: spec.paths.dockerfile.clone(),
+            label,
+            declare: needs.declare.clone(),
         });
         match &labeled {
             Some(copy) => argv.push(copy.path.clone()),
@@ -549,7 +553,7 @@ impl Graph<'_> {
             local_image: local,
             argv,
             run_platforms: needs.run_platforms.clone(),
-            heredocs: needs.heredocs,
+            features: needs.features.clone(),
             dockerfile: labeled,
         }
     }

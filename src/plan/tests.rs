@@ -189,20 +189,47 @@ fn a_dependency_missing_a_platform_is_an_error() {
 
 #[test]
 fn a_labeled_copy_puts_the_instruction_on_a_line_of_its_own() {
-    let copy = LabeledDockerfile {
-        path: ".mab/dockerfiles/x".into(),
-        base: "Dockerfile".into(),
+    let label = Insertion {
         offset: 7,
         after_line: 1,
         instruction: "LABEL \"a\"=\"b\"".into(),
+    };
+    let copy = LabeledDockerfile {
+        path: ".mab/dockerfiles/x".into(),
+        base: "Dockerfile".into(),
+        label: Some(label.clone()),
+        declare: None,
     };
     assert_eq!(
         copy.text("FROM a\nFROM b\n"),
         "FROM a\nLABEL \"a\"=\"b\"\nFROM b\n"
     );
     // At the end of a file without a last newline.
-    let at_end = LabeledDockerfile { offset: 6, ..copy };
+    let at_end = LabeledDockerfile {
+        label: Some(Insertion {
+            offset: 6,
+            ..label.clone()
+        }),
+        ..copy.clone()
+    };
     assert_eq!(at_end.text("FROM a"), "FROM a\nLABEL \"a\"=\"b\"\n");
+    // The platform args declared after the parser directives, the label where it goes.
+    let declared = LabeledDockerfile {
+        declare: Some(Insertion {
+            offset: 12,
+            after_line: 2,
+            instruction: "ARG TARGETOS".into(),
+        }),
+        label: Some(Insertion {
+            offset: 19,
+            ..label
+        }),
+        ..copy
+    };
+    assert_eq!(
+        declared.text("# escape=`\n\nFROM a\nFROM b\n"),
+        "# escape=`\n\nARG TARGETOS\nFROM a\nLABEL \"a\"=\"b\"\nFROM b\n"
+    );
 }
 
 #[test]
