@@ -303,3 +303,89 @@ fn a_change_to_an_inherited_image_selects_the_heir() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(each(&plan["builds"], "id"), ["api@linux-amd64"]);
 }
+
+const WINDOWS_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// caddy-docker's shared tags: the Linux platforms built here, `windows/amd64` taken from an
+/// image built elsewhere, by tag. Nothing is built for it; the list adds it by the tag, which
+/// `mab plan` does not resolve (a run does, once).
+#[test]
+fn an_external_platform_by_tag() {
+    let p = project(
+        "[images.caddy]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"windows/amd64\"]\ntags = [\"2.8\"]\n\n[images.caddy.platform.\"windows/amd64\"]\nfrom = \"docker://ghcr.io/acme/caddy-windows:2.8-ltsc2022\"\n",
+    );
+    let plan = json(&p);
+    let builds: Vec<&str> = plan["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(builds, ["caddy@linux-amd64", "caddy@linux-arm64"]);
+    let list = &plan["manifests"][0];
+    assert_eq!(
+        strings(&list["platforms"]),
+        ["linux/amd64", "linux/arm64", "windows/amd64"]
+    );
+    let external = &list["external"][0];
+    assert_eq!(external["platform"], "windows/amd64");
+    assert_eq!(external["from"], "ghcr.io/acme/caddy-windows:2.8-ltsc2022");
+    assert!(external.get("digest").is_none(), "{external}");
+    assert_eq!(
+        strings(&external["add"]).last().unwrap(),
+        "docker://ghcr.io/acme/caddy-windows:2.8-ltsc2022"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("external_platform_by_tag", p.mab(&["plan"])));
+}
+
+/// A split CI pipeline: the arm64 image was pushed by another job, and is named by digest.
+#[test]
+fn an_external_platform_by_digest() {
+    let p = project(&format!(
+        "[images.app]\ntags = [\"1\"]\n\n[images.app.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/app-arm64@{WINDOWS_DIGEST}\"\n"
+    ));
+    let plan = json(&p);
+    assert_eq!(plan["builds"].as_array().unwrap().len(), 1);
+    let external = &plan["manifests"][0]["external"][0];
+    assert_eq!(external["digest"], WINDOWS_DIGEST);
+    assert_eq!(
+        strings(&external["add"]).last().unwrap(),
+        &format!("docker://ghcr.io/acme/app-arm64@{WINDOWS_DIGEST}")
+    );
+    assert_eq!(
+        strings(&plan["manifests"][0]["depends_on"]),
+        ["app@linux-amd64"]
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("external_platform_by_digest", p.mab(&["plan"])));
+}
+
+/// `--platform` keeps or leaves out an external platform like a built one.
+#[test]
+fn platform_selection_keeps_or_drops_an_external_platform() {
+    let p = project(
+        "[images.app]\ntags = [\"1\"]\n\n[images.app.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/app:1-arm64\"\n",
+    );
+    let plan = |platform: &str| -> serde_json::Value {
+        let out = p
+            .mab(&["plan", "--format", "json", "--platform", platform])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let amd64 = plan("linux/amd64");
+    assert!(amd64["manifests"][0].get("external").is_none());
+    let arm64 = plan("linux/arm64");
+    assert!(arm64["builds"].as_array().unwrap().is_empty());
+    assert_eq!(
+        arm64["manifests"][0]["external"][0]["platform"],
+        "linux/arm64"
+    );
+}

@@ -203,6 +203,8 @@ pub struct PlatformOverride {
     pub contexts: SourcedMap,
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
+    /// `from`: the registry image that is this platform's entry, and where it is written.
+    pub from: Option<(crate::external::ExternalRef, Sourced)>,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
