@@ -389,3 +389,50 @@ fn platform_selection_keeps_or_drops_an_external_platform() {
         "linux/arm64"
     );
 }
+
+/// An image built on another's platform that is taken `from` a registry image reads that
+/// image (an input, like any base), with no build to wait for.
+#[test]
+fn a_dependent_reads_an_external_platform_from_its_registry_image() {
+    let p = project(
+        "[images.base]\ntags = [\"1\"]\n\n[images.base.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/base-arm64:1\"\n\n[images.app]\ncontext = \"app\"\ntags = [\"1\"]\n",
+    );
+    p.file("app/Dockerfile", "FROM ghcr.io/acme/base:1\n");
+    let plan = json(&p);
+    let arm64 = find(&plan["builds"], "id", "app@linux-arm64");
+    assert!(
+        arm64["depends_on"].as_array().unwrap().is_empty(),
+        "{arm64}"
+    );
+    let argv = strings(&arm64["argv"]);
+    assert!(
+        argv.windows(2).any(|w| w[0] == "--build-context"
+            && w[1] == "ghcr.io/acme/base:1=docker-image://ghcr.io/acme/base-arm64:1"),
+        "{argv:?}"
+    );
+    assert_eq!(
+        arm64["inputs"]["bases"][0]["reference"],
+        "ghcr.io/acme/base-arm64:1"
+    );
+    let amd64 = find(&plan["builds"], "id", "app@linux-amd64");
+    assert_eq!(strings(&amd64["depends_on"]), ["base@linux-amd64"]);
+}
+
+/// With `[nodes]`, an external platform needs no node that builds it: nothing is built.
+#[test]
+fn an_external_platform_needs_no_build_node() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\", \"windows/amd64\"]\ntags = [\"1\"]\n\n\
+         [nodes.x86]\nurl = \"ssh://ci@x86.test/run/podman/podman.sock\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [images.caddy]\n\n[images.caddy.platform.\"windows/amd64\"]\nfrom = \"docker://ghcr.io/acme/caddy:1-windows\"\n",
+    );
+    let plan = json(&p);
+    assert_eq!(each(&plan["builds"], "id"), ["caddy@linux-amd64"]);
+    assert_eq!(
+        plan["manifests"][0]["external"][0]["platform"],
+        "windows/amd64"
+    );
+}

@@ -410,6 +410,21 @@ impl Graph<'_> {
                 }
             }
         }
+        // A dependency's platform taken `from` a registry image: read there, as written.
+        for (r, from, platform) in &needs.external {
+            bases.push((from.clone(), platform.clone()));
+            match r {
+                Redirect::Reference(reference) => {
+                    contexts.insert(reference.clone(), format!("docker-image://{from}"));
+                }
+                Redirect::Named(name) => {
+                    contexts.insert(name.clone(), format!("docker-image://{from}"));
+                }
+                Redirect::Arg { name, .. } => {
+                    args.insert(name.clone(), from.clone());
+                }
+            }
+        }
         let mut dirs = Vec::new();
         for (name, context) in &spec.contexts {
             let to = match context {
