@@ -549,7 +549,7 @@ mod tests {
         assert_eq!(verify::verify_entries(raw, &[(arm.clone(), ones)]), Ok(()));
         let err = verify::verify_entries(raw, &[(arm, twos.clone())]).unwrap_err();
         assert!(
-            err.contains(&format!("but its node pushed {twos}")),
+            err.contains(&format!("but the run put {twos} there")),
             "{err}"
         );
         let amd: Platform = "linux/amd64".parse().unwrap();
