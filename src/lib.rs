@@ -12,6 +12,7 @@ pub mod dockerfile;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod external;
 pub mod git;
 pub mod init;
 pub mod inputs;

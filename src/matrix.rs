@@ -43,6 +43,8 @@ pub struct Instance {
     pub repository: Repository,
     pub tags: Vec<ImageRef>,
     pub builds: Vec<BuildSpec>,
+    /// Platforms whose entry of the list is a registry image (`from`), not built here.
+    pub external: Vec<crate::external::External>,
     pub push: bool,
     /// `--timestamp` for reproducible builds (`[builder] reproducible`).
     pub source_date_epoch: Option<i64>,
@@ -523,7 +525,19 @@ fn instantiate(
         .transpose()?;
 
     let mut builds = Vec::with_capacity(combination.platforms.len());
+    let mut external = Vec::new();
     for platform in combination.platforms {
+        if let Some((from, at)) = def.overrides.get(&platform).and_then(|o| o.from.as_ref()) {
+            external.push(crate::external::External {
+                platform,
+                from: from.clone(),
+                at: {
+                    let (line, col) = at.source.line_col(at.text.span().start);
+                    format!("{}:{line}:{col}", at.source.name())
+                },
+            });
+            continue;
+        }
         let pctx = context! { platform => Value::from_object(PlatformValue(platform.clone())), ..ctx.clone() };
         let mut args = render_map(&def.args, &pctx, &|k| Field::Arg(k))?;
         let over = def.overrides.get(&platform);
@@ -579,6 +593,7 @@ fn instantiate(
         repository,
         tags,
         builds,
+        external,
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })

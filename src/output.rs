@@ -114,7 +114,22 @@ pub fn text(plan: &Plan, workdir_display: &str, out: &mut dyn Write) -> io::Resu
                 shell_line(&m.remove_stale)
             )?;
         }
-        for argv in &m.assemble {
+        // External platforms join the list right after `create`, as a run adds them.
+        let (create, adds) = m
+            .assemble
+            .split_first()
+            .map_or((None, &[][..]), |(c, a)| (Some(c), a));
+        if let Some(argv) = create {
+            writeln!(out, "  {}", shell_line(argv))?;
+        }
+        for e in &m.external {
+            let how = match (&e.digest, e.from.digest()) {
+                (Some(_), Some(_)) | (None, _) => "from a registry image, not built".to_string(),
+                (Some(d), None) => format!("{} resolved to {d}", e.from),
+            };
+            writeln!(out, "  {}  # {}: {how}", shell_line(&e.add), e.platform)?;
+        }
+        for argv in adds {
             writeln!(out, "  {}", shell_line(argv))?;
         }
         if !m.push {

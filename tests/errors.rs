@@ -1089,3 +1089,60 @@ fn platform_dockerfile_outside_the_repository() {
         &[],
     );
 }
+
+/// A platform taken `from` a registry image is not built: build settings for it are an error,
+/// at the setting.
+#[test]
+fn external_platform_with_args() {
+    check(
+        "external_platform_with_args",
+        &image(
+            "[images.api.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/api:1.4.2-arm64\"\nargs = { GOARCH = \"arm64\" }\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+/// `dockerfile` in the override of a platform taken `from` a registry image is refused.
+#[test]
+fn external_platform_with_dockerfile() {
+    check(
+        "external_platform_with_dockerfile",
+        &image(
+            "[images.api.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/api:1.4.2-arm64\"\ndockerfile = \"Dockerfile.aarch64\"\n",
+        ),
+        &[("Dockerfile.aarch64", "FROM scratch\n")],
+        &[],
+    );
+}
+
+/// `target` set by an inherited image's override still conflicts with the heir's `from`.
+#[test]
+fn external_platform_with_inherited_target() {
+    check(
+        "external_platform_with_inherited_target",
+        &format!(
+            "{HEAD}\n[images._common]\nabstract = true\n[images._common.platform.\"linux/arm64\"]\ntarget = \"arm\"\n\n[images.api]\ninherits = [\"_common\"]\n[images.api.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/api:1.4.2-arm64\"\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+/// `from` reads a registry: another transport, or a reference with no tag or digest, is refused.
+#[test]
+fn external_platform_not_a_registry_reference() {
+    check(
+        "external_platform_not_docker",
+        &image("[images.api.platform.\"linux/arm64\"]\nfrom = \"oci-archive:api-arm64.tar\"\n"),
+        &[],
+        &[],
+    );
+    check(
+        "external_platform_no_tag",
+        &image("[images.api.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/api\"\n"),
+        &[],
+        &[],
+    );
+}

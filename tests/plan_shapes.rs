@@ -466,3 +466,136 @@ fn a_dockerfile_per_matrix_value() {
     p.settings()
         .bind(|| assert_cmd_snapshot!("dockerfile_per_matrix_value", p.mab(&["plan"])));
 }
+
+const WINDOWS_DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// caddy-docker's shared tags: the Linux platforms built here, `windows/amd64` taken from an
+/// image built elsewhere, by tag. Nothing is built for it; the list adds it by the tag, which
+/// `mab plan` does not resolve (a run does, once).
+#[test]
+fn an_external_platform_by_tag() {
+    let p = project(
+        "[images.caddy]\nplatforms = [\"linux/amd64\", \"linux/arm64\", \"windows/amd64\"]\ntags = [\"2.8\"]\n\n[images.caddy.platform.\"windows/amd64\"]\nfrom = \"docker://ghcr.io/acme/caddy-windows:2.8-ltsc2022\"\n",
+    );
+    let plan = json(&p);
+    let builds: Vec<&str> = plan["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(builds, ["caddy@linux-amd64", "caddy@linux-arm64"]);
+    let list = &plan["manifests"][0];
+    assert_eq!(
+        strings(&list["platforms"]),
+        ["linux/amd64", "linux/arm64", "windows/amd64"]
+    );
+    let external = &list["external"][0];
+    assert_eq!(external["platform"], "windows/amd64");
+    assert_eq!(external["from"], "ghcr.io/acme/caddy-windows:2.8-ltsc2022");
+    assert!(external.get("digest").is_none(), "{external}");
+    assert_eq!(
+        strings(&external["add"]).last().unwrap(),
+        "docker://ghcr.io/acme/caddy-windows:2.8-ltsc2022"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("external_platform_by_tag", p.mab(&["plan"])));
+}
+
+/// A split CI pipeline: the arm64 image was pushed by another job, and is named by digest.
+#[test]
+fn an_external_platform_by_digest() {
+    let p = project(&format!(
+        "[images.app]\ntags = [\"1\"]\n\n[images.app.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/app-arm64@{WINDOWS_DIGEST}\"\n"
+    ));
+    let plan = json(&p);
+    assert_eq!(plan["builds"].as_array().unwrap().len(), 1);
+    let external = &plan["manifests"][0]["external"][0];
+    assert_eq!(external["digest"], WINDOWS_DIGEST);
+    assert_eq!(
+        strings(&external["add"]).last().unwrap(),
+        &format!("docker://ghcr.io/acme/app-arm64@{WINDOWS_DIGEST}")
+    );
+    assert_eq!(
+        strings(&plan["manifests"][0]["depends_on"]),
+        ["app@linux-amd64"]
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("external_platform_by_digest", p.mab(&["plan"])));
+}
+
+/// `--platform` keeps or leaves out an external platform like a built one.
+#[test]
+fn platform_selection_keeps_or_drops_an_external_platform() {
+    let p = project(
+        "[images.app]\ntags = [\"1\"]\n\n[images.app.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/app:1-arm64\"\n",
+    );
+    let plan = |platform: &str| -> serde_json::Value {
+        let out = p
+            .mab(&["plan", "--format", "json", "--platform", platform])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let amd64 = plan("linux/amd64");
+    assert!(amd64["manifests"][0].get("external").is_none());
+    let arm64 = plan("linux/arm64");
+    assert!(arm64["builds"].as_array().unwrap().is_empty());
+    assert_eq!(
+        arm64["manifests"][0]["external"][0]["platform"],
+        "linux/arm64"
+    );
+}
+
+/// An image built on another's platform that is taken `from` a registry image reads that
+/// image (an input, like any base), with no build to wait for.
+#[test]
+fn a_dependent_reads_an_external_platform_from_its_registry_image() {
+    let p = project(
+        "[images.base]\ntags = [\"1\"]\n\n[images.base.platform.\"linux/arm64\"]\nfrom = \"docker://ghcr.io/acme/base-arm64:1\"\n\n[images.app]\ncontext = \"app\"\ntags = [\"1\"]\n",
+    );
+    p.file("app/Dockerfile", "FROM ghcr.io/acme/base:1\n");
+    let plan = json(&p);
+    let arm64 = find(&plan["builds"], "id", "app@linux-arm64");
+    assert!(
+        arm64["depends_on"].as_array().unwrap().is_empty(),
+        "{arm64}"
+    );
+    let argv = strings(&arm64["argv"]);
+    assert!(
+        argv.windows(2).any(|w| w[0] == "--build-context"
+            && w[1] == "ghcr.io/acme/base:1=docker-image://ghcr.io/acme/base-arm64:1"),
+        "{argv:?}"
+    );
+    assert_eq!(
+        arm64["inputs"]["bases"][0]["reference"],
+        "ghcr.io/acme/base-arm64:1"
+    );
+    let amd64 = find(&plan["builds"], "id", "app@linux-amd64");
+    assert_eq!(strings(&amd64["depends_on"]), ["base@linux-amd64"]);
+}
+
+/// With `[nodes]`, an external platform needs no node that builds it: nothing is built.
+#[test]
+fn an_external_platform_needs_no_build_node() {
+    let p = Project::new();
+    p.file("Dockerfile", "FROM scratch\n");
+    p.file(
+        "multiarch.toml",
+        "[defaults]\nregistry = \"ghcr.io/acme\"\nplatforms = [\"linux/amd64\", \"windows/amd64\"]\ntags = [\"1\"]\n\n\
+         [nodes.x86]\nurl = \"ssh://ci@x86.test/run/podman/podman.sock\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [images.caddy]\n\n[images.caddy.platform.\"windows/amd64\"]\nfrom = \"docker://ghcr.io/acme/caddy:1-windows\"\n",
+    );
+    let plan = json(&p);
+    assert_eq!(each(&plan["builds"], "id"), ["caddy@linux-amd64"]);
+    assert_eq!(
+        plan["manifests"][0]["external"][0]["platform"],
+        "windows/amd64"
+    );
+}

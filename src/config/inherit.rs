@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::external::ExternalRef;
 
 /// One `[images.NAME]` table as read, with the file it is written in.
 pub(super) struct Entry<'a> {
@@ -224,6 +225,11 @@ pub(super) fn overrides(
                     )
                     .with_help(format!("it builds: {}", join(platforms))));
             }
+            let from = o
+                .from
+                .as_ref()
+                .map(|f| external_from(source, key, &platform, f))
+                .transpose()?;
             let merged = overrides.entry(platform).or_default();
             merged.args.extend(sourced_map(&o.args, source));
             merged.contexts.extend(sourced_map(&o.contexts, source));
@@ -244,12 +250,73 @@ pub(super) fn overrides(
             if let Some(t) = &o.dockerfile {
                 merged.dockerfile = Some(path(t));
             }
+            if from.is_some() {
+                merged.from = from;
+            }
         }
     }
-    for o in overrides.values() {
+    for (platform, o) in &overrides {
         check_no_secret_args(key, &o.args)?;
+        check_external(key, platform, o)?;
     }
     Ok(overrides)
+}
+
+/// `from = "docker://REF"`, parsed, with where it is written.
+fn external_from(
+    source: &Source,
+    key: &str,
+    platform: &Platform,
+    from: &Text,
+) -> Result<(ExternalRef, Sourced), ConfigError> {
+    let parsed = from.get_ref().parse::<ExternalRef>().map_err(|e| {
+        source
+            .error(
+                ErrorKind::Reference,
+                from.span(),
+                format!("`from` of image `{key}` on `{platform}`: {e}"),
+            )
+            .with_help(FROM_HELP)
+    })?;
+    Ok((parsed, Sourced::new(from, source)))
+}
+
+const FROM_HELP: &str = "e.g. from = \"docker://ghcr.io/acme/app:1.2-windows\" or from = \"docker://ghcr.io/acme/app@sha256:...\"";
+
+/// A platform taken `from` a registry image is not built: keys that say how to build it
+/// would be ignored, so they are an error, pointed at whichever layer wrote them.
+fn check_external(key: &str, platform: &Platform, o: &PlatformOverride) -> Result<(), ConfigError> {
+    // `Source` is an `Arc`: cloned, not borrowed, so both kinds of value fit one iterator.
+    let sourced = |(field, s): (&'static str, &Sourced)| (field, s.source.clone(), s.text.span());
+    let path =
+        |(field, p): (&'static str, &PathText)| (field, p.file.source.clone(), p.text.span());
+    let written = o
+        .args
+        .values()
+        .map(|s| ("args", s))
+        .chain(o.contexts.values().map(|s| ("contexts", s)))
+        .chain(o.target.iter().map(|s| ("target", s)))
+        .map(sourced)
+        .chain(
+            [("context", &o.context), ("dockerfile", &o.dockerfile)]
+                .into_iter()
+                .filter_map(|(field, p)| Some((field, p.as_ref()?)))
+                .map(path),
+        )
+        .next();
+    let (Some((_, from)), Some((field, source, span))) = (&o.from, written) else {
+        return Ok(());
+    };
+    Err(source
+        .error(
+            ErrorKind::Type,
+            span,
+            format!(
+                "image `{key}` takes `{platform}` `from` a registry image, which is not built: `{field}` does not apply"
+            ),
+        )
+        .at(&from.source, from.text.span(), Some("taken from a registry image here"))
+        .with_help("remove `from` to build this platform here, or remove the build settings of this platform"))
 }
 
 #[cfg(test)]

@@ -210,6 +210,8 @@ pub struct PlatformOverride {
     pub dockerfile: Option<PathText>,
     /// This platform's paths, when it sets either: the other is the image's.
     pub paths: Option<Paths>,
+    /// `from`: the registry image that is this platform's entry, and where it is written.
+    pub from: Option<(crate::external::ExternalRef, Sourced)>,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.

@@ -315,6 +315,12 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
+    /// `docker://REPOSITORY:TAG` or `docker://REPOSITORY@sha256:...`: this platform's entry of
+    /// the list is that registry image, not built here (caddy's Windows images, built
+    /// elsewhere). A tag is resolved to a digest once per run; the image's platform must be
+    /// this key's. Not with `args`, `target` or `contexts`.
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Text>,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.

@@ -23,6 +23,7 @@ use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::{Limits, Supervisor, When};
 
+mod external;
 mod ledger;
 mod prepare;
 mod publish;
@@ -156,6 +157,7 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
         registry: registry_limits(plan, None),
         retries: plan.retries,
     };
+    let plan = &external::resolve(plan, &runner, &logs)?;
     let checked = published::check(plan, &runner, &logs)?;
     Ok(published::apply(plan, &checked).plan)
 }
@@ -197,6 +199,8 @@ pub fn run(
         registry: opts.registry,
         retries: opts.retries,
     };
+    // Every external platform's tag is resolved once, before anything is built.
+    let plan = &external::resolve(plan, &runner, &run_dir)?;
     let progress_total = |p: &Plan| (p.builds.len() + p.manifests.len()) as u64;
     let (checked, applied) = if opts.push && opts.skip_published {
         let checked = published::check(plan, &runner, &run_dir)?;
@@ -282,7 +286,8 @@ fn shape(plan: &Plan, opts: &Options) -> Shape {
     }
 }
 
-/// Per platform of list `m` built on another node: the digest its node pushed.
+/// Per platform of list `m` built on another node: the digest its node pushed; per external
+/// platform: the digest its `from` resolved to.
 fn expected_images(
     plan: &Plan,
     m: usize,
@@ -297,6 +302,11 @@ fn expected_images(
             let digest = pushed.get(&crate::plan::digest_of_build(id))?;
             Some((p.clone(), digest.clone()))
         })
+        .chain(
+            man.external
+                .iter()
+                .filter_map(|e| Some((e.platform.clone(), e.digest.clone()?))),
+        )
         .collect()
 }
 
@@ -539,7 +549,7 @@ mod tests {
         assert_eq!(verify::verify_entries(raw, &[(arm.clone(), ones)]), Ok(()));
         let err = verify::verify_entries(raw, &[(arm, twos.clone())]).unwrap_err();
         assert!(
-            err.contains(&format!("but its node pushed {twos}")),
+            err.contains(&format!("but the run put {twos} there")),
             "{err}"
         );
         let amd: Platform = "linux/amd64".parse().unwrap();

@@ -145,6 +145,9 @@ pub struct ManifestReport {
     /// The marker tag the list was also pushed to, which names its inputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
+    /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<crate::plan::ExternalEntry>,
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
@@ -190,6 +193,7 @@ impl ManifestReport {
             duration_ms: 0,
             tags: Vec::new(),
             marker: None,
+            external: m.external.clone(),
             log: run_dir.join(format!("{}@manifest.log", m.image)),
             log_tail: None,
         }

@@ -387,6 +387,13 @@ impl Runner<'_> {
             }
             self.logged(create, log)?;
         }
+        // External platforms are in the registry already: they join the new list at once,
+        // always first, so the index does not depend on which build ends first.
+        if batch.create {
+            for e in &m.external {
+                self.logged(&e.add, log)?;
+            }
+        }
         adds[batch.entries.clone()]
             .iter()
             .try_for_each(|argv| self.logged(argv, log))

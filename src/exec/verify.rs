@@ -58,7 +58,7 @@ pub(super) fn verify_entries(raw: &[u8], expected: &[(Platform, String)]) -> Res
             Some((_, d)) if d.digest().to_string() == *digest => {}
             Some((_, d)) => {
                 return Err(format!(
-                    "its {platform} image is {}, but its node pushed {digest}",
+                    "its {platform} image is {}, but the run put {digest} there",
                     d.digest()
                 ));
             }

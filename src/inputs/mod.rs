@@ -262,6 +262,12 @@ pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
             for id in &m.depends_on {
                 recipe.push_str(&format!("{id} {}\n", builds[index[id.as_str()]]));
             }
+            // A platform taken from a registry image is the image of that digest: a moved
+            // tag makes another list.
+            for e in &m.external {
+                let digest = e.digest.as_deref().unwrap_or("unresolved");
+                recipe.push_str(&format!("external {} {} {digest}\n", e.platform, e.from));
+            }
             sha256_hex(recipe)
         })
         .collect();

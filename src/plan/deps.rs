@@ -63,6 +63,9 @@ pub(super) struct Needs {
     /// Images it reads from outside the config (`FROM debian:12`), with the platform each is
     /// read on: their digests are inputs of the build.
     pub bases: Vec<(String, Platform)>,
+    /// Reads of a dependency's platform taken `from` a registry image (`REF` as written), which
+    /// no build of the run makes: the build reads that image, an input like any base.
+    pub external: Vec<(Redirect, String, Platform)>,
 }
 
 /// Where a `LABEL` instruction goes in a build's Dockerfile: a byte offset at a line's start,
@@ -212,7 +215,7 @@ impl<'a> Index<'a> {
                     }
                 }
             }
-            needs.edges = self.edges(inst, spec, found)?;
+            needs.edges = self.edges(inst, spec, found, &mut needs.external)?;
             out.push(needs);
         }
         for (targets, _) in &explicit {
@@ -315,6 +318,7 @@ impl<'a> Index<'a> {
                 })
             }),
             bases,
+            external: Vec::new(),
         };
         Ok((found, needs))
     }
@@ -388,6 +392,7 @@ impl<'a> Index<'a> {
         inst: &Instance,
         spec: &BuildSpec,
         mut found: Vec<Found>,
+        external: &mut Vec<(Redirect, String, Platform)>,
     ) -> Result<Vec<Edge>, ConfigError> {
         // A redirect maps one name to one image: every read of a name must be on one platform.
         for (k, f) in found.iter().enumerate() {
@@ -402,6 +407,12 @@ impl<'a> Index<'a> {
         for f in &mut found {
             let dep = &self.instances[f.dep];
             let Some(dep_build) = dep.builds.iter().position(|b| b.platform == f.platform) else {
+                // Its image of that platform is a registry image already: no edge, read it.
+                if let Some(e) = dep.external.iter().find(|e| e.platform == f.platform) {
+                    let from = e.from.to_string();
+                    external.extend(f.redirect.take().map(|r| (r, from, f.platform.clone())));
+                    continue;
+                }
                 return Err(self.platform_mismatch(inst, spec, dep, f));
             };
             let at = match edges

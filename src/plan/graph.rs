@@ -199,8 +199,13 @@ impl<'a> Graph<'a> {
         platforms: &[Platform],
     ) -> Result<(), ConfigError> {
         for p in platforms {
-            let built = (0..self.instances.len())
-                .any(|i| selected[i] && self.instances[i].builds.iter().any(|b| b.platform == *p));
+            // An external platform counts: its list is assembled and pushed.
+            let built = (0..self.instances.len()).any(|i| {
+                let inst = &self.instances[i];
+                selected[i]
+                    && (inst.builds.iter().any(|b| b.platform == *p)
+                        || inst.external.iter().any(|e| e.platform == *p))
+            });
             if !built && selected.iter().any(|s| *s) {
                 return Err(ConfigError::new(
                     ErrorKind::Selection,
@@ -358,7 +363,9 @@ impl<'a> Graph<'a> {
                     .map(|b| b.platform.clone())
                     .filter(|p| keep(p))
                     .collect();
-                (!platforms.is_empty()).then(|| self.manifest(inst, platforms, &assignment))
+                let external = inst.external.iter().any(|e| keep(&e.platform));
+                (!platforms.is_empty() || external)
+                    .then(|| self.manifest(inst, platforms, keep, &assignment))
             })
             .collect();
         Plan {

@@ -364,10 +364,33 @@ pub struct Manifest {
     pub remove_stale: Vec<String>,
     /// Commands that assemble `list` afresh: create, then add each image.
     pub assemble: Vec<Vec<String>>,
+    /// Platforms taken `from` a registry image, added right after `create`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<ExternalEntry>,
     /// How the list reaches its tags, in order: what each tag holds is recorded, the index is
     /// pushed once, then every tag is pointed at that exact index by a copy in the registry,
     /// so that all tags hold byte-identical indexes.
     pub publish: Vec<Step>,
+}
+
+/// A platform of a list whose entry is a registry image (`from`), not a build of this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalEntry {
+    pub platform: Platform,
+    /// As written: a tag is resolved to a digest once per run, and `add` then names the digest.
+    pub from: crate::external::ExternalRef,
+    /// Where `from` is written, for the errors of a run.
+    #[serde(skip)]
+    pub at: String,
+    /// Its registry is reached over plain HTTP or with an unverified certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// The image's digest: as written, or what the run resolved the tag to (`mab plan` reads
+    /// no registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Adds it to the list by digest (by tag until the tag is resolved).
+    pub add: Vec<String>,
 }
 
 /// One registry step of a list's publication.

@@ -14,8 +14,8 @@ use super::deps::Redirect;
 use super::graph::Graph;
 use super::nodes;
 use super::{
-    Base, Build, IgnoreFile, Inputs, Insertion, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish,
-    STATE_DIR, Step, build_id, local_image,
+    Base, Build, ExternalEntry, IgnoreFile, Inputs, Insertion, LOCAL_PREFIX, LabeledDockerfile,
+    Manifest, Publish, STATE_DIR, Step, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -218,6 +218,7 @@ impl Graph<'_> {
         &self,
         inst: &Instance,
         platforms: Vec<Platform>,
+        keep: impl Fn(&Platform) -> bool,
         assignment: &HashMap<String, usize>,
     ) -> Manifest {
         let list = format!("{LOCAL_PREFIX}/{}:manifest", inst.name);
@@ -248,6 +249,12 @@ impl Graph<'_> {
             add.extend([list.clone(), source]);
             assemble.push(add);
         }
+        let external: Vec<ExternalEntry> = inst
+            .external
+            .iter()
+            .filter(|e| keep(&e.platform))
+            .map(|e| self.external_entry(&list, e))
+            .collect();
         let insecure = self.config.insecure(inst.repository.registry());
         let publish = publication(
             &ToPublish {
@@ -266,12 +273,39 @@ impl Graph<'_> {
             tags: inst.tags.clone(),
             depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
             insecure,
-            platforms,
+            // The built platforms (in `depends_on` order), then the external ones.
+            platforms: platforms
+                .into_iter()
+                .chain(external.iter().map(|e| e.platform.clone()))
+                .collect(),
             push: inst.push,
             list,
             remove_stale,
             assemble,
+            external,
             publish,
+        }
+    }
+
+    /// `manifest add` of an external platform: by its digest, or its tag until a run resolves it.
+    fn external_entry(&self, list: &str, e: &crate::external::External) -> ExternalEntry {
+        let p = &e.platform;
+        let mut add = self.podman_argv(&["manifest", "add", "--os", p.os(), "--arch", p.arch()]);
+        if let Some(v) = p.variant() {
+            add.extend(["--variant".into(), v.into()]);
+        }
+        let insecure = self.config.insecure(e.from.repository.registry());
+        if insecure {
+            add.push("--tls-verify=false".into());
+        }
+        add.extend([list.to_string(), format!("docker://{}", e.from)]);
+        ExternalEntry {
+            platform: p.clone(),
+            from: e.from.clone(),
+            at: e.at.clone(),
+            insecure,
+            digest: e.from.digest().map(String::from),
+            add,
         }
     }
 
@@ -373,6 +407,21 @@ impl Graph<'_> {
                             .or_else(|| named.then(published).flatten());
                         args.extend(to.map(|to| (name.clone(), to)));
                     }
+                }
+            }
+        }
+        // A dependency's platform taken `from` a registry image: read there, as written.
+        for (r, from, platform) in &needs.external {
+            bases.push((from.clone(), platform.clone()));
+            match r {
+                Redirect::Reference(reference) => {
+                    contexts.insert(reference.clone(), format!("docker-image://{from}"));
+                }
+                Redirect::Named(name) => {
+                    contexts.insert(name.clone(), format!("docker-image://{from}"));
+                }
+                Redirect::Arg { name, .. } => {
+                    args.insert(name.clone(), from.clone());
                 }
             }
         }
