@@ -383,7 +383,7 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
     let mut images = BTreeMap::new();
     for def in &config.images {
         let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
-        let repository = match (&def.repository, &registries[def.file.index]) {
+        let repository = match (def.repository.first(), &registries[def.file.index]) {
             (Some(t), _) => templates
                 .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
                 .ok(),
@@ -467,38 +467,30 @@ fn instantiate(
     };
     check_name(source, &name, name_span.clone(), key)?;
 
-    let repository_text = match (&def.repository, &file_globals.registry) {
-        (Some(t), _) => templates.render(
-            &t.source,
-            &t.text,
-            &context! { image => context! { name => name.clone() }, ..ctx.clone() },
-            key,
-            Field::Repository,
-        )?,
-        (None, Some(r)) => format!("{r}/{key}"),
-        (None, None) => {
+    let ictx = context! { image => context! { name => name.clone() }, ..ctx.clone() };
+    let mut repositories: Vec<Repository> = Vec::with_capacity(def.repository.len().max(1));
+    for t in &def.repository {
+        let text = templates.render(&t.source, &t.text, &ictx, key, Field::Repository)?;
+        let repository = parse_repository(key, &text, (&t.source, t.text.span()))?;
+        if !repositories.contains(&repository) {
+            repositories.push(repository);
+        }
+    }
+    if repositories.is_empty() {
+        let (Some(text), Some(r)) = (&file_globals.registry, &def.file.registry) else {
             return Err(source
                 .error(ErrorKind::Type, def.key_span.clone(), format!("image `{key}` has no repository"))
                 .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
-        }
-    };
-    let (repo_source, repo_span) = match (&def.repository, &def.file.registry) {
-        (Some(r), _) => (&r.source, r.text.span()),
-        (None, Some(r)) => (&r.source, r.text.span()),
-        (None, None) => (source, def.key_span.clone()),
-    };
-    let repository: Repository = repository_text.parse().map_err(|e| {
-        repo_source.error(
-            ErrorKind::Reference,
-            repo_span,
-            format!("image `{key}`: {e}"),
-        )
-    })?;
+        };
+        let text = format!("{text}/{key}");
+        repositories.push(parse_repository(key, &text, (&r.source, r.text.span()))?);
+    }
+    let repository = repositories[0].clone();
 
     let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
     let ctx = context! { image => image, ..ctx };
 
-    let tags = tags(templates, def, &ctx, &name, &repository)?;
+    let tags = tags(templates, def, &ctx, &name, &repositories)?;
 
     let render_map = |map: &SourcedMap, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
         map.iter()
@@ -572,6 +564,16 @@ fn instantiate(
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })
+}
+
+/// A rendered `repository`, checked; `at` is where it is written.
+fn parse_repository(
+    key: &str,
+    text: &str,
+    (source, span): (&Source, Range<usize>),
+) -> Result<Repository, ConfigError> {
+    text.parse()
+        .map_err(|e| source.error(ErrorKind::Reference, span, format!("image `{key}`: {e}")))
 }
 
 /// `<key>-<value>-...` with each value's short name, in matrix key order.

@@ -303,3 +303,53 @@ fn a_change_to_an_inherited_image_selects_the_heir() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(each(&plan["builds"], "id"), ["api@linux-amd64"]);
 }
+
+/// argo-cd: one build per platform and one index, pushed to two repositories in two registries
+/// (each short tag to each), plus a tag written as a whole reference, pushed exactly there.
+/// The index is pushed once, to the first tag, and copied registry-side to every other one.
+#[test]
+fn two_repositories_and_a_full_reference_tag() {
+    let p = project(
+        "[vars]\nversion = \"3.1.0\"\n\n[images.argocd]\nrepository = [\"quay.io/argoproj/argocd\", \"ghcr.io/argoproj/argo-cd/argocd\"]\ntags = [\"v{{ vars.version }}\", \"quay.io/argoproj/argocd:latest\", \"ghcr.io/argoproj/argo-cd/argocd:v{{ vars.version }}\"]\n",
+    );
+    let plan = json(&p);
+    assert_eq!(
+        tags(&plan),
+        [(
+            "argocd".into(),
+            vec![
+                "quay.io/argoproj/argocd:v3.1.0".into(),
+                "ghcr.io/argoproj/argo-cd/argocd:v3.1.0".into(),
+                "quay.io/argoproj/argocd:latest".into(),
+            ]
+        )]
+    );
+    assert_eq!(
+        each(&plan["builds"], "id").len(),
+        2,
+        "one build per platform"
+    );
+    let publish = plan["manifests"][0]["publish"].as_array().unwrap();
+    let pushes: Vec<_> = publish.iter().filter(|s| s["step"] == "push").collect();
+    assert_eq!(pushes.len(), 1, "the index is pushed once");
+    assert_eq!(pushes[0]["to"], "quay.io/argoproj/argocd:v3.1.0");
+    let copies: Vec<Vec<String>> = publish
+        .iter()
+        .filter(|s| s["step"] == "copy")
+        .map(|s| strings(&s["argv"]))
+        .collect();
+    assert_eq!(copies.len(), 2);
+    for argv in &copies {
+        assert_eq!(
+            argv[argv.len() - 2],
+            "docker://quay.io/argoproj/argocd@<digest of the pushed index>",
+            "every copy reads the index where it was pushed"
+        );
+    }
+    assert_eq!(
+        copies[0].last().unwrap(),
+        "docker://ghcr.io/argoproj/argo-cd/argocd:v3.1.0"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("two_repositories_full_reference", p.mab(&["plan"])));
+}

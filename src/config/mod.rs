@@ -218,7 +218,9 @@ pub struct ImageDef {
     pub dockerfile: PathBuf,
     /// The Dockerfile's text.
     pub dockerfile_source: Source,
-    pub repository: Option<Sourced>,
+    /// Where every tag is pushed; the first is where the images and the index go first.
+    /// Empty: `<registry>/<name>`.
+    pub repository: Vec<Sourced>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
     pub args: SourcedMap,

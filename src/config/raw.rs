@@ -204,9 +204,11 @@ pub struct RawImage {
     /// Dockerfile, relative to the context (default `Dockerfile`).
     #[schemars(with = "Option<String>")]
     pub dockerfile: Option<Text>,
-    /// Repository to push to (default `<registry>/<name>`). Template.
-    #[schemars(with = "Option<String>")]
-    pub repository: Option<Text>,
+    /// Repository to push to (default `<registry>/<name>`), or a list of them: every tag is
+    /// pushed to each (`["quay.io/argoproj/argocd", "ghcr.io/argoproj/argo-cd/argocd"]`); the
+    /// first is where the images and the index are pushed from. Templates.
+    #[schemars(with = "Option<RawRepositories>")]
+    pub repository: Option<Spanned<RawRepositories>>,
     /// Instance name template for matrix images (default `<name>-<value>-...`). Template.
     #[schemars(with = "Option<String>")]
     pub name: Option<Text>,
@@ -280,6 +282,27 @@ pub struct RawImage {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawPlatformOverride>")]
     pub platform: BTreeMap<Spanned<String>, RawPlatformOverride>,
+}
+
+/// `repository`: one template, or a list of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawRepositories {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawImage {
+    /// The `repository` templates, each spanning the whole value (toml gives no spans inside
+    /// an untagged list); `None` when the image does not set it.
+    pub fn repositories(&self) -> Option<Vec<Text>> {
+        let r = self.repository.as_ref()?;
+        let one = |s: &String| Spanned::new(r.span(), s.clone());
+        Some(match r.get_ref() {
+            RawRepositories::One(s) => vec![one(s)],
+            RawRepositories::Many(v) => v.iter().map(one).collect(),
+        })
+    }
 }
 
 /// `[images.NAME.platform."os/arch"]`.

@@ -244,13 +244,16 @@ fn lookup(
     let held = man
         .tags
         .iter()
-        .map(
-            |t| match runner.read(&verify_argv(t, man.insecure, conf), log) {
+        .map(|t| {
+            match runner.read(
+                &verify_argv(t, man.reach().insecure(&t.repository), conf),
+                log,
+            ) {
                 Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
                 Ok(None) => Some(Held::Nothing),
                 Err(_) => None,
-            },
-        )
+            }
+        })
         .collect();
     Verdict::Unchanged(Published {
         index,
@@ -400,7 +403,7 @@ fn annotated(
                 image: &man.image,
                 list: &man.list,
                 tags: &man.tags,
-                insecure: man.insecure,
+                reach: man.reach(),
                 registries_conf: plan.registries_conf.as_deref(),
             },
             Some(marker),
@@ -429,12 +432,18 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         },
         None => Step::Record {
             tag: (*tag).clone(),
-            argv: verify_argv(tag, man.insecure, conf),
+            argv: verify_argv(tag, man.reach().insecure(&tag.repository), conf),
         },
     });
-    let copies = moving
-        .iter()
-        .map(|(tag, _)| copy_step(&man.image, Some(&p.index), tag, man.insecure, conf));
+    let copies = moving.iter().map(|(tag, _)| {
+        copy_step(
+            &man.image,
+            (&man.repository, Some(&p.index)),
+            tag,
+            man.reach(),
+            conf,
+        )
+    });
     let publish: Vec<Step> = recorded.chain(copies).collect();
     (!publish.is_empty()).then(|| Manifest {
         depends_on: Vec::new(),

@@ -329,6 +329,9 @@ pub struct Manifest {
     /// Its registry is reached over plain HTTP or with an unverified certificate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// The registries of its tags in other repositories that are reached so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub insecure_elsewhere: Vec<String>,
     /// The local manifest list that is assembled and pushed.
     pub list: String,
     /// Removes a list of the same name left by an earlier run; fails when there is none.
@@ -339,6 +342,36 @@ pub struct Manifest {
     /// pushed once, then every tag is pointed at that exact index by a copy in the registry,
     /// so that all tags hold byte-identical indexes.
     pub publish: Vec<Step>,
+}
+
+impl Manifest {
+    /// How its references' registries are reached.
+    pub fn reach(&self) -> Reach<'_> {
+        Reach {
+            repository: &self.repository,
+            insecure: self.insecure,
+            elsewhere: &self.insecure_elsewhere,
+        }
+    }
+}
+
+/// Which registries of a list's references (its repository's, and those of tags in other
+/// repositories) are reached over plain HTTP or with an unverified certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    pub repository: &'a Repository,
+    pub insecure: bool,
+    pub elsewhere: &'a [String],
+}
+
+impl Reach<'_> {
+    pub fn insecure(&self, repository: &Repository) -> bool {
+        if repository.registry() == self.repository.registry() {
+            self.insecure
+        } else {
+            self.elsewhere.iter().any(|r| r == repository.registry())
+        }
+    }
 }
 
 /// One registry step of a list's publication.
