@@ -273,6 +273,19 @@ fn full_reference_pushed_by_two_images() {
     );
 }
 
+/// A platform's tag that does not name the platform: both platforms would push it.
+#[test]
+fn per_platform_tag_pushed_by_two_platforms() {
+    check(
+        "per_platform_tag_pushed_by_two_platforms",
+        &image(
+            "\n[images.api.platform.\"linux/amd64\"]\ntags = [\"native-{{ vars.version }}\"]\n\n[images.api.platform.\"linux/arm64\"]\ntags = [\"native-{{ vars.version }}\"]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
 #[test]
 fn template_syntax_error() {
     check(

@@ -406,6 +406,7 @@ impl ImageDef {
             .flat_map(|m| m.values());
         let sourced = self.tags.iter().chain(maps).chain(overrides);
         let targets = self.overrides.values().filter_map(|o| o.target.as_ref());
+        let targets = targets.chain(self.overrides.values().flat_map(|o| &o.tags));
         let sourced = sourced
             .chain(&self.repository)
             .chain(&self.target)

@@ -234,6 +234,9 @@ pub(super) fn overrides(
             if let Some(t) = &o.target {
                 merged.target = Some(Sourced::new(t, source));
             }
+            if let Some(tags) = &o.tags {
+                merged.tags = tags.iter().map(|t| Sourced::new(t, source)).collect();
+            }
         }
     }
     for o in overrides.values() {

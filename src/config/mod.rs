@@ -203,6 +203,8 @@ pub struct PlatformOverride {
     pub contexts: SourcedMap,
     pub labels: SourcedMap,
     pub annotations: SourcedMap,
+    /// Tags of the platform's own image; a later layer's list replaces an earlier's.
+    pub tags: Vec<Sourced>,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.

@@ -328,6 +328,12 @@ pub struct RawPlatformOverride {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub annotations: TextMap,
+    /// Tags of this platform's own image (its image manifest, not a list), beside the list's
+    /// tags: a short tag (`amd64-latest`) goes to every repository of the image, a whole
+    /// reference (`ghcr.io/home-assistant/aarch64-base:1.0`) exactly there. Templates; they may
+    /// use `platform`; one that renders empty is dropped.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tags: Option<Vec<Text>>,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.

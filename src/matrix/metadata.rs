@@ -8,7 +8,7 @@ use std::sync::Arc;
 use minijinja::value::Value;
 
 use super::{Globals, PER_RUN_LABELS};
-use crate::config::{Config, ImageDef, SourcedMap};
+use crate::config::{Config, ImageDef, Sourced, SourcedMap};
 use crate::error::{ConfigError, ErrorKind};
 use crate::reference::{ImageRef, Repository, Tag};
 use crate::template::{Field, Templates};
@@ -93,9 +93,38 @@ pub(super) fn tags(
     name: &str,
     repositories: &[Repository],
 ) -> Result<Vec<ImageRef>, ConfigError> {
-    let mut short: Vec<Tag> = Vec::with_capacity(def.tags.len());
+    let tags = rendered_tags(templates, &def.tags, ctx, name, repositories)?;
+    if let (true, true, Some(first)) = (tags.is_empty(), def.push, def.tags.first()) {
+        let last = def.tags.last().unwrap_or(first);
+        let span = if first.source.path() == last.source.path() {
+            first.text.span().start..last.text.span().end
+        } else {
+            first.text.span()
+        };
+        return Err(first
+            .source
+            .error(
+                ErrorKind::Reference,
+                span,
+                format!("every tag of image `{name}` renders empty: it would be pushed to no tag"),
+            )
+            .with_help("add a tag that always renders (e.g. \"{{ git.short_sha }}\"), or set `push = false` for an image that is only built"));
+    }
+    Ok(tags)
+}
+
+/// `list` rendered in `ctx`: empty ones dropped, each short tag in every repository, whole
+/// references as written, each reference once.
+pub(super) fn rendered_tags(
+    templates: &Templates,
+    list: &[Sourced],
+    ctx: &Value,
+    name: &str,
+    repositories: &[Repository],
+) -> Result<Vec<ImageRef>, ConfigError> {
+    let mut short: Vec<Tag> = Vec::with_capacity(list.len());
     let mut full: Vec<ImageRef> = Vec::new();
-    for t in &def.tags {
+    for t in list {
         let rendered = templates.render(&t.source, &t.text, ctx, name, Field::Tag)?;
         let rendered = rendered.trim();
         if rendered.is_empty() {
@@ -128,22 +157,6 @@ pub(super) fn tags(
         if !tags.iter().any(same) {
             tags.push(r);
         }
-    }
-    if let (true, true, Some(first)) = (tags.is_empty(), def.push, def.tags.first()) {
-        let last = def.tags.last().unwrap_or(first);
-        let span = if first.source.path() == last.source.path() {
-            first.text.span().start..last.text.span().end
-        } else {
-            first.text.span()
-        };
-        return Err(first
-            .source
-            .error(
-                ErrorKind::Reference,
-                span,
-                format!("every tag of image `{name}` renders empty: it would be pushed to no tag"),
-            )
-            .with_help("add a tag that always renders (e.g. \"{{ git.short_sha }}\"), or set `push = false` for an image that is only built"));
     }
     Ok(tags)
 }

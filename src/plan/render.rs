@@ -14,8 +14,8 @@ use super::deps::Redirect;
 use super::graph::Graph;
 use super::nodes;
 use super::{
-    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, Publish, Reach,
-    STATE_DIR, Step, build_id, local_image,
+    Base, Build, IgnoreFile, Inputs, LOCAL_PREFIX, LabeledDockerfile, Manifest, PlatformTag,
+    Publish, Reach, STATE_DIR, Step, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -88,6 +88,11 @@ pub fn retag_argv(
 /// Stands in a list's copies to its tags for the digest of the index pushed, until it is.
 pub const PUSHED_INDEX: &str = "<digest of the pushed index>";
 
+/// Stands in a platform's copy for the digest of that platform's image in the pushed index.
+pub fn image_of(platform: &Platform) -> String {
+    format!("<digest of its {platform} image>")
+}
+
 /// Stands in an `--atomic` restore for the digest the tag held before the run.
 pub const HELD: &str = "<digest it held>";
 
@@ -109,12 +114,16 @@ fn digestfile(image: &str, reach: Reach, reference: &ImageRef) -> String {
 pub fn copy_step(
     image: &str,
     (from, index): (&Repository, Option<&str>),
-    tag: &ImageRef,
+    (tag, platform): (&ImageRef, Option<&Platform>),
     reach: Reach,
     registries_conf: Option<&OsStr>,
 ) -> Step {
     let file = digestfile(image, reach, tag);
-    let source = format!("{from}@{}", index.unwrap_or(PUSHED_INDEX));
+    let source = match (index, platform) {
+        (Some(digest), _) => format!("{from}@{digest}"),
+        (None, Some(p)) => format!("{from}@{}", image_of(p)),
+        (None, None) => format!("{from}@{PUSHED_INDEX}"),
+    };
     let insecure = [reach.insecure(from), reach.insecure(&tag.repository)];
     Step::Copy {
         argv: retag_argv(&source, tag, insecure, registries_conf, &file),
@@ -122,6 +131,7 @@ pub fn copy_step(
         verify: verify_argv(tag, insecure[1], registries_conf),
         restore: restore_argv(image, tag, reach, registries_conf),
         tag: tag.clone(),
+        platform: platform.cloned(),
         digestfile: file,
     }
 }
@@ -147,6 +157,7 @@ pub struct ToPublish<'a> {
     /// The local manifest list.
     pub list: &'a str,
     pub tags: &'a [ImageRef],
+    pub platform_tags: &'a [PlatformTag],
     pub reach: Reach<'a>,
     pub registries_conf: Option<&'a OsStr>,
 }
@@ -161,9 +172,11 @@ pub fn publication(list: &ToPublish, marker: Option<ImageRef>) -> Vec<Step> {
     };
     let conf = list.registries_conf;
     let reach = list.reach;
+    let own = list.platform_tags.iter().map(|p| &p.tag);
     let mut steps: Vec<Step> = list
         .tags
         .iter()
+        .chain(own)
         .map(|tag| Step::Record {
             tag: tag.clone(),
             argv: verify_argv(tag, reach.insecure(&tag.repository), conf),
@@ -200,10 +213,17 @@ pub fn publication(list: &ToPublish, marker: Option<ImageRef>) -> Vec<Step> {
     } else {
         &list.tags[1..]
     };
+    let from = (&to.repository, None);
     steps.extend(
         copied
             .iter()
-            .map(|tag| copy_step(list.image, (&to.repository, None), tag, reach, conf)),
+            .map(|tag| copy_step(list.image, from, (tag, None), reach, conf)),
+    );
+    // Each platform's tags get its image, read from the index pushed.
+    steps.extend(
+        list.platform_tags
+            .iter()
+            .map(|p| copy_step(list.image, from, (&p.tag, Some(&p.platform)), reach, conf)),
     );
     steps
 }
@@ -261,8 +281,19 @@ impl Graph<'_> {
             assemble.push(add);
         }
         let insecure = self.config.insecure(inst.repository.registry());
+        let platform_tags: Vec<PlatformTag> = inst
+            .builds
+            .iter()
+            .filter(|b| platforms.contains(&b.platform))
+            .flat_map(|b| {
+                b.tags.iter().map(|tag| PlatformTag {
+                    platform: b.platform.clone(),
+                    tag: tag.clone(),
+                })
+            })
+            .collect();
         let mut insecure_elsewhere: Vec<String> = Vec::new();
-        for tag in &inst.tags {
+        for tag in inst.tags.iter().chain(platform_tags.iter().map(|p| &p.tag)) {
             let registry = tag.repository.registry();
             if registry != inst.repository.registry()
                 && self.config.insecure(registry)
@@ -277,6 +308,7 @@ impl Graph<'_> {
                 image: &inst.name,
                 list: &list,
                 tags: &inst.tags,
+                platform_tags: &platform_tags,
                 reach: Reach {
                     repository: &inst.repository,
                     insecure,
@@ -293,6 +325,7 @@ impl Graph<'_> {
             depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
             insecure,
             insecure_elsewhere,
+            platform_tags,
             platforms,
             push: inst.push,
             list,

@@ -470,6 +470,7 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
             image: &m.image,
             list: &m.list,
             tags: &m.tags,
+            platform_tags: &m.platform_tags,
             reach: m.reach(),
             registries_conf: None,
         },
