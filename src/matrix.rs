@@ -65,6 +65,8 @@ pub struct BuildSpec {
     pub labels: Arc<Labels>,
     /// Of the build's image manifest; shared like `labels`.
     pub annotations: Arc<BTreeMap<String, String>>,
+    /// Where this platform's own image is pushed, beside the list (`tags` of its override).
+    pub tags: Vec<ImageRef>,
 }
 
 /// A named build context (`contexts = { NAME = ... }`), rendered and checked.
@@ -390,7 +392,7 @@ fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigErro
     let mut images = BTreeMap::new();
     for def in &config.images {
         let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
-        let repository = match (&def.repository, &registries[def.file.index]) {
+        let repository = match (def.repository.first(), &registries[def.file.index]) {
             (Some(t), _) => templates
                 .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
                 .ok(),
@@ -475,38 +477,30 @@ fn instantiate(
     };
     check_name(source, &name, name_span.clone(), key)?;
 
-    let repository_text = match (&def.repository, &file_globals.registry) {
-        (Some(t), _) => templates.render(
-            &t.source,
-            &t.text,
-            &context! { image => context! { name => name.clone() }, ..ctx.clone() },
-            key,
-            Field::Repository,
-        )?,
-        (None, Some(r)) => format!("{r}/{key}"),
-        (None, None) => {
+    let ictx = context! { image => context! { name => name.clone() }, ..ctx.clone() };
+    let mut repositories: Vec<Repository> = Vec::with_capacity(def.repository.len().max(1));
+    for t in &def.repository {
+        let text = templates.render(&t.source, &t.text, &ictx, key, Field::Repository)?;
+        let repository = parse_repository(key, &text, (&t.source, t.text.span()))?;
+        if !repositories.contains(&repository) {
+            repositories.push(repository);
+        }
+    }
+    if repositories.is_empty() {
+        let (Some(text), Some(r)) = (&file_globals.registry, &def.file.registry) else {
             return Err(source
                 .error(ErrorKind::Type, def.key_span.clone(), format!("image `{key}` has no repository"))
                 .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
-        }
-    };
-    let (repo_source, repo_span) = match (&def.repository, &def.file.registry) {
-        (Some(r), _) => (&r.source, r.text.span()),
-        (None, Some(r)) => (&r.source, r.text.span()),
-        (None, None) => (source, def.key_span.clone()),
-    };
-    let repository: Repository = repository_text.parse().map_err(|e| {
-        repo_source.error(
-            ErrorKind::Reference,
-            repo_span,
-            format!("image `{key}`: {e}"),
-        )
-    })?;
+        };
+        let text = format!("{text}/{key}");
+        repositories.push(parse_repository(key, &text, (&r.source, r.text.span()))?);
+    }
+    let repository = repositories[0].clone();
 
     let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
     let ctx = context! { image => image, ..ctx };
 
-    let tags = tags(templates, def, &ctx, &name, &repository)?;
+    let tags = tags(templates, def, &ctx, &name, &repositories)?;
 
     let render_map = |map: &SourcedMap, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
         map.iter()
@@ -573,6 +567,12 @@ fn instantiate(
         let paths = globals
             .paths
             .of(config, templates, (def, &name), &platform, &pctx)?;
+        let own_tags = match over {
+            Some(o) if def.push && !o.tags.is_empty() => {
+                metadata::rendered_tags(templates, &o.tags, &pctx, &name, &repositories)?
+            }
+            _ => Vec::new(),
+        };
         builds.push(BuildSpec {
             paths,
             platform,
@@ -581,6 +581,7 @@ fn instantiate(
             contexts,
             labels,
             annotations,
+            tags: own_tags,
         });
     }
 
@@ -597,6 +598,16 @@ fn instantiate(
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })
+}
+
+/// A rendered `repository`, checked; `at` is where it is written.
+fn parse_repository(
+    key: &str,
+    text: &str,
+    (source, span): (&Source, Range<usize>),
+) -> Result<Repository, ConfigError> {
+    text.parse()
+        .map_err(|e| source.error(ErrorKind::Reference, span, format!("image `{key}`: {e}")))
 }
 
 /// `<key>-<value>-...` with each value's short name, in matrix key order.
@@ -636,7 +647,7 @@ fn check_name(
 fn check_unique(config: &Config, instances: &[Instance]) -> Result<(), ConfigError> {
     let source = |inst: &Instance| &config.images[inst.image].file.source;
     let mut names: HashMap<&str, &Instance> = HashMap::with_capacity(instances.len());
-    let mut refs: HashMap<String, &Instance> = HashMap::new();
+    let mut refs: HashMap<String, Pusher> = HashMap::new();
     for inst in instances {
         if let Some(first) = names.insert(&inst.name, inst) {
             return Err(ConfigError::new(
@@ -655,18 +666,61 @@ fn check_unique(config: &Config, instances: &[Instance]) -> Result<(), ConfigErr
             )
             .with_help("give matrix images a `name` template that uses every matrix key"));
         }
-        for r in &inst.tags {
-            if let Some(first) = refs.insert(r.qualified(), inst) {
-                // Never one instance twice: `tags` pushes a tag it renders twice once.
-                debug_assert!(!std::ptr::eq(first, inst));
-                return Err(ConfigError::new(ErrorKind::Duplicate, format!("`{r}` is pushed by both `{}` and `{}`", first.name, inst.name))
-                    .at(source(first), first.name_span.clone(), Some(format!("`{}`", first.name)))
-                    .at(source(inst), inst.name_span.clone(), Some(format!("`{}`", inst.name)))
-                    .with_help("one tag names one manifest list: make the tags differ, e.g. with a matrix value"));
+        let own = inst
+            .builds
+            .iter()
+            .flat_map(|b| b.tags.iter().map(move |r| (r, Some(&b.platform))));
+        for (r, platform) in inst.tags.iter().map(|r| (r, None)).chain(own) {
+            if let Some(first) = refs.insert(r.qualified(), (inst, platform)) {
+                return Err(pushed_twice(config, r, first, (inst, platform)));
             }
         }
     }
     Ok(())
+}
+
+/// What pushes one reference: an instance's list, or one platform's image of it.
+type Pusher<'a> = (&'a Instance, Option<&'a Platform>);
+
+/// The error for `r` pushed by both `a` and `b`: at their names, or at the two platforms'
+/// `tags` when one instance pushes it twice.
+fn pushed_twice(config: &Config, r: &ImageRef, a: Pusher, b: Pusher) -> ConfigError {
+    let def = |inst: &Instance| &config.images[inst.image];
+    let what = |(inst, platform): Pusher| match platform {
+        Some(p) => format!("the {p} image of `{}`", inst.name),
+        None => format!("`{}`", inst.name),
+    };
+    let mut err = ConfigError::new(
+        ErrorKind::Duplicate,
+        format!("`{r}` is pushed by both {} and {}", what(a), what(b)),
+    );
+    // A platform's tags, where they are written.
+    let own_tags = |(inst, platform): Pusher| {
+        let tags = &def(inst).overrides.get(platform?)?.tags;
+        let (first, last) = (tags.first()?, tags.last()?);
+        let span = if first.source.path() == last.source.path() {
+            first.text.span().start..last.text.span().end
+        } else {
+            first.text.span()
+        };
+        Some((first.source.clone(), span))
+    };
+    for pusher in [a, b] {
+        let label = Some(what(pusher));
+        err = match own_tags(pusher) {
+            Some((source, span)) => err.at(&source, span, label),
+            None => err.at(
+                &def(pusher.0).file.source,
+                pusher.0.name_span.clone(),
+                label,
+            ),
+        };
+    }
+    err.with_help(if a.1.is_none() && b.1.is_none() {
+        "one tag names one manifest list: make the tags differ, e.g. with a matrix value"
+    } else {
+        "one reference names one image: make the tags differ, e.g. with `{{ platform.arch }}` in a platform's tags"
+    })
 }
 
 /// The platforms of an instance, for messages.

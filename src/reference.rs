@@ -114,6 +114,8 @@ pub enum ReferenceError {
         "`{0}` is not a valid tag (up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`)"
     )]
     InvalidTag(String),
+    #[error("`{0}` names no tag (expected `repository:tag`)")]
+    NoTag(String),
 }
 
 /// A repository such as `ghcr.io/acme/api`, kept as written, with the fully qualified form
@@ -249,6 +251,26 @@ impl ImageRef {
         };
         let (registry, path) = split_name(name)?;
         Some(format!("{registry}/{path}:{tag}"))
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+
+    /// `repository:tag`, the tag required (`quay.io/argoproj/argocd:latest`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, tag) = split_tag(s);
+        let Some(tag) = tag else {
+            // Words that are no repository either were meant as a tag.
+            return Err(match name.parse::<Repository>() {
+                Ok(_) => ReferenceError::NoTag(s.to_string()),
+                Err(_) => ReferenceError::InvalidTag(s.to_string()),
+            });
+        };
+        Ok(Self {
+            repository: name.parse()?,
+            tag: tag.parse()?,
+        })
     }
 }
 

@@ -240,6 +240,53 @@ fn repository_with_tag() {
 }
 
 #[test]
+fn repository_list_empty() {
+    check(
+        "repository_list_empty",
+        &image("repository = []\n"),
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn full_reference_tag_without_tag() {
+    check(
+        "full_reference_tag_without_tag",
+        &image("tags = [\"quay.io/acme/api\"]\n"),
+        &[],
+        &[],
+    );
+}
+
+/// Two images that push one reference, one through its second repository, the other by a
+/// tag written as a whole reference.
+#[test]
+fn full_reference_pushed_by_two_images() {
+    check(
+        "full_reference_pushed_by_two_images",
+        &format!(
+            "{HEAD}\n[images.api]\nrepository = [\"ghcr.io/acme/api\", \"quay.io/acme/api\"]\n\n[images.web]\ntags = [\"quay.io/acme/api:{{{{ vars.version }}}}\"]\n"
+        ),
+        &[],
+        &[],
+    );
+}
+
+/// A platform's tag that does not name the platform: both platforms would push it.
+#[test]
+fn per_platform_tag_pushed_by_two_platforms() {
+    check(
+        "per_platform_tag_pushed_by_two_platforms",
+        &image(
+            "\n[images.api.platform.\"linux/amd64\"]\ntags = [\"native-{{ vars.version }}\"]\n\n[images.api.platform.\"linux/arm64\"]\ntags = [\"native-{{ vars.version }}\"]\n",
+        ),
+        &[],
+        &[],
+    );
+}
+
+#[test]
 fn template_syntax_error() {
     check(
         "template_syntax_error",

@@ -599,3 +599,119 @@ fn an_external_platform_needs_no_build_node() {
         "windows/amd64"
     );
 }
+
+/// argo-cd: one build per platform and one index, pushed to two repositories in two registries
+/// (each short tag to each), plus a tag written as a whole reference, pushed exactly there.
+/// The index is pushed once, to the first tag, and copied registry-side to every other one.
+#[test]
+fn two_repositories_and_a_full_reference_tag() {
+    let p = project(
+        "[vars]\nversion = \"3.1.0\"\n\n[images.argocd]\nrepository = [\"quay.io/argoproj/argocd\", \"ghcr.io/argoproj/argo-cd/argocd\"]\ntags = [\"v{{ vars.version }}\", \"quay.io/argoproj/argocd:latest\", \"ghcr.io/argoproj/argo-cd/argocd:v{{ vars.version }}\"]\n",
+    );
+    let plan = json(&p);
+    assert_eq!(
+        tags(&plan),
+        [(
+            "argocd".into(),
+            vec![
+                "quay.io/argoproj/argocd:v3.1.0".into(),
+                "ghcr.io/argoproj/argo-cd/argocd:v3.1.0".into(),
+                "quay.io/argoproj/argocd:latest".into(),
+            ]
+        )]
+    );
+    assert_eq!(
+        each(&plan["builds"], "id").len(),
+        2,
+        "one build per platform"
+    );
+    let publish = plan["manifests"][0]["publish"].as_array().unwrap();
+    let pushes: Vec<_> = publish.iter().filter(|s| s["step"] == "push").collect();
+    assert_eq!(pushes.len(), 1, "the index is pushed once");
+    assert_eq!(pushes[0]["to"], "quay.io/argoproj/argocd:v3.1.0");
+    let copies: Vec<Vec<String>> = publish
+        .iter()
+        .filter(|s| s["step"] == "copy")
+        .map(|s| strings(&s["argv"]))
+        .collect();
+    assert_eq!(copies.len(), 2);
+    for argv in &copies {
+        assert_eq!(
+            argv[argv.len() - 2],
+            "docker://quay.io/argoproj/argocd@<digest of the pushed index>",
+            "every copy reads the index where it was pushed"
+        );
+    }
+    assert_eq!(
+        copies[0].last().unwrap(),
+        "docker://ghcr.io/argoproj/argo-cd/argocd:v3.1.0"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("two_repositories_full_reference", p.mab(&["plan"])));
+}
+
+/// linuxserver's `amd64-latest` and home-assistant's `ghcr.io/home-assistant/aarch64-base:TAG`:
+/// a platform's own tags get its image manifest, copied from the index pushed; a short one in
+/// every repository, a whole reference exactly there.
+#[test]
+fn per_platform_tags_short_and_full() {
+    let p = project(
+        "[vars]\nversion = \"3.21\"\n\n[images.base]\nrepository = [\"ghcr.io/linuxserver/baseimage-alpine\", \"lscr.io/linuxserver/baseimage-alpine\"]\ntags = [\"{{ vars.version }}\", \"latest\"]\n\n[images.base.platform.\"linux/amd64\"]\ntags = [\"amd64-latest\", \"amd64-{{ vars.version }}\"]\n\n[images.base.platform.\"linux/arm64\"]\ntags = [\"ghcr.io/home-assistant/aarch64-base:{{ vars.version }}\"]\n",
+    );
+    let plan = json(&p);
+    let list = &plan["manifests"][0];
+    let own: Vec<(String, String)> = list["platform_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["platform"].as_str().unwrap().to_string(),
+                t["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pair = |p: &str, t: &str| (p.to_string(), t.to_string());
+    assert_eq!(
+        own,
+        [
+            pair(
+                "linux/amd64",
+                "ghcr.io/linuxserver/baseimage-alpine:amd64-latest"
+            ),
+            pair(
+                "linux/amd64",
+                "ghcr.io/linuxserver/baseimage-alpine:amd64-3.21"
+            ),
+            pair(
+                "linux/amd64",
+                "lscr.io/linuxserver/baseimage-alpine:amd64-latest"
+            ),
+            pair(
+                "linux/amd64",
+                "lscr.io/linuxserver/baseimage-alpine:amd64-3.21"
+            ),
+            pair("linux/arm64", "ghcr.io/home-assistant/aarch64-base:3.21"),
+        ]
+    );
+    assert_eq!(
+        each(&plan["builds"], "id").len(),
+        2,
+        "each platform built once"
+    );
+    // Each is a copy of the platform's image in the index, not of the index.
+    let copies: Vec<&serde_json::Value> = list["publish"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "copy" && s.get("platform").is_some())
+        .collect();
+    assert_eq!(copies.len(), 5);
+    let argv = strings(&copies[4]["argv"]);
+    assert_eq!(
+        argv[argv.len() - 2],
+        "docker://ghcr.io/linuxserver/baseimage-alpine@<digest of its linux/arm64 image>"
+    );
+    p.settings()
+        .bind(|| assert_cmd_snapshot!("per_platform_tags", p.mab(&["plan"])));
+}

@@ -155,6 +155,26 @@ pub(super) fn resolve_image(
         }
     };
     // A list: the last layer's replaces the others'.
+    let repository = match last(layers, |r| r.repository.as_ref()) {
+        Some((l, written)) => {
+            let list = l.raw.repositories().unwrap_or_default();
+            if list.is_empty() {
+                return Err(l
+                    .file
+                    .source
+                    .error(
+                        ErrorKind::Type,
+                        written.span(),
+                        format!("image `{}` lists no repository", key.get_ref()),
+                    )
+                    .with_help("name one repository or more, or leave `repository` out for `<registry>/<name>`"));
+            }
+            list.iter()
+                .map(|t| Sourced::new(t, &l.file.source))
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let watch = match last(layers, |r| (!r.watch.is_empty()).then_some(&r.watch)) {
         Some((l, list)) => list
             .iter()
@@ -186,7 +206,7 @@ pub(super) fn resolve_image(
         file: file.clone(),
         key_span: key.span(),
         paths,
-        repository: last(layers, |r| r.repository.as_ref()).map(sourced),
+        repository,
         name: own.name.clone(),
         depends_on: own.depends_on.clone(),
         secrets,
@@ -312,6 +332,7 @@ impl ImageDef {
             .flat_map(|m| m.values());
         let sourced = self.tags.iter().chain(maps).chain(overrides);
         let targets = self.overrides.values().filter_map(|o| o.target.as_ref());
+        let targets = targets.chain(self.overrides.values().flat_map(|o| &o.tags));
         let sourced = sourced
             .chain(&self.repository)
             .chain(&self.target)

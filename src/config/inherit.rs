@@ -253,6 +253,9 @@ pub(super) fn overrides(
             if from.is_some() {
                 merged.from = from;
             }
+            if let Some(tags) = &o.tags {
+                merged.tags = tags.iter().map(|t| Sourced::new(t, source)).collect();
+            }
         }
     }
     for (platform, o) in &overrides {
@@ -296,6 +299,8 @@ fn check_external(key: &str, platform: &Platform, o: &PlatformOverride) -> Resul
         .map(|s| ("args", s))
         .chain(o.contexts.values().map(|s| ("contexts", s)))
         .chain(o.target.iter().map(|s| ("target", s)))
+        // Per-platform tags are copies of a built platform's entry; not wired for `from` yet.
+        .chain(o.tags.iter().map(|s| ("tags", s)))
         .map(sourced)
         .chain(
             [("context", &o.context), ("dockerfile", &o.dockerfile)]

@@ -212,6 +212,8 @@ pub struct PlatformOverride {
     pub paths: Option<Paths>,
     /// `from`: the registry image that is this platform's entry, and where it is written.
     pub from: Option<(crate::external::ExternalRef, Sourced)>,
+    /// Tags of the platform's own image; a later layer's list replaces an earlier's.
+    pub tags: Vec<Sourced>,
 }
 
 /// One `[images.NAME]` table with `[defaults]` merged in.
@@ -223,7 +225,9 @@ pub struct ImageDef {
     pub key_span: Range<usize>,
     /// The context and Dockerfile of its builds (a platform override may have its own).
     pub paths: Paths,
-    pub repository: Option<Sourced>,
+    /// Where every tag is pushed; the first is where the images and the index go first.
+    /// Empty: `<registry>/<name>`.
+    pub repository: Vec<Sourced>,
     pub name: Option<Text>,
     pub depends_on: Vec<Text>,
     pub args: SourcedMap,

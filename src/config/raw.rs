@@ -206,9 +206,11 @@ pub struct RawImage {
     /// `matrix` and `platform` (`Dockerfile.{{ matrix.target }}`).
     #[schemars(with = "Option<String>")]
     pub dockerfile: Option<Text>,
-    /// Repository to push to (default `<registry>/<name>`). Template.
-    #[schemars(with = "Option<String>")]
-    pub repository: Option<Text>,
+    /// Repository to push to (default `<registry>/<name>`), or a list of them: every tag is
+    /// pushed to each (`["quay.io/argoproj/argocd", "ghcr.io/argoproj/argo-cd/argocd"]`); the
+    /// first is where the images and the index are pushed from. Templates.
+    #[schemars(with = "Option<RawRepositories>")]
+    pub repository: Option<Spanned<RawRepositories>>,
     /// Instance name template for matrix images (default `<name>-<value>-...`). Template.
     #[schemars(with = "Option<String>")]
     pub name: Option<Text>,
@@ -284,6 +286,27 @@ pub struct RawImage {
     pub platform: BTreeMap<Spanned<String>, RawPlatformOverride>,
 }
 
+/// `repository`: one template, or a list of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawRepositories {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawImage {
+    /// The `repository` templates, each spanning the whole value (toml gives no spans inside
+    /// an untagged list); `None` when the image does not set it.
+    pub fn repositories(&self) -> Option<Vec<Text>> {
+        let r = self.repository.as_ref()?;
+        let one = |s: &String| Spanned::new(r.span(), s.clone());
+        Some(match r.get_ref() {
+            RawRepositories::One(s) => vec![one(s)],
+            RawRepositories::Many(v) => v.iter().map(one).collect(),
+        })
+    }
+}
+
 /// `[images.NAME.platform."os/arch"]`.
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +344,12 @@ pub struct RawPlatformOverride {
     /// this key's. Not with `args`, `target` or `contexts`.
     #[schemars(with = "Option<String>")]
     pub from: Option<Text>,
+    /// Tags of this platform's own image (its image manifest, not a list), beside the list's
+    /// tags: a short tag (`amd64-latest`) goes to every repository of the image, a whole
+    /// reference (`ghcr.io/home-assistant/aarch64-base:1.0`) exactly there. Templates; they may
+    /// use `platform`; one that renders empty is dropped.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tags: Option<Vec<Text>>,
 }
 
 /// A variable's value: TOML strings, integers, floats and booleans keep their type in templates.

@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inputs::digest_of;
-use crate::plan::{HELD, Manifest, PUSHED_INDEX, Step};
+use crate::plan::{HELD, Manifest, PUSHED_INDEX, Step, image_of};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
 
 use super::report::{Held, TagReport, TagStatus};
 use super::runner::{Failure, Runner};
-use super::verify::{verify_entries, verify_index};
+use super::verify::{entries, verify_entries, verify_index};
 
 /// How a list's publication went: every tag's report (in the list's order), the marker's,
 /// and the failure that stopped it, if one did.
@@ -29,6 +29,10 @@ struct Seen<'a> {
     before: HashMap<&'a ImageRef, Held>,
     /// The index's digest, once pushed (or the registry's, for an unchanged list).
     index: Option<String>,
+    /// The pushed index's image digest per platform, for the platforms' tags.
+    images: Vec<(Platform, String)>,
+    /// What each reference got (the index, or a platform's image).
+    got: HashMap<&'a ImageRef, String>,
 }
 
 impl Runner<'_> {
@@ -64,6 +68,7 @@ impl Runner<'_> {
                 }
                 (Ok(Some(digest)), step) => {
                     let tag = step.tag().expect("a release tag's step");
+                    seen.got.insert(tag, digest.clone());
                     let status = match seen.before.get(tag) {
                         Some(Held::Digest(d)) if *d == digest => TagStatus::Unchanged,
                         _ => TagStatus::Moved,
@@ -89,13 +94,15 @@ impl Runner<'_> {
             ),
         };
         let tags = m
-            .tags
-            .iter()
-            .filter(|t| m.publish.iter().any(|s| s.tag() == Some(*t)))
-            .map(|t| TagReport {
+            .references()
+            .filter(|(t, _)| m.publish.iter().any(|s| s.tag() == Some(*t)))
+            .map(|(t, platform)| TagReport {
                 reference: t.to_string(),
                 status: ended.remove(t).unwrap_or_else(stopped),
-                digest: seen.index.clone(),
+                digest: match platform {
+                    None => seen.index.clone(),
+                    Some(_) => seen.got.get(t).cloned(),
+                },
                 before: seen.before.get(t).cloned(),
             })
             .collect();
@@ -142,8 +149,32 @@ impl Runner<'_> {
                 verify,
                 ..
             } => {
-                let digest = self.push_index(m, to, argv, digestfile, verify, expected, log)?;
+                let (digest, images) =
+                    self.push_index(m, to, argv, digestfile, verify, expected, log)?;
                 seen.index = Some(digest.clone());
+                seen.images = images;
+                Ok(Some(digest))
+            }
+            Step::Copy {
+                tag,
+                platform: Some(platform),
+                argv,
+                index,
+                verify,
+                ..
+            } => {
+                let digest = index
+                    .clone()
+                    .or_else(|| {
+                        let found = seen.images.iter().find(|(p, _)| p == platform);
+                        found.map(|(_, d)| d.clone())
+                    })
+                    .expect("a plan copies to a platform's tags after its push");
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|a| a.replace(&image_of(platform), &digest))
+                    .collect();
+                self.copy_image(tag, &argv, verify, &digest, log)?;
                 Ok(Some(digest))
             }
             Step::Copy {
@@ -168,7 +199,8 @@ impl Runner<'_> {
         }
     }
 
-    /// Pushes list `m` to `to` and reads it back: the digest of the index pushed.
+    /// Pushes list `m` to `to` and reads it back: the digest of the index pushed, and of
+    /// each platform's image in it.
     #[allow(clippy::too_many_arguments)]
     fn push_index(
         &self,
@@ -179,7 +211,7 @@ impl Runner<'_> {
         verify: &[String],
         expected: &[(Platform, String)],
         log: &Path,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, Vec<(Platform, String)>), Failure> {
         let registry = to.repository.registry();
         // A remote podman writes no digest file: the run removed the one an earlier run left
         // before it started (`prepare::clear_outputs`), so none passes for this push's.
@@ -194,10 +226,43 @@ impl Runner<'_> {
             Ok(pushed) => pushed.trim().to_string(),
             Err(_) => digest_of(&raw),
         };
-        verify_index(&raw, &digest, &m.platforms)
+        let images = verify_index(&raw, &digest, &m.platforms)
             .and_then(|()| verify_entries(&raw, expected))
+            .and_then(|()| entries(&raw))
             .map_err(|e| Failure::new(format!("{to} does not match the plan: {e}")))?;
-        Ok(digest)
+        let images = images
+            .into_iter()
+            .map(|(p, d)| (p, d.digest().to_string()))
+            .collect();
+        Ok((digest, images))
+    }
+
+    /// Points `tag` at one platform's image `digest` with `argv` (a copy in the registry),
+    /// and reads it back: it must serve that very image manifest, not a list.
+    fn copy_image(
+        &self,
+        tag: &ImageRef,
+        argv: &[String],
+        verify: &[String],
+        digest: &str,
+        log: &Path,
+    ) -> Result<(), Failure> {
+        let registry = tag.repository.registry();
+        self.retrying(log, || self.logged(argv, log))
+            .map_err(|f| Failure {
+                reason: format!(
+                    "pointing {tag} at image {digest} in registry {registry} failed: {}",
+                    f.reason
+                ),
+                ..f
+            })?;
+        let served = digest_of(&self.read_back(tag, verify, log)?);
+        if served != digest {
+            return Err(Failure::new(format!(
+                "{tag} does not match the plan: the registry serves {served}, the list's image is {digest}"
+            )));
+        }
+        Ok(())
     }
 
     /// Points `tag` at index `digest` with `argv` (a copy in the registry), and reads it back:

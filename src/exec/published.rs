@@ -13,6 +13,7 @@ use crate::plan::{
     Base, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, digest_of_build, publication,
     registry_of, verify_argv,
 };
+use crate::platform::Platform;
 use crate::reference::{ImageRef, Tag};
 
 use super::report::Held;
@@ -26,16 +27,30 @@ pub struct Published {
     pub index: String,
     /// Per build of the list (in its `depends_on` order): the image's digest in the index.
     pub images: Vec<String>,
-    /// Per tag of the list: what it holds (none: the registry could not say).
+    /// Per reference of the list ([`Manifest::references`]): what it holds (none: the
+    /// registry could not say).
     pub held: Vec<Option<Held>>,
 }
 
 impl Published {
-    /// Per tag of the list: whether it already points at the index.
-    pub fn in_place(&self) -> impl Iterator<Item = bool> + '_ {
-        self.held
-            .iter()
-            .map(|h| h.as_ref().and_then(Held::digest) == Some(self.index.as_str()))
+    /// What a reference of `man` is to hold: the index, or, for a platform's tag, that
+    /// platform's image in it.
+    pub fn wanted(&self, man: &Manifest, platform: Option<&Platform>) -> Option<&str> {
+        match platform {
+            None => Some(&self.index),
+            Some(p) => {
+                let i = man.platforms.iter().position(|q| q == p)?;
+                self.images.get(i).map(String::as_str)
+            }
+        }
+    }
+
+    /// Per reference of `man`: whether it already holds what it is to.
+    pub fn in_place<'a>(&'a self, man: &'a Manifest) -> impl Iterator<Item = bool> + 'a {
+        man.references().zip(&self.held).map(|((_, platform), h)| {
+            let wanted = self.wanted(man, platform);
+            wanted.is_some() && h.as_ref().and_then(Held::digest) == wanted
+        })
     }
 }
 
@@ -242,15 +257,18 @@ fn lookup(
     }
     // Read once: whether each tag is in place, and what a run that moves it records.
     let held = man
-        .tags
-        .iter()
-        .map(
-            |t| match runner.read(&verify_argv(t, man.insecure, conf), log) {
+        .references()
+        .map(|(t, _)| t)
+        .map(|t| {
+            match runner.read(
+                &verify_argv(t, man.reach().insecure(&t.repository), conf),
+                log,
+            ) {
                 Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
                 Ok(None) => Some(Held::Nothing),
                 Err(_) => None,
-            },
-        )
+            }
+        })
         .collect();
     Verdict::Unchanged(Published {
         index,
@@ -346,11 +364,10 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 index: format!("{}@{}", man.repository, p.index),
                 builds: man.depends_on.clone(),
                 new_tags: man
-                    .tags
-                    .iter()
-                    .zip(p.in_place())
+                    .references()
+                    .zip(p.in_place(man))
                     .filter(|(_, ok)| !ok)
-                    .map(|(t, _)| t.to_string())
+                    .map(|((t, _), _)| t.to_string())
                     .collect(),
             }),
         })
@@ -400,7 +417,8 @@ fn annotated(
                 image: &man.image,
                 list: &man.list,
                 tags: &man.tags,
-                insecure: man.insecure,
+                platform_tags: &man.platform_tags,
+                reach: man.reach(),
                 registries_conf: plan.registries_conf.as_deref(),
             },
             Some(marker),
@@ -409,32 +427,40 @@ fn annotated(
     man
 }
 
+/// A list's reference, and the platform whose image it names (none: the index).
+type Reference<'a> = (&'a ImageRef, Option<&'a Platform>);
+
 /// What is left to do for an unchanged list: its tags that do not point at the index yet, each
 /// pointed at it by a copy in the registry. What they hold was read by the check: it is not
 /// read again, unless the registry could not say then.
 fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
     let conf = plan.registries_conf.as_deref();
-    let moving: Vec<(&ImageRef, &Option<Held>)> = man
-        .tags
-        .iter()
+    let moving: Vec<(Reference, &Option<Held>)> = man
+        .references()
         .zip(&p.held)
-        .zip(p.in_place())
+        .zip(p.in_place(man))
         .filter(|(_, in_place)| !in_place)
         .map(|(tag_held, _)| tag_held)
         .collect();
-    let recorded = moving.iter().map(|(tag, held)| match held {
+    let recorded = moving.iter().map(|((tag, _), held)| match held {
         Some(h) => Step::Held {
             tag: (*tag).clone(),
             digest: h.digest().map(String::from),
         },
         None => Step::Record {
             tag: (*tag).clone(),
-            argv: verify_argv(tag, man.insecure, conf),
+            argv: verify_argv(tag, man.reach().insecure(&tag.repository), conf),
         },
     });
-    let copies = moving
-        .iter()
-        .map(|(tag, _)| copy_step(&man.image, Some(&p.index), tag, man.insecure, conf));
+    let copies = moving.iter().map(|((tag, platform), _)| {
+        copy_step(
+            &man.image,
+            (&man.repository, p.wanted(man, *platform)),
+            (tag, *platform),
+            man.reach(),
+            conf,
+        )
+    });
     let publish: Vec<Step> = recorded.chain(copies).collect();
     (!publish.is_empty()).then(|| Manifest {
         depends_on: Vec::new(),
@@ -527,15 +553,17 @@ pub(super) fn merge(
                 return ran.expect("a list that is built is reported");
             };
             let in_place = man
-                .tags
-                .iter()
-                .zip(p.in_place())
+                .references()
+                .zip(p.in_place(man))
                 .filter(|(_, ok)| *ok)
-                .map(|(t, _)| TagReport {
-                    reference: t.to_string(),
-                    status: TagStatus::Unchanged,
-                    digest: Some(p.index.clone()),
-                    before: Some(Held::Digest(p.index.clone())),
+                .map(|((t, platform), _)| {
+                    let digest = p.wanted(man, platform).map(String::from);
+                    TagReport {
+                        reference: t.to_string(),
+                        status: TagStatus::Unchanged,
+                        before: digest.clone().map(Held::Digest),
+                        digest,
+                    }
                 });
             match ran {
                 // New tags: unchanged once they are all in place.
@@ -546,9 +574,8 @@ pub(super) fn merge(
                     // Every tag, in the list's order, whether or not the run moved it.
                     r.tags.extend(in_place);
                     let order = |t: &TagReport| {
-                        man.tags
-                            .iter()
-                            .position(|tag| tag.to_string() == t.reference)
+                        man.references()
+                            .position(|(tag, _)| tag.to_string() == t.reference)
                     };
                     r.tags.sort_by_key(order);
                     r

@@ -76,8 +76,9 @@ pub struct TagReport {
     pub reference: String,
     #[serde(flatten)]
     pub status: TagStatus,
-    /// The list's index, as the registry serves it: what the tag holds once moved. Left out
-    /// when the publication stopped before the index was pushed.
+    /// The list's index (for a platform's tag, that platform's image in it), as the registry
+    /// serves it: what the tag holds once moved. Left out when the publication stopped before
+    /// it was known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// What the tag held before the run; left out when the run could not read it.

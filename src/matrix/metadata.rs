@@ -8,7 +8,7 @@ use std::sync::Arc;
 use minijinja::value::Value;
 
 use super::{Globals, PER_RUN_LABELS};
-use crate::config::{Config, ImageDef, SourcedMap};
+use crate::config::{Config, ImageDef, Sourced, SourcedMap};
 use crate::error::{ConfigError, ErrorKind};
 use crate::reference::{ImageRef, Repository, Tag};
 use crate::template::{Field, Templates};
@@ -83,35 +83,17 @@ pub(super) fn with_oci_labels(
 
 /// The instance's tags, rendered. As docker/metadata-action does, a tag that renders empty
 /// (`{% if matrix.alpine == vars.latest %}latest{% endif %}`) is dropped, and one rendered twice
-/// is pushed once; an image that is pushed must be left with a tag.
+/// is pushed once; an image that is pushed must be left with a tag. A short tag goes to every
+/// repository (the first's, then the next's), a full reference (`ghcr.io/acme/api:1`) exactly
+/// where it says, after them.
 pub(super) fn tags(
     templates: &Templates,
     def: &ImageDef,
     ctx: &Value,
     name: &str,
-    repository: &Repository,
+    repositories: &[Repository],
 ) -> Result<Vec<ImageRef>, ConfigError> {
-    let mut tags: Vec<ImageRef> = Vec::with_capacity(def.tags.len());
-    for t in &def.tags {
-        let rendered = templates.render(&t.source, &t.text, ctx, name, Field::Tag)?;
-        let rendered = rendered.trim();
-        if rendered.is_empty() {
-            continue;
-        }
-        let tag: Tag = rendered.parse().map_err(|e| {
-            t.source.error(
-                ErrorKind::Reference,
-                t.text.span(),
-                format!("tag of image `{name}` renders to an invalid tag: {e}"),
-            )
-        })?;
-        if tags.iter().all(|r| r.tag != tag) {
-            tags.push(ImageRef {
-                repository: repository.clone(),
-                tag,
-            });
-        }
-    }
+    let tags = rendered_tags(templates, &def.tags, ctx, name, repositories)?;
     if let (true, true, Some(first)) = (tags.is_empty(), def.push, def.tags.first()) {
         let last = def.tags.last().unwrap_or(first);
         let span = if first.source.path() == last.source.path() {
@@ -127,6 +109,54 @@ pub(super) fn tags(
                 format!("every tag of image `{name}` renders empty: it would be pushed to no tag"),
             )
             .with_help("add a tag that always renders (e.g. \"{{ git.short_sha }}\"), or set `push = false` for an image that is only built"));
+    }
+    Ok(tags)
+}
+
+/// `list` rendered in `ctx`: empty ones dropped, each short tag in every repository, whole
+/// references as written, each reference once.
+pub(super) fn rendered_tags(
+    templates: &Templates,
+    list: &[Sourced],
+    ctx: &Value,
+    name: &str,
+    repositories: &[Repository],
+) -> Result<Vec<ImageRef>, ConfigError> {
+    let mut short: Vec<Tag> = Vec::with_capacity(list.len());
+    let mut full: Vec<ImageRef> = Vec::new();
+    for t in list {
+        let rendered = templates.render(&t.source, &t.text, ctx, name, Field::Tag)?;
+        let rendered = rendered.trim();
+        if rendered.is_empty() {
+            continue;
+        }
+        let invalid = |e: crate::reference::ReferenceError| {
+            t.source.error(
+                ErrorKind::Reference,
+                t.text.span(),
+                format!("tag of image `{name}` renders to an invalid tag: {e}"),
+            )
+        };
+        // A tag never holds `/`: with one, it is a whole reference.
+        if rendered.contains('/') {
+            full.push(rendered.parse().map_err(invalid)?);
+        } else {
+            short.push(rendered.parse().map_err(invalid)?);
+        }
+    }
+    let mut tags: Vec<ImageRef> = Vec::with_capacity(short.len() * repositories.len() + full.len());
+    let every = repositories.iter().flat_map(|repository| {
+        short.iter().map(|tag| ImageRef {
+            repository: repository.clone(),
+            tag: tag.clone(),
+        })
+    });
+    for r in every.chain(full) {
+        let same =
+            |t: &ImageRef| t.tag == r.tag && t.repository.qualified() == r.repository.qualified();
+        if !tags.iter().any(same) {
+            tags.push(r);
+        }
     }
     Ok(tags)
 }

@@ -15,8 +15,8 @@ mod graph;
 mod nodes;
 mod render;
 pub use render::{
-    HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, publication, registry_of,
-    retag_argv, verify_argv,
+    HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, image_of, publication,
+    registry_of, retag_argv, verify_argv,
 };
 #[cfg(test)]
 mod tests;
@@ -358,6 +358,12 @@ pub struct Manifest {
     /// Its registry is reached over plain HTTP or with an unverified certificate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// The registries of its tags in other repositories that are reached so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub insecure_elsewhere: Vec<String>,
+    /// Where one platform's own image is pushed, beside the list (a platform's `tags`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platform_tags: Vec<PlatformTag>,
     /// The local manifest list that is assembled and pushed.
     pub list: String,
     /// Removes a list of the same name left by an earlier run; fails when there is none.
@@ -393,6 +399,53 @@ pub struct ExternalEntry {
     pub add: Vec<String>,
 }
 
+/// A reference that names one platform's image of a list (its image manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlatformTag {
+    pub platform: Platform,
+    pub tag: ImageRef,
+}
+
+impl Manifest {
+    /// Every reference it is pushed to: its tags (the index), then its platforms' tags (each
+    /// the platform's image).
+    pub fn references(&self) -> impl Iterator<Item = (&ImageRef, Option<&Platform>)> {
+        let own = self
+            .platform_tags
+            .iter()
+            .map(|p| (&p.tag, Some(&p.platform)));
+        self.tags.iter().map(|t| (t, None)).chain(own)
+    }
+
+    /// How its references' registries are reached.
+    pub fn reach(&self) -> Reach<'_> {
+        Reach {
+            repository: &self.repository,
+            insecure: self.insecure,
+            elsewhere: &self.insecure_elsewhere,
+        }
+    }
+}
+
+/// Which registries of a list's references (its repository's, and those of tags in other
+/// repositories) are reached over plain HTTP or with an unverified certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    pub repository: &'a Repository,
+    pub insecure: bool,
+    pub elsewhere: &'a [String],
+}
+
+impl Reach<'_> {
+    pub fn insecure(&self, repository: &Repository) -> bool {
+        if repository.registry() == self.repository.registry() {
+            self.insecure
+        } else {
+            self.elsewhere.iter().any(|r| r == repository.registry())
+        }
+    }
+}
+
 /// One registry step of a list's publication.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -421,13 +474,17 @@ pub enum Step {
         #[serde(skip_serializing_if = "Option::is_none")]
         restore: Option<Vec<String>>,
     },
-    /// Points `tag` at the pushed index (`REPO@<digest of the pushed index>`) by a copy in the
-    /// registry, byte for byte; `verify` reads it back.
+    /// Points `tag` at the pushed index (`REPO@<digest of the pushed index>`), or at its entry
+    /// for `platform` (`REPO@<digest of its linux/amd64 image>`), by a copy in the registry,
+    /// byte for byte; `verify` reads it back.
     Copy {
         tag: ImageRef,
+        /// A platform's tag: it gets that platform's image manifest, not the index.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        platform: Option<Platform>,
         argv: Vec<String>,
-        /// The index, when the registry held it before the run (an unchanged list's): else the
-        /// one pushed.
+        /// The index (or the platform's image), when the registry held it before the run (an
+        /// unchanged list's): else the one pushed.
         #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<String>,
         verify: Vec<String>,

@@ -8,14 +8,14 @@ use std::path::{Component, Path};
 use crate::config::{Cache, SecretSource};
 use crate::matrix::{Instance, NamedContext};
 use crate::platform::Platform;
-use crate::reference::ImageRef;
+use crate::reference::{ImageRef, Repository};
 
 use super::deps::Redirect;
 use super::graph::Graph;
 use super::nodes;
 use super::{
     Base, Build, ExternalEntry, IgnoreFile, Inputs, Insertion, LOCAL_PREFIX, LabeledDockerfile,
-    Manifest, Publish, STATE_DIR, Step, build_id, local_image,
+    Manifest, PlatformTag, Publish, Reach, STATE_DIR, Step, build_id, local_image,
 };
 
 /// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
@@ -52,12 +52,14 @@ fn pass_registries_conf(argv: &mut Vec<String>, registries_conf: Option<&OsStr>)
     }
 }
 
-/// `skopeo copy` of the index `from` (`REPO@DIGEST`) to tag `to` in the same repository, byte
-/// for byte, so that the tag names the same digest; writes the digest to `digestfile`.
+/// `skopeo copy` of the index `from` (`REPO@DIGEST`) to tag `to`, byte for byte, so that the
+/// tag names the same digest; writes the digest to `digestfile`. `to` may be in another
+/// repository or registry than `from` (skopeo then copies the blobs it lacks); `insecure` says
+/// how each end is reached.
 pub fn retag_argv(
     from: &str,
     to: &ImageRef,
-    insecure: bool,
+    insecure: [bool; 2],
     registries_conf: Option<&OsStr>,
     digestfile: &str,
 ) -> Vec<String> {
@@ -71,11 +73,12 @@ pub fn retag_argv(
     ]
     .map(String::from)
     .to_vec();
-    if insecure {
-        argv.extend([
-            "--src-tls-verify=false".into(),
-            "--dest-tls-verify=false".into(),
-        ]);
+    let [src, dest] = insecure;
+    if src {
+        argv.push("--src-tls-verify=false".into());
+    }
+    if dest {
+        argv.push("--dest-tls-verify=false".into());
     }
     pass_registries_conf(&mut argv, registries_conf);
     argv.extend([format!("docker://{from}"), format!("docker://{to}")]);
@@ -85,33 +88,50 @@ pub fn retag_argv(
 /// Stands in a list's copies to its tags for the digest of the index pushed, until it is.
 pub const PUSHED_INDEX: &str = "<digest of the pushed index>";
 
+/// Stands in a platform's copy for the digest of that platform's image in the pushed index.
+pub fn image_of(platform: &Platform) -> String {
+    format!("<digest of its {platform} image>")
+}
+
 /// Stands in an `--atomic` restore for the digest the tag held before the run.
 pub const HELD: &str = "<digest it held>";
 
 /// Where a list's step for `reference` (a tag or the marker) has skopeo or podman write the
-/// digest, relative to the workdir.
-fn digestfile(image: &str, reference: &str) -> String {
-    format!("{STATE_DIR}/digest/{image}@{reference}")
+/// digest, relative to the workdir: named by the tag in the list's own repository, by the
+/// whole reference (`/` as `+`, which no reference holds) in another.
+fn digestfile(image: &str, reach: Reach, reference: &ImageRef) -> String {
+    if reference.repository == *reach.repository {
+        format!("{STATE_DIR}/digest/{image}@{}", reference.tag)
+    } else {
+        let flat = reference.to_string().replace('/', "+");
+        format!("{STATE_DIR}/digest/{image}@{flat}")
+    }
 }
 
 /// Pointing `tag` at the index of list `image` by a copy in the registry, read back after,
-/// with the restore that `--atomic` runs after a failure. The index is `index` when the
-/// registry holds it already, else the one the list's push makes.
+/// with the restore that `--atomic` runs after a failure. The index is in repository `from`:
+/// `index` when the registry holds it already, else the one the list's push makes.
 pub fn copy_step(
     image: &str,
-    index: Option<&str>,
-    tag: &ImageRef,
-    insecure: bool,
+    (from, index): (&Repository, Option<&str>),
+    (tag, platform): (&ImageRef, Option<&Platform>),
+    reach: Reach,
     registries_conf: Option<&OsStr>,
 ) -> Step {
-    let file = digestfile(image, &tag.tag.to_string());
-    let from = format!("{}@{}", tag.repository, index.unwrap_or(PUSHED_INDEX));
+    let file = digestfile(image, reach, tag);
+    let source = match (index, platform) {
+        (Some(digest), _) => format!("{from}@{digest}"),
+        (None, Some(p)) => format!("{from}@{}", image_of(p)),
+        (None, None) => format!("{from}@{PUSHED_INDEX}"),
+    };
+    let insecure = [reach.insecure(from), reach.insecure(&tag.repository)];
     Step::Copy {
-        argv: retag_argv(&from, tag, insecure, registries_conf, &file),
+        argv: retag_argv(&source, tag, insecure, registries_conf, &file),
         index: index.map(String::from),
-        verify: verify_argv(tag, insecure, registries_conf),
-        restore: restore_argv(image, tag, insecure, registries_conf),
+        verify: verify_argv(tag, insecure[1], registries_conf),
+        restore: restore_argv(image, tag, reach, registries_conf),
         tag: tag.clone(),
+        platform: platform.cloned(),
         digestfile: file,
     }
 }
@@ -119,12 +139,13 @@ pub fn copy_step(
 fn restore_argv(
     image: &str,
     tag: &ImageRef,
-    insecure: bool,
+    reach: Reach,
     registries_conf: Option<&OsStr>,
 ) -> Vec<String> {
     let held = format!("{}@{HELD}", tag.repository);
-    let file = digestfile(image, &tag.tag.to_string());
-    retag_argv(&held, tag, insecure, registries_conf, &file)
+    let file = digestfile(image, reach, tag);
+    let insecure = reach.insecure(&tag.repository);
+    retag_argv(&held, tag, [insecure; 2], registries_conf, &file)
 }
 
 /// What a list's publication needs to know of it.
@@ -136,62 +157,73 @@ pub struct ToPublish<'a> {
     /// The local manifest list.
     pub list: &'a str,
     pub tags: &'a [ImageRef],
-    pub insecure: bool,
+    pub platform_tags: &'a [PlatformTag],
+    pub reach: Reach<'a>,
     pub registries_conf: Option<&'a OsStr>,
 }
 
 /// The publication of a list: what each tag holds is recorded, the index is pushed once (to
 /// `marker`, else to the first tag) and read back, then every other tag is pointed at it by a
-/// copy in the registry. No tag gets an index of its own push, so all hold the same bytes.
+/// copy in the registry (from the repository it was pushed to, to each tag's, which may be in
+/// another registry). No tag gets an index of its own push, so all hold the same bytes.
 pub fn publication(list: &ToPublish, marker: Option<ImageRef>) -> Vec<Step> {
     let Some(first) = list.tags.first() else {
         return Vec::new();
     };
     let conf = list.registries_conf;
+    let reach = list.reach;
+    let own = list.platform_tags.iter().map(|p| &p.tag);
     let mut steps: Vec<Step> = list
         .tags
         .iter()
+        .chain(own)
         .map(|tag| Step::Record {
             tag: tag.clone(),
-            argv: verify_argv(tag, list.insecure, conf),
+            argv: verify_argv(tag, reach.insecure(&tag.repository), conf),
         })
         .collect();
     let to = marker.clone().unwrap_or_else(|| first.clone());
-    let file = digestfile(
-        list.image,
-        &marker
-            .as_ref()
-            .map_or(to.tag.to_string(), |_| "marker".into()),
-    );
+    let file = match &marker {
+        Some(_) => format!("{STATE_DIR}/digest/{}@marker", list.image),
+        None => digestfile(list.image, reach, &to),
+    };
+    let insecure = reach.insecure(&to.repository);
     let mut argv: Vec<String> = list
         .podman
         .iter()
         .cloned()
         .chain(["manifest", "push", "--all", "--digestfile", &file].map(String::from))
         .collect();
-    if list.insecure {
+    if insecure {
         argv.push("--tls-verify=false".into());
     }
     argv.extend([list.list.to_string(), format!("docker://{to}")]);
     steps.push(Step::Push {
-        verify: verify_argv(&to, list.insecure, conf),
+        verify: verify_argv(&to, insecure, conf),
         restore: marker
             .is_none()
-            .then(|| restore_argv(list.image, &to, list.insecure, conf)),
+            .then(|| restore_argv(list.image, &to, reach, conf)),
         marker: marker.is_some(),
         digestfile: file,
         argv,
-        to,
+        to: to.clone(),
     });
     let copied = if marker.is_some() {
         list.tags
     } else {
         &list.tags[1..]
     };
+    let from = (&to.repository, None);
     steps.extend(
         copied
             .iter()
-            .map(|tag| copy_step(list.image, None, tag, list.insecure, conf)),
+            .map(|tag| copy_step(list.image, from, (tag, None), reach, conf)),
+    );
+    // Each platform's tags get its image, read from the index pushed.
+    steps.extend(
+        list.platform_tags
+            .iter()
+            .map(|p| copy_step(list.image, from, (&p.tag, Some(&p.platform)), reach, conf)),
     );
     steps
 }
@@ -256,13 +288,39 @@ impl Graph<'_> {
             .map(|e| self.external_entry(&list, e))
             .collect();
         let insecure = self.config.insecure(inst.repository.registry());
+        let platform_tags: Vec<PlatformTag> = inst
+            .builds
+            .iter()
+            .filter(|b| platforms.contains(&b.platform))
+            .flat_map(|b| {
+                b.tags.iter().map(|tag| PlatformTag {
+                    platform: b.platform.clone(),
+                    tag: tag.clone(),
+                })
+            })
+            .collect();
+        let mut insecure_elsewhere: Vec<String> = Vec::new();
+        for tag in inst.tags.iter().chain(platform_tags.iter().map(|p| &p.tag)) {
+            let registry = tag.repository.registry();
+            if registry != inst.repository.registry()
+                && self.config.insecure(registry)
+                && !insecure_elsewhere.iter().any(|r| r == registry)
+            {
+                insecure_elsewhere.push(registry.to_string());
+            }
+        }
         let publish = publication(
             &ToPublish {
                 podman: &self.podman,
                 image: &inst.name,
                 list: &list,
                 tags: &inst.tags,
-                insecure,
+                platform_tags: &platform_tags,
+                reach: Reach {
+                    repository: &inst.repository,
+                    insecure,
+                    elsewhere: &insecure_elsewhere,
+                },
                 registries_conf: self.config.env.registries_conf.as_deref(),
             },
             None,
@@ -273,6 +331,8 @@ impl Graph<'_> {
             tags: inst.tags.clone(),
             depends_on: platforms.iter().map(|p| build_id(&inst.name, p)).collect(),
             insecure,
+            insecure_elsewhere,
+            platform_tags,
             // The built platforms (in `depends_on` order), then the external ones.
             platforms: platforms
                 .into_iter()

@@ -497,7 +497,8 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
             image: &m.image,
             list: &m.list,
             tags: &m.tags,
-            insecure: m.insecure,
+            platform_tags: &m.platform_tags,
+            reach: m.reach(),
             registries_conf: None,
         },
         Some(marker),
@@ -513,4 +514,58 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
         ]
     );
     assert!(steps[2].restore().is_none(), "the marker is never put back");
+}
+
+/// A copy from a secure registry to an insecure one (a second repository, a platform's tag)
+/// skips TLS verification at that end only, and reads it back the same way.
+#[test]
+fn a_copy_to_another_registry_chooses_tls_per_end() {
+    let config = format!(
+        "{HEAD}[registries.\"plain.test\"]\ninsecure = true\n\
+         [images.app]\ncontext = \"a\"\nrepository = [\"r.io/a/app\", \"plain.test/a/app\"]\n\
+         [images.app.platform.\"linux/arm64\"]\ntags = [\"arm64-1\"]\n"
+    );
+    let plan = plan_of(
+        &config,
+        &[("a/Dockerfile", "FROM busybox\n")],
+        &Selection::default(),
+    )
+    .unwrap();
+    let m = &plan.manifests[0];
+    assert_eq!(m.insecure_elsewhere, ["plain.test"]);
+    let copy_to = |to: &str| {
+        m.publish
+            .iter()
+            .find_map(|s| match s {
+                Step::Copy {
+                    tag, argv, verify, ..
+                } if tag.to_string() == to => Some((argv.clone(), verify.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no copy to {to}"))
+    };
+    let (argv, verify) = copy_to("plain.test/a/app:1");
+    assert!(
+        argv.contains(&"--dest-tls-verify=false".to_string()),
+        "{argv:?}"
+    );
+    assert!(
+        !argv.contains(&"--src-tls-verify=false".to_string()),
+        "{argv:?}"
+    );
+    assert!(
+        verify.contains(&"--tls-verify=false".to_string()),
+        "{verify:?}"
+    );
+    let (argv, _) = copy_to("r.io/a/app:arm64-1");
+    assert!(!argv.iter().any(|a| a.contains("tls-verify")), "{argv:?}");
+    assert_eq!(
+        argv[argv.len() - 2],
+        "docker://r.io/a/app@<digest of its linux/arm64 image>"
+    );
+    let (argv, _) = copy_to("plain.test/a/app:arm64-1");
+    assert!(
+        argv.contains(&"--dest-tls-verify=false".to_string()),
+        "{argv:?}"
+    );
 }
