@@ -6,9 +6,10 @@
 
 mod common;
 
+use common::text;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::Project;
 use common::fake;
@@ -50,14 +51,6 @@ impl Setup {
     fn allow(&self) -> String {
         format!("fs.read={}", self.outside().display())
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `file:line:col` of the first `needle` in `config` (of multiarch.toml).

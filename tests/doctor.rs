@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::text;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -32,14 +34,6 @@ fn unhandled(candidates: &[&'static str]) -> &'static str {
         .copied()
         .find(|a| !Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{a}")).exists())
         .expect("every candidate platform has a binfmt handler here; extend the list")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

@@ -5,13 +5,13 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use common::registry::Registry;
 use common::{Project, SpawnCaptured, each, find, wait_at_most};
-
-const BASE: &str = "localhost/mab-test/busybox:latest";
 
 /// The tests share podman's storage and local tag names: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -33,14 +33,6 @@ fn mab(p: &Project, args: &[&str]) -> Output {
         .env_remove("CONTAINERS_REGISTRIES_CONF")
         .output()
         .expect("mab runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Platforms an index lists, as `os/arch[/variant]`, sorted.

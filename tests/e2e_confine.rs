@@ -4,24 +4,16 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::process::Output;
 use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
 
-const BASE: &str = "localhost/mab-test/busybox:latest";
-
 /// The tests share podman's storage and local tag names: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A project pushing `images` to `registry`, amd64 only.
 fn scratch(registry: &Registry, images: &str) -> Project {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,8 +14,6 @@ use std::time::{Duration, Instant};
 use common::Project;
 use common::proxy::{Fault, Proxy};
 use common::registry::Registry;
-
-const BASE: &str = "localhost/mab-test/busybox:latest";
 
 /// The e2e tests share podman's storage and local tag names: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -97,14 +97,6 @@ fn manifest_log(p: &Project, name: &str) -> String {
             std::fs::read_to_string(run.path().join(format!("{name}@manifest.log"))).ok()
         })
         .unwrap_or_else(|| panic!("no log of {name}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The list behind the proxy holds both platforms.

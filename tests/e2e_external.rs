@@ -5,38 +5,16 @@
 
 mod common;
 
-use std::process::Output;
+use common::{BASE, text};
 
 use common::Project;
 use common::registry::Registry;
 
-const BASE: &str = "localhost/mab-test/busybox:latest";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `mab run` in `p` with a JSON report, which it returns; the run must succeed.
+/// `mab run` in `p`, which must succeed: its report.
 fn run(p: &Project) -> serde_json::Value {
-    let report = p.path().join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = p
-        .mab(&[
-            "run",
-            "--progress",
-            "plain",
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .env_remove("CONTAINERS_REGISTRIES_CONF")
-        .output()
-        .expect("mab runs");
+    let (out, report) = p.run_reported(&[], &[]);
     assert!(out.status.success(), "mab run failed:\n{}", text(&out));
-    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+    report
 }
 
 fn head(registry: &Registry) -> String {

@@ -4,24 +4,15 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::collections::BTreeMap;
-use std::process::Output;
 use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
 
-const BASE: &str = "localhost/mab-test/busybox:latest";
-
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
 fn run(p: &Project, args: &[&str]) -> serde_json::Value {
@@ -29,24 +20,9 @@ fn run(p: &Project, args: &[&str]) -> serde_json::Value {
 }
 
 fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
-    let report = p.path().join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let mut full = vec![
-        "run",
-        "--progress",
-        "plain",
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    full.extend_from_slice(args);
-    let out = p
-        .mab(&full)
-        .env_remove("CONTAINERS_REGISTRIES_CONF")
-        .envs(env.iter().copied())
-        .output()
-        .expect("mab runs");
+    let (out, report) = p.run_reported(args, env);
     assert!(out.status.success(), "mab run failed:\n{}", text(&out));
-    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap()
+    report
 }
 
 /// `build id -> status` and `image -> status` of a report.

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::path::Path;
 use std::process::Output;
 use std::sync::Mutex;
@@ -10,20 +12,11 @@ use std::sync::Mutex;
 use common::Project;
 use common::registry::Registry;
 
-const BASE: &str = "localhost/mab-test/busybox:latest";
 /// scripts/test-env.sh imports it from Debian's busybox-static:i386.
 const BASE_386: &str = "localhost/mab-test/busybox:i386";
 
 /// The tests share podman's storage and local tag names: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn scratch(registry: &Registry, platforms: &str, images: &str) -> Project {
     let p = Project::new();

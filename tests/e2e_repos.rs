@@ -7,7 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::{BASE, text};
+
+use std::process::Output;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -15,55 +17,15 @@ use sha2::{Digest, Sha256};
 use common::registry::Registry;
 use common::{Project, find};
 
-const BASE: &str = "localhost/mab-test/busybox:latest";
-
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `mab run` in `p` with a JSON report: the output and the report.
+/// `mab run` in `p`: the output and the report.
 fn run(p: &Project) -> (Output, serde_json::Value) {
-    let report = p.path().join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = p
-        .mab(&[
-            "run",
-            "--progress",
-            "plain",
-            "--report",
-            report.to_str().unwrap(),
-        ])
-        .env_remove("CONTAINERS_REGISTRIES_CONF")
-        .output()
-        .expect("mab runs");
-    let json = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}):\n{}", text(&out)));
-    (out, json)
+    p.run_reported(&[], &[])
 }
 
-/// The raw bytes `reference` serves, read from its registry with skopeo.
 fn raw(reference: &str) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "{reference} is not in the registry: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    common::registry::raw_bytes(reference)
 }
 
 /// `(reference, status)` of each tag of the report's list.

@@ -6,21 +6,13 @@
 
 mod common;
 
+use common::{BASE, text};
+
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
 use common::Project;
 use common::registry::Registry;
-
-const BASE: &str = "localhost/mab-test/busybox:latest";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn mab(p: &Project, args: &[&str]) -> Output {
     p.mab(args)

@@ -12,6 +12,19 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+/// The local base image scripts/test-env.sh makes: a manifest list of linux/amd64, linux/arm64
+/// and linux/arm/v7 busybox images.
+pub const BASE: &str = "localhost/mab-test/busybox:latest";
+
+/// A finished command's stdout then stderr, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A scratch project: a temporary directory with the files a test writes into it.
 pub struct Project {
     pub dir: TempDir,
@@ -86,6 +99,30 @@ impl Project {
             .env("BUILDAH_ISOLATION", "chroot")
             .env("XDG_RUNTIME_DIR", self.runtime.path());
         cmd
+    }
+
+    /// `mab run ARGS` with plain progress and a JSON report, `env` added, and the machine's
+    /// `CONTAINERS_REGISTRIES_CONF` left out (e2e configs mark their registries themselves): the
+    /// output and the report, which must exist.
+    pub fn run_reported(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (std::process::Output, serde_json::Value) {
+        let report = self.path().join("report.json");
+        let _ = std::fs::remove_file(&report);
+        let mut full = vec!["run", "--progress", "plain", "--report"];
+        full.push(report.to_str().expect("a UTF-8 temp path"));
+        full.extend_from_slice(args);
+        let out = self
+            .mab(&full)
+            .env_remove("CONTAINERS_REGISTRIES_CONF")
+            .envs(env.iter().copied())
+            .output()
+            .expect("mab runs");
+        let json = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no report ({e}):\n{}", text(&out)));
+        (out, json)
     }
 
     /// Insta settings that hide this project's temporary path.

@@ -165,3 +165,22 @@ impl Drop for Registry {
         self.stop();
     }
 }
+
+/// The raw bytes `reference` serves, read from its registry with skopeo; it must be there.
+pub fn raw_bytes(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "{reference} is not in the registry: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
