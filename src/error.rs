@@ -220,6 +220,54 @@ struct Inner {
     location: Option<String>,
     /// A related place in another file, shown as advice under the main error.
     is_note: bool,
+    /// Where the quoted source was cut short, if it was (see [`Cut`]).
+    cut: Option<Cut>,
+}
+
+/// A line too long to quote whole (a hostile Dockerfile's 120 kB line), quoted up to `at`,
+/// where ` …` stands for the rest of it, up to `end`. The part before `at` is kept as is, so
+/// the line and column that miette shows stay right.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    at: usize,
+    end: usize,
+}
+
+impl Cut {
+    /// A quoted line longer than this is cut.
+    const LONG: usize = 1000;
+    /// What stands for the part left out.
+    const MARK: &'static str = " …";
+
+    /// The cut of the line that holds `span`, if that line is long.
+    fn of(text: &str, span: &Range<usize>) -> Option<Self> {
+        let start = span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        if end - line_start <= Self::LONG {
+            return None;
+        }
+        // Enough of the line to see the place and what follows it.
+        let mut at = (start + 200).max(line_start + 400).min(end);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        Some(Self { at, end })
+    }
+
+    fn text(&self, text: &str) -> Arc<str> {
+        format!("{}{}{}", &text[..self.at], Self::MARK, &text[self.end..]).into()
+    }
+
+    /// `span` of the whole text, in the cut one.
+    fn span(&self, span: Range<usize>) -> Range<usize> {
+        let map = |o: usize| match o {
+            o if o <= self.at => o,
+            o if o <= self.end => self.at,
+            o => o - self.end + self.at + Self::MARK.len(),
+        };
+        map(span.start)..map(span.end)
+    }
 }
 
 impl ConfigError {
@@ -233,6 +281,7 @@ impl ConfigError {
             related: Vec::new(),
             location: None,
             is_note: false,
+            cut: None,
         }))
     }
 
@@ -271,9 +320,17 @@ impl ConfigError {
                 source.line_col(span.start).0,
                 source.line_col(span.start).1
             ));
-            self.0.source =
-                Some(NamedSource::new(src_name, source.0.text.clone()).with_language("toml"));
+            self.0.cut = Cut::of(&source.0.text, &span);
+            let text = match &self.0.cut {
+                Some(cut) => cut.text(&source.0.text),
+                None => source.0.text.clone(),
+            };
+            self.0.source = Some(NamedSource::new(src_name, text).with_language("toml"));
         }
+        let span = match &self.0.cut {
+            Some(cut) => cut.span(span),
+            None => span,
+        };
         self.0
             .labels
             .push(LabeledSpan::new_with_span(label.map(Into::into), span));
@@ -375,6 +432,30 @@ mod tests {
             Some("context")
         );
         assert_eq!(did_you_mean("zzz", ["context", "dockerfile"]), None);
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_cut_short_at_the_same_column() {
+        let text = format!("FROM scratch\nARG A={}\nRUN x\n", "y".repeat(100_000));
+        let source = Source::new("Dockerfile".into(), "Dockerfile".into(), text.clone());
+        let at = text.find("A=").unwrap();
+        let later = text.find("RUN").unwrap();
+        let e = source
+            .error(ErrorKind::Dockerfile, at..at + 2, "too deep")
+            .at(&source, later..later + 3, Some("and here"));
+        assert_eq!(e.location(), Some("Dockerfile:2:5"));
+        let shown = e.0.source.as_ref().unwrap().inner().to_string();
+        assert!(shown.len() < 1_000, "{} bytes quoted", shown.len());
+        assert!(shown.starts_with("FROM scratch\nARG A=yyy"));
+        assert!(shown.ends_with(" …\nRUN x\n"));
+        // Each label still points at its own words in what is quoted.
+        let spans: Vec<_> =
+            e.0.labels
+                .iter()
+                .map(|l| l.offset()..l.offset() + l.len())
+                .collect();
+        assert_eq!(&shown[spans[0].clone()], "A=");
+        assert_eq!(&shown[spans[1].clone()], "RUN");
     }
 
     #[test]

@@ -1007,6 +1007,12 @@ fn nesting_of_any_depth_is_an_error_never_a_crash() {
             out.stdout.is_empty(),
             "{what}: a failed plan prints no plan"
         );
+        // The error quotes the long line cut short, not whole.
+        assert!(
+            stderr.len() < 8_000,
+            "{what}: {} bytes of error",
+            stderr.len()
+        );
     }
     // A JSON-form instruction is podman's to read: mab does not parse it, so any nesting plans.
     let p = Project::new();
