@@ -8,10 +8,10 @@ mod common;
 
 use common::{BASE, text};
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::Project;
+use common::procs::{alive, kill_group, orphaned_group};
 use common::registry::Registry;
 
 fn mab(p: &Project, args: &[&str]) -> Output {
@@ -19,17 +19,6 @@ fn mab(p: &Project, args: &[&str]) -> Output {
         .env_remove("CONTAINERS_REGISTRIES_CONF")
         .output()
         .expect("mab runs")
-}
-
-/// Whether process `pid` is alive (not a zombie).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
 }
 
 #[test]
@@ -77,22 +66,7 @@ fn links_where_podman_writes_are_refused_and_a_forged_ledger_stops_nothing() {
 
     // A group whose leader exited while a member lives on, as an orphaned daemon's would,
     // and the forged record of it in the repository's old ledger.
-    let out = Command::new("sh")
-        .args(["-c", "sleep 300 >/dev/null 2>&1 & echo $!"])
-        .process_group(0)
-        .output()
-        .unwrap();
-    let orphan: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap();
-    let group: i32 = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (orphan, group) = orphaned_group();
     p.file(
         ".mab/processes/20260101-000000-4194001",
         &format!("+ {group} 0\n"),
@@ -101,9 +75,7 @@ fn links_where_podman_writes_are_refused_and_a_forged_ledger_stops_nothing() {
     p.file(".mab/iid/e2e-state@linux-amd64", "sha256:stale\n");
     let out = mab(&p, &["run", "--progress", "plain"]);
     let survived = alive(orphan);
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{group}")])
-        .status();
+    kill_group(group);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         survived,

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use common::Project;
 use common::fake::run;
+use common::procs::{alive, kill_group, orphaned_group, stat};
 
 /// One image whose run writes every kind of state file: a labeled Dockerfile copy, an ignore
 /// file (its context holds the state directory), an image id, a pushed digest.
@@ -129,23 +130,6 @@ fn a_state_directory_tracked_by_git_is_refused() {
     assert_eq!(contents(outside.path()), BTreeMap::new());
 }
 
-/// Fields of `/proc/PID/stat` after the command name: state, ppid, pgrp, ...
-fn stat(pid: i32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(String::from).collect())
-}
-
-fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|f| f[0] != "Z")
-}
-
-fn kill_group(group: i32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{group}")])
-        .status();
-}
-
 /// The attack: a committed `.mab/processes/<run-id>` naming a process group made the
 /// next run stop it. Two groups mab never started: one whose leader exited while a member
 /// lives on (an orphaned daemon: it passed the old start-time check), one whose leader lives.
@@ -154,16 +138,9 @@ fn kill_group(group: i32) {
 #[test]
 fn a_forged_ledger_record_never_stops_a_process_mab_did_not_start() {
     let p = project();
-    let out = Command::new("sh")
-        .args(["-c", "sleep 300 >/dev/null 2>&1 & echo $!"])
-        .process_group(0)
-        .output()
-        .unwrap();
-    let orphan: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let orphan_group: i32 = stat(orphan).unwrap()[2].parse().unwrap();
-    assert_ne!(orphan, orphan_group, "the group's leader has exited");
+    let (orphan, orphan_group) = orphaned_group();
     let mut leader = Command::new("sleep")
-        .arg("300")
+        .arg("infinity")
         .process_group(0)
         .spawn()
         .unwrap();
