@@ -247,15 +247,7 @@ impl Runner<'_> {
         digest: &str,
         log: &Path,
     ) -> Result<(), Failure> {
-        let registry = tag.repository.registry();
-        self.retrying(log, || self.logged(argv, log))
-            .map_err(|f| Failure {
-                reason: format!(
-                    "pointing {tag} at image {digest} in registry {registry} failed: {}",
-                    f.reason
-                ),
-                ..f
-            })?;
+        self.point(tag, &format!("image {digest}"), argv, log)?;
         let served = digest_of(&self.read_back(tag, verify, log)?);
         if served != digest {
             return Err(Failure::new(format!(
@@ -276,18 +268,29 @@ impl Runner<'_> {
         digest: &str,
         log: &Path,
     ) -> Result<(), Failure> {
+        self.point(tag, &format!("{}@{digest}", tag.repository), argv, log)?;
+        let raw = self.read_back(tag, verify, log)?;
+        verify_index(&raw, digest, &m.platforms)
+            .map_err(|e| Failure::new(format!("{tag} does not match the plan: {e}")))
+    }
+
+    /// Runs `argv`, the copy in the registry that points `tag` at `what`, with retries.
+    fn point(
+        &self,
+        tag: &ImageRef,
+        what: &str,
+        argv: &[String],
+        log: &Path,
+    ) -> Result<(), Failure> {
         let registry = tag.repository.registry();
         self.retrying(log, || self.logged(argv, log))
             .map_err(|f| Failure {
                 reason: format!(
-                    "pointing {tag} at {}@{digest} in registry {registry} failed: {}",
-                    tag.repository, f.reason
+                    "pointing {tag} at {what} in registry {registry} failed: {}",
+                    f.reason
                 ),
                 ..f
-            })?;
-        let raw = self.read_back(tag, verify, log)?;
-        verify_index(&raw, digest, &m.platforms)
-            .map_err(|e| Failure::new(format!("{tag} does not match the plan: {e}")))
+            })
     }
 
     fn read_back(

@@ -79,18 +79,9 @@ impl Registry {
 
     /// The raw manifest (index) of `reference` as the registry serves it, or `None` if absent.
     pub fn raw(&self, reference: &str) -> Option<serde_json::Value> {
-        let out = Command::new("skopeo")
-            .args([
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                &format!("docker://{reference}"),
-            ])
-            .output()
-            .expect("skopeo runs");
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).expect("JSON manifest"))
+        inspect_raw(reference)
+            .ok()
+            .map(|bytes| serde_json::from_slice(&bytes).expect("JSON manifest"))
     }
 
     /// Reads `path` from the `arch` image of `reference`, by copying the pushed image out of
@@ -168,6 +159,12 @@ impl Drop for Registry {
 
 /// The raw bytes `reference` serves, read from its registry with skopeo; it must be there.
 pub fn raw_bytes(reference: &str) -> Vec<u8> {
+    inspect_raw(reference)
+        .unwrap_or_else(|stderr| panic!("{reference} is not in the registry: {stderr}"))
+}
+
+/// `skopeo inspect --raw` of `reference` over plain HTTP: the bytes, or what skopeo said.
+fn inspect_raw(reference: &str) -> Result<Vec<u8>, String> {
     let out = Command::new("skopeo")
         .args([
             "inspect",
@@ -177,10 +174,9 @@ pub fn raw_bytes(reference: &str) -> Vec<u8> {
         ])
         .output()
         .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "{reference} is not in the registry: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
