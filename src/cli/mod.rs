@@ -50,7 +50,7 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Re
     }
 }
 
-fn run(cli: Cli, env: &Environment) -> Result<(), Error> {
+fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
     match cli.command {
         Command::Init { dockerfile } => init(&dockerfile),
         Command::Completions { shell } => write_stdout(|out| {
@@ -67,7 +67,7 @@ fn run(cli: Cli, env: &Environment) -> Result<(), Error> {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         }),
-        Command::Run { target, run } => run_plan(target, run, env),
+        Command::Run { target, run } => run_command(target, run, env),
         Command::Plan {
             target,
             format,
@@ -137,7 +137,7 @@ fn doctor(file: Option<PathBuf>, allow: Allow, env: &Environment) -> Result<(), 
 }
 
 /// `mab run`: plan, check the machine, execute, report.
-fn run_plan(target: Target, run: RunArgs, env: &Environment) -> Result<(), Error> {
+fn run_command(target: Target, run: RunArgs, env: &Environment) -> Result<(), Error> {
     RunSettings::check_target(&target, &run)?;
     let plan = TargetSettings::resolve(target, env)?.plan()?;
     eprint!("{}", output::warnings(&plan));
@@ -209,7 +209,7 @@ pub fn main() -> ExitCode {
     };
     // The settings step: the environment is read here, once, and handed down.
     let env = Environment::from_process();
-    match run(cli, &env) {
+    match dispatch(cli, &env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             match &err {
