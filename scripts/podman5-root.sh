@@ -3,6 +3,7 @@
 # On a Debian 12 machine, as root, after scripts/test.sh (or scripts/test-env.sh):
 #   scripts/podman5-root.sh            # every end-to-end test
 #   scripts/podman5-root.sh FILTER...  # only those whose name has FILTER (cargo test's filter)
+#   scripts/podman5-root.sh --exec CMD ARGS...  # CMD in the root, in the repository (bench/farm.sh)
 # It builds a Debian 13 (trixie) root with debootstrap from Debian's packages (podman 5.4,
 # buildah, skopeo, crun, netavark, ...) once, caches it ($MAB_PODMAN5_ROOT, by default
 # /var/cache/mab/podman5-root: a later run reuses a complete one), loads the base images of
@@ -43,6 +44,11 @@ phase() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, mounts, chroot)"
+
+# One run at a time on a root: a second one would unmount the first one's root under its tests.
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+flock -n 9 || { log "another run uses $ROOT: waiting for it"; flock 9; }
 
 # Every mount point at or under $ROOT, deepest first.
 mounts_under_root() {
@@ -210,11 +216,21 @@ run_tests() {
     ((${#failed[@]} == 0)) || die "end-to-end tests failed on podman 5 in: ${failed[*]}"
 }
 
+exec_cmd=()
+if [ "${1:-}" = --exec ]; then
+    shift
+    exec_cmd=("$@")
+    set --
+fi
 filter=("$@")
 [ -z "${MAB_PODMAN5_FILTER:-}" ] || filter+=("$MAB_PODMAN5_FILTER")
 phase "host tools and the podman 4.3.1 environment" host_tools
 phase "the Debian 13 root at $ROOT" make_root
 phase "mounting the root" mount_root
 phase "base images in the root" base_images
+if ((${#exec_cmd[@]})); then
+    inside /bin/sh -c 'cd "$0" && exec "$@"' "$repo" "${exec_cmd[@]}"
+    exit
+fi
 phase "building the test executables (MAB_E2E=1)" build_tests
 phase "end-to-end tests on podman 5" run_tests "${filter[@]}"
