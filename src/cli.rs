@@ -185,8 +185,8 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 }
 
 impl Target {
-    /// Loads and plans what the command line names.
-    fn plan(&self, env: &Environment) -> Result<crate::Plan, Error> {
+    /// Loads and plans what the command line names (`no_push`: for `mab run --no-push`).
+    fn plan(&self, env: &Environment, no_push: bool) -> Result<crate::Plan, Error> {
         let cwd = current_dir()?;
         let allowed = self.allow.resolve(&cwd);
         let location = config::Location::find(&cwd, self.file.as_deref(), self.all)?;
@@ -199,6 +199,7 @@ impl Target {
             patterns: self.images.clone(),
             platforms: self.platforms.clone(),
             changes,
+            no_push,
         };
         Ok(crate::plan_in(
             &location,
@@ -264,7 +265,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             format,
             check_registry,
         } => {
-            let mut plan = target.plan(&env)?;
+            let mut plan = target.plan(&env, false)?;
             if check_registry {
                 plan = exec::preview(&plan).map_err(|e| {
                     crate::state::run_error(e, || {
@@ -347,7 +348,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         .with_help("add --no-push to build and assemble them locally")
         .into());
     }
-    let plan = target.plan(env)?;
+    let plan = target.plan(env, run.no_push)?;
     eprint!("{}", output::warnings(&plan));
     if run.no_push
         && let Some(remote) = plan.builds.iter().find(|b| b.publish.is_some())

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::plan::{Plan, digest_of_build};
+use crate::plan::Plan;
 use crate::progress::Progress;
 
 use super::publish::Publication;
@@ -36,7 +36,7 @@ pub(super) struct Ledger<'a> {
     pub(super) scheduler: Scheduler,
     pub(super) builds: Vec<BuildReport>,
     pub(super) manifests: Vec<ManifestReport>,
-    /// `<digest of BUILD>` → the digest its node pushed its image under.
+    /// Build id → the digest its node pushed its image under.
     pub(super) pushed: HashMap<String, String>,
 }
 
@@ -54,10 +54,8 @@ impl Ledger<'_> {
                         self.builds[i].image_id = Some(built.image_id);
                         if let Some(image) = built.published {
                             let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                            self.pushed.insert(
-                                digest_of_build(&self.plan.builds[i].id),
-                                digest.to_string(),
-                            );
+                            self.pushed
+                                .insert(self.plan.builds[i].id.clone(), digest.to_string());
                             self.builds[i].published = Some(image);
                         }
                         self.scheduler.built(i, Ok(()));

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::plan::{Build, Plan, STATE_DIR, shell_line};
+use crate::plan::{Build, Plan, STATE_DIR};
 use crate::platform::Platform;
 use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{self, Progress};
@@ -35,8 +35,7 @@ mod verify;
 
 use ledger::{Done, Ledger};
 use prepare::{
-    clear_outputs, filled_build, filled_list, without_cache_pushes, write_dockerfile_copies,
-    write_ignore_files,
+    clear_outputs, filled_build, filled_list, write_dockerfile_copies, write_ignore_files,
 };
 pub use report::{BuildReport, Held, ManifestReport, Report, Status, TagReport, TagStatus};
 use runner::{Runner, secret_values};
@@ -212,14 +211,8 @@ pub fn run(
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
     // What the registry check added (marker pushes) writes files too.
     clear_outputs(work, &state)?;
-    // Pushing nothing means no cache layers either.
-    let local;
-    let work = if opts.push {
-        work
-    } else {
-        local = without_cache_pushes(work);
-        &local
-    };
+    // Pushing nothing means no cache layers either: the plan of `--no-push` has no
+    // `--cache-to` (`Selection::no_push`).
     // A run that builds nothing needs nothing of the machine's podman.
     if !work.builds.is_empty() && !preflight(work) {
         return Ok(None);
@@ -299,7 +292,7 @@ fn expected_images(
         .iter()
         .zip(&man.depends_on)
         .filter_map(|(p, id)| {
-            let digest = pushed.get(&crate::plan::digest_of_build(id))?;
+            let digest = pushed.get(id)?;
             Some((p.clone(), digest.clone()))
         })
         .chain(
@@ -405,13 +398,14 @@ fn execute(
                     _ => None,
                 };
                 let command = match (job, &batch) {
-                    (Job::Build(i), _) => shell_line(&plan.builds[i].argv),
+                    (Job::Build(i), _) => plan.builds[i].argv.shell_line(),
                     (Job::Assemble(m), Some(b)) => {
                         // The first command the job runs: `create`, or the add of its first image.
-                        let at = if b.create { 0 } else { 1 + b.entries.start };
-                        plan.manifests[m].assemble.get(at).map(|a| shell_line(a)).unwrap_or_default()
+                        let a = &plan.manifests[m].assemble;
+                        let first = if b.create { a.create.as_ref() } else { a.adds.get(b.entries.start).map(|a| &a.command) };
+                        first.map(|c| c.shell_line()).unwrap_or_default()
                     }
-                    (Job::Push(m), _) => plan.manifests[m].publish.iter().find_map(|s| s.argv()).map(shell_line).unwrap_or_default(),
+                    (Job::Push(m), _) => plan.manifests[m].publish.iter().find_map(|s| s.argv()).map(|c| c.shell_line()).unwrap_or_default(),
                     _ => unreachable!("an assembly job has its batch"),
                 };
                 progress.start(shown, verb, &command);
@@ -489,9 +483,9 @@ fn execute(
     // that holds some of its images.
     for m in ledger.scheduler.partial_lists() {
         let man = &plan.manifests[m];
-        if !man.remove_stale.is_empty() {
+        if let Some(rm) = &man.remove_stale {
             let log = &ledger.manifests[m].log;
-            let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
+            let _ = runner.command(&rm.argv(), log, false, None, When::Cleanup);
         }
     }
     let Ledger {
@@ -608,7 +602,7 @@ mod tests {
             platform: platform.parse().unwrap(),
             depends_on: Vec::new(),
             local_image: String::new(),
-            argv: Vec::new(),
+            argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

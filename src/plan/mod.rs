@@ -10,14 +10,15 @@
 //! [`deps`] finds each build's dependencies, [`graph`] selects, checks and orders the builds,
 //! [`render`] writes their podman commands.
 
+mod build_command;
+mod command;
 mod deps;
 mod graph;
 mod nodes;
 mod render;
-pub use render::{
-    HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, image_of, publication,
-    registry_of, retag_argv, verify_argv,
-};
+mod wiring;
+pub use command::{Arg, Command, CommandKind, Hole, Holed};
+pub use render::{ToPublish, copy_command, copy_step, inspect_command, publication, registry_of};
 #[cfg(test)]
 mod tests;
 
@@ -148,8 +149,8 @@ pub struct Build {
     pub depends_on: Vec<String>,
     /// The local image the build produces.
     pub local_image: String,
-    /// The podman command, as an argument vector.
-    pub argv: Vec<String>,
+    /// The podman command.
+    pub argv: Command,
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,
@@ -181,9 +182,9 @@ pub struct Build {
 #[derive(Debug, Clone, Serialize)]
 pub struct Publish {
     /// `REPOSITORY:mab-image-<image id>`.
-    pub reference: String,
-    pub push: Vec<String>,
-    pub verify: Vec<String>,
+    pub reference: Arg,
+    pub push: Command,
+    pub verify: Command,
 }
 
 /// A build node, as the plan uses it.
@@ -366,10 +367,12 @@ pub struct Manifest {
     pub platform_tags: Vec<PlatformTag>,
     /// The local manifest list that is assembled and pushed.
     pub list: String,
-    /// Removes a list of the same name left by an earlier run; fails when there is none.
-    pub remove_stale: Vec<String>,
-    /// Commands that assemble `list` afresh: create, then add each image.
-    pub assemble: Vec<Vec<String>>,
+    /// Removes a list of the same name left by an earlier run; fails when there is none. None
+    /// for a list that is not assembled (shown as `[]`).
+    #[serde(serialize_with = "command_or_empty")]
+    pub remove_stale: Option<Command>,
+    /// Assembles `list` afresh: create, then add each image (shown as one list of commands).
+    pub assemble: Assembly,
     /// Platforms taken `from` a registry image, added right after `create`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<ExternalEntry>,
@@ -396,7 +399,48 @@ pub struct ExternalEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Adds it to the list by digest (by tag until the tag is resolved).
-    pub add: Vec<String>,
+    pub add: Command,
+}
+
+/// How a list is assembled: `create`, then one `add` per built platform, each with its build
+/// (in `depends_on` order; external platforms join right after `create`, see `external`).
+#[derive(Debug, Clone, Default)]
+pub struct Assembly {
+    /// None for a list that is not assembled (an unchanged list that only gets tags).
+    pub create: Option<Command>,
+    pub adds: Vec<Add>,
+}
+
+/// The `manifest add` of one build's image to its list.
+#[derive(Debug, Clone)]
+pub struct Add {
+    /// The build whose image it adds.
+    pub build: String,
+    pub command: Command,
+}
+
+impl Serialize for Assembly {
+    /// As the plan has always shown it: one list of commands, `create` first.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.create.iter().count() + self.adds.len()))?;
+        for c in self
+            .create
+            .iter()
+            .chain(self.adds.iter().map(|a| &a.command))
+        {
+            seq.serialize_element(c)?;
+        }
+        seq.end()
+    }
+}
+
+/// A command that may be missing, shown as an empty argument vector then.
+fn command_or_empty<S: serde::Serializer>(c: &Option<Command>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => c.serialize(s),
+        None => s.collect_seq(std::iter::empty::<&str>()),
+    }
 }
 
 /// A reference that names one platform's image of a list (its image manifest).
@@ -452,7 +496,7 @@ impl Reach<'_> {
 pub enum Step {
     /// Reads what `tag` holds before anything moves, for the report and for `--atomic` to put
     /// back.
-    Record { tag: ImageRef, argv: Vec<String> },
+    Record { tag: ImageRef, argv: Command },
     /// What `tag` held when the registry check read it (`None`: it did not exist): no command.
     Held {
         tag: ImageRef,
@@ -462,17 +506,17 @@ pub enum Step {
     /// else the first tag. `verify` reads the index back: its digest is what the tags get.
     Push {
         to: ImageRef,
-        argv: Vec<String>,
+        argv: Command,
         /// Where `podman manifest push --digestfile` writes the pushed index's digest (a remote
         /// podman writes nothing: then the digest read back is the pushed one).
         digestfile: String,
-        verify: Vec<String>,
+        verify: Command,
         /// A marker tag (`mab-inputs-HEX`), not a release tag.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         marker: bool,
         /// Puts back what `to` held, if it is a release tag (`--atomic`, after a failure).
         #[serde(skip_serializing_if = "Option::is_none")]
-        restore: Option<Vec<String>>,
+        restore: Option<Command>,
     },
     /// Points `tag` at the pushed index (`REPO@<digest of the pushed index>`), or at its entry
     /// for `platform` (`REPO@<digest of its linux/amd64 image>`), by a copy in the registry,
@@ -482,16 +526,16 @@ pub enum Step {
         /// A platform's tag: it gets that platform's image manifest, not the index.
         #[serde(skip_serializing_if = "Option::is_none")]
         platform: Option<Platform>,
-        argv: Vec<String>,
+        argv: Command,
         /// The index (or the platform's image), when the registry held it before the run (an
         /// unchanged list's): else the one pushed.
         #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<String>,
-        verify: Vec<String>,
+        verify: Command,
         /// Where skopeo writes the digest it copied (and its restore, the one it put back).
         digestfile: String,
         /// Puts back what `tag` held (`--atomic`, after a failure).
-        restore: Vec<String>,
+        restore: Command,
     },
 }
 
@@ -513,7 +557,7 @@ impl Step {
     }
 
     /// The step's command, if it runs one.
-    pub fn argv(&self) -> Option<&[String]> {
+    pub fn argv(&self) -> Option<&Command> {
         match self {
             Self::Record { argv, .. } | Self::Push { argv, .. } | Self::Copy { argv, .. } => {
                 Some(argv)
@@ -522,8 +566,8 @@ impl Step {
         }
     }
 
-    /// The command that puts back what the step's tag held, with [`HELD`] in it.
-    pub fn restore(&self) -> Option<&[String]> {
+    /// The command that puts back what the step's tag held, with a [`Hole::Held`] in it.
+    pub fn restore(&self) -> Option<&Command> {
         match self {
             Self::Push {
                 restore: Some(r), ..
@@ -548,6 +592,9 @@ pub struct Selection {
     /// Only the images these changes touch and their dependents (of those `patterns` match);
     /// their dependencies are not rebuilt.
     pub changes: Option<Changes>,
+    /// `mab run --no-push`: nothing leaves this machine, so no build pushes cache layers
+    /// (`--cache-to`).
+    pub no_push: bool,
 }
 
 /// A command line a person can paste into a POSIX shell: how every argv of a plan is shown.
@@ -599,6 +646,6 @@ pub fn plan(
     graph.check_cycles()?;
     Ok(Plan {
         changed_since,
-        ..graph.into_plan(&selected, &selection.platforms)
+        ..graph.into_plan(&selected, &selection.platforms, !selection.no_push)
     })
 }
