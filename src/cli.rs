@@ -274,11 +274,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                 })?;
             }
             eprint!("{}", output::warnings(&plan));
-            write_stdout(|out| match format {
+            let written = write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
                 Format::Json => output::json(&plan, out),
                 Format::Dot => output::dot(&plan, out),
-            })
+            });
+            // The process ends here: freeing a large plan piece by piece is wasted work (4% of
+            // the instructions of a 1,000-image plan).
+            std::mem::forget(plan);
+            written
         }
     }
 }

@@ -181,8 +181,14 @@ pub fn warnings(plan: &Plan) -> String {
 }
 
 pub fn json(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, plan)?;
-    writeln!(out)
+    // Written into memory first: through `dyn Write` each of the millions of pieces of a large
+    // plan's JSON is a call of its own (a third of `mab plan`'s instructions for 1,000 images).
+    // About 3 KB per build (its command, inputs and its list's share): grown in place rather
+    // than copied at each doubling.
+    let mut bytes = Vec::with_capacity(4096 * (plan.builds.len() + plan.manifests.len()) + 4096);
+    serde_json::to_writer_pretty(&mut bytes, plan)?;
+    bytes.push(b'\n');
+    out.write_all(&bytes)
 }
 
 fn dot_quote(s: &str) -> String {
