@@ -15,10 +15,12 @@ mod command;
 mod deps;
 mod graph;
 mod nodes;
+mod publish;
 mod render;
 mod wiring;
+pub use crate::reference::registry_of;
 pub use command::{Arg, Command, CommandKind, Hole, Holed};
-pub use render::{ToPublish, copy_command, copy_step, inspect_command, publication, registry_of};
+pub use publish::{ToPublish, copy_command, copy_step, inspect_command, publication};
 #[cfg(test)]
 mod tests;
 
