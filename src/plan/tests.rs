@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ErrorKind;
+use crate::reference::ImageRef;
 
 /// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml.
 fn plan_of(
