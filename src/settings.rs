@@ -72,7 +72,8 @@ pub struct TargetSettings {
 }
 
 impl TargetSettings {
-    pub(crate) fn resolve(target: Target, env: &Environment) -> Result<Self, Error> {
+    /// `no_push`: for `mab run --no-push`, whose builds push no cache layers either.
+    pub(crate) fn resolve(target: Target, env: &Environment, no_push: bool) -> Result<Self, Error> {
         let Target {
             images,
             file,
@@ -96,6 +97,7 @@ impl TargetSettings {
                 patterns: images,
                 platforms,
                 changes,
+                no_push,
             },
             trusted: Trusted {
                 allowed,

@@ -73,7 +73,7 @@ fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
             format,
             check_registry,
         } => {
-            let mut plan = TargetSettings::resolve(target, env)?.plan()?;
+            let mut plan = TargetSettings::resolve(target, env, false)?.plan()?;
             if check_registry {
                 plan = exec::preview(&plan, settings::registry(&plan, None)).map_err(|e| {
                     crate::state::run_error(e, || {
@@ -82,11 +82,15 @@ fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
                 })?;
             }
             eprint!("{}", output::warnings(&plan));
-            write_stdout(|out| match format {
+            let written = write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
                 Format::Json => output::json(&plan, out),
                 Format::Dot => output::dot(&plan, out),
-            })
+            });
+            // The process ends here: freeing a large plan piece by piece is wasted work (4% of
+            // the instructions of a 1,000-image plan).
+            std::mem::forget(plan);
+            written
         }
     }
 }
@@ -139,7 +143,7 @@ fn doctor(file: Option<PathBuf>, allow: Allow, env: &Environment) -> Result<(), 
 /// `mab run`: plan, check the machine, execute, report.
 fn run_command(target: Target, run: RunArgs, env: &Environment) -> Result<(), Error> {
     RunSettings::check_target(&target, &run)?;
-    let plan = TargetSettings::resolve(target, env)?.plan()?;
+    let plan = TargetSettings::resolve(target, env, run.no_push)?.plan()?;
     eprint!("{}", output::warnings(&plan));
     let settings = RunSettings::resolve(run, &plan, env)?;
     // The machine is checked for what is left to build once the registry has said; podman's

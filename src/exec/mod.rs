@@ -35,7 +35,7 @@ mod verify;
 use coordinator::Drained;
 pub use events::RunEvent;
 use outcomes::Outcomes;
-use prepare::{clear_outputs, without_cache_pushes, write_dockerfile_copies, write_ignore_files};
+use prepare::{clear_outputs, write_dockerfile_copies, write_ignore_files};
 pub use report::{
     BuildReport, Held, JobKind, JobTiming, ManifestReport, Report, Status, TagReport, TagStatus,
 };
@@ -198,14 +198,8 @@ pub fn run(
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
     // What the registry check added (marker pushes) writes files too.
     clear_outputs(work, &state)?;
-    // Pushing nothing means no cache layers either.
-    let local;
-    let work = if opts.push {
-        work
-    } else {
-        local = without_cache_pushes(work);
-        &local
-    };
+    // Pushing nothing means no cache layers either: the plan of `--no-push` has no
+    // `--cache-to` (`Selection::no_push`).
     // A run that builds nothing needs nothing of the machine's podman.
     if !work.builds.is_empty() && !preflight(work) {
         return Ok(None);
@@ -311,9 +305,9 @@ fn execute(
     // that holds some of its images.
     for m in scheduler.partial_lists() {
         let man = &plan.manifests[m];
-        if !man.remove_stale.is_empty() {
+        if let Some(rm) = &man.remove_stale {
             let log = &manifests[m].log;
-            let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
+            let _ = runner.command(&rm.argv(), log, false, None, When::Cleanup);
         }
     }
     let (build_status, manifest_status, success) = scheduler.finish();
@@ -424,7 +418,7 @@ mod tests {
             platform: platform.parse().unwrap(),
             depends_on: Vec::new(),
             local_image: String::new(),
-            argv: Vec::new(),
+            argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

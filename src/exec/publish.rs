@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inputs::digest_of;
-use crate::plan::{HELD, Manifest, PUSHED_INDEX, Step, image_of};
+use crate::plan::{Hole, Manifest, Step};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
@@ -130,7 +130,7 @@ impl Runner<'_> {
                 Ok(None)
             }
             Step::Record { tag, argv } => {
-                let raw = self.read(argv, log).map_err(|f| Failure {
+                let raw = self.read(&argv.argv(), log).map_err(|f| Failure {
                     reason: format!(
                         "reading what {tag} holds from registry {} failed: {}",
                         tag.repository.registry(),
@@ -149,8 +149,15 @@ impl Runner<'_> {
                 verify,
                 ..
             } => {
-                let (digest, images) =
-                    self.push_index(m, to, argv, digestfile, verify, expected, log)?;
+                let (digest, images) = self.push_index(
+                    m,
+                    to,
+                    &argv.argv(),
+                    digestfile,
+                    &verify.argv(),
+                    expected,
+                    log,
+                )?;
                 seen.index = Some(digest.clone());
                 seen.images = images;
                 Ok(Some(digest))
@@ -170,11 +177,10 @@ impl Runner<'_> {
                         found.map(|(_, d)| d.clone())
                     })
                     .expect("a plan copies to a platform's tags after its push");
-                let argv: Vec<String> = argv
-                    .iter()
-                    .map(|a| a.replace(&image_of(platform), &digest))
-                    .collect();
-                self.copy_image(tag, &argv, verify, &digest, log)?;
+                let argv = argv
+                    .fill(|h| (*h == Hole::ImageOf(platform.clone())).then(|| digest.clone()))
+                    .argv();
+                self.copy_image(tag, &argv, &verify.argv(), &digest, log)?;
                 Ok(Some(digest))
             }
             Step::Copy {
@@ -189,11 +195,10 @@ impl Runner<'_> {
                     .or_else(|| seen.index.clone())
                     .expect("a plan copies to its tags after its push");
                 seen.index = Some(digest.clone());
-                let argv: Vec<String> = argv
-                    .iter()
-                    .map(|a| a.replace(PUSHED_INDEX, &digest))
-                    .collect();
-                self.copy(m, tag, &argv, verify, &digest, log)?;
+                let argv = argv
+                    .fill(|h| (*h == Hole::PushedIndex).then(|| digest.clone()))
+                    .argv();
+                self.copy(m, tag, &argv, &verify.argv(), &digest, log)?;
                 Ok(Some(digest))
             }
         }
@@ -326,7 +331,7 @@ impl Runner<'_> {
             };
             report.status = match &report.before {
                 Some(Held::Digest(old)) => {
-                    let argv: Vec<String> = restore.iter().map(|a| a.replace(HELD, old)).collect();
+                    let argv = restore.fill(|h| (*h == Hole::Held).then(|| old.clone())).argv();
                     match self.retrying(log, || self.command(&argv, log, false, None, When::Cleanup))
                     {
                         Ok(_) => TagStatus::Restored,

@@ -293,7 +293,7 @@ impl<'a> Graph<'a> {
         err.with_help("remove one of these dependencies (from `depends_on`, or the `FROM` line that names the other image)")
     }
 
-    pub fn into_plan(self, selected: &[bool], platforms: &[Platform]) -> Plan {
+    pub fn into_plan(self, selected: &[bool], platforms: &[Platform], push: bool) -> Plan {
         let keep = |p: &Platform| platforms.is_empty() || platforms.contains(p);
         let mut kept: Vec<bool> = self
             .nodes
@@ -349,7 +349,7 @@ impl<'a> Graph<'a> {
         );
         let builds: Vec<Build> = order
             .par_iter()
-            .map(|&(i, b)| self.build(i, b, selected, &assignment))
+            .map(|&(i, b)| self.build(i, b, selected, &assignment, push))
             .collect();
         let manifests = self
             .instances
