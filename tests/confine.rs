@@ -4,7 +4,7 @@
 //! `--changed-since` never look through a symlink that leaves the context; `--report` is the
 //! user's alone. `mab run` goes against the stand-in podman (tests/fake).
 
-mod common;
+use crate::common;
 
 use common::text;
 

@@ -1,6 +1,6 @@
 //! `mab doctor`, and the checks `mab run` makes before it starts.
 
-mod common;
+use crate::common;
 
 use common::text;
 

@@ -3,7 +3,7 @@
 //! the list, its arm64 entry taken `from` the first job's tag. Needs what scripts/test-env.sh
 //! sets up and `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
@@ -77,6 +77,7 @@ fn entry(registry: &Registry, reference: &str, arch: &str) -> String {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_list_takes_one_platform_from_a_registry_image() {
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let (arm_ref, app_ref) = (format!("{host}/ext/arm-job:1"), format!("{host}/ext/app:1"));

@@ -2,17 +2,14 @@
 //! rerun builds and pushes when nothing, one image, a chain's root, a tag or a base image
 //! changed. Needs what scripts/test-env.sh sets up and `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
 fn run(p: &Project, args: &[&str]) -> serde_json::Value {
@@ -100,7 +97,7 @@ const TAGS: [&str; 4] = ["root-a:1", "leaf-a:1", "root-b:1", "leaf-b:1"];
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn reruns_build_only_what_changed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let repo = format!("{}/inc", registry.host());
     let p = project(&registry, "[\"1\"]");
@@ -173,7 +170,7 @@ fn reruns_build_only_what_changed() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     // The upstream: another project that publishes the base image.
@@ -225,7 +222,7 @@ fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     // A fresh storage has no local base image: it comes from the registry too, published by
@@ -316,7 +313,7 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_platform_dockerfile_is_an_input_of_its_build() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let repo = format!("{host}/inc");

@@ -1,7 +1,7 @@
 //! Every class of bad config, run through the real binary: each must exit with code 2, print
 //! nothing on stdout, and say what is wrong and where (snapshotted).
 
-mod common;
+use crate::common;
 
 use common::Project;
 use insta_cmd::assert_cmd_snapshot;

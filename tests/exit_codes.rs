@@ -1,7 +1,7 @@
 //! Each exit code of the one table (`mab::EXIT_CODES`) from a real case, and the README's table
 //! the same as the code's.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

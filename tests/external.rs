@@ -3,7 +3,7 @@
 //! platform, the list holds that digest, and a moved tag makes a new list. tests/e2e_external.rs
 //! does it on the real registry.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

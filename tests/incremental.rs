@@ -2,7 +2,7 @@
 //! pushes and reports when nothing, one image or one tag changed. tests/e2e.rs does the same on
 //! a real registry.
 
-mod common;
+use crate::common;
 
 use common::SpawnCaptured;
 use common::fake::{Run, project, run};

@@ -1,6 +1,6 @@
 //! `mab init`, `mab completions`, `mab man`: run as a user would.
 
-mod common;
+use crate::common;
 
 use common::Project;
 

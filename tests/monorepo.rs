@@ -1,7 +1,7 @@
 //! A monorepo of several `multiarch.toml` files, built by the tests in a temporary git
 //! repository: discovery, inherited defaults, cross-file dependencies and `--changed-since`.
 
-mod common;
+use crate::common;
 
 use common::{Project, each, find, strings};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `mab plan` run as a user runs it: the real binary on the shipped examples and scratch projects,
 //! with its output snapshotted in all three formats.
 
-mod common;
+use crate::common;
 
 use common::{Project, each, find, strings};
 use insta_cmd::assert_cmd_snapshot;

@@ -2,7 +2,7 @@
 //! (tests/fake). The real thing is tested in tests/e2e.rs; these cover timing and error paths
 //! that a real build would make slow or hard to provoke.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,6 @@
 //! Helpers shared by the CLI tests: scratch projects in temporary directories and the real
 //! `mab` binary run inside them.
 
-#![allow(dead_code)]
-
 pub mod fake;
 pub mod procs;
 pub mod proxy;
@@ -16,6 +14,14 @@ use tempfile::TempDir;
 /// The local base image scripts/test-env.sh makes: a manifest list of linux/amd64, linux/arm64
 /// and linux/arm/v7 busybox images.
 pub const BASE: &str = "localhost/mab-test/busybox:latest";
+
+/// Holds the one end-to-end test that may run: they share podman's storage, its local tag names
+/// and the machine's cores. One lock for every module, as they were one binary each and those
+/// ran one after another; a test that panicked leaves the lock usable.
+pub fn e2e_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A finished command's stdout then stderr, for assertion messages.
 pub fn text(out: &std::process::Output) -> String {
