@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Build, Manifest};
 use crate::platform::Platform;
 
 /// How a build or a manifest list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Built,
@@ -48,7 +48,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildReport {
     pub id: String,
     pub image: String,
@@ -71,7 +71,7 @@ pub struct BuildReport {
 }
 
 /// One tag of a list: what it held before the run, what it was to get, and how that went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TagReport {
     pub reference: String,
     #[serde(flatten)]
@@ -87,7 +87,7 @@ pub struct TagReport {
 }
 
 /// What a tag held before the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Held {
     /// It did not exist (`null` in the report).
@@ -106,7 +106,7 @@ impl Held {
 }
 
 /// How a tag of a list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TagStatus {
     /// It points at the list's index now, and held something else before.
@@ -133,7 +133,7 @@ impl TagStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestReport {
     pub image: String,
     pub list: String,
@@ -147,14 +147,14 @@ pub struct ManifestReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
     /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", skip_deserializing)]
     pub external: Vec<crate::plan::ExternalEntry>,
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub run_id: String,
     pub run_dir: PathBuf,
