@@ -4,50 +4,56 @@
 
 use crate::common;
 
-use common::{BASE, text};
+use common::BASE;
 
 use std::collections::BTreeMap;
 
 use common::Project;
 use common::registry::Registry;
+use mab::exec::{Report, Status};
 
-/// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
-fn run(p: &Project, args: &[&str]) -> serde_json::Value {
+/// `mab run ARGS` in `p` with a report, which it returns; the run must succeed.
+fn run(p: &Project, args: &[&str]) -> Report {
     run_with(p, args, &[])
 }
 
-fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
-    let (out, report) = p.run_reported(args, env);
-    assert!(out.status.success(), "mab run failed:\n{}", text(&out));
-    report
+fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Report {
+    p.test()
+        .real_podman()
+        .args(["run", "--progress", "plain"])
+        .report()
+        .args(args)
+        .envs(env.iter().copied())
+        .status(0)
+        .run()
+        .report()
 }
 
 /// `build id -> status` and `image -> status` of a report.
-fn statuses(report: &serde_json::Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let of = |key: &str, name: &str| {
-        report[key]
-            .as_array()
-            .unwrap()
+fn statuses(report: &Report) -> (BTreeMap<&str, &Status>, BTreeMap<&str, &Status>) {
+    (
+        report
+            .builds
             .iter()
-            .map(|e| {
-                (
-                    e[name].as_str().unwrap().to_string(),
-                    e["status"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    (of("builds", "id"), of("manifests", "image"))
+            .map(|b| (b.id.as_str(), &b.status))
+            .collect(),
+        report
+            .manifests
+            .iter()
+            .map(|m| (m.image.as_str(), &m.status))
+            .collect(),
+    )
 }
 
-/// The images whose builds ran.
-fn built(report: &serde_json::Value) -> Vec<String> {
-    let (builds, _) = statuses(report);
-    let mut images: Vec<String> = builds
+/// The images whose builds ran, sorted.
+fn built(report: &Report) -> Vec<&str> {
+    let mut images: Vec<&str> = report
+        .builds
         .iter()
-        .filter(|(_, s)| *s == "built")
-        .map(|(id, _)| id.split('@').next().unwrap().to_string())
+        .filter(|b| b.status == Status::Built)
+        .map(|b| b.image.as_str())
         .collect();
+    images.sort();
     images.dedup();
     images
 }
@@ -109,8 +115,14 @@ fn reruns_build_only_what_changed() {
     p.git_commit("nothing changed");
     let noop = run(&p, &[]);
     let (builds, lists) = statuses(&noop);
-    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
-    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert!(
+        builds.values().all(|s| **s == Status::Unchanged),
+        "{builds:?}"
+    );
+    assert!(
+        lists.values().all(|s| **s == Status::Unchanged),
+        "{lists:?}"
+    );
     assert_eq!(digests(&registry, &repo, &TAGS), first);
 
     // One leaf changes: it alone is built, on its dependency's published image, and only its
@@ -152,7 +164,7 @@ fn reruns_build_only_what_changed() {
         &toml.replace("tags = [\"1\"]", "tags = [\"1\", \"2\"]"),
     );
     let tagged = run(&p, &[]);
-    assert!(built(&tagged).is_empty(), "{tagged:#}");
+    assert!(built(&tagged).is_empty(), "{tagged:?}");
     for image in ["root-a", "leaf-a", "root-b", "leaf-b"] {
         let one = registry.raw(&format!("{repo}/{image}:1")).unwrap();
         let two = registry.raw(&format!("{repo}/{image}:2")).unwrap();
@@ -264,12 +276,11 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     let podman = config(1);
     let cold = run_with(&p, &[], &[("MAB_PODMAN", &podman)]);
     assert_eq!(built(&cold), ["app"]);
-    let logs = |report: &serde_json::Value| -> Vec<String> {
-        report["builds"]
-            .as_array()
-            .unwrap()
+    let logs = |report: &Report| -> Vec<String> {
+        report
+            .builds
             .iter()
-            .map(|b| std::fs::read_to_string(b["log"].as_str().unwrap()).unwrap())
+            .map(|b| std::fs::read_to_string(&b.log).unwrap())
             .collect()
     };
     for log in logs(&cold) {
@@ -341,8 +352,14 @@ fn a_platform_dockerfile_is_an_input_of_its_build() {
 
     let noop = run(&p, &[]);
     let (builds, lists) = statuses(&noop);
-    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
-    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert!(
+        builds.values().all(|s| **s == Status::Unchanged),
+        "{builds:?}"
+    );
+    assert!(
+        lists.values().all(|s| **s == Status::Unchanged),
+        "{lists:?}"
+    );
     assert_eq!(digests(&registry, &repo, &["lsio:1"]), first);
 
     p.file(

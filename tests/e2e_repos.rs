@@ -14,11 +14,11 @@ use std::process::Output;
 use sha2::{Digest, Sha256};
 
 use common::registry::Registry;
-use common::{Project, find};
+use common::{Project, find, reported};
 
 /// `mab run` in `p`: the output and the report.
 fn run(p: &Project) -> (Output, serde_json::Value) {
-    p.run_reported(&[], &[])
+    reported(p, &[])
 }
 
 fn raw(reference: &str) -> Vec<u8> {

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 
 use common::proxy::{Fault, Proxy};
 use common::registry::Registry;
-use common::{Project, find};
+use common::{Project, find, reported};
 
 /// `mab run ARGS` in `p`: the output and the report.
 fn run(p: &Project, args: &[&str]) -> (Output, serde_json::Value) {
-    p.run_reported(args, &[])
+    reported(p, args)
 }
 
 fn raw(reference: &str) -> Vec<u8> {

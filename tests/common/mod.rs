@@ -5,6 +5,9 @@ pub mod fake;
 pub mod procs;
 pub mod proxy;
 pub mod registry;
+mod test;
+
+pub use test::{Outcome, Test};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,30 +111,6 @@ impl Project {
         cmd
     }
 
-    /// `mab run ARGS` with plain progress and a JSON report, `env` added, and the machine's
-    /// `CONTAINERS_REGISTRIES_CONF` left out (e2e configs mark their registries themselves): the
-    /// output and the report, which must exist.
-    pub fn run_reported(
-        &self,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> (std::process::Output, serde_json::Value) {
-        let report = self.path().join("report.json");
-        let _ = std::fs::remove_file(&report);
-        let mut full = vec!["run", "--progress", "plain", "--report"];
-        full.push(report.to_str().expect("a UTF-8 temp path"));
-        full.extend_from_slice(args);
-        let out = self
-            .mab(&full)
-            .env_remove("CONTAINERS_REGISTRIES_CONF")
-            .envs(env.iter().copied())
-            .output()
-            .expect("mab runs");
-        let json = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("no report ({e}):\n{}", text(&out)));
-        (out, json)
-    }
-
     /// Insta settings that hide this project's temporary path.
     pub fn settings(&self) -> insta::Settings {
         let mut s = insta::Settings::clone_current();
@@ -142,6 +121,21 @@ impl Project {
         s.set_prepend_module_to_snapshot(false);
         s
     }
+}
+
+/// `mab run --progress plain ARGS` in `p` with the real podman: the output and the report as
+/// JSON, for the tests that read what the report's type does not keep apart (a tag's `before`
+/// that was `null` or left out).
+pub fn reported(p: &Project, args: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let run = p
+        .test()
+        .real_podman()
+        .args(["run", "--progress", "plain"])
+        .report()
+        .args(args)
+        .run();
+    let json = run.report_json();
+    (run.out, json)
 }
 
 /// A JSON array of strings (an argv, a list of tags).
