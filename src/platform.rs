@@ -273,6 +273,15 @@ impl Serialize for Platform {
     }
 }
 
+/// Reads back what `Serialize` wrote (a run's report, in the tests).
+impl<'de> serde::Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,13 +2,11 @@
 //! on a remote node by that node's version (issue 20), with the stand-in podman (tests/fake),
 //! which claims FAKE_VERSION here and FAKE_NODE_VERSION on every node.
 
-mod common;
-
-use common::text;
+use crate::common::text;
 
 use std::path::Path;
 
-use common::Project;
+use crate::common::Project;
 
 /// A heredoc in the stage every build reaches; amd64 builds here, arm64 on the node `arm`.
 fn project() -> Project {

@@ -4,15 +4,13 @@
 //! this version. scripts/test.sh runs them on Debian 12's podman 4.3.1, scripts/podman5-root.sh
 //! on Debian 13's 5.4.2: both columns of the table are measured here, not copied.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{BASE, text};
+use crate::common::{self, BASE, text};
 use mab::podman_features::{Does, Feature, Verdict, Version, row};
 
 /// What one build did with the feature.
@@ -134,7 +132,10 @@ macro_rules! e2e_test {
             not(e2e),
             ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
         )]
-        fn $name() $body
+        fn $name() {
+            let _serial = common::e2e_serial();
+            $body
+        }
     };
 }
 

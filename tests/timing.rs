@@ -2,9 +2,7 @@
 //! which issue 22's timeline and trace read, checked against what the stand-in podman logged
 //! of when each build really ran.
 
-mod common;
-
-use common::fake::{project, run};
+use crate::common::fake::{project, run};
 use serde_json::Value;
 
 /// `(start_ms, end_ms, slot)` of every job of `kind` in the report's `section`.

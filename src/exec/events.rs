@@ -31,7 +31,7 @@ impl Job {
 
 /// Which slots a job took: builds and list jobs have slots of their own, as list jobs mostly
 /// wait on the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
     Builds,
@@ -40,7 +40,7 @@ pub enum Lane {
 
 /// Where a job ran: its build node (`None`: this machine, without `[nodes]` or for list jobs)
 /// and which of that node's slots of its lane.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Place {
     pub node: Option<String>,
     pub lane: Lane,

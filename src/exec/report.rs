@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Build, Manifest};
 use crate::platform::Platform;
@@ -11,7 +11,7 @@ use super::events::{Place, Span};
 use super::schedule::Job;
 
 /// How a build or a manifest list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Built,
@@ -51,7 +51,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildReport {
     pub id: String,
     pub image: String,
@@ -77,7 +77,7 @@ pub struct BuildReport {
 }
 
 /// Which kind of job of a build or list ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Build,
@@ -96,7 +96,7 @@ impl From<Job> for JobKind {
 }
 
 /// When one job ran, in milliseconds from the start of the run, and where: its node and slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTiming {
     pub job: JobKind,
     pub start_ms: u64,
@@ -117,7 +117,7 @@ impl JobTiming {
 }
 
 /// One tag of a list: what it held before the run, what it was to get, and how that went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagReport {
     pub reference: String,
     #[serde(flatten)]
@@ -133,7 +133,7 @@ pub struct TagReport {
 }
 
 /// What a tag held before the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Held {
     /// It did not exist (`null` in the report).
@@ -152,7 +152,7 @@ impl Held {
 }
 
 /// How a tag of a list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TagStatus {
     /// It points at the list's index now, and held something else before.
@@ -179,7 +179,7 @@ impl TagStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestReport {
     pub image: String,
     pub list: String,
@@ -193,7 +193,7 @@ pub struct ManifestReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
     /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", skip_deserializing)]
     pub external: Vec<crate::plan::ExternalEntry>,
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,7 +203,7 @@ pub struct ManifestReport {
     pub jobs: Vec<JobTiming>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub run_id: String,
     pub run_dir: PathBuf,
