@@ -4,6 +4,7 @@
 //! into instances and renders their templates, [`plan`] turns instances into a DAG of
 //! per-platform builds and per-instance manifest lists, [`output`] prints it.
 
+pub mod attach;
 pub mod changes;
 pub mod cli;
 pub mod config;
