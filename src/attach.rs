@@ -317,6 +317,18 @@ fn read_index(
         .transpose()
 }
 
+/// Whether an index entry stands for the artifact `new` describes: the same manifest, or one
+/// of the same type by the same generator. An SBOM generator that stamps each document with a
+/// time or a serial number (syft) makes a new digest on every run; one per kind and generator
+/// is what a consumer wants, so a rebuilt image of the same digest gets nothing new.
+fn same_kind(entry: &Descriptor, new: &Descriptor) -> bool {
+    let get = |d: &Descriptor, k: &str| d.annotations.get(k).cloned();
+    entry.digest == new.digest
+        || (get(entry, ARTIFACT_TYPE) == get(new, ARTIFACT_TYPE)
+            && get(entry, GENERATOR).is_some()
+            && get(entry, GENERATOR) == get(new, GENERATOR))
+}
+
 /// Attaches `artifacts` to `subject`: pushes the ones its fallback index does not list yet,
 /// with the index listing them all, through an OCI layout in `work` (a fresh directory).
 /// Returns every artifact's [`Referrer`], `new` for those pushed now.
@@ -330,22 +342,17 @@ pub fn push(
     let existing = read_index(cmds, access, subject)?;
     let mut index = existing.clone().unwrap_or_else(Index::empty);
     let built: Vec<Built> = artifacts.iter().map(|a| manifest(subject, a)).collect();
-    let listed =
-        |d: &Descriptor, index: &Index| index.manifests.iter().any(|m| m.digest == d.digest);
-    let fresh: Vec<&Built> = built
-        .iter()
-        .filter(|b| !listed(&b.descriptor, &index))
-        .collect();
-    let out = built
-        .iter()
-        .map(|b| {
-            Referrer::of(
-                &subject.repository,
-                &b.descriptor,
-                !listed(&b.descriptor, &index),
-            )
-        })
-        .collect();
+    let mut fresh: Vec<&Built> = Vec::new();
+    let mut out = Vec::with_capacity(built.len());
+    for b in &built {
+        match index.manifests.iter().find(|m| same_kind(m, &b.descriptor)) {
+            Some(there) => out.push(Referrer::of(&subject.repository, there, false)),
+            None => {
+                out.push(Referrer::of(&subject.repository, &b.descriptor, true));
+                fresh.push(b);
+            }
+        }
+    }
     if fresh.is_empty() {
         return Ok(out);
     }

@@ -27,6 +27,7 @@ pub mod platform;
 pub mod podman_features;
 pub mod process_ledger;
 pub mod progress;
+pub mod provenance;
 pub mod reference;
 pub mod settings;
 pub mod state;

@@ -109,6 +109,23 @@ fn artifacts_attach_through_the_fallback_index_and_twice_adds_nothing() {
     .unwrap();
     assert!(third.iter().all(|r| !r.new));
     assert_eq!(raw_bytes(&subject.fallback_reference()), index);
+    // A new document of a kind and generator already attached (syft's differ on every run)
+    // is not attached either: the one there stands.
+    let again = artifact(
+        "application/vnd.cyclonedx+json",
+        r#"{"bomFormat":"CycloneDX","x":1}"#,
+    );
+    let fourth = attach::push(
+        &mut Processes,
+        &access,
+        &subject,
+        &[again],
+        &work.path().join("4"),
+    )
+    .unwrap();
+    assert_eq!(fourth[0].digest, first[0].digest);
+    assert!(!fourth[0].new);
+    assert_eq!(raw_bytes(&subject.fallback_reference()), index);
     // The image itself is untouched.
     assert_eq!(raw_bytes(&format!("{repo}:arm64")), raw);
 }
