@@ -29,6 +29,7 @@ pub mod process_ledger;
 pub mod progress;
 pub mod provenance;
 pub mod reference;
+pub mod sbom;
 pub mod settings;
 pub mod state;
 pub mod supervise;
