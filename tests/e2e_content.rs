@@ -129,3 +129,104 @@ fn artifacts_attach_through_the_fallback_index_and_twice_adds_nothing() {
     // The image itself is untouched.
     assert_eq!(raw_bytes(&format!("{repo}:arm64")), raw);
 }
+
+fn podman(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("podman")
+        .args(args)
+        .env("BUILDAH_ISOLATION", "chroot")
+        .output()
+        .expect("podman runs");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        common::text(&out)
+    );
+    out.stdout
+}
+
+/// The busybox of each test-env base image is the real binary of its platform (Debian's
+/// busybox-static): read from podman's overlay storage, its header names that platform.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn real_binaries_of_each_base_platform_are_read_as_that_platform() {
+    use mab::content::{Machine, elf, layers};
+    for (tag, platform) in [
+        ("amd64", "linux/amd64"),
+        ("arm64", "linux/arm64"),
+        ("armhf", "linux/arm/v7"),
+        ("i386", "linux/386"),
+    ] {
+        let name = format!("localhost/mab-test/busybox:{tag}");
+        let image = layers::parse_inspect(&podman(&["image", "inspect", &name]))
+            .unwrap()
+            .remove(0);
+        assert_eq!(image.driver, "overlay", "these tests read overlay storage");
+        let busybox = std::fs::read(image.dirs[0].join("bin/busybox")).unwrap();
+        let found = elf::read(&busybox).unwrap();
+        assert_eq!(
+            Some(found),
+            Machine::of(&platform.parse().unwrap()),
+            "{name}: {found}"
+        );
+    }
+}
+
+/// An arm64 image whose own layer adds an x86-64 binary: the check of its own layers (not the
+/// base's) finds exactly that file, and an `allow` glob exempts it.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn the_own_layers_of_a_real_image_hold_the_foreign_binary() {
+    use mab::content::{Checker, Machine, layers};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/proc/self/exe", dir.path().join("tool")).unwrap();
+    std::fs::write(
+        dir.path().join("Containerfile"),
+        "FROM localhost/mab-test/busybox:arm64\nCOPY tool /usr/bin/tool\nRUN echo hi > /hello\n",
+    )
+    .unwrap();
+    let name = format!(
+        "localhost/mab-test-content/own-{}:arm64",
+        std::process::id()
+    );
+    podman(&[
+        "build",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        &name,
+        dir.path().to_str().unwrap(),
+    ]);
+    let images = layers::parse_inspect(&podman(&[
+        "image",
+        "inspect",
+        &name,
+        "localhost/mab-test/busybox:arm64",
+    ]))
+    .unwrap();
+    let own = layers::own_layers(&images[0].layers, &[&images[1].layers]);
+    assert_eq!(own, images[0].layers.len() - 1);
+    let arm64 = Machine::of(&"linux/arm64".parse().unwrap()).unwrap();
+    let check = |allow: &globset::GlobSet| {
+        let mut checker = Checker::new(arm64, allow);
+        layers::check_overlay(&images[0], own, &mut checker).unwrap();
+        checker.finish()
+    };
+    let counts = check(&globset::GlobSet::empty());
+    // The base's busybox (arm64) is not the build's: only its own files are counted.
+    assert_eq!(counts.elf, 1, "{counts:?}");
+    assert_eq!(counts.mismatches.len(), 1);
+    assert_eq!(counts.mismatches[0].path, "/usr/bin/tool");
+    assert!(counts.mismatches[0].found.contains("x86-64"), "{counts:?}");
+    let mut allow = globset::GlobSetBuilder::new();
+    allow.add(globset::Glob::new("/usr/bin/*").unwrap());
+    let counts = check(&allow.build().unwrap());
+    assert!(counts.mismatches.is_empty());
+    assert_eq!(counts.allowed, 1);
+    podman(&["rmi", &name]);
+}
