@@ -7,6 +7,7 @@
 pub mod check;
 pub mod elf;
 pub mod layers;
+pub mod plan;
 pub mod steps;
 
 pub use check::{Checker, Counts, Entry, Mismatch};
