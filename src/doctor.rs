@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod features;
+mod syft;
 
 use crate::native::Companion;
 use crate::plan::Plan;
@@ -165,6 +166,7 @@ pub fn checks_on(
         out.extend(platform_checks(plan, &Platform::host()));
         out.extend(node_checks(podman, plan));
         out.extend(version.iter().flat_map(|v| features::checks(plan, v)));
+        out.extend(syft::checks(plan));
         if network {
             let mut registries: Vec<&str> = plan
                 .manifests
