@@ -78,8 +78,9 @@ impl Outcomes {
 
     /// Job `job` ran during `span`: a build's time is its job's, a list's the sum of its jobs'.
     fn ended(&mut self, job: Job, span: &Span) {
-        let ms = span.elapsed().as_millis() as u64;
         let timing = JobTiming::new(job, span);
+        // In whole milliseconds of the report's own times, so that they add up there.
+        let ms = timing.end_ms - timing.start_ms;
         match job.subject() {
             Subject::Build(i) => {
                 self.builds[i].duration_ms = ms;
