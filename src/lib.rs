@@ -4,10 +4,12 @@
 //! into instances and renders their templates, [`plan`] turns instances into a DAG of
 //! per-platform builds and per-instance manifest lists, [`output`] prints it.
 
+pub mod attach;
 pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod content;
 pub mod dockerfile;
 pub mod doctor;
 pub mod error;
@@ -25,7 +27,9 @@ pub mod platform;
 pub mod podman_features;
 pub mod process_ledger;
 pub mod progress;
+pub mod provenance;
 pub mod reference;
+pub mod sbom;
 pub mod settings;
 pub mod state;
 pub mod supervise;

@@ -6,12 +6,14 @@
 mod common;
 
 mod confine;
+mod content_plan;
 mod corpus;
 mod docs;
 mod doctor;
 mod doctor_nodes;
 mod e2e;
 mod e2e_confine;
+mod e2e_content;
 mod e2e_deadlines;
 mod e2e_external;
 mod e2e_features;

@@ -161,6 +161,7 @@ pub(super) fn load_files(
         inherited.insert(dir.clone(), parent.under(file, dir)?);
     }
     let (builder, registries) = run_settings(parsed.values())?;
+    let content = super::content::parse(&parsed.values().collect::<Vec<_>>())?;
     // The nodes set up the whole run, as [builder] does: one file declares them.
     let mut with_nodes = parsed.iter().filter(|(_, f)| !f.raw.nodes.is_empty());
     let nodes = match (with_nodes.next(), with_nodes.next()) {
@@ -262,6 +263,7 @@ pub(super) fn load_files(
         builder,
         registries,
         nodes,
+        content,
         env: trusted.env.clone(),
         confine,
     })

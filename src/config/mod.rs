@@ -3,6 +3,7 @@
 //! validated [`Config`] ([`image`] checks each image): defaults merged, platforms parsed, paths
 //! checked. Templates stay unrendered here; `matrix` renders them.
 
+mod content;
 mod image;
 mod inherit;
 mod load;
@@ -11,6 +12,10 @@ mod nodes;
 mod paths;
 mod raw;
 
+pub use content::{
+    Check, CheckMode, Content, ProvenanceMode, RawCheck, RawProvenance, RawSbom, Sbom, SbomFormat,
+    SbomGenerator,
+};
 pub(crate) use image::pass_as_secret;
 use image::*;
 pub use load::*;
@@ -103,6 +108,8 @@ pub struct Config {
     pub registries: BTreeMap<String, RawRegistry>,
     /// `[nodes]`, sorted by name; empty: everything builds on this machine.
     pub nodes: Vec<Node>,
+    /// `[sbom]`, `[provenance]` and `[check]`.
+    pub content: Content,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
     /// Where the config's paths may lead: named contexts are checked when they are rendered.

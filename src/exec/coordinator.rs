@@ -144,6 +144,7 @@ pub(super) fn drain(
         queue: Queue {
             scheduler,
             pushed: HashMap::new(),
+            sboms: HashMap::new(),
         },
         outcomes: Outcomes::new(plan, run_dir),
         running: HashMap::new(),

@@ -103,6 +103,16 @@ pub enum RunEvent {
         at: Duration,
         place: Place,
     },
+    /// A build's content steps ended (the ELF check, the SBOM), before its `Built`.
+    Content {
+        build: usize,
+        content: super::content::BuildContent,
+    },
+    /// Artifacts were attached to a list's platform images (before its tags moved).
+    Attached {
+        list: usize,
+        attached: Vec<super::attachments::AttachedImage>,
+    },
     /// A build made its image (`published`: its node pushed it there, `REPO@DIGEST`).
     Built {
         build: usize,

@@ -19,6 +19,8 @@ pub(super) struct Queue {
     pub(super) scheduler: Scheduler,
     /// Build id → the digest its node pushed its image under.
     pub(super) pushed: HashMap<String, String>,
+    /// The SBOM made after each build, by build id, until its list attaches it.
+    pub(super) sboms: super::attachments::Sboms,
 }
 
 /// What a job's end changes in the run's state, applied on the coordinator: the scheduler
@@ -55,20 +57,29 @@ fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) ->
         label: planned.id.clone(),
         command: planned.argv.shell_line(),
         work: Box::new(move |runner| {
-            let result = runner.build(&build, &log);
+            let result = runner
+                .build(&build, &log)
+                .and_then(|built| Ok((built, runner.content(plan, &build, &log)?)));
             Box::new(move |queue, span| match result {
-                Ok(built) => {
+                Ok((built, mut content)) => {
                     if let Some(image) = &built.published {
                         let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
                         queue.pushed.insert(build.id.clone(), digest.to_string());
                     }
                     queue.scheduler.built(i, Ok(()));
-                    vec![RunEvent::Built {
-                        build: i,
-                        span,
-                        image_id: built.image_id,
-                        published: built.published,
-                    }]
+                    if let Some(sbom) = content.sbom.as_mut() {
+                        let document = std::mem::take(&mut sbom.document);
+                        queue.sboms.insert(build.id.clone(), document);
+                    }
+                    vec![
+                        RunEvent::Content { build: i, content },
+                        RunEvent::Built {
+                            build: i,
+                            span,
+                            image_id: built.image_id,
+                            published: built.published,
+                        },
+                    ]
                 }
                 Err(f) => {
                     queue.scheduler.built(i, Err(f.reason.clone()));
@@ -155,6 +166,11 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
     let planned = &plan.manifests[m];
     let log = list_log(run_dir, planned);
     let expected = expected_images(plan, m, &queue.pushed);
+    let sboms: super::attachments::Sboms = planned
+        .depends_on
+        .iter()
+        .filter_map(|id| Some((id.clone(), queue.sboms.get(id)?.clone())))
+        .collect();
     Prepared {
         label: planned.image.clone(),
         command: planned
@@ -164,7 +180,7 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
             .map(|c| c.shell_line())
             .unwrap_or_default(),
         work: Box::new(move |runner| {
-            let publication = runner.publish(planned, &expected, &log);
+            let publication = runner.publish(plan, planned, &expected, &sboms, &log);
             Box::new(move |queue, span| {
                 let moved = publication
                     .tags
@@ -182,6 +198,12 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
                             .map(|tag| RunEvent::Marker { list: m, tag }),
                     )
                     .collect();
+                if !publication.attached.is_empty() {
+                    events.push(RunEvent::Attached {
+                        list: m,
+                        attached: publication.attached,
+                    });
+                }
                 let result = match publication.failure {
                     None => {
                         events.push(RunEvent::Pushed {

@@ -18,6 +18,8 @@ use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::{Limits, Supervisor, When};
 
+mod attachments;
+mod content;
 mod coordinator;
 pub mod events;
 mod external;

@@ -60,6 +60,14 @@ impl Outcomes {
                     Subject::List(m) => self.manifests[m].log_tail.clone_from(tail),
                 }
             }
+            RunEvent::Content { build, content } => {
+                self.builds[*build].content = Some(content.clone());
+            }
+            RunEvent::Attached { list, attached } => {
+                self.manifests[*list]
+                    .attached
+                    .extend(attached.iter().cloned());
+            }
             RunEvent::Checked(_)
             | RunEvent::Started { .. }
             | RunEvent::Skipped { .. }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inputs::digest_of;
-use crate::plan::{Hole, Manifest, Step};
+use crate::plan::{Hole, Manifest, Plan, Step};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
@@ -21,6 +21,8 @@ pub(super) struct Publication {
     pub(super) tags: Vec<TagReport>,
     pub(super) marker: Option<TagReport>,
     pub(super) failure: Option<Failure>,
+    /// The artifacts attached to its platform images.
+    pub(super) attached: Vec<super::attachments::AttachedImage>,
 }
 
 /// What a publication has learnt so far: what each tag held, and the index.
@@ -42,16 +44,28 @@ impl Runner<'_> {
     /// ("blob unknown to registry").
     pub(super) fn publish(
         &self,
+        plan: &Plan,
         m: &Manifest,
         expected: &[(Platform, String)],
+        sboms: &super::attachments::Sboms,
         log: &Path,
     ) -> Publication {
+        let mut attached = Vec::new();
         let mut seen = Seen::default();
         let mut ended: HashMap<&ImageRef, TagStatus> = HashMap::new();
         let mut marker = None;
         let mut failure = None;
         for step in &m.publish {
-            match (self.step(m, step, expected, &mut seen, log), step) {
+            let mut result = self.step(m, step, expected, &mut seen, log);
+            // Right after the index is pushed (to the marker, or the first tag) and before
+            // any other tag moves, its platform images get their artifacts.
+            if let (Ok(Some(_)), Step::Push { .. }) = (&result, step) {
+                match self.attach(plan, m, &seen.images, sboms, log) {
+                    Ok(a) => attached = a,
+                    Err(f) => result = Err(f),
+                }
+            }
+            match (result, step) {
                 (Ok(None), _) => {}
                 (
                     Ok(Some(digest)),
@@ -110,6 +124,7 @@ impl Runner<'_> {
             tags,
             marker,
             failure,
+            attached,
         }
     }
 

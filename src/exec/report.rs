@@ -74,6 +74,9 @@ pub struct BuildReport {
     /// When and where its job ran; empty when it did not run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
+    /// The content check's counts and the SBOM made (issue 21).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<super::content::BuildContent>,
 }
 
 /// Which kind of job of a build or list ran.
@@ -201,6 +204,9 @@ pub struct ManifestReport {
     /// When and where each of its jobs (assembly, push) ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
+    /// The SBOMs and provenance attached to its platform images (issue 21).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<super::attachments::AttachedImage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +246,7 @@ impl BuildReport {
             log: build_log(run_dir, b),
             log_tail: None,
             jobs: Vec::new(),
+            content: None,
         }
     }
 }
@@ -258,6 +265,7 @@ impl ManifestReport {
             log: list_log(run_dir, m),
             log_tail: None,
             jobs: Vec::new(),
+            attached: Vec::new(),
         }
     }
 }

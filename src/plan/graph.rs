@@ -406,6 +406,7 @@ impl<'a> Graph<'a> {
             secrets: self.secrets(selected),
             builds,
             manifests,
+            content: Default::default(),
         }
     }
 

@@ -86,6 +86,9 @@ pub struct Plan {
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
+    /// `[check]`, `[sbom]`, `[provenance]`: shown only when the config has one of them.
+    #[serde(skip_serializing_if = "crate::content::plan::ContentPlan::unconfigured")]
+    pub content: crate::content::plan::ContentPlan,
 }
 
 /// A list the registry holds with the same input digest.
@@ -415,8 +418,14 @@ pub fn plan(
     graph.check_platforms(&selected, &selection.platforms)?;
     nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
+    let plan = graph.into_plan(&selected, &selection.platforms, !selection.no_push);
     Ok(Plan {
         changed_since,
-        ..graph.into_plan(&selected, &selection.platforms, !selection.no_push)
+        content: crate::content::plan::ContentPlan::new(
+            &config.content,
+            &plan.builds,
+            &plan.manifests,
+        ),
+        ..plan
     })
 }
