@@ -27,6 +27,7 @@ pub mod process_ledger;
 pub mod progress;
 pub mod reference;
 pub mod settings;
+pub mod sign;
 pub mod state;
 pub mod supervise;
 pub mod template;
