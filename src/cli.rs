@@ -74,6 +74,23 @@ enum Command {
         #[command(flatten)]
         allow: Allow,
     },
+    /// Write a signing key pair in cosign's format: PREFIX.key (encrypted with
+    /// COSIGN_PASSWORD) and PREFIX.pub, for `[signing] key = "PREFIX.key"`.
+    Keygen {
+        /// Where to write the pair (never over an existing file).
+        #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+        output_key_prefix: PathBuf,
+    },
+    /// Check what the registry holds for every tag of the plan: each index and its platforms
+    /// against the plan, and the signature of the index and of every platform's image with the
+    /// public key. Exit 1 on any miss.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// The public key (PEM); default: the `.pub` beside `[signing] key`.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
     /// Internal: the reaper `mab run` starts, which stops the run's commands if mab dies.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -259,6 +276,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             writeln!(out)
         }),
         Command::Run { target, run } => run_plan(&target, &run, &env),
+        Command::Keygen { output_key_prefix } => {
+            let (key, public) = crate::sign::keygen::keygen(&output_key_prefix)?;
+            eprintln!("wrote {} and {}", key.display(), public.display());
+            Ok(())
+        }
+        Command::Verify { target, key } => verify(&target, key.as_deref(), &env),
         Command::Plan {
             target,
             format,
@@ -336,6 +359,35 @@ fn doctor(file: Option<PathBuf>, allow: &Allow, env: &Environment) -> Result<(),
     Ok(())
 }
 
+/// `mab verify`: the registry against the plan and the public key.
+fn verify(target: &Target, key: Option<&Path>, env: &Environment) -> Result<(), Error> {
+    let plan = target.plan(env)?;
+    let key = crate::sign::verify::public_key(&plan, key)?;
+    let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain);
+    let text = crate::sign::verify::render(&verdicts);
+    write_stdout(|out| out.write_all(text.as_bytes()))?;
+    let failed = verdicts.iter().filter(|v| !v.ok()).count();
+    if failed > 0 {
+        return Err(Error::Failed(format!(
+            "{failed} of {} reference(s) do not hold what the plan and the key say",
+            verdicts.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The key of `[signing]`, opened before anything runs (a run that pushes nothing signs
+/// nothing): a missing key or wrong `COSIGN_PASSWORD` is the config's error, exit 2.
+fn signer(
+    plan: &crate::Plan,
+    run: &RunArgs,
+) -> Result<Option<std::sync::Arc<crate::sign::Signer>>, Error> {
+    match &plan.signing {
+        Some(signing) if !run.no_push => Ok(Some(std::sync::Arc::new(signing.open_with_env()?))),
+        _ => Ok(None),
+    }
+}
+
 /// `mab run`: plan, check the machine, execute, report.
 fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Error> {
     if !target.platforms.is_empty() && !run.no_push {
@@ -387,6 +439,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         reaper: std::env::current_exe()
             .ok()
             .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
+        signer: signer(&plan, run)?,
     };
     // The machine is checked for what is left to build once the registry has said; podman's
     // own part of the checks needs no plan, so it runs while the registry is read.

@@ -161,6 +161,17 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
                 writeln!(out, "  {}", shell_line(argv))?;
                 writeln!(out, "  {}  # verify", shell_line(verify))?;
             }
+            Step::Sign(s) => {
+                let what = s
+                    .platform
+                    .as_ref()
+                    .map_or("the index".to_string(), |p| format!("its {p} image"));
+                writeln!(
+                    out,
+                    "  {}  # sign {what}, unless its signature tag holds one of the key",
+                    shell_line(&s.push)
+                )?;
+            }
         }
     }
     for restore in steps.iter().filter_map(Step::restore) {

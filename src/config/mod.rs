@@ -102,6 +102,8 @@ pub struct Config {
     pub registries: BTreeMap<String, RawRegistry>,
     /// `[nodes]`, sorted by name; empty: everything builds on this machine.
     pub nodes: Vec<Node>,
+    /// `[signing]`: the key that signs what a run pushes; none: nothing is signed.
+    pub signing: Option<crate::sign::Signing>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
     /// Where the config's paths may lead: named contexts are checked when they are rendered.

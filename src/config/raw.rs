@@ -32,6 +32,9 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawNode>")]
     pub nodes: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    /// Signs every image and index a run pushes, in cosign's format (tag
+    /// `sha256-<hex>.sig` beside the image): the key that signs.
+    pub signing: Option<crate::sign::config::RawSigning>,
 }
 
 /// `[nodes.NAME]`.

@@ -31,6 +31,7 @@ mod published;
 mod report;
 mod runner;
 pub mod schedule;
+mod sign;
 mod verify;
 
 use ledger::{Done, Ledger};
@@ -70,6 +71,9 @@ pub struct Options {
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
+    /// The key that signs (`[signing]`), opened before the run: a wrong password fails the
+    /// run before anything is built.
+    pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
 /// The limits of registry commands: `timeout` (`mab run --registry-timeout`) over the plan's
@@ -156,6 +160,7 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
         build_timeout: None,
         registry: registry_limits(plan, None),
         retries: plan.retries,
+        signer: None,
     };
     let plan = &external::resolve(plan, &runner, &logs)?;
     let checked = published::check(plan, &runner, &logs)?;
@@ -198,6 +203,7 @@ pub fn run(
         build_timeout: opts.timeout,
         registry: opts.registry,
         retries: opts.retries,
+        signer: opts.signer.clone(),
     };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;

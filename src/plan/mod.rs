@@ -79,6 +79,9 @@ pub struct Plan {
     /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<Vec<Unchanged>>,
+    /// `[signing]`: where the key that signs every pushed image and index comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing: Option<crate::sign::Signing>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
@@ -493,6 +496,9 @@ pub enum Step {
         /// Puts back what `tag` held (`--atomic`, after a failure).
         restore: Vec<String>,
     },
+    /// Signs one image of the list (the index, or a platform's image) in cosign's format,
+    /// after the push and before any release tag moves (`[signing]` only).
+    Sign(crate::sign::SignStep),
 }
 
 impl Step {
@@ -501,6 +507,7 @@ impl Step {
         match self {
             Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
             Self::Push { to, marker, .. } => (!marker).then_some(to),
+            Self::Sign(_) => None,
         }
     }
 
@@ -508,7 +515,7 @@ impl Step {
     pub fn digestfile(&self) -> Option<&str> {
         match self {
             Self::Push { digestfile, .. } | Self::Copy { digestfile, .. } => Some(digestfile),
-            Self::Record { .. } | Self::Held { .. } => None,
+            Self::Record { .. } | Self::Held { .. } | Self::Sign(_) => None,
         }
     }
 
@@ -518,6 +525,7 @@ impl Step {
             Self::Record { argv, .. } | Self::Push { argv, .. } | Self::Copy { argv, .. } => {
                 Some(argv)
             }
+            Self::Sign(s) => Some(&s.push),
             Self::Held { .. } => None,
         }
     }

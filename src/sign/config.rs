@@ -43,11 +43,14 @@ pub enum KeySource {
     Env(String),
 }
 
-/// `[signing]`, checked: the key's place, and where the config names it (for errors).
-#[derive(Debug, Clone)]
+/// `[signing]`, checked: the key's place, and where the config names it (for errors). The
+/// plan shows where the key comes from, never the key.
+#[derive(Debug, Clone, Serialize)]
 pub struct Signing {
     pub key: KeySource,
+    #[serde(skip)]
     pub source: Source,
+    #[serde(skip)]
     pub span: Range<usize>,
 }
 

@@ -94,3 +94,25 @@ pub fn ensure(
     }
     Ok(Signed::Added)
 }
+
+/// One signature a run made sure of, for the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignatureReport {
+    /// The signature tag, `REPO:sha256-HEX.sig`.
+    pub reference: String,
+    /// The image signed: the index, or a platform's image.
+    pub digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<crate::platform::Platform>,
+    /// `added`, or `kept` (it held a signature of the key already).
+    pub status: Signed,
+}
+
+impl serde::Serialize for Signed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Self::Kept => "kept",
+            Self::Added => "added",
+        })
+    }
+}

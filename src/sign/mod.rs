@@ -8,10 +8,12 @@
 pub mod config;
 pub mod ensure;
 pub mod key;
+pub mod keygen;
 pub mod layout;
 pub mod manifest;
 pub mod payload;
 pub mod steps;
+pub mod verify;
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};

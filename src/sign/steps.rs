@@ -139,6 +139,58 @@ pub fn for_list(
     .collect()
 }
 
+/// Adds the signing steps to list `man`'s publication: for every repository it is published
+/// to (its own first), the index and each platform's image, signed after the push and before
+/// the first copy (an unchanged list, which has no push: before its copies). `known`: an
+/// unchanged list's digests (index, then each platform's), read by the registry check.
+pub fn add(
+    man: &mut crate::plan::Manifest,
+    known: Option<(&str, &[(Platform, String)])>,
+    registries_conf: Option<&OsStr>,
+) {
+    use crate::plan::Step;
+    let mut repositories: Vec<&Repository> = vec![&man.repository];
+    for (tag, _) in man.references() {
+        if !repositories.contains(&&tag.repository) {
+            repositories.push(&tag.repository);
+        }
+    }
+    let reach = man.reach();
+    let steps: Vec<Step> = repositories
+        .iter()
+        .flat_map(|r| for_list(r, &man.platforms, known, reach.insecure(r), registries_conf))
+        .map(Step::Sign)
+        .collect();
+    let at = match man
+        .publish
+        .iter()
+        .position(|s| matches!(s, Step::Push { .. }))
+    {
+        Some(push) => push + 1,
+        None => man
+            .publish
+            .iter()
+            .position(|s| matches!(s, Step::Copy { .. }))
+            .unwrap_or(man.publish.len()),
+    };
+    man.publish.splice(at..at, steps);
+}
+
+/// Where a signed list's index is pushed when the run has no marker for it (`--rebuild`, or
+/// inputs the registry could not tell): a tag of mab's own, never a release tag, so that no
+/// release tag points at the index before it is signed. One per list (named by a hash of the
+/// instance name, which the tag grammar may not allow as is).
+pub fn staging_tag(repository: &Repository, instance: &str) -> crate::reference::ImageRef {
+    use sha2::{Digest, Sha256};
+    let hash = format!("{:x}", Sha256::digest(instance.as_bytes()));
+    crate::reference::ImageRef {
+        repository: repository.clone(),
+        tag: format!("mab-signing-{}", &hash[..16])
+            .parse()
+            .expect("a valid tag"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
