@@ -96,7 +96,7 @@ pub fn ensure(
 }
 
 /// One signature a run made sure of, for the report.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignatureReport {
     /// The signature tag, `REPO:sha256-HEX.sig`.
     pub reference: String,
