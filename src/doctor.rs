@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod features;
+mod signing;
 
 use crate::native::Companion;
 use crate::plan::Plan;
@@ -166,6 +167,8 @@ pub fn checks_on(
         out.extend(node_checks(podman, plan));
         out.extend(version.iter().flat_map(|v| features::checks(plan, v)));
         if network {
+            // `mab run` opens the key itself before it starts: only `mab doctor` checks it here.
+            out.extend(signing::check(plan));
             let mut registries: Vec<&str> = plan
                 .manifests
                 .iter()
