@@ -72,8 +72,11 @@ pub fn plan_in(
     env: settings::Environment,
     allowed: &confine::Allowed,
 ) -> Result<Plan, ConfigError> {
-    let mut config = location.load(vars, allowed)?;
-    config.env = env;
+    let trusted = settings::Trusted {
+        allowed: allowed.clone(),
+        env,
+    };
+    let config = location.load_in(vars, &trusted)?;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)
 }

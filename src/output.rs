@@ -237,16 +237,16 @@ pub fn dot(plan: &Plan, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     for m in &plan.manifests {
-        let node = dot_quote(&format!("manifest:{}", m.image));
+        let list = dot_quote(&format!("manifest:{}", m.image));
         let tags: Vec<String> = m.tags.iter().map(ToString::to_string).collect();
         let label = format!("{}\n{}", m.image, tags.join("\n"));
         writeln!(
             out,
-            "  {node} [shape=ellipse, label={}];",
+            "  {list} [shape=ellipse, label={}];",
             dot_quote(&label)
         )?;
         for d in &m.depends_on {
-            writeln!(out, "  {} -> {node};", dot_quote(d))?;
+            writeln!(out, "  {} -> {list};", dot_quote(d))?;
         }
     }
     writeln!(out, "}}")

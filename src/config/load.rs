@@ -12,11 +12,12 @@ use super::*;
 /// files are loaded, and [`Config::member`] says which are its, as cargo treats a package
 /// inside a workspace. Each file is parsed once, whichever it turns out to be.
 ///
-/// Every path the files name must lead inside the repository or below a path in `allowed`.
+/// Every path the files name must lead inside the repository or below a path that `trusted`
+/// allows; the config gets `trusted`'s environment.
 pub fn load(
     path: &Path,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
 ) -> Result<Config, ConfigError> {
     let written = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let written_dir = dir_of(&written);
@@ -32,7 +33,7 @@ pub fn load(
         return load_tree(
             dir.clone(),
             overrides,
-            allowed,
+            trusted,
             BTreeMap::from([(dir, file)]),
         );
     }
@@ -43,13 +44,13 @@ pub fn load(
     match root.map(Path::to_path_buf) {
         Some(root) => {
             let member = normalize_relative(dir.strip_prefix(&root).unwrap_or(&dir));
-            let config = load_tree(root, overrides, allowed, parsed)?;
+            let config = load_tree(root, overrides, trusted, parsed)?;
             Ok(Config {
                 member: Some(member),
                 ..config
             })
         }
-        None => load_files(&[path], dir, overrides, allowed, parsed),
+        None => load_files(&[path], dir, overrides, trusted, parsed),
     }
 }
 
@@ -57,16 +58,16 @@ pub fn load(
 pub fn load_all(
     root: &Path,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
 ) -> Result<Config, ConfigError> {
-    load_tree(absolute(root)?, overrides, allowed, BTreeMap::new())
+    load_tree(absolute(root)?, overrides, trusted, BTreeMap::new())
 }
 
 /// [`load_all`] of an absolute `root`, with the files already `parsed` (keyed by directory).
 pub(super) fn load_tree(
     root: PathBuf,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
     parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let paths = discover(&root);
@@ -77,7 +78,7 @@ pub(super) fn load_tree(
         )
         .with_help("discovery skips .git, target, node_modules, hidden directories and what .gitignore/.ignore exclude"));
     }
-    load_files(&paths, root, overrides, allowed, parsed)
+    load_files(&paths, root, overrides, trusted, parsed)
 }
 
 /// A parsed file, before its images are resolved.
@@ -133,13 +134,13 @@ pub(super) fn load_files(
     paths: &[PathBuf],
     root: PathBuf,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
     mut parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
     // The repository is the root's work tree: the files above it lend settings, never paths
     // outside it.
-    let confine = Confinement::new(&top, allowed.clone());
+    let confine = Confinement::new(&top, trusted.allowed.clone());
     // Parsed in parallel: a monorepo may hold a file per image.
     let unread: Vec<&PathBuf> = paths
         .iter()
@@ -264,7 +265,7 @@ pub(super) fn load_files(
         registries,
         nodes,
         signing,
-        env: Default::default(),
+        env: trusted.env.clone(),
         confine,
     })
 }

@@ -33,6 +33,7 @@ use toml::Spanned;
 use crate::confine::{Allowed, Confinement, check_config_file};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
+use crate::settings::Trusted;
 
 /// The file name mab looks for.
 pub const FILE_NAME: &str = "multiarch.toml";

@@ -59,10 +59,8 @@ pub struct Options {
     pub progress: progress::Mode,
     /// A build running longer fails (its process group is killed).
     pub timeout: Option<Duration>,
-    /// Retries of a push or registry read after a transient failure.
-    pub retries: u32,
-    /// What each command that talks to a registry may take ([`registry_limits`]).
-    pub registry: Limits,
+    /// How commands that talk to a registry run.
+    pub registry: Registry,
     /// Show each command as it starts.
     pub verbose: bool,
     /// Skip the lists whose inputs the registry already holds (not with `--rebuild`; only
@@ -76,21 +74,13 @@ pub struct Options {
     pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
-/// The limits of registry commands: `timeout` (`mab run --registry-timeout`) over the plan's
-/// `[builder] registry_timeout`, and `registry_stall`, else their defaults.
-pub fn registry_limits(plan: &Plan, timeout: Option<Duration>) -> Limits {
-    use crate::config::{DEFAULT_REGISTRY_STALL, DEFAULT_REGISTRY_TIMEOUT};
-    Limits {
-        deadline: Some(
-            timeout
-                .or(plan.registry_timeout_secs.map(Duration::from_secs))
-                .unwrap_or(DEFAULT_REGISTRY_TIMEOUT),
-        ),
-        stall: Some(
-            plan.registry_stall_secs
-                .map_or(DEFAULT_REGISTRY_STALL, Duration::from_secs),
-        ),
-    }
+/// How commands that talk to a registry run (`crate::settings::registry`).
+#[derive(Debug, Clone, Copy)]
+pub struct Registry {
+    /// What each may take (`RegistryStep` in runner.rs says which commands these are).
+    pub limits: Limits,
+    /// Retries of a push or registry read after a transient failure.
+    pub retries: u32,
 }
 
 /// How long a command gets to stop after SIGTERM (a timeout, an interrupt) before SIGKILL.
@@ -145,7 +135,7 @@ fn take_turn() -> std::io::Result<File> {
 
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
-pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
+pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
     let logs = state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", run_id())))?;
@@ -153,8 +143,8 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
         build_timeout: None,
-        registry: registry_limits(plan, None),
-        retries: plan.retries,
+        registry: registry.limits,
+        retries: registry.retries,
         signer: None,
     };
     let plan = &external::resolve(plan, &runner, &logs)?;
@@ -198,8 +188,8 @@ pub fn run(
             secret_values(&plan.secrets),
         )?,
         build_timeout: opts.timeout,
-        registry: opts.registry,
-        retries: opts.retries,
+        registry: opts.registry.limits,
+        retries: opts.registry.retries,
         signer: opts.signer.clone(),
     };
     // Every external platform's tag is resolved once, before anything is built.

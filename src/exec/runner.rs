@@ -267,7 +267,7 @@ impl Runner<'_> {
                 stall: None,
             },
         };
-        let outcome = match self.supervisor.run(cmd, log, capture, limits, when) {
+        let outcome = match self.supervisor.supervise(cmd, log, capture, limits, when) {
             Ok(o) => o,
             Err(Refused::Cancelled) => {
                 return Err(Failure::new(format!(
