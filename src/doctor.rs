@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod features;
+mod signing;
 mod syft;
 
 use crate::native::Companion;
@@ -173,6 +174,8 @@ pub fn checks_on(
         out.extend(features::checks(plan, &versions));
         out.extend(syft::checks(plan));
         if network {
+            // `mab run` opens the key itself before it starts: only `mab doctor` checks it here.
+            out.extend(signing::check(plan));
             let mut registries: Vec<&str> = plan
                 .manifests
                 .iter()

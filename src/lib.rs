@@ -31,6 +31,7 @@ pub mod provenance;
 pub mod reference;
 pub mod sbom;
 pub mod settings;
+pub mod sign;
 pub mod state;
 pub mod supervise;
 pub mod template;

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::error::join;
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, Step, shell_line};
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -159,6 +159,17 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
             Step::Push { argv, verify, .. } | Step::Copy { argv, verify, .. } => {
                 writeln!(out, "  {}", argv.shell_line())?;
                 writeln!(out, "  {}  # verify", verify.shell_line())?;
+            }
+            Step::Sign(s) => {
+                let what = s
+                    .platform
+                    .as_ref()
+                    .map_or("the index".to_string(), |p| format!("its {p} image"));
+                writeln!(
+                    out,
+                    "  {}  # sign {what}, unless its signature tag holds one of the key",
+                    shell_line(&s.push)
+                )?;
             }
         }
     }

@@ -267,7 +267,8 @@ impl Progress {
                     self.line(Loud::NotQuiet, &format!("warning  {label}: {warning}"));
                 }
             }
-            RunEvent::Tag { .. } | RunEvent::Marker { .. } | RunEvent::Attached { .. } => {}
+            RunEvent::Tag { .. } | RunEvent::Marker { .. } | RunEvent::Attached { .. }
+            | RunEvent::Signature { .. } => {}
         }
     }
 

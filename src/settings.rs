@@ -209,6 +209,12 @@ impl RunSettings {
                 .exe
                 .as_ref()
                 .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
+            // The key of `[signing]`, opened before anything runs (a run that pushes nothing
+            // signs nothing): a missing key or a wrong `COSIGN_PASSWORD` is the config's error.
+            signer: match &plan.signing {
+                Some(signing) if !no_push => Some(std::sync::Arc::new(signing.open_with_env()?)),
+                _ => None,
+            },
         };
         Ok(Self {
             exec,

@@ -229,19 +229,6 @@ fn the_own_layers_of_a_real_image_hold_the_foreign_binary() {
     podman(&["rmi", &name]);
 }
 
-/// `mab run` on the real podman with a JSON report: the output and the report, which must exist.
-fn run_reported(p: &crate::common::Project) -> (std::process::Output, serde_json::Value) {
-    let outcome = p
-        .test()
-        .real_podman()
-        .args(["run", "--progress", "plain"])
-        .report()
-        .env_remove("CONTAINERS_REGISTRIES_CONF")
-        .run();
-    let report = outcome.report_json();
-    (outcome.out.clone(), report)
-}
-
 fn config(host: &str, platforms: &str, tables: &str) -> String {
     format!(
         "[defaults]\nplatforms = [{platforms}]\n\n[registries.\"{host}\"]\ninsecure = true\n\n[images.app]\ncontext = \"app\"\nrepository = \"{host}/content/app\"\ntags = [\"1\"]\n\n{tables}"
@@ -345,7 +332,7 @@ fn a_foreign_binary_fails_the_run_until_allowed() {
     );
     std::fs::copy("/usr/bin/qemu-aarch64-static", p.path().join("app/tool")).unwrap();
     p.git_commit("fixture");
-    let (out, report) = run_reported(&p);
+    let (out, report) = crate::common::reported(&p, &[]);
     let said = crate::common::text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(said.contains("/usr/local/bin/tool"), "{said}");
@@ -366,7 +353,7 @@ fn a_foreign_binary_fails_the_run_until_allowed() {
         ),
     );
     p.git_commit("allow it");
-    let (out, report) = run_reported(&p);
+    let (out, report) = crate::common::reported(&p, &[]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
     let check = &report["builds"][0]["content"]["check"];
     assert_eq!(check["status"], "checked", "{report:#}");
@@ -413,7 +400,7 @@ fn builtin_sboms_and_provenance_are_found_per_platform_and_attached_once() {
         "Package: hello\nStatus: install ok installed\nArchitecture: all\nVersion: 2.10-3\n",
     );
     p.git_commit("fixture");
-    let (out, report) = run_reported(&p);
+    let (out, report) = crate::common::reported(&p, &[]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
     let base_list = sha256(&podman(&["manifest", "inspect", crate::common::BASE]));
     let index = raw_bytes(&format!("{repo}:1"));
@@ -480,7 +467,7 @@ fn builtin_sboms_and_provenance_are_found_per_platform_and_attached_once() {
     assert_eq!(attached_now.as_array().unwrap().len(), 2, "{report:#}");
 
     // Nothing changed: nothing is built or attached, the fallback indexes stay.
-    let (out, again) = run_reported(&p);
+    let (out, again) = crate::common::reported(&p, &[]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
     let news = again["manifests"][0]["attached"].as_array().map_or(0, |a| {
         a.iter()
@@ -534,7 +521,7 @@ fn syft_spdx_sboms_are_found_per_platform() {
         "Package: hello\nStatus: install ok installed\nArchitecture: all\nVersion: 2.10-3\n",
     );
     p.git_commit("fixture");
-    let (out, _) = run_reported(&p);
+    let (out, _) = crate::common::reported(&p, &[]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
     let index = raw_bytes(&format!("{repo}:1"));
     for arch in ["amd64", "arm64"] {

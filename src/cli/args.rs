@@ -64,6 +64,23 @@ pub(crate) enum Command {
         #[command(flatten)]
         allow: Allow,
     },
+    /// Write a signing key pair in cosign's format: PREFIX.key (encrypted with
+    /// COSIGN_PASSWORD) and PREFIX.pub, for `[signing] key = "PREFIX.key"`.
+    Keygen {
+        /// Where to write the pair (never over an existing file).
+        #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+        output_key_prefix: PathBuf,
+    },
+    /// Check what the registry holds for every tag of the plan: each index and its platforms
+    /// against the plan, and the signature of the index and of every platform's image with the
+    /// public key. Exit 1 on any miss.
+    Verify {
+        #[command(flatten)]
+        target: Target,
+        /// The public key (PEM); default: the `.pub` beside `[signing] key`.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
     /// Internal: the reaper `mab run` starts, which stops the run's commands if mab dies.
     #[command(name = "__reap", hide = true)]
     Reap,

@@ -68,6 +68,12 @@ fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
             writeln!(out)
         }),
         Command::Run { target, run } => run_command(target, run, env),
+        Command::Keygen { output_key_prefix } => {
+            let (key, public) = crate::sign::keygen::keygen(&output_key_prefix)?;
+            eprintln!("wrote {} and {}", key.display(), public.display());
+            Ok(())
+        }
+        Command::Verify { target, key } => verify(target, key.as_deref(), env),
         Command::Plan {
             target,
             format,
@@ -136,6 +142,23 @@ fn doctor(file: Option<PathBuf>, allow: Allow, env: &Environment) -> Result<(), 
         return Err(Error::Environment(
             "this machine cannot run the plan: fix the FAIL lines above".into(),
         ));
+    }
+    Ok(())
+}
+
+/// `mab verify`: the registry against the plan and the public key.
+fn verify(target: Target, key: Option<&Path>, env: &Environment) -> Result<(), Error> {
+    let plan = TargetSettings::resolve(target, env, false)?.plan()?;
+    let key = crate::sign::verify::public_key(&plan, key)?;
+    let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain);
+    let text = crate::sign::verify::render(&verdicts);
+    write_stdout(|out| out.write_all(text.as_bytes()))?;
+    let failed = verdicts.iter().filter(|v| !v.ok()).count();
+    if failed > 0 {
+        return Err(Error::Failed(format!(
+            "{failed} of {} reference(s) do not hold what the plan and the key say",
+            verdicts.len()
+        )));
     }
     Ok(())
 }

@@ -184,6 +184,8 @@ pub(super) fn load_files(
         }
     };
 
+    let signing = signing(&parsed, &confine)?;
+
     let mut files = Vec::with_capacity(paths.len());
     let mut raw_images = Vec::new();
     for path in paths {
@@ -264,9 +266,34 @@ pub(super) fn load_files(
         registries,
         nodes,
         content,
+        signing,
         env: trusted.env.clone(),
         confine,
     })
+}
+
+/// `[signing]`: it sets up the whole run, as `[nodes]` does, so one file declares it.
+fn signing(
+    parsed: &BTreeMap<PathBuf, Parsed>,
+    confine: &Confinement,
+) -> Result<Option<crate::sign::Signing>, ConfigError> {
+    let mut with = parsed.iter().filter(|(_, f)| f.raw.signing.is_some());
+    match (with.next(), with.next()) {
+        (None, _) => Ok(None),
+        (Some((dir, file)), None) => {
+            let raw = file.raw.signing.as_ref().expect("filtered");
+            crate::sign::Signing::parse(raw, &file.source, dir, confine).map(Some)
+        }
+        (Some((_, a)), Some((_, b))) => Err(ConfigError::new(
+            ErrorKind::Duplicate,
+            format!(
+                "[signing] is set in {} and in {}",
+                a.source.name(),
+                b.source.name()
+            ),
+        )
+        .with_help("one key signs the whole run: set it once, in the top-most multiarch.toml")),
+    }
 }
 
 /// `platforms` of a `[defaults]`: parsed, where it is written, and in which file.

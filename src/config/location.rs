@@ -163,7 +163,7 @@ pub(super) fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
 
 /// A path as a config writes it: relative to `dir`, the directory of the file it is written in,
 /// or `~/...` in the home directory (a secret file, an ssh key).
-pub(super) fn written_path(dir: &Path, written: &str) -> PathBuf {
+pub(crate) fn written_path(dir: &Path, written: &str) -> PathBuf {
     match written.strip_prefix("~/") {
         Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
         None => dir.join(written),

@@ -110,6 +110,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     /// `[sbom]`, `[provenance]` and `[check]`.
     pub content: Content,
+    /// `[signing]`: the key that signs what a run pushes; none: nothing is signed.
+    pub signing: Option<crate::sign::Signing>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
     /// Where the config's paths may lead: named contexts are checked when they are rendered.

@@ -38,6 +38,9 @@ pub struct RawConfig {
     pub provenance: Option<RawProvenance>,
     /// What every build's own layers are checked for before its image joins a list.
     pub check: Option<RawCheck>,
+    /// Signs every image and index a run pushes, in cosign's format (tag
+    /// `sha256-<hex>.sig` beside the image): the key that signs.
+    pub signing: Option<crate::sign::config::RawSigning>,
 }
 
 /// `[nodes.NAME]`.

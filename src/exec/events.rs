@@ -133,6 +133,11 @@ pub enum RunEvent {
     Tag { list: usize, tag: TagReport },
     /// The marker tag the list was also pushed to, which names its inputs.
     Marker { list: usize, tag: TagReport },
+    /// A signature the list's publication made sure of (`[signing]`), in the order signed.
+    Signature {
+        list: usize,
+        signature: crate::sign::ensure::SignatureReport,
+    },
     /// A list's publication ended, every tag verified; `moved` of `tags` moved.
     Pushed {
         list: usize,

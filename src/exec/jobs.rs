@@ -197,6 +197,12 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
                             .marker
                             .map(|tag| RunEvent::Marker { list: m, tag }),
                     )
+                    .chain(
+                        publication
+                            .signatures
+                            .into_iter()
+                            .map(|signature| RunEvent::Signature { list: m, signature }),
+                    )
                     .collect();
                 if !publication.attached.is_empty() {
                     events.push(RunEvent::Attached {

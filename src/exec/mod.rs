@@ -32,6 +32,7 @@ mod published;
 mod report;
 mod runner;
 pub mod schedule;
+mod sign;
 mod verify;
 
 use coordinator::Drained;
@@ -70,6 +71,9 @@ pub struct Options {
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
+    /// The key that signs (`[signing]`), opened before the run: a wrong password fails the
+    /// run before anything is built.
+    pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
 /// How commands that talk to a registry run (`crate::settings::registry`).
@@ -143,6 +147,7 @@ pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
         build_timeout: None,
         registry: registry.limits,
         retries: registry.retries,
+        signer: None,
     };
     let plan = &external::resolve(plan, &runner, &logs)?;
     let checked = published::check(plan, &runner, &logs)?;
@@ -187,6 +192,7 @@ pub fn run(
         build_timeout: opts.timeout,
         registry: opts.registry.limits,
         retries: opts.registry.retries,
+        signer: opts.signer.clone(),
     };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;

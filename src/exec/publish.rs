@@ -11,6 +11,8 @@ use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
 
+use crate::sign::ensure::SignatureReport;
+
 use super::report::{Held, TagReport, TagStatus};
 use super::runner::{Failure, Runner};
 use super::verify::{entries, verify_entries, verify_index};
@@ -23,6 +25,8 @@ pub(super) struct Publication {
     pub(super) failure: Option<Failure>,
     /// The artifacts attached to its platform images.
     pub(super) attached: Vec<super::attachments::AttachedImage>,
+    /// The signatures its signing steps made sure of.
+    pub(super) signatures: Vec<SignatureReport>,
 }
 
 /// What a publication has learnt so far: what each tag held, and the index.
@@ -35,6 +39,7 @@ struct Seen<'a> {
     images: Vec<(Platform, String)>,
     /// What each reference got (the index, or a platform's image).
     got: HashMap<&'a ImageRef, String>,
+    signatures: Vec<SignatureReport>,
 }
 
 impl Runner<'_> {
@@ -125,6 +130,7 @@ impl Runner<'_> {
             marker,
             failure,
             attached,
+            signatures: seen.signatures,
         }
     }
 
@@ -215,6 +221,22 @@ impl Runner<'_> {
                     .argv();
                 self.copy(m, tag, &argv, &verify.argv(), &digest, log)?;
                 Ok(Some(digest))
+            }
+            Step::Sign(s) => {
+                let digest = s
+                    .digest
+                    .clone()
+                    .or_else(|| match &s.platform {
+                        None => seen.index.clone(),
+                        Some(p) => {
+                            let found = seen.images.iter().find(|(q, _)| q == p);
+                            found.map(|(_, d)| d.clone())
+                        }
+                    })
+                    .expect("a plan signs after its push");
+                let signed = self.sign(s, &digest, log)?;
+                seen.signatures.push(signed);
+                Ok(None)
             }
         }
     }

@@ -432,6 +432,9 @@ fn annotated(
             },
             Some(marker),
         );
+        if plan.signing.is_some() {
+            crate::sign::steps::add(&mut man, None, plan.registries_conf.as_deref());
+        }
     }
     man
 }
@@ -471,13 +474,24 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         )
     });
     let publish: Vec<Step> = recorded.chain(copies).collect();
-    (!publish.is_empty()).then(|| Manifest {
+    let mut left = Manifest {
         depends_on: Vec::new(),
         remove_stale: None,
         assemble: Default::default(),
         publish,
         ..man.clone()
-    })
+    };
+    // Signed or not, an unchanged list's images get the signatures they lack (checked before
+    // any tag moves; a signature of the key already there is kept).
+    if plan.signing.is_some() {
+        let images: Vec<(Platform, String)> = man
+            .platforms
+            .iter()
+            .filter_map(|pl| Some((pl.clone(), p.wanted(man, Some(pl))?.to_string())))
+            .collect();
+        crate::sign::steps::add(&mut left, Some((&p.index, &images)), conf);
+    }
+    (!left.publish.is_empty()).then_some(left)
 }
 
 /// What the registry check found, for whoever watches the run.

@@ -195,6 +195,10 @@ pub struct ManifestReport {
     /// The marker tag the list was also pushed to, which names its inputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
+    /// Each signature its publication made sure of (`[signing]`): its tag, and whether it
+    /// was added or kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<crate::sign::ensure::SignatureReport>,
     /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
     #[serde(skip_serializing_if = "Vec::is_empty", skip_deserializing)]
     pub external: Vec<crate::plan::ExternalEntry>,
@@ -261,6 +265,7 @@ impl ManifestReport {
             duration_ms: 0,
             tags: Vec::new(),
             marker: None,
+            signatures: Vec::new(),
             external: m.external.clone(),
             log: list_log(run_dir, m),
             log_tail: None,

@@ -206,6 +206,8 @@ pub(super) struct Runner<'a> {
     pub(super) registry: Limits,
     /// Retries of a push or registry read after a transient failure.
     pub(super) retries: u32,
+    /// The key the plan's signing steps sign with (`[signing]`), opened before the run.
+    pub(super) signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
 /// Reads the values of `secrets`, to mask them; missing ones are podman's to report.

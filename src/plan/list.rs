@@ -199,6 +199,9 @@ pub enum Step {
         /// Puts back what `tag` held (`--atomic`, after a failure).
         restore: Command,
     },
+    /// Signs one image of the list (the index, or a platform's image) in cosign's format,
+    /// after the push and before any release tag moves (`[signing]` only).
+    Sign(crate::sign::SignStep),
 }
 
 impl Step {
@@ -207,6 +210,7 @@ impl Step {
         match self {
             Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
             Self::Push { to, marker, .. } => (!marker).then_some(to),
+            Self::Sign(_) => None,
         }
     }
 
@@ -214,7 +218,7 @@ impl Step {
     pub fn digestfile(&self) -> Option<&str> {
         match self {
             Self::Push { digestfile, .. } | Self::Copy { digestfile, .. } => Some(digestfile),
-            Self::Record { .. } | Self::Held { .. } => None,
+            Self::Record { .. } | Self::Held { .. } | Self::Sign(_) => None,
         }
     }
 
@@ -224,7 +228,9 @@ impl Step {
             Self::Record { argv, .. } | Self::Push { argv, .. } | Self::Copy { argv, .. } => {
                 Some(argv)
             }
-            Self::Held { .. } => None,
+            // A signing step runs three commands (read, fetch, push), shown by its own
+            // fields; it is not the one command of the step.
+            Self::Held { .. } | Self::Sign(_) => None,
         }
     }
 

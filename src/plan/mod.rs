@@ -83,6 +83,9 @@ pub struct Plan {
     /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<Vec<Unchanged>>,
+    /// `[signing]`: where the key that signs every pushed image and index comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing: Option<crate::sign::Signing>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,

@@ -115,7 +115,11 @@ impl Graph<'_> {
                 },
                 registries_conf: self.config.env.registries_conf.as_deref(),
             },
-            None,
+            // A signed index reaches its release tags only once signed.
+            self.config
+                .signing
+                .as_ref()
+                .map(|_| crate::sign::steps::staging_tag(&inst.repository, &inst.name)),
         );
         Manifest {
             image: inst.name.clone(),

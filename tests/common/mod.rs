@@ -127,12 +127,22 @@ impl Project {
 /// JSON, for the tests that read what the report's type does not keep apart (a tag's `before`
 /// that was `null` or left out).
 pub fn reported(p: &Project, args: &[&str]) -> (std::process::Output, serde_json::Value) {
+    reported_with(p, args, &[])
+}
+
+/// [`reported`] with `env` added.
+pub fn reported_with(
+    p: &Project,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, serde_json::Value) {
     let run = p
         .test()
         .real_podman()
         .args(["run", "--progress", "plain"])
         .report()
         .args(args)
+        .envs(env.iter().copied())
         .run();
     let json = run.report_json();
     (run.out, json)
