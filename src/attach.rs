@@ -127,7 +127,7 @@ struct ArtifactManifest<'a> {
     config: Descriptor,
     layers: [Descriptor; 1],
     subject: &'a Descriptor,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     annotations: &'a BTreeMap<String, String>,
 }
 

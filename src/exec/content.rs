@@ -17,10 +17,10 @@ use super::runner::{Failure, Runner};
 /// What a build's content steps found, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BuildContent {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<Outcome>,
     pub check_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<SbomMade>,
 }
 

@@ -62,20 +62,20 @@ pub struct BuildReport {
     /// The id podman gave the built image.
     pub image_id: Option<String>,
     /// The input digest ([`crate::inputs`]), when the run computed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<String>,
     /// An unchanged build's image in the registry, `REPO@DIGEST`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
     pub log: PathBuf,
     /// The end of the log of a failed build.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
     /// When and where its job ran; empty when it did not run.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
     /// The content check's counts and the SBOM made (issue 21).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<super::content::BuildContent>,
 }
 
@@ -128,10 +128,10 @@ pub struct TagReport {
     /// The list's index (for a platform's tag, that platform's image in it), as the registry
     /// serves it: what the tag holds once moved. Left out when the publication stopped before
     /// it was known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// What the tag held before the run; left out when the run could not read it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Held>,
 }
 
@@ -193,23 +193,23 @@ pub struct ManifestReport {
     /// list was not pushed (or no publication step ran).
     pub tags: Vec<TagReport>,
     /// The marker tag the list was also pushed to, which names its inputs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
     /// Each signature its publication made sure of (`[signing]`): its tag, and whether it
     /// was added or kept.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<crate::sign::ensure::SignatureReport>,
     /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
-    #[serde(skip_serializing_if = "Vec::is_empty", skip_deserializing)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", skip_deserializing)]
     pub external: Vec<crate::plan::ExternalEntry>,
     pub log: PathBuf,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
     /// When and where each of its jobs (assembly, push) ran.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
     /// The SBOMs and provenance attached to its platform images (issue 21).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached: Vec<super::attachments::AttachedImage>,
 }
 
@@ -218,7 +218,7 @@ pub struct Report {
     pub run_id: String,
     pub run_dir: PathBuf,
     /// The signal that interrupted the run (2: SIGINT, 15: SIGTERM).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<i32>,
     pub success: bool,
     pub builds: Vec<BuildReport>,

@@ -103,7 +103,7 @@ pub struct SignatureReport {
     pub reference: String,
     /// The image signed: the index, or a platform's image.
     pub digest: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<crate::platform::Platform>,
     /// `added`, or `kept` (it held a signature of the key already).
     pub status: Signed,
