@@ -50,6 +50,27 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Join the images split runs pushed (`mab run --platform P --digests-out FILE`, one per
+    /// runner) into the manifest lists, and publish each to every tag; nothing is pushed
+    /// unless every platform of every list is in some FILE.
+    Merge {
+        /// The digests files of the runners.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The config file (default: multiarch.toml here or in the nearest parent directory).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Every multiarch.toml under this directory, as one plan (as the runners had it).
+        #[arg(long, conflicts_with = "file")]
+        all: bool,
+        /// Override a `[vars]` entry (repeatable), as the runners did.
+        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        #[command(flatten)]
+        allow: Allow,
+        #[command(flatten)]
+        out: MergeArgs,
+    },
     /// Print the JSON schema of multiarch.toml.
     Schema,
     /// Write a starter multiarch.toml next to a Dockerfile (never over an existing one).
@@ -107,6 +128,10 @@ struct RunArgs {
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Be one runner of a split build: build the `--platform`s only, push each image by
+    /// digest (no list, no release tag) and write what was pushed to FILE, for `mab merge`.
+    #[arg(long, value_name = "FILE", requires = "platforms", conflicts_with_all = ["no_push", "atomic"])]
+    digests_out: Option<PathBuf>,
     /// Build everything, even images whose inputs the registry already holds.
     #[arg(long)]
     rebuild: bool,
@@ -115,6 +140,25 @@ struct RunArgs {
     timeout: Option<std::time::Duration>,
     /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`
     /// (overrides `[builder] registry_timeout`; default 15m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    registry_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Lists published at once.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Progress display: bars on a terminal, plain lines elsewhere (auto), or either always.
+    #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
+    progress: progress::Mode,
+    /// Show each command as it starts.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Write a JSON report of the merge (lists, tags, digests) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     registry_timeout: Option<std::time::Duration>,
 }
@@ -187,6 +231,11 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 impl Target {
     /// Loads and plans what the command line names.
     fn plan(&self, env: &Environment) -> Result<crate::Plan, Error> {
+        self.plan_for(env, &self.platforms)
+    }
+
+    /// Loads and plans what the command line names, for `platforms` (empty: all).
+    fn plan_for(&self, env: &Environment, platforms: &[Platform]) -> Result<crate::Plan, Error> {
         let cwd = current_dir()?;
         let allowed = self.allow.resolve(&cwd);
         let location = config::Location::find(&cwd, self.file.as_deref(), self.all)?;
@@ -197,7 +246,7 @@ impl Target {
             .transpose()?;
         let selection = Selection {
             patterns: self.images.clone(),
-            platforms: self.platforms.clone(),
+            platforms: platforms.to_vec(),
             changes,
         };
         Ok(crate::plan_in(
@@ -259,6 +308,25 @@ fn run(cli: Cli) -> Result<(), Error> {
             writeln!(out)
         }),
         Command::Run { target, run } => run_plan(&target, &run, &env),
+        Command::Merge {
+            files,
+            file,
+            all,
+            vars,
+            allow,
+            out,
+        } => {
+            let target = Target {
+                images: Vec::new(),
+                file,
+                all,
+                changed_since: None,
+                platforms: Vec::new(),
+                vars,
+                allow,
+            };
+            merge(&target, &files, &out, &env)
+        }
         Command::Plan {
             target,
             format,
@@ -338,16 +406,22 @@ fn doctor(file: Option<PathBuf>, allow: &Allow, env: &Environment) -> Result<(),
 
 /// `mab run`: plan, check the machine, execute, report.
 fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Error> {
-    if !target.platforms.is_empty() && !run.no_push {
+    if !target.platforms.is_empty() && !run.no_push && run.digests_out.is_none() {
         // A list of fewer platforms pushed to a tag would replace the full one.
         return Err(ConfigError::new(
             ErrorKind::Selection,
             "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
         )
-        .with_help("add --no-push to build and assemble them locally")
+        .with_help("add --no-push to build and assemble them locally, or --digests-out FILE to be one runner of a split build that `mab merge` joins")
         .into());
     }
-    let plan = target.plan(env)?;
+    // A split runner plans every platform: the registry check looks lists up by all their
+    // builds' inputs, and the run keeps its own platforms' builds.
+    let split = run.digests_out.as_ref().map(|_| target.platforms.clone());
+    let plan = match &split {
+        Some(_) => target.plan_for(env, &[])?,
+        None => target.plan(env)?,
+    };
     eprint!("{}", output::warnings(&plan));
     if run.no_push
         && let Some(remote) = plan.builds.iter().find(|b| b.publish.is_some())
@@ -387,6 +461,7 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         reaper: std::env::current_exe()
             .ok()
             .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
+        split: split.clone(),
     };
     // The machine is checked for what is left to build once the registry has said; podman's
     // own part of the checks needs no plan, so it runs while the registry is read.
@@ -419,11 +494,73 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
         write_private(file, (json + "\n").as_bytes())
             .with_context(|| format!("cannot write the report to {}", file.display()))?;
     }
+    if let (Some(file), Some(platforms)) = (&run.digests_out, &split) {
+        let digests = exec::digests_file(&plan, &report, platforms);
+        write_private(file, digests.to_json().as_bytes())
+            .with_context(|| format!("cannot write the digests to {}", file.display()))?;
+    }
     write_stdout(|out| output::summary(&report, &plan, !run.quiet, out))?;
     match report.interrupted {
         Some(signal) => Err(Error::Interrupted(signal)),
         None if report.success => Ok(()),
         None => Err(Error::Failed("a build, push or verification failed".into())),
+    }
+}
+
+/// `mab merge FILE...`: read the runners' files, join their images into the lists, report.
+fn merge(
+    target: &Target,
+    files: &[PathBuf],
+    args: &MergeArgs,
+    env: &Environment,
+) -> Result<(), Error> {
+    let read: Vec<(PathBuf, crate::digests_file::DigestsFile)> = files
+        .iter()
+        .map(|f| crate::digests_file::DigestsFile::read(f).map(|d| (f.clone(), d)))
+        .collect::<Result<_, String>>()
+        .map_err(|e| ConfigError::new(ErrorKind::Selection, e))?;
+    let plan = target.plan(env)?;
+    eprint!("{}", output::warnings(&plan));
+    let opts = exec::Options {
+        jobs: args.jobs,
+        keep_going: true,
+        atomic: false,
+        push: true,
+        progress: args.progress,
+        verbose: args.verbose,
+        timeout: None,
+        retries: plan.retries,
+        registry: exec::registry_limits(&plan, args.registry_timeout),
+        skip_published: true,
+        reaper: std::env::current_exe()
+            .ok()
+            .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
+        split: None,
+    };
+    let report = exec::merge(&plan, &read, &opts).map_err(|e| {
+        crate::state::run_error(e, || {
+            format!("cannot prepare the merge in {}", plan.workdir.display())
+        })
+    })?;
+    let report = match report {
+        Ok(report) => report,
+        Err(refused) => {
+            eprintln!("{refused}");
+            return Err(Error::Failed(refused.to_string()));
+        }
+    };
+    if let Some(file) = &args.report {
+        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+        write_private(file, (json + "\n").as_bytes())
+            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+    }
+    write_stdout(|out| output::summary(&report, &plan, true, out))?;
+    if report.success {
+        Ok(())
+    } else {
+        Err(Error::Failed(
+            "a list's assembly, push or verification failed".into(),
+        ))
     }
 }
 

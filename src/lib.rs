@@ -8,6 +8,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod digests_file;
 pub mod dockerfile;
 pub mod doctor;
 pub mod error;

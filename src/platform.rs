@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A normalised platform. It can only be built by parsing, so every value is canonical:
 /// `arm` always carries its variant (`v7` unless told otherwise) and `arm64/v8` is plain `arm64`,
@@ -270,6 +270,14 @@ impl fmt::Display for Platform {
 impl Serialize for Platform {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Read the way it is written: parsed, so a file read back holds only canonical platforms.
+impl<'de> Deserialize<'de> for Platform {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -25,15 +25,18 @@ use crate::supervise::{Limits, Supervisor, When};
 
 mod external;
 mod ledger;
+mod merge;
 mod prepare;
 mod publish;
 mod published;
 mod report;
 mod runner;
 pub mod schedule;
+mod split;
 mod verify;
 
 use ledger::{Done, Ledger};
+pub use merge::{Refused, merge};
 use prepare::{
     clear_outputs, filled_build, filled_list, without_cache_pushes, write_dockerfile_copies,
     write_ignore_files,
@@ -41,6 +44,7 @@ use prepare::{
 pub use report::{BuildReport, Held, ManifestReport, Report, Status, TagReport, TagStatus};
 use runner::{Runner, secret_values};
 use schedule::{Job, Note, Scheduler, Shape};
+pub use split::digests_file;
 pub use verify::verify_index;
 
 /// How a run behaves.
@@ -70,6 +74,9 @@ pub struct Options {
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
+    /// A split runner's platforms (`mab run --platform P --digests-out FILE`): build those of
+    /// the whole plan it is given, push each image by digest, assemble no list ([`split`]).
+    pub split: Option<Vec<Platform>>,
 }
 
 /// The limits of registry commands: `timeout` (`mab run --registry-timeout`) over the plan's
@@ -202,14 +209,27 @@ pub fn run(
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;
     let progress_total = |p: &Plan| (p.builds.len() + p.manifests.len()) as u64;
-    let (checked, applied) = if opts.push && opts.skip_published {
-        let checked = published::check(plan, &runner, &run_dir)?;
+    let split = opts.split.as_deref();
+    // A split runner needs the input digests even with --rebuild: the merge annotates with them.
+    let (checked, applied) = if opts.push && (opts.skip_published || split.is_some()) {
+        let mut checked = published::check(plan, &runner, &run_dir)?;
+        if !opts.skip_published {
+            split::rebuild_all(&mut checked);
+        }
         let applied = published::apply(plan, &checked);
         (Some(checked), Some(applied))
     } else {
         (None, None)
     };
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
+    let shared;
+    let work = match split {
+        Some(platforms) => {
+            shared = split::runner_plan(work, platforms);
+            &shared
+        }
+        None => work,
+    };
     // What the registry check added (marker pushes) writes files too.
     clear_outputs(work, &state)?;
     // Pushing nothing means no cache layers either.
@@ -239,7 +259,10 @@ pub fn run(
         manifests: executed.manifests,
     };
     Ok(Some(match (checked, applied) {
-        (Some(checked), Some(applied)) => published::merge(plan, &checked, &applied, report),
+        (Some(checked), Some(applied)) => match split {
+            Some(platforms) => split::report(plan, &checked, &applied, platforms, report),
+            None => published::merge(plan, &checked, &applied, report),
+        },
         _ => report,
     }))
 }

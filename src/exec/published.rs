@@ -204,7 +204,7 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
 }
 
 /// Looks list `man` up under its marker tag; `wanted` are its builds' input digests.
-fn lookup(
+pub(super) fn lookup(
     plan: &Plan,
     runner: &Runner,
     man: &Manifest,

@@ -16,7 +16,7 @@ mod nodes;
 mod render;
 pub use render::{
     HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, image_of, publication,
-    registry_of, retag_argv, verify_argv,
+    publish_by_digest, registry_of, retag_argv, verify_argv,
 };
 #[cfg(test)]
 mod tests;

@@ -236,6 +236,31 @@ pub fn digest_of_build(id: &str) -> String {
     format!("<digest of {id}>")
 }
 
+/// Pushing the local image `local` to `repository` under a tag named by its id, which no
+/// release tag can be (`podman` with the node's options, if any), and reading its digest back:
+/// how an image built on another node, or by a split runner (`mab run --digests-out`), reaches
+/// the lists, which read it by digest.
+pub fn publish_by_digest(
+    podman: &[String],
+    repository: &Repository,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+    local: &str,
+) -> Publish {
+    let reference = format!("{repository}:mab-image-{IMAGE_ID}");
+    let mut push = podman.to_vec();
+    push.push("push".into());
+    if insecure {
+        push.push("--tls-verify=false".into());
+    }
+    push.extend([local.to_string(), format!("docker://{reference}")]);
+    Publish {
+        verify: verify_argv(&reference, insecure, registries_conf),
+        reference,
+        push,
+    }
+}
+
 impl Graph<'_> {
     /// A podman command: the program and its global options, then `args`.
     fn podman_argv(&self, args: &[&str]) -> Vec<String> {
@@ -630,24 +655,15 @@ impl Graph<'_> {
         // From another node, the image goes to the registry under a tag named by its id, which
         // no release tag can be; lists and other nodes read it by the digest pushed.
         let publish = (!nodes::is_local(node)).then(|| {
-            let reference = format!("{}:mab-image-{IMAGE_ID}", inst.repository);
             let insecure = self.config.insecure(inst.repository.registry());
-            let mut push = self.podman.clone();
-            push.extend(node_args.iter().cloned());
-            push.push("push".into());
-            if insecure {
-                push.push("--tls-verify=false".into());
-            }
-            push.extend([local.clone(), format!("docker://{reference}")]);
-            Publish {
-                verify: verify_argv(
-                    &reference,
-                    insecure,
-                    self.config.env.registries_conf.as_deref(),
-                ),
-                reference,
-                push,
-            }
+            let podman: Vec<String> = self.podman.iter().chain(&node_args).cloned().collect();
+            publish_by_digest(
+                &podman,
+                &inst.repository,
+                insecure,
+                self.config.env.registries_conf.as_deref(),
+                &local,
+            )
         });
         Build {
             node: node.map(|n| n.name.clone()),
