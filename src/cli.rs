@@ -25,6 +25,10 @@ use crate::{doctor, exec, progress};
     about = "Multi-arch image builds with podman: plan, build, publish manifest lists"
 )]
 pub struct Cli {
+    /// Speak to a CI: GitHub Actions (job summary, annotations, step outputs, log groups) or
+    /// GitLab CI (log sections); auto: by `GITHUB_ACTIONS=true` / `GITLAB_CI=true`.
+    #[arg(long, global = true, value_enum, default_value_t = crate::ci::CiArg::Auto)]
+    ci: crate::ci::CiArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,6 +132,10 @@ struct RunArgs {
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per build, list push and tag verification) to
+    /// FILE, for CI test report views.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Be one runner of a split build: build the `--platform`s only, push each image by
     /// digest (no list, no release tag) and write what was pushed to FILE, for `mab merge`.
     #[arg(long, value_name = "FILE", requires = "platforms", conflicts_with_all = ["no_push", "atomic"])]
@@ -158,6 +166,9 @@ struct MergeArgs {
     /// Write a JSON report of the merge (lists, tags, digests) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per list push and tag verification) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     registry_timeout: Option<std::time::Duration>,
@@ -288,7 +299,7 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Re
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli, ci: &crate::ci::Ci) -> Result<(), Error> {
     // The settings step: the environment is read here, once, and handed down.
     let env = Environment::from_process();
     match cli.command {
@@ -307,7 +318,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         }),
-        Command::Run { target, run } => run_plan(&target, &run, &env),
+        Command::Run { target, run } => run_plan(&target, &run, &env, ci),
         Command::Merge {
             files,
             file,
@@ -325,7 +336,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 vars,
                 allow,
             };
-            merge(&target, &files, &out, &env)
+            merge(&target, &files, &out, &env, ci)
         }
         Command::Plan {
             target,
@@ -405,7 +416,12 @@ fn doctor(file: Option<PathBuf>, allow: &Allow, env: &Environment) -> Result<(),
 }
 
 /// `mab run`: plan, check the machine, execute, report.
-fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Error> {
+fn run_plan(
+    target: &Target,
+    run: &RunArgs,
+    env: &Environment,
+    ci: &crate::ci::Ci,
+) -> Result<(), Error> {
     if !target.platforms.is_empty() && !run.no_push && run.digests_out.is_none() {
         // A list of fewer platforms pushed to a tag would replace the full one.
         return Err(ConfigError::new(
@@ -489,11 +505,13 @@ fn run_plan(target: &Target, run: &RunArgs, env: &Environment) -> Result<(), Err
                 "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
             )
         })?;
-    if let Some(file) = &run.report {
-        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        write_private(file, (json + "\n").as_bytes())
-            .with_context(|| format!("cannot write the report to {}", file.display()))?;
-    }
+    report_out(
+        ci,
+        &report,
+        &plan,
+        run.report.as_deref(),
+        run.junit.as_deref(),
+    )?;
     if let (Some(file), Some(platforms)) = (&run.digests_out, &split) {
         let digests = exec::digests_file(&plan, &report, platforms);
         write_private(file, digests.to_json().as_bytes())
@@ -513,6 +531,7 @@ fn merge(
     files: &[PathBuf],
     args: &MergeArgs,
     env: &Environment,
+    ci: &crate::ci::Ci,
 ) -> Result<(), Error> {
     let read: Vec<(PathBuf, crate::digests_file::DigestsFile)> = files
         .iter()
@@ -549,11 +568,13 @@ fn merge(
             return Err(Error::Failed(refused.to_string()));
         }
     };
-    if let Some(file) = &args.report {
-        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        write_private(file, (json + "\n").as_bytes())
-            .with_context(|| format!("cannot write the report to {}", file.display()))?;
-    }
+    report_out(
+        ci,
+        &report,
+        &plan,
+        args.report.as_deref(),
+        args.junit.as_deref(),
+    )?;
     write_stdout(|out| output::summary(&report, &plan, true, out))?;
     if report.success {
         Ok(())
@@ -562,6 +583,34 @@ fn merge(
             "a list's assembly, push or verification failed".into(),
         ))
     }
+}
+
+/// Writes the report where asked (in a CI, always: in the run's directory by default, for the
+/// outputs to point at), the JUnit report, and what the CI reads.
+fn report_out(
+    ci: &crate::ci::Ci,
+    report: &exec::Report,
+    plan: &crate::Plan,
+    path: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<(), Error> {
+    let in_ci = *ci != crate::ci::Ci::None;
+    let default = report.run_dir.join("report.json");
+    let path = path.or(in_ci.then_some(default.as_path()));
+    if let Some(file) = path {
+        let json = serde_json::to_string_pretty(report).expect("a report serialises");
+        write_private(file, (json + "\n").as_bytes())
+            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+    }
+    if let Some(file) = junit {
+        write_private(file, crate::ci::junit::junit(report).as_bytes())
+            .with_context(|| format!("cannot write the JUnit report to {}", file.display()))?;
+    }
+    if let Some(file) = path.filter(|_| in_ci) {
+        let written = write_stdout(|out| crate::ci::after_run(ci, report, plan, file, "", out));
+        written.context("cannot write the CI's files")?;
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` readable by its owner only (0600), an existing file included: a
@@ -590,11 +639,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli) {
+    let ci = crate::ci::Ci::from_process(cli.ci);
+    match run(cli, &ci) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             match &err {
-                Error::Config(config) => eprint!("{}", report(config)),
+                Error::Config(config) => {
+                    eprint!("{}", report(config));
+                    let _ = write_stdout(|out| crate::ci::config_error(&ci, config, out));
+                }
                 // The checks, or the summary and its failures, are printed already.
                 Error::Environment(what) => eprintln!("{what}"),
                 Error::Failed(_) | Error::Interrupted(_) => {}

@@ -5,6 +5,7 @@
 //! per-platform builds and per-instance manifest lists, [`output`] prints it.
 
 pub mod changes;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod confine;

@@ -110,6 +110,7 @@ impl Ledger<'_> {
                 let published = *published;
                 self.manifests[m].tags = published.tags;
                 self.manifests[m].marker = published.marker;
+                self.manifests[m].images = published.images.into_iter().collect();
                 let result = match published.failure {
                     None => {
                         let tags = &self.manifests[m].tags;

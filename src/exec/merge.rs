@@ -318,6 +318,7 @@ fn publish(
             let publication = runner.publish(m, &expected, &report.log);
             report.tags = publication.tags;
             report.marker = publication.marker;
+            report.images = publication.images.into_iter().collect();
             publication.failure
         }
     };

@@ -552,6 +552,7 @@ pub(super) fn merge(
             let Verdict::Unchanged(p) = &checked.verdicts[m] else {
                 return ran.expect("a list that is built is reported");
             };
+            let images = man.platforms.iter().cloned().zip(p.images.iter().cloned());
             let in_place = man
                 .references()
                 .zip(p.in_place(man))
@@ -578,11 +579,13 @@ pub(super) fn merge(
                             .position(|(tag, _)| tag.to_string() == t.reference)
                     };
                     r.tags.sort_by_key(order);
+                    r.images.extend(images);
                     r
                 }
                 None => ManifestReport {
                     status: Status::Unchanged,
                     tags: in_place.collect(),
+                    images: images.collect(),
                     ..ManifestReport::new(man, &report.run_dir)
                 },
             }

@@ -146,6 +146,10 @@ pub struct ManifestReport {
     /// The marker tag the list was also pushed to, which names its inputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
+    /// The image of each platform in the index its tags hold, as the registry serves it (empty
+    /// when it was not pushed).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub images: std::collections::BTreeMap<Platform, String>,
     /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<crate::plan::ExternalEntry>,
@@ -194,6 +198,7 @@ impl ManifestReport {
             duration_ms: 0,
             tags: Vec::new(),
             marker: None,
+            images: std::collections::BTreeMap::new(),
             external: m.external.clone(),
             log: run_dir.join(format!("{}@manifest.log", m.image)),
             log_tail: None,
