@@ -30,7 +30,7 @@ pub enum Error {
     Other(#[from] anyhow::Error),
 }
 
-/// Every exit code mab uses, and what it means: the one table (the README prints it).
+/// Every exit code mab uses, and what it means: the one table (docs/commands.md prints it).
 pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         0,

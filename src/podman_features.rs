@@ -1,6 +1,6 @@
 //! What each podman version does with the Dockerfile features where it differs from BuildKit:
 //! the one table `mab doctor` and the run's preflight judge a plan's reached stages by, and the
-//! README's table is written from. Each row holds what was measured, on which version; a
+//! docs/podman.md's table is written from. Each row holds what was measured, on which version; a
 //! version between two measurements that disagree is unknown (a warning, never a pass or a
 //! failure), one before the first or after the last is taken to behave as that one.
 

@@ -1,4 +1,4 @@
-//! Each exit code of the one table (`mab::EXIT_CODES`) from a real case, and the README's table
+//! Each exit code of the one table (`mab::EXIT_CODES`) from a real case, and the table of docs/commands.md
 //! the same as the code's.
 
 mod common;
@@ -117,11 +117,11 @@ fn every_exit_code_has_a_real_case() {
 }
 
 #[test]
-fn the_readme_lists_the_exit_codes_of_the_code() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+fn the_docs_list_the_exit_codes_of_the_code() {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/commands.md");
+    let doc = std::fs::read_to_string(page).unwrap();
     for (code, meaning) in mab::EXIT_CODES {
         let row = format!("| {code} | {meaning} |");
-        assert!(readme.contains(&row), "README.md lacks the row `{row}`");
+        assert!(doc.contains(&row), "docs/commands.md lacks the row `{row}`");
     }
 }

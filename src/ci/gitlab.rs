@@ -49,6 +49,7 @@ mod tests {
             published: None,
             log: "x.log".into(),
             log_tail: None,
+            jobs: Vec::new(),
         };
         let s = section(&b, "STEP 1/2", 10, 12);
         assert_eq!(

@@ -178,10 +178,24 @@ pub fn after_run(
         Ci::Gitlab => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+                .map_or(0, |d| d.as_millis() as u64);
+            // The run ended about now: its start is now less its last job's end.
+            let last = report
+                .builds
+                .iter()
+                .flat_map(|b| &b.jobs)
+                .chain(report.manifests.iter().flat_map(|m| &m.jobs))
+                .map(|j| j.end_ms)
+                .max()
+                .unwrap_or(0);
+            let origin = now.saturating_sub(last);
             for b in &report.builds {
-                let start = now.saturating_sub(b.duration_ms / 1000);
-                out.write_all(gitlab::section(b, &log_tail(&b.log, 200), start, now).as_bytes())?;
+                let (start, end) = b
+                    .jobs
+                    .first()
+                    .map_or((now, now), |j| (origin + j.start_ms, origin + j.end_ms));
+                let section = gitlab::section(b, &log_tail(&b.log, 200), start / 1000, end / 1000);
+                out.write_all(section.as_bytes())?;
             }
             Ok(())
         }

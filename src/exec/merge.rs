@@ -17,15 +17,18 @@ use crate::inputs::{self, Digests};
 use crate::plan::{Manifest, Plan, STATE_DIR, digest_of_build, shell_line};
 use crate::platform::Platform;
 use crate::process_ledger::Ledger as ProcessLedger;
-use crate::progress::Progress;
+use crate::progress::{Labels, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::Supervisor;
 
+use super::events::{Lane, Place, RunEvent, Span};
+use super::outcomes::Outcomes;
 use super::published::{self, Checked, Verdict};
+use super::report::list_log;
 use super::runner::{Runner, secret_values};
-use super::schedule::Batch;
+use super::schedule::{Batch, Job};
 use super::{
-    BuildReport, KILL_GRACE, ManifestReport, Options, Report, Status, external, run_id, take_turn,
+    BuildReport, KILL_GRACE, Options, Report, Status, TagStatus, external, run_id, take_turn,
 };
 
 /// Why a merge pushed nothing.
@@ -230,19 +233,45 @@ pub fn merge(
     let checked = Checked { digests, verdicts };
     let applied = published::apply(plan, &checked);
     let work = &applied.plan;
-    let progress = Progress::new(opts.progress, work.manifests.len() as u64, opts.verbose);
-    progress.note(&published::summary(plan, &checked, &applied));
+    // A merge runs no build: the display counts its lists only.
+    let lists_only = Plan {
+        builds: Vec::new(),
+        ..work.clone()
+    };
+    let progress = Progress::new(opts.progress, Labels::of(&lists_only), opts.verbose);
+    progress.show(&RunEvent::Checked(published::summary(
+        plan, &checked, &applied,
+    )));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(std::io::Error::other)?;
-    let manifests: Vec<ManifestReport> = pool.install(|| {
+    let origin = Instant::now();
+    let ended: Vec<(Vec<RunEvent>, Status)> = pool.install(|| {
         work.manifests
             .par_iter()
-            .map(|m| publish(&runner, m, &images, &run_dir, &progress))
+            .enumerate()
+            .map(|(i, m)| {
+                let job = Publish {
+                    runner: &runner,
+                    images: &images,
+                    run_dir: &run_dir,
+                    origin,
+                };
+                job.run(i, m, &progress)
+            })
             .collect()
     });
     progress.done();
+    // The lists' reports, folded from their events as a run's are.
+    let mut outcomes = Outcomes::new(work, &run_dir);
+    for (events, _) in &ended {
+        events.iter().for_each(|e| outcomes.record(e));
+    }
+    let mut manifests = outcomes.manifests;
+    for (report, (_, status)) in manifests.iter_mut().zip(ended) {
+        report.status = status;
+    }
     let success = manifests.iter().all(|m| m.status == Status::Pushed);
     // What the runners built, as this run's report of the whole plan shows it.
     let builds = work
@@ -269,71 +298,124 @@ pub fn merge(
     Ok(Ok(report))
 }
 
-/// Assembles list `m` from the registry (unless only its tags move) and publishes it.
-fn publish(
-    runner: &Runner,
-    m: &Manifest,
-    images: &HashMap<String, ImageDigest>,
-    run_dir: &Path,
-    progress: &Progress,
-) -> ManifestReport {
-    let mut report = ManifestReport::new(m, run_dir);
-    let started = Instant::now();
-    let m = &from_registry(m, images);
-    // The first command it runs: `create`, or the first step of a list whose tags only move.
-    let first = m
-        .assemble
-        .first()
-        .map(Vec::as_slice)
-        .or_else(|| m.publish.iter().find_map(|s| s.argv()));
-    progress.start(
-        &m.image,
-        "merge",
-        &first.map(shell_line).unwrap_or_default(),
-    );
-    let batch = Batch {
-        create: true,
-        entries: 0..m.assemble.len().saturating_sub(1),
-    };
-    let assembled = if m.assemble.is_empty() {
-        Ok(())
-    } else {
-        runner.assemble(m, &batch, &report.log)
-    };
-    // The list read back must hold exactly the images the runners pushed.
-    let expected: Vec<(Platform, String)> = m
-        .depends_on
-        .iter()
-        .zip(&m.platforms)
-        .filter_map(|(id, p)| Some((p.clone(), images.get(id)?.digest.clone())))
-        .chain(
-            m.external
-                .iter()
-                .filter_map(|e| Some((e.platform.clone(), e.digest.clone()?))),
-        )
-        .collect();
-    let failure = match assembled {
-        Err(f) => Some(f),
-        Ok(()) => {
-            let publication = runner.publish(m, &expected, &report.log);
-            report.tags = publication.tags;
-            report.marker = publication.marker;
-            report.images = publication.images.into_iter().collect();
-            publication.failure
-        }
-    };
-    let elapsed = started.elapsed();
-    report.duration_ms = elapsed.as_millis() as u64;
-    match failure {
-        None => {
-            report.status = Status::Pushed;
-            progress.finish(&m.image, "pushed", elapsed, "verified");
-        }
-        Some(f) => {
-            progress.finish(&m.image, "FAILED", elapsed, &f.reason);
-            report.log_tail = f.tail;
-            report.status = Status::Failed { reason: f.reason };
-        }
+/// What the publication of a merged list needs.
+struct Publish<'a> {
+    runner: &'a Runner<'a>,
+    images: &'a HashMap<String, ImageDigest>,
+    run_dir: &'a Path,
+    /// The start of the merge, which events count from.
+    origin: Instant,
+}
+
+impl Publish<'_> {
+    /// Assembles list `m` (the `i`th of the merge) from the registry, unless only its tags
+    /// move, and publishes it: the events it makes (shown as they come), and its status.
+    fn run(&self, i: usize, m: &Manifest, progress: &Progress) -> (Vec<RunEvent>, Status) {
+        let m = &from_registry(m, self.images);
+        let log = list_log(self.run_dir, m);
+        let place = Place {
+            node: None,
+            lane: Lane::Lists,
+            slot: rayon::current_thread_index().unwrap_or(0),
+        };
+        // The first command it runs: `create`, or the first step of a list whose tags only move.
+        let first = m
+            .assemble
+            .first()
+            .map(Vec::as_slice)
+            .or_else(|| m.publish.iter().find_map(|s| s.argv()));
+        let start = self.origin.elapsed();
+        progress.show(&RunEvent::Started {
+            job: Job::Push(i),
+            label: m.image.clone(),
+            command: first.map(shell_line).unwrap_or_default(),
+            at: start,
+            place: place.clone(),
+        });
+        let batch = Batch {
+            create: true,
+            entries: 0..m.assemble.len().saturating_sub(1),
+        };
+        let assembled = if m.assemble.is_empty() {
+            Ok(())
+        } else {
+            self.runner.assemble(m, &batch, &log)
+        };
+        // The list read back must hold exactly the images the runners pushed.
+        let expected: Vec<(Platform, String)> = m
+            .depends_on
+            .iter()
+            .zip(&m.platforms)
+            .filter_map(|(id, p)| Some((p.clone(), self.images.get(id)?.digest.clone())))
+            .chain(
+                m.external
+                    .iter()
+                    .filter_map(|e| Some((e.platform.clone(), e.digest.clone()?))),
+            )
+            .collect();
+        let mut events = Vec::new();
+        let failure = match assembled {
+            Err(f) => Some(f),
+            Ok(()) => {
+                let publication = self.runner.publish(m, &expected, &log);
+                let moved = publication
+                    .tags
+                    .iter()
+                    .filter(|t| t.status == TagStatus::Moved)
+                    .count();
+                let tags = publication.tags.len();
+                events.extend(
+                    publication
+                        .tags
+                        .into_iter()
+                        .map(|tag| RunEvent::Tag { list: i, tag }),
+                );
+                events.extend(
+                    publication
+                        .marker
+                        .map(|tag| RunEvent::Marker { list: i, tag }),
+                );
+                events.push(RunEvent::Index {
+                    list: i,
+                    images: publication.images,
+                });
+                match publication.failure {
+                    None => {
+                        let span = Span {
+                            start,
+                            end: self.origin.elapsed(),
+                            place: place.clone(),
+                        };
+                        events.push(RunEvent::Pushed {
+                            list: i,
+                            span,
+                            moved,
+                            tags,
+                        });
+                        None
+                    }
+                    failure => failure,
+                }
+            }
+        };
+        let status = match failure {
+            None => Status::Pushed,
+            Some(f) => {
+                let span = Span {
+                    start,
+                    end: self.origin.elapsed(),
+                    place,
+                };
+                events.push(RunEvent::Failed {
+                    job: Job::Push(i),
+                    span,
+                    reason: f.reason.clone(),
+                    tail: f.tail,
+                });
+                Status::Failed { reason: f.reason }
+            }
+        };
+        events.iter().for_each(|e| progress.show(e));
+        (events, status)
     }
-    report
 }

@@ -7,25 +7,24 @@
 //! back from each tag and checked against the plan. A list that a failure left incomplete is
 //! removed.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-
-use crate::plan::{Build, Plan, STATE_DIR, shell_line};
+use crate::plan::{Build, Plan, STATE_DIR};
 use crate::platform::Platform;
 use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::{Limits, Supervisor, When};
 
+mod coordinator;
+pub mod events;
 mod external;
-mod ledger;
+mod interrupt;
+mod jobs;
 mod merge;
+mod outcomes;
 mod prepare;
 mod publish;
 mod published;
@@ -35,15 +34,16 @@ pub mod schedule;
 mod split;
 mod verify;
 
-use ledger::{Done, Ledger};
+use coordinator::Drained;
+pub use events::RunEvent;
 pub use merge::{Refused, merge};
-use prepare::{
-    clear_outputs, filled_build, filled_list, without_cache_pushes, write_dockerfile_copies,
-    write_ignore_files,
+use outcomes::Outcomes;
+use prepare::{clear_outputs, without_cache_pushes, write_dockerfile_copies, write_ignore_files};
+pub use report::{
+    BuildReport, Held, JobKind, JobTiming, ManifestReport, Report, Status, TagReport, TagStatus,
 };
-pub use report::{BuildReport, Held, ManifestReport, Report, Status, TagReport, TagStatus};
 use runner::{Runner, secret_values};
-use schedule::{Job, Note, Scheduler, Shape};
+use schedule::{Scheduler, Shape};
 pub use split::digests_file;
 pub use verify::verify_index;
 
@@ -98,11 +98,6 @@ pub fn registry_limits(plan: &Plan, timeout: Option<Duration>) -> Limits {
 
 /// How long a command gets to stop after SIGTERM (a timeout, an interrupt) before SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
-
-enum Event {
-    Done(Done),
-    Signal(i32),
-}
 
 /// Emulated builds (RUN steps of another architecture, through qemu) take several times as
 /// long; a cross-compiled one runs natively.
@@ -182,6 +177,8 @@ pub fn run(
     let state = StateDir::open(&plan.workdir)?;
     state.refuse_links()?;
     let _turn = take_turn()?;
+    // Job times count from here: waiting for another run's turn is not this run's time.
+    let origin = Instant::now();
     // Before this run writes anything a dead run's commands could still be writing.
     let ledger = ProcessLedger::open()?;
     ledger.stop_leftovers(KILL_GRACE);
@@ -208,7 +205,6 @@ pub fn run(
     };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;
-    let progress_total = |p: &Plan| (p.builds.len() + p.manifests.len()) as u64;
     let split = opts.split.as_deref();
     // A split runner needs the input digests even with --rebuild: the merge annotates with them.
     let (checked, applied) = if opts.push && (opts.skip_published || split.is_some()) {
@@ -244,11 +240,14 @@ pub fn run(
     if !work.builds.is_empty() && !preflight(work) {
         return Ok(None);
     }
-    let progress = Progress::new(opts.progress, progress_total(work), opts.verbose);
-    if let (Some(checked), Some(applied)) = (&checked, &applied) {
-        progress.note(&published::summary(plan, checked, applied));
-    }
-    let executed = execute(work, opts, &runner, &run_dir, &progress)?;
+    let progress = Progress::new(opts.progress, progress::Labels::of(work), opts.verbose);
+    let first = match (&checked, &applied) {
+        (Some(checked), Some(applied)) => vec![RunEvent::Checked(published::summary(
+            plan, checked, applied,
+        ))],
+        _ => Vec::new(),
+    };
+    let executed = execute(work, opts, &runner, &run_dir, &progress, origin, first)?;
     progress.done();
     let report = Report {
         run_id,
@@ -309,30 +308,6 @@ fn shape(plan: &Plan, opts: &Options) -> Shape {
     }
 }
 
-/// Per platform of list `m` built on another node: the digest its node pushed; per external
-/// platform: the digest its `from` resolved to.
-fn expected_images(
-    plan: &Plan,
-    m: usize,
-    pushed: &HashMap<String, String>,
-) -> Vec<(Platform, String)> {
-    // A list's builds are its platforms', in the same order.
-    let man = &plan.manifests[m];
-    man.platforms
-        .iter()
-        .zip(&man.depends_on)
-        .filter_map(|(p, id)| {
-            let digest = pushed.get(&crate::plan::digest_of_build(id))?;
-            Some((p.clone(), digest.clone()))
-        })
-        .chain(
-            man.external
-                .iter()
-                .filter_map(|e| Some((e.platform.clone(), e.digest.clone()?))),
-        )
-        .collect()
-}
-
 /// How the jobs of a plan ended.
 struct Executed {
     interrupted: Option<i32>,
@@ -341,188 +316,39 @@ struct Executed {
     manifests: Vec<ManifestReport>,
 }
 
-/// Runs every job of `plan` on the pool, in dependency order, until all have ended or the
-/// run stops.
+/// Runs every job of `plan`, in dependency order, until all have ended or the run stops;
+/// then removes the lists left half-assembled and, for `--atomic` after a failure, puts back
+/// the tags the run moved.
 fn execute(
     plan: &Plan,
     opts: &Options,
     runner: &Runner,
     run_dir: &Path,
     progress: &Progress,
+    origin: Instant,
+    first: Vec<RunEvent>,
 ) -> std::io::Result<Executed> {
-    let mut ledger = Ledger {
-        plan,
-        progress,
-        scheduler: Scheduler::new(shape(plan, opts), opts.keep_going, opts.atomic),
-        builds: plan
-            .builds
-            .iter()
-            .map(|b| BuildReport::new(b, run_dir))
-            .collect(),
-        manifests: plan
-            .manifests
-            .iter()
-            .map(|m| ManifestReport::new(m, run_dir))
-            .collect(),
-        pushed: HashMap::new(),
-    };
-
-    let mut started: HashMap<Job, Instant> = HashMap::new();
-    let pool = rayon::ThreadPoolBuilder::new()
-        // Builds (per node) and list jobs have slots of their own.
-        .num_threads(
-            opts.jobs.max(1)
-                + plan
-                    .nodes
-                    .iter()
-                    .map(|n| n.jobs)
-                    .sum::<usize>()
-                    .max(opts.jobs.max(1)),
-        )
-        .thread_name(|i| format!("mab-job-{i}"))
-        .build()
-        .map_err(std::io::Error::other)?;
-    let (tx, rx) = mpsc::channel::<Event>();
-    let jobs = opts.jobs.max(1);
-    // Interrupts arrive as events, so the coordinator deals with them like with anything else.
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let signal_handle = signals.handle();
-    let signal_tx = tx.clone();
-    let signal_thread = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if signal_tx.send(Event::Signal(signal)).is_err() {
-                break;
-            }
-        }
-    });
-    let mut interrupted: Option<i32> = None;
-    let mut kill_at: Option<Instant> = None;
-    let say = |notes: Vec<Note>, progress: &Progress| {
-        for note in notes {
-            match note {
-                Note::SkippedBuild(i, reason) => {
-                    progress.note(&format!("skipped  {}: {reason}", plan.builds[i].id));
-                }
-                Note::SkippedManifest(m, reason) => progress.note(&format!(
-                    "skipped  {} manifest list: {reason}",
-                    plan.manifests[m].image
-                )),
-            }
-        }
-    };
-
-    // The coordinator runs here, on the calling thread; jobs run on the pool. A plain `scope`
-    // would run this closure on a pool thread and could deadlock a pool of one.
-    pool.in_place_scope(|scope| {
-        loop {
-            while let Some(job) = ledger.scheduler.next(jobs) {
-                say(ledger.scheduler.notes(), progress);
-                let (shown, verb, log) = match job {
-                    Job::Build(i) => (&plan.builds[i].id, "build", &ledger.builds[i].log),
-                    Job::Assemble(m) => (&plan.manifests[m].image, "assemble", &ledger.manifests[m].log),
-                    Job::Push(m) => (&plan.manifests[m].image, "push", &ledger.manifests[m].log),
-                };
-                started.insert(job, Instant::now());
-                let batch = match job {
-                    Job::Assemble(m) => ledger.scheduler.batch(m).cloned(),
-                    _ => None,
-                };
-                let command = match (job, &batch) {
-                    (Job::Build(i), _) => shell_line(&plan.builds[i].argv),
-                    (Job::Assemble(m), Some(b)) => {
-                        // The first command the job runs: `create`, or the add of its first image.
-                        let at = if b.create { 0 } else { 1 + b.entries.start };
-                        plan.manifests[m].assemble.get(at).map(|a| shell_line(a)).unwrap_or_default()
-                    }
-                    (Job::Push(m), _) => plan.manifests[m].publish.iter().find_map(|s| s.argv()).map(shell_line).unwrap_or_default(),
-                    _ => unreachable!("an assembly job has its batch"),
-                };
-                progress.start(shown, verb, &command);
-                let (tx, log) = (tx.clone(), log.clone());
-                // What other nodes pushed is known now: their digests go into the command.
-                let build = match job {
-                    Job::Build(i) => Some(filled_build(&plan.builds[i], &ledger.pushed)),
-                    _ => None,
-                };
-                let list = match (job, batch) {
-                    (Job::Assemble(m), Some(b)) => Some((filled_list(&plan.manifests[m], &ledger.pushed), b)),
-                    _ => None,
-                };
-                // The images other nodes pushed, which the list must hold.
-                let expected = match job {
-                    Job::Push(m) => expected_images(plan, m, &ledger.pushed),
-                    _ => Vec::new(),
-                };
-                scope.spawn(move |_| {
-                    let done = match (job, build, list) {
-                        (Job::Build(i), Some(b), _) => Done::Build(i, runner.build(&b, &log)),
-                        (Job::Assemble(m), _, Some((l, b))) => Done::Assemble(m, runner.assemble(&l, &b, &log)),
-                        (Job::Push(m), _, _) => Done::Push(m, Box::new(runner.publish(&plan.manifests[m], &expected, &log))),
-                        _ => unreachable!("each job has what it runs"),
-                    };
-                    let _ = tx.send(Event::Done(done));
-                });
-            }
-            say(ledger.scheduler.notes(), progress);
-            if ledger.scheduler.done() {
-                break;
-            }
-            if ledger.scheduler.running() == 0 {
-                continue;
-            }
-            let event = match kill_at {
-                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(event) => event,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        runner.supervisor.kill_all();
-                        kill_at = None;
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
-                None => match rx.recv() {
-                    Ok(event) => event,
-                    Err(_) => break,
-                },
-            };
-            let done = match event {
-                Event::Done(done) => done,
-                Event::Signal(_) if interrupted.is_some() => {
-                    // A second interrupt: no more grace.
-                    progress.note("interrupted again: killing every running command");
-                    runner.supervisor.kill_all();
-                    continue;
-                }
-                Event::Signal(signal) => {
-                    interrupted = Some(signal);
-                    ledger.scheduler.stop();
-                    let n = runner.supervisor.cancel();
-                    progress.note(&format!("interrupted: stopping {n} running command(s); interrupt again to kill them at once"));
-                    kill_at = Some(Instant::now() + KILL_GRACE);
-                    continue;
-                }
-            };
-            let elapsed = started[&done.job()].elapsed();
-            ledger.record(done, elapsed);
-        }
-    });
-    signal_handle.close();
-    let _ = signal_thread.join();
+    let scheduler = Scheduler::new(shape(plan, opts), opts.keep_going, opts.atomic);
+    let Drained {
+        scheduler,
+        outcomes,
+        interrupted,
+    } = coordinator::drain(
+        plan, run_dir, runner, progress, opts.jobs, scheduler, origin, first,
+    )?;
+    let Outcomes {
+        mut builds,
+        mut manifests,
+    } = outcomes;
     // Leave no half-assembled local list behind: a failed build or an interrupt stops a list
     // that holds some of its images.
-    for m in ledger.scheduler.partial_lists() {
+    for m in scheduler.partial_lists() {
         let man = &plan.manifests[m];
         if !man.remove_stale.is_empty() {
-            let log = &ledger.manifests[m].log;
+            let log = &manifests[m].log;
             let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
         }
     }
-    let Ledger {
-        scheduler,
-        mut builds,
-        mut manifests,
-        ..
-    } = ledger;
     let (build_status, manifest_status, success) = scheduler.finish();
     for (report, status) in builds.iter_mut().zip(build_status) {
         report.status = status;

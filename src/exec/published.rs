@@ -471,40 +471,32 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
     })
 }
 
-/// What the registry check found, for the progress display: one line, then one per list the
-/// registry could not tell about.
-pub fn summary(plan: &Plan, checked: &Checked, applied: &Applied) -> String {
-    let unchanged = checked
-        .verdicts
-        .iter()
-        .filter(|v| matches!(v, Verdict::Unchanged(_)))
-        .count();
-    let retag = applied
-        .manifests
-        .iter()
-        .zip(&checked.verdicts)
-        .filter(|(n, v)| n.is_some() && matches!(v, Verdict::Unchanged(_)))
-        .count();
-    let d = &checked.digests;
-    let mut out = format!(
-        "unchanged {unchanged} of {} image(s), {} of {} build(s) (the registry holds their inputs{}); {} file(s) hashed, {} read",
-        plan.manifests.len(),
-        plan.builds.len() - applied.plan.builds.len(),
-        plan.builds.len(),
-        if retag > 0 {
-            format!("; {retag} get new tags")
-        } else {
-            String::new()
-        },
-        d.files,
-        d.files_read
-    );
-    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Build(Some(why)) = v {
-            out.push_str(&format!("\n{}: built, as {why}", man.image));
-        }
+/// What the registry check found, for whoever watches the run.
+pub fn summary(plan: &Plan, checked: &Checked, applied: &Applied) -> super::events::RegistryCheck {
+    let unchanged = |v: &Verdict| matches!(v, Verdict::Unchanged(_));
+    super::events::RegistryCheck {
+        unchanged_lists: checked.verdicts.iter().filter(|v| unchanged(v)).count(),
+        lists: plan.manifests.len(),
+        unchanged_builds: plan.builds.len() - applied.plan.builds.len(),
+        builds: plan.builds.len(),
+        retagged: applied
+            .manifests
+            .iter()
+            .zip(&checked.verdicts)
+            .filter(|(n, v)| n.is_some() && unchanged(v))
+            .count(),
+        files: checked.digests.files,
+        files_read: checked.digests.files_read,
+        unknown: plan
+            .manifests
+            .iter()
+            .zip(&checked.verdicts)
+            .filter_map(|(man, v)| match v {
+                Verdict::Build(Some(why)) => Some((man.image.clone(), why.to_string())),
+                _ => None,
+            })
+            .collect(),
     }
-    out
 }
 
 /// The report of a run of [`Applied::plan`] as a report of the whole plan: the builds and

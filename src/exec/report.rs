@@ -7,6 +7,9 @@ use serde::Serialize;
 use crate::plan::{Build, Manifest};
 use crate::platform::Platform;
 
+use super::events::{Place, Span};
+use super::schedule::Job;
+
 /// How a build or a manifest list ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -68,10 +71,53 @@ pub struct BuildReport {
     /// The end of the log of a failed build.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
+    /// When and where its job ran; empty when it did not run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobTiming>,
+}
+
+/// Which kind of job of a build or list ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Build,
+    Assemble,
+    Push,
+}
+
+impl From<Job> for JobKind {
+    fn from(job: Job) -> Self {
+        match job {
+            Job::Build(_) => Self::Build,
+            Job::Assemble(_) => Self::Assemble,
+            Job::Push(_) => Self::Push,
+        }
+    }
+}
+
+/// When one job ran, in milliseconds from the start of the run, and where: its node and slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobTiming {
+    pub job: JobKind,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    #[serde(flatten)]
+    pub place: Place,
+}
+
+impl JobTiming {
+    pub(super) fn new(job: Job, span: &Span) -> Self {
+        Self {
+            job: job.into(),
+            start_ms: span.start.as_millis() as u64,
+            end_ms: span.end.as_millis() as u64,
+            place: span.place.clone(),
+        }
+    }
 }
 
 /// One tag of a list: what it held before the run, what it was to get, and how that went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagReport {
     pub reference: String,
     #[serde(flatten)]
@@ -156,6 +202,9 @@ pub struct ManifestReport {
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_tail: Option<String>,
+    /// When and where each of its jobs (assembly, push) ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobTiming>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +219,16 @@ pub struct Report {
     pub manifests: Vec<ManifestReport>,
 }
 
+/// The log of build `b`'s job in `run_dir`.
+pub(super) fn build_log(run_dir: &Path, b: &Build) -> PathBuf {
+    run_dir.join(format!("{}.log", b.id))
+}
+
+/// The log of list `m`'s jobs in `run_dir`.
+pub(super) fn list_log(run_dir: &Path, m: &Manifest) -> PathBuf {
+    run_dir.join(format!("{}@manifest.log", m.image))
+}
+
 impl BuildReport {
     /// Build `b`, not started, its log in `run_dir`.
     pub(super) fn new(b: &Build, run_dir: &Path) -> Self {
@@ -182,8 +241,9 @@ impl BuildReport {
             image_id: None,
             inputs: None,
             published: None,
-            log: run_dir.join(format!("{}.log", b.id)),
+            log: build_log(run_dir, b),
             log_tail: None,
+            jobs: Vec::new(),
         }
     }
 }
@@ -200,8 +260,9 @@ impl ManifestReport {
             marker: None,
             images: std::collections::BTreeMap::new(),
             external: m.external.clone(),
-            log: run_dir.join(format!("{}@manifest.log", m.image)),
+            log: list_log(run_dir, m),
             log_tail: None,
+            jobs: Vec::new(),
         }
     }
 }
