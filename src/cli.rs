@@ -136,6 +136,11 @@ struct RunArgs {
     /// FILE, for CI test report views.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write where the time went as Chrome trace-event JSON to FILE (open it in
+    /// chrome://tracing or https://ui.perfetto.dev); every run also draws timeline.svg in its
+    /// run directory.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     /// Be one runner of a split build: build the `--platform`s only, push each image by
     /// digest (no list, no release tag) and write what was pushed to FILE, for `mab merge`.
     #[arg(long, value_name = "FILE", requires = "platforms", conflicts_with_all = ["no_push", "atomic"])]
@@ -505,19 +510,21 @@ fn run_plan(
                 "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
             )
         })?;
-    report_out(
-        ci,
-        &report,
-        &plan,
-        run.report.as_deref(),
-        run.junit.as_deref(),
-    )?;
+    let outputs = Outputs {
+        report: run.report.as_deref(),
+        junit: run.junit.as_deref(),
+        trace: run.trace.as_deref(),
+    };
+    let timeline = outputs.write(ci, &report, &plan)?;
     if let (Some(file), Some(platforms)) = (&run.digests_out, &split) {
         let digests = exec::digests_file(&plan, &report, platforms);
         write_private(file, digests.to_json().as_bytes())
             .with_context(|| format!("cannot write the digests to {}", file.display()))?;
     }
-    write_stdout(|out| output::summary(&report, &plan, !run.quiet, out))?;
+    write_stdout(|out| {
+        output::summary(&report, &plan, !run.quiet, out)?;
+        writeln!(out, "{}", timeline.line())
+    })?;
     match report.interrupted {
         Some(signal) => Err(Error::Interrupted(signal)),
         None if report.success => Ok(()),
@@ -568,14 +575,16 @@ fn merge(
             return Err(Error::Failed(refused.to_string()));
         }
     };
-    report_out(
-        ci,
-        &report,
-        &plan,
-        args.report.as_deref(),
-        args.junit.as_deref(),
-    )?;
-    write_stdout(|out| output::summary(&report, &plan, true, out))?;
+    let outputs = Outputs {
+        report: args.report.as_deref(),
+        junit: args.junit.as_deref(),
+        trace: None,
+    };
+    let timeline = outputs.write(ci, &report, &plan)?;
+    write_stdout(|out| {
+        output::summary(&report, &plan, true, out)?;
+        writeln!(out, "{}", timeline.line())
+    })?;
     if report.success {
         Ok(())
     } else {
@@ -585,32 +594,60 @@ fn merge(
     }
 }
 
-/// Writes the report where asked (in a CI, always: in the run's directory by default, for the
-/// outputs to point at), the JUnit report, and what the CI reads.
-fn report_out(
-    ci: &crate::ci::Ci,
-    report: &exec::Report,
-    plan: &crate::Plan,
-    path: Option<&Path>,
-    junit: Option<&Path>,
-) -> Result<(), Error> {
-    let in_ci = *ci != crate::ci::Ci::None;
-    let default = report.run_dir.join("report.json");
-    let path = path.or(in_ci.then_some(default.as_path()));
-    if let Some(file) = path {
-        let json = serde_json::to_string_pretty(report).expect("a report serialises");
-        write_private(file, (json + "\n").as_bytes())
-            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+/// The files a run or merge writes besides its summary.
+struct Outputs<'a> {
+    report: Option<&'a Path>,
+    junit: Option<&'a Path>,
+    trace: Option<&'a Path>,
+}
+
+impl Outputs<'_> {
+    /// Writes the report where asked (in a CI, always: in the run's directory by default, for
+    /// the outputs to point at), the JUnit report, the trace, timeline.svg in the run's
+    /// directory, and what the CI reads: the run's timeline.
+    fn write(
+        &self,
+        ci: &crate::ci::Ci,
+        report: &exec::Report,
+        plan: &crate::Plan,
+    ) -> Result<crate::timeline::Timeline, Error> {
+        let timeline = crate::timeline::Timeline::of(report, plan);
+        let in_ci = *ci != crate::ci::Ci::None;
+        let default = report.run_dir.join("report.json");
+        let path = self.report.or(in_ci.then_some(default.as_path()));
+        if let Some(file) = path {
+            let json = serde_json::to_string_pretty(report).expect("a report serialises");
+            write_private(file, (json + "\n").as_bytes())
+                .with_context(|| format!("cannot write the report to {}", file.display()))?;
+        }
+        if let Some(file) = self.junit {
+            write_private(file, crate::ci::junit::junit(report).as_bytes())
+                .with_context(|| format!("cannot write the JUnit report to {}", file.display()))?;
+        }
+        if let Some(file) = self.trace {
+            write_private(file, crate::timeline::trace::trace(&timeline).as_bytes())
+                .with_context(|| format!("cannot write the trace to {}", file.display()))?;
+        }
+        // Under .mab, every write goes through the state directory.
+        let svg = report
+            .run_dir
+            .strip_prefix(&plan.workdir)
+            .map(|rel| rel.join("timeline.svg"));
+        if let Ok(rel) = svg {
+            crate::state::StateDir::open(&plan.workdir)
+                .and_then(|state| {
+                    state.write(&rel, crate::timeline::svg::svg(&timeline).as_bytes())
+                })
+                .with_context(|| format!("cannot write {}", rel.display()))?;
+        }
+        if let Some(file) = path.filter(|_| in_ci) {
+            let line = timeline.line();
+            let written =
+                write_stdout(|out| crate::ci::after_run(ci, report, plan, file, &line, out));
+            written.context("cannot write the CI's files")?;
+        }
+        Ok(timeline)
     }
-    if let Some(file) = junit {
-        write_private(file, crate::ci::junit::junit(report).as_bytes())
-            .with_context(|| format!("cannot write the JUnit report to {}", file.display()))?;
-    }
-    if let Some(file) = path.filter(|_| in_ci) {
-        let written = write_stdout(|out| crate::ci::after_run(ci, report, plan, file, "", out));
-        written.context("cannot write the CI's files")?;
-    }
-    Ok(())
 }
 
 /// Writes `bytes` to `path` readable by its owner only (0600), an existing file included: a

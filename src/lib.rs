@@ -32,6 +32,7 @@ pub mod settings;
 pub mod state;
 pub mod supervise;
 pub mod template;
+pub mod timeline;
 mod traffic;
 
 use std::path::Path;
