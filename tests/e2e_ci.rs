@@ -43,8 +43,9 @@ fn a_github_run_writes_its_summary_and_outputs() {
     p.git_commit("fixture");
     let summary = p.path().join("summary.md");
     let output = p.path().join("output");
+    let trace = p.path().join("trace.json");
     let (out, report) = p.run_reported(
-        &["--ci", "github"],
+        &["--ci", "github", "--trace", trace.to_str().unwrap()],
         &[
             ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
             ("GITHUB_OUTPUT", output.to_str().unwrap()),
@@ -87,4 +88,84 @@ fn a_github_run_writes_its_summary_and_outputs() {
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&values["report"]).unwrap()).unwrap();
     assert_eq!(written["run_id"], report["run_id"]);
+    // The summary ends with where the time went.
+    assert!(
+        md.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("makespan "),
+        "{md}"
+    );
+
+    // Every job of the report is one complete event of the trace, as long as the report says.
+    let jobs: Vec<(String, u64, u64)> = ["builds", "manifests"]
+        .iter()
+        .flat_map(|k| report[*k].as_array().unwrap())
+        .flat_map(|e| {
+            let name = e
+                .get("id")
+                .unwrap_or(&e["image"])
+                .as_str()
+                .unwrap()
+                .to_string();
+            e["jobs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |j| {
+                    (
+                        name.clone(),
+                        j["start_ms"].as_u64().unwrap(),
+                        j["end_ms"].as_u64().unwrap(),
+                    )
+                })
+        })
+        .collect();
+    assert!(
+        jobs.len() >= 4,
+        "two builds, an assembly and a push at least: {jobs:?}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let mut complete: Vec<(String, u64, u64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] != "critical")
+        .map(|e| {
+            let ts = e["ts"].as_u64().unwrap();
+            let dur = e["dur"].as_u64().unwrap();
+            (
+                e["name"].as_str().unwrap().to_string(),
+                ts / 1000,
+                (ts + dur) / 1000,
+            )
+        })
+        .collect();
+    let mut want = jobs.clone();
+    complete.sort();
+    want.sort();
+    assert_eq!(complete, want);
+    // Each build's image joins the list: a flow from each build to an assembly job.
+    let flows = |ph: &str| events.iter().filter(|e| e["ph"] == ph).count();
+    assert!(flows("s") >= 3 && flows("s") == flows("f"), "{doc}");
+    // timeline.svg in the run's directory is well-formed, one bar per job.
+    let svg = std::path::Path::new(report["run_dir"].as_str().unwrap()).join("timeline.svg");
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\nr = E.parse(sys.argv[1]).getroot()\nprint(sum(1 for e in r.iter('{http://www.w3.org/2000/svg}rect') if e.get('class', '').startswith('bar ')))",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "not well-formed: {}",
+        text(&parsed)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        jobs.len().to_string()
+    );
 }
