@@ -9,6 +9,7 @@ const BASE: &str = "localhost/mab-test/busybox:latest";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(e2e)");
+    println!("cargo::rustc-check-cfg=cfg(py_cryptography)");
     println!("cargo::rerun-if-env-changed=MAB_E2E");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var("MAB_E2E").map_or(true, |v| v.is_empty() || v == "0") {
@@ -45,4 +46,9 @@ fn main() {
         missing.join(", ")
     );
     println!("cargo::rustc-cfg=e2e");
+    // The signatures are checked by an implementation that is not mab's (tests/e2e_sign.rs):
+    // without Python's `cryptography` those tests show as ignored.
+    if runs("python3", &["-c", "import cryptography"]) {
+        println!("cargo::rustc-cfg=py_cryptography");
+    }
 }

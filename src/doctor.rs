@@ -1,13 +1,15 @@
 //! `mab doctor`: what on this machine would stop a run, each with the exact fix. `mab run` runs
 //! the same checks first and refuses to start on a failing one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod features;
+mod signing;
+mod syft;
 
 use crate::native::Companion;
 use crate::plan::Plan;
@@ -163,9 +165,17 @@ pub fn checks_on(
     let mut out = vec![podman_check, isolation_check()];
     if let Some(plan) = plan {
         out.extend(platform_checks(plan, &Platform::host()));
-        out.extend(node_checks(podman, plan));
-        out.extend(version.iter().flat_map(|v| features::checks(plan, v)));
+        let (checks, nodes) = node_checks(podman, plan);
+        out.extend(checks);
+        let versions = features::Versions {
+            local: version.as_deref(),
+            nodes: &nodes,
+        };
+        out.extend(features::checks(plan, &versions));
+        out.extend(syft::checks(plan));
         if network {
+            // `mab run` opens the key itself before it starts: only `mab doctor` checks it here.
+            out.extend(signing::check(plan));
             let mut registries: Vec<&str> = plan
                 .manifests
                 .iter()
@@ -252,8 +262,9 @@ fn platform_checks(plan: &Plan, host: &Platform) -> Vec<Check> {
 }
 
 /// Per build node other than this machine: whether its podman answers, its version and its
-/// platform against those it claims to build natively. Nodes are asked side by side.
-fn node_checks(podman: &[String], plan: &Plan) -> Vec<Check> {
+/// platform against those it claims to build natively; and the versions of those that answered,
+/// by node name, which the features of their builds are judged by. Nodes are asked side by side.
+fn node_checks(podman: &[String], plan: &Plan) -> (Vec<Check>, BTreeMap<String, String>) {
     let remote: Vec<&crate::plan::PlanNode> = plan
         .nodes
         .iter()
@@ -262,16 +273,21 @@ fn node_checks(podman: &[String], plan: &Plan) -> Vec<Check> {
     std::thread::scope(|s| {
         let asked: Vec<_> = remote
             .iter()
-            .map(|n| s.spawn(move || node_check(podman, n)))
+            .map(|n| s.spawn(move || (n.name.clone(), node_check(podman, n))))
             .collect();
-        asked
-            .into_iter()
-            .flat_map(|a| a.join().expect("a node check does not panic"))
-            .collect()
+        let mut checks = Vec::new();
+        let mut versions = BTreeMap::new();
+        for a in asked {
+            let (name, (c, version)) = a.join().expect("a node check does not panic");
+            checks.extend(c);
+            versions.extend(version.map(|v| (name, v)));
+        }
+        (checks, versions)
     })
 }
 
-fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
+/// The checks of one node, and its podman version if it answered.
+fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> (Vec<Check>, Option<String>) {
     let what = format!("node {} ({})", node.name, node.address);
     // A node that does not answer must not hang the run: 20 s, as `timeout` counts them.
     let out = Command::new("timeout")
@@ -293,16 +309,22 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("no answer in 20 s");
-            return vec![Check::fail(
-                format!("{what}: unreachable: {}", line.trim()),
-                "start podman's API on it (`systemctl enable --now podman.socket`, or `podman system service --time=0 URL`), and check its url, connection or identity",
-            )];
+            return (
+                vec![Check::fail(
+                    format!("{what}: unreachable: {}", line.trim()),
+                    "start podman's API on it (`systemctl enable --now podman.socket`, or `podman system service --time=0 URL`), and check its url, connection or identity",
+                )],
+                None,
+            );
         }
         Err(e) => {
-            return vec![Check::fail(
-                format!("{what}: cannot run `{}`: {e}", podman[0]),
-                "install podman here: it is the client of every node",
-            )];
+            return (
+                vec![Check::fail(
+                    format!("{what}: cannot run `{}`: {e}", podman[0]),
+                    "install podman here: it is the client of every node",
+                )],
+                None,
+            );
         }
     };
     let mut fields = answer.split('|');
@@ -312,10 +334,13 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
         .zip(bytes(fields.next()))
         .map(|(total, used)| total.saturating_sub(used) as f64 / (1u64 << 30) as f64);
     let Ok(own) = platform.parse::<Platform>() else {
-        return vec![Check::warn(
-            format!("{what}: podman {version}, on a platform it does not say (`{platform}`)"),
-            "check the node's podman (`podman info`)",
-        )];
+        return (
+            vec![Check::warn(
+                format!("{what}: podman {version}, on a platform it does not say (`{platform}`)"),
+                "check the node's podman (`podman info`)",
+            )],
+            Some(version.to_string()),
+        );
     };
     let mut out = vec![Check::pass(format!("{what}: podman {version} on {own}"))];
     out.push(match free {
@@ -333,7 +358,7 @@ fn node_check(podman: &[String], node: &crate::plan::PlanNode) -> Vec<Check> {
             ));
         }
     }
-    out
+    (out, Some(version.to_string()))
 }
 
 /// podman's default (OCI) isolation needs a cgroup layout it supports; on a hybrid cgroup v1/v2

@@ -4,11 +4,13 @@
 //! into instances and renders their templates, [`plan`] turns instances into a DAG of
 //! per-platform builds and per-instance manifest lists, [`output`] prints it.
 
+pub mod attach;
 pub mod changes;
 pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod content;
 pub mod digests_file;
 pub mod dockerfile;
 pub mod doctor;
@@ -27,8 +29,11 @@ pub mod platform;
 pub mod podman_features;
 pub mod process_ledger;
 pub mod progress;
+pub mod provenance;
 pub mod reference;
+pub mod sbom;
 pub mod settings;
+pub mod sign;
 pub mod state;
 pub mod supervise;
 pub mod template;
@@ -74,8 +79,11 @@ pub fn plan_in(
     env: settings::Environment,
     allowed: &confine::Allowed,
 ) -> Result<Plan, ConfigError> {
-    let mut config = location.load(vars, allowed)?;
-    config.env = env;
+    let trusted = settings::Trusted {
+        allowed: allowed.clone(),
+        env,
+    };
+    let config = location.load_in(vars, &trusted)?;
     let instances = matrix::expand(&config)?;
     plan::plan(&config, &instances, selection)
 }

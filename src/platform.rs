@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 /// A normalised platform. It can only be built by parsing, so every value is canonical:
 /// `arm` always carries its variant (`v7` unless told otherwise) and `arm64/v8` is plain `arm64`,
@@ -273,11 +273,12 @@ impl Serialize for Platform {
     }
 }
 
-/// Read the way it is written: parsed, so a file read back holds only canonical platforms.
-impl<'de> Deserialize<'de> for Platform {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+/// Reads back what `Serialize` wrote (a run's report, in the tests).
+impl<'de> serde::Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

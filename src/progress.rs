@@ -261,7 +261,17 @@ impl Progress {
                 Loud::Always,
                 "interrupted again: killing every running command",
             ),
-            RunEvent::Tag { .. } | RunEvent::Marker { .. } | RunEvent::Index { .. } => {}
+            RunEvent::Content { build, content } => {
+                for warning in content.warnings() {
+                    let label = &labels.builds[*build];
+                    self.line(Loud::NotQuiet, &format!("warning  {label}: {warning}"));
+                }
+            }
+            RunEvent::Tag { .. }
+            | RunEvent::Marker { .. }
+            | RunEvent::Attached { .. }
+            | RunEvent::Signature { .. }
+            | RunEvent::Index { .. } => {}
         }
     }
 

@@ -63,6 +63,21 @@ fn is_domain(s: &str) -> bool {
         && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
+/// The registry and the rest of a reference whose first component names one (has a `.` or a
+/// `:`, or is `localhost`): distribution's `splitDomain` rule.
+fn split_domain(reference: &str) -> Option<(&str, &str)> {
+    reference
+        .split_once('/')
+        .filter(|(first, _)| first.contains(['.', ':']) || *first == "localhost")
+}
+
+/// The registry part of an image reference as a `FROM` line writes it (`docker.io` for
+/// `debian:12`, `localhost` for `localhost/x`): as written, where [`Repository::registry`] is
+/// the qualified one.
+pub fn registry_of(reference: &str) -> &str {
+    split_domain(reference).map_or(DOCKER_HUB, |(domain, _)| domain)
+}
+
 /// Splits a reference's name into registry and path, filling in Docker Hub's defaults the way
 /// distribution's `splitDomain` does; `None` when the name is outside the grammar.
 fn split_name(name: &str) -> Option<(String, String)> {
@@ -74,11 +89,9 @@ fn split_name(name: &str) -> Option<(String, String)> {
     if !valid {
         return None;
     }
-    let (mut registry, mut path) = match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (first.to_string(), rest.to_string())
-        }
-        _ => (DOCKER_HUB.to_string(), name.to_string()),
+    let (mut registry, mut path) = match split_domain(name) {
+        Some((domain, rest)) => (domain.to_string(), rest.to_string()),
+        None => (DOCKER_HUB.to_string(), name.to_string()),
     };
     if registry == "index.docker.io" {
         registry = DOCKER_HUB.to_string();

@@ -2,7 +2,7 @@
 //! on annotations of one kind, the JUnit report against the schema GitLab reads, with the
 //! stand-in podman (tests/fake) where a run is needed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! `--changed-since` never look through a symlink that leaves the context; `--report` is the
 //! user's alone. `mab run` goes against the stand-in podman (tests/fake).
 
-mod common;
+use crate::common;
 
 use common::text;
 
@@ -317,17 +317,12 @@ fn only_the_command_line_allows() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("mab::unknown-key"), "{}", text(&out));
     // Only fs.read is an entitlement.
-    let out = s
-        .repo
-        .mab(&["plan", "--allow", "fs.write=/"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("write fs.read=PATH"),
-        "{}",
-        text(&out)
-    );
+    s.repo
+        .test()
+        .args(["plan", "--allow", "fs.write=/"])
+        .status(2)
+        .stderr_has("write fs.read=PATH")
+        .run();
 }
 
 const CANARY: &str = "hunter2-canary-4c1d";
@@ -389,14 +384,13 @@ fn env_of_a_credential_in_a_template_is_refused_and_never_printed() {
         "labels = { x = \"{{ env('MAB_TEST_BRANCH') }}\" }\n",
         "FROM scratch\n",
     );
-    let out = s
-        .repo
-        .mab(&["plan", "--format", "json"])
+    s.repo
+        .test()
+        .args(["plan", "--format", "json"])
         .env("MAB_TEST_BRANCH", "main")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("x=main"));
+        .status(0)
+        .stdout_has("x=main")
+        .run();
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! what each build waits for, what it is pointed at (build contexts, args, target) and the
 //! platforms it runs steps on, and the warnings about it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

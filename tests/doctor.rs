@@ -1,30 +1,12 @@
 //! `mab doctor`, and the checks `mab run` makes before it starts.
 
-mod common;
+use crate::common;
 
 use common::text;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Project;
-
-fn fake_bin() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake")
-}
-
-/// `cmd` with the stand-in podman first on PATH, its state and log in the project.
-fn with_fake_podman<'c>(p: &Project, cmd: &'c mut Command) -> &'c mut Command {
-    let path = format!(
-        "{}:{}",
-        fake_bin().display(),
-        std::env::var("PATH").unwrap()
-    );
-    cmd.env("PATH", path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("podman.log"))
-        .env_remove("MAB_PODMAN")
-}
 
 /// An architecture of `candidates` this machine has no binfmt handler for (test-env registers
 /// only arm64 and arm), with its qemu name.
@@ -40,14 +22,14 @@ fn unhandled(candidates: &[&'static str]) -> &'static str {
 fn a_missing_podman_is_reported_with_the_fix() {
     let p = Project::new();
     // A PATH without podman.
-    let out = p
-        .mab(&["doctor"])
+    let all = p
+        .test()
+        .arg("doctor")
         .env("PATH", "/nonexistent")
         .env_remove("MAB_PODMAN")
-        .output()
-        .unwrap();
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{all}");
+        .status(3)
+        .run()
+        .text();
     assert!(all.contains("FAIL podman not found (`podman`)"), "{all}");
     assert!(
         all.contains("fix: install it (Debian/Ubuntu: `apt-get install podman`)"),
@@ -67,9 +49,7 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\", \"{platform}\"]\ntags = [\"1\"]\n[images.app]\n"),
     );
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
-        .output()
-        .unwrap();
+    let out = p.test().fake_podman().args(["doctor"]).run().out;
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains("ok   podman 4.3.1-stand-in"), "{all}");
@@ -92,9 +72,12 @@ fn a_platform_without_a_binfmt_handler_fails_doctor_and_stops_run() {
     }
     assert!(all.contains("registry 127.0.0.1:9 not reachable"), "{all}");
 
-    let out = with_fake_podman(&p, &mut p.mab(&["run", "--progress", "plain"]))
-        .output()
-        .unwrap();
+    let out = p
+        .test()
+        .fake_podman()
+        .args(["run", "--progress", "plain"])
+        .run()
+        .out;
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains(&missing), "{all}");
@@ -121,9 +104,7 @@ fn a_cross_compiled_platform_needs_no_emulator() {
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\ntags = [\"1\"]\n[images.app]\nplatforms = [\"linux/amd64\", \"linux/{arch}\", \"darwin/arm64\"]\n[images.win]\ncontext = \"win\"\nplatforms = [\"windows/amd64\"]\n"),
     );
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
-        .output()
-        .unwrap();
+    let out = p.test().fake_podman().args(["doctor"]).run().out;
     let all = text(&out);
     let platform_lines: Vec<&str> = all
         .lines()
@@ -149,9 +130,7 @@ fn a_cross_compiled_platform_needs_no_emulator() {
 #[test]
 fn a_healthy_machine_passes() {
     let p = Project::new();
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
-        .output()
-        .unwrap();
+    let out = p.test().fake_podman().args(["doctor"]).run().out;
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -172,12 +151,14 @@ fn credentials_match_the_registry_host_exactly() {
     );
     let doctor = |auth: &str| {
         p.file("auth.json", auth);
-        let mut cmd = p.mab(&["doctor"]);
-        with_fake_podman(&p, &mut cmd)
+        p.test()
+            .fake_podman()
+            .arg("doctor")
             .env("REGISTRY_AUTH_FILE", p.path().join("auth.json"))
             .env("HOME", p.path())
-            .env("XDG_RUNTIME_DIR", p.path());
-        text(&cmd.output().unwrap())
+            .env("XDG_RUNTIME_DIR", p.path())
+            .run()
+            .text()
     };
     let decoy = doctor(r#"{"auths": {"127.0.0.1:90": {"auth": "eDp5"}}}"#);
     assert!(
@@ -211,10 +192,12 @@ fn each_build_node_is_asked_and_a_dead_one_blocks_the_run() {
          [images.app]\n",
     );
     let doctor = |down: &str| {
-        with_fake_podman(&p, &mut p.mab(&["doctor"]))
+        p.test()
+            .fake_podman()
+            .args(["doctor"])
             .env("FAKE_DOWN", down)
-            .output()
-            .unwrap()
+            .run()
+            .out
     };
     let out = doctor("unix:///run/z.sock");
     let all = text(&out);
@@ -244,10 +227,13 @@ fn each_build_node_is_asked_and_a_dead_one_blocks_the_run() {
         "{all}"
     );
     // A node whose storage is full blocks the run.
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
+    let out = p
+        .test()
+        .fake_podman()
+        .args(["doctor"])
         .env("FAKE_DISK", "11000000000")
-        .output()
-        .unwrap();
+        .run()
+        .out;
     let all = text(&out);
     assert!(
         all.contains("FAIL node arm (unix:///run/arm.sock): 0.2 GiB free for its storage"),
@@ -275,9 +261,7 @@ fn an_installed_unregistered_handler_gets_the_command_that_registers_it() {
         "multiarch.toml",
         &format!("[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/{arch}\"]\ntags = [\"1\"]\n[images.app]\n"),
     );
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
-        .output()
-        .unwrap();
+    let out = p.test().fake_podman().args(["doctor"]).run().out;
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(
@@ -313,9 +297,7 @@ fn linux_386_runs_natively_on_amd64() {
         "multiarch.toml",
         "[defaults]\nregistry = \"127.0.0.1:9/x\"\nplatforms = [\"linux/amd64\", \"linux/386\"]\ntags = [\"1\"]\n[images.app]\n",
     );
-    let out = with_fake_podman(&p, &mut p.mab(&["doctor"]))
-        .output()
-        .unwrap();
+    let out = p.test().fake_podman().args(["doctor"]).run().out;
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -353,10 +335,13 @@ fn features_project(target: Option<&str>) -> Project {
 }
 
 fn doctor_on(p: &Project, version: &str) -> (Option<i32>, String) {
-    let out = with_fake_podman(p, &mut p.mab(&["doctor"]))
+    let out = p
+        .test()
+        .fake_podman()
+        .args(["doctor"])
         .env("FAKE_VERSION", version)
-        .output()
-        .unwrap();
+        .run()
+        .out;
     (out.status.code(), text(&out))
 }
 
@@ -391,9 +376,12 @@ fn podman_4_fails_a_reached_heredoc_with_its_place_and_the_fix() {
     assert!(!all.contains("--link"), "{all}");
 
     // mab run checks the same first, and builds nothing.
-    let out = with_fake_podman(&p, &mut p.mab(&["run", "--progress", "plain"]))
-        .output()
-        .unwrap();
+    let out = p
+        .test()
+        .fake_podman()
+        .args(["run", "--progress", "plain"])
+        .run()
+        .out;
     let run = text(&out);
     assert_eq!(out.status.code(), Some(3), "{run}");
     assert!(run.contains("FAIL Dockerfile:9:1: a heredoc"), "{run}");

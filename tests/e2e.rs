@@ -3,22 +3,18 @@
 //! busybox base images), and `MAB_E2E=1` (scripts/test.sh sets both up): build.rs then checks
 //! the environment and compiles these tests in; without it they are reported ignored.
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 use common::registry::Registry;
 use common::{Project, SpawnCaptured, each, find, wait_at_most};
 
-/// The tests share podman's storage and local tag names: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// One test at a time, with a fresh registry.
 fn setup() -> (std::sync::MutexGuard<'static, ()>, Registry) {
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let serial = common::e2e_serial();
     (serial, Registry::start())
 }
 

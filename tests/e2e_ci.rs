@@ -2,7 +2,7 @@
 //! step outputs parsed as JSON and checked against what the registry serves. Needs what
 //! scripts/test-env.sh sets up and `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, Project, text};
 
@@ -29,6 +29,7 @@ fn outputs(file: &str) -> BTreeMap<String, String> {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_github_run_writes_its_summary_and_outputs() {
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let p = Project::new();
@@ -44,7 +45,8 @@ fn a_github_run_writes_its_summary_and_outputs() {
     let summary = p.path().join("summary.md");
     let output = p.path().join("output");
     let trace = p.path().join("trace.json");
-    let (out, report) = p.run_reported(
+    let (out, report) = common::reported_with(
+        &p,
         &["--ci", "github", "--trace", trace.to_str().unwrap()],
         &[
             ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),

@@ -2,18 +2,14 @@
 //! tests/e2e.rs for the environment): the attacks push nothing, and what the person
 //! running mab allows reaches the image.
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::process::Output;
-use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
-
-/// The tests share podman's storage and local tag names: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A project pushing `images` to `registry`, amd64 only.
 fn scratch(registry: &Registry, images: &str) -> Project {
@@ -45,7 +41,7 @@ fn run(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Output {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn credentials_outside_the_repository_are_never_pushed_unless_allowed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     // The runner's credentials, beside the checkout.
     let creds = tempfile::tempdir().unwrap();
@@ -82,7 +78,7 @@ fn credentials_outside_the_repository_are_never_pushed_unless_allowed() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_credential_in_a_label_template_is_never_pushed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let p = scratch(
         &registry,

@@ -3,20 +3,16 @@
 //! run must end by itself, with a clear error and nothing published, or succeed on a retry;
 //! never hang. Needs what tests/e2e.rs needs (`MAB_E2E=1`, scripts/test-env.sh).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::process::Output;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::Project;
 use common::proxy::{Fault, Proxy};
 use common::registry::Registry;
-
-/// The e2e tests share podman's storage and local tag names: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A run that ends by itself takes a few builds and, at worst, two attempts of each registry
 /// step under the limits below; past this it is a hang (it is killed and the test fails).
@@ -51,7 +47,7 @@ fn says(all: &str, before: &str, after: &str) -> bool {
 /// arm64, a layer of 1 MB of its own so that an upload can be cut in its middle) is pushed
 /// through the proxy.
 fn setup(name: &str, builder: &str) -> Setup {
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let serial = common::e2e_serial();
     let registry = Registry::start();
     let proxy = Proxy::start(registry.port);
     let p = Project::new();

@@ -2,55 +2,58 @@
 //! rerun builds and pushes when nothing, one image, a chain's root, a tag or a base image
 //! changed. Needs what scripts/test-env.sh sets up and `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
-use common::{BASE, text};
+use common::BASE;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
+use mab::exec::{Report, Status};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// `mab run ARGS` in `p` with a JSON report, which it returns; the run must succeed.
-fn run(p: &Project, args: &[&str]) -> serde_json::Value {
+/// `mab run ARGS` in `p` with a report, which it returns; the run must succeed.
+fn run(p: &Project, args: &[&str]) -> Report {
     run_with(p, args, &[])
 }
 
-fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
-    let (out, report) = p.run_reported(args, env);
-    assert!(out.status.success(), "mab run failed:\n{}", text(&out));
-    report
+fn run_with(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Report {
+    p.test()
+        .real_podman()
+        .args(["run", "--progress", "plain"])
+        .report()
+        .args(args)
+        .envs(env.iter().copied())
+        .status(0)
+        .run()
+        .report()
 }
 
 /// `build id -> status` and `image -> status` of a report.
-fn statuses(report: &serde_json::Value) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-    let of = |key: &str, name: &str| {
-        report[key]
-            .as_array()
-            .unwrap()
+fn statuses(report: &Report) -> (BTreeMap<&str, &Status>, BTreeMap<&str, &Status>) {
+    (
+        report
+            .builds
             .iter()
-            .map(|e| {
-                (
-                    e[name].as_str().unwrap().to_string(),
-                    e["status"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    (of("builds", "id"), of("manifests", "image"))
+            .map(|b| (b.id.as_str(), &b.status))
+            .collect(),
+        report
+            .manifests
+            .iter()
+            .map(|m| (m.image.as_str(), &m.status))
+            .collect(),
+    )
 }
 
-/// The images whose builds ran.
-fn built(report: &serde_json::Value) -> Vec<String> {
-    let (builds, _) = statuses(report);
-    let mut images: Vec<String> = builds
+/// The images whose builds ran, sorted.
+fn built(report: &Report) -> Vec<&str> {
+    let mut images: Vec<&str> = report
+        .builds
         .iter()
-        .filter(|(_, s)| *s == "built")
-        .map(|(id, _)| id.split('@').next().unwrap().to_string())
+        .filter(|b| b.status == Status::Built)
+        .map(|b| b.image.as_str())
         .collect();
+    images.sort();
     images.dedup();
     images
 }
@@ -100,7 +103,7 @@ const TAGS: [&str; 4] = ["root-a:1", "leaf-a:1", "root-b:1", "leaf-b:1"];
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn reruns_build_only_what_changed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let repo = format!("{}/inc", registry.host());
     let p = project(&registry, "[\"1\"]");
@@ -112,8 +115,14 @@ fn reruns_build_only_what_changed() {
     p.git_commit("nothing changed");
     let noop = run(&p, &[]);
     let (builds, lists) = statuses(&noop);
-    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
-    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert!(
+        builds.values().all(|s| **s == Status::Unchanged),
+        "{builds:?}"
+    );
+    assert!(
+        lists.values().all(|s| **s == Status::Unchanged),
+        "{lists:?}"
+    );
     assert_eq!(digests(&registry, &repo, &TAGS), first);
 
     // One leaf changes: it alone is built, on its dependency's published image, and only its
@@ -155,7 +164,7 @@ fn reruns_build_only_what_changed() {
         &toml.replace("tags = [\"1\"]", "tags = [\"1\", \"2\"]"),
     );
     let tagged = run(&p, &[]);
-    assert!(built(&tagged).is_empty(), "{tagged:#}");
+    assert!(built(&tagged).is_empty(), "{tagged:?}");
     for image in ["root-a", "leaf-a", "root-b", "leaf-b"] {
         let one = registry.raw(&format!("{repo}/{image}:1")).unwrap();
         let two = registry.raw(&format!("{repo}/{image}:2")).unwrap();
@@ -173,7 +182,7 @@ fn reruns_build_only_what_changed() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     // The upstream: another project that publishes the base image.
@@ -225,7 +234,7 @@ fn a_base_image_that_moved_in_the_registry_rebuilds_its_dependents() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     // A fresh storage has no local base image: it comes from the registry too, published by
@@ -267,12 +276,11 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     let podman = config(1);
     let cold = run_with(&p, &[], &[("MAB_PODMAN", &podman)]);
     assert_eq!(built(&cold), ["app"]);
-    let logs = |report: &serde_json::Value| -> Vec<String> {
-        report["builds"]
-            .as_array()
-            .unwrap()
+    let logs = |report: &Report| -> Vec<String> {
+        report
+            .builds
             .iter()
-            .map(|b| std::fs::read_to_string(b["log"].as_str().unwrap()).unwrap())
+            .map(|b| std::fs::read_to_string(&b.log).unwrap())
             .collect()
     };
     for log in logs(&cold) {
@@ -316,7 +324,7 @@ fn the_registry_cache_serves_a_build_after_the_local_storage_is_gone() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_platform_dockerfile_is_an_input_of_its_build() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let repo = format!("{host}/inc");
@@ -344,8 +352,14 @@ fn a_platform_dockerfile_is_an_input_of_its_build() {
 
     let noop = run(&p, &[]);
     let (builds, lists) = statuses(&noop);
-    assert!(builds.values().all(|s| s == "unchanged"), "{builds:?}");
-    assert!(lists.values().all(|s| s == "unchanged"), "{lists:?}");
+    assert!(
+        builds.values().all(|s| **s == Status::Unchanged),
+        "{builds:?}"
+    );
+    assert!(
+        lists.values().all(|s| **s == Status::Unchanged),
+        "{lists:?}"
+    );
     assert_eq!(digests(&registry, &repo, &["lsio:1"]), first);
 
     p.file(

@@ -3,19 +3,16 @@
 //! `unix://` sockets; a real registry on 127.0.0.1. Needs what scripts/test-env.sh sets up and
 //! `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::text;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::registry::Registry;
 use common::{Project, wait_at_most};
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A `podman system service` with its own storage, stopped when dropped.
 struct Service {
@@ -199,7 +196,7 @@ fn nodes() -> (
     Service,
     Service,
 ) {
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let serial = common::e2e_serial();
     (
         serial,
         Registry::start(),

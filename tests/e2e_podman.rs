@@ -1,22 +1,18 @@
 //! What podman 4.3.1 builds once mab knows what it does (issue 20), end to end with the real
 //! podman and a registry on 127.0.0.1 (see tests/e2e.rs for the environment).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
 
 /// scripts/test-env.sh imports it from Debian's busybox-static:i386.
 const BASE_386: &str = "localhost/mab-test/busybox:i386";
-
-/// The tests share podman's storage and local tag names: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn scratch(registry: &Registry, platforms: &str, images: &str) -> Project {
     let p = Project::new();
@@ -53,7 +49,7 @@ fn a_386_run_step_builds_with_no_handler() {
         !Path::new("/proc/sys/fs/binfmt_misc/qemu-i386").exists(),
         "an i386 handler is registered here: this test would not show that none is needed"
     );
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let p = scratch(&registry, "\"linux/386\"", "[images.e2e-i386]\n");
     p.file(
@@ -92,7 +88,7 @@ fn a_386_run_step_builds_with_no_handler() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn from_a_stage_named_by_targetos_builds_for_two_platforms() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let p = scratch(
         &registry,

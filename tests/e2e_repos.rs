@@ -5,23 +5,20 @@
 //! for amd64, and a second run builds nothing and moves nothing. Needs what scripts/test-env.sh sets up and
 //! `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::process::Output;
-use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use common::registry::Registry;
-use common::{Project, find};
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use common::{Project, find, reported};
 
 /// `mab run` in `p`: the output and the report.
 fn run(p: &Project) -> (Output, serde_json::Value) {
-    p.run_reported(&[], &[])
+    reported(p, &[])
 }
 
 fn raw(reference: &str) -> Vec<u8> {
@@ -72,7 +69,7 @@ fn built(report: &serde_json::Value) -> usize {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn one_index_reaches_every_repository_and_a_rerun_moves_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let (one, two) = (Registry::start(), Registry::start());
     let (a, b) = (one.host(), two.host());
     let p = Project::new();

@@ -3,17 +3,14 @@
 //! `mab merge FILE...`. Needs what scripts/test-env.sh sets up and `MAB_E2E=1` (see
 //! tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use common::Project;
 use common::registry::Registry;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
 
@@ -48,7 +45,8 @@ fn runner(p: &Project, platform: &str) -> (serde_json::Value, serde_json::Value)
         .path()
         .join(format!("{}.json", platform.replace('/', "-")));
     let _ = std::fs::remove_file(&file);
-    let (out, report) = p.run_reported(
+    let (out, report) = common::reported_with(
+        p,
         &[
             "--platform",
             platform,
@@ -137,7 +135,7 @@ fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn split_runners_join_into_complete_lists() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let repo = format!("{}/split", registry.host());
     let p = project(&registry);

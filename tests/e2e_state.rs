@@ -4,7 +4,7 @@
 //! ledger in the repository stops nothing. Needs what scripts/test-env.sh sets up and
 //! `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
@@ -27,6 +27,7 @@ fn mab(p: &Project, args: &[&str]) -> Output {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn links_where_podman_writes_are_refused_and_a_forged_ledger_stops_nothing() {
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let p = Project::new();
     p.file(

@@ -3,24 +3,21 @@
 //! what the tags hold is read from the registry itself. Needs what scripts/test-env.sh sets up
 //! and `MAB_E2E=1` (see tests/e2e.rs).
 
-mod common;
+use crate::common;
 
 use common::{BASE, text};
 
 use std::process::Output;
-use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use common::proxy::{Fault, Proxy};
 use common::registry::Registry;
-use common::{Project, find};
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use common::{Project, find, reported};
 
 /// `mab run ARGS` in `p`: the output and the report.
 fn run(p: &Project, args: &[&str]) -> (Output, serde_json::Value) {
-    p.run_reported(args, &[])
+    reported(p, args)
 }
 
 fn raw(reference: &str) -> Vec<u8> {
@@ -52,7 +49,7 @@ fn tags(report: &serde_json::Value) -> Vec<(String, String, String, String)> {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn tags_move_together_and_the_report_says_which_did() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::e2e_serial();
     let registry = Registry::start();
     let proxy = Proxy::start(registry.port);
     // mab pushes through the proxy; the test reads the registry directly, same repository.

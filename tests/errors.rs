@@ -1,10 +1,9 @@
 //! Every class of bad config, run through the real binary: each must exit with code 2, print
 //! nothing on stdout, and say what is wrong and where (snapshotted).
 
-mod common;
+use crate::common;
 
-use common::Project;
-use insta_cmd::assert_cmd_snapshot;
+use common::{Project, Test};
 
 const HEAD: &str = r#"[defaults]
 registry  = "ghcr.io/acme"
@@ -18,31 +17,23 @@ version = "1.4.2"
 /// Writes `config` (and a `Dockerfile` unless `files` has one), runs `mab plan ARGS`, and checks
 /// the exit code and the snapshot named `name`.
 fn check(name: &str, config: &str, files: &[(&str, &str)], args: &[&str]) {
-    let p = Project::new();
+    let mut test = Test::new();
     if !config.is_empty() {
-        p.file("multiarch.toml", config);
+        test = test.file("multiarch.toml", config);
     }
     if !files.iter().any(|(f, _)| *f == "Dockerfile") {
-        p.file("Dockerfile", "FROM scratch\n");
+        test = test.file("Dockerfile", "FROM scratch\n");
     }
     for (f, text) in files {
-        p.file(f, text);
+        test = test.file(f, text);
     }
-    let mut full = vec!["plan"];
-    full.extend_from_slice(args);
-    let out = p.mab(&full).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{name}: exit code; stderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{name}: a failed plan prints no plan"
-    );
-    p.settings()
-        .bind(|| assert_cmd_snapshot!(name, p.mab(&full)));
+    // A failed plan prints no plan.
+    test.arg("plan")
+        .args(args)
+        .status(2)
+        .stdout("")
+        .snapshot(name)
+        .run();
 }
 
 fn image(body: &str) -> String {
@@ -794,15 +785,11 @@ fn check_state(name: &str, setup: impl Fn(&Project)) {
     p.file("multiarch.toml", &image(""));
     p.file("Dockerfile", "FROM scratch\n");
     setup(&p);
-    let out = p.mab(&["run", "--no-push"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{name}: exit code; stderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    p.settings()
-        .bind(|| assert_cmd_snapshot!(name, p.mab(&["run", "--no-push"])));
+    p.test()
+        .args(["run", "--no-push"])
+        .status(2)
+        .snapshot(name)
+        .run();
 }
 
 #[test]

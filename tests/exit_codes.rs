@@ -1,7 +1,7 @@
 //! Each exit code of the one table (`mab::EXIT_CODES`) from a real case, and the table of docs/commands.md
 //! the same as the code's.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -9,17 +9,12 @@ use std::process::Command;
 use common::{Project, SpawnCaptured, wait_at_most};
 
 fn fake(p: &Project, cmd: &mut Command) {
-    let path = format!(
-        "{}:{}",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fake")
-            .display(),
-        std::env::var("PATH").unwrap()
+    common::fake::stand_ins(
+        cmd,
+        p,
+        &p.path().join("fake-state"),
+        &p.path().join("podman.log"),
     );
-    cmd.env("PATH", path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("podman.log"))
-        .env_remove("MAB_PODMAN");
 }
 
 fn project() -> Project {

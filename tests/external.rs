@@ -3,12 +3,13 @@
 //! platform, the list holds that digest, and a moved tag makes a new list. tests/e2e_external.rs
 //! does it on the real registry.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
+use common::Outcome;
 use common::Project;
-use common::fake::{Run, run};
+use common::fake::run;
 
 /// `app` builds linux/amd64 and takes linux/arm64 from `reg.test/acme/app-arm64:1`.
 fn project() -> Project {
@@ -79,7 +80,7 @@ fn entries(state: &Path, reference: &str) -> Vec<String> {
         .collect()
 }
 
-fn report(p: &Project, r: &Run) -> serde_json::Value {
+fn report(p: &Project, r: &Outcome) -> serde_json::Value {
     assert!(r.out.status.success(), "{}", r.text());
     serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap()
 }
@@ -105,7 +106,7 @@ fn the_list_holds_the_digest_the_tag_resolved_to_and_a_moved_tag_makes_a_new_lis
     let external = &json["manifests"][0]["external"][0];
     assert_eq!(external["from"], "reg.test/acme/app-arm64:1");
     assert_eq!(external["digest"], arm64.as_str());
-    let listed = entries(&first.state, "reg.test/acme/app:1");
+    let listed = entries(&first.state(), "reg.test/acme/app:1");
     assert!(
         listed.contains(&format!("linux/arm64 {arm64}")),
         "{listed:?}"
@@ -121,7 +122,7 @@ fn the_list_holds_the_digest_the_tag_resolved_to_and_a_moved_tag_makes_a_new_lis
         second.text()
     );
     assert!(!second.log.contains(" push "), "{}", second.log);
-    assert_eq!(entries(&second.state, "reg.test/acme/app:1"), listed);
+    assert_eq!(entries(&second.state(), "reg.test/acme/app:1"), listed);
 
     // The other job pushed a new arm64 image under the same tag: a new list holds it.
     let moved = publish_image(&p, "reg.test/acme/app-arm64:1", "linux", "arm64", "b");
@@ -131,7 +132,7 @@ fn the_list_holds_the_digest_the_tag_resolved_to_and_a_moved_tag_makes_a_new_lis
         json["manifests"][0]["external"][0]["digest"],
         moved.as_str()
     );
-    let now = entries(&third.state, "reg.test/acme/app:1");
+    let now = entries(&third.state(), "reg.test/acme/app:1");
     assert!(now.contains(&format!("linux/arm64 {moved}")), "{now:?}");
 }
 
@@ -177,14 +178,14 @@ fn a_tag_that_is_not_in_the_registry_is_a_config_error() {
 fn plan_check_registry_shows_the_resolved_digest() {
     let p = project();
     let arm64 = publish_image(&p, "reg.test/acme/app-arm64:1", "linux", "arm64", "a");
-    let out = p
-        .mab(&["plan", "--check-registry"])
-        .env("PATH", common::fake::path())
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("plan.log"))
-        .env_remove("MAB_PODMAN")
-        .output()
-        .unwrap();
+    let out = common::fake::stand_ins(
+        &mut p.mab(&["plan", "--check-registry"]),
+        &p,
+        &p.path().join("fake-state"),
+        &p.path().join("plan.log"),
+    )
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -2,12 +2,14 @@
 //! pushes and reports when nothing, one image or one tag changed. tests/e2e.rs does the same on
 //! a real registry.
 
-mod common;
+use crate::common;
 
+use common::Outcome;
 use common::SpawnCaptured;
-use common::fake::{Run, project, run};
+use common::fake::{project, run};
+use mab::exec::Status;
 
-fn report(p: &common::Project, r: &Run) -> serde_json::Value {
+fn report(p: &common::Project, r: &Outcome) -> serde_json::Value {
     assert!(r.out.status.success(), "{}", r.text());
     serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap()
 }
@@ -44,8 +46,14 @@ fn a_rerun_with_nothing_changed_builds_and_pushes_nothing() {
         .collect();
     assert_eq!(markers.len(), 3, "{markers:?}");
 
-    let second = run(&p, &ARGS, &[]);
-    let json = report(&p, &second);
+    let second = p
+        .test()
+        .fake_podman()
+        .args(["run", "--progress", "plain"])
+        .report()
+        .status(0)
+        .run();
+    let json = second.report_json();
     assert!(
         !second.log.contains(" start "),
         "nothing is built:\n{}",
@@ -56,17 +64,17 @@ fn a_rerun_with_nothing_changed_builds_and_pushes_nothing() {
         "nothing is pushed:\n{}",
         second.log
     );
+    let typed = second.report();
     assert!(
-        statuses(&json, "builds")
-            .iter()
-            .all(|s| s.ends_with(" unchanged")),
-        "{json:#}"
+        typed.builds.iter().all(|b| b.status == Status::Unchanged),
+        "{typed:?}"
     );
     assert!(
-        statuses(&json, "manifests")
+        typed
+            .manifests
             .iter()
-            .all(|s| s.ends_with(" unchanged")),
-        "{json:#}"
+            .all(|m| m.status == Status::Unchanged),
+        "{typed:?}"
     );
     // The report still says where each tag points, and what each build's image is.
     let app = &json["manifests"][0];
@@ -160,7 +168,7 @@ fn a_new_tag_on_unchanged_inputs_points_at_the_same_index() {
     let json = report(&p, &r);
     assert!(!r.log.contains(" start "), "{}", r.log);
     assert!(r.has("push reg.test/acme/app:2"), "{}", r.log);
-    let state = r.state.join("registry");
+    let state = r.state().join("registry");
     let read = |tag: &str| std::fs::read(state.join(tag)).unwrap();
     assert_eq!(read("reg.test_acme_app:2"), read("reg.test_acme_app:1"));
     assert!(
@@ -232,15 +240,15 @@ fn plan_check_registry_leaves_out_what_a_run_would_not_build() {
     let p = project();
     let first = run(&p, &ARGS, &[]);
     p.file("app/new-file", "x");
-    let path = common::fake::path();
     let plan = |args: &[&str]| {
-        let out = p
-            .mab(&[&["plan"], args].concat())
-            .env("PATH", &path)
-            .env("FAKE_STATE", &first.state)
-            .env("FAKE_LOG", p.path().join("plan.log"))
-            .output()
-            .unwrap();
+        let out = common::fake::stand_ins(
+            &mut p.mab(&[&["plan"], args].concat()),
+            &p,
+            &first.state(),
+            &p.path().join("plan.log"),
+        )
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -319,9 +327,9 @@ fn tags_of(json: &serde_json::Value, image: &str) -> Vec<(String, String, String
         .collect()
 }
 
-fn digest_in(r: &Run, tag: &str) -> String {
+fn digest_in(r: &Outcome, tag: &str) -> String {
     use sha2::Digest;
-    let bytes = std::fs::read(r.state.join("registry").join(tag.replace('/', "_"))).unwrap();
+    let bytes = std::fs::read(r.state().join("registry").join(tag.replace('/', "_"))).unwrap();
     format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
 
@@ -508,21 +516,21 @@ fn atomic_puts_back_what_moved_when_the_run_is_interrupted() {
     p.file("app/new-file", "x");
     let log = p.path().join("podman.log");
     let _ = std::fs::remove_file(&log);
-    let child = p
-        .mab(&[
+    let child = common::fake::stand_ins(
+        &mut p.mab(&[
             "run",
             "--progress",
             "plain",
             "--atomic",
             "--report",
             "report.json",
-        ])
-        .env("PATH", common::fake::path())
-        .env("FAKE_STATE", &first.state)
-        .env("FAKE_LOG", &log)
-        .env("FAKE_REGISTRY_HANG", "reg.test/acme/app:latest")
-        .env_remove("MAB_PODMAN")
-        .spawn_captured();
+        ]),
+        &p,
+        &first.state(),
+        &log,
+    )
+    .env("FAKE_REGISTRY_HANG", "reg.test/acme/app:latest")
+    .spawn_captured();
     // `1` has moved, and the copy to `latest` hangs: the run is interrupted there.
     common::wait_at_most(
         std::time::Duration::from_secs(60),
@@ -536,11 +544,7 @@ fn atomic_puts_back_what_moved_when_the_run_is_interrupted() {
         .success();
     assert!(ok);
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p.path().join("report.json")).unwrap()).unwrap();

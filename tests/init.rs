@@ -1,6 +1,6 @@
 //! `mab init`, `mab completions`, `mab man`: run as a user would.
 
-mod common;
+use crate::common;
 
 use common::Project;
 
@@ -103,13 +103,11 @@ fn init_in_a_dotted_directory_plans() {
 #[test]
 fn init_without_a_dockerfile_says_so() {
     let p = Project::new();
-    let out = p.mab(&["init"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no Dockerfile at Dockerfile"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    p.test()
+        .arg("init")
+        .status(2)
+        .stderr_has("no Dockerfile at Dockerfile")
+        .run();
     assert!(!p.path().join("multiarch.toml").exists());
 }
 

@@ -1,7 +1,7 @@
 //! A monorepo of several `multiarch.toml` files, built by the tests in a temporary git
 //! repository: discovery, inherited defaults, cross-file dependencies and `--changed-since`.
 
-mod common;
+use crate::common;
 
 use common::{Project, each, find, strings};
 use serde_json::Value;
@@ -453,9 +453,11 @@ fn qualified_names_select_on_the_command_line() {
     let plan = plan_json(&p, ".", &["services/*:*"]);
     assert_eq!(manifests(&plan), ["api", "base", "worker"]);
     // A qualifier that names the wrong directory finds nothing.
-    let out = p.mab(&["plan", "libs/base:worker"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no image matches `libs/base:worker`"));
+    p.test()
+        .args(["plan", "libs/base:worker"])
+        .status(2)
+        .stderr_has("no image matches `libs/base:worker`")
+        .run();
 }
 
 #[test]

@@ -1,23 +1,18 @@
 //! `mab plan` run as a user runs it: the real binary on the shipped examples and scratch projects,
 //! with its output snapshotted in all three formats.
 
-mod common;
+use crate::common;
 
-use common::{Project, each, find, strings};
+use common::{Project, Test, each, find, strings};
 use insta_cmd::assert_cmd_snapshot;
 
-/// Runs a `mab plan --format json` command, which must succeed, and parses its output.
-fn json(mut cmd: std::process::Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// `mab ARGS` in `p`, which must succeed, printing JSON: that JSON.
+fn json(p: &Project, args: &[&str]) -> serde_json::Value {
+    p.test().args(args).status(0).run().json()
 }
 
-fn monorepo() -> Project {
+/// examples/monorepo, committed.
+fn example_monorepo() -> Project {
     let p = Project::example("monorepo");
     p.git_commit("fixture");
     p
@@ -25,38 +20,45 @@ fn monorepo() -> Project {
 
 #[test]
 fn monorepo_text() {
-    let p = monorepo();
-    p.settings()
-        .bind(|| assert_cmd_snapshot!("monorepo_text", p.mab(&["plan"])));
+    Test::example("monorepo")
+        .commit("fixture")
+        .args(["plan"])
+        .snapshot("monorepo_text")
+        .run();
 }
 
 #[test]
 fn monorepo_json() {
-    let p = monorepo();
-    p.settings()
-        .bind(|| assert_cmd_snapshot!("monorepo_json", p.mab(&["plan", "--format", "json"])));
+    Test::example("monorepo")
+        .commit("fixture")
+        .args(["plan", "--format", "json"])
+        .snapshot("monorepo_json")
+        .run();
 }
 
 #[test]
 fn monorepo_dot() {
-    let p = monorepo();
-    p.settings()
-        .bind(|| assert_cmd_snapshot!("monorepo_dot", p.mab(&["plan", "--format", "dot"])));
+    Test::example("monorepo")
+        .commit("fixture")
+        .args(["plan", "--format", "dot"])
+        .snapshot("monorepo_dot")
+        .run();
 }
 
 #[test]
 fn simple_text_uses_git_sha() {
-    let p = Project::example("simple");
-    p.git_commit("fixture");
-    p.settings()
-        .bind(|| assert_cmd_snapshot!("simple_text", p.mab(&["plan"])));
+    Test::example("simple")
+        .commit("fixture")
+        .arg("plan")
+        .snapshot("simple_text")
+        .run();
 }
 
 /// The JSON is the contract with tools: check its structure, not only its snapshot.
 #[test]
 fn json_edges_are_per_platform_and_ordered() {
-    let p = monorepo();
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let p = example_monorepo();
+    let plan = json(&p, &["plan", "--format", "json"]);
     let builds = plan["builds"].as_array().unwrap();
     let position = |id: &str| {
         builds
@@ -99,15 +101,18 @@ fn json_edges_are_per_platform_and_ordered() {
 
 #[test]
 fn selection_pulls_in_dependencies_and_platform_filter() {
-    let p = monorepo();
-    let plan = json(p.mab(&[
-        "plan",
-        "api-go1.23",
-        "--platform",
-        "aarch64",
-        "--format",
-        "json",
-    ]));
+    let p = example_monorepo();
+    let plan = json(
+        &p,
+        &[
+            "plan",
+            "api-go1.23",
+            "--platform",
+            "aarch64",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(
         each(&plan["builds"], "id"),
         [
@@ -120,7 +125,7 @@ fn selection_pulls_in_dependencies_and_platform_filter() {
 
 #[test]
 fn glob_selects_matrix_instances() {
-    let p = monorepo();
+    let p = example_monorepo();
     p.settings().bind(|| {
         assert_cmd_snapshot!(
             "glob_api",
@@ -131,8 +136,11 @@ fn glob_selects_matrix_instances() {
 
 #[test]
 fn image_key_selects_all_instances_and_var_overrides() {
-    let p = monorepo();
-    let plan = json(p.mab(&["plan", "api", "--var", "version=2.0.0", "--format", "json"]));
+    let p = example_monorepo();
+    let plan = json(
+        &p,
+        &["plan", "api", "--var", "version=2.0.0", "--format", "json"],
+    );
     assert_eq!(
         each(&plan["manifests"], "image"),
         ["api-go1.22", "api-go1.23", "base", "runtime"]
@@ -145,10 +153,14 @@ fn image_key_selects_all_instances_and_var_overrides() {
 
 #[test]
 fn config_is_found_in_a_parent_directory() {
-    let p = monorepo();
-    let mut cmd = p.mab(&["plan", "--format", "json"]);
-    cmd.current_dir(p.path().join("services/api"));
-    let plan = json(cmd);
+    let p = example_monorepo();
+    let plan: serde_json::Value = p
+        .test()
+        .args(["plan", "--format", "json"])
+        .current_dir("services/api")
+        .status(0)
+        .run()
+        .json();
     // The example's root defines no image: api is planned as a member of the whole, with the
     // images it depends on (runtime, base) from their own files.
     assert_eq!(plan["builds"].as_array().unwrap().len(), 8);
@@ -159,7 +171,7 @@ fn config_is_found_in_a_parent_directory() {
 
 #[test]
 fn output_is_deterministic() {
-    let p = monorepo();
+    let p = example_monorepo();
     let run = || {
         p.mab(&["plan", "--format", "json"])
             .output()
@@ -174,7 +186,7 @@ fn output_is_deterministic() {
 
 #[test]
 fn dot_output_is_valid_graphviz() {
-    let p = monorepo();
+    let p = example_monorepo();
     let dot = p.mab(&["plan", "--format", "dot"]).output().unwrap().stdout;
     let Ok(mut child) = std::process::Command::new("dot")
         .arg("-Tsvg")
@@ -201,11 +213,12 @@ fn dot_output_is_valid_graphviz() {
 }
 
 fn argv_of(p: &Project, env: &[(&str, &str)]) -> serde_json::Value {
-    let mut cmd = p.mab(&["plan", "--format", "json"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    json(cmd)
+    p.test()
+        .args(["plan", "--format", "json"])
+        .envs(env.iter().copied())
+        .status(0)
+        .run()
+        .json()
 }
 
 const ONE_IMAGE: &str = "[defaults]\nregistry = \"127.0.0.1:5000/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"v1\"]\n\n[images.app]\n";
@@ -309,17 +322,12 @@ fn oci_labels_can_be_turned_off_and_lose_to_the_config() {
 #[test]
 fn reproducible_outside_git_is_a_config_error() {
     let p = one_image("\n[builder]\nreproducible = true\n");
-    let out = p
-        .mab(&["plan"])
+    p.test()
+        .arg("plan")
         .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("reproducible = true"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .status(2)
+        .stderr_has("reproducible = true")
+        .run();
 }
 
 #[test]
@@ -372,7 +380,7 @@ fn build_platform_stages_wait_for_the_host_build() {
         "app/Dockerfile",
         "FROM --platform=$BUILDPLATFORM r.test/tool:1 AS build\nARG TARGETARCH\nRUN make ARCH=$TARGETARCH\nFROM scratch\nCOPY --from=build /out /app\n",
     );
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     for arch in ["amd64", "arm64", "s390x"] {
         let b = find(&plan["builds"], "id", &format!("app@linux-{arch}"));
         assert_eq!(strings(&b["depends_on"]), ["tool@linux-amd64"]);
@@ -389,7 +397,10 @@ fn build_platform_stages_wait_for_the_host_build() {
             "{argv:?}"
         );
     }
-    let plan = json(p.mab(&["plan", "--format", "json", "--platform", "linux/s390x"]));
+    let plan = json(
+        &p,
+        &["plan", "--format", "json", "--platform", "linux/s390x"],
+    );
     assert_eq!(
         each(&plan["builds"], "id"),
         ["tool@linux-amd64", "app@linux-s390x"]
@@ -417,7 +428,7 @@ fn unused_depends_on_is_a_warning() {
         ) && stderr.contains("contexts = { NAME = \"target:base\" }"),
         "{stderr}"
     );
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     let app = find(&plan["builds"], "id", "app@linux-amd64");
     assert_eq!(strings(&app["depends_on"]), ["base@linux-amd64"]);
     assert!(!strings(&app["argv"]).contains(&"--build-context".to_string()));
@@ -427,7 +438,7 @@ fn unused_depends_on_is_a_warning() {
         "multiarch.toml",
         "[defaults]\nregistry = \"r.test\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n\n[images.base]\ncontext = \"base\"\n\n[images.app]\ncontext = \"app\"\ncontexts = { base_image = \"target:base\" }\n",
     );
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     assert!(plan["warnings"].as_array().unwrap().is_empty());
     let app = find(&plan["builds"], "id", "app@linux-amd64");
     assert!(
@@ -448,7 +459,7 @@ fn named_contexts_merge_and_render_per_platform() {
     .file("src/README", "sources\n")
     .file("base/Dockerfile", "FROM scratch\n")
     .file("app/Dockerfile", "FROM base_image\nCOPY --from=src / /src\nCOPY --from=assets / /assets\n");
-    let plan = json(p.mab(&["plan", "--format", "json", "app"]));
+    let plan = json(&p, &["plan", "--format", "json", "app"]);
     let contexts = |id: &str| {
         let argv = strings(&find(&plan["builds"], "id", id)["argv"]);
         argv.windows(2)
@@ -492,7 +503,7 @@ fn labels_stay_flags_where_a_copy_cannot_carry_them() {
     .file("own/Dockerfile.dockerignore", "secret\n")
     .file("multi/Dockerfile", "FROM scratch\n")
     .file("plain/Dockerfile", "FROM scratch\n");
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     for (id, flags) in [
         ("own@linux-amd64", true),
         ("multi@linux-amd64", true),
@@ -531,7 +542,7 @@ fn from_lines_reading_platform_args_get_them_declared_in_the_copy() {
         text.contains("  # .mab/dockerfiles/app@linux-arm64 is Dockerfile with, after line 2: ARG TARGETOS  # FROM lines read them"),
         "{text}"
     );
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     let build = find(&plan["builds"], "id", "app@linux-arm64");
     assert_eq!(
         build["dockerfile"]["declare"]["instruction"],
@@ -549,7 +560,7 @@ fn declared_platform_args_are_not_declared_again() {
         "multiarch.toml",
         "[defaults]\nregistry = \"r.io/x\"\nplatforms = [\"linux/amd64\"]\ntags = [\"1\"]\n[images.app]\n",
     );
-    let plan = json(p.mab(&["plan", "--format", "json"]));
+    let plan = json(&p, &["plan", "--format", "json"]);
     let build = find(&plan["builds"], "id", "app@linux-amd64");
     assert!(build["dockerfile"]["declare"].is_null(), "{build}");
 }

@@ -2,7 +2,7 @@
 //! `latest`, per-platform labels (home-assistant), and bake's `inherits` chains (binfmt,
 //! compose). Each is snapshotted, and what it is about is also asserted on the JSON.
 
-mod common;
+use crate::common;
 
 use common::{Project, each, find, strings};
 use insta_cmd::assert_cmd_snapshot;

@@ -2,12 +2,12 @@
 //! (tests/fake). The real thing is tested in tests/e2e.rs; these cover timing and error paths
 //! that a real build would make slow or hard to provoke.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
 use common::fake::{fake_bin, project, run};
-use common::{Project, SpawnCaptured, wait_at_most};
+use common::{Project, SpawnCaptured, Test, wait_at_most};
 
 #[test]
 fn a_dependent_starts_as_soon_as_its_own_platform_is_built() {
@@ -140,7 +140,7 @@ fn a_list_a_failure_left_incomplete_is_removed() {
     let remove = "argv manifest rm localhost/mab/base:manifest";
     assert!(r.at(create) < r.at(remove), "{}", r.log);
     assert!(
-        !r.state.join("lists/localhost_mab_base:manifest").exists(),
+        !r.state().join("lists/localhost_mab_base:manifest").exists(),
         "the half-assembled list is left:\n{}",
         r.log
     );
@@ -149,7 +149,11 @@ fn a_list_a_failure_left_incomplete_is_removed() {
         ["reg.test/acme/other:1", "reg.test/acme/other:latest"]
     );
     // The lists that were completed stay, as after any run.
-    assert!(r.state.join("lists/localhost_mab_other:manifest").exists());
+    assert!(
+        r.state()
+            .join("lists/localhost_mab_other:manifest")
+            .exists()
+    );
 }
 
 #[test]
@@ -287,18 +291,15 @@ fn a_push_that_reads_back_wrong_is_an_error() {
         fake_bin().display(),
         std::env::var("PATH").unwrap()
     );
+    // The bad skopeo first, then the stand-ins.
     let out = p
-        .mab(&["run", "other", "--progress", "plain"])
+        .test()
+        .fake_podman()
         .env("PATH", path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", p.path().join("podman.log"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["run", "other", "--progress", "plain"])
+        .run()
+        .out;
+    let text = common::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     // The index is pushed once, to the marker tag, and read back before any tag moves.
     let marker = word_starting(&text, "reg.test/acme/other:mab-inputs-");
@@ -353,11 +354,8 @@ fn survivors(state: &Path) -> Vec<String> {
 /// Starts a run whose two first builds take a minute, and returns once both have started.
 fn slow_run(p: &Project, extra_env: &[(&str, &str)]) -> std::process::Child {
     let log = p.path().join("podman.log");
-    let path = common::fake::path();
     let mut cmd = p.mab(&["run", "--progress", "plain", "--jobs", "2"]);
-    cmd.env("PATH", path)
-        .env("FAKE_STATE", p.path().join("fake-state"))
-        .env("FAKE_LOG", &log)
+    common::fake::stand_ins(&mut cmd, p, &p.path().join("fake-state"), &log)
         .env("FAKE_SLEEP_AMD64", "60")
         .env("FAKE_SLEEP_ARM64", "60");
     for (k, v) in extra_env {
@@ -481,17 +479,17 @@ fn a_secret_a_build_prints_never_reaches_the_disk() {
     // The stand-in's own files are its business: keep them out of the project.
     let outside = tempfile::tempdir().unwrap();
     let log = outside.path().join("podman.log");
-    let path = common::fake::path();
-    let mut child = p
-        .mab(&["run", "--progress", "plain", "--jobs", "2"])
-        .env("PATH", path)
-        .env("FAKE_STATE", outside.path().join("state"))
-        .env("FAKE_LOG", &log)
-        .env("FAKE_SLEEP_AMD64", "60")
-        .env("FAKE_SLEEP_ARM64", "60")
-        .env("FAKE_PRINT", format!("the token is {canary}"))
-        .env("MAB_TEST_CANARY", canary)
-        .spawn_captured();
+    let mut child = common::fake::stand_ins(
+        &mut p.mab(&["run", "--progress", "plain", "--jobs", "2"]),
+        &p,
+        &outside.path().join("state"),
+        &log,
+    )
+    .env("FAKE_SLEEP_AMD64", "60")
+    .env("FAKE_SLEEP_ARM64", "60")
+    .env("FAKE_PRINT", format!("the token is {canary}"))
+    .env("MAB_TEST_CANARY", canary)
+    .spawn_captured();
     let runs = p.path().join(".mab/runs");
     let build_log = || {
         std::fs::read_dir(&runs)
@@ -524,15 +522,15 @@ fn interrupt(signal: &str, expected: i32) {
     let p = project();
     let state = p.path().join("fake-state");
     let log = p.path().join("podman.log");
-    let path = common::fake::path();
-    let child = p
-        .mab(&["run", "--progress", "plain", "--jobs", "2"])
-        .env("PATH", path)
-        .env("FAKE_STATE", &state)
-        .env("FAKE_LOG", &log)
-        .env("FAKE_SLEEP_AMD64", "60")
-        .env("FAKE_SLEEP_ARM64", "60")
-        .spawn_captured();
+    let child = common::fake::stand_ins(
+        &mut p.mab(&["run", "--progress", "plain", "--jobs", "2"]),
+        &p,
+        &state,
+        &log,
+    )
+    .env("FAKE_SLEEP_AMD64", "60")
+    .env("FAKE_SLEEP_ARM64", "60")
+    .spawn_captured();
     wait_at_most(
         std::time::Duration::from_secs(20),
         "both builds started",
@@ -551,11 +549,7 @@ fn interrupt(signal: &str, expected: i32) {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::text(&out);
     assert_eq!(out.status.code(), Some(expected), "{text}");
     // The 60 s builds were stopped, not waited for.
     assert!(
@@ -620,7 +614,7 @@ fn a_build_over_its_timeout_fails_cleanly() {
     // Asked to stop first (SIGTERM), as every stop does, not killed outright.
     assert!(r.has("term localhost/mab/other:linux-amd64"), "{}", r.log);
     assert_eq!(
-        survivors(&r.state),
+        survivors(&r.state()),
         Vec::<String>::new(),
         "the timed-out build is still running"
     );
@@ -650,21 +644,22 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
     let p = project();
     let state = p.path().join("fake-state");
     let log = p.path().join("podman.log");
-    let path = common::fake::path();
     let start = |report: &str| {
         // --rebuild: the second run would otherwise find the first's push and build nothing.
-        p.mab(&[
-            "run",
-            "--rebuild",
-            "--progress",
-            "plain",
-            "--report",
-            report,
-            "other",
-        ])
-        .env("PATH", &path)
-        .env("FAKE_STATE", &state)
-        .env("FAKE_LOG", &log)
+        common::fake::stand_ins(
+            &mut p.mab(&[
+                "run",
+                "--rebuild",
+                "--progress",
+                "plain",
+                "--report",
+                report,
+                "other",
+            ]),
+            &p,
+            &state,
+            &log,
+        )
         .env("FAKE_SLEEP_AMD64", "0.5")
         .env("FAKE_SLEEP_ARM64", "0.5")
         .spawn_captured()
@@ -674,12 +669,7 @@ fn two_runs_at_once_both_succeed_without_clobbering() {
     let second = start(b.to_str().unwrap());
     for child in [first, second] {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", common::text(&out));
     }
     // Each run verified its own push.
     for report in [a, b] {
@@ -777,21 +767,15 @@ fn stalling_project(stall: &str) -> Project {
 /// `mab run other` in `p` against the stand-ins, its pushes hanging as `FAKE_HANG` says;
 /// bounded, so that a hang fails the test (generously: other runs of this user, e2e ones
 /// included, may hold the per-user lock first).
-fn run_other(p: &Project, hang: &str, args: &[&str]) -> common::fake::Run {
-    let (state, log) = (p.path().join("fake-state"), p.path().join("podman.log"));
+fn run_other<'p>(p: &'p Project, hang: &str, args: &[&str]) -> Test<'p> {
     // --rebuild: no registry check, so no marker tag: the list's one push goes to its first
     // tag, which `hang` names, and the other tags are copies of it.
-    let mut full = vec!["run", "--progress", "plain", "--rebuild", "other"];
-    full.extend_from_slice(args);
-    let mut cmd = p.mab(&full);
-    cmd.env("PATH", common::fake::path())
-        .env("FAKE_STATE", &state)
-        .env("FAKE_LOG", &log)
+    p.test()
+        .fake_podman()
+        .args(["run", "--progress", "plain", "--rebuild", "other"])
+        .args(args)
         .env("FAKE_HANG", hang)
-        .env_remove("MAB_PODMAN");
-    let out = common::output_within(&mut cmd, std::time::Duration::from_secs(300));
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
-    common::fake::Run { out, log, state }
+        .within(std::time::Duration::from_secs(300))
 }
 
 /// The per-user lock is held by a run whose push hangs only as long as the registry limits
@@ -801,9 +785,14 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
     // The stall rule takes 3 s, twice (one retry), to end the hanging run.
     let hanging = stalling_project("3s");
     let log = hanging.path().join("podman.log");
+    // The two runs' turns on one lock of their own.
+    let turns = tempfile::tempdir().unwrap();
+    let first_turns = turns.path().to_owned();
     let first = std::thread::spawn(move || {
-        let r = run_other(&hanging, "reg.test/acme/other:1", &[]);
-        (hanging, r)
+        let r = run_other(&hanging, "reg.test/acme/other:1", &[])
+            .env("TMPDIR", first_turns)
+            .run();
+        (r.out.status.code(), r.text())
     });
     // The first run holds the lock from its start to its end: once its push hangs, a run
     // started now must wait for its turn.
@@ -812,15 +801,16 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
         "the first run's push hangs",
         || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("hang reg.test/acme/other:1")),
     );
-    let second = run_other(&project(), "", &[]);
+    let other = project();
+    let second = run_other(&other, "", &[]).env("TMPDIR", turns.path()).run();
     let text = second.text();
     assert!(
         text.contains("waiting for another mab run of this user to finish"),
         "{text}"
     );
     assert_eq!(second.out.status.code(), Some(0), "{text}");
-    let (_p, first) = first.join().unwrap();
-    assert_eq!(first.out.status.code(), Some(1), "{}", first.text());
+    let (code, text) = first.join().unwrap();
+    assert_eq!(code, Some(1), "{text}");
 }
 
 /// A registry that stops answering mid-push (issue 17): the push is stopped once it has moved
@@ -829,7 +819,7 @@ fn a_run_waiting_behind_a_hanging_push_gets_its_turn() {
 #[test]
 fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
     let p = stalling_project("1s");
-    let r = run_other(&p, "reg.test/acme/other:1", &[]);
+    let r = run_other(&p, "reg.test/acme/other:1", &[]).run();
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(1), "{text}");
     assert!(
@@ -845,7 +835,7 @@ fn a_push_that_stalls_is_stopped_retried_and_fails_the_run() {
         "{}",
         r.log
     );
-    assert_eq!(survivors(&r.state), Vec::<String>::new());
+    assert_eq!(survivors(&r.state()), Vec::<String>::new());
     assert!(r.pushed().is_empty(), "{:?}", r.pushed());
 }
 
@@ -856,7 +846,8 @@ fn registry_timeout_on_the_command_line_stops_a_hanging_push() {
         &p,
         "reg.test/acme/other:1@once",
         &["--registry-timeout", "1s"],
-    );
+    )
+    .run();
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(0), "{text}");
     assert_eq!(
@@ -880,7 +871,7 @@ fn registry_timeout_on_the_command_line_stops_a_hanging_push() {
 #[test]
 fn a_push_that_stalls_once_succeeds_on_its_retry() {
     let p = stalling_project("1s");
-    let r = run_other(&p, "reg.test/acme/other:1@once", &[]);
+    let r = run_other(&p, "reg.test/acme/other:1@once", &[]).run();
     let text = r.text();
     assert_eq!(r.out.status.code(), Some(0), "{text}");
     assert_eq!(

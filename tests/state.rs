@@ -3,7 +3,7 @@
 //! `.mab` tracked by git is refused; the process ledger lives outside the repository, and a
 //! record there stops only a process that mab started.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;

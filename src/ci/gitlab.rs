@@ -50,6 +50,7 @@ mod tests {
             log: "x.log".into(),
             log_tail: None,
             jobs: Vec::new(),
+            content: None,
         };
         let s = section(&b, "STEP 1/2", 10, 12);
         assert_eq!(

@@ -12,11 +12,12 @@ use super::*;
 /// files are loaded, and [`Config::member`] says which are its, as cargo treats a package
 /// inside a workspace. Each file is parsed once, whichever it turns out to be.
 ///
-/// Every path the files name must lead inside the repository or below a path in `allowed`.
+/// Every path the files name must lead inside the repository or below a path that `trusted`
+/// allows; the config gets `trusted`'s environment.
 pub fn load(
     path: &Path,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
 ) -> Result<Config, ConfigError> {
     let written = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let written_dir = dir_of(&written);
@@ -32,7 +33,7 @@ pub fn load(
         return load_tree(
             dir.clone(),
             overrides,
-            allowed,
+            trusted,
             BTreeMap::from([(dir, file)]),
         );
     }
@@ -43,13 +44,13 @@ pub fn load(
     match root.map(Path::to_path_buf) {
         Some(root) => {
             let member = normalize_relative(dir.strip_prefix(&root).unwrap_or(&dir));
-            let config = load_tree(root, overrides, allowed, parsed)?;
+            let config = load_tree(root, overrides, trusted, parsed)?;
             Ok(Config {
                 member: Some(member),
                 ..config
             })
         }
-        None => load_files(&[path], dir, overrides, allowed, parsed),
+        None => load_files(&[path], dir, overrides, trusted, parsed),
     }
 }
 
@@ -57,16 +58,16 @@ pub fn load(
 pub fn load_all(
     root: &Path,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
 ) -> Result<Config, ConfigError> {
-    load_tree(absolute(root)?, overrides, allowed, BTreeMap::new())
+    load_tree(absolute(root)?, overrides, trusted, BTreeMap::new())
 }
 
 /// [`load_all`] of an absolute `root`, with the files already `parsed` (keyed by directory).
 pub(super) fn load_tree(
     root: PathBuf,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
     parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let paths = discover(&root);
@@ -77,7 +78,7 @@ pub(super) fn load_tree(
         )
         .with_help("discovery skips .git, target, node_modules, hidden directories and what .gitignore/.ignore exclude"));
     }
-    load_files(&paths, root, overrides, allowed, parsed)
+    load_files(&paths, root, overrides, trusted, parsed)
 }
 
 /// A parsed file, before its images are resolved.
@@ -133,13 +134,13 @@ pub(super) fn load_files(
     paths: &[PathBuf],
     root: PathBuf,
     overrides: &[(String, String)],
-    allowed: &Allowed,
+    trusted: &Trusted,
     mut parsed: BTreeMap<PathBuf, Parsed>,
 ) -> Result<Config, ConfigError> {
     let top = work_tree_top(&root).unwrap_or(&root).to_path_buf();
     // The repository is the root's work tree: the files above it lend settings, never paths
     // outside it.
-    let confine = Confinement::new(&top, allowed.clone());
+    let confine = Confinement::new(&top, trusted.allowed.clone());
     // Parsed in parallel: a monorepo may hold a file per image.
     let unread: Vec<&PathBuf> = paths
         .iter()
@@ -160,6 +161,7 @@ pub(super) fn load_files(
         inherited.insert(dir.clone(), parent.under(file, dir)?);
     }
     let (builder, registries) = run_settings(parsed.values())?;
+    let content = super::content::parse(&parsed.values().collect::<Vec<_>>())?;
     // The nodes set up the whole run, as [builder] does: one file declares them.
     let mut with_nodes = parsed.iter().filter(|(_, f)| !f.raw.nodes.is_empty());
     let nodes = match (with_nodes.next(), with_nodes.next()) {
@@ -181,6 +183,8 @@ pub(super) fn load_files(
             ));
         }
     };
+
+    let signing = signing(&parsed, &confine)?;
 
     let mut files = Vec::with_capacity(paths.len());
     let mut raw_images = Vec::new();
@@ -261,9 +265,35 @@ pub(super) fn load_files(
         builder,
         registries,
         nodes,
-        env: Default::default(),
+        content,
+        signing,
+        env: trusted.env.clone(),
         confine,
     })
+}
+
+/// `[signing]`: it sets up the whole run, as `[nodes]` does, so one file declares it.
+fn signing(
+    parsed: &BTreeMap<PathBuf, Parsed>,
+    confine: &Confinement,
+) -> Result<Option<crate::sign::Signing>, ConfigError> {
+    let mut with = parsed.iter().filter(|(_, f)| f.raw.signing.is_some());
+    match (with.next(), with.next()) {
+        (None, _) => Ok(None),
+        (Some((dir, file)), None) => {
+            let raw = file.raw.signing.as_ref().expect("filtered");
+            crate::sign::Signing::parse(raw, &file.source, dir, confine).map(Some)
+        }
+        (Some((_, a)), Some((_, b))) => Err(ConfigError::new(
+            ErrorKind::Duplicate,
+            format!(
+                "[signing] is set in {} and in {}",
+                a.source.name(),
+                b.source.name()
+            ),
+        )
+        .with_help("one key signs the whole run: set it once, in the top-most multiarch.toml")),
+    }
 }
 
 /// `platforms` of a `[defaults]`: parsed, where it is written, and in which file.

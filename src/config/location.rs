@@ -107,15 +107,30 @@ impl Location {
         }
     }
 
-    /// The config, its paths confined to its repository and what `allowed` names.
+    /// The config, its paths confined to its repository and what `allowed` names, with no
+    /// environment (a library caller's, a test's).
     pub fn load(
         &self,
         vars: &[(String, String)],
         allowed: &Allowed,
     ) -> Result<Config, ConfigError> {
+        let trusted = Trusted {
+            allowed: allowed.clone(),
+            env: Default::default(),
+        };
+        self.load_in(vars, &trusted)
+    }
+
+    /// The config, its paths confined to its repository and what `trusted` allows, in
+    /// `trusted`'s environment.
+    pub fn load_in(
+        &self,
+        vars: &[(String, String)],
+        trusted: &Trusted,
+    ) -> Result<Config, ConfigError> {
         match self {
-            Self::File(f) => load(f, vars, allowed),
-            Self::Tree(root) => load_all(root, vars, allowed),
+            Self::File(f) => load(f, vars, trusted),
+            Self::Tree(root) => load_all(root, vars, trusted),
         }
     }
 }
@@ -148,7 +163,7 @@ pub(super) fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
 
 /// A path as a config writes it: relative to `dir`, the directory of the file it is written in,
 /// or `~/...` in the home directory (a secret file, an ssh key).
-pub(super) fn written_path(dir: &Path, written: &str) -> PathBuf {
+pub(crate) fn written_path(dir: &Path, written: &str) -> PathBuf {
     match written.strip_prefix("~/") {
         Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
         None => dir.join(written),

@@ -3,6 +3,7 @@
 //! validated [`Config`] ([`image`] checks each image): defaults merged, platforms parsed, paths
 //! checked. Templates stay unrendered here; `matrix` renders them.
 
+mod content;
 mod image;
 mod inherit;
 mod load;
@@ -11,6 +12,10 @@ mod nodes;
 mod paths;
 mod raw;
 
+pub use content::{
+    Check, CheckMode, Content, ProvenanceMode, RawCheck, RawProvenance, RawSbom, Sbom, SbomFormat,
+    SbomGenerator,
+};
 pub(crate) use image::pass_as_secret;
 use image::*;
 pub use load::*;
@@ -33,6 +38,7 @@ use toml::Spanned;
 use crate::confine::{Allowed, Confinement, check_config_file};
 use crate::error::{ConfigError, ErrorKind, Source, join, suggest};
 use crate::platform::Platform;
+use crate::settings::Trusted;
 
 /// The file name mab looks for.
 pub const FILE_NAME: &str = "multiarch.toml";
@@ -102,6 +108,10 @@ pub struct Config {
     pub registries: BTreeMap<String, RawRegistry>,
     /// `[nodes]`, sorted by name; empty: everything builds on this machine.
     pub nodes: Vec<Node>,
+    /// `[sbom]`, `[provenance]` and `[check]`.
+    pub content: Content,
+    /// `[signing]`: the key that signs what a run pushes; none: nothing is signed.
+    pub signing: Option<crate::sign::Signing>,
     /// What the environment says (set by the caller, never read here).
     pub env: crate::settings::Environment,
     /// Where the config's paths may lead: named contexts are checked when they are rendered.

@@ -32,6 +32,15 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawNode>")]
     pub nodes: BTreeMap<Spanned<String>, Spanned<RawNode>>,
+    /// An SBOM per platform image, attached to it as an OCI 1.1 artifact.
+    pub sbom: Option<RawSbom>,
+    /// An in-toto SLSA provenance statement per platform image, attached as the SBOM is.
+    pub provenance: Option<RawProvenance>,
+    /// What every build's own layers are checked for before its image joins a list.
+    pub check: Option<RawCheck>,
+    /// Signs every image and index a run pushes, in cosign's format (tag
+    /// `sha256-<hex>.sig` beside the image): the key that signs.
+    pub signing: Option<crate::sign::config::RawSigning>,
 }
 
 /// `[nodes.NAME]`.

@@ -41,8 +41,6 @@ pub struct Flag {
 pub struct Parsed {
     pub escape: char,
     pub instructions: Vec<Instruction>,
-    /// Whether any instruction has a heredoc.
-    pub heredocs: bool,
     /// A `# check=` parser directive, where it is.
     pub check: Option<Range<usize>>,
 }
@@ -180,7 +178,6 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
     let mut parsed = Parsed {
         escape: '\\',
         instructions: Vec::new(),
-        heredocs: false,
         check: None,
     };
     let mut directives = true;
@@ -246,7 +243,6 @@ pub fn parse(text: &str) -> Result<Parsed, Error> {
                 let Some((delimiter, chomp)) = heredoc(&word) else {
                     continue;
                 };
-                parsed.heredocs = true;
                 has_heredoc = true;
                 let terminated = lines[i..].iter().position(|(_, l)| {
                     let l = if chomp { l.trim_start_matches('\t') } else { l };
@@ -313,7 +309,7 @@ mod tests {
         ];
         for (text, second) in shapes {
             assert_eq!(keywords(text), ["FROM", second, "CMD"], "{text}");
-            assert!(parse(text).unwrap().heredocs);
+            assert!(parse(text).unwrap().instructions[1].heredoc, "{text}");
         }
         // A here-string and a shell heredoc inside quotes are not heredocs of the Dockerfile.
         assert_eq!(

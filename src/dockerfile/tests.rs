@@ -1,4 +1,5 @@
 use super::*;
+use crate::podman_features::Feature;
 
 fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

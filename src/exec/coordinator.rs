@@ -144,6 +144,7 @@ pub(super) fn drain(
         queue: Queue {
             scheduler,
             pushed: HashMap::new(),
+            sboms: HashMap::new(),
         },
         outcomes: Outcomes::new(plan, run_dir),
         running: HashMap::new(),
@@ -322,5 +323,27 @@ impl<'s> Coordinator<'s> {
             self.progress.show(&event);
             self.outcomes.record(&event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_takes_the_lowest_free_slot_of_its_lane_and_node() {
+        let mut slots = Slots {
+            builds: vec![vec![false; 2], vec![false; 1]],
+            lists: vec![false; 2],
+        };
+        assert_eq!(slots.take(Lane::Builds, 0), 0);
+        assert_eq!(slots.take(Lane::Builds, 0), 1);
+        // Each node and the lists have slots of their own.
+        assert_eq!(slots.take(Lane::Builds, 1), 0);
+        assert_eq!(slots.take(Lane::Lists, 0), 0);
+        slots.give_back(Lane::Builds, 0, 0);
+        assert_eq!(slots.take(Lane::Builds, 0), 0);
+        // Past its slots (the scheduler's bug), a job gets a slot of its own, never a shared one.
+        assert_eq!(slots.take(Lane::Builds, 0), 2);
     }
 }

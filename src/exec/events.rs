@@ -32,7 +32,7 @@ impl Job {
 
 /// Which slots a job took: builds and list jobs have slots of their own, as list jobs mostly
 /// wait on the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
     Builds,
@@ -41,7 +41,7 @@ pub enum Lane {
 
 /// Where a job ran: its build node (`None`: this machine, without `[nodes]` or for list jobs)
 /// and which of that node's slots of its lane.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Place {
     pub node: Option<String>,
     pub lane: Lane,
@@ -104,6 +104,16 @@ pub enum RunEvent {
         at: Duration,
         place: Place,
     },
+    /// A build's content steps ended (the ELF check, the SBOM), before its `Built`.
+    Content {
+        build: usize,
+        content: super::content::BuildContent,
+    },
+    /// Artifacts were attached to a list's platform images (before its tags moved).
+    Attached {
+        list: usize,
+        attached: Vec<super::attachments::AttachedImage>,
+    },
     /// A build made its image (`published`: its node pushed it there, `REPO@DIGEST`).
     Built {
         build: usize,
@@ -128,6 +138,11 @@ pub enum RunEvent {
     Index {
         list: usize,
         images: Vec<(Platform, String)>,
+    },
+    /// A signature the list's publication made sure of (`[signing]`), in the order signed.
+    Signature {
+        list: usize,
+        signature: crate::sign::ensure::SignatureReport,
     },
     /// A list's publication ended, every tag verified; `moved` of `tags` moved.
     Pushed {

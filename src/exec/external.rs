@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::error::{ConfigError, ErrorKind};
 use crate::external::{config_platform, platform_matches};
 use crate::inputs;
-use crate::plan::{ExternalEntry, Plan, verify_argv};
+use crate::plan::{Arg, ExternalEntry, Plan, inspect_command};
 use crate::state::Refused;
 
 use super::runner::{Runner, error_line};
@@ -39,8 +39,9 @@ pub(super) fn resolve(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Res
     let mut plan = plan.clone();
     for e in plan.manifests.iter_mut().flat_map(|m| &mut m.external) {
         let digest = &digests[&(e.from.clone(), e.platform.clone())];
-        if let Some(last) = e.add.last_mut() {
-            *last = format!("docker://{}", e.from.at_digest(digest));
+        // The entry is the add's last argument.
+        if let Some(last) = e.add.arguments_mut().last_mut() {
+            *last = Arg::Lit(format!("docker://{}", e.from.at_digest(digest)));
         }
         e.digest = Some(digest.clone());
     }
@@ -72,7 +73,7 @@ fn resolve_one(
             ))),
         }
     };
-    let raw = read(verify_argv(&e.from, e.insecure, conf))?;
+    let raw = read(inspect_command(e.from.to_string(), e.insecure, conf).argv())?;
     let mut digest = e
         .from
         .digest()
@@ -94,7 +95,8 @@ fn resolve_one(
         };
         digest = d.digest().to_string();
     }
-    let mut config = verify_argv(&e.from.at_digest(&digest), e.insecure, conf);
+    let mut config =
+        inspect_command(e.from.at_digest(&digest).to_string(), e.insecure, conf).argv();
     config.insert(2, "--config".into());
     let config = read(config)?;
     let found = serde_json::from_slice(&config)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::plan::{Plan, digest_of_build, shell_line};
+use crate::plan::Plan;
 use crate::platform::Platform;
 
 use super::events::{Next, RunEvent, Span};
@@ -17,8 +17,10 @@ use super::schedule::{Assembled, Job, Scheduler};
 /// The state of a run that jobs read when they are prepared and change when they end.
 pub(super) struct Queue {
     pub(super) scheduler: Scheduler,
-    /// `<digest of BUILD>` → the digest its node pushed its image under.
+    /// Build id → the digest its node pushed its image under.
     pub(super) pushed: HashMap<String, String>,
+    /// The SBOM made after each build, by build id, until its list attaches it.
+    pub(super) sboms: super::attachments::Sboms,
 }
 
 /// What a job's end changes in the run's state, applied on the coordinator: the scheduler
@@ -53,24 +55,31 @@ fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) ->
     let log = build_log(run_dir, planned);
     Prepared {
         label: planned.id.clone(),
-        command: shell_line(&planned.argv),
+        command: planned.argv.shell_line(),
         work: Box::new(move |runner| {
-            let result = runner.build(&build, &log);
+            let result = runner
+                .build(&build, &log)
+                .and_then(|built| Ok((built, runner.content(plan, &build, &log)?)));
             Box::new(move |queue, span| match result {
-                Ok(built) => {
+                Ok((built, mut content)) => {
                     if let Some(image) = &built.published {
                         let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                        queue
-                            .pushed
-                            .insert(digest_of_build(&build.id), digest.to_string());
+                        queue.pushed.insert(build.id.clone(), digest.to_string());
                     }
                     queue.scheduler.built(i, Ok(()));
-                    vec![RunEvent::Built {
-                        build: i,
-                        span,
-                        image_id: built.image_id,
-                        published: built.published,
-                    }]
+                    if let Some(sbom) = content.sbom.as_mut() {
+                        let document = std::mem::take(&mut sbom.document);
+                        queue.sboms.insert(build.id.clone(), document);
+                    }
+                    vec![
+                        RunEvent::Content { build: i, content },
+                        RunEvent::Built {
+                            build: i,
+                            span,
+                            image_id: built.image_id,
+                            published: built.published,
+                        },
+                    ]
                 }
                 Err(f) => {
                     queue.scheduler.built(i, Err(f.reason.clone()));
@@ -93,17 +102,18 @@ fn prepare_assembly<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue)
     let job = Job::Assemble(m);
     let batch = queue.scheduler.batch(m).cloned();
     // The first command the job runs: `create`, or the add of its first image.
-    let first = batch
-        .as_ref()
-        .map_or(0, |b| if b.create { 0 } else { 1 + b.entries.start });
+    let assembly = &planned.assemble;
+    let first = batch.as_ref().and_then(|b| {
+        if b.create {
+            assembly.create.as_ref()
+        } else {
+            assembly.adds.get(b.entries.start).map(|a| &a.command)
+        }
+    });
     let list = filled_list(planned, &queue.pushed);
     Prepared {
         label: planned.image.clone(),
-        command: planned
-            .assemble
-            .get(first)
-            .map(|a| shell_line(a))
-            .unwrap_or_default(),
+        command: first.map(|c| c.shell_line()).unwrap_or_default(),
         work: Box::new(move |runner| {
             let result = match &batch {
                 Some(batch) => runner.assemble(&list, batch, &log),
@@ -156,16 +166,21 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
     let planned = &plan.manifests[m];
     let log = list_log(run_dir, planned);
     let expected = expected_images(plan, m, &queue.pushed);
+    let sboms: super::attachments::Sboms = planned
+        .depends_on
+        .iter()
+        .filter_map(|id| Some((id.clone(), queue.sboms.get(id)?.clone())))
+        .collect();
     Prepared {
         label: planned.image.clone(),
         command: planned
             .publish
             .iter()
             .find_map(|s| s.argv())
-            .map(shell_line)
+            .map(|c| c.shell_line())
             .unwrap_or_default(),
         work: Box::new(move |runner| {
-            let publication = runner.publish(planned, &expected, &log);
+            let publication = runner.publish(plan, planned, &expected, &sboms, &log);
             Box::new(move |queue, span| {
                 let moved = publication
                     .tags
@@ -186,7 +201,19 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
                         list: m,
                         images: publication.images,
                     }))
+                    .chain(
+                        publication
+                            .signatures
+                            .into_iter()
+                            .map(|signature| RunEvent::Signature { list: m, signature }),
+                    )
                     .collect();
+                if !publication.attached.is_empty() {
+                    events.push(RunEvent::Attached {
+                        list: m,
+                        attached: publication.attached,
+                    });
+                }
                 let result = match publication.failure {
                     None => {
                         events.push(RunEvent::Pushed {
@@ -227,7 +254,7 @@ fn expected_images(
         .iter()
         .zip(&man.depends_on)
         .filter_map(|(p, id)| {
-            let digest = pushed.get(&digest_of_build(id))?;
+            let digest = pushed.get(id)?;
             Some((p.clone(), digest.clone()))
         })
         .chain(

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::digests_file::{DigestsFile, ImageDigest};
 use crate::inputs::{self, Digests};
-use crate::plan::{Manifest, Plan, STATE_DIR, digest_of_build, shell_line};
+use crate::plan::{Arg, Hole, Manifest, Plan, STATE_DIR};
 use crate::platform::Platform;
 use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{Labels, Progress};
@@ -144,19 +144,31 @@ fn digests(plan: &Plan, images: &HashMap<String, ImageDigest>) -> Digests {
 /// digest its runner pushed instead (`docker://REPO@DIGEST`), as another node's is.
 fn from_registry(m: &Manifest, images: &HashMap<String, ImageDigest>) -> Manifest {
     let mut m = m.clone();
-    for (add, id) in m.assemble.iter_mut().skip(1).zip(&m.depends_on) {
-        let Some(image) = images.get(id) else {
+    for add in &mut m.assemble.adds {
+        let Some(image) = images.get(&add.build) else {
             continue;
         };
-        let source = format!("docker://{}@{}", image.repository, image.digest);
-        let last = add.len() - 1;
-        if add[last].starts_with("containers-storage:") {
-            add[last] = source;
-            if m.insecure && !add.iter().any(|a| a == "--tls-verify=false") {
-                add.insert(last - 1, "--tls-verify=false".into());
+        let insecure = m.insecure;
+        let args = add.command.arguments_mut();
+        // The source is the last argument (after the list): a local image is a literal, another
+        // node's a hole for the digest it pushes.
+        let Some(source) = args.last_mut() else {
+            continue;
+        };
+        match source {
+            Arg::Holed(h) if h.hole == Hole::DigestOf(add.build.clone()) => {
+                *source = source.fill(|_| Some(image.digest.clone()));
             }
-        } else {
-            add[last] = add[last].replace(&digest_of_build(id), &image.digest);
+            Arg::Holed(_) => continue,
+            Arg::Lit(_) => {
+                *source = Arg::Lit(format!("docker://{}@{}", image.repository, image.digest));
+                // The plan gives a local source no TLS option: the registry's goes before the
+                // list, which comes right before the source.
+                if insecure {
+                    let at = args.len() - 2;
+                    args.insert(at, Arg::from("--tls-verify=false"));
+                }
+            }
         }
     }
     m
@@ -187,8 +199,9 @@ pub fn merge(
             secret_values(&plan.secrets),
         )?,
         build_timeout: None,
-        registry: opts.registry,
-        retries: opts.retries,
+        registry: opts.registry.limits,
+        retries: opts.registry.retries,
+        signer: opts.signer.clone(),
     };
     let mut plan = external::resolve(plan, &runner, &run_dir)?;
     let images = match index(&mut plan, files) {
@@ -253,6 +266,7 @@ pub fn merge(
             .enumerate()
             .map(|(i, m)| {
                 let job = Publish {
+                    plan: work,
                     runner: &runner,
                     images: &images,
                     run_dir: &run_dir,
@@ -300,6 +314,7 @@ pub fn merge(
 
 /// What the publication of a merged list needs.
 struct Publish<'a> {
+    plan: &'a Plan,
     runner: &'a Runner<'a>,
     images: &'a HashMap<String, ImageDigest>,
     run_dir: &'a Path,
@@ -321,26 +336,22 @@ impl Publish<'_> {
         // The first command it runs: `create`, or the first step of a list whose tags only move.
         let first = m
             .assemble
-            .first()
-            .map(Vec::as_slice)
+            .create
+            .as_ref()
             .or_else(|| m.publish.iter().find_map(|s| s.argv()));
         let start = self.origin.elapsed();
         progress.show(&RunEvent::Started {
             job: Job::Push(i),
             label: m.image.clone(),
-            command: first.map(shell_line).unwrap_or_default(),
+            command: first.map(|c| c.shell_line()).unwrap_or_default(),
             at: start,
             place: place.clone(),
         });
         let batch = Batch {
             create: true,
-            entries: 0..m.assemble.len().saturating_sub(1),
+            entries: 0..m.assemble.adds.len(),
         };
-        let assembled = if m.assemble.is_empty() {
-            Ok(())
-        } else {
-            self.runner.assemble(m, &batch, &log)
-        };
+        let assembled = self.runner.assemble(m, &batch, &log);
         // The list read back must hold exactly the images the runners pushed.
         let expected: Vec<(Platform, String)> = m
             .depends_on
@@ -357,7 +368,9 @@ impl Publish<'_> {
         let failure = match assembled {
             Err(f) => Some(f),
             Ok(()) => {
-                let publication = self.runner.publish(m, &expected, &log);
+                // The runners' SBOMs stay with them: the merge attaches none it did not make.
+                let sboms = super::attachments::Sboms::new();
+                let publication = self.runner.publish(self.plan, m, &expected, &sboms, &log);
                 let moved = publication
                     .tags
                     .iter()
@@ -379,6 +392,18 @@ impl Publish<'_> {
                     list: i,
                     images: publication.images,
                 });
+                events.extend(
+                    publication
+                        .signatures
+                        .into_iter()
+                        .map(|signature| RunEvent::Signature { list: i, signature }),
+                );
+                if !publication.attached.is_empty() {
+                    events.push(RunEvent::Attached {
+                        list: i,
+                        attached: publication.attached,
+                    });
+                }
                 match publication.failure {
                     None => {
                         let span = Span {

@@ -18,6 +18,8 @@ use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::{Limits, Supervisor, When};
 
+mod attachments;
+mod content;
 mod coordinator;
 pub mod events;
 mod external;
@@ -31,6 +33,7 @@ mod published;
 mod report;
 mod runner;
 pub mod schedule;
+mod sign;
 mod split;
 mod verify;
 
@@ -38,7 +41,7 @@ use coordinator::Drained;
 pub use events::RunEvent;
 pub use merge::{Refused, merge};
 use outcomes::Outcomes;
-use prepare::{clear_outputs, without_cache_pushes, write_dockerfile_copies, write_ignore_files};
+use prepare::{clear_outputs, write_dockerfile_copies, write_ignore_files};
 pub use report::{
     BuildReport, Held, JobKind, JobTiming, ManifestReport, Report, Status, TagReport, TagStatus,
 };
@@ -62,10 +65,8 @@ pub struct Options {
     pub progress: progress::Mode,
     /// A build running longer fails (its process group is killed).
     pub timeout: Option<Duration>,
-    /// Retries of a push or registry read after a transient failure.
-    pub retries: u32,
-    /// What each command that talks to a registry may take ([`registry_limits`]).
-    pub registry: Limits,
+    /// How commands that talk to a registry run.
+    pub registry: Registry,
     /// Show each command as it starts.
     pub verbose: bool,
     /// Skip the lists whose inputs the registry already holds (not with `--rebuild`; only
@@ -77,23 +78,18 @@ pub struct Options {
     /// A split runner's platforms (`mab run --platform P --digests-out FILE`): build those of
     /// the whole plan it is given, push each image by digest, assemble no list ([`split`]).
     pub split: Option<Vec<Platform>>,
+    /// The key that signs (`[signing]`), opened before the run: a wrong password fails the
+    /// run before anything is built.
+    pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
-/// The limits of registry commands: `timeout` (`mab run --registry-timeout`) over the plan's
-/// `[builder] registry_timeout`, and `registry_stall`, else their defaults.
-pub fn registry_limits(plan: &Plan, timeout: Option<Duration>) -> Limits {
-    use crate::config::{DEFAULT_REGISTRY_STALL, DEFAULT_REGISTRY_TIMEOUT};
-    Limits {
-        deadline: Some(
-            timeout
-                .or(plan.registry_timeout_secs.map(Duration::from_secs))
-                .unwrap_or(DEFAULT_REGISTRY_TIMEOUT),
-        ),
-        stall: Some(
-            plan.registry_stall_secs
-                .map_or(DEFAULT_REGISTRY_STALL, Duration::from_secs),
-        ),
-    }
+/// How commands that talk to a registry run (`crate::settings::registry`).
+#[derive(Debug, Clone, Copy)]
+pub struct Registry {
+    /// What each may take (`RegistryStep` in runner.rs says which commands these are).
+    pub limits: Limits,
+    /// Retries of a push or registry read after a transient failure.
+    pub retries: u32,
 }
 
 /// How long a command gets to stop after SIGTERM (a timeout, an interrupt) before SIGKILL.
@@ -148,7 +144,7 @@ fn take_turn() -> std::io::Result<File> {
 
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
-pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
+pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
     let logs = state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", run_id())))?;
@@ -156,8 +152,9 @@ pub fn preview(plan: &Plan) -> std::io::Result<Plan> {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
         build_timeout: None,
-        registry: registry_limits(plan, None),
-        retries: plan.retries,
+        registry: registry.limits,
+        retries: registry.retries,
+        signer: None,
     };
     let plan = &external::resolve(plan, &runner, &logs)?;
     let checked = published::check(plan, &runner, &logs)?;
@@ -200,8 +197,9 @@ pub fn run(
             secret_values(&plan.secrets),
         )?,
         build_timeout: opts.timeout,
-        registry: opts.registry,
-        retries: opts.retries,
+        registry: opts.registry.limits,
+        retries: opts.registry.retries,
+        signer: opts.signer.clone(),
     };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;
@@ -228,14 +226,8 @@ pub fn run(
     };
     // What the registry check added (marker pushes) writes files too.
     clear_outputs(work, &state)?;
-    // Pushing nothing means no cache layers either.
-    let local;
-    let work = if opts.push {
-        work
-    } else {
-        local = without_cache_pushes(work);
-        &local
-    };
+    // Pushing nothing means no cache layers either: the plan of `--no-push` has no
+    // `--cache-to` (`Selection::no_push`).
     // A run that builds nothing needs nothing of the machine's podman.
     if !work.builds.is_empty() && !preflight(work) {
         return Ok(None);
@@ -344,9 +336,9 @@ fn execute(
     // that holds some of its images.
     for m in scheduler.partial_lists() {
         let man = &plan.manifests[m];
-        if !man.remove_stale.is_empty() {
+        if let Some(rm) = &man.remove_stale {
             let log = &manifests[m].log;
-            let _ = runner.command(&man.remove_stale, log, false, None, When::Cleanup);
+            let _ = runner.command(&rm.argv(), log, false, None, When::Cleanup);
         }
     }
     let (build_status, manifest_status, success) = scheduler.finish();
@@ -457,7 +449,7 @@ mod tests {
             platform: platform.parse().unwrap(),
             depends_on: Vec::new(),
             local_image: String::new(),
-            argv: Vec::new(),
+            argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

@@ -54,6 +54,9 @@ impl Outcomes {
             RunEvent::Index { list, images } => {
                 self.manifests[*list].images = images.iter().cloned().collect();
             }
+            RunEvent::Signature { list, signature } => {
+                self.manifests[*list].signatures.push(signature.clone());
+            }
             RunEvent::Failed {
                 job, span, tail, ..
             } => {
@@ -62,6 +65,14 @@ impl Outcomes {
                     Subject::Build(i) => self.builds[i].log_tail.clone_from(tail),
                     Subject::List(m) => self.manifests[m].log_tail.clone_from(tail),
                 }
+            }
+            RunEvent::Content { build, content } => {
+                self.builds[*build].content = Some(content.clone());
+            }
+            RunEvent::Attached { list, attached } => {
+                self.manifests[*list]
+                    .attached
+                    .extend(attached.iter().cloned());
             }
             RunEvent::Checked(_)
             | RunEvent::Started { .. }
@@ -73,8 +84,9 @@ impl Outcomes {
 
     /// Job `job` ran during `span`: a build's time is its job's, a list's the sum of its jobs'.
     fn ended(&mut self, job: Job, span: &Span) {
-        let ms = span.elapsed().as_millis() as u64;
         let timing = JobTiming::new(job, span);
+        // In whole milliseconds of the report's own times, so that they add up there.
+        let ms = timing.end_ms - timing.start_ms;
         match job.subject() {
             Subject::Build(i) => {
                 self.builds[i].duration_ms = ms;

@@ -1,11 +1,10 @@
 //! What a run writes and fills in before and while it runs commands: the ignore files and
-//! labeled Dockerfile copies the builds name, the digests other nodes pushed, `--no-push`'s
-//! plan without cache pushes.
+//! labeled Dockerfile copies the builds name, the digests other nodes pushed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::plan::{Build, Manifest, Plan, Step};
+use crate::plan::{Build, Hole, Manifest, Plan, Step};
 use crate::state::StateDir;
 
 /// Writes the ignore files the builds name: the context's own patterns, then the state
@@ -59,39 +58,27 @@ pub(super) fn clear_outputs(plan: &Plan, state: &StateDir) -> std::io::Result<()
         .try_for_each(|f| state.clear(f))
 }
 
-/// `argv` with each `<digest of BUILD>` that `pushed` knows replaced.
-fn filled(argv: &[String], pushed: &HashMap<String, String>) -> Vec<String> {
-    argv.iter()
-        .map(|a| match a.find("<digest of ") {
-            None => a.clone(),
-            Some(_) => pushed.iter().fold(a.clone(), |a, (token, digest)| {
-                a.replace(token.as_str(), digest)
-            }),
-        })
-        .collect()
+/// What other nodes pushed, by build id: each `<digest of BUILD>` it knows filled.
+fn pushed_digest(pushed: &HashMap<String, String>) -> impl Fn(&Hole) -> Option<String> + '_ {
+    |hole| match hole {
+        Hole::DigestOf(build) => pushed.get(build).cloned(),
+        _ => None,
+    }
 }
 
+/// Build `b` with the digests other nodes pushed (`pushed`, by build id) in its command.
 pub(super) fn filled_build(b: &Build, pushed: &HashMap<String, String>) -> Build {
     Build {
-        argv: filled(&b.argv, pushed),
+        argv: b.argv.fill(pushed_digest(pushed)),
         ..b.clone()
     }
 }
 
+/// List `m` with the digests other nodes pushed (`pushed`, by build id) in its adds.
 pub(super) fn filled_list(m: &Manifest, pushed: &HashMap<String, String>) -> Manifest {
-    Manifest {
-        assemble: m.assemble.iter().map(|a| filled(a, pushed)).collect(),
-        ..m.clone()
+    let mut m = m.clone();
+    for add in &mut m.assemble.adds {
+        add.command = add.command.fill(pushed_digest(pushed));
     }
-}
-
-/// `plan` with no build pushing cache layers (`--cache-to`), for `--no-push`.
-pub(super) fn without_cache_pushes(plan: &Plan) -> Plan {
-    let mut plan = plan.clone();
-    for b in &mut plan.builds {
-        if let Some(at) = b.argv.iter().position(|a| a == "--cache-to") {
-            b.argv.drain(at..at + 2);
-        }
-    }
-    plan
+    m
 }

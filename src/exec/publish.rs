@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inputs::digest_of;
-use crate::plan::{HELD, Manifest, PUSHED_INDEX, Step, image_of};
+use crate::plan::{Hole, Manifest, Plan, Step};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
+
+use crate::sign::ensure::SignatureReport;
 
 use super::report::{Held, TagReport, TagStatus};
 use super::runner::{Failure, Runner};
@@ -23,6 +25,10 @@ pub(super) struct Publication {
     /// Each platform's image in the index pushed (or held), as read back.
     pub(super) images: Vec<(Platform, String)>,
     pub(super) failure: Option<Failure>,
+    /// The artifacts attached to its platform images.
+    pub(super) attached: Vec<super::attachments::AttachedImage>,
+    /// The signatures its signing steps made sure of.
+    pub(super) signatures: Vec<SignatureReport>,
 }
 
 /// What a publication has learnt so far: what each tag held, and the index.
@@ -35,6 +41,7 @@ struct Seen<'a> {
     images: Vec<(Platform, String)>,
     /// What each reference got (the index, or a platform's image).
     got: HashMap<&'a ImageRef, String>,
+    signatures: Vec<SignatureReport>,
 }
 
 impl Runner<'_> {
@@ -44,16 +51,28 @@ impl Runner<'_> {
     /// ("blob unknown to registry").
     pub(super) fn publish(
         &self,
+        plan: &Plan,
         m: &Manifest,
         expected: &[(Platform, String)],
+        sboms: &super::attachments::Sboms,
         log: &Path,
     ) -> Publication {
+        let mut attached = Vec::new();
         let mut seen = Seen::default();
         let mut ended: HashMap<&ImageRef, TagStatus> = HashMap::new();
         let mut marker = None;
         let mut failure = None;
         for step in &m.publish {
-            match (self.step(m, step, expected, &mut seen, log), step) {
+            let mut result = self.step(m, step, expected, &mut seen, log);
+            // Right after the index is pushed (to the marker, or the first tag) and before
+            // any other tag moves, its platform images get their artifacts.
+            if let (Ok(Some(_)), Step::Push { .. }) = (&result, step) {
+                match self.attach(plan, m, &seen.images, sboms, log) {
+                    Ok(a) => attached = a,
+                    Err(f) => result = Err(f),
+                }
+            }
+            match (result, step) {
                 (Ok(None), _) => {}
                 (
                     Ok(Some(digest)),
@@ -113,6 +132,8 @@ impl Runner<'_> {
             marker,
             images: seen.images,
             failure,
+            attached,
+            signatures: seen.signatures,
         }
     }
 
@@ -133,7 +154,7 @@ impl Runner<'_> {
                 Ok(None)
             }
             Step::Record { tag, argv } => {
-                let raw = self.read(argv, log).map_err(|f| Failure {
+                let raw = self.read(&argv.argv(), log).map_err(|f| Failure {
                     reason: format!(
                         "reading what {tag} holds from registry {} failed: {}",
                         tag.repository.registry(),
@@ -152,8 +173,15 @@ impl Runner<'_> {
                 verify,
                 ..
             } => {
-                let (digest, images) =
-                    self.push_index(m, to, argv, digestfile, verify, expected, log)?;
+                let (digest, images) = self.push_index(
+                    m,
+                    to,
+                    &argv.argv(),
+                    digestfile,
+                    &verify.argv(),
+                    expected,
+                    log,
+                )?;
                 seen.index = Some(digest.clone());
                 seen.images = images;
                 Ok(Some(digest))
@@ -173,11 +201,10 @@ impl Runner<'_> {
                         found.map(|(_, d)| d.clone())
                     })
                     .expect("a plan copies to a platform's tags after its push");
-                let argv: Vec<String> = argv
-                    .iter()
-                    .map(|a| a.replace(&image_of(platform), &digest))
-                    .collect();
-                self.copy_image(tag, &argv, verify, &digest, log)?;
+                let argv = argv
+                    .fill(|h| (*h == Hole::ImageOf(platform.clone())).then(|| digest.clone()))
+                    .argv();
+                self.copy_image(tag, &argv, &verify.argv(), &digest, log)?;
                 Ok(Some(digest))
             }
             Step::Copy {
@@ -192,12 +219,27 @@ impl Runner<'_> {
                     .or_else(|| seen.index.clone())
                     .expect("a plan copies to its tags after its push");
                 seen.index = Some(digest.clone());
-                let argv: Vec<String> = argv
-                    .iter()
-                    .map(|a| a.replace(PUSHED_INDEX, &digest))
-                    .collect();
-                self.copy(m, tag, &argv, verify, &digest, log)?;
+                let argv = argv
+                    .fill(|h| (*h == Hole::PushedIndex).then(|| digest.clone()))
+                    .argv();
+                self.copy(m, tag, &argv, &verify.argv(), &digest, log)?;
                 Ok(Some(digest))
+            }
+            Step::Sign(s) => {
+                let digest = s
+                    .digest
+                    .clone()
+                    .or_else(|| match &s.platform {
+                        None => seen.index.clone(),
+                        Some(p) => {
+                            let found = seen.images.iter().find(|(q, _)| q == p);
+                            found.map(|(_, d)| d.clone())
+                        }
+                    })
+                    .expect("a plan signs after its push");
+                let signed = self.sign(s, &digest, log)?;
+                seen.signatures.push(signed);
+                Ok(None)
             }
         }
     }
@@ -329,7 +371,7 @@ impl Runner<'_> {
             };
             report.status = match &report.before {
                 Some(Held::Digest(old)) => {
-                    let argv: Vec<String> = restore.iter().map(|a| a.replace(HELD, old)).collect();
+                    let argv = restore.fill(|h| (*h == Hole::Held).then(|| old.clone())).argv();
                     match self.retrying(log, || self.command(&argv, log, false, None, When::Cleanup))
                     {
                         Ok(_) => TagStatus::Restored,

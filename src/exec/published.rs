@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Base, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, digest_of_build, publication,
-    registry_of, verify_argv,
+    Arg, Base, Hole, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, inspect_command,
+    publication, registry_of,
 };
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Tag};
@@ -89,12 +89,12 @@ fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<Stri
     };
     let mut why = String::new();
     if registry_of(&base.reference) != "localhost" {
-        let argv = verify_argv(
-            &base.reference,
+        let argv = inspect_command(
+            base.reference.as_str(),
             base.insecure,
             plan.registries_conf.as_deref(),
         );
-        match runner.read(&argv, log) {
+        match runner.read(&argv.argv(), log) {
             Ok(Some(raw)) => return Ok(inputs::digest_of(&raw)),
             Ok(None) => why = "not in its registry".into(),
             Err(f) => why = attempt_reason(&f),
@@ -221,7 +221,10 @@ pub(super) fn lookup(
         repository: man.repository.clone(),
         tag,
     };
-    let raw = match runner.read(&verify_argv(&marker, man.insecure, conf), log) {
+    let raw = match runner.read(
+        &inspect_command(marker.to_string(), man.insecure, conf).argv(),
+        log,
+    ) {
         Ok(Some(raw)) => raw,
         Ok(None) => return Verdict::Build(None),
         Err(f) => {
@@ -261,7 +264,7 @@ pub(super) fn lookup(
         .map(|(t, _)| t)
         .map(|t| {
             match runner.read(
-                &verify_argv(t, man.reach().insecure(&t.repository), conf),
+                &inspect_command(t.to_string(), man.reach().insecure(&t.repository), conf).argv(),
                 log,
             ) {
                 Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
@@ -315,21 +318,26 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 None => b.depends_on.push(dep),
                 Some((image, insecure)) => {
                     let local = &plan.builds[d].local_image;
-                    if *insecure && !b.argv.iter().any(|a| a == "--tls-verify=false") {
+                    let args = b.argv.arguments_mut();
+                    if *insecure
+                        && !args
+                            .iter()
+                            .any(|a| a.literal() == Some("--tls-verify=false"))
+                    {
                         // Before the context directory, which ends the command.
-                        let at = b.argv.len() - 1;
-                        b.argv.insert(at, "--tls-verify=false".into());
+                        let at = args.len() - 1;
+                        args.insert(at, "--tls-verify=false".into());
                     }
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
-                    let token = digest_of_build(&dep);
                     let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                    for a in &mut b.argv {
-                        if a.contains(&token) {
-                            *a = a.replace(&token, digest);
-                        } else if let Some(name) =
-                            a.strip_suffix(&format!("=container-image://{local}"))
-                        {
+                    b.argv = b.argv.fill(|h| match h {
+                        Hole::DigestOf(build) if *build == dep => Some(digest.to_string()),
+                        _ => None,
+                    });
+                    for a in b.argv.arguments_mut() {
+                        let Arg::Lit(a) = a else { continue };
+                        if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
                             *a = format!("{name}=docker-image://{image}");
                         } else if let Some(name) = a.strip_suffix(&format!("={local}")) {
                             *a = format!("{name}={image}");
@@ -396,11 +404,12 @@ fn annotated(
     m: usize,
 ) -> Manifest {
     let mut man = man.clone();
-    // `create`, then one `add` per build in `depends_on` order.
-    for (add, id) in man.assemble.iter_mut().skip(1).zip(&man.depends_on) {
-        let at = add.len() - 2;
-        let note = format!("{ANNOTATION}={}", digests.builds[index[id.as_str()]]);
-        add.splice(at..at, ["--annotation".to_string(), note]);
+    for add in &mut man.assemble.adds {
+        // Before the list and the image, which end the command.
+        let args = add.command.arguments_mut();
+        let at = args.len() - 2;
+        let note = format!("{ANNOTATION}={}", digests.builds[index[add.build.as_str()]]);
+        args.splice(at..at, ["--annotation".into(), note.into()]);
     }
     // A list that stays local is never published.
     if let (true, Ok(tag)) = (
@@ -423,6 +432,9 @@ fn annotated(
             },
             Some(marker),
         );
+        if plan.signing.is_some() {
+            crate::sign::steps::add(&mut man, None, plan.registries_conf.as_deref());
+        }
     }
     man
 }
@@ -449,7 +461,7 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         },
         None => Step::Record {
             tag: (*tag).clone(),
-            argv: verify_argv(tag, man.reach().insecure(&tag.repository), conf),
+            argv: inspect_command(tag.to_string(), man.reach().insecure(&tag.repository), conf),
         },
     });
     let copies = moving.iter().map(|((tag, platform), _)| {
@@ -462,13 +474,24 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         )
     });
     let publish: Vec<Step> = recorded.chain(copies).collect();
-    (!publish.is_empty()).then(|| Manifest {
+    let mut left = Manifest {
         depends_on: Vec::new(),
-        remove_stale: Vec::new(),
-        assemble: Vec::new(),
+        remove_stale: None,
+        assemble: Default::default(),
         publish,
         ..man.clone()
-    })
+    };
+    // Signed or not, an unchanged list's images get the signatures they lack (checked before
+    // any tag moves; a signature of the key already there is kept).
+    if plan.signing.is_some() {
+        let images: Vec<(Platform, String)> = man
+            .platforms
+            .iter()
+            .filter_map(|pl| Some((pl.clone(), p.wanted(man, Some(pl))?.to_string())))
+            .collect();
+        crate::sign::steps::add(&mut left, Some((&p.index, &images)), conf);
+    }
+    (!left.publish.is_empty()).then_some(left)
 }
 
 /// What the registry check found, for whoever watches the run.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Build, Manifest};
 use crate::platform::Platform;
@@ -11,7 +11,7 @@ use super::events::{Place, Span};
 use super::schedule::Job;
 
 /// How a build or a manifest list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Built,
@@ -51,7 +51,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildReport {
     pub id: String,
     pub image: String,
@@ -74,10 +74,13 @@ pub struct BuildReport {
     /// When and where its job ran; empty when it did not run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
+    /// The content check's counts and the SBOM made (issue 21).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<super::content::BuildContent>,
 }
 
 /// Which kind of job of a build or list ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Build,
@@ -96,7 +99,7 @@ impl From<Job> for JobKind {
 }
 
 /// When one job ran, in milliseconds from the start of the run, and where: its node and slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobTiming {
     pub job: JobKind,
     pub start_ms: u64,
@@ -117,7 +120,7 @@ impl JobTiming {
 }
 
 /// One tag of a list: what it held before the run, what it was to get, and how that went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagReport {
     pub reference: String,
     #[serde(flatten)]
@@ -133,7 +136,7 @@ pub struct TagReport {
 }
 
 /// What a tag held before the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Held {
     /// It did not exist (`null` in the report).
@@ -152,7 +155,7 @@ impl Held {
 }
 
 /// How a tag of a list ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TagStatus {
     /// It points at the list's index now, and held something else before.
@@ -179,7 +182,7 @@ impl TagStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestReport {
     pub image: String,
     pub list: String,
@@ -194,10 +197,14 @@ pub struct ManifestReport {
     pub marker: Option<TagReport>,
     /// The image of each platform in the index its tags hold, as the registry serves it (empty
     /// when it was not pushed).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
     pub images: std::collections::BTreeMap<Platform, String>,
-    /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
+    /// Each signature its publication made sure of (`[signing]`): its tag, and whether it
+    /// was added or kept.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<crate::sign::ensure::SignatureReport>,
+    /// Its platforms taken `from` a registry image, each with the digest its tag resolved to.
+    #[serde(skip_serializing_if = "Vec::is_empty", skip_deserializing)]
     pub external: Vec<crate::plan::ExternalEntry>,
     pub log: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,9 +212,12 @@ pub struct ManifestReport {
     /// When and where each of its jobs (assembly, push) ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobTiming>,
+    /// The SBOMs and provenance attached to its platform images (issue 21).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<super::attachments::AttachedImage>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub run_id: String,
     pub run_dir: PathBuf,
@@ -244,6 +254,7 @@ impl BuildReport {
             log: build_log(run_dir, b),
             log_tail: None,
             jobs: Vec::new(),
+            content: None,
         }
     }
 }
@@ -259,10 +270,12 @@ impl ManifestReport {
             tags: Vec::new(),
             marker: None,
             images: std::collections::BTreeMap::new(),
+            signatures: Vec::new(),
             external: m.external.clone(),
             log: list_log(run_dir, m),
             log_tail: None,
             jobs: Vec::new(),
+            attached: Vec::new(),
         }
     }
 }

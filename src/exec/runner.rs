@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
-use crate::plan::{Build, IMAGE_ID, Manifest, shell_line};
+use crate::plan::{Build, Command as PlanCommand, Hole, Manifest, shell_line};
 use crate::supervise::{Limits, Refused, Stopped, Supervisor, When, private_append};
 
 use super::schedule::Batch;
@@ -206,6 +206,8 @@ pub(super) struct Runner<'a> {
     pub(super) registry: Limits,
     /// Retries of a push or registry read after a transient failure.
     pub(super) retries: u32,
+    /// The key the plan's signing steps sign with (`[signing]`), opened before the run.
+    pub(super) signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
 /// Reads the values of `secrets`, to mask them; missing ones are podman's to report.
@@ -265,7 +267,7 @@ impl Runner<'_> {
                 stall: None,
             },
         };
-        let outcome = match self.supervisor.run(cmd, log, capture, limits, when) {
+        let outcome = match self.supervisor.supervise(cmd, log, capture, limits, when) {
             Ok(o) => o,
             Err(Refused::Cancelled) => {
                 return Err(Failure::new(format!(
@@ -332,7 +334,7 @@ impl Runner<'_> {
             },
             _ => f,
         };
-        self.command(&b.argv, log, false, self.build_timeout, When::Normal)
+        self.command(&b.argv.argv(), log, false, self.build_timeout, When::Normal)
             .map_err(on_node)?;
         let iid = std::fs::read_to_string(self.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
@@ -345,10 +347,9 @@ impl Runner<'_> {
         };
         // `push --digestfile` writes nothing through a remote podman: the digest is read back.
         let hex = image_id.trim_start_matches("sha256:");
-        let fill = |argv: &[String]| -> Vec<String> {
-            argv.iter().map(|a| a.replace(IMAGE_ID, hex)).collect()
-        };
-        let reference = publish.reference.replace(IMAGE_ID, hex);
+        let known = |h: &Hole| (*h == Hole::ImageId).then(|| hex.to_string());
+        let fill = |c: &PlanCommand| c.fill(known).argv();
+        let reference = publish.reference.fill(known).to_string();
         self.retrying(log, || self.logged(&fill(&publish.push), log))
             .map_err(|f| Failure {
                 reason: format!(
@@ -373,16 +374,18 @@ impl Runner<'_> {
     /// One assembly job of list `m`: create it (the first job), then add the images of
     /// `batch`.
     pub(super) fn assemble(&self, m: &Manifest, batch: &Batch, log: &Path) -> Result<(), Failure> {
-        let Some((create, adds)) = m.assemble.split_first() else {
+        let Some(create) = &m.assemble.create else {
             return Ok(());
         };
+        let create = &create.argv();
         // A list left by an earlier run makes `create` fail: only then is it removed (a
         // podman call saved in the usual case).
         if batch.create
             && let Err(failed) = self.logged(create, log)
         {
             // No list to remove: `create` failed for another reason, which is the one to report.
-            if m.remove_stale.is_empty() || self.logged(&m.remove_stale, log).is_err() {
+            let removed = |rm: &PlanCommand| self.logged(&rm.argv(), log).is_ok();
+            if !m.remove_stale.as_ref().is_some_and(removed) {
                 return Err(failed);
             }
             self.logged(create, log)?;
@@ -391,12 +394,12 @@ impl Runner<'_> {
         // always first, so the index does not depend on which build ends first.
         if batch.create {
             for e in &m.external {
-                self.logged(&e.add, log)?;
+                self.logged(&e.add.argv(), log)?;
             }
         }
-        adds[batch.entries.clone()]
+        m.assemble.adds[batch.entries.clone()]
             .iter()
-            .try_for_each(|argv| self.logged(argv, log))
+            .try_for_each(|add| self.logged(&add.command.argv(), log))
     }
 
     /// Runs `attempt` again after a transient failure (a registry down, overloaded or slow),

@@ -1,7 +1,6 @@
 //! Reading a pushed index back: its digest and its platforms must be the plan's.
 
 use oci_spec::image::Descriptor;
-use sha2::{Digest, Sha256};
 
 use crate::platform::Platform;
 
@@ -29,7 +28,7 @@ pub(super) fn entries(raw: &[u8]) -> Result<Vec<(Platform, Descriptor)>, String>
 /// Checks an index read back from the registry: its digest is the one pushed, and it lists
 /// exactly the planned platforms, compared as platforms (`arm64` with variant `v8` is `arm64`).
 pub fn verify_index(raw: &[u8], pushed_digest: &str, planned: &[Platform]) -> Result<(), String> {
-    let digest = format!("sha256:{:x}", Sha256::digest(raw));
+    let digest = crate::inputs::digest_of(raw);
     if digest != pushed_digest {
         return Err(format!(
             "the registry serves {digest}, but {pushed_digest} was pushed"

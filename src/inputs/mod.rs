@@ -11,6 +11,7 @@ mod cache;
 pub mod patterns;
 mod tree;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -90,15 +91,11 @@ fn ignore_text(workdir: &Path, build: &Build) -> std::io::Result<String> {
 /// prefix and a node's options, `--iidfile`, `--file` (the Dockerfile's content is hashed),
 /// `--ignorefile` (its patterns decide the context's digest), `--timestamp` and the per-run
 /// labels.
-fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
+fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<Cow<'a, str>> {
     let mut out = Vec::new();
-    let mut args = build
-        .argv
-        .iter()
-        .skip(plan.podman.len())
-        .map(String::as_str);
+    let mut args = build.argv.words().skip(plan.podman.len());
     while let Some(a) = args.next() {
-        match a {
+        match &*a {
             // Where it is built (a node's podman) is no input of the image.
             "--iidfile" | "--file" | "--ignorefile" | "--timestamp" | "--url" | "--connection"
             | "--identity" => {
@@ -106,9 +103,9 @@ fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<&'a str> {
             }
             "--label" => {
                 let Some(label) = args.next() else { break };
-                let key = label.split_once('=').map_or(label, |(k, _)| k);
+                let key = label.split_once('=').map_or(&*label, |(k, _)| k);
                 if !build.inputs.per_run_labels.iter().any(|p| p == key) {
-                    out.extend(["--label", label]);
+                    out.extend([a, label]);
                 }
             }
             _ => out.push(a),
@@ -240,7 +237,7 @@ pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
     for (b, (context, dirs)) in plan.builds.iter().zip(&hashed.trees) {
         let mut recipe = String::from("mab inputs 1\n");
         for a in stable_argv(plan, b) {
-            recipe.push_str(a);
+            recipe.push_str(&a);
             recipe.push('\0');
         }
         recipe.push('\n');

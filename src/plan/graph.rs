@@ -293,7 +293,7 @@ impl<'a> Graph<'a> {
         err.with_help("remove one of these dependencies (from `depends_on`, or the `FROM` line that names the other image)")
     }
 
-    pub fn into_plan(self, selected: &[bool], platforms: &[Platform]) -> Plan {
+    pub fn into_plan(self, selected: &[bool], platforms: &[Platform], push: bool) -> Plan {
         let keep = |p: &Platform| platforms.is_empty() || platforms.contains(p);
         let mut kept: Vec<bool> = self
             .nodes
@@ -349,9 +349,9 @@ impl<'a> Graph<'a> {
         );
         let builds: Vec<Build> = order
             .par_iter()
-            .map(|&(i, b)| self.build(i, b, selected, &assignment))
+            .map(|&(i, b)| self.build(i, b, selected, &assignment, push))
             .collect();
-        let manifests = self
+        let mut manifests: Vec<super::Manifest> = self
             .instances
             .iter()
             .enumerate()
@@ -368,6 +368,12 @@ impl<'a> Graph<'a> {
                     .then(|| self.manifest(inst, platforms, keep, &assignment))
             })
             .collect();
+        if self.config.signing.is_some() {
+            let conf = self.config.env.registries_conf.as_deref();
+            for m in manifests.iter_mut().filter(|m| m.push) {
+                crate::sign::steps::add(m, None, conf);
+            }
+        }
         Plan {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
@@ -385,6 +391,7 @@ impl<'a> Graph<'a> {
             workdir: self.config.root.clone(),
             changed_since: None,
             unchanged: None,
+            signing: self.config.signing.clone(),
             nodes: self
                 .config
                 .nodes
@@ -406,6 +413,7 @@ impl<'a> Graph<'a> {
             secrets: self.secrets(selected),
             builds,
             manifests,
+            content: Default::default(),
         }
     }
 

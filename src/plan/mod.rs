@@ -10,14 +10,20 @@
 //! [`deps`] finds each build's dependencies, [`graph`] selects, checks and orders the builds,
 //! [`render`] writes their podman commands.
 
+mod build_command;
+mod command;
 mod deps;
 mod graph;
+mod list;
 mod nodes;
+mod publish;
 mod render;
-pub use render::{
-    HELD, IMAGE_ID, PUSHED_INDEX, ToPublish, copy_step, digest_of_build, image_of, publication,
-    publish_by_digest, registry_of, retag_argv, verify_argv,
-};
+mod wiring;
+pub use crate::reference::registry_of;
+pub use command::{Arg, Command, CommandKind, Hole, Holed};
+pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
+pub use publish::{ToPublish, copy_command, copy_step, inspect_command, publication};
+pub use render::publish_by_digest;
 #[cfg(test)]
 mod tests;
 
@@ -30,7 +36,6 @@ use crate::config::{Config, SecretSource};
 use crate::error::ConfigError;
 use crate::matrix::Instance;
 use crate::platform::Platform;
-use crate::reference::{ImageRef, Repository};
 
 use graph::Graph;
 
@@ -79,9 +84,15 @@ pub struct Plan {
     /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<Vec<Unchanged>>,
+    /// `[signing]`: where the key that signs every pushed image and index comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing: Option<crate::sign::Signing>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
+    /// `[check]`, `[sbom]`, `[provenance]`: shown only when the config has one of them.
+    #[serde(skip_serializing_if = "crate::content::plan::ContentPlan::unconfigured")]
+    pub content: crate::content::plan::ContentPlan,
 }
 
 /// A list the registry holds with the same input digest.
@@ -148,8 +159,8 @@ pub struct Build {
     pub depends_on: Vec<String>,
     /// The local image the build produces.
     pub local_image: String,
-    /// The podman command, as an argument vector.
-    pub argv: Vec<String>,
+    /// The podman command.
+    pub argv: Command,
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,
@@ -181,9 +192,9 @@ pub struct Build {
 #[derive(Debug, Clone, Serialize)]
 pub struct Publish {
     /// `REPOSITORY:mab-image-<image id>`.
-    pub reference: String,
-    pub push: Vec<String>,
-    pub verify: Vec<String>,
+    pub reference: Arg,
+    pub push: Command,
+    pub verify: Command,
 }
 
 /// A build node, as the plan uses it.
@@ -345,195 +356,6 @@ impl IgnoreFile {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    pub image: String,
-    pub repository: Repository,
-    /// Full references the manifest list is pushed to.
-    pub tags: Vec<ImageRef>,
-    pub platforms: Vec<Platform>,
-    pub push: bool,
-    /// The builds whose images the list holds.
-    pub depends_on: Vec<String>,
-    /// Its registry is reached over plain HTTP or with an unverified certificate.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub insecure: bool,
-    /// The registries of its tags in other repositories that are reached so.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub insecure_elsewhere: Vec<String>,
-    /// Where one platform's own image is pushed, beside the list (a platform's `tags`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub platform_tags: Vec<PlatformTag>,
-    /// The local manifest list that is assembled and pushed.
-    pub list: String,
-    /// Removes a list of the same name left by an earlier run; fails when there is none.
-    pub remove_stale: Vec<String>,
-    /// Commands that assemble `list` afresh: create, then add each image.
-    pub assemble: Vec<Vec<String>>,
-    /// Platforms taken `from` a registry image, added right after `create`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub external: Vec<ExternalEntry>,
-    /// How the list reaches its tags, in order: what each tag holds is recorded, the index is
-    /// pushed once, then every tag is pointed at that exact index by a copy in the registry,
-    /// so that all tags hold byte-identical indexes.
-    pub publish: Vec<Step>,
-}
-
-/// A platform of a list whose entry is a registry image (`from`), not a build of this run.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExternalEntry {
-    pub platform: Platform,
-    /// As written: a tag is resolved to a digest once per run, and `add` then names the digest.
-    pub from: crate::external::ExternalRef,
-    /// Where `from` is written, for the errors of a run.
-    #[serde(skip)]
-    pub at: String,
-    /// Its registry is reached over plain HTTP or with an unverified certificate.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub insecure: bool,
-    /// The image's digest: as written, or what the run resolved the tag to (`mab plan` reads
-    /// no registry).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    /// Adds it to the list by digest (by tag until the tag is resolved).
-    pub add: Vec<String>,
-}
-
-/// A reference that names one platform's image of a list (its image manifest).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlatformTag {
-    pub platform: Platform,
-    pub tag: ImageRef,
-}
-
-impl Manifest {
-    /// Every reference it is pushed to: its tags (the index), then its platforms' tags (each
-    /// the platform's image).
-    pub fn references(&self) -> impl Iterator<Item = (&ImageRef, Option<&Platform>)> {
-        let own = self
-            .platform_tags
-            .iter()
-            .map(|p| (&p.tag, Some(&p.platform)));
-        self.tags.iter().map(|t| (t, None)).chain(own)
-    }
-
-    /// How its references' registries are reached.
-    pub fn reach(&self) -> Reach<'_> {
-        Reach {
-            repository: &self.repository,
-            insecure: self.insecure,
-            elsewhere: &self.insecure_elsewhere,
-        }
-    }
-}
-
-/// Which registries of a list's references (its repository's, and those of tags in other
-/// repositories) are reached over plain HTTP or with an unverified certificate.
-#[derive(Debug, Clone, Copy)]
-pub struct Reach<'a> {
-    pub repository: &'a Repository,
-    pub insecure: bool,
-    pub elsewhere: &'a [String],
-}
-
-impl Reach<'_> {
-    pub fn insecure(&self, repository: &Repository) -> bool {
-        if repository.registry() == self.repository.registry() {
-            self.insecure
-        } else {
-            self.elsewhere.iter().any(|r| r == repository.registry())
-        }
-    }
-}
-
-/// One registry step of a list's publication.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-pub enum Step {
-    /// Reads what `tag` holds before anything moves, for the report and for `--atomic` to put
-    /// back.
-    Record { tag: ImageRef, argv: Vec<String> },
-    /// What `tag` held when the registry check read it (`None`: it did not exist): no command.
-    Held {
-        tag: ImageRef,
-        digest: Option<String>,
-    },
-    /// Pushes the assembled list, once, to `to`: the marker tag when the run knows its inputs,
-    /// else the first tag. `verify` reads the index back: its digest is what the tags get.
-    Push {
-        to: ImageRef,
-        argv: Vec<String>,
-        /// Where `podman manifest push --digestfile` writes the pushed index's digest (a remote
-        /// podman writes nothing: then the digest read back is the pushed one).
-        digestfile: String,
-        verify: Vec<String>,
-        /// A marker tag (`mab-inputs-HEX`), not a release tag.
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        marker: bool,
-        /// Puts back what `to` held, if it is a release tag (`--atomic`, after a failure).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        restore: Option<Vec<String>>,
-    },
-    /// Points `tag` at the pushed index (`REPO@<digest of the pushed index>`), or at its entry
-    /// for `platform` (`REPO@<digest of its linux/amd64 image>`), by a copy in the registry,
-    /// byte for byte; `verify` reads it back.
-    Copy {
-        tag: ImageRef,
-        /// A platform's tag: it gets that platform's image manifest, not the index.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        platform: Option<Platform>,
-        argv: Vec<String>,
-        /// The index (or the platform's image), when the registry held it before the run (an
-        /// unchanged list's): else the one pushed.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        index: Option<String>,
-        verify: Vec<String>,
-        /// Where skopeo writes the digest it copied (and its restore, the one it put back).
-        digestfile: String,
-        /// Puts back what `tag` held (`--atomic`, after a failure).
-        restore: Vec<String>,
-    },
-}
-
-impl Step {
-    /// The release tag the step moves, records or read: none for a push to the marker.
-    pub fn tag(&self) -> Option<&ImageRef> {
-        match self {
-            Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
-            Self::Push { to, marker, .. } => (!marker).then_some(to),
-        }
-    }
-
-    /// The file the step's command writes a digest to, if it runs one that does.
-    pub fn digestfile(&self) -> Option<&str> {
-        match self {
-            Self::Push { digestfile, .. } | Self::Copy { digestfile, .. } => Some(digestfile),
-            Self::Record { .. } | Self::Held { .. } => None,
-        }
-    }
-
-    /// The step's command, if it runs one.
-    pub fn argv(&self) -> Option<&[String]> {
-        match self {
-            Self::Record { argv, .. } | Self::Push { argv, .. } | Self::Copy { argv, .. } => {
-                Some(argv)
-            }
-            Self::Held { .. } => None,
-        }
-    }
-
-    /// The command that puts back what the step's tag held, with [`HELD`] in it.
-    pub fn restore(&self) -> Option<&[String]> {
-        match self {
-            Self::Push {
-                restore: Some(r), ..
-            }
-            | Self::Copy { restore: r, .. } => Some(r),
-            _ => None,
-        }
-    }
-}
-
 /// Where a run keeps the files podman writes for it, relative to the workdir.
 pub const STATE_DIR: &str = ".mab";
 
@@ -548,6 +370,9 @@ pub struct Selection {
     /// Only the images these changes touch and their dependents (of those `patterns` match);
     /// their dependencies are not rebuilt.
     pub changes: Option<Changes>,
+    /// `mab run --no-push`: nothing leaves this machine, so no build pushes cache layers
+    /// (`--cache-to`).
+    pub no_push: bool,
 }
 
 /// A command line a person can paste into a POSIX shell: how every argv of a plan is shown.
@@ -597,8 +422,14 @@ pub fn plan(
     graph.check_platforms(&selected, &selection.platforms)?;
     nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
+    let plan = graph.into_plan(&selected, &selection.platforms, !selection.no_push);
     Ok(Plan {
         changed_since,
-        ..graph.into_plan(&selected, &selection.platforms)
+        content: crate::content::plan::ContentPlan::new(
+            &config.content,
+            &plan.builds,
+            &plan.manifests,
+        ),
+        ..plan
     })
 }

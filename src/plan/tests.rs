@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::ErrorKind;
+use crate::reference::ImageRef;
 
 /// Plans a scratch config: `files` are (path, text) pairs beside multiarch.toml.
 fn plan_of(
@@ -62,6 +63,7 @@ fn order_respects_dependencies_and_edges_are_per_platform() {
     assert!(
         app_arm
             .argv
+            .argv()
             .contains(&"B=localhost/mab/mid:linux-arm64".to_string()),
         "{:?}",
         app_arm.argv
@@ -72,7 +74,7 @@ fn order_respects_dependencies_and_edges_are_per_platform() {
         .find(|b| b.id == "mid@linux-arm64")
         .unwrap();
     assert!(
-        mid_arm.argv.contains(
+        mid_arm.argv.argv().contains(
             &"r.io/a/zbase:1=container-image://localhost/mab/zbase:linux-arm64".to_string()
         )
     );
@@ -89,6 +91,7 @@ fn selection_pulls_dependencies_and_filters_platforms() {
         patterns: vec!["app".into()],
         platforms: vec!["linux/arm64".parse().unwrap()],
         changes: None,
+        no_push: false,
     };
     let plan = plan_of(&format!("{HEAD}{CHAIN}"), &chain(), &sel).unwrap();
     let ids: Vec<&str> = plan.builds.iter().map(|b| b.id.as_str()).collect();
@@ -250,7 +253,7 @@ fn a_registry_cache_is_read_and_written_per_image() {
     let plan = plan_of(&config, &files, &Selection::default()).unwrap();
     let argv = |id: &str| {
         let b = plan.builds.iter().find(|b| b.id == id).unwrap();
-        shell_line(&b.argv)
+        b.argv.shell_line()
     };
     assert!(
         argv("app@linux-arm64")
@@ -310,7 +313,7 @@ fn builds_go_to_nodes_of_their_platform_and_cross_nodes_by_digest() {
     let plan = plan_of(&config, &chain(), &Selection::default()).unwrap();
     let node = |id: &str| {
         let b = plan.builds.iter().find(|b| b.id == id).unwrap();
-        (b.node.clone().unwrap(), shell_line(&b.argv), b)
+        (b.node.clone().unwrap(), b.argv.shell_line(), b)
     };
     let (n, argv, b) = node("zbase@linux-amd64");
     assert_eq!(n, "local");
@@ -333,7 +336,10 @@ fn builds_go_to_nodes_of_their_platform_and_cross_nodes_by_digest() {
         "{argv}"
     );
     let publish = b.publish.as_ref().unwrap();
-    assert_eq!(publish.reference, "r.io/a/app:mab-image-<image id>");
+    assert_eq!(
+        publish.reference.to_string(),
+        "r.io/a/app:mab-image-<image id>"
+    );
     // A dependency on the same node is its local image.
     let (_, argv, _) = node("mid@linux-arm64");
     assert!(
@@ -342,9 +348,11 @@ fn builds_go_to_nodes_of_their_platform_and_cross_nodes_by_digest() {
     );
     // The list takes remote images by digest, local ones from storage.
     let m = plan.manifests.iter().find(|m| m.image == "app").unwrap();
-    let adds: Vec<String> = m.assemble[1..]
+    let adds: Vec<String> = m
+        .assemble
+        .adds
         .iter()
-        .map(|a| a.last().unwrap().clone())
+        .map(|a| a.command.argv().last().unwrap().clone())
         .collect();
     assert_eq!(
         adds,
@@ -367,7 +375,14 @@ fn the_build_platform_is_the_nodes_own() {
         "FROM --platform=$BUILDPLATFORM busybox AS b\nRUN make\nFROM busybox\n",
     )];
     let plan = plan_of(&config, &files, &Selection::default()).unwrap();
-    let argv = |id: &str| shell_line(&plan.builds.iter().find(|b| b.id == id).unwrap().argv);
+    let argv = |id: &str| {
+        plan.builds
+            .iter()
+            .find(|b| b.id == id)
+            .unwrap()
+            .argv
+            .shell_line()
+    };
     assert!(
         argv("app@linux-arm64").contains("BUILDPLATFORM=linux/arm64"),
         "{}",
@@ -464,6 +479,7 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
                 Step::Held { tag, .. } => format!("held {}", tag.tag),
                 Step::Push { to, .. } => format!("push {}", to.tag),
                 Step::Copy { tag, .. } => format!("copy {}", tag.tag),
+                Step::Sign(s) => format!("sign {:?}", s.platform),
             })
             .collect()
     };
@@ -475,6 +491,7 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
     let Step::Copy { argv, restore, .. } = &m.publish[3] else {
         unreachable!()
     };
+    let (argv, restore) = (argv.argv(), restore.argv());
     assert_eq!(
         &argv[argv.len() - 2..],
         [
@@ -539,7 +556,7 @@ fn a_copy_to_another_registry_chooses_tls_per_end() {
             .find_map(|s| match s {
                 Step::Copy {
                     tag, argv, verify, ..
-                } if tag.to_string() == to => Some((argv.clone(), verify.clone())),
+                } if tag.to_string() == to => Some((argv.argv(), verify.argv())),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no copy to {to}"))

@@ -1,12 +1,13 @@
 //! Helpers shared by the CLI tests: scratch projects in temporary directories and the real
 //! `mab` binary run inside them.
 
-#![allow(dead_code)]
-
 pub mod fake;
 pub mod procs;
 pub mod proxy;
 pub mod registry;
+mod test;
+
+pub use test::{Outcome, Test};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +17,14 @@ use tempfile::TempDir;
 /// The local base image scripts/test-env.sh makes: a manifest list of linux/amd64, linux/arm64
 /// and linux/arm/v7 busybox images.
 pub const BASE: &str = "localhost/mab-test/busybox:latest";
+
+/// Holds the one end-to-end test that may run: they share podman's storage, its local tag names
+/// and the machine's cores. One lock for every module, as they were one binary each and those
+/// ran one after another; a test that panicked leaves the lock usable.
+pub fn e2e_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A finished command's stdout then stderr, for assertion messages.
 pub fn text(out: &std::process::Output) -> String {
@@ -102,30 +111,6 @@ impl Project {
         cmd
     }
 
-    /// `mab run ARGS` with plain progress and a JSON report, `env` added, and the machine's
-    /// `CONTAINERS_REGISTRIES_CONF` left out (e2e configs mark their registries themselves): the
-    /// output and the report, which must exist.
-    pub fn run_reported(
-        &self,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> (std::process::Output, serde_json::Value) {
-        let report = self.path().join("report.json");
-        let _ = std::fs::remove_file(&report);
-        let mut full = vec!["run", "--progress", "plain", "--report"];
-        full.push(report.to_str().expect("a UTF-8 temp path"));
-        full.extend_from_slice(args);
-        let out = self
-            .mab(&full)
-            .env_remove("CONTAINERS_REGISTRIES_CONF")
-            .envs(env.iter().copied())
-            .output()
-            .expect("mab runs");
-        let json = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("no report ({e}):\n{}", text(&out)));
-        (out, json)
-    }
-
     /// Insta settings that hide this project's temporary path.
     pub fn settings(&self) -> insta::Settings {
         let mut s = insta::Settings::clone_current();
@@ -136,6 +121,31 @@ impl Project {
         s.set_prepend_module_to_snapshot(false);
         s
     }
+}
+
+/// `mab run --progress plain ARGS` in `p` with the real podman: the output and the report as
+/// JSON, for the tests that read what the report's type does not keep apart (a tag's `before`
+/// that was `null` or left out).
+pub fn reported(p: &Project, args: &[&str]) -> (std::process::Output, serde_json::Value) {
+    reported_with(p, args, &[])
+}
+
+/// [`reported`] with `env` added.
+pub fn reported_with(
+    p: &Project,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, serde_json::Value) {
+    let run = p
+        .test()
+        .real_podman()
+        .args(["run", "--progress", "plain"])
+        .report()
+        .args(args)
+        .envs(env.iter().copied())
+        .run();
+    let json = run.report_json();
+    (run.out, json)
 }
 
 /// A JSON array of strings (an argv, a list of tags).

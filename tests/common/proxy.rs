@@ -9,13 +9,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use tempfile::TempDir;
 
 /// What the proxy does to the requests it matches instead of forwarding them faithfully.
 #[derive(Clone, Debug)]
@@ -38,7 +35,6 @@ pub enum Fault {
 pub struct Proxy {
     pub port: u16,
     shared: Arc<Shared>,
-    dir: TempDir,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -60,12 +56,6 @@ impl Proxy {
     pub fn start(upstream_port: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let conf = format!(
-            "[[registry]]\nlocation = \"127.0.0.1:{port}\"\ninsecure = true\n\n\
-             [[registry]]\nlocation = \"127.0.0.1:{upstream_port}\"\ninsecure = true\n"
-        );
-        std::fs::write(dir.path().join("registries.conf"), conf).expect("write registries.conf");
         let shared = Arc::new(Shared::default());
         let accept = {
             let shared = shared.clone();
@@ -86,7 +76,6 @@ impl Proxy {
         Self {
             port,
             shared,
-            dir,
             accept: Some(accept),
         }
     }
@@ -94,11 +83,6 @@ impl Proxy {
     /// `127.0.0.1:PORT`
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A registries.conf that marks both the proxy and the registry behind it insecure.
-    pub fn registries_conf(&self) -> PathBuf {
-        self.dir.path().join("registries.conf")
     }
 
     /// Arms `fault` for the next `times` matching requests (`None`: every one until `clear`).

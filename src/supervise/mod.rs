@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -29,6 +29,15 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::process_ledger::{Leader, Line, Record};
 
+mod groups;
+mod mask;
+
+pub use groups::reap;
+use groups::signal_group;
+pub(crate) use groups::{start_time, stop_groups};
+pub use mask::Masker;
+use mask::copy_masked;
+
 /// Opens `path` for appending, creating it readable by its owner only; never through a link
 /// (logs are in a directory [`crate::state::StateDir`] made for the run).
 pub fn private_append(path: &Path) -> std::io::Result<File> {
@@ -38,80 +47,6 @@ pub fn private_append(path: &Path) -> std::io::Result<File> {
         .mode(0o600)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
-}
-
-/// Replaces secret values in a stream of output with `***`, also when a value is split across
-/// two reads: it holds back an end of the output that could be the start of a secret, until
-/// more comes or the stream ends; everything else is written at once.
-pub struct Masker<W: Write> {
-    secrets: Vec<Vec<u8>>,
-    pending: Vec<u8>,
-    out: W,
-}
-
-impl<W: Write> Masker<W> {
-    /// `secrets` longest first, so a value containing another is masked whole.
-    pub fn new(secrets: &[String], out: W) -> Self {
-        let mut secrets: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Self {
-            secrets,
-            pending: Vec::new(),
-            out,
-        }
-    }
-
-    /// The longest end of `pending` that is the start of a secret (and not a whole one).
-    fn partial(&self) -> usize {
-        let p = &self.pending;
-        self.secrets
-            .iter()
-            .filter_map(|s| {
-                (1..s.len().min(p.len() + 1))
-                    .rev()
-                    .find(|&k| p[p.len() - k..] == s[..k])
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    fn mask(&mut self) {
-        for secret in &self.secrets {
-            let mut at = 0;
-            while let Some(i) = find(&self.pending[at..], secret) {
-                let start = at + i;
-                self.pending
-                    .splice(start..start + secret.len(), b"***".iter().copied());
-                at = start + 3;
-            }
-        }
-    }
-
-    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.pending.extend_from_slice(chunk);
-        self.mask();
-        let ready = self.pending.len() - self.partial();
-        if ready > 0 {
-            self.out.write_all(&self.pending[..ready])?;
-            self.pending.drain(..ready);
-        }
-        Ok(())
-    }
-
-    /// Writes what was held back; the stream has ended.
-    pub fn finish(mut self) -> std::io::Result<W> {
-        self.mask();
-        self.out.write_all(&self.pending)?;
-        self.out.flush()?;
-        Ok(self.out)
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return None;
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// When a command may start.
@@ -194,73 +129,6 @@ pub struct Supervisor {
     secrets: Vec<String>,
 }
 
-/// A process's start time (field 22 of `/proc/PID/stat`), to tell it from a later process of the
-/// same number.
-pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ...: comm may hold spaces and parentheses.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn signal_group(group: i32, signal: Signal) {
-    // Group 1 would be `kill(-1)`: every process this user may signal.
-    if let Some(pid) = Pid::from_raw(group).filter(|_| group > 1) {
-        let _ = rustix::process::kill_process_group(pid, signal);
-    }
-}
-
-/// Whether any process of `group` is alive (a zombie leader counts: its group is not free).
-fn group_alive(group: i32) -> bool {
-    Pid::from_raw(group).is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
-}
-
-/// Stops `groups` (each with its leader's start time): SIGTERM, up to `grace` for them to end,
-/// then SIGKILL. A group whose leader is now another process is left alone.
-pub(crate) fn stop_groups(groups: &[(i32, u64)], grace: Duration) -> usize {
-    let ours: Vec<i32> = groups
-        .iter()
-        .filter(|(g, started)| start_time(*g).is_none_or(|s| s == *started) && group_alive(*g))
-        .map(|(g, _)| *g)
-        .collect();
-    for &g in &ours {
-        signal_group(g, Signal::TERM);
-    }
-    let deadline = Instant::now() + grace;
-    while ours.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for &g in ours.iter().filter(|&&g| group_alive(g)) {
-        signal_group(g, Signal::KILL);
-    }
-    ours.len()
-}
-
-/// Applies one line mab sent (`+ PID PGID START` or `- PGID`) to `live`.
-fn apply(live: &mut HashMap<i32, u64>, line: &str) {
-    match Line::parse(line) {
-        Some(Line::Started(l)) => {
-            live.insert(l.pgid, l.start);
-        }
-        Some(Line::Ended(g)) => {
-            live.remove(&g);
-        }
-        None => {}
-    }
-}
-
-/// `mab __reap`: reads the records of the groups mab starts and ends from its standard input;
-/// when mab's end of the pipe closes (it exited, or died), stops every group still listed.
-pub fn reap(grace: Duration) -> std::io::Result<()> {
-    let mut live = HashMap::new();
-    for line in BufReader::new(std::io::stdin().lock()).lines() {
-        apply(&mut live, &line?);
-    }
-    let groups: Vec<(i32, u64)> = live.into_iter().collect();
-    stop_groups(&groups, grace);
-    Ok(())
-}
-
 impl Supervisor {
     /// A supervisor whose reaper is this program run as `mab __reap` (`reaper`: its argv), and
     /// whose record in the process ledger is `ledger` (none for both in tests that need
@@ -333,7 +201,7 @@ impl Supervisor {
     /// Runs `cmd` as the leader of a new process group: its standard error (and standard
     /// output, unless `capture`) masked into `log`. Past its `limits` it is stopped (SIGTERM,
     /// grace, SIGKILL) and `stopped` says why.
-    pub fn run(
+    pub fn supervise(
         &self,
         mut cmd: Command,
         log: &Path,
@@ -519,33 +387,6 @@ impl Stall {
     }
 }
 
-/// Copies `from` into `file` through a [`Masker`].
-fn copy_masked(
-    mut from: Box<dyn Read + Send>,
-    file: &Mutex<File>,
-    secrets: &[String],
-) -> std::io::Result<()> {
-    let mut masker = Masker::new(secrets, Vec::new());
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        masker.write(&buf[..n])?;
-        let ready = std::mem::take(&mut masker.out);
-        if !ready.is_empty() {
-            file.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_all(&ready)?;
-        }
-    }
-    let rest = masker.finish()?;
-    file.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .write_all(&rest)
-}
-
 impl Drop for Supervisor {
     fn drop(&mut self) {
         // The run ended: the reaper has nothing to do; close its pipe and wait for it.
@@ -561,38 +402,6 @@ impl Drop for Supervisor {
 mod tests {
     use super::*;
 
-    fn masked(secrets: &[&str], chunks: &[&str]) -> String {
-        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
-        let mut m = Masker::new(&secrets, Vec::new());
-        let mut out = Vec::new();
-        for c in chunks {
-            m.write(c.as_bytes()).unwrap();
-            out.append(&mut m.out);
-        }
-        out.extend(m.finish().unwrap());
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn secrets_are_masked_also_across_reads() {
-        assert_eq!(masked(&["hunter22"], &["pw=hunter22\n"]), "pw=***\n");
-        assert_eq!(
-            masked(&["hunter22"], &["pw=hun", "ter", "22\n"]),
-            "pw=***\n"
-        );
-        assert_eq!(
-            masked(&["abcd", "abcdefgh"], &["x abcdefgh y abcd"]),
-            "x *** y ***"
-        );
-        assert_eq!(masked(&[], &["plain"]), "plain");
-        assert_eq!(masked(&["hunter22"], &["hunter2"]), "hunter2");
-        // Output that cannot start a secret is not held back.
-        let secrets = vec!["hunter22".to_string()];
-        let mut m = Masker::new(&secrets, Vec::new());
-        m.write(b"line one\npw=hunt").unwrap();
-        assert_eq!(m.out, b"line one\npw=");
-    }
-
     fn limited(script: &str, limits: Limits) -> (Outcome, Duration) {
         let dir = tempfile::tempdir().unwrap();
         let supervisor = Supervisor::new(Duration::from_secs(1), None, None, Vec::new()).unwrap();
@@ -600,7 +409,7 @@ mod tests {
         cmd.args(["-c", script]);
         let started = Instant::now();
         let outcome = supervisor
-            .run(cmd, &dir.path().join("log"), false, limits, When::Normal)
+            .supervise(cmd, &dir.path().join("log"), false, limits, When::Normal)
             .map_err(|e| format!("{e:?}"))
             .unwrap();
         (outcome, started.elapsed())
@@ -644,14 +453,5 @@ mod tests {
         assert_eq!(outcome.stopped, None);
         assert!(outcome.status.success());
         assert!(took > Duration::from_secs(2), "{took:?}");
-    }
-
-    #[test]
-    fn the_reaper_follows_what_mab_says() {
-        let mut live = HashMap::new();
-        for line in ["+ 10 10 5", "+ 11 11 6", "- 10", "garbage", "+ 12 7"] {
-            apply(&mut live, line);
-        }
-        assert_eq!(live, HashMap::from([(11, 6)]));
     }
 }

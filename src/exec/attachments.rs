@@ -1,0 +1,253 @@
+//! A list's attachments in a run: once its index is pushed (to the marker, or its first tag)
+//! and before its other tags move, each platform image it built gets its SBOM (made after the
+//! build) and its provenance statement, as OCI 1.1 artifacts ([`crate::attach`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::attach::{self, Access, Artifact, Commands, Referrer, Subject};
+use crate::config::ProvenanceMode;
+use crate::plan::{Build, Manifest, Plan};
+use crate::platform::Platform;
+use crate::provenance::{self, BaseImage, Facts};
+
+use super::runner::{Failure, Runner, not_found};
+
+/// The artifacts of one platform image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AttachedImage {
+    pub platform: Platform,
+    /// The image's digest: the artifacts' `subject`.
+    pub digest: String,
+    pub referrers: Vec<Referrer>,
+}
+
+/// What a list's attachment step needs from the run: the SBOM documents made after its builds,
+/// by build id.
+pub(super) type Sboms = HashMap<String, Vec<u8>>;
+
+/// [`attach::Commands`] through the run's runner (retried, logged, supervised).
+struct Logged<'r, 'a> {
+    runner: &'r Runner<'a>,
+    log: &'r Path,
+}
+
+impl Commands for Logged<'_, '_> {
+    fn read(&mut self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
+        self.runner.read(argv, self.log).map_err(|f| f.reason)
+    }
+
+    fn run(&mut self, argv: &[String]) -> Result<(), String> {
+        self.runner
+            .retrying(self.log, || self.runner.logged(argv, self.log))
+            .map_err(|f| f.reason)
+    }
+}
+
+/// A fresh private directory for an OCI layout, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(list: &str) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        for n in 0.. {
+            let dir = std::env::temp_dir().join(format!(
+                "mab-attach-{}-{}-{n}",
+                std::process::id(),
+                list.replace('/', "+")
+            ));
+            // create (not create_all): fails rather than reuse what someone else put there.
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Runner<'_> {
+    /// Attaches the artifacts of list `m`'s platform `images` (`(platform, digest)` of the index
+    /// just pushed); nothing when the config asks for none.
+    pub(super) fn attach(
+        &self,
+        plan: &Plan,
+        m: &Manifest,
+        images: &[(Platform, String)],
+        sboms: &Sboms,
+        log: &Path,
+    ) -> Result<Vec<AttachedImage>, Failure> {
+        let settings = &plan.content.settings;
+        if settings.sbom.is_none() && settings.provenance == ProvenanceMode::None {
+            return Ok(Vec::new());
+        }
+        let access = Access {
+            insecure: m.insecure,
+            registries_conf: plan.registries_conf.clone(),
+        };
+        let index = plan.build_index();
+        let podman_version = self.podman_version(plan, log);
+        let git = crate::git::GitInfo::read(&plan.workdir);
+        let mut out = Vec::new();
+        for (platform, digest) in images {
+            // The list's builds are its platforms', in order; external platforms have none.
+            let Some(build) = m
+                .platforms
+                .iter()
+                .zip(&m.depends_on)
+                .find(|(p, _)| *p == platform)
+                .and_then(|(_, id)| index.get(id.as_str()))
+                .map(|&i| &plan.builds[i])
+            else {
+                continue;
+            };
+            let fail = |e: String| {
+                Failure::new(format!(
+                    "attaching to the {platform} image of {}: {e}",
+                    m.image
+                ))
+            };
+            let mut cmds = Logged { runner: self, log };
+            let reference = format!("{}@{digest}", m.repository);
+            let raw = cmds
+                .read(&access.inspect_argv(&reference))
+                .map_err(fail)?
+                .ok_or_else(|| fail(format!("{reference} is not in the registry")))?;
+            let subject = Subject::of(m.repository.clone(), &raw);
+            let mut artifacts = Vec::new();
+            if let (Some(sbom), Some(doc)) = (settings.sbom, sboms.get(&build.id)) {
+                artifacts.push(crate::sbom::artifact(sbom, doc.clone()));
+            }
+            let bases = self.base_digests(plan, build, log);
+            let argv = build.argv.argv();
+            let facts = Facts {
+                repository: m.repository.as_str(),
+                digest,
+                platform: &platform.to_string(),
+                bases,
+                git: git.as_ref().map(|g| (g.sha.as_str(), g.remote.as_deref())),
+                mab_version: env!("CARGO_PKG_VERSION"),
+                podman_version: podman_version.as_deref(),
+                argv: &argv,
+                build_args: build_args(&argv),
+                input_digest: input_digest(m, build),
+            };
+            if let Some(statement) = provenance::statement(settings.provenance, &facts) {
+                artifacts.push(Artifact {
+                    artifact_type: provenance::MEDIA_TYPE.into(),
+                    bytes: statement,
+                    annotations: [(attach::GENERATOR.to_string(), "mab".to_string())].into(),
+                });
+            }
+            let scratch = Scratch::new(&m.image).map_err(|e| fail(e.to_string()))?;
+            let referrers =
+                attach::push(&mut cmds, &access, &subject, &artifacts, &scratch.0).map_err(fail)?;
+            out.push(AttachedImage {
+                platform: platform.clone(),
+                digest: digest.clone(),
+                referrers,
+            });
+        }
+        Ok(out)
+    }
+
+    fn podman_version(&self, plan: &Plan, log: &Path) -> Option<String> {
+        let argv: Vec<String> = plan
+            .podman
+            .iter()
+            .cloned()
+            .chain(["version", "--format", "{{.Client.Version}}"].map(String::from))
+            .collect();
+        let out = self
+            .command(&argv, log, true, None, crate::supervise::When::Normal)
+            .ok()?;
+        Some(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// The images `build` read from outside the run, by the digest podman has for them: a
+    /// registry's manifest, a local list's, else a local image's id.
+    fn base_digests(&self, plan: &Plan, build: &Build, log: &Path) -> Vec<BaseImage> {
+        let podman = |args: &[&str]| -> Vec<String> {
+            plan.podman
+                .iter()
+                .chain(
+                    &build
+                        .inputs
+                        .bases
+                        .first()
+                        .map_or(Vec::new(), |b| b.node_args.clone()),
+                )
+                .cloned()
+                .chain(args.iter().map(|a| a.to_string()))
+                .collect()
+        };
+        let read = |argv: Vec<String>| match self.command(
+            &argv,
+            log,
+            true,
+            None,
+            crate::supervise::When::Normal,
+        ) {
+            Ok(out) => Some(out),
+            Err(f) if f.attempt.as_deref().is_some_and(not_found) => None,
+            Err(_) => None,
+        };
+        build
+            .inputs
+            .bases
+            .iter()
+            .filter_map(|b| {
+                let digest = match b.reference.split_once('@') {
+                    Some((_, d)) => d.to_string(),
+                    None => match read(podman(&["manifest", "inspect", &b.reference])) {
+                        Some(raw) => attach::digest_of(&raw),
+                        None => {
+                            let id = read(podman(&[
+                                "image",
+                                "inspect",
+                                "--format",
+                                "{{.Id}}",
+                                &b.reference,
+                            ]))?;
+                            format!("sha256:{}", String::from_utf8_lossy(&id).trim())
+                        }
+                    },
+                };
+                Some(BaseImage {
+                    reference: b.reference.clone(),
+                    digest,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `--build-arg NAME=VALUE` of a build's argv. mab refuses credentials as build args
+/// (they go in as `--secret`), so none of these is one.
+fn build_args(argv: &[String]) -> std::collections::BTreeMap<String, String> {
+    argv.windows(2)
+        .filter(|w| w[0] == "--build-arg")
+        .filter_map(|w| w[1].split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The input digest the list's `manifest add` of `build`'s image annotates its entry with.
+fn input_digest<'m>(m: &'m Manifest, build: &Build) -> Option<&'m str> {
+    let prefix = format!("{}=", crate::inputs::ANNOTATION);
+    // The add of this build's image, found by its build (issue 19: never by position).
+    let add = m.assemble.adds.iter().find(|a| a.build == build.id)?;
+    add.command
+        .arguments()
+        .iter()
+        .find_map(|a| a.literal()?.strip_prefix(prefix.as_str()))
+}

@@ -1,0 +1,110 @@
+//! A build's `podman build` command, from what it is made of: one field per flag, in the
+//! order podman is given them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::SecretSource;
+use crate::platform::Platform;
+
+use super::command::{Arg, Command, CommandKind};
+
+/// Where the registry cache of a layered build is read and written.
+pub(super) struct CacheRefs {
+    pub from: Option<String>,
+    /// None with `--no-push`: nothing leaves the machine, cache layers neither.
+    pub to: Option<String>,
+}
+
+/// The parts of one `podman build`.
+pub(super) struct BuildCommand<'a> {
+    /// The podman program and global options, then the build node's.
+    pub podman: &'a [String],
+    pub node_args: &'a [String],
+    pub platform: &'a Platform,
+    pub iidfile: &'a str,
+    /// The Dockerfile `--file` names (the labeled copy, if any).
+    pub file: String,
+    /// The local image it tags.
+    pub tag: &'a str,
+    /// A base of the build may have moved in its registry (`--pull=newer`).
+    pub pull_newer: bool,
+    pub cache: Option<CacheRefs>,
+    /// `--tls-verify=false`.
+    pub insecure: bool,
+    pub timestamp: Option<i64>,
+    pub target: Option<&'a str>,
+    pub args: &'a BTreeMap<String, Arg>,
+    /// None when the labels are in the Dockerfile's copy.
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub contexts: &'a BTreeMap<String, Arg>,
+    pub secrets: &'a BTreeMap<String, SecretSource>,
+    pub ignorefile: Option<&'a str>,
+    pub context: &'a Path,
+}
+
+impl BuildCommand<'_> {
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(CommandKind::Build, self.podman, self.node_args);
+        c.args([
+            "build".into(),
+            "--platform".into(),
+            self.platform.to_string(),
+            "--iidfile".into(),
+            self.iidfile.into(),
+            "--file".into(),
+            self.file.clone(),
+            "--tag".into(),
+            self.tag.into(),
+        ]);
+        if self.pull_newer {
+            c.arg("--pull=newer");
+        }
+        if let Some(cache) = &self.cache {
+            // The registry cache works on the steps of a layered build only.
+            c.arg("--layers");
+            for (flag, repo) in [("--cache-from", &cache.from), ("--cache-to", &cache.to)] {
+                if let Some(repo) = repo {
+                    c.args([flag, repo]);
+                }
+            }
+        }
+        if self.insecure {
+            c.arg("--tls-verify=false");
+        }
+        if let Some(epoch) = self.timestamp {
+            c.args(["--timestamp".into(), epoch.to_string()]);
+        }
+        if let Some(t) = self.target {
+            c.args(["--target", t]);
+        }
+        for (k, v) in self.args {
+            c.arg("--build-arg")
+                .arg(v.clone().prefixed(&format!("{k}=")));
+        }
+        for (k, v) in self.labels.into_iter().flatten() {
+            c.args(["--label".into(), format!("{k}={v}")]);
+        }
+        for (k, v) in self.annotations {
+            c.args(["--annotation".into(), format!("{k}={v}")]);
+        }
+        for (k, v) in self.contexts {
+            c.arg("--build-context")
+                .arg(v.clone().prefixed(&format!("{k}=")));
+        }
+        // Where podman reads each secret from; mab never reads the value into the plan.
+        for (id, source) in self.secrets {
+            let spec = match source {
+                SecretSource::File(path) => format!("id={id},src={}", path.display()),
+                SecretSource::Env(var) => format!("id={id},env={var}"),
+            };
+            c.args(["--secret".into(), spec]);
+        }
+        if let Some(f) = self.ignorefile {
+            c.args(["--ignorefile", f]);
+        }
+        c.arg(self.context.display().to_string());
+        c
+    }
+}

@@ -1,0 +1,222 @@
+//! The plan's signing steps: for each image a list publishes (its index, each platform's
+//! image), a signature in the list's repository, made after the index is pushed (to its
+//! marker, or by digest) and before any release tag moves.
+
+use std::ffi::OsStr;
+
+use serde::Serialize;
+
+use crate::platform::Platform;
+use crate::reference::Repository;
+
+use super::manifest::signature_tag;
+
+/// Stands in a signing step's commands for the signature tag (`sha256-HEX.sig`) of the image
+/// it signs, until its digest is known.
+pub fn tag_of(platform: Option<&Platform>) -> String {
+    match platform {
+        None => "<signature tag of the pushed index>".into(),
+        Some(p) => format!("<signature tag of its {p} image>"),
+    }
+}
+
+/// Stands in for the OCI layout directory a run writes the signature manifest into.
+pub const LAYOUT: &str = "<signature layout>";
+
+/// Signs one image of a list: the index (`platform` none) or one platform's image.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignStep {
+    /// Where the signature goes, and the identity it names.
+    pub repository: Repository,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// The image's digest, when the registry held it before the run (an unchanged list's):
+    /// else the one pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Reads the signature tag: a signature of the run's key there already is kept.
+    pub read: Vec<String>,
+    /// Copies the signature tag's manifest and payloads into a layout, when it holds
+    /// signatures (another key's are kept: a new one is added beside them).
+    pub fetch: Vec<String>,
+    /// Pushes the signature manifest from the layout to the signature tag, digests kept.
+    pub push: Vec<String>,
+}
+
+fn skopeo(registries_conf: Option<&OsStr>) -> Vec<String> {
+    let mut argv: Vec<String> = ["skopeo"].map(String::from).to_vec();
+    if let Some(conf) = registries_conf {
+        argv.extend([
+            "--registries-conf".into(),
+            conf.to_string_lossy().into_owned(),
+        ]);
+    }
+    argv
+}
+
+impl SignStep {
+    /// The step that signs `platform`'s image (none: the index) of a list in `repository`,
+    /// `digest` when known (else the run fills it in).
+    pub fn new(
+        repository: &Repository,
+        (platform, digest): (Option<&Platform>, Option<&str>),
+        insecure: bool,
+        registries_conf: Option<&OsStr>,
+    ) -> Self {
+        let tag = match digest {
+            Some(d) => signature_tag(d),
+            None => tag_of(platform),
+        };
+        let remote = format!("docker://{repository}:{tag}");
+        let local = format!("oci:{LAYOUT}:{}", super::layout::NAME);
+        let tls = |flag: &str| insecure.then(|| format!("--{flag}=false"));
+        let mut read = skopeo(registries_conf);
+        read.extend(["inspect".into(), "--raw".into()]);
+        read.extend(tls("tls-verify"));
+        read.push(remote.clone());
+        let mut fetch = skopeo(registries_conf);
+        fetch.extend(["copy".into(), "--preserve-digests".into()]);
+        fetch.extend(tls("src-tls-verify"));
+        fetch.extend([remote.clone(), local.clone()]);
+        let mut push = skopeo(registries_conf);
+        push.extend(["copy".into(), "--preserve-digests".into()]);
+        push.extend(tls("dest-tls-verify"));
+        push.extend([local, remote]);
+        Self {
+            repository: repository.clone(),
+            platform: platform.cloned(),
+            digest: digest.map(String::from),
+            read,
+            fetch,
+            push,
+        }
+    }
+
+    /// Its commands for image `digest`, the layout in `layout`: `[read, fetch, push]`.
+    pub fn filled(&self, digest: &str, layout: &std::path::Path) -> [Vec<String>; 3] {
+        let placeholder = tag_of(self.platform.as_ref());
+        let tag = signature_tag(digest);
+        let layout = layout.to_string_lossy();
+        let fill = |argv: &[String]| -> Vec<String> {
+            argv.iter()
+                .map(|a| a.replace(&placeholder, &tag).replace(LAYOUT, &layout))
+                .collect()
+        };
+        [fill(&self.read), fill(&self.fetch), fill(&self.push)]
+    }
+
+    /// The signature tag it writes, as the report shows it.
+    pub fn reference(&self, digest: &str) -> String {
+        format!("{}:{}", self.repository, signature_tag(digest))
+    }
+}
+
+/// The signing steps of a list in `repository` published with `platforms`: the index first,
+/// then each platform's image. `known`: the digests of an unchanged list (index, then each
+/// platform's), which the registry check read.
+pub fn for_list(
+    repository: &Repository,
+    platforms: &[Platform],
+    known: Option<(&str, &[(Platform, String)])>,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Vec<SignStep> {
+    let index = known.map(|(index, _)| index);
+    let image = |p: &Platform| {
+        known.and_then(|(_, images)| images.iter().find(|(q, _)| q == p).map(|(_, d)| d.as_str()))
+    };
+    std::iter::once(SignStep::new(
+        repository,
+        (None, index),
+        insecure,
+        registries_conf,
+    ))
+    .chain(
+        platforms
+            .iter()
+            .map(|p| SignStep::new(repository, (Some(p), image(p)), insecure, registries_conf)),
+    )
+    .collect()
+}
+
+/// Adds the signing steps to list `man`'s publication: for every repository it is published
+/// to (its own first), the index and each platform's image, signed after the push and before
+/// the first copy (an unchanged list, which has no push: before its copies). `known`: an
+/// unchanged list's digests (index, then each platform's), read by the registry check.
+pub fn add(
+    man: &mut crate::plan::Manifest,
+    known: Option<(&str, &[(Platform, String)])>,
+    registries_conf: Option<&OsStr>,
+) {
+    use crate::plan::Step;
+    let mut repositories: Vec<&Repository> = vec![&man.repository];
+    for (tag, _) in man.references() {
+        if !repositories.contains(&&tag.repository) {
+            repositories.push(&tag.repository);
+        }
+    }
+    let reach = man.reach();
+    let steps: Vec<Step> = repositories
+        .iter()
+        .flat_map(|r| for_list(r, &man.platforms, known, reach.insecure(r), registries_conf))
+        .map(Step::Sign)
+        .collect();
+    let at = match man
+        .publish
+        .iter()
+        .position(|s| matches!(s, Step::Push { .. }))
+    {
+        Some(push) => push + 1,
+        None => man
+            .publish
+            .iter()
+            .position(|s| matches!(s, Step::Copy { .. }))
+            .unwrap_or(man.publish.len()),
+    };
+    man.publish.splice(at..at, steps);
+}
+
+/// Where a signed list's index is pushed when the run has no marker for it (`--rebuild`, or
+/// inputs the registry could not tell): a tag of mab's own, never a release tag, so that no
+/// release tag points at the index before it is signed. One per list (named by a hash of the
+/// instance name, which the tag grammar may not allow as is).
+pub fn staging_tag(repository: &Repository, instance: &str) -> crate::reference::ImageRef {
+    use sha2::{Digest, Sha256};
+    let hash = format!("{:x}", Sha256::digest(instance.as_bytes()));
+    crate::reference::ImageRef {
+        repository: repository.clone(),
+        tag: format!("mab-signing-{}", &hash[..16])
+            .parse()
+            .expect("a valid tag"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_filled_with_the_signature_tag_and_layout() {
+        let repo: Repository = "127.0.0.1:5000/app".parse().unwrap();
+        let p: Platform = "linux/arm64".parse().unwrap();
+        let step = SignStep::new(&repo, (Some(&p), None), true, None);
+        assert_eq!(
+            step.push.last().unwrap(),
+            "docker://127.0.0.1:5000/app:<signature tag of its linux/arm64 image>"
+        );
+        let [read, fetch, push] = step.filled("sha256:ab", std::path::Path::new("/t/l"));
+        assert_eq!(
+            read,
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "docker://127.0.0.1:5000/app:sha256-ab.sig"
+            ]
+        );
+        assert!(fetch.contains(&"oci:/t/l:sig".to_string()), "{fetch:?}");
+        assert!(push.contains(&"--dest-tls-verify=false".to_string()));
+        assert_eq!(push[push.len() - 2], "oci:/t/l:sig");
+    }
+}

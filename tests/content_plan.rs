@@ -1,0 +1,81 @@
+//! Issue 21, the content lane, without podman: what the plan shows of `[check]`, `[sbom]` and
+//! `[provenance]`, and the config errors of those tables (exit 2, file:line:col).
+
+use crate::common::{Project, text};
+
+fn project(tables: &str) -> Project {
+    let p = Project::new();
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "[defaults]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n[images.app]\ncontext = \"app\"\nrepository = \"registry.example/app\"\ntags = [\"1\"]\n\n{tables}"
+        ),
+    );
+    p.file("app/Dockerfile", "FROM scratch\nCOPY f /f\n");
+    p.file("app/f", "x");
+    p
+}
+
+fn plan_json(p: &Project) -> serde_json::Value {
+    let out = p.mab(&["plan", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_config_without_the_tables_shows_no_content_steps() {
+    let plan = plan_json(&project(""));
+    assert!(plan.get("content").is_none(), "{plan:#}");
+}
+
+#[test]
+fn the_plan_shows_each_check_sbom_and_attachment() {
+    let p = project(
+        "[sbom]\ngenerator = \"syft\"\nformat = \"spdx-json\"\n\n[provenance]\nmode = \"max\"\n\n[check]\nelf = \"warn\"\nallow = [\"/usr/bin/qemu-*-static\"]\n",
+    );
+    let plan = plan_json(&p);
+    let content = &plan["content"];
+    assert_eq!(content["check"]["elf"], "warn");
+    assert_eq!(content["check"]["allow"][0], "/usr/bin/qemu-*-static");
+    assert_eq!(content["sbom"]["generator"], "syft");
+    assert_eq!(content["provenance"], "max");
+    let builds = content["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 2);
+    let steps = builds[0]["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["step"], "check");
+    assert_eq!(steps[1]["step"], "sbom");
+    assert_eq!(steps[1]["argv"][0], "syft");
+    assert_eq!(steps[1]["argv"][4], "spdx-json");
+    let attach = content["lists"][0]["attach"].as_array().unwrap();
+    assert_eq!(attach.len(), 2);
+    assert_eq!(
+        attach[0]["artifacts"],
+        serde_json::json!(["application/spdx+json", "application/vnd.in-toto+json"])
+    );
+    assert!(
+        attach[1]["index"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry.example/app:sha256-<hex of its linux/arm64 image")
+    );
+}
+
+#[test]
+fn a_relative_allow_glob_is_a_config_error_at_its_place() {
+    let p = project("[check]\nallow = [\"usr/bin/*\"]\n");
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("not an absolute path"), "{said}");
+    assert!(said.contains("multiarch.toml:10:"), "{said}");
+}
+
+#[test]
+fn an_unknown_generator_is_a_config_error() {
+    let p = project("[sbom]\ngenerator = \"trivy\"\n");
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("trivy"), "{said}");
+    assert!(said.contains("multiarch.toml:10:"), "{said}");
+}
