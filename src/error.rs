@@ -203,6 +203,14 @@ impl Source {
     }
 }
 
+/// Where in which file an error is: 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
 /// A mistake in the configuration (or the files it names). Nothing has been built or pushed
 /// when one is returned.
 #[derive(Debug)]
@@ -218,6 +226,8 @@ struct Inner {
     help: Option<String>,
     related: Vec<ConfigError>,
     location: Option<String>,
+    /// The file of the first place it points at, with its line and column (for CI annotations).
+    place: Option<Place>,
     /// A related place in another file, shown as advice under the main error.
     is_note: bool,
     /// Where the quoted source was cut short, if it was (see [`Cut`]).
@@ -280,6 +290,7 @@ impl ConfigError {
             help: None,
             related: Vec::new(),
             location: None,
+            place: None,
             is_note: false,
             cut: None,
         }))
@@ -296,6 +307,11 @@ impl ConfigError {
     /// `file:line:col` of the first place the error points at.
     pub fn location(&self) -> Option<&str> {
         self.0.location.as_deref()
+    }
+
+    /// The file, line and column of the first place the error points at.
+    pub fn place(&self) -> Option<&Place> {
+        self.0.place.as_ref()
     }
 
     /// Points the error at `span` of `source`; a second call with the same file adds a label.
@@ -315,11 +331,13 @@ impl ConfigError {
             return self;
         }
         if self.0.source.is_none() {
-            self.0.location = Some(format!(
-                "{src_name}:{}:{}",
-                source.line_col(span.start).0,
-                source.line_col(span.start).1
-            ));
+            let (line, column) = source.line_col(span.start);
+            self.0.location = Some(format!("{src_name}:{line}:{column}"));
+            self.0.place = Some(Place {
+                path: source.path().to_path_buf(),
+                line,
+                column,
+            });
             self.0.cut = Cut::of(&source.0.text, &span);
             let text = match &self.0.cut {
                 Some(cut) => cut.text(&source.0.text),

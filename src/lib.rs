@@ -6,10 +6,12 @@
 
 pub mod attach;
 pub mod changes;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod confine;
 pub mod content;
+pub mod digests_file;
 pub mod dockerfile;
 pub mod doctor;
 pub mod error;
@@ -35,6 +37,7 @@ pub mod sign;
 pub mod state;
 pub mod supervise;
 pub mod template;
+pub mod timeline;
 mod traffic;
 
 use std::path::Path;

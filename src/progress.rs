@@ -267,8 +267,11 @@ impl Progress {
                     self.line(Loud::NotQuiet, &format!("warning  {label}: {warning}"));
                 }
             }
-            RunEvent::Tag { .. } | RunEvent::Marker { .. } | RunEvent::Attached { .. }
-            | RunEvent::Signature { .. } => {}
+            RunEvent::Tag { .. }
+            | RunEvent::Marker { .. }
+            | RunEvent::Attached { .. }
+            | RunEvent::Signature { .. }
+            | RunEvent::Index { .. } => {}
         }
     }
 

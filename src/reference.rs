@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const DOCKER_HUB: &str = "docker.io";
 const NAME_MAX: usize = 255;
@@ -198,6 +198,14 @@ impl fmt::Display for Repository {
 impl Serialize for Repository {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.written)
+    }
+}
+
+/// Read the way it is written: parsed, so a file read back holds only valid repositories.
+impl<'de> Deserialize<'de> for Repository {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

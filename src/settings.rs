@@ -7,12 +7,13 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::args::{Allow, RunArgs, Target};
+use crate::cli::args::{Allow, MergeArgs, RunArgs, Target};
 use crate::config::{self, DEFAULT_REGISTRY_STALL, DEFAULT_REGISTRY_TIMEOUT};
 use crate::confine::Allowed;
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::exec;
 use crate::plan::{Plan, Selection};
+use crate::platform::Platform;
 use crate::progress;
 use crate::supervise::Limits;
 
@@ -139,8 +140,10 @@ pub(crate) fn current_dir() -> Result<PathBuf, ConfigError> {
 /// the environment.
 pub struct RunSettings {
     pub exec: exec::Options,
-    /// Where the JSON report goes.
-    pub report: Option<PathBuf>,
+    /// The files the run writes besides its summary.
+    pub outputs: Outputs,
+    /// A split runner's digests file, for `mab merge`.
+    pub digests_out: Option<PathBuf>,
     /// The summary's table of every build and list (not with `-q`: failures and the verdict
     /// only).
     pub table: bool,
@@ -149,21 +152,23 @@ pub struct RunSettings {
 impl RunSettings {
     /// The run's flags that contradict its target, checked before anything is planned.
     pub(crate) fn check_target(target: &Target, run: &RunArgs) -> Result<(), ConfigError> {
-        if !target.platforms.is_empty() && !run.no_push {
+        if !target.platforms.is_empty() && !run.no_push && run.digests_out.is_none() {
             // A list of fewer platforms pushed to a tag would replace the full one.
             return Err(ConfigError::new(
                 ErrorKind::Selection,
                 "--platform builds only some platforms: pushing their manifest lists would replace the full lists under the same tags",
             )
-            .with_help("add --no-push to build and assemble them locally"));
+            .with_help("add --no-push to build and assemble them locally, or --digests-out FILE to be one runner of a split build that `mab merge` joins"));
         }
         Ok(())
     }
 
+    /// `split`: a split runner's platforms (`--digests-out`), whose plan has every platform.
     pub(crate) fn resolve(
         run: RunArgs,
         plan: &Plan,
         env: &Environment,
+        split: Option<Vec<Platform>>,
     ) -> Result<Self, ConfigError> {
         let RunArgs {
             jobs,
@@ -174,6 +179,9 @@ impl RunSettings {
             quiet,
             verbose,
             report,
+            junit,
+            trace,
+            digests_out,
             rebuild,
             timeout,
             registry_timeout,
@@ -215,11 +223,78 @@ impl RunSettings {
                 Some(signing) if !no_push => Some(std::sync::Arc::new(signing.open_with_env()?)),
                 _ => None,
             },
+            split,
         };
         Ok(Self {
             exec,
-            report,
+            outputs: Outputs {
+                report,
+                junit,
+                trace,
+            },
+            digests_out,
             table: !quiet,
+        })
+    }
+}
+
+/// The files a run or merge writes besides its summary (and its timeline.svg).
+pub struct Outputs {
+    /// The JSON report (in a CI, the run directory's `report.json` when not given).
+    pub report: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    /// Where the time went, as Chrome trace events.
+    pub trace: Option<PathBuf>,
+}
+
+/// How `mab merge` runs: from its flags and the config's `[builder]`.
+pub struct MergeSettings {
+    pub exec: exec::Options,
+    pub outputs: Outputs,
+}
+
+impl MergeSettings {
+    pub(crate) fn resolve(
+        args: MergeArgs,
+        plan: &Plan,
+        env: &Environment,
+    ) -> Result<Self, ConfigError> {
+        let MergeArgs {
+            jobs,
+            progress,
+            verbose,
+            report,
+            junit,
+            registry_timeout,
+        } = args;
+        let exec = exec::Options {
+            jobs,
+            keep_going: true,
+            atomic: false,
+            push: true,
+            progress,
+            verbose,
+            timeout: None,
+            registry: registry(plan, registry_timeout),
+            skip_published: true,
+            reaper: env
+                .exe
+                .as_ref()
+                .map(|exe| vec![exe.to_string_lossy().into_owned(), "__reap".into()]),
+            // The merge publishes the lists: it signs them as a run would.
+            signer: match &plan.signing {
+                Some(signing) => Some(std::sync::Arc::new(signing.open_with_env()?)),
+                None => None,
+            },
+            split: None,
+        };
+        Ok(Self {
+            exec,
+            outputs: Outputs {
+                report,
+                junit,
+                trace: None,
+            },
         })
     }
 }

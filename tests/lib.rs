@@ -5,6 +5,7 @@
 
 mod common;
 
+mod ci;
 mod confine;
 mod content_plan;
 mod corpus;
@@ -12,6 +13,7 @@ mod docs;
 mod doctor;
 mod doctor_nodes;
 mod e2e;
+mod e2e_ci;
 mod e2e_confine;
 mod e2e_content;
 mod e2e_deadlines;
@@ -22,6 +24,7 @@ mod e2e_nodes;
 mod e2e_podman;
 mod e2e_repos;
 mod e2e_sign;
+mod e2e_split;
 mod e2e_state;
 mod e2e_tags;
 mod errors;

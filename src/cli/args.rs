@@ -15,6 +15,10 @@ use crate::progress;
     about = "Multi-arch image builds with podman: plan, build, publish manifest lists"
 )]
 pub struct Cli {
+    /// Speak to a CI: GitHub Actions (job summary, annotations, step outputs, log groups) or
+    /// GitLab CI (log sections); auto: by `GITHUB_ACTIONS=true` / `GITLAB_CI=true`.
+    #[arg(long, global = true, value_enum, default_value_t = crate::ci::CiArg::Auto)]
+    pub(crate) ci: crate::ci::CiArg,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -39,6 +43,27 @@ pub(crate) enum Command {
         target: Target,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Join the images split runs pushed (`mab run --platform P --digests-out FILE`, one per
+    /// runner) into the manifest lists, and publish each to every tag; nothing is pushed
+    /// unless every platform of every list is in some FILE.
+    Merge {
+        /// The digests files of the runners.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The config file (default: multiarch.toml here or in the nearest parent directory).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Every multiarch.toml under this directory, as one plan (as the runners had it).
+        #[arg(long, conflicts_with = "file")]
+        all: bool,
+        /// Override a `[vars]` entry (repeatable), as the runners did.
+        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+        #[command(flatten)]
+        allow: Allow,
+        #[command(flatten)]
+        out: MergeArgs,
     },
     /// Print the JSON schema of multiarch.toml.
     Schema,
@@ -114,6 +139,19 @@ pub(crate) struct RunArgs {
     /// Write a JSON report of the run (image ids, digests, tags pushed) to FILE.
     #[arg(long, value_name = "FILE")]
     pub(crate) report: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per build, list push and tag verification) to
+    /// FILE, for CI test report views.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// Write where the time went as Chrome trace-event JSON to FILE (open it in
+    /// chrome://tracing or https://ui.perfetto.dev); every run also draws timeline.svg in its
+    /// run directory.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+    /// Be one runner of a split build: build the `--platform`s only, push each image by
+    /// digest (no list, no release tag) and write what was pushed to FILE, for `mab merge`.
+    #[arg(long, value_name = "FILE", requires = "platforms", conflicts_with_all = ["no_push", "atomic"])]
+    pub(crate) digests_out: Option<PathBuf>,
     /// Build everything, even images whose inputs the registry already holds.
     #[arg(long)]
     pub(crate) rebuild: bool,
@@ -122,6 +160,28 @@ pub(crate) struct RunArgs {
     pub(crate) timeout: Option<std::time::Duration>,
     /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`
     /// (overrides `[builder] registry_timeout`; default 15m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) registry_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// Lists published at once.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 4)]
+    pub(crate) jobs: usize,
+    /// Progress display: bars on a terminal, plain lines elsewhere (auto), or either always.
+    #[arg(long, value_enum, default_value_t = progress::Mode::Auto)]
+    pub(crate) progress: progress::Mode,
+    /// Show each command as it starts.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+    /// Write a JSON report of the merge (lists, tags, digests) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
+    /// Write a JUnit XML report (one test case per list push and tag verification) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+    /// A command that talks to a registry running longer is stopped and retried, e.g. `30m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) registry_timeout: Option<std::time::Duration>,
 }

@@ -14,12 +14,13 @@ use crate::config::{self, display_path};
 use crate::error::{ConfigError, Error};
 use crate::output;
 use crate::plan::Selection;
-use crate::settings::{self, Environment, RunSettings, TargetSettings, current_dir};
+use crate::settings::{self, Environment, MergeSettings, RunSettings, TargetSettings, current_dir};
 use crate::{doctor, exec};
 
 pub(crate) mod args;
+mod outputs;
 
-use args::{Allow, Cli, Command, Format, RunArgs, Target};
+use args::{Allow, Cli, Command, Format, MergeArgs, RunArgs, Target};
 
 fn report(err: &ConfigError, env: &Environment) -> String {
     let stderr = std::io::stderr();
@@ -50,7 +51,7 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Re
     }
 }
 
-fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
+fn dispatch(cli: Cli, env: &Environment, ci: &crate::ci::Ci) -> Result<(), Error> {
     match cli.command {
         Command::Init { dockerfile } => init(&dockerfile),
         Command::Completions { shell } => write_stdout(|out| {
@@ -67,7 +68,26 @@ fn dispatch(cli: Cli, env: &Environment) -> Result<(), Error> {
             serde_json::to_writer_pretty(&mut *out, &config::schema())?;
             writeln!(out)
         }),
-        Command::Run { target, run } => run_command(target, run, env),
+        Command::Run { target, run } => run_command(target, run, env, ci),
+        Command::Merge {
+            files,
+            file,
+            all,
+            vars,
+            allow,
+            out,
+        } => {
+            let target = Target {
+                images: Vec::new(),
+                file,
+                all,
+                changed_since: None,
+                platforms: Vec::new(),
+                vars,
+                allow,
+            };
+            merge(target, &files, out, env, ci)
+        }
         Command::Keygen { output_key_prefix } => {
             let (key, public) = crate::sign::keygen::keygen(&output_key_prefix)?;
             eprintln!("wrote {} and {}", key.display(), public.display());
@@ -164,11 +184,22 @@ fn verify(target: Target, key: Option<&Path>, env: &Environment) -> Result<(), E
 }
 
 /// `mab run`: plan, check the machine, execute, report.
-fn run_command(target: Target, run: RunArgs, env: &Environment) -> Result<(), Error> {
+fn run_command(
+    mut target: Target,
+    run: RunArgs,
+    env: &Environment,
+    ci: &crate::ci::Ci,
+) -> Result<(), Error> {
     RunSettings::check_target(&target, &run)?;
+    // A split runner plans every platform: the registry check looks lists up by all their
+    // builds' inputs, and the run keeps its own platforms' builds.
+    let split = run
+        .digests_out
+        .as_ref()
+        .map(|_| std::mem::take(&mut target.platforms));
     let plan = TargetSettings::resolve(target, env, run.no_push)?.plan()?;
     eprint!("{}", output::warnings(&plan));
-    let settings = RunSettings::resolve(run, &plan, env)?;
+    let settings = RunSettings::resolve(run, &plan, env, split)?;
     // The machine is checked for what is left to build once the registry has said; podman's
     // own part of the checks needs no plan, so it runs while the registry is read.
     let probe = doctor::Probe::start(&plan.podman);
@@ -195,16 +226,62 @@ fn run_command(target: Target, run: RunArgs, env: &Environment) -> Result<(), Er
                 "mab run did not start: fix the above (`mab doctor` checks everything)".into(),
             )
         })?;
-    if let Some(file) = &settings.report {
-        let json = serde_json::to_string_pretty(&report).expect("a report serialises");
-        write_private(file, (json + "\n").as_bytes())
-            .with_context(|| format!("cannot write the report to {}", file.display()))?;
+    let timeline = outputs::write(&settings.outputs, ci, &report, &plan)?;
+    if let (Some(file), Some(platforms)) = (&settings.digests_out, &settings.exec.split) {
+        let digests = exec::digests_file(&plan, &report, platforms);
+        write_private(file, digests.to_json().as_bytes())
+            .with_context(|| format!("cannot write the digests to {}", file.display()))?;
     }
-    write_stdout(|out| output::summary(&report, &plan, settings.table, out))?;
+    write_stdout(|out| {
+        output::summary(&report, &plan, settings.table, out)?;
+        writeln!(out, "{}", timeline.line())
+    })?;
     match report.interrupted {
         Some(signal) => Err(Error::Interrupted(signal)),
         None if report.success => Ok(()),
         None => Err(Error::Failed("a build, push or verification failed".into())),
+    }
+}
+
+/// `mab merge FILE...`: read the runners' files, join their images into the lists, report.
+fn merge(
+    target: Target,
+    files: &[PathBuf],
+    args: MergeArgs,
+    env: &Environment,
+    ci: &crate::ci::Ci,
+) -> Result<(), Error> {
+    let read: Vec<(PathBuf, crate::digests_file::DigestsFile)> = files
+        .iter()
+        .map(|f| crate::digests_file::DigestsFile::read(f).map(|d| (f.clone(), d)))
+        .collect::<Result<_, String>>()
+        .map_err(|e| ConfigError::new(crate::error::ErrorKind::Selection, e))?;
+    let plan = TargetSettings::resolve(target, env, false)?.plan()?;
+    eprint!("{}", output::warnings(&plan));
+    let settings = MergeSettings::resolve(args, &plan, env)?;
+    let report = exec::merge(&plan, &read, &settings.exec).map_err(|e| {
+        crate::state::run_error(e, || {
+            format!("cannot prepare the merge in {}", plan.workdir.display())
+        })
+    })?;
+    let report = match report {
+        Ok(report) => report,
+        Err(refused) => {
+            eprintln!("{refused}");
+            return Err(Error::Failed(refused.to_string()));
+        }
+    };
+    let timeline = outputs::write(&settings.outputs, ci, &report, &plan)?;
+    write_stdout(|out| {
+        output::summary(&report, &plan, true, out)?;
+        writeln!(out, "{}", timeline.line())
+    })?;
+    if report.success {
+        Ok(())
+    } else {
+        Err(Error::Failed(
+            "a list's assembly, push or verification failed".into(),
+        ))
     }
 }
 
@@ -236,11 +313,15 @@ pub fn main() -> ExitCode {
     };
     // The settings step: the environment is read here, once, and handed down.
     let env = Environment::from_process();
-    match dispatch(cli, &env) {
+    let ci = crate::ci::Ci::from_process(cli.ci);
+    match dispatch(cli, &env, &ci) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             match &err {
-                Error::Config(config) => eprint!("{}", report(config, &env)),
+                Error::Config(config) => {
+                    eprint!("{}", report(config, &env));
+                    let _ = write_stdout(|out| crate::ci::config_error(&ci, config, out));
+                }
                 // The checks, or the summary and its failures, are printed already.
                 Error::Environment(what) => eprintln!("{what}"),
                 Error::Failed(_) | Error::Interrupted(_) => {}

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::report::TagReport;
 use super::schedule::Job;
+use crate::platform::Platform;
 
 /// What an event is about that is not a running job: a build, or a manifest list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +134,11 @@ pub enum RunEvent {
     Tag { list: usize, tag: TagReport },
     /// The marker tag the list was also pushed to, which names its inputs.
     Marker { list: usize, tag: TagReport },
+    /// The index a list's publication pushed (or found): each platform's image digest in it.
+    Index {
+        list: usize,
+        images: Vec<(Platform, String)>,
+    },
     /// A signature the list's publication made sure of (`[signing]`), in the order signed.
     Signature {
         list: usize,

@@ -197,6 +197,10 @@ fn prepare_push<'s>(plan: &'s Plan, run_dir: &Path, m: usize, queue: &Queue) -> 
                             .marker
                             .map(|tag| RunEvent::Marker { list: m, tag }),
                     )
+                    .chain(std::iter::once(RunEvent::Index {
+                        list: m,
+                        images: publication.images,
+                    }))
                     .chain(
                         publication
                             .signatures

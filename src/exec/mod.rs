@@ -25,6 +25,7 @@ pub mod events;
 mod external;
 mod interrupt;
 mod jobs;
+mod merge;
 mod outcomes;
 mod prepare;
 mod publish;
@@ -33,10 +34,12 @@ mod report;
 mod runner;
 pub mod schedule;
 mod sign;
+mod split;
 mod verify;
 
 use coordinator::Drained;
 pub use events::RunEvent;
+pub use merge::{Refused, merge};
 use outcomes::Outcomes;
 use prepare::{clear_outputs, write_dockerfile_copies, write_ignore_files};
 pub use report::{
@@ -44,6 +47,7 @@ pub use report::{
 };
 use runner::{Runner, secret_values};
 use schedule::{Scheduler, Shape};
+pub use split::digests_file;
 pub use verify::verify_index;
 
 /// How a run behaves.
@@ -71,6 +75,9 @@ pub struct Options {
     /// How to start this program as the reaper that stops what is left running if mab dies
     /// (`mab __reap`); none: no reaper.
     pub reaper: Option<Vec<String>>,
+    /// A split runner's platforms (`mab run --platform P --digests-out FILE`): build those of
+    /// the whole plan it is given, push each image by digest, assemble no list ([`split`]).
+    pub split: Option<Vec<Platform>>,
     /// The key that signs (`[signing]`), opened before the run: a wrong password fails the
     /// run before anything is built.
     pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
@@ -196,14 +203,27 @@ pub fn run(
     };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;
-    let (checked, applied) = if opts.push && opts.skip_published {
-        let checked = published::check(plan, &runner, &run_dir)?;
+    let split = opts.split.as_deref();
+    // A split runner needs the input digests even with --rebuild: the merge annotates with them.
+    let (checked, applied) = if opts.push && (opts.skip_published || split.is_some()) {
+        let mut checked = published::check(plan, &runner, &run_dir)?;
+        if !opts.skip_published {
+            split::rebuild_all(&mut checked);
+        }
         let applied = published::apply(plan, &checked);
         (Some(checked), Some(applied))
     } else {
         (None, None)
     };
     let work = applied.as_ref().map_or(plan, |a| &a.plan);
+    let shared;
+    let work = match split {
+        Some(platforms) => {
+            shared = split::runner_plan(work, platforms);
+            &shared
+        }
+        None => work,
+    };
     // What the registry check added (marker pushes) writes files too.
     clear_outputs(work, &state)?;
     // Pushing nothing means no cache layers either: the plan of `--no-push` has no
@@ -230,7 +250,10 @@ pub fn run(
         manifests: executed.manifests,
     };
     Ok(Some(match (checked, applied) {
-        (Some(checked), Some(applied)) => published::merge(plan, &checked, &applied, report),
+        (Some(checked), Some(applied)) => match split {
+            Some(platforms) => split::report(plan, &checked, &applied, platforms, report),
+            None => published::merge(plan, &checked, &applied, report),
+        },
         _ => report,
     }))
 }

@@ -51,6 +51,9 @@ impl Outcomes {
             RunEvent::Pushed { list, span, .. } => self.ended(Job::Push(*list), span),
             RunEvent::Tag { list, tag } => self.manifests[*list].tags.push(tag.clone()),
             RunEvent::Marker { list, tag } => self.manifests[*list].marker = Some(tag.clone()),
+            RunEvent::Index { list, images } => {
+                self.manifests[*list].images = images.iter().cloned().collect();
+            }
             RunEvent::Signature { list, signature } => {
                 self.manifests[*list].signatures.push(signature.clone());
             }

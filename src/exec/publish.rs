@@ -22,6 +22,8 @@ use super::verify::{entries, verify_entries, verify_index};
 pub(super) struct Publication {
     pub(super) tags: Vec<TagReport>,
     pub(super) marker: Option<TagReport>,
+    /// Each platform's image in the index pushed (or held), as read back.
+    pub(super) images: Vec<(Platform, String)>,
     pub(super) failure: Option<Failure>,
     /// The artifacts attached to its platform images.
     pub(super) attached: Vec<super::attachments::AttachedImage>,
@@ -128,6 +130,7 @@ impl Runner<'_> {
         Publication {
             tags,
             marker,
+            images: seen.images,
             failure,
             attached,
             signatures: seen.signatures,

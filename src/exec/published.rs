@@ -204,7 +204,7 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
 }
 
 /// Looks list `man` up under its marker tag; `wanted` are its builds' input digests.
-fn lookup(
+pub(super) fn lookup(
     plan: &Plan,
     runner: &Runner,
     man: &Manifest,
@@ -567,6 +567,7 @@ pub(super) fn merge(
             let Verdict::Unchanged(p) = &checked.verdicts[m] else {
                 return ran.expect("a list that is built is reported");
             };
+            let images = man.platforms.iter().cloned().zip(p.images.iter().cloned());
             let in_place = man
                 .references()
                 .zip(p.in_place(man))
@@ -593,11 +594,13 @@ pub(super) fn merge(
                             .position(|(tag, _)| tag.to_string() == t.reference)
                     };
                     r.tags.sort_by_key(order);
+                    r.images.extend(images);
                     r
                 }
                 None => ManifestReport {
                     status: Status::Unchanged,
                     tags: in_place.collect(),
+                    images: images.collect(),
                     ..ManifestReport::new(man, &report.run_dir)
                 },
             }

@@ -195,6 +195,10 @@ pub struct ManifestReport {
     /// The marker tag the list was also pushed to, which names its inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<TagReport>,
+    /// The image of each platform in the index its tags hold, as the registry serves it (empty
+    /// when it was not pushed).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub images: std::collections::BTreeMap<Platform, String>,
     /// Each signature its publication made sure of (`[signing]`): its tag, and whether it
     /// was added or kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -265,6 +269,7 @@ impl ManifestReport {
             duration_ms: 0,
             tags: Vec::new(),
             marker: None,
+            images: std::collections::BTreeMap::new(),
             signatures: Vec::new(),
             external: m.external.clone(),
             log: list_log(run_dir, m),

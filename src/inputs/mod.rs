@@ -212,6 +212,22 @@ pub fn hash_files(plan: &Plan) -> std::io::Result<Files> {
     })
 }
 
+/// The input digest of list `m`, given each of its builds' (by build id): what its marker
+/// tag names. A split run's merge computes it from the digests the runners wrote.
+pub fn list_digest<'a>(m: &crate::plan::Manifest, build: impl Fn(&str) -> &'a str) -> String {
+    let mut recipe = String::from("mab list 1\n");
+    for id in &m.depends_on {
+        recipe.push_str(&format!("{id} {}\n", build(id)));
+    }
+    // A platform taken from a registry image is the image of that digest: a moved tag makes
+    // another list.
+    for e in &m.external {
+        let digest = e.digest.as_deref().unwrap_or("unresolved");
+        recipe.push_str(&format!("external {} {} {digest}\n", e.platform, e.from));
+    }
+    sha256_hex(recipe)
+}
+
 /// The input digests of the plan's builds and lists, from their hashed files and what each
 /// base image resolved to.
 pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
@@ -254,19 +270,7 @@ pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
     let manifests = plan
         .manifests
         .iter()
-        .map(|m| {
-            let mut recipe = String::from("mab list 1\n");
-            for id in &m.depends_on {
-                recipe.push_str(&format!("{id} {}\n", builds[index[id.as_str()]]));
-            }
-            // A platform taken from a registry image is the image of that digest: a moved
-            // tag makes another list.
-            for e in &m.external {
-                let digest = e.digest.as_deref().unwrap_or("unresolved");
-                recipe.push_str(&format!("external {} {} {digest}\n", e.platform, e.from));
-            }
-            sha256_hex(recipe)
-        })
+        .map(|m| list_digest(m, |id| &builds[index[id]]))
         .collect();
     Digests {
         builds,

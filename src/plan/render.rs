@@ -7,7 +7,7 @@ use std::path::{Component, Path};
 use crate::config::Cache;
 use crate::matrix::{BuildSpec, Instance};
 use crate::platform::Platform;
-use crate::reference::registry_of;
+use crate::reference::{Repository, registry_of};
 
 use super::build_command::{BuildCommand, CacheRefs};
 use super::command::{Arg, Command, CommandKind, Hole};
@@ -342,22 +342,38 @@ impl Graph<'_> {
     /// From another node, the image goes to the registry under a tag named by its id, which
     /// no release tag can be; lists and other nodes read it by the digest pushed.
     fn publish(&self, inst: &Instance, local: &str, node_args: &[String]) -> Publish {
-        let reference = Arg::holed(format!("{}:mab-image-", inst.repository), Hole::ImageId, "");
-        let insecure = self.config.insecure(inst.repository.registry());
-        let mut push = Command::new(CommandKind::PushImage, &self.podman, node_args);
-        push.arg("push");
-        if insecure {
-            push.arg("--tls-verify=false");
-        }
-        push.args([Arg::from(local), reference.clone().prefixed("docker://")]);
-        Publish {
-            verify: inspect_command(
-                reference.clone(),
-                insecure,
-                self.config.env.registries_conf.as_deref(),
-            ),
-            reference,
-            push,
-        }
+        let podman: Vec<String> = self.podman.iter().chain(node_args).cloned().collect();
+        publish_by_digest(
+            &podman,
+            &inst.repository,
+            self.config.insecure(inst.repository.registry()),
+            self.config.env.registries_conf.as_deref(),
+            local,
+        )
+    }
+}
+
+/// Pushing the local image `local` to `repository` under a tag named by its id, which no
+/// release tag can be (`podman` is the program with the node's options, if any), and reading
+/// its digest back: how an image built on another node, or by a split runner
+/// (`mab run --digests-out`), reaches the lists, which read it by digest.
+pub fn publish_by_digest(
+    podman: &[String],
+    repository: &Repository,
+    insecure: bool,
+    registries_conf: Option<&std::ffi::OsStr>,
+    local: &str,
+) -> Publish {
+    let reference = Arg::holed(format!("{repository}:mab-image-"), Hole::ImageId, "");
+    let mut push = Command::new(CommandKind::PushImage, podman, std::iter::empty::<Arg>());
+    push.arg("push");
+    if insecure {
+        push.arg("--tls-verify=false");
+    }
+    push.args([Arg::from(local), reference.clone().prefixed("docker://")]);
+    Publish {
+        verify: inspect_command(reference.clone(), insecure, registries_conf),
+        reference,
+        push,
     }
 }
