@@ -102,7 +102,9 @@ make_root() {
     unmount_root
     # Nothing may be mounted in it when it goes: the repository is bind-mounted there while tests run.
     [ -z "$(mounts_under_root)" ] || die "$ROOT still has mounts: $(mounts_under_root | tr '\n' ' ')"
-    rm -rf --one-file-system "$ROOT"
+    # A half-made root of a run that failed or was stopped is made again from nothing.
+    unmount_under "$ROOT.new"
+    rm -rf --one-file-system "$ROOT" "$ROOT.new"
     mkdir -p "$(dirname "$ROOT")"
     local include
     include=$(IFS=,; echo "${PACKAGES[*]}")
