@@ -25,12 +25,12 @@ MIRROR=${MAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 BASE=${MAB_TEST_BASE:-localhost/mab-test/busybox:latest}
 # podman and its helpers, and what the end-to-end tests run beside mab (registry, skopeo, git,
-# sshd for the ssh:// node, pgrep/kill, tar; python3 with cryptography checks signatures
+# sshd for the ssh:// node, pgrep/kill, tar, curl (registry DELETEs); python3 with cryptography checks signatures
 # (e2e_sign) and parses timeline.svg (e2e_ci); debootstrap does not resolve the virtual
 # package cryptography needs, python3-cffi-backend provides it).
 PACKAGES=(podman buildah skopeo crun netavark aardvark-dns uidmap conmon qemu-user-static
     docker-registry git openssh-server openssh-client procps tar ca-certificates
-    python3 python3-cryptography python3-cffi-backend)
+    python3 python3-cryptography python3-cffi-backend curl)
 # What a complete root records: a root made from another list is made again.
 STAMP="$SUITE ${PACKAGES[*]}"
 
