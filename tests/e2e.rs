@@ -540,7 +540,8 @@ fn sigint_during_a_real_build_leaves_no_podman_running() {
     let marker = format!("mab-sigint-{}", std::process::id());
     p.file(
         "Dockerfile",
-        &format!("FROM {BASE}\nRUN echo {marker} && sleep 120\n"),
+        // The step runs until the interrupt stops it, however long the test takes to send it.
+        &format!("FROM {BASE}\nRUN echo {marker} && while :; do sleep 1; done\n"),
     );
     let child = p.mab(&["run", "--progress", "plain"]).spawn_captured();
     let running = |pattern: &str| {

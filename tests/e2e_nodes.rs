@@ -314,12 +314,12 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
             &host,
             &amd,
             &arm,
-            "[images.node-slow]\ncontext = \".\"\n[images.node-slow.platform.\"linux/arm64\"]\nargs = { NAP = \"120\" }\n",
+            "[images.node-slow]\ncontext = \".\"\n[images.node-slow.platform.\"linux/arm64\"]\nargs = { HOLD = \"yes\" }\n",
         ),
     );
     p.file(
         "Dockerfile",
-        &format!("FROM localhost/mab-node/busybox:latest\nARG NAP=0\nRUN echo {marker}-$NAP && sleep $NAP\n"),
+        &format!("FROM localhost/mab-node/busybox:latest\nARG HOLD=no\nRUN echo {marker}-$HOLD && if [ $HOLD = yes ]; then while :; do sleep 1; done; fi\n"),
     );
     let child = p
         .mab(&["run", "--progress", "plain"])
@@ -339,7 +339,7 @@ fn a_node_that_dies_mid_build_fails_its_builds_by_name_and_nothing_is_published(
     wait_at_most(
         Duration::from_secs(120),
         "the arm64 RUN step started",
-        || log_says(&format!("{marker}-120")),
+        || log_says(&format!("{marker}-yes")),
     );
     // The node goes away.
     let _ = arm.child.kill();
