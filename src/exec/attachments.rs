@@ -138,7 +138,13 @@ impl Runner<'_> {
                 mab_version: env!("CARGO_PKG_VERSION"),
                 podman_version: podman_version.as_deref(),
                 argv: &argv,
-                build_args: build_args(&argv),
+                // mab refuses credentials as build args (they go in as `--secret`), so none of
+                // these is one.
+                build_args: build
+                    .build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 input_digest: input_digest(m, build),
             };
             if let Some(statement) = provenance::statement(settings.provenance, &facts) {
@@ -226,16 +232,6 @@ impl Runner<'_> {
             })
             .collect()
     }
-}
-
-/// The `--build-arg NAME=VALUE` of a build's argv. mab refuses credentials as build args
-/// (they go in as `--secret`), so none of these is one.
-fn build_args(argv: &[String]) -> std::collections::BTreeMap<String, String> {
-    argv.windows(2)
-        .filter(|w| w[0] == "--build-arg")
-        .filter_map(|w| w[1].split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The input digest the list's `manifest add` of `build`'s image annotates its entry with.

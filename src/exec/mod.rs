@@ -450,6 +450,7 @@ mod tests {
             depends_on: Vec::new(),
             local_image: String::new(),
             argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
+            build_args: Default::default(),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

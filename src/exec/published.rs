@@ -336,10 +336,17 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
                     let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                    b.argv = b.argv.fill(|h| match h {
+                    let known = |h: &Hole| match h {
                         Hole::DigestOf(build) if *build == dep => Some(digest.to_string()),
                         _ => None,
-                    });
+                    };
+                    b.argv = b.argv.fill(known);
+                    for v in b.build_args.values_mut() {
+                        *v = match v.fill(known) {
+                            Arg::Lit(l) if l == *local => Arg::Lit(image.clone()),
+                            filled => filled,
+                        };
+                    }
                     for a in b.argv.arguments_mut() {
                         let Arg::Lit(a) = a else { continue };
                         if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
@@ -611,4 +618,68 @@ pub(super) fn merge(
         })
         .collect();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// zbase <- mid <- app, app reading mid by a build arg (`ARG B=...; FROM ${B}`).
+    fn chain() -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("z/Dockerfile", "FROM busybox\n"),
+            ("m/Dockerfile", "FROM r.io/a/zbase:1\n"),
+            ("a/Dockerfile", "ARG B=r.io/a/mid:1\nFROM ${B}\n"),
+            (
+                "multiarch.toml",
+                "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n[images.zbase]\ncontext = \"z\"\n[images.mid]\ncontext = \"m\"\n[images.app]\ncontext = \"a\"\n",
+            ),
+        ];
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let location = crate::config::Location::File(dir.path().join("multiarch.toml"));
+        let allowed = crate::confine::Allowed::resolve(&[], dir.path(), None);
+        let env = crate::settings::Environment::default();
+        crate::plan_in(&location, &[], &Default::default(), env, &allowed).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_dependency_is_read_by_digest_in_the_command_and_the_typed_build_args() {
+        let plan = chain();
+        let verdicts = plan
+            .manifests
+            .iter()
+            .map(|m| match m.image.as_str() {
+                "mid" => Verdict::Unchanged(Published {
+                    index: "sha256:i".into(),
+                    images: vec!["sha256:a".into(), "sha256:b".into()],
+                    held: vec![None; m.references().count()],
+                }),
+                _ => Verdict::Build(None),
+            })
+            .collect();
+        let digests = Digests {
+            builds: vec!["sha256:0".into(); plan.builds.len()],
+            manifests: vec!["sha256:1".into(); plan.manifests.len()],
+            files: 0,
+            files_read: 0,
+        };
+        let applied = apply(&plan, &Checked { digests, verdicts }).plan;
+        let app = applied
+            .builds
+            .iter()
+            .find(|b| b.id == "app@linux-amd64")
+            .unwrap();
+        assert_eq!(app.build_args["B"].to_string(), "r.io/a/mid@sha256:a");
+        assert!(
+            app.argv
+                .argv()
+                .contains(&"B=r.io/a/mid@sha256:a".to_string())
+        );
+        assert!(applied.builds.iter().all(|b| b.image != "mid"));
+    }
 }

@@ -163,6 +163,10 @@ pub struct Build {
     pub local_image: String,
     /// The podman command.
     pub argv: Command,
+    /// The `--build-arg`s `argv` gives, by name: what provenance records, read from here and
+    /// not back from the command line.
+    #[serde(skip)]
+    pub build_args: std::collections::BTreeMap<String, Arg>,
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,

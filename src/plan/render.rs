@@ -299,6 +299,7 @@ impl Graph<'_> {
             depends_on: wiring.depends_on,
             local_image: local,
             argv,
+            build_args: wiring.args,
             run_platforms: needs.run_platforms.clone(),
             features: needs.features.clone(),
             dockerfile: labeled,
