@@ -209,8 +209,8 @@ impl Runner<'_> {
             .bases
             .iter()
             .filter_map(|b| {
-                let digest = match b.reference.split_once('@') {
-                    Some((_, d)) => d.to_string(),
+                let digest = match crate::reference::pinned_digest(&b.reference) {
+                    Some(d) => d.to_string(),
                     None => match read(podman(
                         CommandKind::ManifestInspect,
                         &["manifest", "inspect", &b.reference],
@@ -221,7 +221,8 @@ impl Runner<'_> {
                                 CommandKind::ImageInspect,
                                 &["image", "inspect", "--format", "{{.Id}}", &b.reference],
                             ))?;
-                            format!("sha256:{}", String::from_utf8_lossy(&id).trim())
+                            crate::reference::sha256_hex(String::from_utf8_lossy(&id).trim())?
+                                .to_string()
                         }
                     },
                 };

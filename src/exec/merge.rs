@@ -292,9 +292,14 @@ pub fn merge(
         .iter()
         .map(|b| BuildReport {
             status: Status::Built,
-            published: images
-                .get(&b.id)
-                .map(|i| format!("{}@{}", i.repository, i.digest)),
+            published: images.get(&b.id).and_then(|i| {
+                // Checked a sha256 digest when the file was read.
+                let digest = i.digest.parse().ok()?;
+                Some(crate::reference::Pinned {
+                    repository: i.repository.clone(),
+                    digest,
+                })
+            }),
             ..BuildReport::new(b, &run_dir)
         })
         .collect();

@@ -4,6 +4,7 @@
 //! digest on every platform is unchanged: its builds do not run, its tags that do not point at
 //! it yet are added, and its dependents read its images from the registry by digest.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -14,7 +15,7 @@ use crate::plan::{
     inspect_command, publication, registry_of,
 };
 use crate::platform::Platform;
-use crate::reference::{ImageRef, Tag};
+use crate::reference::{ImageRef, Pinned, Tag, pinned_digest};
 
 use super::report::Held;
 use super::runner::{Failure, Runner, error_line};
@@ -75,7 +76,7 @@ const READERS: usize = 8;
 /// The digest podman builds on for `base` (its `--pull=newer`): the registry's, else the local
 /// copy's; `localhost/` images and digests as they are.
 fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<String, String> {
-    if let Some((_, digest)) = base.reference.split_once('@') {
+    if let Some(digest) = pinned_digest(&base.reference) {
         return Ok(digest.to_string());
     }
     // A local image is the storage's of the node that reads it.
@@ -296,18 +297,33 @@ pub struct Applied {
     pub manifests: Vec<Option<usize>>,
 }
 
-pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
-    let index = plan.build_index();
-    // Per build: the published image (`REPO@DIGEST`) when its list is unchanged, and whether
-    // its registry is insecure.
-    let mut published: Vec<Option<(String, bool)>> = vec![None; plan.builds.len()];
-    for (man, verdict) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = verdict {
+/// The images of the lists the registry holds unchanged, by build id: each `REPO@DIGEST` and
+/// its list.
+pub(super) fn unchanged_images<'p>(
+    plan: &'p Plan,
+    checked: &Checked,
+) -> HashMap<&'p str, (Pinned, &'p Manifest)> {
+    let mut images = HashMap::new();
+    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
+        if let Verdict::Unchanged(p) = v {
             for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published[index[id.as_str()]] =
-                    Some((format!("{}@{digest}", man.repository), man.insecure));
+                // The registry named these digests in the index it served.
+                let Ok(digest) = digest.parse() else { continue };
+                let repository = man.repository.clone();
+                images.insert(id.as_str(), (Pinned { repository, digest }, man));
             }
         }
+    }
+    images
+}
+
+pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
+    let index = plan.build_index();
+    // Per build: the published image when its list is unchanged, and whether its registry is
+    // insecure.
+    let mut published: Vec<Option<(Pinned, bool)>> = vec![None; plan.builds.len()];
+    for (id, (image, man)) in unchanged_images(plan, checked) {
+        published[index[id]] = Some((image, man.insecure));
     }
     let mut builds = Vec::with_capacity(plan.builds.len());
     let mut kept = Vec::new();
@@ -335,7 +351,7 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                     }
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
-                    let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
+                    let digest = &image.digest;
                     let known = |h: &Hole| match h {
                         Hole::DigestOf(build) if *build == dep => Some(digest.to_string()),
                         _ => None,
@@ -343,7 +359,7 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                     b.argv = b.argv.fill(known);
                     for v in b.build_args.values_mut() {
                         *v = match v.fill(known) {
-                            Arg::Lit(l) if l == *local => Arg::Lit(image.clone()),
+                            Arg::Lit(l) if l == *local => Arg::Lit(image.to_string()),
                             filled => filled,
                         };
                     }
@@ -542,14 +558,7 @@ pub(super) fn merge(
     mut report: super::Report,
 ) -> super::Report {
     use super::{BuildReport, ManifestReport, Status, TagReport, TagStatus};
-    let mut published: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = v {
-            for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published.insert(id, format!("{}@{digest}", man.repository));
-            }
-        }
-    }
+    let published = unchanged_images(plan, checked);
     let mut ran: Vec<Option<BuildReport>> = report.builds.into_iter().map(Some).collect();
     report.builds = plan
         .builds
@@ -560,7 +569,7 @@ pub(super) fn merge(
                 Some(n) => ran[n].take().expect("each build reported once"),
                 None => BuildReport {
                     status: Status::Unchanged,
-                    published: published.get(b.id.as_str()).cloned(),
+                    published: published.get(b.id.as_str()).map(|(p, _)| p.clone()),
                     ..BuildReport::new(b, &report.run_dir)
                 },
             };
@@ -650,13 +659,14 @@ mod tests {
     #[test]
     fn an_unchanged_dependency_is_read_by_digest_in_the_command_and_the_typed_build_args() {
         let plan = chain();
+        let [a, b] = [b"a", b"b"].map(|x| crate::reference::digest_of(x).to_string());
         let verdicts = plan
             .manifests
             .iter()
             .map(|m| match m.image.as_str() {
                 "mid" => Verdict::Unchanged(Published {
                     index: "sha256:i".into(),
-                    images: vec!["sha256:a".into(), "sha256:b".into()],
+                    images: vec![a.clone(), b.clone()],
                     held: vec![None; m.references().count()],
                 }),
                 _ => Verdict::Build(None),
@@ -674,12 +684,8 @@ mod tests {
             .iter()
             .find(|b| b.id == "app@linux-amd64")
             .unwrap();
-        assert_eq!(app.build_args["B"].to_string(), "r.io/a/mid@sha256:a");
-        assert!(
-            app.argv
-                .argv()
-                .contains(&"B=r.io/a/mid@sha256:a".to_string())
-        );
+        assert_eq!(app.build_args["B"].to_string(), format!("r.io/a/mid@{a}"));
+        assert!(app.argv.argv().contains(&format!("B=r.io/a/mid@{a}")));
         assert!(applied.builds.iter().all(|b| b.image != "mid"));
     }
 }

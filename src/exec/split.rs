@@ -83,14 +83,7 @@ pub(super) fn report(
     platforms: &[Platform],
     mut ran: Report,
 ) -> Report {
-    let mut published: HashMap<&str, String> = HashMap::new();
-    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = v {
-            for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published.insert(id, format!("{}@{digest}", man.repository));
-            }
-        }
-    }
+    let published = super::published::unchanged_images(plan, checked);
     let mut by_id: HashMap<String, BuildReport> =
         ran.builds.drain(..).map(|r| (r.id.clone(), r)).collect();
     ran.builds = plan
@@ -102,7 +95,7 @@ pub(super) fn report(
                 (_, Some(r)) => r,
                 (None, None) if platforms.contains(&b.platform) => BuildReport {
                     status: Status::Unchanged,
-                    published: published.get(b.id.as_str()).cloned(),
+                    published: published.get(b.id.as_str()).map(|(p, _)| p.clone()),
                     ..BuildReport::new(b, &ran.run_dir)
                 },
                 _ => return None,
@@ -133,7 +126,7 @@ pub fn digests_file(plan: &Plan, report: &Report, platforms: &[Platform]) -> Dig
         .filter(|r| matches!(r.status, Status::Built | Status::Unchanged))
         .filter_map(|r| {
             let m = pushed.get(r.id.as_str())?;
-            let (_, digest) = r.published.as_deref()?.rsplit_once('@')?;
+            let digest = &r.published.as_ref()?.digest;
             Some(ImageDigest {
                 image: m.image.clone(),
                 platform: r.platform.clone(),

@@ -197,6 +197,9 @@ pub struct Build {
 /// Pushing a build's image from its node, and reading its digest back.
 #[derive(Debug, Clone, Serialize)]
 pub struct Publish {
+    /// The repository it is pushed to (the plan shows it in `reference`).
+    #[serde(skip)]
+    pub repository: crate::reference::Repository,
     /// `REPOSITORY:mab-image-<image id>`.
     pub reference: Arg,
     pub push: Command,

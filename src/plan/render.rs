@@ -375,6 +375,7 @@ pub fn publish_by_digest(
     }
     push.arg(local).registry(reference.clone());
     Publish {
+        repository: repository.clone(),
         verify: inspect_command(reference.clone(), insecure, registries_conf),
         reference,
         push,
