@@ -237,11 +237,7 @@ impl Runner<'_> {
 
 /// The input digest the list's `manifest add` of `build`'s image annotates its entry with.
 fn input_digest<'m>(m: &'m Manifest, build: &Build) -> Option<&'m str> {
-    let prefix = format!("{}=", crate::inputs::ANNOTATION);
     // The add of this build's image, found by its build (issue 19: never by position).
     let add = m.assemble.adds.iter().find(|a| a.build == build.id)?;
-    add.command
-        .arguments()
-        .iter()
-        .find_map(|a| a.literal()?.strip_prefix(prefix.as_str()))
+    add.input_digest.as_deref()
 }

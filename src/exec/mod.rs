@@ -394,6 +394,7 @@ mod tests {
             local_image: String::new(),
             argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
             build_args: Default::default(),
+            insecure: false,
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

@@ -339,15 +339,10 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 None => b.depends_on.push(dep),
                 Some((image, insecure)) => {
                     let local = &plan.builds[d].local_image;
-                    if *insecure
-                        && !b
-                            .argv
-                            .arguments()
-                            .iter()
-                            .any(|a| a.literal() == Some("--tls-verify=false"))
-                    {
+                    if *insecure && !b.insecure {
                         // Before the context directory, which ends the command.
                         b.argv.insert_before_last(1, ["--tls-verify=false"]);
+                        b.insecure = true;
                     }
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
@@ -434,9 +429,11 @@ fn annotated(
     let mut man = man.clone();
     for add in &mut man.assemble.adds {
         // Before the list and the image, which end the command.
-        let note = format!("{ANNOTATION}={}", digests.builds[index[add.build.as_str()]]);
+        let digest = &digests.builds[index[add.build.as_str()]];
+        let note = format!("{ANNOTATION}={digest}");
         add.command
             .insert_before_last(2, ["--annotation".to_string(), note]);
+        add.input_digest = Some(digest.clone());
     }
     // A list that stays local is never published.
     if let (true, Ok(tag)) = (

@@ -79,6 +79,8 @@ pub struct Add {
     /// The build whose image it adds.
     pub build: String,
     pub command: Command,
+    /// The input digest its entry is annotated with (`--annotation`), once a run knows it.
+    pub input_digest: Option<String>,
 }
 
 impl Serialize for Assembly {

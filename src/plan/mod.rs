@@ -167,6 +167,9 @@ pub struct Build {
     /// not back from the command line.
     #[serde(skip)]
     pub build_args: std::collections::BTreeMap<String, Arg>,
+    /// `argv` reaches registries without TLS verification (`--tls-verify=false`).
+    #[serde(skip)]
+    pub insecure: bool,
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,

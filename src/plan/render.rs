@@ -73,6 +73,7 @@ impl Graph<'_> {
             adds.push(Add {
                 build: id,
                 command: add,
+                input_digest: None,
             });
         }
         let external: Vec<ExternalEntry> = inst
@@ -300,6 +301,7 @@ impl Graph<'_> {
             local_image: local,
             argv,
             build_args: wiring.args,
+            insecure,
             run_platforms: needs.run_platforms.clone(),
             features: needs.features.clone(),
             dockerfile: labeled,
