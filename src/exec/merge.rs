@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::digests_file::{DigestsFile, ImageDigest};
 use crate::inputs::{self, Digests};
-use crate::plan::{Arg, Hole, Manifest, Plan};
+use crate::plan::{Arg, BuildIx, Hole, Manifest, Plan};
 use crate::platform::Platform;
 use crate::progress::{Labels, Progress};
 
@@ -195,7 +195,7 @@ pub fn merge(
         .par_iter()
         .enumerate()
         .map(|(m, man)| {
-            let builds: Vec<usize> = man.depends_on.iter().map(|id| index[id.as_str()]).collect();
+            let builds: Vec<BuildIx> = man.depends_on.iter().map(|id| index[id.as_str()]).collect();
             let wanted: Vec<&str> = builds.iter().map(|&b| digests.builds[b].as_str()).collect();
             let log = run_dir.join(format!("{}@published.log", man.image));
             let found = published::lookup(

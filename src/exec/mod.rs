@@ -205,7 +205,12 @@ pub fn run(
 /// node, per list its builds and whether it is pushed.
 fn shape(plan: &Plan, opts: &Options) -> Shape {
     let index = plan.build_index();
-    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
+    // The scheduler numbers builds as the plan does.
+    let indexes = |ids: &[String]| {
+        ids.iter()
+            .map(|d| index[d.as_str()].get())
+            .collect::<Vec<_>>()
+    };
     let host = Platform::host();
     // A build emulates when it runs steps of a platform other than its machine's own.
     let machine = |b: &Build| {

@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Arg, Base, Command, CommandKind, Hole, Manifest, Plan, Step, ToPublish, Unchanged, copy_step,
-    inspect_command, publication, registry_of,
+    Arg, Base, BuildIx, Command, CommandKind, Hole, Manifest, Plan, Step, ToPublish, Unchanged,
+    copy_step, inspect_command, publication, registry_of,
 };
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Pinned, Tag, pinned_digest};
@@ -173,7 +173,7 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
             .par_iter()
             .enumerate()
             .map(|(m, man)| {
-                let builds: Vec<usize> =
+                let builds: Vec<BuildIx> =
                     man.depends_on.iter().map(|id| index[id.as_str()]).collect();
                 let unresolved = builds.iter().find_map(|&b| {
                     plan.builds[b]
@@ -215,7 +215,7 @@ pub(super) fn lookup(
     runner: &Runner,
     man: &Manifest,
     inputs_digest: &str,
-    builds: &[usize],
+    builds: &[BuildIx],
     wanted: &[&str],
     log: &Path,
 ) -> Verdict {
@@ -292,7 +292,7 @@ pub(super) fn lookup(
 pub struct Applied {
     pub plan: Plan,
     /// Per build of the original plan: its index in `plan`, or none when unchanged.
-    pub builds: Vec<Option<usize>>,
+    pub builds: Vec<Option<BuildIx>>,
     /// Per list of the original plan: its index in `plan`, or none when there is nothing to do.
     pub manifests: Vec<Option<usize>>,
 }
@@ -369,7 +369,7 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 }
             }
         }
-        builds.push(Some(kept.len()));
+        builds.push(Some(BuildIx::new(kept.len())));
         kept.push(b);
     }
     let mut manifests = Vec::with_capacity(plan.manifests.len());
@@ -423,7 +423,7 @@ fn annotated(
     plan: &Plan,
     man: &Manifest,
     digests: &Digests,
-    index: &std::collections::HashMap<&str, usize>,
+    index: &std::collections::HashMap<&str, BuildIx>,
     m: usize,
 ) -> Manifest {
     let mut man = man.clone();

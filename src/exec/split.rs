@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::digests_file::{DigestsFile, FORMAT_VERSION, ImageDigest};
-use crate::plan::{Plan, publish_by_digest};
+use crate::plan::{BuildIx, Plan, publish_by_digest};
 use crate::platform::Platform;
 
 use super::published::{Applied, Checked, Verdict};
@@ -27,8 +27,8 @@ pub(super) fn rebuild_all(checked: &mut Checked) {
 /// platform's image), each of a pushed list published by digest; no list.
 pub(super) fn runner_plan(applied: &Plan, platforms: &[Platform]) -> Plan {
     let index = applied.build_index();
-    let mut keep: HashSet<usize> = HashSet::new();
-    let mut todo: Vec<usize> = (0..applied.builds.len())
+    let mut keep: HashSet<BuildIx> = HashSet::new();
+    let mut todo: Vec<BuildIx> = BuildIx::all(applied.builds.len())
         .filter(|&i| platforms.contains(&applied.builds[i].platform))
         .collect();
     while let Some(i) = todo.pop() {
@@ -49,9 +49,9 @@ pub(super) fn runner_plan(applied: &Plan, platforms: &[Platform]) -> Plan {
     let builds = applied
         .builds
         .iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, b)| {
+        .zip(BuildIx::all(applied.builds.len()))
+        .filter(|(_, i)| keep.contains(i))
+        .map(|(b, _)| {
             let mut b = b.clone();
             let list = list_of.get(b.id.as_str()).filter(|m| m.push);
             if let (None, Some(m), true) = (&b.publish, list, platforms.contains(&b.platform)) {

@@ -11,6 +11,7 @@
 //! [`render`] writes their podman commands.
 
 mod build_command;
+mod build_ix;
 mod command;
 mod deps;
 mod graph;
@@ -20,6 +21,7 @@ mod publish;
 mod render;
 mod wiring;
 pub use crate::reference::registry_of;
+pub use build_ix::BuildIx;
 pub use command::{Arg, Command, CommandKind, Hole, Holed};
 pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
 pub use publish::{
@@ -271,11 +273,11 @@ impl Build {
 
 impl Plan {
     /// Each build's position in `builds`, by id.
-    pub fn build_index(&self) -> std::collections::HashMap<&str, usize> {
+    pub fn build_index(&self) -> std::collections::HashMap<&str, BuildIx> {
         self.builds
             .iter()
             .enumerate()
-            .map(|(i, b)| (b.id.as_str(), i))
+            .map(|(i, b)| (b.id.as_str(), BuildIx::new(i)))
             .collect()
     }
 }
