@@ -97,6 +97,17 @@ impl Subject {
         }
     }
 
+    /// The image `digest` in `repository`, to read what is attached to it (its manifest's media
+    /// type and size are not known: never attach to it).
+    pub fn named(repository: Repository, digest: &str) -> Self {
+        let mut descriptor = Descriptor::of(IMAGE_MANIFEST, b"");
+        descriptor.digest = digest.to_string();
+        Self {
+            repository,
+            descriptor,
+        }
+    }
+
     pub fn digest(&self) -> &str {
         &self.descriptor.digest
     }

@@ -13,11 +13,40 @@ use super::manifest::signature_tag;
 
 /// Stands in a signing step's commands for the signature tag (`sha256-HEX.sig`) of the image
 /// it signs, until its digest is known.
-pub fn tag_of(platform: Option<&Platform>) -> String {
-    match platform {
-        None => "<signature tag of the pushed index>".into(),
-        Some(p) => format!("<signature tag of its {p} image>"),
+pub fn tag_of(platform: Option<&Platform>, attachment: Option<&str>) -> String {
+    format!("<signature tag of {}>", what(platform, attachment))
+}
+
+/// What a signing step signs, in words: `the index`, `its linux/arm64 image`, `the SBOM
+/// (application/spdx+json) of its linux/arm64 image`.
+pub fn what(platform: Option<&Platform>, attachment: Option<&str>) -> String {
+    match (platform, attachment) {
+        (None, _) => "the pushed index".into(),
+        (Some(p), None) => format!("its {p} image"),
+        (Some(p), Some(kind)) => format!("the {} ({kind}) of its {p} image", kind_word(kind)),
     }
+}
+
+/// The word for an attachment's artifact type.
+pub fn kind_word(artifact_type: &str) -> &'static str {
+    if artifact_type == crate::provenance::MEDIA_TYPE {
+        "provenance"
+    } else {
+        "SBOM"
+    }
+}
+
+/// The artifact types a run attaches to each platform image (`[sbom]`, `[provenance]`): each
+/// is signed like the image it describes.
+pub fn attachments(content: &crate::config::Content) -> Vec<String> {
+    let mut kinds = Vec::new();
+    if let Some(sbom) = content.sbom {
+        kinds.push(sbom.format.media_type().to_string());
+    }
+    if content.provenance != crate::config::ProvenanceMode::None {
+        kinds.push(crate::provenance::MEDIA_TYPE.to_string());
+    }
+    kinds
 }
 
 /// Stands in for the OCI layout directory a run writes the signature manifest into.
@@ -30,6 +59,11 @@ pub struct SignStep {
     pub repository: Repository,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Set when it signs the artifact of this type (an SBOM, a provenance statement) attached
+    /// to `platform`'s image, whose digest the run learns when it attaches it or, for an
+    /// unchanged list, from the image's referrers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<String>,
     /// The image's digest, when the registry held it before the run (an unchanged list's):
     /// else the one pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,7 +99,7 @@ impl SignStep {
     ) -> Self {
         let tag = match digest {
             Some(d) => signature_tag(d),
-            None => tag_of(platform),
+            None => tag_of(platform, None),
         };
         let remote = format!("docker://{repository}:{tag}");
         let local = format!("oci:{LAYOUT}:{}", super::layout::NAME);
@@ -85,6 +119,7 @@ impl SignStep {
         Self {
             repository: repository.clone(),
             platform: platform.cloned(),
+            attachment: None,
             digest: digest.map(String::from),
             read,
             fetch,
@@ -92,9 +127,41 @@ impl SignStep {
         }
     }
 
+    /// The step that signs the artifact of type `kind` attached to `platform`'s image.
+    pub fn attachment(
+        repository: &Repository,
+        platform: &Platform,
+        kind: &str,
+        insecure: bool,
+        registries_conf: Option<&OsStr>,
+    ) -> Self {
+        let mut step = Self::new(
+            repository,
+            (Some(platform), None),
+            insecure,
+            registries_conf,
+        );
+        let (was, is) = (
+            tag_of(Some(platform), None),
+            tag_of(Some(platform), Some(kind)),
+        );
+        for argv in [&mut step.read, &mut step.fetch, &mut step.push] {
+            for a in argv.iter_mut() {
+                *a = a.replace(&was, &is);
+            }
+        }
+        step.attachment = Some(kind.to_string());
+        step
+    }
+
+    /// What it signs, in words.
+    pub fn what(&self) -> String {
+        what(self.platform.as_ref(), self.attachment.as_deref())
+    }
+
     /// Its commands for image `digest`, the layout in `layout`: `[read, fetch, push]`.
     pub fn filled(&self, digest: &str, layout: &std::path::Path) -> [Vec<String>; 3] {
-        let placeholder = tag_of(self.platform.as_ref());
+        let placeholder = tag_of(self.platform.as_ref(), self.attachment.as_deref());
         let tag = signature_tag(digest);
         let layout = layout.to_string_lossy();
         let fill = |argv: &[String]| -> Vec<String> {
@@ -114,7 +181,7 @@ impl SignStep {
 /// The signing steps of a list in `repository` published with `platforms`: the index first,
 /// then each platform's image. `known`: the digests of an unchanged list (index, then each
 /// platform's), which the registry check read.
-pub fn for_list(
+fn for_list(
     repository: &Repository,
     platforms: &[Platform],
     known: Option<(&str, &[(Platform, String)])>,
@@ -141,11 +208,14 @@ pub fn for_list(
 
 /// Adds the signing steps to list `man`'s publication: for every repository it is published
 /// to (its own first), the index and each platform's image, signed after the push and before
-/// the first copy (an unchanged list, which has no push: before its copies). `known`: an
-/// unchanged list's digests (index, then each platform's), read by the registry check.
+/// the first copy (an unchanged list, which has no push: before its copies); then, in its own
+/// repository, where a run attaches them, each artifact of type `attachments` of each platform
+/// image it builds. `known`: an unchanged list's digests (index, then each platform's), read
+/// by the registry check.
 pub fn add(
     man: &mut crate::plan::Manifest,
     known: Option<(&str, &[(Platform, String)])>,
+    attachments: &[String],
     registries_conf: Option<&OsStr>,
 ) {
     use crate::plan::Step;
@@ -156,9 +226,21 @@ pub fn add(
         }
     }
     let reach = man.reach();
+    let own = &man.repository;
+    // External platforms are not built here: nothing is attached to them.
+    let built = man
+        .platforms
+        .iter()
+        .filter(|p| !man.external.iter().any(|e| &e.platform == *p));
+    let attached = built.flat_map(|p| {
+        attachments.iter().map(move |kind| {
+            SignStep::attachment(own, p, kind, reach.insecure(own), registries_conf)
+        })
+    });
     let steps: Vec<Step> = repositories
         .iter()
         .flat_map(|r| for_list(r, &man.platforms, known, reach.insecure(r), registries_conf))
+        .chain(attached)
         .map(Step::Sign)
         .collect();
     let at = match man
