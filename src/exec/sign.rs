@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::attach::{self, Access, Subject};
-use crate::plan::{Manifest, Plan, Step};
+use crate::plan::{Command, Manifest, Plan, Step};
 use crate::platform::Platform;
 use crate::sign::SignStep;
 use crate::sign::ensure::{self, Registry, SignatureReport};
@@ -19,13 +19,13 @@ struct Logged<'r, 'a> {
 }
 
 impl Registry for Logged<'_, '_> {
-    fn read(&self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
-        self.runner.read(argv, self.log).map_err(|f| f.reason)
+    fn read(&self, command: &Command) -> Result<Option<Vec<u8>>, String> {
+        self.runner.read(command, self.log).map_err(|f| f.reason)
     }
 
-    fn run(&self, argv: &[String]) -> Result<(), String> {
+    fn run(&self, command: &Command) -> Result<(), String> {
         self.runner
-            .retrying(self.log, || self.runner.logged(argv, self.log))
+            .retrying(self.log, || self.runner.logged(command, self.log))
             .map_err(|f| f.reason)
     }
 }

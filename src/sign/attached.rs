@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::attach::{self, Access, Commands, Referrer, Subject};
+use crate::plan::{Command, CommandKind};
 use crate::platform::Platform;
 use crate::reference::Repository;
 
@@ -18,12 +19,12 @@ use super::verify::Finding;
 struct Reads<'a>(&'a dyn Registry);
 
 impl Commands for Reads<'_> {
-    fn read(&mut self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
-        self.0.read(argv)
+    fn read(&mut self, command: &Command) -> Result<Option<Vec<u8>>, String> {
+        self.0.read(command)
     }
 
-    fn run(&mut self, argv: &[String]) -> Result<(), String> {
-        self.0.run(argv)
+    fn run(&mut self, command: &Command) -> Result<(), String> {
+        self.0.run(command)
     }
 }
 
@@ -96,22 +97,22 @@ pub fn check(
 fn document(registry: &dyn Registry, access: &Access, r: &Referrer) -> Result<Vec<u8>, String> {
     let scratch = Scratch::new().map_err(|e| format!("cannot make a scratch directory: {e}"))?;
     let dir = scratch.dir("artifact");
-    let mut argv: Vec<String> = ["skopeo", "copy", "--preserve-digests", "--quiet"]
-        .map(String::from)
-        .to_vec();
+    let mut copy = Command::new(
+        CommandKind::Copy,
+        ["skopeo"],
+        ["copy", "--preserve-digests", "--quiet"],
+    );
     if access.insecure {
-        argv.push("--src-tls-verify=false".into());
+        copy.arg("--src-tls-verify=false");
     }
     if let Some(conf) = &access.registries_conf {
-        argv.extend([
-            "--registries-conf".into(),
-            conf.to_string_lossy().into_owned(),
-        ]);
+        copy.arg("--registries-conf")
+            .arg(conf.to_string_lossy().into_owned());
     }
-    argv.push(format!("docker://{}", r.reference));
-    argv.push(format!("oci:{}:{}", dir.display(), layout::NAME));
+    copy.registry(r.reference.as_str())
+        .arg(format!("oci:{}:{}", dir.display(), layout::NAME));
     registry
-        .run(&argv)
+        .run(&copy)
         .map_err(|e| format!("copying it failed: {e}"))?;
     read_layer(&dir)
 }
