@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{Command, CommandKind};
 use crate::reference::Repository;
 
+pub mod api;
+
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// The empty config of an artifact manifest (the OCI 1.1 image spec's guidance).
@@ -94,6 +96,17 @@ impl Subject {
         Self {
             repository,
             descriptor: Descriptor::of(&media_type, raw),
+        }
+    }
+
+    /// The image `digest` in `repository`, to read what is attached to it (its manifest's media
+    /// type and size are not known: never attach to it).
+    pub fn named(repository: Repository, digest: &str) -> Self {
+        let mut descriptor = Descriptor::of(IMAGE_MANIFEST, b"");
+        descriptor.digest = digest.to_string();
+        Self {
+            repository,
+            descriptor,
         }
     }
 
@@ -294,13 +307,18 @@ pub trait Commands {
     fn run(&mut self, command: &Command) -> Result<(), String>;
 }
 
-/// The artifacts attached to `subject`'s digest, from its fallback index (none: no index).
+/// The artifacts attached to `subject`'s digest: the registry's referrers API's answer when it
+/// has the API, else its fallback index (none: no index).
 pub fn referrers(
     cmds: &mut dyn Commands,
     access: &Access,
     subject: &Subject,
 ) -> Result<Vec<Referrer>, String> {
-    Ok(read_index(cmds, access, subject)?
+    let index = match api::probe(access, subject) {
+        api::Answer::Index(index) => Some(index),
+        api::Answer::Absent(_) => read_index(cmds, access, subject)?,
+    };
+    Ok(index
         .map(|i| {
             i.manifests
                 .iter()
@@ -332,9 +350,10 @@ fn same_kind(entry: &Descriptor, new: &Descriptor) -> bool {
             && get(entry, GENERATOR) == get(new, GENERATOR))
 }
 
-/// Attaches `artifacts` to `subject`: pushes the ones its fallback index does not list yet,
-/// with the index listing them all, through an OCI layout in `work` (a fresh directory).
-/// Returns every artifact's [`Referrer`], `new` for those pushed now.
+/// Attaches `artifacts` to `subject`: pushes the ones it does not have yet, through an OCI
+/// layout in `work` (a fresh directory). A registry with the referrers API lists them by their
+/// `subject` by itself: each is pushed by digest. Without it, the fallback index is pushed
+/// too, listing them all. Returns every artifact's [`Referrer`], `new` for those pushed now.
 pub fn push(
     cmds: &mut dyn Commands,
     access: &Access,
@@ -342,7 +361,10 @@ pub fn push(
     artifacts: &[Artifact],
     work: &Path,
 ) -> Result<Vec<Referrer>, String> {
-    let existing = read_index(cmds, access, subject)?;
+    let (existing, api) = match api::probe(access, subject) {
+        api::Answer::Index(index) => (Some(index), true),
+        api::Answer::Absent(_) => (read_index(cmds, access, subject)?, false),
+    };
     let mut index = existing.clone().unwrap_or_else(Index::empty);
     let built: Vec<Built> = artifacts.iter().map(|a| manifest(subject, a)).collect();
     let mut fresh: Vec<&Built> = Vec::new();
@@ -359,8 +381,11 @@ pub fn push(
     if fresh.is_empty() {
         return Ok(out);
     }
-    let tag = fallback_tag(subject.digest());
     let layout = Layout::create(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    if api {
+        return push_by_digest(cmds, access, subject, &fresh, (&layout, work)).map(|()| out);
+    }
+    let tag = fallback_tag(subject.digest());
     if existing.is_some() {
         // The layout must hold every entry of the index skopeo pushes: the ones already
         // there come from the registry (small: documents and an empty config).
@@ -392,6 +417,36 @@ pub fn push(
         false,
     ))?;
     Ok(out)
+}
+
+/// Pushes each of `fresh` to `subject`'s repository by its digest, untagged: what a registry
+/// with the referrers API needs (it indexes a manifest by its `subject` as it stores it).
+/// skopeo 1.9.3 pushes to a digest reference (measured against docker-registry 2.8.2).
+fn push_by_digest(
+    cmds: &mut dyn Commands,
+    access: &Access,
+    subject: &Subject,
+    fresh: &[&Built],
+    (layout, work): (&Layout, &Path),
+) -> Result<(), String> {
+    for (n, b) in fresh.iter().enumerate() {
+        let name = format!("artifact-{n}");
+        layout
+            .blob(&b.manifest)
+            .and_then(|_| {
+                b.blobs
+                    .iter()
+                    .try_for_each(|(_, bytes)| layout.blob(bytes).map(|_| ()))
+            })
+            .and_then(|()| layout.tag(&name, &Descriptor::of(IMAGE_MANIFEST, &b.manifest)))
+            .map_err(|e| format!("{}: {e}", work.display()))?;
+        cmds.run(&access.copy_argv(
+            format!("{}@{}", subject.repository, b.descriptor.digest),
+            format!("oci:{}:{name}", work.display()),
+            false,
+        ))?;
+    }
+    Ok(())
 }
 
 /// An OCI image layout directory being written.

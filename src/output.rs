@@ -161,10 +161,10 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
                 writeln!(out, "  {}  # verify", verify.shell_line())?;
             }
             Step::Sign(s) => {
-                let what = s
-                    .platform
-                    .as_ref()
-                    .map_or("the index".to_string(), |p| format!("its {p} image"));
+                let what = match s.platform {
+                    None => "the index".to_string(),
+                    Some(_) => s.what(),
+                };
                 writeln!(
                     out,
                     "  {}  # sign {what}, unless its signature tag holds one of the key",

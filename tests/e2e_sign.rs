@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::common::registry::Registry;
 use crate::common::{BASE, Project, text};
 
-const CHECKER: &str = concat!(
+pub(crate) const CHECKER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/cosign_check.py"
 );
@@ -23,12 +23,12 @@ const COSIGN_MADE_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/cosign-made.key"
 );
-const COSIGN_MADE_PUB: &str = concat!(
+pub(crate) const COSIGN_MADE_PUB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/cosign-made.pub"
 );
 
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
@@ -68,7 +68,7 @@ fn signatures(report: &serde_json::Value) -> Vec<(String, String, String)> {
 }
 
 /// Copies a signature tag out of the registry into `dir` (manifest.json, blobs by hex).
-fn fetch(reference: &str, dir: &Path) {
+pub(crate) fn fetch(reference: &str, dir: &Path) {
     let out = Command::new("skopeo")
         .args(["copy", "-q", "--src-tls-verify=false"])
         .arg(format!("docker://{reference}"))
@@ -79,7 +79,7 @@ fn fetch(reference: &str, dir: &Path) {
 }
 
 /// Python's verdict on the signature in `dir` of `digest` in `repository` with key `public`.
-fn python_accepts(public: &Path, dir: &Path, repository: &str, digest: &str) -> bool {
+pub(crate) fn python_accepts(public: &Path, dir: &Path, repository: &str, digest: &str) -> bool {
     let out = Command::new("python3")
         .arg(CHECKER)
         .arg(public)
@@ -128,7 +128,7 @@ fn check_with_python(report: &serde_json::Value, repository: &str, public: &Path
     }
 }
 
-fn verify(p: &Project, key: &str) -> Output {
+pub(crate) fn verify(p: &Project, key: &str) -> Output {
     p.mab(&["verify", "--key", key])
         .env_remove("CONTAINERS_REGISTRIES_CONF")
         .output()
@@ -136,7 +136,7 @@ fn verify(p: &Project, key: &str) -> Output {
 }
 
 /// Deletes `reference`'s manifest through the registry API (tests/common enables deletes).
-fn delete(registry: &Registry, repository_path: &str, manifest: &[u8]) {
+pub(crate) fn delete(registry: &Registry, repository_path: &str, manifest: &[u8]) {
     let url = format!(
         "http://{}/v2/{repository_path}/manifests/{}",
         registry.host(),

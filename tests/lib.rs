@@ -13,6 +13,7 @@ mod docs;
 mod doctor;
 mod doctor_nodes;
 mod e2e;
+mod e2e_attest;
 mod e2e_ci;
 mod e2e_confine;
 mod e2e_content;

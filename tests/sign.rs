@@ -96,11 +96,11 @@ fn a_key_that_does_not_open_stops_the_run_before_anything_runs() {
 
 #[test]
 fn the_plan_signs_every_image_after_the_push_and_before_any_release_tag() {
-    let p = project("[signing]\nkey = { env = \"MY_KEY\" }\n\n");
+    let p = project("[signing]\nkey = { env = \"COSIGN_MY_KEY\" }\n\n");
     let out = p.mab(&["plan", "--format", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plan["signing"]["key"]["env"], "MY_KEY");
+    assert_eq!(plan["signing"]["key"]["env"], "COSIGN_MY_KEY");
     let steps = plan["manifests"][0]["publish"].as_array().unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(
@@ -125,6 +125,61 @@ fn the_plan_signs_every_image_after_the_push_and_before_any_release_tag() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(plan.get("signing").is_none());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"sign\""));
+}
+
+#[test]
+fn the_plan_signs_each_attachment_before_any_release_tag() {
+    let p = project(
+        "[signing]\nkey = { env = \"COSIGN_KEY\" }\n[sbom]\ngenerator = \"builtin\"\nformat = \"spdx-json\"\n[provenance]\nmode = \"min\"\n\n",
+    );
+    let out = p.mab(&["plan", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = plan["manifests"][0]["publish"].as_array().unwrap();
+    let signed: Vec<String> = steps
+        .iter()
+        .take_while(|s| s["step"] != "copy")
+        .filter(|s| s["step"] == "sign")
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["platform"].as_str().unwrap_or("index"),
+                s["attachment"].as_str().unwrap_or("image")
+            )
+        })
+        .collect();
+    assert_eq!(
+        signed,
+        [
+            "index image",
+            "linux/amd64 image",
+            "linux/arm64 image",
+            "linux/amd64 application/spdx+json",
+            "linux/amd64 application/vnd.in-toto+json",
+            "linux/arm64 application/spdx+json",
+            "linux/arm64 application/vnd.in-toto+json",
+        ]
+    );
+    let out = p.mab(&["plan"]).output().unwrap();
+    let said = text(&out);
+    assert!(
+        said.contains(
+            "# sign the provenance (application/vnd.in-toto+json) of its linux/arm64 image"
+        ),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_key_variable_the_repository_may_not_name_is_refused_where_it_is_named() {
+    for var in ["AWS_SECRET_ACCESS_KEY", "COSIGN_PASSWORD"] {
+        let p = project(&format!("[signing]\nkey = {{ env = \"{var}\" }}\n\n"));
+        let out = p.mab(&["plan"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("multiarch.toml:2:7"), "{said}");
+        assert!(said.contains(var) && said.contains("COSIGN_"), "{said}");
+    }
 }
 
 #[test]

@@ -29,9 +29,9 @@ pub struct AttachedImage {
 pub(super) type Sboms = HashMap<String, Vec<u8>>;
 
 /// [`attach::Commands`] through the run's runner (retried, logged, supervised).
-struct Logged<'r, 'a> {
-    runner: &'r Runner<'a>,
-    log: &'r Path,
+pub(super) struct Logged<'r, 'a> {
+    pub(super) runner: &'r Runner<'a>,
+    pub(super) log: &'r Path,
 }
 
 impl Commands for Logged<'_, '_> {

@@ -42,6 +42,8 @@ struct Seen<'a> {
     /// What each reference got (the index, or a platform's image).
     got: HashMap<&'a ImageRef, String>,
     signatures: Vec<SignatureReport>,
+    /// The artifacts attached to its platform images.
+    attached: Vec<super::attachments::AttachedImage>,
 }
 
 impl Runner<'_> {
@@ -57,18 +59,17 @@ impl Runner<'_> {
         sboms: &super::attachments::Sboms,
         log: &Path,
     ) -> Publication {
-        let mut attached = Vec::new();
         let mut seen = Seen::default();
         let mut ended: HashMap<&ImageRef, TagStatus> = HashMap::new();
         let mut marker = None;
         let mut failure = None;
         for step in &m.publish {
-            let mut result = self.step(m, step, expected, &mut seen, log);
+            let mut result = self.step(plan, m, step, expected, &mut seen, log);
             // Right after the index is pushed (to the marker, or the first tag) and before
             // any other tag moves, its platform images get their artifacts.
             if let (Ok(Some(_)), Step::Push { .. }) = (&result, step) {
                 match self.attach(plan, m, &seen.images, sboms, log) {
-                    Ok(a) => attached = a,
+                    Ok(a) => seen.attached = a,
                     Err(f) => result = Err(f),
                 }
             }
@@ -132,7 +133,7 @@ impl Runner<'_> {
             marker,
             images: seen.images,
             failure,
-            attached,
+            attached: seen.attached,
             signatures: seen.signatures,
         }
     }
@@ -141,6 +142,7 @@ impl Runner<'_> {
     /// the marker) holds now, none for a step that only reads what a tag holds.
     fn step<'m>(
         &self,
+        plan: &Plan,
         m: &'m Manifest,
         step: &'m Step,
         expected: &[(Platform, String)],
@@ -214,6 +216,16 @@ impl Runner<'_> {
                 let argv = argv.fill(|h| (*h == Hole::PushedIndex).then(|| digest.clone()));
                 self.copy(m, tag, &argv, verify, &digest, log)?;
                 Ok(Some(digest))
+            }
+            Step::Sign(s) if s.attachment.is_some() => {
+                let Some(digest) =
+                    self.attachment_digest(plan, m, s, (&seen.images, &seen.attached), log)?
+                else {
+                    return Ok(None);
+                };
+                let signed = self.sign(s, &digest, log)?;
+                seen.signatures.push(signed);
+                Ok(None)
             }
             Step::Sign(s) => {
                 let digest = s

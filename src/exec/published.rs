@@ -457,7 +457,13 @@ fn annotated(
             Some(marker),
         );
         if plan.signing.is_some() {
-            crate::sign::steps::add(&mut man, None, plan.registries_conf.as_deref());
+            let attachments = crate::sign::steps::attachments(&plan.content.settings);
+            crate::sign::steps::add(
+                &mut man,
+                None,
+                &attachments,
+                plan.registries_conf.as_deref(),
+            );
         }
     }
     man
@@ -513,7 +519,8 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
             .iter()
             .filter_map(|pl| Some((pl.clone(), p.wanted(man, Some(pl))?.to_string())))
             .collect();
-        crate::sign::steps::add(&mut left, Some((&p.index, &images)), conf);
+        let attachments = crate::sign::steps::attachments(&plan.content.settings);
+        crate::sign::steps::add(&mut left, Some((&p.index, &images)), &attachments, conf);
     }
     (!left.publish.is_empty()).then_some(left)
 }

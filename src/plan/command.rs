@@ -103,6 +103,9 @@ pub enum Hole {
     /// The signature tag (`sha256-HEX.sig`) of the image a signing step signs: the pushed
     /// index (no platform) or one platform's image.
     SignatureTag(Option<Platform>),
+    /// The signature tag of the artifact of this type (an SBOM, a provenance statement)
+    /// attached to one platform's image.
+    AttachmentSignatureTag(Platform, String),
     /// The OCI layout directory a signing step writes the signature manifest into.
     SignatureLayout,
 }
@@ -117,6 +120,11 @@ impl fmt::Display for Hole {
             Self::Held => f.write_str("<digest it held>"),
             Self::SignatureTag(None) => f.write_str("<signature tag of the pushed index>"),
             Self::SignatureTag(Some(p)) => write!(f, "<signature tag of its {p} image>"),
+            Self::AttachmentSignatureTag(p, kind) => write!(
+                f,
+                "<signature tag of {}>",
+                crate::sign::steps::what(Some(p), Some(kind))
+            ),
             Self::SignatureLayout => f.write_str("<signature layout>"),
         }
     }

@@ -370,8 +370,9 @@ impl<'a> Graph<'a> {
             .collect();
         if self.config.signing.is_some() {
             let conf = self.config.env.registries_conf.as_deref();
+            let attachments = crate::sign::steps::attachments(&self.config.content);
             for m in manifests.iter_mut().filter(|m| m.push) {
-                crate::sign::steps::add(m, None, conf);
+                crate::sign::steps::add(m, None, &attachments, conf);
             }
         }
         Plan {

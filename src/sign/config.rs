@@ -54,6 +54,12 @@ pub struct Signing {
     pub span: Range<usize>,
 }
 
+/// The prefix of the environment variables a config may name as the key's. The config is the
+/// repository's (untrusted): naming any variable would let it make mab sign with whatever
+/// key-shaped secret the CI job holds (a deploy key, another project's signing key). Variables
+/// named `COSIGN_*` are the ones a CI sets for signing on purpose.
+pub const KEY_VAR_PREFIX: &str = "COSIGN_";
+
 /// The environment variable that holds an encrypted key's password, as cosign reads it.
 pub const PASSWORD_VAR: &str = "COSIGN_PASSWORD";
 
@@ -79,6 +85,17 @@ impl Signing {
             }
             RawKey::Env { env } if env.is_empty() => {
                 return Err(source.error(ErrorKind::Type, span, "`env` names no variable"));
+            }
+            RawKey::Env { env } if !env.starts_with(KEY_VAR_PREFIX) || env == PASSWORD_VAR => {
+                return Err(source
+                    .error(
+                        ErrorKind::Type,
+                        span,
+                        format!("the signing key may not come from `{env}`: the repository may only name a variable whose name starts with `{KEY_VAR_PREFIX}`"),
+                    )
+                    .with_help(format!(
+                        "put the key's PEM text in a variable such as `{KEY_VAR_PREFIX}PRIVATE_KEY` and name that one (docs/trust.md)"
+                    )));
             }
             RawKey::Env { env } => KeySource::Env(env.clone()),
         };

@@ -107,6 +107,10 @@ pub struct SignatureReport {
     pub digest: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<crate::platform::Platform>,
+    /// The artifact type of the attachment of `platform`'s image signed (an SBOM, a
+    /// provenance statement); none: the image itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<String>,
     /// `added`, or `kept` (it held a signature of the key already).
     pub status: Signed,
 }

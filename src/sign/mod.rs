@@ -5,6 +5,7 @@
 //! Signing is offline with a key (no transparency log): a consumer checks with
 //! `cosign verify --key cosign.pub --insecure-ignore-tlog` or `mab verify`.
 
+pub mod attached;
 pub mod config;
 pub mod ensure;
 pub mod key;

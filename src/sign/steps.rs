@@ -12,6 +12,38 @@ use crate::reference::Repository;
 
 use super::manifest::signature_tag;
 
+/// What a signing step signs, in words: `the pushed index`, `its linux/arm64 image`, `the SBOM
+/// (application/spdx+json) of its linux/arm64 image`.
+pub fn what(platform: Option<&Platform>, attachment: Option<&str>) -> String {
+    match (platform, attachment) {
+        (None, _) => "the pushed index".into(),
+        (Some(p), None) => format!("its {p} image"),
+        (Some(p), Some(kind)) => format!("the {} ({kind}) of its {p} image", kind_word(kind)),
+    }
+}
+
+/// The word for an attachment's artifact type.
+pub fn kind_word(artifact_type: &str) -> &'static str {
+    if artifact_type == crate::provenance::MEDIA_TYPE {
+        "provenance"
+    } else {
+        "SBOM"
+    }
+}
+
+/// The artifact types a run attaches to each platform image (`[sbom]`, `[provenance]`): each
+/// is signed like the image it describes.
+pub fn attachments(content: &crate::config::Content) -> Vec<String> {
+    let mut kinds = Vec::new();
+    if let Some(sbom) = content.sbom {
+        kinds.push(sbom.format.media_type().to_string());
+    }
+    if content.provenance != crate::config::ProvenanceMode::None {
+        kinds.push(crate::provenance::MEDIA_TYPE.to_string());
+    }
+    kinds
+}
+
 /// Signs one image of a list: the index (`platform` none) or one platform's image.
 #[derive(Debug, Clone, Serialize)]
 pub struct SignStep {
@@ -19,6 +51,11 @@ pub struct SignStep {
     pub repository: Repository,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// Set when it signs the artifact of this type (an SBOM, a provenance statement) attached
+    /// to `platform`'s image, whose digest the run learns when it attaches it or, for an
+    /// unchanged list, from the image's referrers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<String>,
     /// The image's digest, when the registry held it before the run (an unchanged list's):
     /// else the one pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,11 +92,54 @@ impl SignStep {
         insecure: bool,
         registries_conf: Option<&OsStr>,
     ) -> Self {
+        Self::of(
+            repository,
+            (platform, None, digest),
+            insecure,
+            registries_conf,
+        )
+    }
+
+    /// The step that signs the artifact of type `kind` attached to `platform`'s image.
+    pub fn attachment(
+        repository: &Repository,
+        platform: &Platform,
+        kind: &str,
+        insecure: bool,
+        registries_conf: Option<&OsStr>,
+    ) -> Self {
+        Self::of(
+            repository,
+            (Some(platform), Some(kind), None),
+            insecure,
+            registries_conf,
+        )
+    }
+
+    /// What it signs, in words.
+    pub fn what(&self) -> String {
+        what(self.platform.as_ref(), self.attachment.as_deref())
+    }
+
+    /// The hole its commands have for the signature tag, until the digest is known.
+    fn hole(platform: Option<&Platform>, attachment: Option<&str>) -> Hole {
+        match (platform, attachment) {
+            (Some(p), Some(kind)) => Hole::AttachmentSignatureTag(p.clone(), kind.to_string()),
+            _ => Hole::SignatureTag(platform.cloned()),
+        }
+    }
+
+    fn of(
+        repository: &Repository,
+        (platform, attachment, digest): (Option<&Platform>, Option<&str>, Option<&str>),
+        insecure: bool,
+        registries_conf: Option<&OsStr>,
+    ) -> Self {
         let remote = match digest {
             Some(d) => Arg::Lit(format!("{repository}:{}", signature_tag(d))),
             None => Arg::holed(
                 format!("{repository}:"),
-                Hole::SignatureTag(platform.cloned()),
+                Self::hole(platform, attachment),
                 "",
             ),
         };
@@ -84,6 +164,7 @@ impl SignStep {
         Self {
             repository: repository.clone(),
             platform: platform.cloned(),
+            attachment: attachment.map(String::from),
             digest: digest.map(String::from),
             read,
             fetch,
@@ -95,9 +176,10 @@ impl SignStep {
     pub fn filled(&self, digest: &str, layout: &std::path::Path) -> [Command; 3] {
         let tag = signature_tag(digest);
         let layout = layout.to_string_lossy();
+        let own = Self::hole(self.platform.as_ref(), self.attachment.as_deref());
         let fill = |c: &Command| {
             c.fill(|h| match h {
-                Hole::SignatureTag(p) if *p == self.platform => Some(tag.clone()),
+                h if *h == own => Some(tag.clone()),
                 Hole::SignatureLayout => Some(layout.to_string()),
                 _ => None,
             })
@@ -114,7 +196,7 @@ impl SignStep {
 /// The signing steps of a list in `repository` published with `platforms`: the index first,
 /// then each platform's image. `known`: the digests of an unchanged list (index, then each
 /// platform's), which the registry check read.
-pub fn for_list(
+fn for_list(
     repository: &Repository,
     platforms: &[Platform],
     known: Option<(&str, &[(Platform, String)])>,
@@ -141,11 +223,14 @@ pub fn for_list(
 
 /// Adds the signing steps to list `man`'s publication: for every repository it is published
 /// to (its own first), the index and each platform's image, signed after the push and before
-/// the first copy (an unchanged list, which has no push: before its copies). `known`: an
-/// unchanged list's digests (index, then each platform's), read by the registry check.
+/// the first copy (an unchanged list, which has no push: before its copies); then, in its own
+/// repository, where a run attaches them, each artifact of type `attachments` of each platform
+/// image it builds. `known`: an unchanged list's digests (index, then each platform's), read
+/// by the registry check.
 pub fn add(
     man: &mut crate::plan::Manifest,
     known: Option<(&str, &[(Platform, String)])>,
+    attachments: &[String],
     registries_conf: Option<&OsStr>,
 ) {
     use crate::plan::Step;
@@ -156,9 +241,21 @@ pub fn add(
         }
     }
     let reach = man.reach();
+    let own = &man.repository;
+    // External platforms are not built here: nothing is attached to them.
+    let built = man
+        .platforms
+        .iter()
+        .filter(|p| !man.external.iter().any(|e| &e.platform == *p));
+    let attached = built.flat_map(|p| {
+        attachments.iter().map(move |kind| {
+            SignStep::attachment(own, p, kind, reach.insecure(own), registries_conf)
+        })
+    });
     let steps: Vec<Step> = repositories
         .iter()
         .flat_map(|r| for_list(r, &man.platforms, known, reach.insecure(r), registries_conf))
+        .chain(attached)
         .map(Step::Sign)
         .collect();
     let at = match man

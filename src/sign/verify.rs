@@ -2,6 +2,8 @@
 //! plan and the public key: each tag's index and its platforms, the signature of the index and
 //! of every platform's image. For CI gates and for consumers; reads only.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -50,6 +52,7 @@ impl Registry for Plain {
 }
 
 /// One thing checked of one reference.
+#[derive(Debug, Clone)]
 pub struct Finding {
     pub what: String,
     /// `Err`: the miss, in words.
@@ -96,6 +99,10 @@ struct Checker<'a> {
     registry: &'a dyn Registry,
     key: &'a VerifyingKey,
     registries_conf: Option<&'a OsStr>,
+    /// The artifact types each platform image must have attached (`[sbom]`, `[provenance]`).
+    attachments: Vec<String>,
+    /// The attachments' findings by (repository, image digest): tags of one image share them.
+    attached: RefCell<HashMap<(String, String), Vec<Finding>>>,
 }
 
 impl Checker<'_> {
@@ -116,9 +123,58 @@ impl Checker<'_> {
             insecure,
             self.registries_conf,
         );
+        self.signature_at(&step, what, digest)
+    }
+
+    /// The attachments of `platform`'s image `digest` (in the list's own repository, where a
+    /// run attaches them), and the signature of each.
+    fn attachments(
+        &self,
+        m: &Manifest,
+        repository: &Repository,
+        (platform, digest): (&Platform, &str),
+    ) -> Vec<Finding> {
+        let built = !m.external.iter().any(|e| &e.platform == platform);
+        if self.attachments.is_empty() || *repository != m.repository || !built {
+            return Vec::new();
+        }
+        let key = (repository.to_string(), digest.to_string());
+        if let Some(known) = self.attached.borrow().get(&key) {
+            return known.clone();
+        }
+        let insecure = m.reach().insecure(repository);
+        let image = super::attached::Image {
+            repository,
+            platform,
+            digest,
+            access: crate::attach::Access {
+                insecure,
+                registries_conf: self.registries_conf.map(OsStr::to_os_string),
+            },
+        };
+        let (mut findings, found) =
+            super::attached::check(self.registry, &image, &self.attachments);
+        for r in found {
+            let step = SignStep::attachment(
+                repository,
+                platform,
+                &r.artifact_type,
+                insecure,
+                self.registries_conf,
+            );
+            let what = format!("signature of {} {}", step.what(), r.digest);
+            findings.push(self.signature_at(&step, what, &r.digest));
+        }
+        self.attached.borrow_mut().insert(key, findings.clone());
+        findings
+    }
+
+    /// The signature `step` makes of `digest`, checked with the key.
+    fn signature_at(&self, step: &SignStep, what: String, digest: &str) -> Finding {
+        let repository = &step.repository;
         let result = Scratch::new()
             .map_err(|e| format!("cannot make a scratch directory: {e}"))
-            .and_then(|scratch| existing(self.registry, &step, digest, &scratch))
+            .and_then(|scratch| existing(self.registry, step, digest, &scratch))
             .and_then(|layers| {
                 if layers.is_empty() {
                     return Err(format!("{} does not exist", step.reference(digest)));
@@ -197,6 +253,9 @@ impl Checker<'_> {
         for (p, d) in &listed {
             findings.push(self.signature(&tag.repository, (Some(p), d), insecure));
         }
+        for (p, d) in &listed {
+            findings.extend(self.attachments(m, &tag.repository, (p, d)));
+        }
         Verdict {
             reference: tag.to_string(),
             findings,
@@ -210,7 +269,10 @@ impl Checker<'_> {
         let findings = match self.registry.read(&argv) {
             Ok(Some(raw)) => {
                 let digest = digest_of(&raw);
-                vec![self.signature(&tag.repository, (Some(platform), &digest), insecure)]
+                let mut findings =
+                    vec![self.signature(&tag.repository, (Some(platform), &digest), insecure)];
+                findings.extend(self.attachments(m, &tag.repository, (platform, &digest)));
+                findings
             }
             Ok(None) => vec![Finding {
                 what: format!("its {platform} image"),
@@ -234,6 +296,8 @@ pub fn verify(plan: &Plan, key: &VerifyingKey, registry: &dyn Registry) -> Vec<V
         registry,
         key,
         registries_conf: plan.registries_conf.as_deref(),
+        attachments: super::steps::attachments(&plan.content.settings),
+        attached: RefCell::default(),
     };
     plan.manifests
         .iter()
