@@ -113,23 +113,19 @@ impl<'a> Checker<'a> {
     /// the next entries are of the layer below.
     pub fn next_layer(&mut self) {
         let layer = std::mem::take(&mut self.layer);
+        // What this layer hides applies to the layers below it only.
+        let mut hides = std::mem::take(&mut self.opaque);
         for (path, kept) in layer {
             if self.is_hidden(&path) || !self.decided.insert(path.clone()) {
                 continue;
             }
             match kept {
                 Kept::File(head, n) => self.judge(path, &head[..n]),
-                Kept::Hides => {
-                    self.hidden.insert(path);
-                }
+                Kept::Hides => hides.push(path),
                 Kept::Dir => {}
             }
         }
-        for dir in std::mem::take(&mut self.opaque) {
-            if !self.is_hidden(&dir) {
-                self.hidden.insert(dir);
-            }
-        }
+        self.hidden.extend(hides);
     }
 
     /// Whether a higher layer hid one of `path`'s ancestors.

@@ -4,11 +4,15 @@
 //! Commands go through the caller (`podman`: the plan's program and the build's node options
 //! come first), so a run sends them through its supervised runner and logs them.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::check::{Checker, Counts};
 use super::elf::Machine;
 use super::layers::{self, Image};
+use super::layout::Layout;
 use crate::config::{Check, CheckMode};
 use crate::plan::{Build, Plan};
 use crate::platform::Platform;
@@ -36,14 +40,39 @@ enum Candidate {
     Read(String, Platform),
 }
 
-/// What the build may be `FROM`: its dependencies' images and the images it reads.
-fn candidates(plan: &Plan, build: &Build) -> Vec<Candidate> {
+/// Where the build's image is read from.
+pub enum Source<'a> {
+    /// This machine's podman storage (overlay's layer directories).
+    Storage,
+    /// The registry its node pushed it to: `copy` puts it into an OCI layout at `dir`.
+    Registry {
+        dir: &'a Path,
+        copy: &'a mut dyn FnMut() -> Result<(), String>,
+    },
+}
+
+/// What the build may be `FROM`: its dependencies' images (by the digest their node pushed
+/// when built on another node than this build's, as the build read them) and the images it
+/// reads. `pushed`: build id → digest.
+fn candidates(plan: &Plan, build: &Build, pushed: &HashMap<String, String>) -> Vec<Candidate> {
     let index = plan.build_index();
     let deps = build
         .depends_on
         .iter()
-        .filter_map(|d| index.get(d.as_str()))
-        .map(|&i| Candidate::Image(plan.builds[i].local_image.clone()));
+        .filter_map(|d| Some((d, &plan.builds[*index.get(d.as_str())?])))
+        .map(|(id, dep)| {
+            let repository = plan
+                .manifests
+                .iter()
+                .find(|m| m.image == dep.image)
+                .map(|m| &m.repository);
+            match (pushed.get(id), repository) {
+                (Some(digest), Some(repo)) if dep.node != build.node => {
+                    Candidate::Image(format!("{repo}@{digest}"))
+                }
+                _ => Candidate::Image(dep.local_image.clone()),
+            }
+        });
     let bases = build
         .inputs
         .bases
@@ -112,30 +141,82 @@ fn inspect(podman: &mut Podman, names: &[String]) -> Result<Vec<Image>, String> 
     Ok(found)
 }
 
-/// Checks the image `build` made (its `local_image`).
+/// Checks the image `build` made: its `local_image` in this machine's storage, or, built on
+/// another node, its image in the registry (`source`). `podman` runs where the build ran (its
+/// bases are there); `pushed` has the digests other nodes pushed, by build id.
 pub fn check_build(
     podman: &mut Podman,
     plan: &Plan,
     build: &Build,
     settings: &Check,
+    pushed: &HashMap<String, String>,
+    source: Source,
 ) -> Result<Outcome, String> {
     let skip = |reason: String| Ok(Outcome::Skipped { reason });
     if settings.elf == CheckMode::Off {
         return skip("[check] elf = \"off\"".into());
     }
-    if build.publish.is_some() {
-        return skip(format!(
-            "built on node {}: its layers are not read from there",
-            build.node.as_deref().unwrap_or("?")
-        ));
-    }
     let Some(expected) = Machine::of(&build.platform) else {
         return skip(format!("mab knows no ELF machine for {}", build.platform));
     };
-    let mut names = vec![build.local_image.clone()];
-    for c in candidates(plan, build) {
-        names.push(resolve(podman, &c)?);
+    let mut bases = Vec::new();
+    for c in candidates(plan, build, pushed) {
+        bases.push(resolve(podman, &c)?);
     }
+    match source {
+        Source::Registry { dir, copy } => {
+            check_pushed(podman, &bases, expected, settings, dir, copy)
+        }
+        Source::Storage if build.publish.is_some() => skip(format!(
+            "built on node {}: its layers are not read from there",
+            build.node.as_deref().unwrap_or("?")
+        )),
+        Source::Storage => check_local(podman, build, &bases, expected, settings),
+    }
+}
+
+/// A build on another node: its image as the registry has it, its bases as its node's podman
+/// describes them.
+fn check_pushed(
+    podman: &mut Podman,
+    bases: &[String],
+    expected: Machine,
+    settings: &Check,
+    dir: &Path,
+    copy: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<Outcome, String> {
+    copy()?;
+    let layout = Layout::open(dir)?;
+    let bases = if bases.is_empty() {
+        Vec::new()
+    } else {
+        match inspect(podman, bases) {
+            Ok(images) => images,
+            Err(e) => {
+                return Ok(Outcome::Skipped {
+                    reason: format!("podman image inspect: {e}"),
+                });
+            }
+        }
+    };
+    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
+    let own = layers::own_layers(&layout.diff_ids, &base_layers);
+    let mut checker = Checker::new(expected, &settings.globs);
+    layout.check_top(own, &mut checker)?;
+    Ok(Outcome::Checked(checker.finish()))
+}
+
+/// A build on this machine: its image's own layers, read from overlay's directories.
+fn check_local(
+    podman: &mut Podman,
+    build: &Build,
+    bases: &[String],
+    expected: Machine,
+    settings: &Check,
+) -> Result<Outcome, String> {
+    let skip = |reason: String| Ok(Outcome::Skipped { reason });
+    let mut names = vec![build.local_image.clone()];
+    names.extend(bases.iter().cloned());
     // A podman that cannot describe the image (a stand-in, an old version) leaves it unchecked,
     // said so in the report, rather than failing a build that podman says succeeded.
     let images = match inspect(podman, &names) {
