@@ -49,8 +49,9 @@ struct RootFs {
 #[serde(rename_all = "PascalCase")]
 struct GraphDriver {
     name: String,
+    /// null with the vfs driver.
     #[serde(default)]
-    data: std::collections::BTreeMap<String, String>,
+    data: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The podman arguments (after the program and its global options) that describe `images`.
@@ -69,8 +70,9 @@ pub fn parse_inspect(json: &[u8]) -> Result<Vec<Image>, String> {
         .map(|i| {
             let (driver, dirs) = match i.graph_driver {
                 Some(g) if g.name == "overlay" => {
-                    let upper = g.data.get("UpperDir").map(PathBuf::from);
-                    let lower = g.data.get("LowerDir").into_iter().flat_map(|l| {
+                    let data = g.data.unwrap_or_default();
+                    let upper = data.get("UpperDir").map(PathBuf::from);
+                    let lower = data.get("LowerDir").into_iter().flat_map(|l| {
                         l.split(':')
                             .filter(|s| !s.is_empty())
                             .map(PathBuf::from)
@@ -198,7 +200,7 @@ mod tests {
         let json = br#"[{"Id":"abc","RootFS":{"Type":"layers","Layers":["sha256:1","sha256:2","sha256:3"]},
             "GraphDriver":{"Name":"overlay","Data":{"LowerDir":"/s/2/diff:/s/1/diff","UpperDir":"/s/3/diff","WorkDir":"/s/3/work"}}},
             {"Id":"def","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"overlay","Data":{"UpperDir":"/s/1/diff"}}},
-            {"Id":"vfs","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"vfs","Data":{}}}]"#;
+            {"Id":"vfs","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"vfs","Data":null}}]"#;
         let images = parse_inspect(json).unwrap();
         assert_eq!(
             images[0].dirs,

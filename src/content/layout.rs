@@ -67,6 +67,21 @@ pub fn copy_argv(
     argv
 }
 
+/// The podman arguments (after its program and global options) that save the local `image`
+/// as an OCI layout at `dir` (uncompressed layers), for a storage driver whose layers are not
+/// directories mab reads.
+pub fn save_args(image: &str, dir: &Path) -> Vec<String> {
+    vec![
+        "save".into(),
+        "--quiet".into(),
+        "--format".into(),
+        "oci-dir".into(),
+        "-o".into(),
+        dir.display().to_string(),
+        image.into(),
+    ]
+}
+
 /// `blobs/ALG/HEX` of `dir` for `digest`; a digest that is not `alg:hex` is refused rather than
 /// joined into a path.
 fn blob(dir: &Path, digest: &str) -> Result<PathBuf, String> {

@@ -40,15 +40,19 @@ enum Candidate {
     Read(String, Platform),
 }
 
+/// A copy of the build's image into an OCI layout at `dir`, made by `run` when needed.
+pub struct Copy<'a> {
+    pub dir: &'a Path,
+    pub run: &'a mut dyn FnMut() -> Result<(), String>,
+}
+
 /// Where the build's image is read from.
 pub enum Source<'a> {
-    /// This machine's podman storage (overlay's layer directories).
-    Storage,
-    /// The registry its node pushed it to: `copy` puts it into an OCI layout at `dir`.
-    Registry {
-        dir: &'a Path,
-        copy: &'a mut dyn FnMut() -> Result<(), String>,
-    },
+    /// This machine's podman storage: overlay's layer directories, or with another storage
+    /// driver the image saved as an OCI layout (`Some`: `podman save --format oci-dir`).
+    Storage(Option<Copy<'a>>),
+    /// The registry its node pushed it to.
+    Registry(Copy<'a>),
 }
 
 /// What the build may be `FROM`: its dependencies' images (by the digest their node pushed
@@ -164,14 +168,12 @@ pub fn check_build(
         bases.push(resolve(podman, &c)?);
     }
     match source {
-        Source::Registry { dir, copy } => {
-            check_pushed(podman, &bases, expected, settings, dir, copy)
-        }
-        Source::Storage if build.publish.is_some() => skip(format!(
+        Source::Registry(copy) => check_pushed(podman, &bases, expected, settings, copy),
+        Source::Storage(_) if build.publish.is_some() => skip(format!(
             "built on node {}: its layers are not read from there",
             build.node.as_deref().unwrap_or("?")
         )),
-        Source::Storage => check_local(podman, build, &bases, expected, settings),
+        Source::Storage(save) => check_local(podman, build, &bases, expected, settings, save),
     }
 }
 
@@ -182,11 +184,10 @@ fn check_pushed(
     bases: &[String],
     expected: Machine,
     settings: &Check,
-    dir: &Path,
-    copy: &mut dyn FnMut() -> Result<(), String>,
+    copy: Copy,
 ) -> Result<Outcome, String> {
-    copy()?;
-    let layout = Layout::open(dir)?;
+    (copy.run)()?;
+    let layout = Layout::open(copy.dir)?;
     let bases = if bases.is_empty() {
         Vec::new()
     } else {
@@ -206,13 +207,15 @@ fn check_pushed(
     Ok(Outcome::Checked(checker.finish()))
 }
 
-/// A build on this machine: its image's own layers, read from overlay's directories.
+/// A build on this machine: its image's own layers, read from overlay's directories, or from
+/// the image saved as an OCI layout with another storage driver.
 fn check_local(
     podman: &mut Podman,
     build: &Build,
     bases: &[String],
     expected: Machine,
     settings: &Check,
+    save: Option<Copy>,
 ) -> Result<Outcome, String> {
     let skip = |reason: String| Ok(Outcome::Skipped { reason });
     let mut names = vec![build.local_image.clone()];
@@ -229,16 +232,29 @@ fn check_local(
             build.local_image
         ));
     };
-    if image.driver != "overlay" {
+    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
+    let own = layers::own_layers(&image.layers, &base_layers);
+    let mut checker = Checker::new(expected, &settings.globs);
+    if image.driver == "overlay" {
+        layers::check_overlay(image, own, &mut checker).map_err(|e| e.to_string())?;
+        return Ok(Outcome::Checked(checker.finish()));
+    }
+    // vfs, btrfs, zfs: no layer directories to read on their own; podman writes the image out.
+    let Some(save) = save else {
         return skip(format!(
             "podman's storage driver is {}: only overlay layers are read",
             image.driver
         ));
+    };
+    (save.run)()?;
+    let layout = Layout::open(save.dir)?;
+    if layout.diff_ids != image.layers {
+        return Err(format!(
+            "podman saved {} with other layers than it describes",
+            build.local_image
+        ));
     }
-    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
-    let own = layers::own_layers(&image.layers, &base_layers);
-    let mut checker = Checker::new(expected, &settings.globs);
-    layers::check_overlay(image, own, &mut checker).map_err(|e| e.to_string())?;
+    layout.check_top(own, &mut checker)?;
     Ok(Outcome::Checked(checker.finish()))
 }
 

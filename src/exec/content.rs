@@ -17,9 +17,10 @@ use crate::supervise::When;
 use super::attachments::Scratch;
 use super::runner::{Failure, Runner};
 
-/// An image built on another node, copied from the registry into an OCI layout in a private
-/// scratch directory (removed when dropped) the first time a content step needs it.
-struct Pulled<'r, 'a> {
+/// A build's image copied into an OCI layout in a private scratch directory (removed when
+/// dropped) the first time a content step needs it: from the registry (built on another
+/// node), or saved by podman (a storage driver whose layers are not read in place).
+struct Copied<'r, 'a> {
     runner: &'r Runner<'a>,
     /// Holds `dir`.
     _scratch: Scratch,
@@ -29,29 +30,40 @@ struct Pulled<'r, 'a> {
     copied: Cell<bool>,
 }
 
-impl<'r, 'a> Pulled<'r, 'a> {
+impl<'r, 'a> Copied<'r, 'a> {
+    /// `published`: the image in the registry (`REPO@DIGEST`), else `b`'s local image.
     fn new(
         runner: &'r Runner<'a>,
         plan: &Plan,
         b: &Build,
-        reference: &str,
+        published: Option<&str>,
         log: &'r Path,
     ) -> Result<Self, Failure> {
         let scratch = Scratch::new(&format!("content-{}", b.id))
             .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
-        // Reached the way the node's push reached it.
-        let insecure = plan
-            .manifests
-            .iter()
-            .find(|m| m.image == b.image)
-            .is_some_and(|m| m.insecure);
         let dir = scratch.0.join("image");
-        let argv = crate::content::layout::copy_argv(
-            reference,
-            &dir,
-            insecure,
-            plan.registries_conf.as_deref(),
-        );
+        let argv = match published {
+            Some(reference) => {
+                // Reached the way the node's push reached it.
+                let insecure = plan
+                    .manifests
+                    .iter()
+                    .find(|m| m.image == b.image)
+                    .is_some_and(|m| m.insecure);
+                crate::content::layout::copy_argv(
+                    reference,
+                    &dir,
+                    insecure,
+                    plan.registries_conf.as_deref(),
+                )
+            }
+            None => plan
+                .podman
+                .iter()
+                .cloned()
+                .chain(crate::content::layout::save_args(&b.local_image, &dir))
+                .collect(),
+        };
         Ok(Self {
             runner,
             _scratch: scratch,
@@ -137,16 +149,15 @@ impl Runner<'_> {
                 Err(f) => Err(f.reason),
             }
         };
-        let pulled = match published {
-            Some(reference) => Some(Pulled::new(self, plan, b, reference, log)?),
-            None => None,
+        let copied = Copied::new(self, plan, b, published, log)?;
+        let mut copy = || copied.copy();
+        let copy = steps::Copy {
+            dir: copied.dir(),
+            run: &mut copy,
         };
-        let source = match &pulled {
-            Some(p) => steps::Source::Registry {
-                dir: p.dir(),
-                copy: &mut || p.copy(),
-            },
-            None => steps::Source::Storage,
+        let source = match published {
+            Some(_) => steps::Source::Registry(copy),
+            None => steps::Source::Storage(Some(copy)),
         };
         let check = steps::check_build(&mut podman, plan, b, &settings.check, pushed, source)
             .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
@@ -154,12 +165,12 @@ impl Runner<'_> {
             return Err(Failure::new(why));
         }
         let check_ms = started.elapsed().as_millis() as u64;
-        let sbom = match (settings.sbom, &pulled) {
+        let sbom = match (settings.sbom, published) {
             (Some(sbom), None) => Some(self.sbom(plan, b, sbom, log)?),
             // From the registry, syft reads the copied layout; mab's own generator reads a
             // root file system, which would mean unpacking every layer of the image here.
-            (Some(sbom), Some(p)) if sbom.generator == SbomGenerator::Syft => {
-                Some(self.sbom_of_layout(b, sbom, p, log)?)
+            (Some(sbom), Some(_)) if sbom.generator == SbomGenerator::Syft => {
+                Some(self.sbom_of_layout(b, sbom, &copied, log)?)
             }
             _ => None,
         };
@@ -175,7 +186,7 @@ impl Runner<'_> {
         &self,
         b: &Build,
         sbom: Sbom,
-        pulled: &Pulled,
+        pulled: &Copied,
         log: &Path,
     ) -> Result<SbomMade, Failure> {
         let started = Instant::now();
