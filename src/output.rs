@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::error::join;
-use crate::plan::{Plan, Step, shell_line};
+use crate::plan::{Plan, Step};
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -168,7 +168,7 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
                 writeln!(
                     out,
                     "  {}  # sign {what}, unless its signature tag holds one of the key",
-                    shell_line(&s.push)
+                    s.push.shell_line()
                 )?;
             }
         }

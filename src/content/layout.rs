@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::check::Checker;
+use crate::plan::{Command, CommandKind};
 
 /// The image of an OCI layout holding one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,24 +48,24 @@ struct RootFs {
 
 /// `skopeo copy` of `reference` (`REPO@DIGEST`) into the OCI layout `dir`, reaching the
 /// registry as pushes do (`insecure`, the registries.conf podman was given).
-pub fn copy_argv(
+pub fn copy_command(
     reference: &str,
     dir: &Path,
     insecure: bool,
     registries_conf: Option<&std::ffi::OsStr>,
-) -> Vec<String> {
-    let mut argv: Vec<String> = ["skopeo", "copy", "--quiet"].map(String::from).into();
+) -> Command {
+    let mut c = Command::new(CommandKind::Copy, ["skopeo"], ["copy", "--quiet"]);
     if insecure {
-        argv.push("--src-tls-verify=false".into());
+        c.arg("--src-tls-verify=false");
     }
     // skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF, which podman honours.
     if let Some(conf) = registries_conf {
-        argv.push("--registries-conf".into());
-        argv.push(conf.to_string_lossy().into_owned());
+        c.arg("--registries-conf")
+            .arg(conf.to_string_lossy().into_owned());
     }
-    argv.push(format!("docker://{reference}"));
-    argv.push(format!("oci:{}", dir.display()));
-    argv
+    c.registry(reference.to_string())
+        .arg(format!("oci:{}", dir.display()));
+    c
 }
 
 /// The podman arguments (after its program and global options) that save the local `image`

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::{Sbom, SbomGenerator};
 use crate::content::steps::{self, Outcome};
-use crate::plan::{Build, Plan};
+use crate::plan::{Build, Command, CommandKind, Plan};
 use crate::supervise::When;
 
 use super::attachments::Scratch;
@@ -25,7 +25,7 @@ struct Copied<'r, 'a> {
     /// Holds `dir`.
     _scratch: Scratch,
     dir: PathBuf,
-    argv: Vec<String>,
+    command: Command,
     log: &'r Path,
     copied: Cell<bool>,
 }
@@ -42,7 +42,7 @@ impl<'r, 'a> Copied<'r, 'a> {
         let scratch = Scratch::new(&format!("content-{}", b.id))
             .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
         let dir = scratch.0.join("image");
-        let argv = match published {
+        let command = match published {
             Some(reference) => {
                 // Reached the way the node's push reached it.
                 let insecure = plan
@@ -50,25 +50,24 @@ impl<'r, 'a> Copied<'r, 'a> {
                     .iter()
                     .find(|m| m.image == b.image)
                     .is_some_and(|m| m.insecure);
-                crate::content::layout::copy_argv(
+                crate::content::layout::copy_command(
                     reference,
                     &dir,
                     insecure,
                     plan.registries_conf.as_deref(),
                 )
             }
-            None => plan
-                .podman
-                .iter()
-                .cloned()
-                .chain(crate::content::layout::save_args(&b.local_image, &dir))
-                .collect(),
+            None => Command::new(
+                CommandKind::ImageSave,
+                &plan.podman,
+                crate::content::layout::save_args(&b.local_image, &dir),
+            ),
         };
         Ok(Self {
             runner,
             _scratch: scratch,
             dir,
-            argv,
+            command,
             log,
             copied: Cell::new(false),
         })
@@ -84,7 +83,7 @@ impl<'r, 'a> Copied<'r, 'a> {
             return Ok(());
         }
         self.runner
-            .retrying(self.log, || self.runner.logged(&self.argv, self.log))
+            .retrying(self.log, || self.runner.logged(&self.command, self.log))
             .map_err(|f| f.reason)?;
         self.copied.set(true);
         Ok(())
@@ -135,14 +134,9 @@ impl Runner<'_> {
             .iter()
             .find(|n| b.publish.is_some() && b.node.as_ref() == Some(&n.name))
             .map_or(&[][..], |n| n.podman_args.as_slice());
-        let mut podman = |args: &[String]| -> Result<Option<Vec<u8>>, String> {
-            let argv: Vec<String> = plan
-                .podman
-                .iter()
-                .chain(node_args)
-                .chain(args)
-                .cloned()
-                .collect();
+        let program: Vec<&String> = plan.podman.iter().chain(node_args).collect();
+        let mut podman = |kind: CommandKind, args: &[String]| -> Result<Option<Vec<u8>>, String> {
+            let argv = Command::new(kind, program.iter().copied(), args);
             match self.command(&argv, log, true, None, When::Normal) {
                 Ok(out) => Ok(Some(out)),
                 Err(f) if f.attempt.as_deref().is_some_and(super::runner::not_found) => Ok(None),
@@ -192,9 +186,9 @@ impl Runner<'_> {
         let started = Instant::now();
         let fail = |e: String| Failure::new(format!("the SBOM of {}: {e}", b.id));
         pulled.copy().map_err(fail)?;
-        let mut argv = vec!["env".to_string()];
-        argv.extend(crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}")));
-        argv.extend(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
+        let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
+        let mut argv = Command::new(CommandKind::Syft, ["env"], env);
+        argv.args(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
         let document = self
             .command(&argv, log, true, None, When::Normal)
             .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?;
@@ -210,14 +204,15 @@ impl Runner<'_> {
     /// Mounts `b`'s image, makes its SBOM, unmounts it (also after a failure).
     fn sbom(&self, plan: &Plan, b: &Build, sbom: Sbom, log: &Path) -> Result<SbomMade, Failure> {
         let started = Instant::now();
-        let podman = |args: Vec<String>| -> Vec<String> {
-            plan.podman.iter().cloned().chain(args).collect()
-        };
+        let podman = |kind: CommandKind, args: Vec<String>| Command::new(kind, &plan.podman, args);
         let fail =
             |what: &str, e: String| Failure::new(format!("the SBOM of {}: {what}: {e}", b.id));
         let raw = self
             .command(
-                &podman(crate::sbom::mount_args(&b.local_image)),
+                &podman(
+                    CommandKind::ImageMount,
+                    crate::sbom::mount_args(&b.local_image),
+                ),
                 log,
                 true,
                 None,
@@ -226,7 +221,8 @@ impl Runner<'_> {
             .map_err(|f| fail("podman image mount", f.reason))?;
         let root = PathBuf::from(String::from_utf8_lossy(&raw).trim());
         let made = self.document(plan, b, sbom, &root, log);
-        let unmounted = self.logged(&podman(crate::sbom::unmount_args(&b.local_image)), log);
+        let unmount = crate::sbom::unmount_args(&b.local_image);
+        let unmounted = self.logged(&podman(CommandKind::ImageUnmount, unmount), log);
         let document = made.map_err(|e| fail("generating", e))?;
         unmounted.map_err(|f| fail("podman image unmount", f.reason))?;
         Ok(SbomMade {
@@ -249,9 +245,9 @@ impl Runner<'_> {
         match sbom.generator {
             SbomGenerator::Syft => {
                 // syft's update check is off: a run must not reach the network for it.
-                let mut argv = vec!["env".to_string()];
-                argv.extend(crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}")));
-                argv.extend(crate::sbom::syft_argv(root, sbom.format));
+                let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
+                let mut argv = Command::new(CommandKind::Syft, ["env"], env);
+                argv.args(crate::sbom::syft_argv(root, sbom.format));
                 self.command(&argv, log, true, None, When::Normal)
                     .map_err(|f| format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL))
             }
@@ -272,12 +268,11 @@ impl Runner<'_> {
     }
 
     fn inspect_field(&self, plan: &Plan, b: &Build, field: &str, log: &Path) -> Option<String> {
-        let argv: Vec<String> = plan
-            .podman
-            .iter()
-            .cloned()
-            .chain(["image", "inspect", "--format", field, &b.local_image].map(String::from))
-            .collect();
+        let argv = Command::new(
+            CommandKind::ImageInspect,
+            &plan.podman,
+            ["image", "inspect", "--format", field, &b.local_image],
+        );
         let out = self.command(&argv, log, true, None, When::Normal).ok()?;
         Some(String::from_utf8_lossy(&out).trim().to_string())
     }

@@ -149,26 +149,25 @@ fn from_registry(m: &Manifest, images: &HashMap<String, ImageDigest>) -> Manifes
             continue;
         };
         let insecure = m.insecure;
-        let args = add.command.arguments_mut();
         // The source is the last argument (after the list): a local image is a literal, another
         // node's a hole for the digest it pushes.
-        let Some(source) = args.last_mut() else {
-            continue;
-        };
-        match source {
-            Arg::Holed(h) if h.hole == Hole::DigestOf(add.build.clone()) => {
-                *source = source.fill(|_| Some(image.digest.clone()));
+        match add.command.last() {
+            Some(Arg::Holed(h)) if h.hole == Hole::DigestOf(add.build.clone()) => {
+                add.command = add.command.fill(|h| match h {
+                    Hole::DigestOf(b) if *b == add.build => Some(image.digest.clone()),
+                    _ => None,
+                });
             }
-            Arg::Holed(_) => continue,
-            Arg::Lit(_) => {
-                *source = Arg::Lit(format!("docker://{}@{}", image.repository, image.digest));
+            Some(Arg::Lit(_)) => {
+                add.command
+                    .set_last_registry(format!("{}@{}", image.repository, image.digest));
                 // The plan gives a local source no TLS option: the registry's goes before the
                 // list, which comes right before the source.
                 if insecure {
-                    let at = args.len() - 2;
-                    args.insert(at, Arg::from("--tls-verify=false"));
+                    add.command.insert_before_last(2, ["--tls-verify=false"]);
                 }
             }
+            _ => continue,
         }
     }
     m

@@ -338,7 +338,7 @@ fn execute(
         let man = &plan.manifests[m];
         if let Some(rm) = &man.remove_stale {
             let log = &manifests[m].log;
-            let _ = runner.command(&rm.argv(), log, false, None, When::Cleanup);
+            let _ = runner.command(rm, log, false, None, When::Cleanup);
         }
     }
     let (build_status, manifest_status, success) = scheduler.finish();

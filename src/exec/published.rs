@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Arg, Base, Hole, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, inspect_command,
-    publication, registry_of,
+    Arg, Base, Command, CommandKind, Hole, Manifest, Plan, Step, ToPublish, Unchanged, copy_step,
+    inspect_command, publication, registry_of,
 };
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Tag};
@@ -79,13 +79,12 @@ fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<Stri
         return Ok(digest.to_string());
     }
     // A local image is the storage's of the node that reads it.
-    let podman = |args: &[&str]| -> Vec<String> {
-        plan.podman
-            .iter()
-            .chain(&base.node_args)
-            .cloned()
-            .chain(args.iter().map(|a| a.to_string()))
-            .collect()
+    let podman = |kind: CommandKind, args: &[&str]| -> Command {
+        Command::new(
+            kind,
+            plan.podman.iter().chain(&base.node_args),
+            args.iter().copied(),
+        )
     };
     let mut why = String::new();
     if registry_of(&base.reference) != "localhost" {
@@ -94,18 +93,24 @@ fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<Stri
             base.insecure,
             plan.registries_conf.as_deref(),
         );
-        match runner.read(&argv.argv(), log) {
+        match runner.read(&argv, log) {
             Ok(Some(raw)) => return Ok(inputs::digest_of(&raw)),
             Ok(None) => why = "not in its registry".into(),
             Err(f) => why = attempt_reason(&f),
         }
     }
     // A local list (all its platforms), else a local image.
-    let list = podman(&["manifest", "inspect", &base.reference]);
+    let list = podman(
+        CommandKind::ManifestInspect,
+        &["manifest", "inspect", &base.reference],
+    );
     if let Ok(Some(raw)) = runner.read(&list, log) {
         return Ok(inputs::digest_of(&raw));
     }
-    let image = podman(&["image", "inspect", "--format", "{{.Id}}", &base.reference]);
+    let image = podman(
+        CommandKind::ImageInspect,
+        &["image", "inspect", "--format", "{{.Id}}", &base.reference],
+    );
     match runner.read(&image, log) {
         Ok(Some(id)) => Ok(format!("id:{}", String::from_utf8_lossy(&id).trim())),
         _ if why.is_empty() => Err("not in local storage".into()),
@@ -222,7 +227,7 @@ pub(super) fn lookup(
         tag,
     };
     let raw = match runner.read(
-        &inspect_command(marker.to_string(), man.insecure, conf).argv(),
+        &inspect_command(marker.to_string(), man.insecure, conf),
         log,
     ) {
         Ok(Some(raw)) => raw,
@@ -264,7 +269,7 @@ pub(super) fn lookup(
         .map(|(t, _)| t)
         .map(|t| {
             match runner.read(
-                &inspect_command(t.to_string(), man.reach().insecure(&t.repository), conf).argv(),
+                &inspect_command(t.to_string(), man.reach().insecure(&t.repository), conf),
                 log,
             ) {
                 Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
@@ -318,15 +323,15 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 None => b.depends_on.push(dep),
                 Some((image, insecure)) => {
                     let local = &plan.builds[d].local_image;
-                    let args = b.argv.arguments_mut();
                     if *insecure
-                        && !args
+                        && !b
+                            .argv
+                            .arguments()
                             .iter()
                             .any(|a| a.literal() == Some("--tls-verify=false"))
                     {
                         // Before the context directory, which ends the command.
-                        let at = args.len() - 1;
-                        args.insert(at, "--tls-verify=false".into());
+                        b.argv.insert_before_last(1, ["--tls-verify=false"]);
                     }
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
@@ -406,10 +411,9 @@ fn annotated(
     let mut man = man.clone();
     for add in &mut man.assemble.adds {
         // Before the list and the image, which end the command.
-        let args = add.command.arguments_mut();
-        let at = args.len() - 2;
         let note = format!("{ANNOTATION}={}", digests.builds[index[add.build.as_str()]]);
-        args.splice(at..at, ["--annotation".into(), note.into()]);
+        add.command
+            .insert_before_last(2, ["--annotation".to_string(), note]);
     }
     // A list that stays local is never published.
     if let (true, Ok(tag)) = (

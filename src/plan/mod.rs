@@ -22,7 +22,9 @@ mod wiring;
 pub use crate::reference::registry_of;
 pub use command::{Arg, Command, CommandKind, Hole, Holed};
 pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
-pub use publish::{ToPublish, copy_command, copy_step, inspect_command, publication};
+pub use publish::{
+    ToPublish, copy_command, copy_step, inspect_command, inspect_config_command, publication,
+};
 pub use render::publish_by_digest;
 #[cfg(test)]
 mod tests;
