@@ -508,3 +508,62 @@ fn builds_on_other_nodes_are_checked_from_the_registry() {
     );
     assert_eq!(amd64["mismatches"], serde_json::json!([]), "{amd64:#}");
 }
+
+/// syft's SBOM of a build on another node is made from the image copied from the registry
+/// (`syft scan oci-dir:`), and attached beside the list like a local build's.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn syft_sboms_of_builds_on_other_nodes_come_from_the_registry_copy() {
+    let (_serial, registry, amd, arm) = nodes();
+    let host = registry.host();
+    let p = Project::new();
+    let images = "[images.node-sbom]\ncontext = \".\"\n\n[sbom]\ngenerator = \"syft\"\nformat = \"spdx-json\"\n";
+    p.file("multiarch.toml", &config(&host, &amd, &arm, images));
+    p.file(
+        "Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nCOPY status /var/lib/dpkg/status\n",
+    );
+    p.file(
+        "status",
+        "Package: hello\nStatus: install ok installed\nArchitecture: all\nVersion: 2.10-3\n",
+    );
+    let report_path: PathBuf = p.path().join("report.json");
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report(&report_path);
+    for b in report["builds"].as_array().unwrap() {
+        assert!(b["published"].is_string(), "built on a node: {b:#}");
+        let sbom = &b["content"]["sbom"];
+        assert_eq!(sbom["generator"], "syft", "{b:#}");
+        assert!(sbom["bytes"].as_u64().unwrap() > 0, "{b:#}");
+        eprintln!(
+            "syft SBOM of {} from the registry copy: {} ms",
+            b["id"], sbom["ms"]
+        );
+    }
+    // Each platform image has it attached: its fallback index lists an SPDX document.
+    let index = registry.raw(&format!("{host}/nodes/node-sbom:1")).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let fallback = registry
+            .raw(&format!("{host}/nodes/node-sbom:sha256-{hex}"))
+            .unwrap_or_else(|| panic!("no fallback index for {m}"));
+        assert!(
+            fallback.to_string().contains("application/spdx+json"),
+            "{fallback:#}"
+        );
+    }
+}
