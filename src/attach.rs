@@ -20,7 +20,6 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use crate::plan::{Command, CommandKind};
 use crate::reference::Repository;
@@ -37,7 +36,7 @@ pub const GENERATOR: &str = "dev.mab.generator";
 
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+    crate::reference::digest_of(bytes).to_string()
 }
 
 /// The tag of the referrers fallback index for `digest` (`sha256:abc` -> `sha256-abc`).

@@ -359,10 +359,9 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
         let id = match (&b.image_id, &b.published) {
             (Some(id), _) => short(id),
             // An unchanged build's image is the registry's.
-            (None, Some(published)) => format!(
-                "{} (registry)",
-                short(published.rsplit_once('@').map_or("", |(_, d)| d))
-            ),
+            (None, Some(published)) => {
+                format!("{} (registry)", short(published.digest.digest()))
+            }
             (None, None) => String::new(),
         };
         writeln!(

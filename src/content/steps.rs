@@ -87,13 +87,7 @@ fn candidates(plan: &Plan, build: &Build, pushed: &HashMap<String, String>) -> V
 
 /// `REPO` of `REPO:TAG` or `REPO@DIGEST` (a port's colon is not a tag's).
 fn repository_of(reference: &str) -> &str {
-    if let Some((repo, _)) = reference.split_once('@') {
-        return repo;
-    }
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => reference,
-    }
+    crate::reference::name_of(reference)
 }
 
 /// The digest of `platform`'s entry in a local manifest list, as `podman manifest inspect`

@@ -138,7 +138,13 @@ impl Runner<'_> {
                 mab_version: env!("CARGO_PKG_VERSION"),
                 podman_version: podman_version.as_deref(),
                 argv: &argv,
-                build_args: build_args(&argv),
+                // mab refuses credentials as build args (they go in as `--secret`), so none of
+                // these is one.
+                build_args: build
+                    .build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 input_digest: input_digest(m, build),
             };
             if let Some(statement) = provenance::statement(settings.provenance, &facts) {
@@ -203,8 +209,8 @@ impl Runner<'_> {
             .bases
             .iter()
             .filter_map(|b| {
-                let digest = match b.reference.split_once('@') {
-                    Some((_, d)) => d.to_string(),
+                let digest = match crate::reference::pinned_digest(&b.reference) {
+                    Some(d) => d.to_string(),
                     None => match read(podman(
                         CommandKind::ManifestInspect,
                         &["manifest", "inspect", &b.reference],
@@ -215,7 +221,8 @@ impl Runner<'_> {
                                 CommandKind::ImageInspect,
                                 &["image", "inspect", "--format", "{{.Id}}", &b.reference],
                             ))?;
-                            format!("sha256:{}", String::from_utf8_lossy(&id).trim())
+                            crate::reference::sha256_hex(String::from_utf8_lossy(&id).trim())?
+                                .to_string()
                         }
                     },
                 };
@@ -226,16 +233,6 @@ impl Runner<'_> {
             })
             .collect()
     }
-}
-
-/// The `--build-arg NAME=VALUE` of a build's argv. mab refuses credentials as build args
-/// (they go in as `--secret`), so none of these is one.
-fn build_args(argv: &[String]) -> std::collections::BTreeMap<String, String> {
-    argv.windows(2)
-        .filter(|w| w[0] == "--build-arg")
-        .filter_map(|w| w[1].split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The input digest the list's `manifest add` of `build`'s image annotates its entry with.

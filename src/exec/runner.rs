@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
 use crate::plan::{Build, Command as PlanCommand, Hole, Manifest, shell_line};
+use crate::reference::{Digest, Pinned};
 use crate::supervise::{Limits, Refused, Stopped, Supervisor, When, private_append};
 
 use super::schedule::Batch;
@@ -17,8 +18,8 @@ use super::schedule::Batch;
 /// What a build made.
 pub(super) struct Built {
     pub(super) image_id: String,
-    /// From another node: its image in the registry, `REPO@DIGEST`.
-    pub(super) published: Option<String>,
+    /// From another node: its image in the registry.
+    pub(super) published: Option<Pinned>,
 }
 
 /// A failed step: what failed, and the end of its log.
@@ -326,8 +327,13 @@ impl Runner<'_> {
             });
         };
         // `push --digestfile` writes nothing through a remote podman: the digest is read back.
-        let hex = image_id.trim_start_matches("sha256:");
-        let known = |h: &Hole| (*h == Hole::ImageId).then(|| hex.to_string());
+        let id: Digest = image_id.parse().map_err(|e| {
+            Failure::new(format!(
+                "podman wrote `{image_id}` to {}, which is no image id: {e}",
+                b.iidfile
+            ))
+        })?;
+        let known = |h: &Hole| (*h == Hole::ImageId).then(|| id.digest().to_string());
         let fill = |c: &PlanCommand| c.fill(known);
         let reference = publish.reference.fill(known).to_string();
         self.retrying(log, || self.logged(&fill(&publish.push), log))
@@ -342,12 +348,12 @@ impl Runner<'_> {
         let raw = self.read(&fill(&publish.verify), log)?.ok_or_else(|| {
             Failure::new(format!("{reference} is not in the registry after its push"))
         })?;
-        let repository = reference
-            .rsplit_once(':')
-            .map_or(reference.as_str(), |(r, _)| r);
         Ok(Built {
             image_id,
-            published: Some(format!("{repository}@{}", crate::inputs::digest_of(&raw))),
+            published: Some(Pinned {
+                repository: publish.repository.clone(),
+                digest: crate::reference::digest_of(&raw),
+            }),
         })
     }
 

@@ -78,21 +78,6 @@ pub fn combinations(def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
         .map(|e| Ok((e, entry_platform(source, def, e, "exclude")?)))
         .collect::<Result<Vec<_>, ConfigError>>()?;
 
-    // The cartesian product, in key order then value order: deterministic.
-    let mut product: Vec<BTreeMap<String, MatrixValue>> = vec![BTreeMap::new()];
-    for (key, values) in matrix {
-        product = product
-            .into_iter()
-            .flat_map(|partial| {
-                values.iter().map(move |v| {
-                    let mut next = partial.clone();
-                    next.insert(key.clone(), v.clone());
-                    next
-                })
-            })
-            .collect();
-    }
-
     let excluded = |values: &BTreeMap<String, MatrixValue>, platform: &Platform| {
         excludes.iter().any(|(entry, p)| {
             p.as_ref().is_none_or(|p| p == platform)
@@ -103,7 +88,7 @@ pub fn combinations(def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
                     .all(|(k, pattern)| values[k].matches(pattern))
         })
     };
-    let mut out: Vec<Combination> = product
+    let mut out: Vec<Combination> = product(matrix)
         .into_iter()
         .map(|values| {
             let platforms = def
@@ -117,49 +102,79 @@ pub fn combinations(def: &ImageDef) -> Result<Vec<Combination>, ConfigError> {
         .collect();
 
     for entry in &def.include {
-        let platform = entry_platform(source, def, entry, "include")?;
-        let mut values = entry.get_ref().clone();
-        values.remove("platform");
-        if let Some(missing) = matrix.keys().find(|k| !values.contains_key(*k)) {
+        include(def, entry, &mut out)?;
+    }
+    out.retain(|c| !c.platforms.is_empty());
+    Ok(out)
+}
+
+/// The cartesian product of the matrix, in key order then value order: deterministic.
+fn product(matrix: &BTreeMap<String, Vec<MatrixValue>>) -> Vec<BTreeMap<String, MatrixValue>> {
+    let mut product = vec![BTreeMap::new()];
+    for (key, values) in matrix {
+        product = product
+            .into_iter()
+            .flat_map(|partial| {
+                values.iter().map(move |v| {
+                    let mut next = partial.clone();
+                    next.insert(key.clone(), v.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    product
+}
+
+/// Adds an `include` entry: its platforms (or the image's) to the combination of its values,
+/// a new one if the matrix has none.
+fn include(
+    def: &ImageDef,
+    entry: &toml::Spanned<BTreeMap<String, MatrixValue>>,
+    out: &mut Vec<Combination>,
+) -> Result<(), ConfigError> {
+    let (source, matrix) = (&def.file.source, &def.matrix);
+    let platform = entry_platform(source, def, entry, "include")?;
+    let mut values = entry.get_ref().clone();
+    values.remove("platform");
+    if let Some(missing) = matrix.keys().find(|k| !values.contains_key(*k)) {
+        return Err(matrix_error(
+            source,
+            entry.span(),
+            format!(
+                "include entry of image `{}` does not set matrix key `{missing}`",
+                def.key
+            ),
+        )
+        .with_help(
+            "an include entry gives a value for every matrix key (and optionally `platform`)",
+        ));
+    }
+    let platforms = platform.map_or_else(|| def.platforms.clone(), |p| vec![p]);
+    let at = match out.iter().position(|c| c.values == values) {
+        Some(i) => i,
+        None => {
+            out.push(Combination {
+                values,
+                platforms: Vec::new(),
+            });
+            out.len() - 1
+        }
+    };
+    for p in platforms {
+        if out[at].platforms.contains(&p) {
             return Err(matrix_error(
                 source,
                 entry.span(),
                 format!(
-                    "include entry of image `{}` does not set matrix key `{missing}`",
+                    "include entry of image `{}` adds `{p}`, which the matrix already builds",
                     def.key
                 ),
-            )
-            .with_help(
-                "an include entry gives a value for every matrix key (and optionally `platform`)",
             ));
         }
-        let platforms = platform.map_or_else(|| def.platforms.clone(), |p| vec![p]);
-        let at = match out.iter().position(|c| c.values == values) {
-            Some(i) => i,
-            None => {
-                out.push(Combination {
-                    values,
-                    platforms: Vec::new(),
-                });
-                out.len() - 1
-            }
-        };
-        for p in platforms {
-            if out[at].platforms.contains(&p) {
-                return Err(matrix_error(
-                    source,
-                    entry.span(),
-                    format!(
-                        "include entry of image `{}` adds `{p}`, which the matrix already builds",
-                        def.key
-                    ),
-                ));
-            }
-            out[at].platforms.push(p);
-        }
+        out[at].platforms.push(p);
     }
-    out.retain(|c| !c.platforms.is_empty());
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! reproducible builds' timestamp; the templated paths already read.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -11,11 +12,13 @@ use crate::config::Config;
 use crate::error::{ConfigError, ErrorKind};
 use crate::template::{Field, Templates};
 
+use super::scope::{FileScope, Scope};
 use super::{paths, qualified};
 
 /// What the templates of one file see, whatever the image.
 pub(super) struct FileGlobals {
-    pub base: Value,
+    pub scope: Arc<FileScope>,
+    /// Its `registry`, rendered.
     pub registry: Option<String>,
 }
 
@@ -82,30 +85,32 @@ fn oci_labels(config: &Config, templates: &Templates) -> BTreeMap<String, String
 
 pub(super) fn globals(config: &Config, templates: &Templates) -> Result<Globals, ConfigError> {
     let git = templates.git();
-    // Per file: its vars, rendered once, and its registry rendered with them.
-    let mut registries = Vec::with_capacity(config.files.len());
-    let mut contexts = Vec::with_capacity(config.files.len());
+    // Per file: its vars, and its registry rendered with them.
+    let mut files = Vec::with_capacity(config.files.len());
     for file in &config.files {
-        let vars = Value::from(Serde(&file.vars));
-        let plain =
-            context! { vars => vars.clone(), git => git.clone(), registry => Value::UNDEFINED };
+        let scope = Arc::new(FileScope::new(&file.vars, git.clone()));
         let registry = file
             .registry
             .as_ref()
-            .map(|r| templates.render(&r.source, &r.text, &plain, "(defaults)", Field::Registry))
+            .map(|r| {
+                let ctx = Scope::file(scope.clone()).value();
+                templates.render(&r.source, &r.text, &ctx, "(defaults)", Field::Registry)
+            })
             .transpose()?;
-        contexts.push(context! { vars => vars, git => git.clone(), registry => registry.clone() });
-        registries.push(registry);
+        files.push((Arc::new(scope.with_registry(registry.as_deref())), registry));
     }
     // `images.NAME.repository` for each image whose repository does not depend on its matrix,
     // whichever file it is in; a qualified name (`services/base:base`) works too.
     let mut images = BTreeMap::new();
     for def in &config.images {
-        let ctx = context! { image => context! { name => def.key.clone() }, ..contexts[def.file.index].clone() };
-        let repository = match (def.repository.first(), &registries[def.file.index]) {
-            (Some(t), _) => templates
-                .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
-                .ok(),
+        let (scope, registry) = &files[def.file.index];
+        let repository = match (def.repository.first(), registry) {
+            (Some(t), _) => {
+                let ctx = Scope::file(scope.clone()).named(&def.key).value();
+                templates
+                    .render(&t.source, &t.text, &ctx, &def.key, Field::Repository)
+                    .ok()
+            }
             (None, Some(r)) => Some(format!("{r}/{}", def.key)),
             (None, None) => None,
         };
@@ -118,11 +123,10 @@ pub(super) fn globals(config: &Config, templates: &Templates) -> Result<Globals,
         }
     }
     let images = Value::from(Serde(&images));
-    let files = contexts
+    let files = files
         .into_iter()
-        .zip(registries)
-        .map(|(ctx, registry)| FileGlobals {
-            base: context! { images => images.clone(), ..ctx },
+        .map(|(scope, registry)| FileGlobals {
+            scope: Arc::new(scope.with_images(images.clone())),
             registry,
         })
         .collect();

@@ -5,18 +5,19 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use minijinja::context;
-use minijinja::value::{Serde, Value};
+use minijinja::value::Value;
 
 use crate::config::{Config, ImageDef, MatrixValue, SourcedMap};
 use crate::error::{ConfigError, ErrorKind, Source};
-use crate::reference::Repository;
-use crate::template::{Field, PlatformValue, Templates};
+use crate::platform::Platform;
+use crate::reference::{ImageRef, Repository};
+use crate::template::{Field, Templates};
 
 use super::combinations::matrix_error;
 use super::globals::Globals;
 use super::metadata::{self, per_build, tags, uses_platform, with_oci_labels};
-use super::{BuildSpec, Combination, Instance, NamedContext};
+use super::scope::Scope;
+use super::{BuildSpec, Combination, Instance, Labels, NamedContext};
 
 pub(super) fn instantiate(
     config: &Config,
@@ -27,16 +28,18 @@ pub(super) fn instantiate(
     combination: Combination,
 ) -> Result<Instance, ConfigError> {
     let source = &def.file.source;
-    let file_globals = &globals.files[def.file.index];
+    let file = &globals.files[def.file.index];
     let key = def.key.as_str();
-    let matrix = Value::from(Serde(&combination.values));
-    let ctx = context! { matrix => matrix.clone(), ..file_globals.base.clone() };
+    let matrix = Scope::file(file.scope.clone()).matrix(&combination.values);
 
     let (name, name_span) = match &def.name {
-        Some(t) => (
-            templates.render(source, t, &ctx, key, Field::Name)?,
-            t.span(),
-        ),
+        Some(t) => {
+            let ctx = matrix.clone().value();
+            (
+                templates.render(source, t, &ctx, key, Field::Name)?,
+                t.span(),
+            )
+        }
         None => (
             default_name(source, def, &combination.values)?,
             def.key_span.clone(),
@@ -44,112 +47,34 @@ pub(super) fn instantiate(
     };
     check_name(source, &name, name_span.clone(), key)?;
 
-    let ictx = context! { image => context! { name => name.clone() }, ..ctx.clone() };
-    let mut repositories: Vec<Repository> = Vec::with_capacity(def.repository.len().max(1));
-    for t in &def.repository {
-        let text = templates.render(&t.source, &t.text, &ictx, key, Field::Repository)?;
-        let repository = parse_repository(key, &text, (&t.source, t.text.span()))?;
-        if !repositories.contains(&repository) {
-            repositories.push(repository);
-        }
-    }
-    if repositories.is_empty() {
-        let (Some(text), Some(r)) = (&file_globals.registry, &def.file.registry) else {
-            return Err(source
-                .error(ErrorKind::Type, def.key_span.clone(), format!("image `{key}` has no repository"))
-                .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
-        };
-        let text = format!("{text}/{key}");
-        repositories.push(parse_repository(key, &text, (&r.source, r.text.span()))?);
-    }
+    let named = matrix.named(&name).value();
+    let repositories = repositories(templates, def, file.registry.as_deref(), &named)?;
     let repository = repositories[0].clone();
-
-    let image = context! { name => name.clone(), key => key, repository => repository.as_str() };
-    let ctx = context! { image => image, ..ctx };
-
-    let tags = tags(templates, def, &ctx, &name, &repositories)?;
-
-    let render_map = |map: &SourcedMap, ctx: &Value, field: &dyn Fn(&str) -> Field<'_>| {
-        map.iter()
-            .map(|(k, v)| {
-                let rendered = templates.render(&v.source, &v.text, ctx, &name, field(k))?;
-                Ok((k.clone(), rendered))
-            })
-            .collect::<Result<BTreeMap<_, _>, ConfigError>>()
-    };
-    let with_oci = |map| with_oci_labels(config, globals, &tags, map);
-    let shared_labels = (!uses_platform(&def.labels))
-        .then(|| render_map(&def.labels, &ctx, &|k| Field::Label(k)).map(with_oci))
-        .transpose()?;
-    let shared_annotations = (!uses_platform(&def.annotations))
-        .then(|| render_map(&def.annotations, &ctx, &|k| Field::Annotation(k)).map(Arc::new))
-        .transpose()?;
+    let scope = matrix.image(&name, key, &repository);
+    let tags = tags(templates, def, &scope.clone().value(), &name, &repositories)?;
+    let image = Image::new(
+        (config, templates, globals),
+        def,
+        &name,
+        &repositories,
+        &tags,
+        scope,
+    )?;
 
     let mut builds = Vec::with_capacity(combination.platforms.len());
     let mut external = Vec::new();
     for platform in combination.platforms {
-        if let Some((from, at)) = def.overrides.get(&platform).and_then(|o| o.from.as_ref()) {
-            external.push(crate::external::External {
+        match def.overrides.get(&platform).and_then(|o| o.from.as_ref()) {
+            Some((from, at)) => external.push(crate::external::External {
                 platform,
                 from: from.clone(),
                 at: {
                     let (line, col) = at.source.line_col(at.text.span().start);
                     format!("{}:{line}:{col}", at.source.name())
                 },
-            });
-            continue;
+            }),
+            None => builds.push(image.build(platform)?),
         }
-        let pctx = context! { platform => Value::from_object(PlatformValue(platform.clone())), ..ctx.clone() };
-        let mut args = render_map(&def.args, &pctx, &|k| Field::Arg(k))?;
-        let over = def.overrides.get(&platform);
-        if let Some(o) = over {
-            args.extend(render_map(&o.args, &pctx, &|k| Field::Arg(k))?);
-        }
-        let target = over
-            .and_then(|o| o.target.as_ref())
-            .or(def.target.as_ref())
-            .map(|t| templates.render(&t.source, &t.text, &pctx, &name, Field::Target))
-            .transpose()?;
-        let mut contexts = BTreeMap::new();
-        let own = over.into_iter().flat_map(|o| &o.contexts);
-        for (k, v) in def.contexts.iter().chain(own) {
-            let rendered = templates.render(&v.source, &v.text, &pctx, &name, Field::Context(k))?;
-            contexts.insert(
-                k.clone(),
-                NamedContext::parse(config, v, rendered, &name, k)?,
-            );
-        }
-        let labels = per_build(
-            &shared_labels,
-            [Some(&def.labels), over.map(|o| &o.labels)],
-            |m| render_map(m, &pctx, &|k| Field::Label(k)),
-            with_oci,
-        )?;
-        let annotations = per_build(
-            &shared_annotations,
-            [Some(&def.annotations), over.map(|o| &o.annotations)],
-            |m| render_map(m, &pctx, &|k| Field::Annotation(k)),
-            Arc::new,
-        )?;
-        let paths = globals
-            .paths
-            .of(config, templates, (def, &name), &platform, &pctx)?;
-        let own_tags = match over {
-            Some(o) if def.push && !o.tags.is_empty() => {
-                metadata::rendered_tags(templates, &o.tags, &pctx, &name, &repositories)?
-            }
-            _ => Vec::new(),
-        };
-        builds.push(BuildSpec {
-            paths,
-            platform,
-            args,
-            target,
-            contexts,
-            labels,
-            annotations,
-            tags: own_tags,
-        });
     }
 
     Ok(Instance {
@@ -165,6 +90,164 @@ pub(super) fn instantiate(
         push: def.push,
         source_date_epoch: globals.source_date_epoch,
     })
+}
+
+/// The image's repositories, each once: its `repository` templates rendered in `named` (the
+/// image layer with its name only), else `<registry>/<key>`.
+fn repositories(
+    templates: &Templates,
+    def: &ImageDef,
+    registry: Option<&str>,
+    named: &Value,
+) -> Result<Vec<Repository>, ConfigError> {
+    let key = def.key.as_str();
+    let mut repositories: Vec<Repository> = Vec::with_capacity(def.repository.len().max(1));
+    for t in &def.repository {
+        let text = templates.render(&t.source, &t.text, named, key, Field::Repository)?;
+        let repository = parse_repository(key, &text, (&t.source, t.text.span()))?;
+        if !repositories.contains(&repository) {
+            repositories.push(repository);
+        }
+    }
+    if repositories.is_empty() {
+        let (Some(text), Some(r)) = (registry, &def.file.registry) else {
+            return Err(def.file.source
+                .error(ErrorKind::Type, def.key_span.clone(), format!("image `{key}` has no repository"))
+                .with_help("set `registry` in [defaults] (the repository is then `<registry>/<name>`) or `repository` in the image"));
+        };
+        let text = format!("{text}/{key}");
+        repositories.push(parse_repository(key, &text, (&r.source, r.text.span()))?);
+    }
+    Ok(repositories)
+}
+
+/// One instance, named and tagged: what its builds share, to render each platform's.
+struct Image<'a> {
+    config: &'a Config,
+    templates: &'a Templates,
+    globals: &'a Globals,
+    def: &'a ImageDef,
+    name: &'a str,
+    repositories: &'a [Repository],
+    tags: &'a [ImageRef],
+    /// Up to the image layer.
+    scope: Scope,
+    /// Labels and annotations rendered once for every build, when no template of theirs
+    /// names `platform`.
+    labels: Option<Arc<Labels>>,
+    annotations: Option<Arc<BTreeMap<String, String>>>,
+}
+
+impl<'a> Image<'a> {
+    fn new(
+        (config, templates, globals): (&'a Config, &'a Templates, &'a Globals),
+        def: &'a ImageDef,
+        name: &'a str,
+        repositories: &'a [Repository],
+        tags: &'a [ImageRef],
+        scope: Scope,
+    ) -> Result<Self, ConfigError> {
+        let mut image = Self {
+            config,
+            templates,
+            globals,
+            def,
+            name,
+            repositories,
+            tags,
+            scope,
+            labels: None,
+            annotations: None,
+        };
+        let ctx = image.scope.clone().value();
+        if !uses_platform(&def.labels) {
+            let labels = image.render_map(&def.labels, &ctx, |k| Field::Label(k))?;
+            image.labels = Some(image.with_oci(labels));
+        }
+        if !uses_platform(&def.annotations) {
+            let annotations = image.render_map(&def.annotations, &ctx, |k| Field::Annotation(k))?;
+            image.annotations = Some(Arc::new(annotations));
+        }
+        Ok(image)
+    }
+
+    /// Each template of `map` rendered in `ctx`.
+    fn render_map(
+        &self,
+        map: &SourcedMap,
+        ctx: &Value,
+        field: fn(&str) -> Field<'_>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        map.iter()
+            .map(|(k, v)| {
+                let rendered =
+                    self.templates
+                        .render(&v.source, &v.text, ctx, self.name, field(k))?;
+                Ok((k.clone(), rendered))
+            })
+            .collect()
+    }
+
+    fn with_oci(&self, map: BTreeMap<String, String>) -> Arc<Labels> {
+        with_oci_labels(self.config, self.globals, self.tags, map)
+    }
+
+    /// The build of `platform`, its templates rendered with the platform layer.
+    fn build(&self, platform: Platform) -> Result<BuildSpec, ConfigError> {
+        let (config, templates, def, name) = (self.config, self.templates, self.def, self.name);
+        let ctx = self.scope.platform(&platform).value();
+        let over = def.overrides.get(&platform);
+        let mut args = self.render_map(&def.args, &ctx, |k| Field::Arg(k))?;
+        if let Some(o) = over {
+            args.extend(self.render_map(&o.args, &ctx, |k| Field::Arg(k))?);
+        }
+        let target = over
+            .and_then(|o| o.target.as_ref())
+            .or(def.target.as_ref())
+            .map(|t| templates.render(&t.source, &t.text, &ctx, name, Field::Target))
+            .transpose()?;
+        let mut contexts = BTreeMap::new();
+        let own = over.into_iter().flat_map(|o| &o.contexts);
+        for (k, v) in def.contexts.iter().chain(own) {
+            let rendered = templates.render(&v.source, &v.text, &ctx, name, Field::Context(k))?;
+            contexts.insert(
+                k.clone(),
+                NamedContext::parse(config, v, rendered, name, k)?,
+            );
+        }
+        let labels = per_build(
+            &self.labels,
+            [Some(&def.labels), over.map(|o| &o.labels)],
+            |m| self.render_map(m, &ctx, |k| Field::Label(k)),
+            |m| self.with_oci(m),
+        )?;
+        let annotations = per_build(
+            &self.annotations,
+            [Some(&def.annotations), over.map(|o| &o.annotations)],
+            |m| self.render_map(m, &ctx, |k| Field::Annotation(k)),
+            Arc::new,
+        )?;
+        let paths = self
+            .globals
+            .paths
+            .of(config, templates, (def, name), &platform, &ctx)?;
+        let tags = match over {
+            Some(o) if def.push && !o.tags.is_empty() => {
+                metadata::rendered_tags(templates, &o.tags, &ctx, name, self.repositories)?
+            }
+            _ => Vec::new(),
+        };
+        Ok(BuildSpec {
+            paths,
+            platform,
+            args,
+            target,
+            contexts,
+            labels,
+            annotations,
+            tags,
+        })
+    }
 }
 
 /// A rendered `repository`, checked; `at` is where it is written.

@@ -20,6 +20,7 @@ mod instantiate;
 mod metadata;
 mod named_context;
 mod paths;
+mod scope;
 mod unique;
 pub use combinations::combinations;
 pub use metadata::Labels;

@@ -299,6 +299,7 @@ impl Graph<'_> {
             depends_on: wiring.depends_on,
             local_image: local,
             argv,
+            build_args: wiring.args,
             run_platforms: needs.run_platforms.clone(),
             features: needs.features.clone(),
             dockerfile: labeled,
@@ -374,6 +375,7 @@ pub fn publish_by_digest(
     }
     push.arg(local).registry(reference.clone());
     Publish {
+        repository: repository.clone(),
         verify: inspect_command(reference.clone(), insecure, registries_conf),
         reference,
         push,
