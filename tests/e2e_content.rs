@@ -540,3 +540,86 @@ fn syft_spdx_sboms_are_found_per_platform() {
         );
     }
 }
+
+/// With a storage driver other than overlay (vfs, in a storage of the test's own), the check
+/// reads the image podman saves as an OCI layout: the x86-64 binary of an arm64 image fails
+/// the run, and allowed, the report counts the build's own layer only.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn a_vfs_storage_is_checked_from_the_image_podman_saves() {
+    let _serial = crate::common::e2e_serial();
+    let registry = Registry::start();
+    let host = registry.host();
+    let storage = tempfile::tempdir().unwrap();
+    let global = format!(
+        "--root {0}/root --runroot {0}/runroot --storage-driver vfs",
+        storage.path().display()
+    );
+    // The arm64 base, in the vfs storage.
+    let archive = storage.path().join("base.tar");
+    podman(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "localhost/mab-test/busybox:arm64",
+    ]);
+    let vfs = |args: &[&str]| {
+        let out = Command::new("podman")
+            .args(global.split(' '))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    vfs(&["load", "-i", archive.to_str().unwrap()]);
+    vfs(&[
+        "tag",
+        "localhost/mab-test/busybox:arm64",
+        "localhost/mab-vfs/busybox:latest",
+    ]);
+    let p = crate::common::Project::new();
+    p.file("multiarch.toml", &config(&host, "\"linux/arm64\"", ""));
+    p.file(
+        "app/Dockerfile",
+        "FROM localhost/mab-vfs/busybox:latest\nCOPY tool /usr/local/bin/tool\n",
+    );
+    std::fs::copy("/usr/bin/qemu-aarch64-static", p.path().join("app/tool")).unwrap();
+    p.git_commit("fixture");
+    let podman_env = format!("podman {global}");
+    let env = [("MAB_PODMAN", podman_env.as_str())];
+    let (out, report) = crate::common::reported_with(&p, &[], &env);
+    let said = crate::common::text(&out);
+    assert!(!out.status.success(), "{said}\n{report:#}");
+    assert!(said.contains("/usr/local/bin/tool"), "{said}");
+    assert!(said.contains("x86-64"), "{said}");
+
+    p.file(
+        "multiarch.toml",
+        &config(
+            &host,
+            "\"linux/arm64\"",
+            "[check]\nallow = [\"/usr/local/bin/*\"]\n",
+        ),
+    );
+    p.git_commit("allow it");
+    let (out, report) = crate::common::reported_with(&p, &[], &env);
+    assert!(out.status.success(), "{}", crate::common::text(&out));
+    let check = &report["builds"][0]["content"]["check"];
+    assert_eq!(check["status"], "checked", "{report:#}");
+    assert_eq!(
+        (&check["files"], &check["elf"], &check["allowed"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{report:#}"
+    );
+    eprintln!(
+        "content check from a saved vfs image: {} ms",
+        report["builds"][0]["content"]["check_ms"]
+    );
+}

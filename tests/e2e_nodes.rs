@@ -420,3 +420,150 @@ fn nodes_are_reached_over_ssh_too() {
     assert!(arm.has("localhost/mab/ssh-app:linux-arm64"));
     assert!(!arm.has("localhost/mab/ssh-app:linux-amd64"));
 }
+
+/// The content check of builds on other nodes reads their layers from the registry: an arm64
+/// image built on the arm64 node that carries an x86-64 binary fails the run with the path and
+/// both machines, and nothing is published; allowed, the run passes and the report counts the
+/// file of the build's own layer only (not the base's busybox), and the amd64 build on the
+/// other node is checked clean.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn builds_on_other_nodes_are_checked_from_the_registry() {
+    let (_serial, registry, amd, arm) = nodes();
+    let host = registry.host();
+    let p = Project::new();
+    let images = "[images.node-check]\ncontext = \".\"\n";
+    p.file("multiarch.toml", &config(&host, &amd, &arm, images));
+    p.file(
+        "Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nCOPY tool /usr/local/bin/tool\n",
+    );
+    // An x86-64 binary: right for the amd64 image, wrong for the arm64 one.
+    std::fs::copy("/usr/bin/qemu-aarch64-static", p.path().join("tool")).unwrap();
+    let report_path: PathBuf = p.path().join("report.json");
+    let run = || {
+        p.mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .unwrap()
+    };
+    let out = run();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("/usr/local/bin/tool"), "{said}");
+    assert!(said.contains("x86-64"), "{said}");
+    assert!(said.contains("AArch64"), "{said}");
+    assert!(
+        registry
+            .raw(&format!("{host}/nodes/node-check:1"))
+            .is_none(),
+        "a list was pushed"
+    );
+
+    p.file(
+        "multiarch.toml",
+        &format!(
+            "{}[check]\nallow = [\"/usr/local/bin/tool\"]\n",
+            config(&host, &amd, &arm, images)
+        ),
+    );
+    let out = run();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report(&report_path);
+    let check = |platform: &str| {
+        let builds = report["builds"].as_array().unwrap();
+        let b = builds
+            .iter()
+            .find(|b| b["id"] == format!("node-check@{platform}"))
+            .unwrap_or_else(|| panic!("no {platform} build in {report:#}"));
+        assert!(b["published"].is_string(), "built on a node: {b:#}");
+        eprintln!(
+            "content check of {platform} from the registry: {} ms",
+            b["content"]["check_ms"]
+        );
+        b["content"]["check"].clone()
+    };
+    let arm64 = check("linux-arm64");
+    assert_eq!(arm64["status"], "checked", "{report:#}");
+    assert_eq!(
+        (&arm64["files"], &arm64["elf"], &arm64["allowed"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{arm64:#}"
+    );
+    let amd64 = check("linux-amd64");
+    assert_eq!(amd64["status"], "checked", "{report:#}");
+    assert_eq!(
+        (&amd64["files"], &amd64["elf"], &amd64["allowed"]),
+        (&1.into(), &1.into(), &0.into()),
+        "{amd64:#}"
+    );
+    assert_eq!(amd64["mismatches"], serde_json::json!([]), "{amd64:#}");
+}
+
+/// syft's SBOM of a build on another node is made from the image copied from the registry
+/// (`syft scan oci-dir:`), and attached beside the list like a local build's.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn syft_sboms_of_builds_on_other_nodes_come_from_the_registry_copy() {
+    let (_serial, registry, amd, arm) = nodes();
+    let host = registry.host();
+    let p = Project::new();
+    let images = "[images.node-sbom]\ncontext = \".\"\n\n[sbom]\ngenerator = \"syft\"\nformat = \"spdx-json\"\n";
+    p.file("multiarch.toml", &config(&host, &amd, &arm, images));
+    p.file(
+        "Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nCOPY status /var/lib/dpkg/status\n",
+    );
+    p.file(
+        "status",
+        "Package: hello\nStatus: install ok installed\nArchitecture: all\nVersion: 2.10-3\n",
+    );
+    let report_path: PathBuf = p.path().join("report.json");
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report(&report_path);
+    for b in report["builds"].as_array().unwrap() {
+        assert!(b["published"].is_string(), "built on a node: {b:#}");
+        let sbom = &b["content"]["sbom"];
+        assert_eq!(sbom["generator"], "syft", "{b:#}");
+        assert!(sbom["bytes"].as_u64().unwrap() > 0, "{b:#}");
+        eprintln!(
+            "syft SBOM of {} from the registry copy: {} ms",
+            b["id"], sbom["ms"]
+        );
+    }
+    // Each platform image has it attached: its fallback index lists an SPDX document.
+    let index = registry.raw(&format!("{host}/nodes/node-sbom:1")).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let fallback = registry
+            .raw(&format!("{host}/nodes/node-sbom:sha256-{hex}"))
+            .unwrap_or_else(|| panic!("no fallback index for {m}"));
+        assert!(
+            fallback.to_string().contains("application/spdx+json"),
+            "{fallback:#}"
+        );
+    }
+}

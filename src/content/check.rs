@@ -1,26 +1,43 @@
 //! The content check's judgement: given the files a build's own layers hold, top layer first,
 //! which ELF files are not of the build's platform.
 //!
-//! Layers are fed top-down so that a file is judged by the layer that last wrote it: a path
-//! already seen (written, or deleted by a whiteout) in a higher layer is not in the image as a
-//! lower layer has it.
+//! Layers are fed top-down, one at a time ([`Checker::next_layer`] between them), so that a
+//! file is judged by the layer that last wrote it: a path a higher layer wrote, deleted (a
+//! whiteout) or replaced by a non-directory is not in the image as a lower layer has it, nor is
+//! anything below it, nor anything below a directory a higher layer made opaque. Within one
+//! layer the last entry of a path wins, as when a tar is unpacked.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use globset::GlobSet;
 use serde::Serialize;
 
-use super::elf::Machine;
+use super::elf::{HEADER_LEN, Machine};
 
 /// One file of a layer, as the walker of a layer format reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry<'a> {
     /// A regular file and its first bytes (at least [`super::elf::HEADER_LEN`] if it has them).
     File(&'a [u8]),
-    /// A whiteout: the path is deleted from the layers below.
+    /// A whiteout: the path, and all below it, is deleted from the layers below.
     Whiteout,
-    /// A directory, link or device: nothing to judge, but it hides the path below.
+    /// A directory: what lower layers hold below it stays.
+    Dir,
+    /// The path is a directory whose lower layers' contents are hidden (an opaque directory:
+    /// overlay's `opaque` xattr, a tar's `.wh..wh..opq`). Comes besides the directory's own
+    /// entry.
+    Opaque,
+    /// A link or device: nothing to judge, but it hides the path below.
     Other,
+}
+
+/// An entry of the current layer, kept until the layer ends.
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    File([u8; HEADER_LEN], usize),
+    /// Deletes or replaces the path and all below it.
+    Hides,
+    Dir,
 }
 
 /// A file that is not its platform's.
@@ -50,7 +67,13 @@ pub struct Counts {
 pub struct Checker<'a> {
     expected: Machine,
     allow: &'a GlobSet,
-    seen: HashSet<String>,
+    /// Paths a higher layer decided.
+    decided: HashSet<String>,
+    /// Paths below which nothing of a lower layer is in the image.
+    hidden: HashSet<String>,
+    /// The current layer: its entries by path (the last wins), its opaque directories.
+    layer: HashMap<String, Kept>,
+    opaque: Vec<String>,
     counts: Counts,
 }
 
@@ -59,20 +82,72 @@ impl<'a> Checker<'a> {
         Self {
             expected,
             allow,
-            seen: HashSet::new(),
+            decided: HashSet::new(),
+            hidden: HashSet::new(),
+            layer: HashMap::new(),
+            opaque: Vec::new(),
             counts: Counts::default(),
         }
     }
 
-    /// One file of the current layer; `path` is absolute in the image (`/usr/bin/x`).
-    /// Layers must come top first.
+    /// One entry of the current layer; `path` is absolute in the image (`/usr/bin/x`).
     pub fn see(&mut self, path: &str, entry: Entry<'_>) {
-        if !self.seen.insert(path.to_string()) {
-            return;
-        }
-        let Entry::File(head) = entry else {
-            return;
+        let kept = match entry {
+            Entry::File(bytes) => {
+                let mut head = [0u8; HEADER_LEN];
+                let n = bytes.len().min(HEADER_LEN);
+                head[..n].copy_from_slice(&bytes[..n]);
+                Kept::File(head, n)
+            }
+            Entry::Whiteout | Entry::Other => Kept::Hides,
+            Entry::Dir => Kept::Dir,
+            Entry::Opaque => {
+                self.opaque.push(path.to_string());
+                return;
+            }
         };
+        self.layer.insert(path.to_string(), kept);
+    }
+
+    /// The current layer is complete: its entries are judged against the layers above, and
+    /// the next entries are of the layer below.
+    pub fn next_layer(&mut self) {
+        let layer = std::mem::take(&mut self.layer);
+        // What this layer hides applies to the layers below it only.
+        let mut hides = std::mem::take(&mut self.opaque);
+        for (path, kept) in layer {
+            if self.is_hidden(&path) || !self.decided.insert(path.clone()) {
+                continue;
+            }
+            match kept {
+                Kept::File(head, n) => self.judge(path, &head[..n]),
+                Kept::Hides => hides.push(path),
+                Kept::Dir => {}
+            }
+        }
+        self.hidden.extend(hides);
+    }
+
+    /// Whether a higher layer hid one of `path`'s ancestors.
+    fn is_hidden(&self, path: &str) -> bool {
+        if self.hidden.is_empty() {
+            return false;
+        }
+        let mut at = path;
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            let parent = if parent.is_empty() { "/" } else { parent };
+            if self.hidden.contains(parent) {
+                return true;
+            }
+            if parent == "/" {
+                return false;
+            }
+            at = parent;
+        }
+        false
+    }
+
+    fn judge(&mut self, path: String, head: &[u8]) {
         self.counts.files += 1;
         let Some(found) = super::elf::read(head) else {
             return;
@@ -81,18 +156,19 @@ impl<'a> Checker<'a> {
         if found == self.expected {
             return;
         }
-        if self.allow.is_match(path) {
+        if self.allow.is_match(&path) {
             self.counts.allowed += 1;
             return;
         }
         self.counts.mismatches.push(Mismatch {
-            path: path.to_string(),
+            path,
             found: found.to_string(),
             expected: self.expected.to_string(),
         });
     }
 
     pub fn finish(mut self) -> Counts {
+        self.next_layer();
         self.counts.mismatches.sort_by(|a, b| a.path.cmp(&b.path));
         self.counts
     }
@@ -185,12 +261,51 @@ mod tests {
         // Top layer: deleted, and replaced by the right binary.
         c.see("/gone", Entry::Whiteout);
         c.see("/tool", Entry::File(&elf_of("linux/arm64")));
+        c.next_layer();
         // Lower layer: the wrong ones, hidden.
         c.see("/gone", Entry::File(&elf_of("linux/amd64")));
         c.see("/tool", Entry::File(&elf_of("linux/amd64")));
         let counts = c.finish();
         assert_eq!((counts.files, counts.elf), (1, 1));
         assert!(counts.mismatches.is_empty());
+    }
+
+    #[test]
+    fn whiteouts_links_and_opaque_dirs_hide_what_lower_layers_hold_below_them() {
+        let allow = globs(&[]);
+        let mut c = Checker::new(machine("linux/arm64"), &allow);
+        let bad = elf_of("linux/amd64");
+        // Top layer: a deleted directory, a directory replaced by a link, an opaque one that
+        // holds a file of its own, and a file written twice (the last entry wins).
+        c.see("/gone", Entry::Whiteout);
+        c.see("/lib", Entry::Other);
+        c.see("/opt", Entry::Dir);
+        c.see("/opt", Entry::Opaque);
+        c.see("/opt/own", Entry::File(&bad));
+        c.see("/twice", Entry::File(&elf_of("linux/arm64")));
+        c.see("/twice", Entry::File(&bad));
+        c.next_layer();
+        for hidden in ["/gone/bin/x", "/lib/x", "/opt/old/x", "/opt/own"] {
+            c.see(hidden, Entry::File(&bad));
+        }
+        // Only a lower layer's file in a directory the top layer kept stays.
+        c.see("/opt2/x", Entry::File(&bad));
+        let counts = c.finish();
+        let paths: Vec<&str> = counts.mismatches.iter().map(|m| m.path.as_str()).collect();
+        assert_eq!(paths, ["/opt/own", "/opt2/x", "/twice"]);
+        assert_eq!(counts.files, 3);
+    }
+
+    #[test]
+    fn an_opaque_root_hides_every_lower_file() {
+        let allow = globs(&[]);
+        let mut c = Checker::new(machine("linux/arm64"), &allow);
+        c.see("/", Entry::Opaque);
+        c.see("/a", Entry::File(b"x"));
+        c.next_layer();
+        c.see("/b", Entry::File(&elf_of("linux/amd64")));
+        let counts = c.finish();
+        assert_eq!((counts.files, counts.mismatches.len()), (1, 0));
     }
 
     #[test]

@@ -49,8 +49,9 @@ struct RootFs {
 #[serde(rename_all = "PascalCase")]
 struct GraphDriver {
     name: String,
+    /// null with the vfs driver.
     #[serde(default)]
-    data: std::collections::BTreeMap<String, String>,
+    data: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The podman arguments (after the program and its global options) that describe `images`.
@@ -69,8 +70,9 @@ pub fn parse_inspect(json: &[u8]) -> Result<Vec<Image>, String> {
         .map(|i| {
             let (driver, dirs) = match i.graph_driver {
                 Some(g) if g.name == "overlay" => {
-                    let upper = g.data.get("UpperDir").map(PathBuf::from);
-                    let lower = g.data.get("LowerDir").into_iter().flat_map(|l| {
+                    let data = g.data.unwrap_or_default();
+                    let upper = data.get("UpperDir").map(PathBuf::from);
+                    let lower = data.get("LowerDir").into_iter().flat_map(|l| {
                         l.split(':')
                             .filter(|s| !s.is_empty())
                             .map(PathBuf::from)
@@ -115,14 +117,18 @@ pub fn check_overlay(image: &Image, own: usize, checker: &mut Checker) -> std::i
     }
     for dir in &image.dirs[..own] {
         walk_dir(dir, checker)?;
+        checker.next_layer();
     }
     Ok(())
 }
 
-/// One overlay diff directory: whiteouts are character devices 0/0; a file is read only as far
-/// as its ELF header.
+/// One overlay diff directory: whiteouts are character devices 0/0, an opaque directory has the
+/// `overlay.opaque` xattr; a file is read only as far as its ELF header.
 fn walk_dir(root: &Path, checker: &mut Checker) -> std::io::Result<()> {
     let mut head = [0u8; HEADER_LEN];
+    if is_opaque(root) {
+        checker.see("/", Entry::Opaque);
+    }
     for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
         let entry = entry.map_err(std::io::Error::other)?;
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
@@ -133,6 +139,11 @@ fn walk_dir(root: &Path, checker: &mut Checker) -> std::io::Result<()> {
             checker.see(&path, Entry::File(&head[..n]));
         } else if kind.is_char_device() && is_whiteout(entry.path())? {
             checker.see(&path, Entry::Whiteout);
+        } else if kind.is_dir() {
+            checker.see(&path, Entry::Dir);
+            if is_opaque(entry.path()) {
+                checker.see(&path, Entry::Opaque);
+            }
         } else {
             checker.see(&path, Entry::Other);
         }
@@ -143,6 +154,15 @@ fn walk_dir(root: &Path, checker: &mut Checker) -> std::io::Result<()> {
 fn is_whiteout(path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::symlink_metadata(path)?.rdev() == 0)
+}
+
+/// Whether overlay marked `dir` opaque: `trusted.overlay.opaque` (root's storage) or
+/// `user.overlay.opaque` (rootless, `userxattr`) set to `y`.
+fn is_opaque(dir: &Path) -> bool {
+    let mut value = [0u8; 1];
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|name| matches!(rustix::fs::lgetxattr(dir, *name, &mut value), Ok(1) if value[0] == b'y'))
 }
 
 fn read_head(path: &Path, head: &mut [u8; HEADER_LEN]) -> std::io::Result<usize> {
@@ -180,7 +200,7 @@ mod tests {
         let json = br#"[{"Id":"abc","RootFS":{"Type":"layers","Layers":["sha256:1","sha256:2","sha256:3"]},
             "GraphDriver":{"Name":"overlay","Data":{"LowerDir":"/s/2/diff:/s/1/diff","UpperDir":"/s/3/diff","WorkDir":"/s/3/work"}}},
             {"Id":"def","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"overlay","Data":{"UpperDir":"/s/1/diff"}}},
-            {"Id":"vfs","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"vfs","Data":{}}}]"#;
+            {"Id":"vfs","RootFS":{"Layers":["sha256:1"]},"GraphDriver":{"Name":"vfs","Data":null}}]"#;
         let images = parse_inspect(json).unwrap();
         assert_eq!(
             images[0].dirs,
@@ -220,5 +240,42 @@ mod tests {
         let counts = checker.finish();
         assert_eq!((counts.files, counts.elf), (2, 1));
         assert_eq!(counts.mismatches[0].path, "/bin/other");
+    }
+
+    #[test]
+    fn an_opaque_overlay_directory_hides_the_lower_layers_files_below_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (top, low) = (tmp.path().join("top"), tmp.path().join("low"));
+        std::fs::create_dir_all(top.join("opt")).unwrap();
+        std::fs::create_dir_all(low.join("opt")).unwrap();
+        std::fs::write(
+            low.join("opt/tool"),
+            std::fs::read("/proc/self/exe").unwrap(),
+        )
+        .unwrap();
+        // What overlay sets on a directory a layer re-created (root's storage: trusted.*).
+        rustix::fs::lsetxattr(
+            top.join("opt"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("root sets trusted.* xattrs on this file system (the tests run as root)");
+        let image = Image {
+            id: "x".into(),
+            layers: vec!["l".into(), "t".into()],
+            driver: "overlay".into(),
+            dirs: vec![top, low],
+        };
+        let other: crate::platform::Platform = if cfg!(target_arch = "aarch64") {
+            "linux/amd64".parse().unwrap()
+        } else {
+            "linux/arm64".parse().unwrap()
+        };
+        let allow = globset::GlobSet::empty();
+        let mut checker = Checker::new(Machine::of(&other).unwrap(), &allow);
+        check_overlay(&image, 2, &mut checker).unwrap();
+        let counts = checker.finish();
+        assert_eq!((counts.files, counts.mismatches.len()), (0, 0));
     }
 }

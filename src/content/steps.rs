@@ -4,11 +4,15 @@
 //! Commands go through the caller (`podman`: the plan's program and the build's node options
 //! come first), so a run sends them through its supervised runner and logs them.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::check::{Checker, Counts};
 use super::elf::Machine;
 use super::layers::{self, Image};
+use super::layout::Layout;
 use crate::config::{Check, CheckMode};
 use crate::plan::{Build, CommandKind, Plan};
 use crate::platform::Platform;
@@ -36,14 +40,43 @@ enum Candidate {
     Read(String, Platform),
 }
 
-/// What the build may be `FROM`: its dependencies' images and the images it reads.
-fn candidates(plan: &Plan, build: &Build) -> Vec<Candidate> {
+/// A copy of the build's image into an OCI layout at `dir`, made by `run` when needed.
+pub struct Copy<'a> {
+    pub dir: &'a Path,
+    pub run: &'a mut dyn FnMut() -> Result<(), String>,
+}
+
+/// Where the build's image is read from.
+pub enum Source<'a> {
+    /// This machine's podman storage: overlay's layer directories, or with another storage
+    /// driver the image saved as an OCI layout (`Some`: `podman save --format oci-dir`).
+    Storage(Option<Copy<'a>>),
+    /// The registry its node pushed it to.
+    Registry(Copy<'a>),
+}
+
+/// What the build may be `FROM`: its dependencies' images (by the digest their node pushed
+/// when built on another node than this build's, as the build read them) and the images it
+/// reads. `pushed`: build id → digest.
+fn candidates(plan: &Plan, build: &Build, pushed: &HashMap<String, String>) -> Vec<Candidate> {
     let index = plan.build_index();
     let deps = build
         .depends_on
         .iter()
-        .filter_map(|d| index.get(d.as_str()))
-        .map(|&i| Candidate::Image(plan.builds[i].local_image.clone()));
+        .filter_map(|d| Some((d, &plan.builds[*index.get(d.as_str())?])))
+        .map(|(id, dep)| {
+            let repository = plan
+                .manifests
+                .iter()
+                .find(|m| m.image == dep.image)
+                .map(|m| &m.repository);
+            match (pushed.get(id), repository) {
+                (Some(digest), Some(repo)) if dep.node != build.node => {
+                    Candidate::Image(format!("{repo}@{digest}"))
+                }
+                _ => Candidate::Image(dep.local_image.clone()),
+            }
+        });
     let bases = build
         .inputs
         .bases
@@ -110,30 +143,81 @@ fn inspect(podman: &mut Podman, names: &[String]) -> Result<Vec<Image>, String> 
     Ok(found)
 }
 
-/// Checks the image `build` made (its `local_image`).
+/// Checks the image `build` made: its `local_image` in this machine's storage, or, built on
+/// another node, its image in the registry (`source`). `podman` runs where the build ran (its
+/// bases are there); `pushed` has the digests other nodes pushed, by build id.
 pub fn check_build(
     podman: &mut Podman,
     plan: &Plan,
     build: &Build,
     settings: &Check,
+    pushed: &HashMap<String, String>,
+    source: Source,
 ) -> Result<Outcome, String> {
     let skip = |reason: String| Ok(Outcome::Skipped { reason });
     if settings.elf == CheckMode::Off {
         return skip("[check] elf = \"off\"".into());
     }
-    if build.publish.is_some() {
-        return skip(format!(
-            "built on node {}: its layers are not read from there",
-            build.node.as_deref().unwrap_or("?")
-        ));
-    }
     let Some(expected) = Machine::of(&build.platform) else {
         return skip(format!("mab knows no ELF machine for {}", build.platform));
     };
-    let mut names = vec![build.local_image.clone()];
-    for c in candidates(plan, build) {
-        names.push(resolve(podman, &c)?);
+    let mut bases = Vec::new();
+    for c in candidates(plan, build, pushed) {
+        bases.push(resolve(podman, &c)?);
     }
+    match source {
+        Source::Registry(copy) => check_pushed(podman, &bases, expected, settings, copy),
+        Source::Storage(_) if build.publish.is_some() => skip(format!(
+            "built on node {}: its layers are not read from there",
+            build.node.as_deref().unwrap_or("?")
+        )),
+        Source::Storage(save) => check_local(podman, build, &bases, expected, settings, save),
+    }
+}
+
+/// A build on another node: its image as the registry has it, its bases as its node's podman
+/// describes them.
+fn check_pushed(
+    podman: &mut Podman,
+    bases: &[String],
+    expected: Machine,
+    settings: &Check,
+    copy: Copy,
+) -> Result<Outcome, String> {
+    (copy.run)()?;
+    let layout = Layout::open(copy.dir)?;
+    let bases = if bases.is_empty() {
+        Vec::new()
+    } else {
+        match inspect(podman, bases) {
+            Ok(images) => images,
+            Err(e) => {
+                return Ok(Outcome::Skipped {
+                    reason: format!("podman image inspect: {e}"),
+                });
+            }
+        }
+    };
+    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
+    let own = layers::own_layers(&layout.diff_ids, &base_layers);
+    let mut checker = Checker::new(expected, &settings.globs);
+    layout.check_top(own, &mut checker)?;
+    Ok(Outcome::Checked(checker.finish()))
+}
+
+/// A build on this machine: its image's own layers, read from overlay's directories, or from
+/// the image saved as an OCI layout with another storage driver.
+fn check_local(
+    podman: &mut Podman,
+    build: &Build,
+    bases: &[String],
+    expected: Machine,
+    settings: &Check,
+    save: Option<Copy>,
+) -> Result<Outcome, String> {
+    let skip = |reason: String| Ok(Outcome::Skipped { reason });
+    let mut names = vec![build.local_image.clone()];
+    names.extend(bases.iter().cloned());
     // A podman that cannot describe the image (a stand-in, an old version) leaves it unchecked,
     // said so in the report, rather than failing a build that podman says succeeded.
     let images = match inspect(podman, &names) {
@@ -146,16 +230,29 @@ pub fn check_build(
             build.local_image
         ));
     };
-    if image.driver != "overlay" {
+    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
+    let own = layers::own_layers(&image.layers, &base_layers);
+    let mut checker = Checker::new(expected, &settings.globs);
+    if image.driver == "overlay" {
+        layers::check_overlay(image, own, &mut checker).map_err(|e| e.to_string())?;
+        return Ok(Outcome::Checked(checker.finish()));
+    }
+    // vfs, btrfs, zfs: no layer directories to read on their own; podman writes the image out.
+    let Some(save) = save else {
         return skip(format!(
             "podman's storage driver is {}: only overlay layers are read",
             image.driver
         ));
+    };
+    (save.run)()?;
+    let layout = Layout::open(save.dir)?;
+    if layout.diff_ids != image.layers {
+        return Err(format!(
+            "podman saved {} with other layers than it describes",
+            build.local_image
+        ));
     }
-    let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
-    let own = layers::own_layers(&image.layers, &base_layers);
-    let mut checker = Checker::new(expected, &settings.globs);
-    layers::check_overlay(image, own, &mut checker).map_err(|e| e.to_string())?;
+    layout.check_top(own, &mut checker)?;
     Ok(Outcome::Checked(checker.finish()))
 }
 

@@ -47,10 +47,10 @@ impl Commands for Logged<'_, '_> {
 }
 
 /// A fresh private directory for an OCI layout, removed when dropped.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new(list: &str) -> std::io::Result<Self> {
+    pub(super) fn new(list: &str) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         for n in 0.. {
             let dir = std::env::temp_dir().join(format!(

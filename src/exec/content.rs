@@ -2,6 +2,8 @@
 //! the ELF check of its own layers ([`crate::content`]) and its SBOM ([`crate::sbom`]), every
 //! command through the runner and into the build's log.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,9 +12,84 @@ use serde::Serialize;
 use crate::config::{Sbom, SbomGenerator};
 use crate::content::steps::{self, Outcome};
 use crate::plan::{Build, Command, CommandKind, Plan};
+use crate::reference::Pinned;
 use crate::supervise::When;
 
+use super::attachments::Scratch;
 use super::runner::{Failure, Runner};
+
+/// A build's image copied into an OCI layout in a private scratch directory (removed when
+/// dropped) the first time a content step needs it: from the registry (built on another
+/// node), or saved by podman (a storage driver whose layers are not read in place).
+struct Copied<'r, 'a> {
+    runner: &'r Runner<'a>,
+    /// Holds `dir`.
+    _scratch: Scratch,
+    dir: PathBuf,
+    command: Command,
+    log: &'r Path,
+    copied: Cell<bool>,
+}
+
+impl<'r, 'a> Copied<'r, 'a> {
+    /// `published`: the image in the registry (`REPO@DIGEST`), else `b`'s local image.
+    fn new(
+        runner: &'r Runner<'a>,
+        plan: &Plan,
+        b: &Build,
+        published: Option<&Pinned>,
+        log: &'r Path,
+    ) -> Result<Self, Failure> {
+        let scratch = Scratch::new(&format!("content-{}", b.id))
+            .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
+        let dir = scratch.0.join("image");
+        let command = match published {
+            Some(reference) => {
+                // Reached the way the node's push reached it.
+                let insecure = plan
+                    .manifests
+                    .iter()
+                    .find(|m| m.image == b.image)
+                    .is_some_and(|m| m.insecure);
+                crate::content::layout::copy_command(
+                    &reference.to_string(),
+                    &dir,
+                    insecure,
+                    plan.registries_conf.as_deref(),
+                )
+            }
+            None => Command::new(
+                CommandKind::ImageSave,
+                &plan.podman,
+                crate::content::layout::save_args(&b.local_image, &dir),
+            ),
+        };
+        Ok(Self {
+            runner,
+            _scratch: scratch,
+            dir,
+            command,
+            log,
+            copied: Cell::new(false),
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Copies the image, once.
+    fn copy(&self) -> Result<(), String> {
+        if self.copied.get() {
+            return Ok(());
+        }
+        self.runner
+            .retrying(self.log, || self.runner.logged(&self.command, self.log))
+            .map_err(|f| f.reason)?;
+        self.copied.set(true);
+        Ok(())
+    }
+}
 
 /// What a build's content steps found, for the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -39,36 +116,89 @@ pub struct SbomMade {
 impl Runner<'_> {
     /// Runs build `b`'s content steps. A check that finds files of another machine fails the
     /// build with `elf = "error"`; an SBOM that cannot be made fails it too (it was asked for).
+    /// `published`: built on another node, its image in the registry (`REPO@DIGEST`), which
+    /// is read from there; `pushed`: the digests other nodes pushed, by build id.
     pub(super) fn content(
         &self,
         plan: &Plan,
         b: &Build,
+        published: Option<&Pinned>,
+        pushed: &HashMap<String, String>,
         log: &Path,
     ) -> Result<BuildContent, Failure> {
         let settings = &plan.content.settings;
         let started = Instant::now();
+        // Bases are described by the podman that built the image: the node's, for a build
+        // there.
+        let node_args = plan
+            .nodes
+            .iter()
+            .find(|n| b.publish.is_some() && b.node.as_ref() == Some(&n.name))
+            .map_or(&[][..], |n| n.podman_args.as_slice());
+        let program: Vec<&String> = plan.podman.iter().chain(node_args).collect();
         let mut podman = |kind: CommandKind, args: &[String]| -> Result<Option<Vec<u8>>, String> {
-            let argv = Command::new(kind, &plan.podman, args);
+            let argv = Command::new(kind, program.iter().copied(), args);
             match self.command(&argv, log, true, None, When::Normal) {
                 Ok(out) => Ok(Some(out)),
                 Err(f) if f.attempt.as_deref().is_some_and(super::runner::not_found) => Ok(None),
                 Err(f) => Err(f.reason),
             }
         };
-        let check = steps::check_build(&mut podman, plan, b, &settings.check)
+        let copied = Copied::new(self, plan, b, published, log)?;
+        let mut copy = || copied.copy();
+        let copy = steps::Copy {
+            dir: copied.dir(),
+            run: &mut copy,
+        };
+        let source = match published {
+            Some(_) => steps::Source::Registry(copy),
+            None => steps::Source::Storage(Some(copy)),
+        };
+        let check = steps::check_build(&mut podman, plan, b, &settings.check, pushed, source)
             .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
         if let Some(why) = steps::failure(&check, &settings.check, b) {
             return Err(Failure::new(why));
         }
         let check_ms = started.elapsed().as_millis() as u64;
-        let sbom = match settings.sbom {
-            Some(sbom) if b.publish.is_none() => Some(self.sbom(plan, b, sbom, log)?),
+        let sbom = match (settings.sbom, published) {
+            (Some(sbom), None) => Some(self.sbom(plan, b, sbom, log)?),
+            // From the registry, syft reads the copied layout; mab's own generator reads a
+            // root file system, which would mean unpacking every layer of the image here.
+            (Some(sbom), Some(_)) if sbom.generator == SbomGenerator::Syft => {
+                Some(self.sbom_of_layout(b, sbom, &copied, log)?)
+            }
             _ => None,
         };
         Ok(BuildContent {
             check: Some(check),
             check_ms,
             sbom,
+        })
+    }
+
+    /// syft's SBOM of an image built on another node, from its copy in an OCI layout.
+    fn sbom_of_layout(
+        &self,
+        b: &Build,
+        sbom: Sbom,
+        pulled: &Copied,
+        log: &Path,
+    ) -> Result<SbomMade, Failure> {
+        let started = Instant::now();
+        let fail = |e: String| Failure::new(format!("the SBOM of {}: {e}", b.id));
+        pulled.copy().map_err(fail)?;
+        let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
+        let mut argv = Command::new(CommandKind::Syft, ["env"], env);
+        argv.args(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
+        let document = self
+            .command(&argv, log, true, None, When::Normal)
+            .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?;
+        Ok(SbomMade {
+            generator: sbom.generator,
+            digest: crate::attach::digest_of(&document),
+            bytes: document.len(),
+            ms: started.elapsed().as_millis() as u64,
+            document,
         })
     }
 

