@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{Sbom, SbomGenerator};
 use crate::content::steps::{self, Outcome};
 use crate::plan::{Build, Command, CommandKind, Plan};
+use crate::reference::Pinned;
 use crate::supervise::When;
 
 use super::attachments::Scratch;
@@ -36,7 +37,7 @@ impl<'r, 'a> Copied<'r, 'a> {
         runner: &'r Runner<'a>,
         plan: &Plan,
         b: &Build,
-        published: Option<&str>,
+        published: Option<&Pinned>,
         log: &'r Path,
     ) -> Result<Self, Failure> {
         let scratch = Scratch::new(&format!("content-{}", b.id))
@@ -51,7 +52,7 @@ impl<'r, 'a> Copied<'r, 'a> {
                     .find(|m| m.image == b.image)
                     .is_some_and(|m| m.insecure);
                 crate::content::layout::copy_command(
-                    reference,
+                    &reference.to_string(),
                     &dir,
                     insecure,
                     plan.registries_conf.as_deref(),
@@ -121,7 +122,7 @@ impl Runner<'_> {
         &self,
         plan: &Plan,
         b: &Build,
-        published: Option<&str>,
+        published: Option<&Pinned>,
         pushed: &HashMap<String, String>,
         log: &Path,
     ) -> Result<BuildContent, Failure> {

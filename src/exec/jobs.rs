@@ -64,7 +64,7 @@ fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) ->
         command: planned.argv.shell_line(),
         work: Box::new(move |runner| {
             let result = runner.build(&build, &log).and_then(|built| {
-                let published = built.published.as_deref();
+                let published = built.published.as_ref();
                 let content = runner.content(plan, &build, published, &pushed, &log)?;
                 Ok((built, content))
             });
