@@ -20,8 +20,8 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
+use crate::plan::{Command, CommandKind};
 use crate::reference::Repository;
 
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -36,7 +36,7 @@ pub const GENERATOR: &str = "dev.mab.generator";
 
 /// `sha256:<hex>` of `bytes`.
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+    crate::reference::digest_of(bytes).to_string()
 }
 
 /// The tag of the referrers fallback index for `digest` (`sha256:abc` -> `sha256-abc`).
@@ -261,34 +261,37 @@ impl Access {
     }
 
     /// `skopeo inspect --raw docker://REFERENCE`.
-    pub fn inspect_argv(&self, reference: &str) -> Vec<String> {
-        let mut argv: Vec<String> = ["skopeo", "inspect", "--raw"].map(String::from).to_vec();
-        argv.extend(self.args("tls-verify"));
-        argv.push(format!("docker://{reference}"));
-        argv
+    pub fn inspect_argv(&self, reference: &str) -> Command {
+        let mut c = Command::new(CommandKind::Inspect, ["skopeo"], ["inspect", "--raw"]);
+        c.args(self.args("tls-verify")).registry(reference);
+        c
     }
 
-    fn copy_argv(&self, from: String, to: String, pull: bool) -> Vec<String> {
-        let mut argv: Vec<String> = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet"]
-            .map(String::from)
-            .to_vec();
-        argv.extend(self.args(if pull {
+    /// A copy between `reference` in the registry and `layout` (`oci:DIR:TAG`): from the
+    /// registry when `pull`, else to it.
+    fn copy_argv(&self, reference: String, layout: String, pull: bool) -> Command {
+        let words = ["copy", "--all", "--preserve-digests", "--quiet"];
+        let mut c = Command::new(CommandKind::Copy, ["skopeo"], words);
+        c.args(self.args(if pull {
             "src-tls-verify"
         } else {
             "dest-tls-verify"
         }));
-        argv.extend([from, to]);
-        argv
+        match pull {
+            true => c.registry(reference).arg(layout),
+            false => c.arg(layout).registry(reference),
+        };
+        c
     }
 }
 
 /// What runs the registry commands: the run's supervised runner, or a plain process.
 pub trait Commands {
-    /// Runs `argv` and returns its output; `Ok(None)` when the registry says the reference
+    /// Runs `command` and returns its output; `Ok(None)` when the registry says the reference
     /// does not exist.
-    fn read(&mut self, argv: &[String]) -> Result<Option<Vec<u8>>, String>;
-    /// Runs `argv`, which must succeed.
-    fn run(&mut self, argv: &[String]) -> Result<(), String>;
+    fn read(&mut self, command: &Command) -> Result<Option<Vec<u8>>, String>;
+    /// Runs `command`, which must succeed.
+    fn run(&mut self, command: &Command) -> Result<(), String>;
 }
 
 /// The artifacts attached to `subject`'s digest, from its fallback index (none: no index).
@@ -362,7 +365,7 @@ pub fn push(
         // The layout must hold every entry of the index skopeo pushes: the ones already
         // there come from the registry (small: documents and an empty config).
         cmds.run(&access.copy_argv(
-            format!("docker://{}", subject.fallback_reference()),
+            subject.fallback_reference(),
             format!("oci:{}:{tag}", work.display()),
             true,
         ))?;
@@ -384,8 +387,8 @@ pub fn push(
         .and_then(|_| layout.tag(&tag, &Descriptor::of(IMAGE_INDEX, &bytes)))
         .map_err(|e| format!("{}: {e}", work.display()))?;
     cmds.run(&access.copy_argv(
+        subject.fallback_reference(),
         format!("oci:{}:{tag}", work.display()),
-        format!("docker://{}", subject.fallback_reference()),
         false,
     ))?;
     Ok(out)
@@ -439,7 +442,8 @@ impl<'a> Layout<'a> {
 pub struct Processes;
 
 impl Commands for Processes {
-    fn read(&mut self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
+    fn read(&mut self, command: &Command) -> Result<Option<Vec<u8>>, String> {
+        let argv = command.argv();
         let out = std::process::Command::new(&argv[0])
             .args(&argv[1..])
             .output()
@@ -454,10 +458,10 @@ impl Commands for Processes {
         Err(format!("{}: {}", argv.join(" "), err.trim()))
     }
 
-    fn run(&mut self, argv: &[String]) -> Result<(), String> {
-        self.read(argv)?
+    fn run(&mut self, command: &Command) -> Result<(), String> {
+        self.read(command)?
             .map(|_| ())
-            .ok_or_else(|| format!("{}: not found", argv.join(" ")))
+            .ok_or_else(|| format!("{}: not found", command.argv().join(" ")))
     }
 }
 

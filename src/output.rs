@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::join;
-use crate::plan::{Plan, Step, shell_line};
+use crate::plan::{Plan, Step};
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -171,7 +171,7 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
                 writeln!(
                     out,
                     "  {}  # sign {what}, unless its signature tag holds one of the key",
-                    shell_line(&s.push)
+                    s.push.shell_line()
                 )?;
             }
         }
@@ -473,10 +473,9 @@ fn status_table(report: &crate::exec::Report, plan: &Plan, out: &mut dyn Write) 
         let id = match (&b.image_id, &b.published) {
             (Some(id), _) => short(id),
             // An unchanged build's image is the registry's.
-            (None, Some(published)) => format!(
-                "{} (registry)",
-                short(published.rsplit_once('@').map_or("", |(_, d)| d))
-            ),
+            (None, Some(published)) => {
+                format!("{} (registry)", short(published.digest.digest()))
+            }
             (None, None) => String::new(),
         };
         writeln!(

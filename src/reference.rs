@@ -307,6 +307,83 @@ impl Serialize for ImageRef {
     }
 }
 
+/// A content digest (`sha256:HEX`), as registries name manifests and blobs and podman names
+/// images: oci-spec's, which checks the algorithm and the length and alphabet of the rest.
+pub use oci_spec::image::Digest;
+
+/// The `sha256:` digest of `bytes`: the one place mab writes a digest.
+pub fn digest_of(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha256_hex(&format!("{:x}", sha2::Sha256::digest(bytes))).expect("64 lowercase hex digits")
+}
+
+/// `sha256:HEX` of the bare hex podman prints for an image id (`{{.Id}}`).
+pub fn sha256_hex(hex: &str) -> Option<Digest> {
+    hex.parse::<oci_spec::image::Sha256Digest>()
+        .ok()
+        .map(Digest::from)
+}
+
+/// The digest a reference as written pins (`alpine:3@sha256:...`), if it pins a valid one.
+pub fn pinned_digest(reference: &str) -> Option<Digest> {
+    reference.rsplit_once('@')?.1.parse().ok()
+}
+
+/// The name of a reference as written, without its tag or digest (`127.0.0.1:5000/app` of
+/// `127.0.0.1:5000/app:1`: a port's colon is not a tag's).
+pub fn name_of(reference: &str) -> &str {
+    let name = reference
+        .split_once('@')
+        .map_or(reference, |(name, _)| name);
+    split_tag(name).0
+}
+
+/// An image pinned by digest in a repository, `REPOSITORY@DIGEST`: how mab names an image in
+/// a registry (one a node or a split runner pushed, an unchanged list's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pinned {
+    pub repository: Repository,
+    pub digest: Digest,
+}
+
+impl FromStr for Pinned {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (repository, digest) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("`{s}` names no digest (expected `repository@digest`)"))?;
+        Ok(Self {
+            repository: repository
+                .parse()
+                .map_err(|e: ReferenceError| e.to_string())?,
+            digest: digest
+                .parse()
+                .map_err(|e| format!("`{digest}` is no digest: {e}"))?,
+        })
+    }
+}
+
+impl fmt::Display for Pinned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.repository, self.digest)
+    }
+}
+
+impl Serialize for Pinned {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pinned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +569,28 @@ mod differential {
             accepted > 300 && checked - accepted > 300,
             "{accepted} of {checked} accepted"
         );
+    }
+
+    #[test]
+    fn digests_are_written_once_and_pinned_references_parse_whole() {
+        let d = digest_of(b"");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(sha256_hex(d.digest()), Some(d.clone()));
+        assert_eq!(sha256_hex("abc"), None);
+        let written = format!("127.0.0.1:5000/app@{d}");
+        let pinned: Pinned = written.parse().unwrap();
+        assert_eq!(pinned.repository.as_str(), "127.0.0.1:5000/app");
+        assert_eq!(pinned.digest, d);
+        assert_eq!(pinned.to_string(), written);
+        assert!("r/app@sha256:1".parse::<Pinned>().is_err());
+        assert!("r/app:1".parse::<Pinned>().is_err());
+        assert_eq!(pinned_digest(&format!("alpine:3@{d}")), Some(d));
+        assert_eq!(pinned_digest("alpine:3"), None);
+        assert_eq!(name_of("127.0.0.1:5000/app:1"), "127.0.0.1:5000/app");
+        assert_eq!(name_of("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(name_of("r/app@sha256:ab"), "r/app");
     }
 }

@@ -10,12 +10,12 @@ use super::check::{Checker, Counts};
 use super::elf::Machine;
 use super::layers::{self, Image};
 use crate::config::{Check, CheckMode};
-use crate::plan::{Build, Plan};
+use crate::plan::{Build, CommandKind, Plan};
 use crate::platform::Platform;
 
-/// Runs one podman command (arguments after the program and its global options) and returns
-/// its output, `Ok(None)` when podman says the image does not exist.
-pub type Podman<'a> = dyn FnMut(&[String]) -> Result<Option<Vec<u8>>, String> + 'a;
+/// Runs one podman command of a kind (arguments after the program and its global options) and
+/// returns its output, `Ok(None)` when podman says the image does not exist.
+pub type Podman<'a> = dyn FnMut(CommandKind, &[String]) -> Result<Option<Vec<u8>>, String> + 'a;
 
 /// How a build's check went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -54,13 +54,7 @@ fn candidates(plan: &Plan, build: &Build) -> Vec<Candidate> {
 
 /// `REPO` of `REPO:TAG` or `REPO@DIGEST` (a port's colon is not a tag's).
 fn repository_of(reference: &str) -> &str {
-    if let Some((repo, _)) = reference.split_once('@') {
-        return repo;
-    }
-    match reference.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => reference,
-    }
+    crate::reference::name_of(reference)
 }
 
 /// The digest of `platform`'s entry in a local manifest list, as `podman manifest inspect`
@@ -86,13 +80,15 @@ fn resolve(podman: &mut Podman, candidate: &Candidate) -> Result<String, String>
         Candidate::Image(name) => Ok(name.clone()),
         Candidate::Read(reference, platform) => {
             let list = ["manifest", "inspect", reference.as_str()].map(String::from);
-            Ok(match podman(&list).ok().flatten() {
-                Some(raw) => match entry_of(&raw, platform) {
-                    Some(digest) => format!("{}@{digest}", repository_of(reference)),
+            Ok(
+                match podman(CommandKind::ManifestInspect, &list).ok().flatten() {
+                    Some(raw) => match entry_of(&raw, platform) {
+                        Some(digest) => format!("{}@{digest}", repository_of(reference)),
+                        None => reference.clone(),
+                    },
                     None => reference.clone(),
                 },
-                None => reference.clone(),
-            })
+            )
         }
     }
 }
@@ -100,12 +96,14 @@ fn resolve(podman: &mut Podman, candidate: &Candidate) -> Result<String, String>
 /// Inspects `names`; one that podman lacks is left out rather than failing the others.
 fn inspect(podman: &mut Podman, names: &[String]) -> Result<Vec<Image>, String> {
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
-    if let Some(raw) = podman(&layers::inspect_args(&all)).ok().flatten() {
+    let mut inspect =
+        |names: &[&str]| podman(CommandKind::ImageInspect, &layers::inspect_args(names));
+    if let Some(raw) = inspect(&all).ok().flatten() {
         return layers::parse_inspect(&raw);
     }
     let mut found = Vec::new();
     for name in names {
-        if let Some(raw) = podman(&layers::inspect_args(&[name])).ok().flatten() {
+        if let Some(raw) = inspect(&[name]).ok().flatten() {
             found.extend(layers::parse_inspect(&raw)?);
         }
     }

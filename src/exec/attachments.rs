@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::attach::{self, Access, Artifact, Commands, Referrer, Subject};
 use crate::config::ProvenanceMode;
-use crate::plan::{Build, Manifest, Plan};
+use crate::plan::{Build, Command, CommandKind, Manifest, Plan};
 use crate::platform::Platform;
 use crate::provenance::{self, BaseImage, Facts};
 
@@ -35,13 +35,13 @@ struct Logged<'r, 'a> {
 }
 
 impl Commands for Logged<'_, '_> {
-    fn read(&mut self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
-        self.runner.read(argv, self.log).map_err(|f| f.reason)
+    fn read(&mut self, command: &Command) -> Result<Option<Vec<u8>>, String> {
+        self.runner.read(command, self.log).map_err(|f| f.reason)
     }
 
-    fn run(&mut self, argv: &[String]) -> Result<(), String> {
+    fn run(&mut self, command: &Command) -> Result<(), String> {
         self.runner
-            .retrying(self.log, || self.runner.logged(argv, self.log))
+            .retrying(self.log, || self.runner.logged(command, self.log))
             .map_err(|f| f.reason)
     }
 }
@@ -138,7 +138,13 @@ impl Runner<'_> {
                 mab_version: env!("CARGO_PKG_VERSION"),
                 podman_version: podman_version.as_deref(),
                 argv: &argv,
-                build_args: build_args(&argv),
+                // mab refuses credentials as build args (they go in as `--secret`), so none of
+                // these is one.
+                build_args: build
+                    .build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 input_digest: input_digest(m, build),
             };
             if let Some(statement) = provenance::statement(settings.provenance, &facts) {
@@ -161,12 +167,11 @@ impl Runner<'_> {
     }
 
     fn podman_version(&self, plan: &Plan, log: &Path) -> Option<String> {
-        let argv: Vec<String> = plan
-            .podman
-            .iter()
-            .cloned()
-            .chain(["version", "--format", "{{.Client.Version}}"].map(String::from))
-            .collect();
+        let argv = Command::new(
+            CommandKind::Version,
+            &plan.podman,
+            ["version", "--format", "{{.Client.Version}}"],
+        );
         let out = self
             .command(&argv, log, true, None, crate::supervise::When::Normal)
             .ok()?;
@@ -176,21 +181,19 @@ impl Runner<'_> {
     /// The images `build` read from outside the run, by the digest podman has for them: a
     /// registry's manifest, a local list's, else a local image's id.
     fn base_digests(&self, plan: &Plan, build: &Build, log: &Path) -> Vec<BaseImage> {
-        let podman = |args: &[&str]| -> Vec<String> {
-            plan.podman
-                .iter()
-                .chain(
-                    &build
-                        .inputs
-                        .bases
-                        .first()
-                        .map_or(Vec::new(), |b| b.node_args.clone()),
-                )
-                .cloned()
-                .chain(args.iter().map(|a| a.to_string()))
-                .collect()
+        let node_args = build
+            .inputs
+            .bases
+            .first()
+            .map_or(Vec::new(), |b| b.node_args.clone());
+        let podman = |kind: CommandKind, args: &[&str]| -> Command {
+            Command::new(
+                kind,
+                plan.podman.iter().chain(&node_args),
+                args.iter().copied(),
+            )
         };
-        let read = |argv: Vec<String>| match self.command(
+        let read = |argv: Command| match self.command(
             &argv,
             log,
             true,
@@ -206,19 +209,20 @@ impl Runner<'_> {
             .bases
             .iter()
             .filter_map(|b| {
-                let digest = match b.reference.split_once('@') {
-                    Some((_, d)) => d.to_string(),
-                    None => match read(podman(&["manifest", "inspect", &b.reference])) {
+                let digest = match crate::reference::pinned_digest(&b.reference) {
+                    Some(d) => d.to_string(),
+                    None => match read(podman(
+                        CommandKind::ManifestInspect,
+                        &["manifest", "inspect", &b.reference],
+                    )) {
                         Some(raw) => attach::digest_of(&raw),
                         None => {
-                            let id = read(podman(&[
-                                "image",
-                                "inspect",
-                                "--format",
-                                "{{.Id}}",
-                                &b.reference,
-                            ]))?;
-                            format!("sha256:{}", String::from_utf8_lossy(&id).trim())
+                            let id = read(podman(
+                                CommandKind::ImageInspect,
+                                &["image", "inspect", "--format", "{{.Id}}", &b.reference],
+                            ))?;
+                            crate::reference::sha256_hex(String::from_utf8_lossy(&id).trim())?
+                                .to_string()
                         }
                     },
                 };
@@ -229,16 +233,6 @@ impl Runner<'_> {
             })
             .collect()
     }
-}
-
-/// The `--build-arg NAME=VALUE` of a build's argv. mab refuses credentials as build args
-/// (they go in as `--secret`), so none of these is one.
-fn build_args(argv: &[String]) -> std::collections::BTreeMap<String, String> {
-    argv.windows(2)
-        .filter(|w| w[0] == "--build-arg")
-        .filter_map(|w| w[1].split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The input digest the list's `manifest add` of `build`'s image annotates its entry with.

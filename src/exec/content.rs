@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Sbom, SbomGenerator};
 use crate::content::steps::{self, Outcome};
-use crate::plan::{Build, Plan};
+use crate::plan::{Build, Command, CommandKind, Plan};
 use crate::supervise::When;
 
 use super::runner::{Failure, Runner};
@@ -47,8 +47,8 @@ impl Runner<'_> {
     ) -> Result<BuildContent, Failure> {
         let settings = &plan.content.settings;
         let started = Instant::now();
-        let mut podman = |args: &[String]| -> Result<Option<Vec<u8>>, String> {
-            let argv: Vec<String> = plan.podman.iter().chain(args).cloned().collect();
+        let mut podman = |kind: CommandKind, args: &[String]| -> Result<Option<Vec<u8>>, String> {
+            let argv = Command::new(kind, &plan.podman, args);
             match self.command(&argv, log, true, None, When::Normal) {
                 Ok(out) => Ok(Some(out)),
                 Err(f) if f.attempt.as_deref().is_some_and(super::runner::not_found) => Ok(None),
@@ -75,14 +75,15 @@ impl Runner<'_> {
     /// Mounts `b`'s image, makes its SBOM, unmounts it (also after a failure).
     fn sbom(&self, plan: &Plan, b: &Build, sbom: Sbom, log: &Path) -> Result<SbomMade, Failure> {
         let started = Instant::now();
-        let podman = |args: Vec<String>| -> Vec<String> {
-            plan.podman.iter().cloned().chain(args).collect()
-        };
+        let podman = |kind: CommandKind, args: Vec<String>| Command::new(kind, &plan.podman, args);
         let fail =
             |what: &str, e: String| Failure::new(format!("the SBOM of {}: {what}: {e}", b.id));
         let raw = self
             .command(
-                &podman(crate::sbom::mount_args(&b.local_image)),
+                &podman(
+                    CommandKind::ImageMount,
+                    crate::sbom::mount_args(&b.local_image),
+                ),
                 log,
                 true,
                 None,
@@ -91,7 +92,8 @@ impl Runner<'_> {
             .map_err(|f| fail("podman image mount", f.reason))?;
         let root = PathBuf::from(String::from_utf8_lossy(&raw).trim());
         let made = self.document(plan, b, sbom, &root, log);
-        let unmounted = self.logged(&podman(crate::sbom::unmount_args(&b.local_image)), log);
+        let unmount = crate::sbom::unmount_args(&b.local_image);
+        let unmounted = self.logged(&podman(CommandKind::ImageUnmount, unmount), log);
         let document = made.map_err(|e| fail("generating", e))?;
         unmounted.map_err(|f| fail("podman image unmount", f.reason))?;
         Ok(SbomMade {
@@ -114,9 +116,9 @@ impl Runner<'_> {
         match sbom.generator {
             SbomGenerator::Syft => {
                 // syft's update check is off: a run must not reach the network for it.
-                let mut argv = vec!["env".to_string()];
-                argv.extend(crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}")));
-                argv.extend(crate::sbom::syft_argv(root, sbom.format));
+                let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
+                let mut argv = Command::new(CommandKind::Syft, ["env"], env);
+                argv.args(crate::sbom::syft_argv(root, sbom.format));
                 self.command(&argv, log, true, None, When::Normal)
                     .map_err(|f| format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL))
             }
@@ -137,12 +139,11 @@ impl Runner<'_> {
     }
 
     fn inspect_field(&self, plan: &Plan, b: &Build, field: &str, log: &Path) -> Option<String> {
-        let argv: Vec<String> = plan
-            .podman
-            .iter()
-            .cloned()
-            .chain(["image", "inspect", "--format", field, &b.local_image].map(String::from))
-            .collect();
+        let argv = Command::new(
+            CommandKind::ImageInspect,
+            &plan.podman,
+            ["image", "inspect", "--format", field, &b.local_image],
+        );
         let out = self.command(&argv, log, true, None, When::Normal).ok()?;
         Some(String::from_utf8_lossy(&out).trim().to_string())
     }

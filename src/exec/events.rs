@@ -119,7 +119,7 @@ pub enum RunEvent {
         build: usize,
         span: Span,
         image_id: String,
-        published: Option<String>,
+        published: Option<crate::reference::Pinned>,
     },
     /// An assembly job ended with the list holding the first `holds` of its images; the
     /// others follow as they are built.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::error::{ConfigError, ErrorKind};
 use crate::external::{config_platform, platform_matches};
 use crate::inputs;
-use crate::plan::{Arg, ExternalEntry, Plan, inspect_command};
+use crate::plan::{Command, ExternalEntry, Plan, inspect_command, inspect_config_command};
 use crate::state::Refused;
 
 use super::runner::{Runner, error_line};
@@ -40,9 +40,8 @@ pub(super) fn resolve(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Res
     for e in plan.manifests.iter_mut().flat_map(|m| &mut m.external) {
         let digest = &digests[&(e.from.clone(), e.platform.clone())];
         // The entry is the add's last argument.
-        if let Some(last) = e.add.arguments_mut().last_mut() {
-            *last = Arg::Lit(format!("docker://{}", e.from.at_digest(digest)));
-        }
+        e.add
+            .set_last_registry(e.from.at_digest(digest).to_string());
         e.digest = Some(digest.clone());
     }
     Ok(plan)
@@ -57,7 +56,7 @@ fn resolve_one(
     log: &Path,
 ) -> std::io::Result<String> {
     let conf = plan.registries_conf.as_deref();
-    let read = |argv: Vec<String>| -> std::io::Result<Vec<u8>> {
+    let read = |argv: Command| -> std::io::Result<Vec<u8>> {
         match runner.read(&argv, log) {
             Ok(Some(raw)) => Ok(raw),
             Ok(None) => Err(refused(
@@ -73,7 +72,7 @@ fn resolve_one(
             ))),
         }
     };
-    let raw = read(inspect_command(e.from.to_string(), e.insecure, conf).argv())?;
+    let raw = read(inspect_command(e.from.to_string(), e.insecure, conf))?;
     let mut digest = e
         .from
         .digest()
@@ -95,9 +94,7 @@ fn resolve_one(
         };
         digest = d.digest().to_string();
     }
-    let mut config =
-        inspect_command(e.from.at_digest(&digest).to_string(), e.insecure, conf).argv();
-    config.insert(2, "--config".into());
+    let config = inspect_config_command(e.from.at_digest(&digest).to_string(), e.insecure, conf);
     let config = read(config)?;
     let found = serde_json::from_slice(&config)
         .ok()

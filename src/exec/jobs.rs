@@ -63,8 +63,9 @@ fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) ->
             Box::new(move |queue, span| match result {
                 Ok((built, mut content)) => {
                     if let Some(image) = &built.published {
-                        let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                        queue.pushed.insert(build.id.clone(), digest.to_string());
+                        queue
+                            .pushed
+                            .insert(build.id.clone(), image.digest.to_string());
                     }
                     queue.scheduler.built(i, Ok(()));
                     if let Some(sbom) = content.sbom.as_mut() {

@@ -14,22 +14,17 @@ use rayon::prelude::*;
 
 use crate::digests_file::{DigestsFile, ImageDigest};
 use crate::inputs::{self, Digests};
-use crate::plan::{Arg, Hole, Manifest, Plan, STATE_DIR};
+use crate::plan::{Arg, BuildIx, Hole, Manifest, Plan};
 use crate::platform::Platform;
-use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{Labels, Progress};
-use crate::state::{StateDir, refuse_tracked};
-use crate::supervise::Supervisor;
 
 use super::events::{Lane, Place, RunEvent, Span};
 use super::outcomes::Outcomes;
 use super::published::{self, Checked, Verdict};
 use super::report::list_log;
-use super::runner::{Runner, secret_values};
+use super::runner::Runner;
 use super::schedule::{Batch, Job};
-use super::{
-    BuildReport, KILL_GRACE, Options, Report, Status, TagStatus, external, run_id, take_turn,
-};
+use super::{BuildReport, Options, Report, Status, TagStatus, external};
 
 /// Why a merge pushed nothing.
 #[derive(Debug)]
@@ -149,26 +144,25 @@ fn from_registry(m: &Manifest, images: &HashMap<String, ImageDigest>) -> Manifes
             continue;
         };
         let insecure = m.insecure;
-        let args = add.command.arguments_mut();
         // The source is the last argument (after the list): a local image is a literal, another
         // node's a hole for the digest it pushes.
-        let Some(source) = args.last_mut() else {
-            continue;
-        };
-        match source {
-            Arg::Holed(h) if h.hole == Hole::DigestOf(add.build.clone()) => {
-                *source = source.fill(|_| Some(image.digest.clone()));
+        match add.command.last() {
+            Some(Arg::Holed(h)) if h.hole == Hole::DigestOf(add.build.clone()) => {
+                add.command = add.command.fill(|h| match h {
+                    Hole::DigestOf(b) if *b == add.build => Some(image.digest.clone()),
+                    _ => None,
+                });
             }
-            Arg::Holed(_) => continue,
-            Arg::Lit(_) => {
-                *source = Arg::Lit(format!("docker://{}@{}", image.repository, image.digest));
+            Some(Arg::Lit(_)) => {
+                add.command
+                    .set_last_registry(format!("{}@{}", image.repository, image.digest));
                 // The plan gives a local source no TLS option: the registry's goes before the
                 // list, which comes right before the source.
                 if insecure {
-                    let at = args.len() - 2;
-                    args.insert(at, Arg::from("--tls-verify=false"));
+                    add.command.insert_before_last(2, ["--tls-verify=false"]);
                 }
             }
+            _ => continue,
         }
     }
     m
@@ -181,28 +175,13 @@ pub fn merge(
     files: &[(PathBuf, DigestsFile)],
     opts: &Options,
 ) -> std::io::Result<Result<Report, Refused>> {
-    refuse_tracked(&plan.workdir)?;
-    let state = StateDir::open(&plan.workdir)?;
-    state.refuse_links()?;
-    let _turn = take_turn()?;
-    let ledger = ProcessLedger::open()?;
-    ledger.stop_leftovers(KILL_GRACE);
-    state.write(Path::new(STATE_DIR).join(".gitignore"), b"*\n")?;
-    let run_id = run_id();
-    let run_dir = state.new_dir(Path::new(STATE_DIR).join("runs").join(&run_id))?;
-    let runner = Runner {
-        workdir: &plan.workdir,
-        supervisor: Supervisor::new(
-            KILL_GRACE,
-            opts.reaper.clone(),
-            Some(ledger.record(&run_id)?),
-            secret_values(&plan.secrets),
-        )?,
-        build_timeout: None,
-        registry: opts.registry.limits,
-        retries: opts.registry.retries,
-        signer: opts.signer.clone(),
-    };
+    let super::setup::Started {
+        run_id,
+        run_dir,
+        runner,
+        turn: _turn,
+        ..
+    } = super::setup::start(plan, opts, None)?;
     let mut plan = external::resolve(plan, &runner, &run_dir)?;
     let images = match index(&mut plan, files) {
         Ok(images) => images,
@@ -216,7 +195,7 @@ pub fn merge(
         .par_iter()
         .enumerate()
         .map(|(m, man)| {
-            let builds: Vec<usize> = man.depends_on.iter().map(|id| index[id.as_str()]).collect();
+            let builds: Vec<BuildIx> = man.depends_on.iter().map(|id| index[id.as_str()]).collect();
             let wanted: Vec<&str> = builds.iter().map(|&b| digests.builds[b].as_str()).collect();
             let log = run_dir.join(format!("{}@published.log", man.image));
             let found = published::lookup(
@@ -293,9 +272,14 @@ pub fn merge(
         .iter()
         .map(|b| BuildReport {
             status: Status::Built,
-            published: images
-                .get(&b.id)
-                .map(|i| format!("{}@{}", i.repository, i.digest)),
+            published: images.get(&b.id).and_then(|i| {
+                // Checked a sha256 digest when the file was read.
+                let digest = i.digest.parse().ok()?;
+                Some(crate::reference::Pinned {
+                    repository: i.repository.clone(),
+                    digest,
+                })
+            }),
             ..BuildReport::new(b, &run_dir)
         })
         .collect();

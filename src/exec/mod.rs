@@ -7,13 +7,11 @@
 //! back from each tag and checked against the plan. A list that a failure left incomplete is
 //! removed.
 
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Build, Plan, STATE_DIR};
 use crate::platform::Platform;
-use crate::process_ledger::Ledger as ProcessLedger;
 use crate::progress::{self, Progress};
 use crate::state::{StateDir, refuse_tracked};
 use crate::supervise::{Limits, Supervisor, When};
@@ -33,6 +31,7 @@ mod published;
 mod report;
 mod runner;
 pub mod schedule;
+mod setup;
 mod sign;
 mod split;
 mod verify;
@@ -45,7 +44,7 @@ use prepare::{clear_outputs, write_dockerfile_copies, write_ignore_files};
 pub use report::{
     BuildReport, Held, JobKind, JobTiming, ManifestReport, Report, Status, TagReport, TagStatus,
 };
-use runner::{Runner, secret_values};
+use runner::Runner;
 use schedule::{Scheduler, Shape};
 pub use split::digests_file;
 pub use verify::verify_index;
@@ -105,49 +104,13 @@ fn cost(build: &Build, host: &Platform) -> u64 {
     }
 }
 
-fn run_id() -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let compact: String = now.chars().filter(char::is_ascii_digit).collect();
-    format!(
-        "{}-{}-{}",
-        &compact[..8],
-        &compact[8..14.min(compact.len())],
-        std::process::id()
-    )
-}
-
-/// Waits until no other `mab run` of this user is running, and holds the turn until dropped.
-/// The plan names local images and lists the same way on every run, and podman's storage is
-/// shared by the user's runs: two at once would tag over each other's images. Taking turns keeps
-/// both correct (each then verifies its own pushes; the last push of a tag wins).
-fn take_turn() -> std::io::Result<File> {
-    let uid = rustix::process::getuid().as_raw();
-    let path = std::env::temp_dir().join(format!("mab-{uid}.lock"));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!(
-                "waiting for another mab run of this user to finish ({})",
-                path.display()
-            );
-            file.lock()?;
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(e),
-    }
-    Ok(file)
-}
-
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
 pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
-    let logs = state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", run_id())))?;
+    let logs =
+        state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", setup::run_id())))?;
     let runner = Runner {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
@@ -169,38 +132,18 @@ pub fn run(
     opts: &Options,
     preflight: impl FnOnce(&Plan) -> bool,
 ) -> std::io::Result<Option<Report>> {
-    // A repository that forged mab's state is refused before anything runs.
-    refuse_tracked(&plan.workdir)?;
-    let state = StateDir::open(&plan.workdir)?;
-    state.refuse_links()?;
-    let _turn = take_turn()?;
-    // Job times count from here: waiting for another run's turn is not this run's time.
-    let origin = Instant::now();
-    // Before this run writes anything a dead run's commands could still be writing.
-    let ledger = ProcessLedger::open()?;
-    ledger.stop_leftovers(KILL_GRACE);
-    // The state directory is the run's own business, never the repository's.
-    state.write(Path::new(STATE_DIR).join(".gitignore"), b"*\n")?;
+    let setup::Started {
+        state,
+        run_id,
+        run_dir,
+        runner,
+        // Job times count from here.
+        origin,
+        turn: _turn,
+    } = setup::start(plan, opts, opts.timeout)?;
     write_ignore_files(plan, &state)?;
     write_dockerfile_copies(plan, &state)?;
     clear_outputs(plan, &state)?;
-    let run_id = run_id();
-    // Logs may hold what a build printed: for the user's eyes only (mode 0700).
-    let run_dir = state.new_dir(Path::new(STATE_DIR).join("runs").join(&run_id))?;
-
-    let runner = Runner {
-        workdir: &plan.workdir,
-        supervisor: Supervisor::new(
-            KILL_GRACE,
-            opts.reaper.clone(),
-            Some(ledger.record(&run_id)?),
-            secret_values(&plan.secrets),
-        )?,
-        build_timeout: opts.timeout,
-        registry: opts.registry.limits,
-        retries: opts.registry.retries,
-        signer: opts.signer.clone(),
-    };
     // Every external platform's tag is resolved once, before anything is built.
     let plan = &external::resolve(plan, &runner, &run_dir)?;
     let split = opts.split.as_deref();
@@ -262,7 +205,12 @@ pub fn run(
 /// node, per list its builds and whether it is pushed.
 fn shape(plan: &Plan, opts: &Options) -> Shape {
     let index = plan.build_index();
-    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
+    // The scheduler numbers builds as the plan does.
+    let indexes = |ids: &[String]| {
+        ids.iter()
+            .map(|d| index[d.as_str()].get())
+            .collect::<Vec<_>>()
+    };
     let host = Platform::host();
     // A build emulates when it runs steps of a platform other than its machine's own.
     let machine = |b: &Build| {
@@ -338,7 +286,7 @@ fn execute(
         let man = &plan.manifests[m];
         if let Some(rm) = &man.remove_stale {
             let log = &manifests[m].log;
-            let _ = runner.command(&rm.argv(), log, false, None, When::Cleanup);
+            let _ = runner.command(rm, log, false, None, When::Cleanup);
         }
     }
     let (build_status, manifest_status, success) = scheduler.finish();
@@ -450,6 +398,7 @@ mod tests {
             depends_on: Vec::new(),
             local_image: String::new(),
             argv: crate::plan::Command::new(crate::plan::CommandKind::Build, ["podman"], ["build"]),
+            build_args: Default::default(),
             run_platforms: runs.iter().map(|p| p.parse().unwrap()).collect(),
             features: Vec::new(),
             dockerfile: None,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::inputs::digest_of;
-use crate::plan::{Hole, Manifest, Plan, Step};
+use crate::plan::{Command, Hole, Manifest, Plan, Step};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::supervise::When;
@@ -154,7 +154,7 @@ impl Runner<'_> {
                 Ok(None)
             }
             Step::Record { tag, argv } => {
-                let raw = self.read(&argv.argv(), log).map_err(|f| Failure {
+                let raw = self.read(argv, log).map_err(|f| Failure {
                     reason: format!(
                         "reading what {tag} holds from registry {} failed: {}",
                         tag.repository.registry(),
@@ -173,15 +173,8 @@ impl Runner<'_> {
                 verify,
                 ..
             } => {
-                let (digest, images) = self.push_index(
-                    m,
-                    to,
-                    &argv.argv(),
-                    digestfile,
-                    &verify.argv(),
-                    expected,
-                    log,
-                )?;
+                let (digest, images) =
+                    self.push_index(m, to, argv, digestfile, verify, expected, log)?;
                 seen.index = Some(digest.clone());
                 seen.images = images;
                 Ok(Some(digest))
@@ -201,10 +194,9 @@ impl Runner<'_> {
                         found.map(|(_, d)| d.clone())
                     })
                     .expect("a plan copies to a platform's tags after its push");
-                let argv = argv
-                    .fill(|h| (*h == Hole::ImageOf(platform.clone())).then(|| digest.clone()))
-                    .argv();
-                self.copy_image(tag, &argv, &verify.argv(), &digest, log)?;
+                let argv =
+                    argv.fill(|h| (*h == Hole::ImageOf(platform.clone())).then(|| digest.clone()));
+                self.copy_image(tag, &argv, verify, &digest, log)?;
                 Ok(Some(digest))
             }
             Step::Copy {
@@ -219,10 +211,8 @@ impl Runner<'_> {
                     .or_else(|| seen.index.clone())
                     .expect("a plan copies to its tags after its push");
                 seen.index = Some(digest.clone());
-                let argv = argv
-                    .fill(|h| (*h == Hole::PushedIndex).then(|| digest.clone()))
-                    .argv();
-                self.copy(m, tag, &argv, &verify.argv(), &digest, log)?;
+                let argv = argv.fill(|h| (*h == Hole::PushedIndex).then(|| digest.clone()));
+                self.copy(m, tag, &argv, verify, &digest, log)?;
                 Ok(Some(digest))
             }
             Step::Sign(s) => {
@@ -251,9 +241,9 @@ impl Runner<'_> {
         &self,
         m: &Manifest,
         to: &ImageRef,
-        argv: &[String],
+        argv: &Command,
         digestfile: &str,
-        verify: &[String],
+        verify: &Command,
         expected: &[(Platform, String)],
         log: &Path,
     ) -> Result<(String, Vec<(Platform, String)>), Failure> {
@@ -287,8 +277,8 @@ impl Runner<'_> {
     fn copy_image(
         &self,
         tag: &ImageRef,
-        argv: &[String],
-        verify: &[String],
+        argv: &Command,
+        verify: &Command,
         digest: &str,
         log: &Path,
     ) -> Result<(), Failure> {
@@ -308,8 +298,8 @@ impl Runner<'_> {
         &self,
         m: &Manifest,
         tag: &ImageRef,
-        argv: &[String],
-        verify: &[String],
+        argv: &Command,
+        verify: &Command,
         digest: &str,
         log: &Path,
     ) -> Result<(), Failure> {
@@ -320,13 +310,7 @@ impl Runner<'_> {
     }
 
     /// Runs `argv`, the copy in the registry that points `tag` at `what`, with retries.
-    fn point(
-        &self,
-        tag: &ImageRef,
-        what: &str,
-        argv: &[String],
-        log: &Path,
-    ) -> Result<(), Failure> {
+    fn point(&self, tag: &ImageRef, what: &str, argv: &Command, log: &Path) -> Result<(), Failure> {
         let registry = tag.repository.registry();
         self.retrying(log, || self.logged(argv, log))
             .map_err(|f| Failure {
@@ -338,12 +322,7 @@ impl Runner<'_> {
             })
     }
 
-    fn read_back(
-        &self,
-        what: &ImageRef,
-        verify: &[String],
-        log: &Path,
-    ) -> Result<Vec<u8>, Failure> {
+    fn read_back(&self, what: &ImageRef, verify: &Command, log: &Path) -> Result<Vec<u8>, Failure> {
         self.retrying(log, || self.command(verify, log, true, None, When::Normal))
             .map_err(|f| Failure {
                 reason: format!(
@@ -371,7 +350,7 @@ impl Runner<'_> {
             };
             report.status = match &report.before {
                 Some(Held::Digest(old)) => {
-                    let argv = restore.fill(|h| (*h == Hole::Held).then(|| old.clone())).argv();
+                    let argv = restore.fill(|h| (*h == Hole::Held).then(|| old.clone()));
                     match self.retrying(log, || self.command(&argv, log, false, None, When::Cleanup))
                     {
                         Ok(_) => TagStatus::Restored,

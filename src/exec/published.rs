@@ -4,17 +4,18 @@
 //! digest on every platform is unchanged: its builds do not run, its tags that do not point at
 //! it yet are added, and its dependents read its images from the registry by digest.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Arg, Base, Hole, Manifest, Plan, Step, ToPublish, Unchanged, copy_step, inspect_command,
-    publication, registry_of,
+    Arg, Base, BuildIx, Command, CommandKind, Hole, Manifest, Plan, Step, ToPublish, Unchanged,
+    copy_step, inspect_command, publication, registry_of,
 };
 use crate::platform::Platform;
-use crate::reference::{ImageRef, Tag};
+use crate::reference::{ImageRef, Pinned, Tag, pinned_digest};
 
 use super::report::Held;
 use super::runner::{Failure, Runner, error_line};
@@ -75,17 +76,16 @@ const READERS: usize = 8;
 /// The digest podman builds on for `base` (its `--pull=newer`): the registry's, else the local
 /// copy's; `localhost/` images and digests as they are.
 fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<String, String> {
-    if let Some((_, digest)) = base.reference.split_once('@') {
+    if let Some(digest) = pinned_digest(&base.reference) {
         return Ok(digest.to_string());
     }
     // A local image is the storage's of the node that reads it.
-    let podman = |args: &[&str]| -> Vec<String> {
-        plan.podman
-            .iter()
-            .chain(&base.node_args)
-            .cloned()
-            .chain(args.iter().map(|a| a.to_string()))
-            .collect()
+    let podman = |kind: CommandKind, args: &[&str]| -> Command {
+        Command::new(
+            kind,
+            plan.podman.iter().chain(&base.node_args),
+            args.iter().copied(),
+        )
     };
     let mut why = String::new();
     if registry_of(&base.reference) != "localhost" {
@@ -94,18 +94,24 @@ fn resolve(plan: &Plan, runner: &Runner, base: &Base, log: &Path) -> Result<Stri
             base.insecure,
             plan.registries_conf.as_deref(),
         );
-        match runner.read(&argv.argv(), log) {
+        match runner.read(&argv, log) {
             Ok(Some(raw)) => return Ok(inputs::digest_of(&raw)),
             Ok(None) => why = "not in its registry".into(),
             Err(f) => why = attempt_reason(&f),
         }
     }
     // A local list (all its platforms), else a local image.
-    let list = podman(&["manifest", "inspect", &base.reference]);
+    let list = podman(
+        CommandKind::ManifestInspect,
+        &["manifest", "inspect", &base.reference],
+    );
     if let Ok(Some(raw)) = runner.read(&list, log) {
         return Ok(inputs::digest_of(&raw));
     }
-    let image = podman(&["image", "inspect", "--format", "{{.Id}}", &base.reference]);
+    let image = podman(
+        CommandKind::ImageInspect,
+        &["image", "inspect", "--format", "{{.Id}}", &base.reference],
+    );
     match runner.read(&image, log) {
         Ok(Some(id)) => Ok(format!("id:{}", String::from_utf8_lossy(&id).trim())),
         _ if why.is_empty() => Err("not in local storage".into()),
@@ -167,7 +173,7 @@ pub(super) fn check(plan: &Plan, runner: &Runner, logs: &Path) -> std::io::Resul
             .par_iter()
             .enumerate()
             .map(|(m, man)| {
-                let builds: Vec<usize> =
+                let builds: Vec<BuildIx> =
                     man.depends_on.iter().map(|id| index[id.as_str()]).collect();
                 let unresolved = builds.iter().find_map(|&b| {
                     plan.builds[b]
@@ -209,7 +215,7 @@ pub(super) fn lookup(
     runner: &Runner,
     man: &Manifest,
     inputs_digest: &str,
-    builds: &[usize],
+    builds: &[BuildIx],
     wanted: &[&str],
     log: &Path,
 ) -> Verdict {
@@ -222,7 +228,7 @@ pub(super) fn lookup(
         tag,
     };
     let raw = match runner.read(
-        &inspect_command(marker.to_string(), man.insecure, conf).argv(),
+        &inspect_command(marker.to_string(), man.insecure, conf),
         log,
     ) {
         Ok(Some(raw)) => raw,
@@ -264,7 +270,7 @@ pub(super) fn lookup(
         .map(|(t, _)| t)
         .map(|t| {
             match runner.read(
-                &inspect_command(t.to_string(), man.reach().insecure(&t.repository), conf).argv(),
+                &inspect_command(t.to_string(), man.reach().insecure(&t.repository), conf),
                 log,
             ) {
                 Ok(Some(raw)) => Some(Held::Digest(inputs::digest_of(&raw))),
@@ -286,23 +292,38 @@ pub(super) fn lookup(
 pub struct Applied {
     pub plan: Plan,
     /// Per build of the original plan: its index in `plan`, or none when unchanged.
-    pub builds: Vec<Option<usize>>,
+    pub builds: Vec<Option<BuildIx>>,
     /// Per list of the original plan: its index in `plan`, or none when there is nothing to do.
     pub manifests: Vec<Option<usize>>,
 }
 
-pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
-    let index = plan.build_index();
-    // Per build: the published image (`REPO@DIGEST`) when its list is unchanged, and whether
-    // its registry is insecure.
-    let mut published: Vec<Option<(String, bool)>> = vec![None; plan.builds.len()];
-    for (man, verdict) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = verdict {
+/// The images of the lists the registry holds unchanged, by build id: each `REPO@DIGEST` and
+/// its list.
+pub(super) fn unchanged_images<'p>(
+    plan: &'p Plan,
+    checked: &Checked,
+) -> HashMap<&'p str, (Pinned, &'p Manifest)> {
+    let mut images = HashMap::new();
+    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
+        if let Verdict::Unchanged(p) = v {
             for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published[index[id.as_str()]] =
-                    Some((format!("{}@{digest}", man.repository), man.insecure));
+                // The registry named these digests in the index it served.
+                let Ok(digest) = digest.parse() else { continue };
+                let repository = man.repository.clone();
+                images.insert(id.as_str(), (Pinned { repository, digest }, man));
             }
         }
+    }
+    images
+}
+
+pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
+    let index = plan.build_index();
+    // Per build: the published image when its list is unchanged, and whether its registry is
+    // insecure.
+    let mut published: Vec<Option<(Pinned, bool)>> = vec![None; plan.builds.len()];
+    for (id, (image, man)) in unchanged_images(plan, checked) {
+        published[index[id]] = Some((image, man.insecure));
     }
     let mut builds = Vec::with_capacity(plan.builds.len());
     let mut kept = Vec::new();
@@ -318,23 +339,30 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 None => b.depends_on.push(dep),
                 Some((image, insecure)) => {
                     let local = &plan.builds[d].local_image;
-                    let args = b.argv.arguments_mut();
                     if *insecure
-                        && !args
+                        && !b
+                            .argv
+                            .arguments()
                             .iter()
                             .any(|a| a.literal() == Some("--tls-verify=false"))
                     {
                         // Before the context directory, which ends the command.
-                        let at = args.len() - 1;
-                        args.insert(at, "--tls-verify=false".into());
+                        b.argv.insert_before_last(1, ["--tls-verify=false"]);
                     }
                     // From another node it was to be read by the digest pushed: that is the
                     // published one now.
-                    let digest = image.rsplit_once('@').map_or("", |(_, d)| d);
-                    b.argv = b.argv.fill(|h| match h {
+                    let digest = &image.digest;
+                    let known = |h: &Hole| match h {
                         Hole::DigestOf(build) if *build == dep => Some(digest.to_string()),
                         _ => None,
-                    });
+                    };
+                    b.argv = b.argv.fill(known);
+                    for v in b.build_args.values_mut() {
+                        *v = match v.fill(known) {
+                            Arg::Lit(l) if l == *local => Arg::Lit(image.to_string()),
+                            filled => filled,
+                        };
+                    }
                     for a in b.argv.arguments_mut() {
                         let Arg::Lit(a) = a else { continue };
                         if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
@@ -346,7 +374,7 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
                 }
             }
         }
-        builds.push(Some(kept.len()));
+        builds.push(Some(BuildIx::new(kept.len())));
         kept.push(b);
     }
     let mut manifests = Vec::with_capacity(plan.manifests.len());
@@ -400,16 +428,15 @@ fn annotated(
     plan: &Plan,
     man: &Manifest,
     digests: &Digests,
-    index: &std::collections::HashMap<&str, usize>,
+    index: &std::collections::HashMap<&str, BuildIx>,
     m: usize,
 ) -> Manifest {
     let mut man = man.clone();
     for add in &mut man.assemble.adds {
         // Before the list and the image, which end the command.
-        let args = add.command.arguments_mut();
-        let at = args.len() - 2;
         let note = format!("{ANNOTATION}={}", digests.builds[index[add.build.as_str()]]);
-        args.splice(at..at, ["--annotation".into(), note.into()]);
+        add.command
+            .insert_before_last(2, ["--annotation".to_string(), note]);
     }
     // A list that stays local is never published.
     if let (true, Ok(tag)) = (
@@ -531,14 +558,7 @@ pub(super) fn merge(
     mut report: super::Report,
 ) -> super::Report {
     use super::{BuildReport, ManifestReport, Status, TagReport, TagStatus};
-    let mut published: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = v {
-            for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published.insert(id, format!("{}@{digest}", man.repository));
-            }
-        }
-    }
+    let published = unchanged_images(plan, checked);
     let mut ran: Vec<Option<BuildReport>> = report.builds.into_iter().map(Some).collect();
     report.builds = plan
         .builds
@@ -549,7 +569,7 @@ pub(super) fn merge(
                 Some(n) => ran[n].take().expect("each build reported once"),
                 None => BuildReport {
                     status: Status::Unchanged,
-                    published: published.get(b.id.as_str()).cloned(),
+                    published: published.get(b.id.as_str()).map(|(p, _)| p.clone()),
                     ..BuildReport::new(b, &report.run_dir)
                 },
             };
@@ -607,4 +627,65 @@ pub(super) fn merge(
         })
         .collect();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// zbase <- mid <- app, app reading mid by a build arg (`ARG B=...; FROM ${B}`).
+    fn chain() -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("z/Dockerfile", "FROM busybox\n"),
+            ("m/Dockerfile", "FROM r.io/a/zbase:1\n"),
+            ("a/Dockerfile", "ARG B=r.io/a/mid:1\nFROM ${B}\n"),
+            (
+                "multiarch.toml",
+                "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n[images.zbase]\ncontext = \"z\"\n[images.mid]\ncontext = \"m\"\n[images.app]\ncontext = \"a\"\n",
+            ),
+        ];
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let location = crate::config::Location::File(dir.path().join("multiarch.toml"));
+        let allowed = crate::confine::Allowed::resolve(&[], dir.path(), None);
+        let env = crate::settings::Environment::default();
+        crate::plan_in(&location, &[], &Default::default(), env, &allowed).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_dependency_is_read_by_digest_in_the_command_and_the_typed_build_args() {
+        let plan = chain();
+        let [a, b] = [b"a", b"b"].map(|x| crate::reference::digest_of(x).to_string());
+        let verdicts = plan
+            .manifests
+            .iter()
+            .map(|m| match m.image.as_str() {
+                "mid" => Verdict::Unchanged(Published {
+                    index: "sha256:i".into(),
+                    images: vec![a.clone(), b.clone()],
+                    held: vec![None; m.references().count()],
+                }),
+                _ => Verdict::Build(None),
+            })
+            .collect();
+        let digests = Digests {
+            builds: vec!["sha256:0".into(); plan.builds.len()],
+            manifests: vec!["sha256:1".into(); plan.manifests.len()],
+            files: 0,
+            files_read: 0,
+        };
+        let applied = apply(&plan, &Checked { digests, verdicts }).plan;
+        let app = applied
+            .builds
+            .iter()
+            .find(|b| b.id == "app@linux-amd64")
+            .unwrap();
+        assert_eq!(app.build_args["B"].to_string(), format!("r.io/a/mid@{a}"));
+        assert!(app.argv.argv().contains(&format!("B=r.io/a/mid@{a}")));
+        assert!(applied.builds.iter().all(|b| b.image != "mid"));
+    }
 }

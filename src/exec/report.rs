@@ -66,7 +66,7 @@ pub struct BuildReport {
     pub inputs: Option<String>,
     /// An unchanged build's image in the registry, `REPO@DIGEST`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub published: Option<String>,
+    pub published: Option<crate::reference::Pinned>,
     pub log: PathBuf,
     /// The end of the log of a failed build.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::SecretSource;
 use crate::plan::{Build, Command as PlanCommand, Hole, Manifest, shell_line};
+use crate::reference::{Digest, Pinned};
 use crate::supervise::{Limits, Refused, Stopped, Supervisor, When, private_append};
 
 use super::schedule::Batch;
@@ -17,8 +18,8 @@ use super::schedule::Batch;
 /// What a build made.
 pub(super) struct Built {
     pub(super) image_id: String,
-    /// From another node: its image in the registry, `REPO@DIGEST`.
-    pub(super) published: Option<String>,
+    /// From another node: its image in the registry.
+    pub(super) published: Option<Pinned>,
 }
 
 /// A failed step: what failed, and the end of its log.
@@ -50,8 +51,9 @@ impl Failure {
 }
 
 /// A command that talks to a registry: one that names a `docker://` reference (a push, a copy,
-/// a read-back, a `manifest add` of another node's image). Told by the command itself, not by
-/// who planned it, so that no registry step, now or added later, runs without its deadline.
+/// a read-back, a `manifest add` of another node's image), as [`PlanCommand::registry`] adds
+/// it. Told by the command itself, not by who planned it, so that no registry step, now or
+/// added later, runs without its deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RegistryStep {
     /// The program and its subcommand, such as `podman manifest push` or `skopeo copy`.
@@ -64,34 +66,11 @@ pub(super) struct RegistryStep {
 }
 
 impl RegistryStep {
-    pub(super) fn of(argv: &[String]) -> Option<Self> {
-        let reference = argv
-            .iter()
-            .rev()
-            .find_map(|a| a.strip_prefix("docker://"))?;
-        let subcommands = ["manifest", "push", "add", "inspect", "copy", "pull"];
-        let global = argv
-            .iter()
-            .skip(1)
-            .take_while(|a| !subcommands.contains(&a.as_str()));
-        let remote = global.clone().any(|a| {
-            ["--url", "--connection", "--remote", "-r", "-c"].contains(&a.as_str())
-                || a.starts_with("--url=")
-                || a.starts_with("--connection=")
-        });
-        let words: Vec<&str> = std::iter::once(argv[0].as_str())
-            .chain(
-                argv.iter()
-                    .skip(1)
-                    .map(String::as_str)
-                    .filter(|a| subcommands.contains(a))
-                    .take(2),
-            )
-            .collect();
+    pub(super) fn of(command: &PlanCommand) -> Option<Self> {
         Some(Self {
-            command: words.join(" "),
-            reference: reference.to_string(),
-            remote,
+            reference: command.registry_reference()?,
+            command: command.name(true),
+            remote: command.remote(),
         })
     }
 }
@@ -234,26 +213,34 @@ pub(super) fn secret_values(secrets: &[SecretSource]) -> Vec<String> {
 }
 
 impl Runner<'_> {
-    /// Runs `argv` in the workdir, the command line and its output appended to `log` (standard
-    /// output returned instead when `capture`); a failure carries the log's tail. After
-    /// `timeout`, or past the registry limits when it talks to a registry, the command is
-    /// stopped and fails.
+    /// Runs `command` in the workdir, the command line and its output appended to `log`
+    /// (standard output returned instead when `capture`); a failure carries the log's tail
+    /// and is named by the command's kind. After `timeout`, or past the registry limits when
+    /// it talks to a registry, the command is stopped and fails. A hole left unfilled is a
+    /// failure: the command would run with its placeholder text.
     pub(super) fn command(
         &self,
-        argv: &[String],
+        command: &PlanCommand,
         log: &Path,
         capture: bool,
         timeout: Option<Duration>,
         when: When,
     ) -> Result<Vec<u8>, Failure> {
+        let what = format!("`{}`", command.name(false));
+        if let Some(hole) = command.holes().next() {
+            return Err(Failure::new(format!(
+                "{what} not started: {hole} is not known"
+            )));
+        }
+        let argv = command.argv();
         let cannot_write =
             |e: std::io::Error| Failure::new(format!("cannot write {}: {e}", log.display()));
         let mut file = private_append(log).map_err(cannot_write)?;
-        writeln!(file, "$ {}", shell_line(argv)).map_err(cannot_write)?;
+        writeln!(file, "$ {}", shell_line(&argv)).map_err(cannot_write)?;
         drop(file);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).current_dir(self.workdir);
-        let step = RegistryStep::of(argv);
+        let step = RegistryStep::of(command);
         let limits = match &step {
             Some(step) => Limits {
                 deadline: match (timeout, self.registry.deadline) {
@@ -284,13 +271,6 @@ impl Runner<'_> {
         if outcome.status.success() && outcome.stopped.is_none() {
             return Ok(outcome.stdout);
         }
-        // `podman build`, `podman manifest`, `skopeo inspect`, `skopeo copy`, whatever global options come between.
-        let sub = argv
-            .iter()
-            .skip(1)
-            .find(|a| matches!(a.as_str(), "build" | "manifest" | "inspect" | "copy"))
-            .map_or("", String::as_str);
-        let what = format!("`{} {sub}`", argv[0]);
         let reason = match (outcome.stopped, &step, outcome.status.code()) {
             (Some(stop), Some(step), _) => {
                 let setting = match stop {
@@ -320,8 +300,9 @@ impl Runner<'_> {
         })
     }
 
-    pub(super) fn logged(&self, argv: &[String], log: &Path) -> Result<(), Failure> {
-        self.command(argv, log, false, None, When::Normal).map(drop)
+    pub(super) fn logged(&self, command: &PlanCommand, log: &Path) -> Result<(), Failure> {
+        self.command(command, log, false, None, When::Normal)
+            .map(drop)
     }
 
     /// Runs build `b`: its image id and, from another node, the image's `REPO@DIGEST` in the
@@ -334,7 +315,7 @@ impl Runner<'_> {
             },
             _ => f,
         };
-        self.command(&b.argv.argv(), log, false, self.build_timeout, When::Normal)
+        self.command(&b.argv, log, false, self.build_timeout, When::Normal)
             .map_err(on_node)?;
         let iid = std::fs::read_to_string(self.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
@@ -346,9 +327,14 @@ impl Runner<'_> {
             });
         };
         // `push --digestfile` writes nothing through a remote podman: the digest is read back.
-        let hex = image_id.trim_start_matches("sha256:");
-        let known = |h: &Hole| (*h == Hole::ImageId).then(|| hex.to_string());
-        let fill = |c: &PlanCommand| c.fill(known).argv();
+        let id: Digest = image_id.parse().map_err(|e| {
+            Failure::new(format!(
+                "podman wrote `{image_id}` to {}, which is no image id: {e}",
+                b.iidfile
+            ))
+        })?;
+        let known = |h: &Hole| (*h == Hole::ImageId).then(|| id.digest().to_string());
+        let fill = |c: &PlanCommand| c.fill(known);
         let reference = publish.reference.fill(known).to_string();
         self.retrying(log, || self.logged(&fill(&publish.push), log))
             .map_err(|f| Failure {
@@ -362,12 +348,12 @@ impl Runner<'_> {
         let raw = self.read(&fill(&publish.verify), log)?.ok_or_else(|| {
             Failure::new(format!("{reference} is not in the registry after its push"))
         })?;
-        let repository = reference
-            .rsplit_once(':')
-            .map_or(reference.as_str(), |(r, _)| r);
         Ok(Built {
             image_id,
-            published: Some(format!("{repository}@{}", crate::inputs::digest_of(&raw))),
+            published: Some(Pinned {
+                repository: publish.repository.clone(),
+                digest: crate::reference::digest_of(&raw),
+            }),
         })
     }
 
@@ -377,14 +363,13 @@ impl Runner<'_> {
         let Some(create) = &m.assemble.create else {
             return Ok(());
         };
-        let create = &create.argv();
         // A list left by an earlier run makes `create` fail: only then is it removed (a
         // podman call saved in the usual case).
         if batch.create
             && let Err(failed) = self.logged(create, log)
         {
             // No list to remove: `create` failed for another reason, which is the one to report.
-            let removed = |rm: &PlanCommand| self.logged(&rm.argv(), log).is_ok();
+            let removed = |rm: &PlanCommand| self.logged(rm, log).is_ok();
             if !m.remove_stale.as_ref().is_some_and(removed) {
                 return Err(failed);
             }
@@ -394,12 +379,12 @@ impl Runner<'_> {
         // always first, so the index does not depend on which build ends first.
         if batch.create {
             for e in &m.external {
-                self.logged(&e.add.argv(), log)?;
+                self.logged(&e.add, log)?;
             }
         }
         m.assemble.adds[batch.entries.clone()]
             .iter()
-            .try_for_each(|add| self.logged(&add.command.argv(), log))
+            .try_for_each(|add| self.logged(&add.command, log))
     }
 
     /// Runs `attempt` again after a transient failure (a registry down, overloaded or slow),
@@ -438,10 +423,14 @@ impl Runner<'_> {
         unreachable!("the loop returns")
     }
 
-    /// Reads `argv`'s output (a registry read), retrying transient failures; `None` when the
-    /// registry says the reference does not exist.
-    pub(super) fn read(&self, argv: &[String], log: &Path) -> Result<Option<Vec<u8>>, Failure> {
-        match self.retrying(log, || self.command(argv, log, true, None, When::Normal)) {
+    /// Reads `command`'s output (a registry read), retrying transient failures; `None` when
+    /// the registry says the reference does not exist.
+    pub(super) fn read(
+        &self,
+        command: &PlanCommand,
+        log: &Path,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        match self.retrying(log, || self.command(command, log, true, None, When::Normal)) {
             Ok(raw) => Ok(Some(raw)),
             Err(f) if f.attempt.as_deref().is_some_and(not_found) => Ok(None),
             Err(f) => Err(f),
@@ -463,12 +452,15 @@ pub(super) fn output_since(log: &Path, start: u64) -> String {
 #[cfg(test)]
 mod retry_tests {
     #[test]
-    fn registry_steps_are_told_by_their_references() {
+    fn registry_steps_are_told_by_their_commands() {
         use super::RegistryStep;
-        let argv = |line: &str| -> Vec<String> { line.split(' ').map(String::from).collect() };
-        let push = argv(
-            "podman --root /s manifest push --all --digestfile d --tls-verify=false localhost/mab/x:manifest docker://r:5000/x:1",
-        );
+        use crate::plan::{Command, CommandKind, copy_command, publish_by_digest};
+        use crate::reference::ImageRef;
+        let to: ImageRef = "r:5000/x:1".parse().unwrap();
+        let root = ["podman", "--root", "/s"];
+        let mut push = Command::new(CommandKind::ManifestPush, root, ["manifest", "push"]);
+        push.arg("localhost/mab/x:manifest")
+            .registry(to.to_string());
         assert_eq!(
             RegistryStep::of(&push),
             Some(RegistryStep {
@@ -478,28 +470,37 @@ mod retry_tests {
             })
         );
         // A build node's push moves its data on the node, out of the stall rule's sight.
-        let remote = argv(
-            "podman --url ssh://n/run/podman.sock push localhost/mab/x:a docker://r/x:mab-image-1",
-        );
-        assert!(RegistryStep::of(&remote).unwrap().remote);
-        assert_eq!(RegistryStep::of(&remote).unwrap().command, "podman push");
-        let copy =
-            argv("skopeo copy --all --preserve-digests docker://r/x@sha256:1 docker://r/x:2");
-        assert_eq!(RegistryStep::of(&copy).unwrap().reference, "r/x:2");
-        assert_eq!(RegistryStep::of(&copy).unwrap().command, "skopeo copy");
-        // Local steps have no registry deadline.
+        let node = ["podman", "--url", "ssh://n/run/podman.sock"].map(String::from);
+        let by_digest = publish_by_digest(&node, &to.repository, false, None, "localhost/x:a");
+        let pushed = by_digest.push.fill(|_| Some("1".into()));
+        let step = RegistryStep::of(&pushed).unwrap();
+        assert!(step.remote);
+        assert_eq!(step.command, "podman push");
+        assert_eq!(step.reference, "r:5000/x:mab-image-1");
+        // A copy's destination is the reference it names, not its source.
+        let copy = copy_command("r/x@sha256:1".into(), &to, [false; 2], None, "d");
+        let step = RegistryStep::of(&copy).unwrap();
         assert_eq!(
-            RegistryStep::of(&argv(
-                "podman manifest add l containers-storage:localhost/mab/x:a"
-            )),
-            None
+            (step.command.as_str(), step.reference.as_str()),
+            ("skopeo copy", "r:5000/x:1")
         );
-        assert_eq!(
-            RegistryStep::of(&argv(
-                "podman build -t x --build-context b=docker-image://r/b ."
-            )),
-            None
+        // Local steps have no registry deadline, whatever their arguments say.
+        let mut add = Command::new(CommandKind::ManifestAdd, ["podman"], ["manifest", "add"]);
+        add.args(["l", "containers-storage:localhost/mab/x:a"]);
+        assert_eq!(RegistryStep::of(&add), None);
+        let build = Command::new(
+            CommandKind::Build,
+            ["podman"],
+            ["build", "--build-context", "b=docker://r/b", "."],
         );
+        assert_eq!(RegistryStep::of(&build), None);
+        // `MAB_PODMAN` with `--remote` runs every podman command elsewhere.
+        let remote = Command::new(
+            CommandKind::ManifestPush,
+            ["podman", "--remote"],
+            ["manifest"],
+        );
+        assert!(remote.remote());
     }
 
     #[test]

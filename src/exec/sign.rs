@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::plan::Command;
 use crate::sign::SignStep;
 use crate::sign::ensure::{self, Registry, SignatureReport};
 
@@ -14,13 +15,13 @@ struct Logged<'r, 'a> {
 }
 
 impl Registry for Logged<'_, '_> {
-    fn read(&self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
-        self.runner.read(argv, self.log).map_err(|f| f.reason)
+    fn read(&self, command: &Command) -> Result<Option<Vec<u8>>, String> {
+        self.runner.read(command, self.log).map_err(|f| f.reason)
     }
 
-    fn run(&self, argv: &[String]) -> Result<(), String> {
+    fn run(&self, command: &Command) -> Result<(), String> {
         self.runner
-            .retrying(self.log, || self.runner.logged(argv, self.log))
+            .retrying(self.log, || self.runner.logged(command, self.log))
             .map_err(|f| f.reason)
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::digests_file::{DigestsFile, FORMAT_VERSION, ImageDigest};
-use crate::plan::{Plan, publish_by_digest};
+use crate::plan::{BuildIx, Plan, publish_by_digest};
 use crate::platform::Platform;
 
 use super::published::{Applied, Checked, Verdict};
@@ -27,8 +27,8 @@ pub(super) fn rebuild_all(checked: &mut Checked) {
 /// platform's image), each of a pushed list published by digest; no list.
 pub(super) fn runner_plan(applied: &Plan, platforms: &[Platform]) -> Plan {
     let index = applied.build_index();
-    let mut keep: HashSet<usize> = HashSet::new();
-    let mut todo: Vec<usize> = (0..applied.builds.len())
+    let mut keep: HashSet<BuildIx> = HashSet::new();
+    let mut todo: Vec<BuildIx> = BuildIx::all(applied.builds.len())
         .filter(|&i| platforms.contains(&applied.builds[i].platform))
         .collect();
     while let Some(i) = todo.pop() {
@@ -49,9 +49,9 @@ pub(super) fn runner_plan(applied: &Plan, platforms: &[Platform]) -> Plan {
     let builds = applied
         .builds
         .iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, b)| {
+        .zip(BuildIx::all(applied.builds.len()))
+        .filter(|(_, i)| keep.contains(i))
+        .map(|(b, _)| {
             let mut b = b.clone();
             let list = list_of.get(b.id.as_str()).filter(|m| m.push);
             if let (None, Some(m), true) = (&b.publish, list, platforms.contains(&b.platform)) {
@@ -83,14 +83,7 @@ pub(super) fn report(
     platforms: &[Platform],
     mut ran: Report,
 ) -> Report {
-    let mut published: HashMap<&str, String> = HashMap::new();
-    for (man, v) in plan.manifests.iter().zip(&checked.verdicts) {
-        if let Verdict::Unchanged(p) = v {
-            for (id, digest) in man.depends_on.iter().zip(&p.images) {
-                published.insert(id, format!("{}@{digest}", man.repository));
-            }
-        }
-    }
+    let published = super::published::unchanged_images(plan, checked);
     let mut by_id: HashMap<String, BuildReport> =
         ran.builds.drain(..).map(|r| (r.id.clone(), r)).collect();
     ran.builds = plan
@@ -102,7 +95,7 @@ pub(super) fn report(
                 (_, Some(r)) => r,
                 (None, None) if platforms.contains(&b.platform) => BuildReport {
                     status: Status::Unchanged,
-                    published: published.get(b.id.as_str()).cloned(),
+                    published: published.get(b.id.as_str()).map(|(p, _)| p.clone()),
                     ..BuildReport::new(b, &ran.run_dir)
                 },
                 _ => return None,
@@ -133,7 +126,7 @@ pub fn digests_file(plan: &Plan, report: &Report, platforms: &[Platform]) -> Dig
         .filter(|r| matches!(r.status, Status::Built | Status::Unchanged))
         .filter_map(|r| {
             let m = pushed.get(r.id.as_str())?;
-            let (_, digest) = r.published.as_deref()?.rsplit_once('@')?;
+            let digest = &r.published.as_ref()?.digest;
             Some(ImageDigest {
                 image: m.image.clone(),
                 platform: r.platform.clone(),

@@ -64,7 +64,7 @@ fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
 
 /// The digest of content, as registries name it.
 pub fn digest_of(bytes: &[u8]) -> String {
-    sha256_hex(bytes)
+    crate::reference::digest_of(bytes).to_string()
 }
 
 /// The ignore file podman applies to a build's context: the one `argv` names (the state

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use minijinja::value::Value;
 
-use super::{Globals, PER_RUN_LABELS};
+use super::globals::{Globals, PER_RUN_LABELS};
 use crate::config::{Config, ImageDef, Sourced, SourcedMap};
 use crate::error::{ConfigError, ErrorKind};
 use crate::reference::{ImageRef, Repository, Tag};

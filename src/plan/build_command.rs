@@ -46,7 +46,9 @@ pub(super) struct BuildCommand<'a> {
 
 impl BuildCommand<'_> {
     pub fn command(&self) -> Command {
-        let mut c = Command::new(CommandKind::Build, self.podman, self.node_args);
+        // The node's options are global ones: they send the build there.
+        let prefix = self.podman.iter().chain(self.node_args);
+        let mut c = Command::new(CommandKind::Build, prefix, std::iter::empty::<Arg>());
         c.args([
             "build".into(),
             "--platform".into(),

@@ -29,8 +29,21 @@ pub enum CommandKind {
     ManifestPush,
     /// `skopeo inspect --raw`: what a reference holds.
     Inspect,
-    /// `skopeo copy --all --preserve-digests`: a tag pointed at an index or image in the registry.
+    /// `skopeo copy --all --preserve-digests`: a tag pointed at an index or image in the registry
+    /// (or a signature or attachment between the registry and a local layout).
     Copy,
+    /// `podman manifest inspect` of a local list (or, through podman, a registry's).
+    ManifestInspect,
+    /// `podman image inspect`.
+    ImageInspect,
+    /// `podman image mount` (an SBOM reads the image's files).
+    ImageMount,
+    /// `podman image unmount`.
+    ImageUnmount,
+    /// `podman version`.
+    Version,
+    /// syft, run through `env` for its settings: an SBOM.
+    Syft,
 }
 
 impl CommandKind {
@@ -39,13 +52,37 @@ impl CommandKind {
     pub fn subcommand(self) -> &'static str {
         match self {
             Self::Build => "build",
-            Self::PushImage => "",
+            Self::PushImage => "push",
             Self::ManifestRemove
             | Self::ManifestCreate
             | Self::ManifestAdd
-            | Self::ManifestPush => "manifest",
+            | Self::ManifestPush
+            | Self::ManifestInspect => "manifest",
             Self::Inspect => "inspect",
             Self::Copy => "copy",
+            Self::ImageInspect | Self::ImageMount | Self::ImageUnmount => "image",
+            Self::Version => "version",
+            Self::Syft => "",
+        }
+    }
+
+    /// The subcommand's words in full (`manifest push`), as a registry step is named.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::PushImage => "push",
+            Self::ManifestRemove => "manifest rm",
+            Self::ManifestCreate => "manifest create",
+            Self::ManifestAdd => "manifest add",
+            Self::ManifestPush => "manifest push",
+            Self::ManifestInspect => "manifest inspect",
+            Self::Inspect => "inspect",
+            Self::Copy => "copy",
+            Self::ImageInspect => "image inspect",
+            Self::ImageMount => "image mount",
+            Self::ImageUnmount => "image unmount",
+            Self::Version => "version",
+            Self::Syft => "",
         }
     }
 }
@@ -63,6 +100,11 @@ pub enum Hole {
     ImageOf(Platform),
     /// The digest a tag held before the run (`--atomic`'s restore).
     Held,
+    /// The signature tag (`sha256-HEX.sig`) of the image a signing step signs: the pushed
+    /// index (no platform) or one platform's image.
+    SignatureTag(Option<Platform>),
+    /// The OCI layout directory a signing step writes the signature manifest into.
+    SignatureLayout,
 }
 
 impl fmt::Display for Hole {
@@ -73,6 +115,9 @@ impl fmt::Display for Hole {
             Self::PushedIndex => f.write_str("<digest of the pushed index>"),
             Self::ImageOf(p) => write!(f, "<digest of its {p} image>"),
             Self::Held => f.write_str("<digest it held>"),
+            Self::SignatureTag(None) => f.write_str("<signature tag of the pushed index>"),
+            Self::SignatureTag(Some(p)) => write!(f, "<signature tag of its {p} image>"),
+            Self::SignatureLayout => f.write_str("<signature layout>"),
         }
     }
 }
@@ -188,10 +233,26 @@ impl Serialize for Arg {
 pub struct Command {
     pub kind: CommandKind,
     args: Vec<Arg>,
+    /// Which argument is the `docker://` reference it reads or writes in a registry, when it
+    /// talks to one ([`Command::registry`]): what gives it the registry deadlines.
+    registry: Option<usize>,
+    /// Its program runs on a podman service elsewhere (`--url`, `--connection`, `--remote`).
+    remote: bool,
+}
+
+/// The global options by which podman sends a command to a service elsewhere.
+fn is_remote(global: &[Arg]) -> bool {
+    global.iter().filter_map(Arg::literal).any(|a| {
+        ["--url", "--connection", "--remote", "-r", "-c"].contains(&a)
+            || a.starts_with("--url=")
+            || a.starts_with("--connection=")
+    })
 }
 
 impl Command {
-    /// `kind`, run as `prefix` (the program and its global options) and then `args`.
+    /// `kind`, run as `prefix` (the program and its global options) and then `args`. Whether it
+    /// runs elsewhere is read from the prefix here, once: the user's `MAB_PODMAN` and a node's
+    /// address are the only places such options come from.
     pub fn new<P, A>(kind: CommandKind, prefix: P, args: A) -> Self
     where
         P: IntoIterator,
@@ -200,8 +261,14 @@ impl Command {
         A::Item: Into<Arg>,
     {
         let mut all: Vec<Arg> = prefix.into_iter().map(Into::into).collect();
+        let remote = all.get(1..).is_some_and(is_remote);
         all.extend(args.into_iter().map(Into::into));
-        Self { kind, args: all }
+        Self {
+            kind,
+            args: all,
+            registry: None,
+            remote,
+        }
     }
 
     /// Adds an argument at the end.
@@ -220,19 +287,84 @@ impl Command {
         self
     }
 
+    /// Adds `reference` as `docker://REFERENCE`: the image it reads or writes in a registry.
+    /// The command is then a registry step, with the registry's deadlines, told by this and
+    /// not by who planned it. The last one added is the one a failure names (a copy's
+    /// destination).
+    pub fn registry(&mut self, reference: impl Into<Arg>) -> &mut Self {
+        self.registry = Some(self.args.len());
+        self.args.push(reference.into().prefixed("docker://"));
+        self
+    }
+
+    /// The reference it reads or writes in a registry (without its `docker://`), if any.
+    pub fn registry_reference(&self) -> Option<String> {
+        let arg = self.args.get(self.registry?)?;
+        let text = arg.text();
+        Some(text.strip_prefix("docker://").unwrap_or(&text).to_string())
+    }
+
+    /// Whether it runs on a podman service elsewhere.
+    pub fn remote(&self) -> bool {
+        self.remote
+    }
+
     /// The program run.
     pub fn program(&self) -> Cow<'_, str> {
         self.args.first().map_or(Cow::Borrowed(""), Arg::text)
+    }
+
+    /// What a person knows it by: the program and its subcommand (`podman build`,
+    /// `skopeo copy`); `full`, with every word of the subcommand (`podman manifest push`).
+    pub fn name(&self, full: bool) -> String {
+        let words = match full {
+            true => self.kind.words(),
+            false => self.kind.subcommand(),
+        };
+        match (self.kind, words) {
+            // Run through `env`, for its settings: known by its own name.
+            (CommandKind::Syft, _) => "syft".into(),
+            (_, "") => self.program().into_owned(),
+            (_, words) => format!("{} {words}", self.program()),
+        }
     }
 
     pub fn arguments(&self) -> &[Arg] {
         &self.args
     }
 
-    /// For the few rewrites a run makes of a command it was handed (by typed position, such as
-    /// the entry of a `manifest add`).
-    pub fn arguments_mut(&mut self) -> &mut Vec<Arg> {
-        &mut self.args
+    /// Each argument, to rewrite in place (a run's few rewrites of a command it was handed).
+    pub fn arguments_mut(&mut self) -> impl Iterator<Item = &mut Arg> {
+        self.args.iter_mut()
+    }
+
+    /// Inserts `args` before the last `from_end` arguments (which end the command: a build's
+    /// context directory, a `manifest add`'s list and image).
+    pub fn insert_before_last<A>(&mut self, from_end: usize, args: A)
+    where
+        A: IntoIterator,
+        A::Item: Into<Arg>,
+    {
+        let at = self.args.len().saturating_sub(from_end);
+        let before = self.args.len();
+        self.args.splice(at..at, args.into_iter().map(Into::into));
+        let added = self.args.len() - before;
+        if let Some(r) = &mut self.registry
+            && *r >= at
+        {
+            *r += added;
+        }
+    }
+
+    /// Replaces the last argument (a `manifest add`'s image) with `reference` in a registry.
+    pub fn set_last_registry(&mut self, reference: impl Into<Arg>) {
+        self.args.pop();
+        self.registry(reference);
+    }
+
+    /// The last argument.
+    pub fn last(&self) -> Option<&Arg> {
+        self.args.last()
     }
 
     /// Each argument's text, holes shown as placeholders.
@@ -260,6 +392,8 @@ impl Command {
         Self {
             kind: self.kind,
             args: self.args.iter().map(|a| a.fill(&known)).collect(),
+            registry: self.registry,
+            remote: self.remote,
         }
     }
 }

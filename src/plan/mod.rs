@@ -11,6 +11,7 @@
 //! [`render`] writes their podman commands.
 
 mod build_command;
+mod build_ix;
 mod command;
 mod deps;
 mod graph;
@@ -20,9 +21,12 @@ mod publish;
 mod render;
 mod wiring;
 pub use crate::reference::registry_of;
+pub use build_ix::BuildIx;
 pub use command::{Arg, Command, CommandKind, Hole, Holed};
 pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
-pub use publish::{ToPublish, copy_command, copy_step, inspect_command, publication};
+pub use publish::{
+    ToPublish, copy_command, copy_step, inspect_command, inspect_config_command, publication,
+};
 pub use render::publish_by_digest;
 #[cfg(test)]
 mod tests;
@@ -161,6 +165,10 @@ pub struct Build {
     pub local_image: String,
     /// The podman command.
     pub argv: Command,
+    /// The `--build-arg`s `argv` gives, by name: what provenance records, read from here and
+    /// not back from the command line.
+    #[serde(skip)]
+    pub build_args: std::collections::BTreeMap<String, Arg>,
     /// The platforms whose RUN steps the build executes (from the stages its target reaches):
     /// one other than the machine's needs an emulator, none means a cross-compiled build.
     pub run_platforms: Vec<Platform>,
@@ -191,6 +199,9 @@ pub struct Build {
 /// Pushing a build's image from its node, and reading its digest back.
 #[derive(Debug, Clone, Serialize)]
 pub struct Publish {
+    /// The repository it is pushed to (the plan shows it in `reference`).
+    #[serde(skip)]
+    pub repository: crate::reference::Repository,
     /// `REPOSITORY:mab-image-<image id>`.
     pub reference: Arg,
     pub push: Command,
@@ -259,11 +270,11 @@ impl Build {
 
 impl Plan {
     /// Each build's position in `builds`, by id.
-    pub fn build_index(&self) -> std::collections::HashMap<&str, usize> {
+    pub fn build_index(&self) -> std::collections::HashMap<&str, BuildIx> {
         self.builds
             .iter()
             .enumerate()
-            .map(|(i, b)| (b.id.as_str(), i))
+            .map(|(i, b)| (b.id.as_str(), BuildIx::new(i)))
             .collect()
     }
 }

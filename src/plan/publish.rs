@@ -16,12 +16,32 @@ pub fn inspect_command(
     insecure: bool,
     registries_conf: Option<&OsStr>,
 ) -> Command {
-    let mut c = Command::new(CommandKind::Inspect, ["skopeo"], ["inspect", "--raw"]);
+    inspect(&["inspect", "--raw"], reference, insecure, registries_conf)
+}
+
+/// `skopeo inspect --config --raw` of `reference`: its image's config, as [`inspect_command`]
+/// reaches the registry.
+pub fn inspect_config_command(
+    reference: impl Into<Arg>,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Command {
+    let words = &["inspect", "--config", "--raw"];
+    inspect(words, reference, insecure, registries_conf)
+}
+
+fn inspect(
+    words: &[&str],
+    reference: impl Into<Arg>,
+    insecure: bool,
+    registries_conf: Option<&OsStr>,
+) -> Command {
+    let mut c = Command::new(CommandKind::Inspect, ["skopeo"], words.iter().copied());
     if insecure {
         c.arg("--tls-verify=false");
     }
     pass_registries_conf(&mut c, registries_conf);
-    c.arg(reference.into().prefixed("docker://"));
+    c.registry(reference);
     c
 }
 
@@ -65,10 +85,7 @@ pub fn copy_command(
         c.arg("--dest-tls-verify=false");
     }
     pass_registries_conf(&mut c, registries_conf);
-    c.args([
-        from.prefixed("docker://"),
-        Arg::Lit(format!("docker://{to}")),
-    ]);
+    c.arg(from.prefixed("docker://")).registry(to.to_string());
     c
 }
 
@@ -172,7 +189,7 @@ pub fn publication(list: &ToPublish, marker: Option<ImageRef>) -> Vec<Step> {
     if insecure {
         argv.arg("--tls-verify=false");
     }
-    argv.args([list.list.to_string(), format!("docker://{to}")]);
+    argv.arg(list.list).registry(to.to_string());
     steps.push(Step::Push {
         verify: inspect_command(to.to_string(), insecure, conf),
         restore: marker

@@ -55,19 +55,21 @@ impl Graph<'_> {
             // digest its node pushed, known once it is built.
             let id = build_id(&inst.name, p);
             let node = assignment.get(&id).map(|&n| &self.config.nodes[n]);
-            let source = if nodes::is_local(node) {
-                Arg::Lit(format!("containers-storage:{}", local_image(&inst.name, p)))
+            if nodes::is_local(node) {
+                add.args([
+                    list.clone(),
+                    format!("containers-storage:{}", local_image(&inst.name, p)),
+                ]);
             } else {
                 if self.config.insecure(inst.repository.registry()) {
                     add.arg("--tls-verify=false");
                 }
-                Arg::holed(
-                    format!("docker://{}@", inst.repository),
+                add.arg(&list).registry(Arg::holed(
+                    format!("{}@", inst.repository),
                     Hole::DigestOf(id.clone()),
                     "",
-                )
-            };
-            add.args([Arg::Lit(list.clone()), source]);
+                ));
+            }
             adds.push(Add {
                 build: id,
                 command: add,
@@ -160,7 +162,7 @@ impl Graph<'_> {
         if insecure {
             add.arg("--tls-verify=false");
         }
-        add.args([list.to_string(), format!("docker://{}", e.from)]);
+        add.arg(list).registry(e.from.to_string());
         ExternalEntry {
             platform: p.clone(),
             from: e.from.clone(),
@@ -297,6 +299,7 @@ impl Graph<'_> {
             depends_on: wiring.depends_on,
             local_image: local,
             argv,
+            build_args: wiring.args,
             run_platforms: needs.run_platforms.clone(),
             features: needs.features.clone(),
             dockerfile: labeled,
@@ -370,8 +373,9 @@ pub fn publish_by_digest(
     if insecure {
         push.arg("--tls-verify=false");
     }
-    push.args([Arg::from(local), reference.clone().prefixed("docker://")]);
+    push.arg(local).registry(reference.clone());
     Publish {
+        repository: repository.clone(),
         verify: inspect_command(reference.clone(), insecure, registries_conf),
         reference,
         push,

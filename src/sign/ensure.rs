@@ -4,16 +4,18 @@
 
 use std::path::Path;
 
+use crate::plan::Command;
+
 use super::layout::{self, Scratch};
 use super::manifest::{self, ImageManifest, Layer, digest_of};
 use super::{SignStep, Signer, check};
 
 /// How mab reaches the registry: the run's supervised, retried commands, or plain ones.
 pub trait Registry {
-    /// `argv`'s output (a registry read); `None` when the reference does not exist.
-    fn read(&self, argv: &[String]) -> Result<Option<Vec<u8>>, String>;
-    /// Runs `argv` (a copy).
-    fn run(&self, argv: &[String]) -> Result<(), String>;
+    /// `command`'s output (a registry read); `None` when the reference does not exist.
+    fn read(&self, command: &Command) -> Result<Option<Vec<u8>>, String>;
+    /// Runs `command` (a copy).
+    fn run(&self, command: &Command) -> Result<(), String>;
 }
 
 /// What a signing step did.

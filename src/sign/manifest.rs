@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::payload;
 
@@ -20,7 +19,7 @@ pub fn signature_tag(digest: &str) -> String {
 }
 
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
+    crate::reference::digest_of(bytes).to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

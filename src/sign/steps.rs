@@ -6,22 +6,11 @@ use std::ffi::OsStr;
 
 use serde::Serialize;
 
+use crate::plan::{Arg, Command, CommandKind, Hole};
 use crate::platform::Platform;
 use crate::reference::Repository;
 
 use super::manifest::signature_tag;
-
-/// Stands in a signing step's commands for the signature tag (`sha256-HEX.sig`) of the image
-/// it signs, until its digest is known.
-pub fn tag_of(platform: Option<&Platform>) -> String {
-    match platform {
-        None => "<signature tag of the pushed index>".into(),
-        Some(p) => format!("<signature tag of its {p} image>"),
-    }
-}
-
-/// Stands in for the OCI layout directory a run writes the signature manifest into.
-pub const LAYOUT: &str = "<signature layout>";
 
 /// Signs one image of a list: the index (`platform` none) or one platform's image.
 #[derive(Debug, Clone, Serialize)]
@@ -34,24 +23,27 @@ pub struct SignStep {
     /// else the one pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// Reads the signature tag: a signature of the run's key there already is kept.
-    pub read: Vec<String>,
+    /// Reads the signature tag: a signature of the run's key there already is kept. Its
+    /// commands have holes ([`Hole::SignatureTag`], [`Hole::SignatureLayout`]) until
+    /// [`SignStep::filled`].
+    pub read: Command,
     /// Copies the signature tag's manifest and payloads into a layout, when it holds
     /// signatures (another key's are kept: a new one is added beside them).
-    pub fetch: Vec<String>,
+    pub fetch: Command,
     /// Pushes the signature manifest from the layout to the signature tag, digests kept.
-    pub push: Vec<String>,
+    pub push: Command,
 }
 
-fn skopeo(registries_conf: Option<&OsStr>) -> Vec<String> {
-    let mut argv: Vec<String> = ["skopeo"].map(String::from).to_vec();
+/// `skopeo` with its global options, then `args`.
+fn skopeo(kind: CommandKind, registries_conf: Option<&OsStr>, args: &[&str]) -> Command {
+    let mut prefix: Vec<String> = vec!["skopeo".into()];
     if let Some(conf) = registries_conf {
-        argv.extend([
+        prefix.extend([
             "--registries-conf".into(),
             conf.to_string_lossy().into_owned(),
         ]);
     }
-    argv
+    Command::new(kind, prefix, args.iter().copied())
 }
 
 impl SignStep {
@@ -63,25 +55,32 @@ impl SignStep {
         insecure: bool,
         registries_conf: Option<&OsStr>,
     ) -> Self {
-        let tag = match digest {
-            Some(d) => signature_tag(d),
-            None => tag_of(platform),
+        let remote = match digest {
+            Some(d) => Arg::Lit(format!("{repository}:{}", signature_tag(d))),
+            None => Arg::holed(
+                format!("{repository}:"),
+                Hole::SignatureTag(platform.cloned()),
+                "",
+            ),
         };
-        let remote = format!("docker://{repository}:{tag}");
-        let local = format!("oci:{LAYOUT}:{}", super::layout::NAME);
+        let local = Arg::holed(
+            "oci:",
+            Hole::SignatureLayout,
+            format!(":{}", super::layout::NAME),
+        );
         let tls = |flag: &str| insecure.then(|| format!("--{flag}=false"));
-        let mut read = skopeo(registries_conf);
-        read.extend(["inspect".into(), "--raw".into()]);
-        read.extend(tls("tls-verify"));
-        read.push(remote.clone());
-        let mut fetch = skopeo(registries_conf);
-        fetch.extend(["copy".into(), "--preserve-digests".into()]);
-        fetch.extend(tls("src-tls-verify"));
-        fetch.extend([remote.clone(), local.clone()]);
-        let mut push = skopeo(registries_conf);
-        push.extend(["copy".into(), "--preserve-digests".into()]);
-        push.extend(tls("dest-tls-verify"));
-        push.extend([local, remote]);
+        let mut read = skopeo(CommandKind::Inspect, registries_conf, &["inspect", "--raw"]);
+        read.args(tls("tls-verify")).registry(remote.clone());
+        let copy = &["copy", "--preserve-digests"];
+        let mut fetch = skopeo(CommandKind::Copy, registries_conf, copy);
+        fetch
+            .args(tls("src-tls-verify"))
+            .registry(remote.clone())
+            .arg(local.clone());
+        let mut push = skopeo(CommandKind::Copy, registries_conf, copy);
+        push.args(tls("dest-tls-verify"))
+            .arg(local)
+            .registry(remote);
         Self {
             repository: repository.clone(),
             platform: platform.cloned(),
@@ -93,14 +92,15 @@ impl SignStep {
     }
 
     /// Its commands for image `digest`, the layout in `layout`: `[read, fetch, push]`.
-    pub fn filled(&self, digest: &str, layout: &std::path::Path) -> [Vec<String>; 3] {
-        let placeholder = tag_of(self.platform.as_ref());
+    pub fn filled(&self, digest: &str, layout: &std::path::Path) -> [Command; 3] {
         let tag = signature_tag(digest);
         let layout = layout.to_string_lossy();
-        let fill = |argv: &[String]| -> Vec<String> {
-            argv.iter()
-                .map(|a| a.replace(&placeholder, &tag).replace(LAYOUT, &layout))
-                .collect()
+        let fill = |c: &Command| {
+            c.fill(|h| match h {
+                Hole::SignatureTag(p) if *p == self.platform => Some(tag.clone()),
+                Hole::SignatureLayout => Some(layout.to_string()),
+                _ => None,
+            })
         };
         [fill(&self.read), fill(&self.fetch), fill(&self.push)]
     }
@@ -201,12 +201,25 @@ mod tests {
         let p: Platform = "linux/arm64".parse().unwrap();
         let step = SignStep::new(&repo, (Some(&p), None), true, None);
         assert_eq!(
-            step.push.last().unwrap(),
+            step.push.argv().last().unwrap(),
             "docker://127.0.0.1:5000/app:<signature tag of its linux/arm64 image>"
         );
-        let [read, fetch, push] = step.filled("sha256:ab", std::path::Path::new("/t/l"));
         assert_eq!(
-            read,
+            step.fetch.argv()[4..],
+            [
+                "docker://127.0.0.1:5000/app:<signature tag of its linux/arm64 image>",
+                "oci:<signature layout>:sig"
+            ]
+        );
+        let [read, fetch, push] = step.filled("sha256:ab", std::path::Path::new("/t/l"));
+        assert_eq!(read.holes().count() + fetch.holes().count(), 0);
+        assert_eq!(
+            fetch.registry_reference().as_deref(),
+            Some("127.0.0.1:5000/app:sha256-ab.sig")
+        );
+        let (fetch, push) = (fetch.argv(), push.argv());
+        assert_eq!(
+            read.argv(),
             [
                 "skopeo",
                 "inspect",

@@ -28,7 +28,8 @@ fn not_found(stderr: &str) -> bool {
 }
 
 impl Registry for Plain {
-    fn read(&self, argv: &[String]) -> Result<Option<Vec<u8>>, String> {
+    fn read(&self, command: &crate::plan::Command) -> Result<Option<Vec<u8>>, String> {
+        let argv = command.argv();
         let out = Command::new(&argv[0])
             .args(&argv[1..])
             .output()
@@ -41,8 +42,8 @@ impl Registry for Plain {
         }
     }
 
-    fn run(&self, argv: &[String]) -> Result<(), String> {
-        self.read(argv)?
+    fn run(&self, command: &crate::plan::Command) -> Result<(), String> {
+        self.read(command)?
             .map(|_| ())
             .ok_or_else(|| "the reference does not exist".into())
     }
@@ -143,7 +144,7 @@ impl Checker<'_> {
     fn index_tag(&self, m: &Manifest, tag: &ImageRef) -> Verdict {
         let insecure = m.reach().insecure(&tag.repository);
         let mut findings = Vec::new();
-        let argv = inspect_command(tag.to_string(), insecure, self.registries_conf).argv();
+        let argv = inspect_command(tag.to_string(), insecure, self.registries_conf);
         let raw = match self.registry.read(&argv) {
             Ok(Some(raw)) => Ok(raw),
             Ok(None) => Err("it does not exist".to_string()),
@@ -205,7 +206,7 @@ impl Checker<'_> {
     /// A tag that is to hold one platform's image of list `m`.
     fn platform_tag(&self, m: &Manifest, tag: &ImageRef, platform: &Platform) -> Verdict {
         let insecure = m.reach().insecure(&tag.repository);
-        let argv = inspect_command(tag.to_string(), insecure, self.registries_conf).argv();
+        let argv = inspect_command(tag.to_string(), insecure, self.registries_conf);
         let findings = match self.registry.read(&argv) {
             Ok(Some(raw)) => {
                 let digest = digest_of(&raw);
