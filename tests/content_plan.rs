@@ -79,3 +79,19 @@ fn an_unknown_generator_is_a_config_error() {
     assert!(said.contains("trivy"), "{said}");
     assert!(said.contains("multiarch.toml:10:"), "{said}");
 }
+
+/// mab's own generator reads this machine's storage: a plan with a build on another node would
+/// promise an SBOM the run cannot make. syft reads such a build from the registry, so it plans.
+#[test]
+fn a_builtin_sbom_of_a_build_on_another_node_is_a_config_error_at_the_generator() {
+    let nodes = "[nodes.x86]\nurl = \"ssh://ci@x86.test/run/podman/podman.sock\"\nplatforms = [\"linux/amd64\"]\n\n[nodes.arm]\nurl = \"ssh://ci@arm.test/run/podman/podman.sock\"\nplatforms = [\"linux/arm64\"]\n";
+    let p = project(&format!("[sbom]\ngenerator = \"builtin\"\n\n{nodes}"));
+    let out = p.mab(&["plan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("builtin SBOM generator"), "{said}");
+    assert!(said.contains("is built on node"), "{said}");
+    assert!(said.contains("multiarch.toml:10:"), "{said}");
+    let syft = project(&format!("[sbom]\ngenerator = \"syft\"\n\n{nodes}"));
+    assert_eq!(plan_json(&syft)["content"]["sbom"]["generator"], "syft");
+}

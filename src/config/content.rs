@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::load::Parsed;
-use crate::error::{ConfigError, ErrorKind};
+use std::ops::Range;
+
+use crate::error::{ConfigError, ErrorKind, Source};
 
 /// Which program writes each platform image's SBOM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -81,7 +83,8 @@ pub enum CheckMode {
 #[serde(deny_unknown_fields)]
 pub struct RawSbom {
     /// `"syft"`, `"builtin"` or `"none"` (default).
-    pub generator: Option<SbomGenerator>,
+    #[schemars(with = "Option<SbomGenerator>")]
+    pub generator: Option<Spanned<SbomGenerator>>,
     /// `"cyclonedx-json"` (default) or `"spdx-json"`.
     pub format: Option<SbomFormat>,
 }
@@ -144,6 +147,8 @@ impl Default for Check {
 pub struct Content {
     /// `None`: no SBOMs.
     pub sbom: Option<Sbom>,
+    /// Where `[sbom] generator` is written: a plan whose builds it cannot describe points there.
+    pub sbom_at: Option<(Source, Range<usize>)>,
     pub provenance: ProvenanceMode,
     pub check: Check,
 }
@@ -173,13 +178,20 @@ fn declared_once<'a, T>(
 
 /// Reads the three tables from the config's files.
 pub(super) fn parse(files: &[&Parsed]) -> Result<Content, ConfigError> {
-    let sbom = declared_once(files, "sbom", |f| f.raw.sbom.as_ref())?.and_then(|(_, s)| {
-        let generator = s.generator.unwrap_or_default();
+    let sbom_table = declared_once(files, "sbom", |f| f.raw.sbom.as_ref())?;
+    let sbom = sbom_table.and_then(|(_, s)| {
+        let generator = s
+            .generator
+            .as_ref()
+            .map(|g| *g.get_ref())
+            .unwrap_or_default();
         (generator != SbomGenerator::None).then(|| Sbom {
             generator,
             format: s.format.unwrap_or_default(),
         })
     });
+    let sbom_at =
+        sbom_table.and_then(|(f, s)| Some((f.source.clone(), s.generator.as_ref()?.span())));
     let provenance = declared_once(files, "provenance", |f| f.raw.provenance.as_ref())?
         .and_then(|(_, p)| p.mode)
         .unwrap_or_default();
@@ -222,6 +234,7 @@ pub(super) fn parse(files: &[&Parsed]) -> Result<Content, ConfigError> {
     };
     Ok(Content {
         sbom,
+        sbom_at,
         provenance,
         check,
     })

@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::changes::Changes;
 use crate::config::{Config, SecretSource};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ErrorKind};
 use crate::matrix::Instance;
 use crate::platform::Platform;
 
@@ -437,6 +437,7 @@ pub fn plan(
     nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
     let plan = graph.into_plan(&selected, &selection.platforms, !selection.no_push);
+    builtin_sboms_here(&config.content, &plan)?;
     Ok(Plan {
         changed_since,
         content: crate::content::plan::ContentPlan::new(
@@ -446,4 +447,42 @@ pub fn plan(
         ),
         ..plan
     })
+}
+
+impl Plan {
+    /// Whether build `b` runs on another machine (a node that is not `local`): its image is
+    /// there, and here only in the registry its node pushes it to. A split runner's builds
+    /// push by digest too, but they run here.
+    pub fn built_elsewhere(&self, b: &Build) -> bool {
+        b.node.as_ref().is_some_and(|name| {
+            self.nodes
+                .iter()
+                .any(|n| &n.name == name && n.address != "local")
+        })
+    }
+}
+
+/// mab's own SBOM generator reads an image's files from this machine's storage: a build on
+/// another node has its image there, so the plan would promise an SBOM the run cannot make.
+fn builtin_sboms_here(content: &crate::config::Content, plan: &Plan) -> Result<(), ConfigError> {
+    let builtin = content
+        .sbom
+        .is_some_and(|s| s.generator == crate::config::SbomGenerator::Builtin);
+    let remote = plan.builds.iter().find(|b| plan.built_elsewhere(b));
+    match (builtin, remote, &content.sbom_at) {
+        (true, Some(b), Some((source, span))) => Err(source
+            .error(
+                ErrorKind::Type,
+                span.clone(),
+                format!(
+                    "the builtin SBOM generator reads an image from this machine's storage, and                      {} is built on node {}",
+                    b.id,
+                    b.node.as_deref().unwrap_or("?")
+                ),
+            )
+            .with_help(
+                "use generator = \"syft\", which reads a build on another node from the registry                  its node pushed to",
+            )),
+        _ => Ok(()),
+    }
 }
