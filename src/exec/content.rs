@@ -113,6 +113,19 @@ pub struct SbomMade {
     pub document: Vec<u8>,
 }
 
+impl SbomMade {
+    /// `document`, made by `generator` since `started`.
+    fn new(generator: SbomGenerator, document: Vec<u8>, started: Instant) -> Self {
+        Self {
+            generator,
+            digest: crate::attach::digest_of(&document),
+            bytes: document.len(),
+            ms: started.elapsed().as_millis() as u64,
+            document,
+        }
+    }
+}
+
 impl Runner<'_> {
     /// Runs build `b`'s content steps. A check that finds files of another machine fails the
     /// build with `elf = "error"`; an SBOM that cannot be made fails it too (it was asked for).
@@ -128,6 +141,8 @@ impl Runner<'_> {
     ) -> Result<BuildContent, Failure> {
         let settings = &plan.content.settings;
         let started = Instant::now();
+        // A split runner pushes its builds by digest, but their images are here.
+        let published = published.filter(|_| plan.built_elsewhere(b));
         // Bases are described by the podman that built the image: the node's, for a build
         // there.
         let node_args = plan
@@ -193,13 +208,7 @@ impl Runner<'_> {
         let document = self
             .command(&argv, log, true, None, When::Normal)
             .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?;
-        Ok(SbomMade {
-            generator: sbom.generator,
-            digest: crate::attach::digest_of(&document),
-            bytes: document.len(),
-            ms: started.elapsed().as_millis() as u64,
-            document,
-        })
+        Ok(SbomMade::new(sbom.generator, document, started))
     }
 
     /// Mounts `b`'s image, makes its SBOM, unmounts it (also after a failure).
@@ -226,13 +235,7 @@ impl Runner<'_> {
         let unmounted = self.logged(&podman(CommandKind::ImageUnmount, unmount), log);
         let document = made.map_err(|e| fail("generating", e))?;
         unmounted.map_err(|f| fail("podman image unmount", f.reason))?;
-        Ok(SbomMade {
-            generator: sbom.generator,
-            digest: crate::attach::digest_of(&document),
-            bytes: document.len(),
-            ms: started.elapsed().as_millis() as u64,
-            document,
-        })
+        Ok(SbomMade::new(sbom.generator, document, started))
     }
 
     fn document(
