@@ -398,12 +398,7 @@ pub fn push(
     for b in &fresh {
         index.manifests.push(b.descriptor.clone());
         layout
-            .blob(&b.manifest)
-            .and_then(|_| {
-                b.blobs
-                    .iter()
-                    .try_for_each(|(_, bytes)| layout.blob(bytes).map(|_| ()))
-            })
+            .artifact(b)
             .map_err(|e| format!("{}: {e}", work.display()))?;
     }
     let bytes = index.to_bytes();
@@ -432,12 +427,7 @@ fn push_by_digest(
     for (n, b) in fresh.iter().enumerate() {
         let name = format!("artifact-{n}");
         layout
-            .blob(&b.manifest)
-            .and_then(|_| {
-                b.blobs
-                    .iter()
-                    .try_for_each(|(_, bytes)| layout.blob(bytes).map(|_| ()))
-            })
+            .artifact(b)
             .and_then(|()| layout.tag(&name, &Descriptor::of(IMAGE_MANIFEST, &b.manifest)))
             .map_err(|e| format!("{}: {e}", work.display()))?;
         cmds.run(&access.copy_argv(
@@ -455,6 +445,14 @@ struct Layout<'a> {
 }
 
 impl<'a> Layout<'a> {
+    /// Writes an artifact's manifest and its blobs (config, layer).
+    fn artifact(&self, b: &Built) -> std::io::Result<()> {
+        self.blob(&b.manifest)?;
+        b.blobs
+            .iter()
+            .try_for_each(|(_, bytes)| self.blob(bytes).map(|_| ()))
+    }
+
     fn create(dir: &'a Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("blobs/sha256"))?;
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;

@@ -10,6 +10,22 @@ use crate::platform::Platform;
 /// Bytes of a file the header needs: `e_ident` (16), `e_type` (2), `e_machine` (2).
 pub const HEADER_LEN: usize = 20;
 
+/// Reads the first [`HEADER_LEN`] bytes of `file` (fewer when it is shorter): all a check
+/// reads of a file, whatever it comes from (a storage directory, a layer's tar stream).
+pub fn read_head(
+    file: &mut impl std::io::Read,
+    head: &mut [u8; HEADER_LEN],
+) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
     Elf32,

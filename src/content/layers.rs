@@ -7,14 +7,13 @@
 //! each layer's diff directory: the build's own layers are those above the longest prefix it
 //! shares with a base, and their directories are read directly, without mounting.
 
-use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::check::{Checker, Entry};
-use super::elf::HEADER_LEN;
+use super::elf::{HEADER_LEN, read_head};
 
 /// An image as `podman image inspect` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +134,7 @@ fn walk_dir(root: &Path, checker: &mut Checker) -> std::io::Result<()> {
         let path = format!("/{}", rel.display());
         let kind = entry.file_type();
         if kind.is_file() {
-            let n = read_head(entry.path(), &mut head)?;
+            let n = read_head(&mut std::fs::File::open(entry.path())?, &mut head)?;
             checker.see(&path, Entry::File(&head[..n]));
         } else if kind.is_char_device() && is_whiteout(entry.path())? {
             checker.see(&path, Entry::Whiteout);
@@ -163,18 +162,6 @@ fn is_opaque(dir: &Path) -> bool {
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|name| matches!(rustix::fs::lgetxattr(dir, *name, &mut value), Ok(1) if value[0] == b'y'))
-}
-
-fn read_head(path: &Path, head: &mut [u8; HEADER_LEN]) -> std::io::Result<usize> {
-    let mut file = std::fs::File::open(path)?;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

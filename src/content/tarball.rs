@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 
 use super::check::{Checker, Entry};
-use super::elf::HEADER_LEN;
+use super::elf::{HEADER_LEN, read_head};
 
 /// The most a GNU long name or a PAX record set may hold. Linux's PATH_MAX is 4 KiB and a
 /// file's xattrs (which PAX records carry) are at most 64 KiB on the common file systems.
@@ -205,17 +205,6 @@ fn join(parent: &str, name: &str) -> String {
     } else {
         format!("{parent}/{name}")
     }
-}
-
-fn read_head(file: &mut impl Read, head: &mut [u8; HEADER_LEN]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// A zstd stream of any number of frames (ruzstd's decoder reads one), skippable frames
