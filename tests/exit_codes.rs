@@ -91,7 +91,7 @@ fn every_exit_code_has_a_real_case() {
         let _ = std::fs::remove_file(&log);
         let mut cmd = p.mab(&["run", "--progress", "plain"]);
         fake(&p, &mut cmd);
-        let child = cmd.env("FAKE_SLEEP_AMD64", "60").spawn_captured();
+        let child = cmd.env("FAKE_SLEEP_AMD64", "hold").spawn_captured();
         wait_at_most(
             std::time::Duration::from_secs(60),
             "the build started",
@@ -106,7 +106,12 @@ fn every_exit_code_has_a_real_case() {
             .status()
             .unwrap();
         assert!(killed.success());
-        let out = child.wait_with_output().unwrap();
+        // The held build never ends by itself: the run ends only by stopping it.
+        let out = common::output_of_within(
+            child,
+            std::time::Duration::from_secs(60),
+            "the run, stopping its build",
+        );
         assert_eq!(out.status.code(), Some(expected), "{signal}");
     }
 }

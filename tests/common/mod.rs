@@ -229,6 +229,29 @@ pub fn wait_at_most(limit: std::time::Duration, what: &str, done: impl Fn() -> b
     }
 }
 
+/// Waits for `child` (spawned with piped output) to end and returns its output; after `limit`
+/// it is killed and the test fails, saying `what` should have ended it: a hang is the failure,
+/// however slow the machine. Polls; the runs it is for print little, so no pipe fills.
+pub fn output_of_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let said = child
+                .wait_with_output()
+                .map(|o| text(&o))
+                .unwrap_or_default();
+            panic!("not ended within {limit:?}: {what}\n{said}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// Runs `cmd` to its end, its output captured; after `limit` it is killed and the test fails:
 /// for runs that must end by themselves (a hang is the failure).
 pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> std::process::Output {
