@@ -71,28 +71,18 @@ fn digests(registry: &Registry, repo: &str, refs: &[&str]) -> BTreeMap<String, S
 }
 
 fn project(registry: &Registry, tags: &str) -> Project {
-    let host = registry.host();
-    let p = Project::new();
-    let mut toml = format!(
-        "[defaults]\nregistry = \"{host}/inc\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = {tags}\n\n[registries.\"{host}\"]\ninsecure = true\n"
-    );
     // Two chains: root-a -> leaf-a, root-b -> leaf-b.
-    for (name, from) in [
-        ("root-a", BASE.to_string()),
-        ("leaf-a", format!("{host}/inc/root-a:1")),
-        ("root-b", BASE.to_string()),
-        ("leaf-b", format!("{host}/inc/root-b:1")),
-    ] {
-        toml.push_str(&format!("\n[images.{name}]\ncontext = \"{name}\"\n"));
-        p.file(
-            &format!("{name}/Dockerfile"),
-            &format!("FROM {from}\nCOPY file /{name}\nRUN uname -m > /{name}-arch\n"),
-        );
-        p.file(&format!("{name}/file"), name);
-    }
-    p.file("multiarch.toml", &toml);
-    p.git_commit("fixture");
-    p
+    common::registry::chained_project(
+        registry,
+        "inc",
+        tags,
+        &[
+            ("root-a", None),
+            ("leaf-a", Some("root-a")),
+            ("root-b", None),
+            ("leaf-b", Some("root-b")),
+        ],
+    )
 }
 
 const TAGS: [&str; 4] = ["root-a:1", "leaf-a:1", "root-b:1", "leaf-b:1"];

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{BASE, text};
+use common::text;
 
 use std::collections::BTreeMap;
 
@@ -17,25 +17,12 @@ const PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
 /// base (from the test base) and app (from base, through the registry name), both on amd64
 /// and arm64, each with two tags.
 fn project(registry: &Registry) -> Project {
-    let host = registry.host();
-    let p = Project::new();
-    let mut toml = format!(
-        "[defaults]\nregistry = \"{host}/split\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\", \"latest\"]\n\n[registries.\"{host}\"]\ninsecure = true\n"
-    );
-    for (name, from) in [
-        ("base", BASE.to_string()),
-        ("app", format!("{host}/split/base:1")),
-    ] {
-        toml.push_str(&format!("\n[images.{name}]\ncontext = \"{name}\"\n"));
-        p.file(
-            &format!("{name}/Dockerfile"),
-            &format!("FROM {from}\nCOPY file /{name}\nRUN uname -m > /{name}-arch\n"),
-        );
-        p.file(&format!("{name}/file"), name);
-    }
-    p.file("multiarch.toml", &toml);
-    p.git_commit("fixture");
-    p
+    common::registry::chained_project(
+        registry,
+        "split",
+        "[\"1\", \"latest\"]",
+        &[("base", None), ("app", Some("base"))],
+    )
 }
 
 /// One runner: `mab run --platform P --digests-out FILE`, which must succeed; its report and

@@ -180,3 +180,35 @@ fn inspect_raw(reference: &str) -> Result<Vec<u8>, String> {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// A git-committed project whose images are pushed to `registry` under `namespace` with `tags`
+/// (a TOML array) on amd64 and arm64, each from `from`: none is the test base, a name is that
+/// image as pushed (`HOST/NAMESPACE/NAME:1`), so a dependency is read through the registry
+/// name. Each copies a file of its own and records its machine.
+pub fn chained_project(
+    registry: &Registry,
+    namespace: &str,
+    tags: &str,
+    images: &[(&str, Option<&str>)],
+) -> super::Project {
+    let host = registry.host();
+    let p = super::Project::new();
+    let mut toml = format!(
+        "[defaults]\nregistry = \"{host}/{namespace}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = {tags}\n\n[registries.\"{host}\"]\ninsecure = true\n"
+    );
+    for (name, from) in images {
+        let from = match from {
+            None => super::BASE.to_string(),
+            Some(dep) => format!("{host}/{namespace}/{dep}:1"),
+        };
+        toml.push_str(&format!("\n[images.{name}]\ncontext = \"{name}\"\n"));
+        p.file(
+            &format!("{name}/Dockerfile"),
+            &format!("FROM {from}\nCOPY file /{name}\nRUN uname -m > /{name}-arch\n"),
+        );
+        p.file(&format!("{name}/file"), name);
+    }
+    p.file("multiarch.toml", &toml);
+    p.git_commit("fixture");
+    p
+}
