@@ -10,7 +10,9 @@ use std::path::Path;
 
 use crate::common::registry::{Registry, raw_bytes};
 use crate::common::{BASE, Project, text};
-use crate::e2e_sign::{COSIGN_MADE_PUB, delete, digest, fetch, python_accepts, verify};
+use crate::e2e_sign::{
+    COSIGN_MADE_PUB, delete, digest, fetch, keygen, python_accepts, run, verify,
+};
 
 fn project(registry: &Registry, name: &str) -> Project {
     let host = registry.host();
@@ -68,15 +70,9 @@ fn attachments_are_signed_once_and_verify_sees_each_one_go() {
     let name = "attest-app";
     let p = project(&registry, name);
     let repository = format!("{}/acme/{name}", registry.host());
-    let out = p
-        .mab(&["keygen"])
-        .env("COSIGN_PASSWORD", "s3cret")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    p.git_commit("fixture");
+    keygen(&p, "s3cret");
 
-    let (out, first) = crate::common::reported_with(&p, &[], &[("COSIGN_PASSWORD", "s3cret")]);
+    let (out, first) = run(&p, "s3cret");
     assert!(out.status.success(), "{}", text(&out));
     let sigs = attachment_signatures(&first);
     const SPDX: &str = "application/spdx+json";
@@ -148,7 +144,7 @@ fn attachments_are_signed_once_and_verify_sees_each_one_go() {
 
     // A second run re-signs nothing: every attachment signature is kept, byte for byte.
     let held: Vec<Vec<u8>> = sigs.iter().map(|s| raw_bytes(&s[2])).collect();
-    let (out, again) = crate::common::reported_with(&p, &[], &[("COSIGN_PASSWORD", "s3cret")]);
+    let (out, again) = run(&p, "s3cret");
     assert!(out.status.success(), "{}", text(&out));
     let kept = attachment_signatures(&again);
     assert_eq!(kept.len(), 4, "{again:#}");

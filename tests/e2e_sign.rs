@@ -49,8 +49,19 @@ fn project(registry: &Registry, name: &str) -> Project {
     p
 }
 
-fn run(p: &Project, password: &str) -> (Output, serde_json::Value) {
+pub(crate) fn run(p: &Project, password: &str) -> (Output, serde_json::Value) {
     crate::common::reported_with(p, &[], &[("COSIGN_PASSWORD", password)])
+}
+
+/// `mab keygen` in `p` with `password`, its pair committed with the project.
+pub(crate) fn keygen(p: &Project, password: &str) {
+    let out = p
+        .mab(&["keygen"])
+        .env("COSIGN_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    p.git_commit("fixture");
 }
 
 /// `(reference, digest, status)` of each signature the report lists.
@@ -186,13 +197,7 @@ fn a_keygen_key_signs_everything_once_and_verify_sees_what_is_missing() {
     let name = "sign-keygen";
     let p = project(&registry, name);
     let repository = format!("{}/acme/{name}", registry.host());
-    let out = p
-        .mab(&["keygen"])
-        .env("COSIGN_PASSWORD", "s3cret")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    p.git_commit("fixture");
+    keygen(&p, "s3cret");
 
     let (out, first) = run(&p, "s3cret");
     assert!(out.status.success(), "{}", text(&out));
