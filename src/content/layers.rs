@@ -198,6 +198,29 @@ mod tests {
         assert!(images[2].dirs.is_empty());
     }
 
+    /// Checks overlay dirs `top` over `low` as an image for another machine than this one's,
+    /// so that a copy of the test executable is a mismatch.
+    fn check_two_layers_as_another_machine(
+        top: PathBuf,
+        low: PathBuf,
+    ) -> crate::content::check::Counts {
+        let image = Image {
+            id: "x".into(),
+            layers: vec!["l".into(), "t".into()],
+            driver: "overlay".into(),
+            dirs: vec![top, low],
+        };
+        let other: crate::platform::Platform = if cfg!(target_arch = "aarch64") {
+            "linux/amd64".parse().unwrap()
+        } else {
+            "linux/arm64".parse().unwrap()
+        };
+        let allow = globset::GlobSet::empty();
+        let mut checker = Checker::new(Machine::of(&other).unwrap(), &allow);
+        check_overlay(&image, 2, &mut checker).unwrap();
+        checker.finish()
+    }
+
     #[test]
     fn overlay_dirs_are_read_top_first_with_whiteouts() {
         let tmp = tempfile::tempdir().unwrap();
@@ -209,22 +232,7 @@ mod tests {
         std::fs::write(low.join("bin/tool"), &host).unwrap();
         std::fs::write(top.join("bin/tool"), b"#!/bin/sh\n").unwrap();
         std::fs::write(low.join("bin/other"), &host).unwrap();
-        let image = Image {
-            id: "x".into(),
-            layers: vec!["l".into(), "t".into()],
-            driver: "overlay".into(),
-            dirs: vec![top, low],
-        };
-        // Checked as if the image were for another machine.
-        let other: crate::platform::Platform = if cfg!(target_arch = "aarch64") {
-            "linux/amd64".parse().unwrap()
-        } else {
-            "linux/arm64".parse().unwrap()
-        };
-        let allow = globset::GlobSet::empty();
-        let mut checker = Checker::new(Machine::of(&other).unwrap(), &allow);
-        check_overlay(&image, 2, &mut checker).unwrap();
-        let counts = checker.finish();
+        let counts = check_two_layers_as_another_machine(top, low);
         assert_eq!((counts.files, counts.elf), (2, 1));
         assert_eq!(counts.mismatches[0].path, "/bin/other");
     }
@@ -248,21 +256,7 @@ mod tests {
             rustix::fs::XattrFlags::empty(),
         )
         .expect("root sets trusted.* xattrs on this file system (the tests run as root)");
-        let image = Image {
-            id: "x".into(),
-            layers: vec!["l".into(), "t".into()],
-            driver: "overlay".into(),
-            dirs: vec![top, low],
-        };
-        let other: crate::platform::Platform = if cfg!(target_arch = "aarch64") {
-            "linux/amd64".parse().unwrap()
-        } else {
-            "linux/arm64".parse().unwrap()
-        };
-        let allow = globset::GlobSet::empty();
-        let mut checker = Checker::new(Machine::of(&other).unwrap(), &allow);
-        check_overlay(&image, 2, &mut checker).unwrap();
-        let counts = checker.finish();
+        let counts = check_two_layers_as_another_machine(top, low);
         assert_eq!((counts.files, counts.mismatches.len()), (0, 0));
     }
 }
