@@ -256,6 +256,9 @@ pub struct Access {
     pub insecure: bool,
     /// skopeo 1.9 ignores `CONTAINERS_REGISTRIES_CONF`: passed on as `--registries-conf`.
     pub registries_conf: Option<OsString>,
+    /// The run's registry deadline and stall limit, which mab's own requests (the referrers
+    /// API's) keep as the supervisor keeps them for skopeo's; unset: their defaults.
+    pub limits: crate::supervise::Limits,
 }
 
 impl Access {

@@ -105,6 +105,7 @@ fn attachments_are_signed_once_and_verify_sees_each_one_go() {
         let access = mab::attach::Access {
             insecure: true,
             registries_conf: None,
+            limits: Default::default(),
         };
         let subject = mab::attach::Subject::named(repository.parse().unwrap(), &image);
         match mab::attach::api::probe(&access, &subject) {

@@ -93,6 +93,7 @@ impl Runner<'_> {
         let access = Access {
             insecure: m.insecure,
             registries_conf: plan.registries_conf.clone(),
+            limits: self.registry,
         };
         let index = plan.build_index();
         let podman_version = self.podman_version(plan, log);
