@@ -22,7 +22,7 @@ mod render;
 mod wiring;
 pub use crate::reference::registry_of;
 pub use build_ix::BuildIx;
-pub use command::{Arg, Command, CommandKind, Hole, Holed};
+pub use command::{Arg, Command, CommandKind, Hole, Holed, ImageForm, Local};
 pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
 pub use publish::{
     ToPublish, copy_command, copy_step, inspect_command, inspect_config_command, publication,
