@@ -40,6 +40,27 @@ fn project(registry: &Registry, name: &str, attachments: bool) -> Project {
     p
 }
 
+/// The local images a run of [`project`]'s image `name` leaves in podman's storage (the list and
+/// its two platform images), removed when it goes: podman's storage is the machine's.
+struct Leftovers(&'static str);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let local = format!("localhost/mab/{}", self.0);
+        // `manifest rm` for the list: `rmi` of a list can remove an image it refers to.
+        let _ = Command::new("podman")
+            .args(["manifest", "rm", &format!("{local}:manifest")])
+            .output();
+        let _ = Command::new("podman")
+            .args([
+                "rmi",
+                &format!("{local}:linux-amd64"),
+                &format!("{local}:linux-arm64"),
+            ])
+            .output();
+    }
+}
+
 /// The published list: its index's digest and `(platform, digest)` of each image it lists.
 fn published(reference: &str) -> (String, Vec<(String, String)>) {
     let index = raw_bytes(reference);
@@ -152,6 +173,7 @@ fn cosign_accepts_the_list_its_images_and_attachments_and_nothing_else() {
     let _serial = crate::common::e2e_serial();
     let registry = Registry::start();
     let name = "consumer-cosign";
+    let _leftovers = Leftovers(name);
     let p = project(&registry, name, true);
     let repository = format!("{}/acme/{name}", registry.host());
     keygen(&p, "s3cret");
@@ -212,6 +234,7 @@ fn a_key_cosign_made_signs_with_mab_and_mab_verify_accepts_what_cosign_signed() 
     let _serial = crate::common::e2e_serial();
     let registry = Registry::start();
     let name = "consumer-cosign-key";
+    let _leftovers = Leftovers(name);
     let p = project(&registry, name, false);
     let repository = format!("{}/acme/{name}", registry.host());
     // The key made elsewhere, by the real tool: mab opens it with COSIGN_PASSWORD and signs.
@@ -322,6 +345,7 @@ fn oras_discovers_each_image_s_sbom_and_provenance_through_the_fallback_tag() {
     let _serial = crate::common::e2e_serial();
     let registry = Registry::start();
     let name = "consumer-oras";
+    let _leftovers = Leftovers(name);
     let p = project(&registry, name, true);
     let repository = format!("{}/acme/{name}", registry.host());
     keygen(&p, "s3cret");
@@ -458,6 +482,7 @@ fn sigstore_policy_accepts_mab_s_signatures_and_refuses_another_key_and_an_unsig
     let _serial = crate::common::e2e_serial();
     let registry = Registry::start();
     let name = "consumer-policy";
+    let _leftovers = Leftovers(name);
     let p = project(&registry, name, false);
     let host = registry.host();
     let repository = format!("{host}/acme/{name}");
