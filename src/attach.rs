@@ -25,6 +25,7 @@ use crate::plan::{Command, CommandKind};
 use crate::reference::Repository;
 
 pub mod api;
+pub mod missing;
 
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
