@@ -36,7 +36,8 @@ fn main() {
             mab::plan::plan(&config, &instances, &mab::Selection::default()).expect("config plans");
         let t3 = Instant::now();
         let mut json = Vec::new();
-        mab::output::json(&plan, &mut json).expect("writes to memory");
+        let builder = mab::settings::BuilderSettings::resolve(&config.builder);
+        mab::output::json(&plan, &builder, &mut json).expect("writes to memory");
         let t4 = Instant::now();
         std::hint::black_box(json);
         for (total, d) in totals.iter_mut().zip([t1 - t, t2 - t1, t3 - t2, t4 - t3]) {

@@ -79,11 +79,25 @@ pub fn plan_in(
     env: settings::Environment,
     allowed: &confine::Allowed,
 ) -> Result<Plan, ConfigError> {
+    planned_in(location, vars, selection, env, allowed).map(|p| p.plan)
+}
+
+/// [`plan_in`], with how the config's `[builder]` says a run of the plan runs.
+pub fn planned_in(
+    location: &config::Location,
+    vars: &[(String, String)],
+    selection: &Selection,
+    env: settings::Environment,
+    allowed: &confine::Allowed,
+) -> Result<settings::Planned, ConfigError> {
     let trusted = settings::Trusted {
         allowed: allowed.clone(),
         env,
     };
     let config = location.load_in(vars, &trusted)?;
     let instances = matrix::expand(&config)?;
-    plan::plan(&config, &instances, selection)
+    Ok(settings::Planned {
+        plan: plan::plan(&config, &instances, selection)?,
+        builder: settings::BuilderSettings::resolve(&config.builder),
+    })
 }

@@ -63,6 +63,51 @@ pub struct Trusted {
     pub env: Environment,
 }
 
+/// How a run runs, as the config's `[builder]` says: a build's time limit and a registry
+/// command's retries, deadline and stall, if set. Not part of the plan, which describes the
+/// build: resolved once from the config here, read by the run's settings ([`RunSettings`],
+/// [`MergeSettings`], [`registry`]), and written into the plan's JSON beside the plan, where
+/// the format has always shown them (`output::json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct BuilderSettings {
+    /// Seconds a build may run (`[builder] timeout`), if limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Retries of a push or registry read after a transient failure (`[builder] retries`).
+    pub retries: u32,
+    /// Seconds a registry command may run, and may move no data (`[builder] registry_timeout`,
+    /// `registry_stall`), if the config sets them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_stall_secs: Option<u64>,
+}
+
+impl BuilderSettings {
+    pub fn resolve(builder: &config::Builder) -> Self {
+        let config::Builder {
+            oci_labels: _,
+            reproducible: _,
+            timeout_secs,
+            retries,
+            registry_timeout_secs,
+            registry_stall_secs,
+        } = builder;
+        Self {
+            timeout_secs: *timeout_secs,
+            retries: *retries,
+            registry_timeout_secs: *registry_timeout_secs,
+            registry_stall_secs: *registry_stall_secs,
+        }
+    }
+}
+
+/// A plan, and how its config says a run of it runs.
+pub struct Planned {
+    pub plan: Plan,
+    pub builder: BuilderSettings,
+}
+
 /// What to plan (`mab plan`, `mab run`): the config's location, the `--var`s, the selection,
 /// and what the config may read.
 pub struct TargetSettings {
@@ -108,9 +153,9 @@ impl TargetSettings {
     }
 
     /// Loads and plans the target.
-    pub fn plan(&self) -> Result<Plan, ConfigError> {
+    pub fn plan(&self) -> Result<Planned, ConfigError> {
         let Trusted { allowed, env } = &self.trusted;
-        crate::plan_in(
+        crate::planned_in(
             &self.location,
             &self.vars,
             &self.selection,
@@ -136,8 +181,7 @@ pub(crate) fn current_dir() -> Result<PathBuf, ConfigError> {
     })
 }
 
-/// How `mab run` runs: from its flags, the config's `[builder]` (as the plan carries it) and
-/// the environment.
+/// How `mab run` runs: from its flags, the config's `[builder]` and the environment.
 pub struct RunSettings {
     pub exec: exec::Options,
     /// The files the run writes besides its summary.
@@ -166,10 +210,11 @@ impl RunSettings {
     /// `split`: a split runner's platforms (`--digests-out`), whose plan has every platform.
     pub(crate) fn resolve(
         run: RunArgs,
-        plan: &Plan,
+        planned: &Planned,
         env: &Environment,
         split: Option<Vec<Platform>>,
     ) -> Result<Self, ConfigError> {
+        let Planned { plan, builder } = planned;
         let RunArgs {
             jobs,
             keep_going,
@@ -210,8 +255,8 @@ impl RunSettings {
                 progress
             },
             verbose,
-            timeout: timeout.or(plan.timeout_secs.map(Duration::from_secs)),
-            registry: registry(plan, registry_timeout),
+            timeout: timeout.or(builder.timeout_secs.map(Duration::from_secs)),
+            registry: registry(builder, registry_timeout),
             skip_published: !rebuild,
             reaper: env
                 .exe
@@ -256,9 +301,10 @@ pub struct MergeSettings {
 impl MergeSettings {
     pub(crate) fn resolve(
         args: MergeArgs,
-        plan: &Plan,
+        planned: &Planned,
         env: &Environment,
     ) -> Result<Self, ConfigError> {
+        let Planned { plan, builder } = planned;
         let MergeArgs {
             jobs,
             progress,
@@ -275,7 +321,7 @@ impl MergeSettings {
             progress,
             verbose,
             timeout: None,
-            registry: registry(plan, registry_timeout),
+            registry: registry(builder, registry_timeout),
             skip_published: true,
             reaper: env
                 .exe
@@ -302,19 +348,20 @@ impl MergeSettings {
 /// How commands that talk to a registry run: `timeout` (`mab run --registry-timeout`) over the
 /// config's `[builder] registry_timeout`, its `registry_stall` and `retries`, else their
 /// defaults.
-pub fn registry(plan: &Plan, timeout: Option<Duration>) -> exec::Registry {
+pub fn registry(builder: &BuilderSettings, timeout: Option<Duration>) -> exec::Registry {
     exec::Registry {
         limits: Limits {
             deadline: Some(
                 timeout
-                    .or(plan.registry_timeout_secs.map(Duration::from_secs))
+                    .or(builder.registry_timeout_secs.map(Duration::from_secs))
                     .unwrap_or(DEFAULT_REGISTRY_TIMEOUT),
             ),
             stall: Some(
-                plan.registry_stall_secs
+                builder
+                    .registry_stall_secs
                     .map_or(DEFAULT_REGISTRY_STALL, Duration::from_secs),
             ),
         },
-        retries: plan.retries,
+        retries: builder.retries,
     }
 }

@@ -99,9 +99,10 @@ fn dispatch(cli: Cli, env: &Environment, ci: &crate::ci::Ci) -> Result<(), Error
             format,
             check_registry,
         } => {
-            let mut plan = TargetSettings::resolve(target, env, false)?.plan()?;
+            let settings::Planned { mut plan, builder } =
+                TargetSettings::resolve(target, env, false)?.plan()?;
             if check_registry {
-                plan = exec::preview(&plan, settings::registry(&plan, None)).map_err(|e| {
+                plan = exec::preview(&plan, settings::registry(&builder, None)).map_err(|e| {
                     crate::state::run_error(e, || {
                         format!("cannot check the registry from {}", plan.workdir.display())
                     })
@@ -110,7 +111,7 @@ fn dispatch(cli: Cli, env: &Environment, ci: &crate::ci::Ci) -> Result<(), Error
             eprint!("{}", output::warnings(&plan));
             let written = write_stdout(|out| match format {
                 Format::Text => output::text(&plan, &display_path(&plan.workdir), out),
-                Format::Json => output::json(&plan, out),
+                Format::Json => output::json(&plan, &builder, out),
                 Format::Dot => output::dot(&plan, out),
             });
             // The process ends here: freeing a large plan piece by piece is wasted work (4% of
@@ -168,7 +169,7 @@ fn doctor(file: Option<PathBuf>, allow: Allow, env: &Environment) -> Result<(), 
 
 /// `mab verify`: the registry against the plan and the public key.
 fn verify(target: Target, key: Option<&Path>, env: &Environment) -> Result<(), Error> {
-    let plan = TargetSettings::resolve(target, env, false)?.plan()?;
+    let plan = TargetSettings::resolve(target, env, false)?.plan()?.plan;
     let key = crate::sign::verify::public_key(&plan, key)?;
     let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain);
     let text = crate::sign::verify::render(&verdicts);
@@ -197,9 +198,10 @@ fn run_command(
         .digests_out
         .as_ref()
         .map(|_| std::mem::take(&mut target.platforms));
-    let plan = TargetSettings::resolve(target, env, run.no_push)?.plan()?;
-    eprint!("{}", output::warnings(&plan));
-    let settings = RunSettings::resolve(run, &plan, env, split)?;
+    let planned = TargetSettings::resolve(target, env, run.no_push)?.plan()?;
+    eprint!("{}", output::warnings(&planned.plan));
+    let settings = RunSettings::resolve(run, &planned, env, split)?;
+    let plan = planned.plan;
     // The machine is checked for what is left to build once the registry has said; podman's
     // own part of the checks needs no plan, so it runs while the registry is read.
     let probe = doctor::Probe::start(&plan.podman);
@@ -256,9 +258,10 @@ fn merge(
         .map(|f| crate::digests_file::DigestsFile::read(f).map(|d| (f.clone(), d)))
         .collect::<Result<_, String>>()
         .map_err(|e| ConfigError::new(crate::error::ErrorKind::Selection, e))?;
-    let plan = TargetSettings::resolve(target, env, false)?.plan()?;
-    eprint!("{}", output::warnings(&plan));
-    let settings = MergeSettings::resolve(args, &plan, env)?;
+    let planned = TargetSettings::resolve(target, env, false)?.plan()?;
+    eprint!("{}", output::warnings(&planned.plan));
+    let settings = MergeSettings::resolve(args, &planned, env)?;
+    let plan = planned.plan;
     let report = exec::merge(&plan, &read, &settings.exec).map_err(|e| {
         crate::state::run_error(e, || {
             format!("cannot prepare the merge in {}", plan.workdir.display())

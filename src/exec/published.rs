@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use crate::inputs::{self, ANNOTATION, Digests, Resolved};
 use crate::plan::{
-    Arg, Base, BuildIx, Command, CommandKind, Hole, Manifest, Plan, Step, ToPublish, Unchanged,
-    copy_step, inspect_command, publication, registry_of,
+    Base, BuildIx, Command, CommandKind, Manifest, Plan, Step, ToPublish, Unchanged, copy_step,
+    inspect_command, publication, registry_of,
 };
 use crate::platform::Platform;
 use crate::reference::{ImageRef, Pinned, Tag, pinned_digest};
@@ -338,33 +338,17 @@ pub fn apply(plan: &Plan, checked: &Checked) -> Applied {
             match &published[d] {
                 None => b.depends_on.push(dep),
                 Some((image, insecure)) => {
-                    let local = &plan.builds[d].local_image;
                     if *insecure && !b.insecure {
                         // Before the context directory, which ends the command.
                         b.argv.insert_before_last(1, ["--tls-verify=false"]);
                         b.insecure = true;
                     }
-                    // From another node it was to be read by the digest pushed: that is the
-                    // published one now.
-                    let digest = &image.digest;
-                    let known = |h: &Hole| match h {
-                        Hole::DigestOf(build) if *build == dep => Some(digest.to_string()),
-                        _ => None,
-                    };
-                    b.argv = b.argv.fill(known);
+                    // Its image, local or to be read by the digest its node pushes, is the
+                    // published one now: named by the build's id in the command, a build
+                    // context read from the registry (`docker-image://`).
+                    b.argv = b.argv.published(&dep, image);
                     for v in b.build_args.values_mut() {
-                        *v = match v.fill(known) {
-                            Arg::Lit(l) if l == *local => Arg::Lit(image.to_string()),
-                            filled => filled,
-                        };
-                    }
-                    for a in b.argv.arguments_mut() {
-                        let Arg::Lit(a) = a else { continue };
-                        if let Some(name) = a.strip_suffix(&format!("=container-image://{local}")) {
-                            *a = format!("{name}=docker-image://{image}");
-                        } else if let Some(name) = a.strip_suffix(&format!("={local}")) {
-                            *a = format!("{name}={image}");
-                        }
+                        *v = v.published(&dep, image);
                     }
                 }
             }
@@ -637,7 +621,8 @@ pub(super) fn merge(
 mod tests {
     use super::*;
 
-    /// zbase <- mid <- app, app reading mid by a build arg (`ARG B=...; FROM ${B}`).
+    /// zbase <- mid <- app, app reading mid by a build arg (`ARG B=...; FROM ${B}`); zbase, mid
+    /// <- lit, lit reading both by literal references (build contexts).
     fn chain() -> Plan {
         let dir = tempfile::tempdir().unwrap();
         let files = [
@@ -645,8 +630,12 @@ mod tests {
             ("m/Dockerfile", "FROM r.io/a/zbase:1\n"),
             ("a/Dockerfile", "ARG B=r.io/a/mid:1\nFROM ${B}\n"),
             (
+                "l/Dockerfile",
+                "FROM r.io/a/zbase:1\nCOPY --from=r.io/a/mid:1 /a /a\n",
+            ),
+            (
                 "multiarch.toml",
-                "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n[images.zbase]\ncontext = \"z\"\n[images.mid]\ncontext = \"m\"\n[images.app]\ncontext = \"a\"\n",
+                "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\"]\n[builder]\noci_labels = false\n[images.zbase]\ncontext = \"z\"\n[images.mid]\ncontext = \"m\"\n[images.app]\ncontext = \"a\"\n[images.lit]\ncontext = \"l\"\n",
             ),
         ];
         for (path, text) in files {
@@ -691,5 +680,28 @@ mod tests {
         assert_eq!(app.build_args["B"].to_string(), format!("r.io/a/mid@{a}"));
         assert!(app.argv.argv().contains(&format!("B=r.io/a/mid@{a}")));
         assert!(applied.builds.iter().all(|b| b.image != "mid"));
+        // Read by a literal reference: a build context, now from the registry; zbase, whose
+        // list is built, is still read from this machine's storage.
+        let lit = applied
+            .builds
+            .iter()
+            .find(|b| b.id == "lit@linux-arm64")
+            .unwrap();
+        let argv = lit.argv.argv();
+        assert!(
+            argv.contains(&format!("r.io/a/mid:1=docker-image://r.io/a/mid@{b}")),
+            "{argv:?}"
+        );
+        assert!(
+            argv.contains(
+                &"r.io/a/zbase:1=container-image://localhost/mab/zbase:linux-arm64".to_string()
+            ),
+            "{argv:?}"
+        );
+        assert_eq!(lit.depends_on, ["zbase@linux-arm64"]);
+        assert!(
+            !argv.iter().any(|a| a.contains("localhost/mab/mid")),
+            "{argv:?}"
+        );
     }
 }

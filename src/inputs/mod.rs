@@ -11,7 +11,6 @@ mod cache;
 pub mod patterns;
 mod tree;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -85,33 +84,6 @@ fn ignore_text(workdir: &Path, build: &Build) -> std::io::Result<String> {
         Some(p) => std::fs::read_to_string(p),
         None => Ok(String::new()),
     }
-}
-
-/// A build's command line without what changes on every run or is hashed apart: the podman
-/// prefix and a node's options, `--iidfile`, `--file` (the Dockerfile's content is hashed),
-/// `--ignorefile` (its patterns decide the context's digest), `--timestamp` and the per-run
-/// labels.
-fn stable_argv<'a>(plan: &Plan, build: &'a Build) -> Vec<Cow<'a, str>> {
-    let mut out = Vec::new();
-    let mut args = build.argv.words().skip(plan.podman.len());
-    while let Some(a) = args.next() {
-        match &*a {
-            // Where it is built (a node's podman) is no input of the image.
-            "--iidfile" | "--file" | "--ignorefile" | "--timestamp" | "--url" | "--connection"
-            | "--identity" => {
-                args.next();
-            }
-            "--label" => {
-                let Some(label) = args.next() else { break };
-                let key = label.split_once('=').map_or(&*label, |(k, _)| k);
-                if !build.inputs.per_run_labels.iter().any(|p| p == key) {
-                    out.extend([a, label]);
-                }
-            }
-            _ => out.push(a),
-        }
-    }
-    out
 }
 
 /// The files of a plan's builds, hashed: per build its context's and named directories'
@@ -236,7 +208,10 @@ pub fn digests(plan: &Plan, hashed: &Files, bases: &Resolved) -> Digests {
     let mut builds: Vec<String> = Vec::with_capacity(plan.builds.len());
     for (b, (context, dirs)) in plan.builds.iter().zip(&hashed.trees) {
         let mut recipe = String::from("mab inputs 1\n");
-        for a in stable_argv(plan, b) {
+        // Without what changes on every run or is hashed apart: the podman prefix and a node's
+        // options, `--iidfile`, `--file` (the Dockerfile's content is hashed), `--ignorefile`
+        // (its patterns decide the context's digest), `--timestamp` and the per-run labels.
+        for a in b.argv.input_words() {
             recipe.push_str(&a);
             recipe.push('\0');
         }

@@ -37,6 +37,8 @@ pub(super) struct BuildCommand<'a> {
     pub args: &'a BTreeMap<String, Arg>,
     /// None when the labels are in the Dockerfile's copy.
     pub labels: Option<&'a BTreeMap<String, String>>,
+    /// The labels that change with every commit (mab's revision, created and version).
+    pub per_run_labels: &'a [String],
     pub annotations: &'a BTreeMap<String, String>,
     pub contexts: &'a BTreeMap<String, Arg>,
     pub secrets: &'a BTreeMap<String, SecretSource>,
@@ -49,17 +51,18 @@ impl BuildCommand<'_> {
         // The node's options are global ones: they send the build there.
         let prefix = self.podman.iter().chain(self.node_args);
         let mut c = Command::new(CommandKind::Build, prefix, std::iter::empty::<Arg>());
+        // Where it writes the id and which copy of the Dockerfile it reads (the content is
+        // hashed apart) are no inputs of the image; nor, below, the time stamp, the labels
+        // that change with every run and the ignore file (its patterns decide the context's
+        // digest).
         c.args([
             "build".into(),
             "--platform".into(),
             self.platform.to_string(),
-            "--iidfile".into(),
-            self.iidfile.into(),
-            "--file".into(),
-            self.file.clone(),
-            "--tag".into(),
-            self.tag.into(),
-        ]);
+        ])
+        .args_apart(["--iidfile", self.iidfile])
+        .args_apart(["--file".into(), self.file.clone()])
+        .args(["--tag", self.tag]);
         if self.pull_newer {
             c.arg("--pull=newer");
         }
@@ -76,7 +79,7 @@ impl BuildCommand<'_> {
             c.arg("--tls-verify=false");
         }
         if let Some(epoch) = self.timestamp {
-            c.args(["--timestamp".into(), epoch.to_string()]);
+            c.args_apart(["--timestamp".into(), epoch.to_string()]);
         }
         if let Some(t) = self.target {
             c.args(["--target", t]);
@@ -86,7 +89,11 @@ impl BuildCommand<'_> {
                 .arg(v.clone().prefixed(&format!("{k}=")));
         }
         for (k, v) in self.labels.into_iter().flatten() {
-            c.args(["--label".into(), format!("{k}={v}")]);
+            let label = ["--label".into(), format!("{k}={v}")];
+            match self.per_run_labels.contains(k) {
+                true => c.args_apart(label),
+                false => c.args(label),
+            };
         }
         for (k, v) in self.annotations {
             c.args(["--annotation".into(), format!("{k}={v}")]);
@@ -104,9 +111,63 @@ impl BuildCommand<'_> {
             c.args(["--secret".into(), spec]);
         }
         if let Some(f) = self.ignorefile {
-            c.args(["--ignorefile", f]);
+            c.args_apart(["--ignorefile", f]);
         }
         c.arg(self.context.display().to_string());
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_it_runs_and_writes_and_per_run_labels_are_no_inputs() {
+        let empty = BTreeMap::new();
+        let labels = BTreeMap::from([
+            ("a".to_string(), "1".to_string()),
+            ("created".to_string(), "now".to_string()),
+        ]);
+        let args = BTreeMap::from([("B".to_string(), Arg::from("x"))]);
+        let command = BuildCommand {
+            podman: &["podman".into()],
+            node_args: &["--url".into(), "ssh://n".into()],
+            platform: &"linux/arm64".parse().unwrap(),
+            iidfile: ".mab/iid/x",
+            file: ".mab/dockerfiles/x".into(),
+            tag: "localhost/mab/x:linux-arm64",
+            pull_newer: false,
+            cache: None,
+            insecure: false,
+            timestamp: Some(1),
+            target: None,
+            args: &args,
+            labels: Some(&labels),
+            per_run_labels: &["created".into()],
+            annotations: &empty,
+            contexts: &BTreeMap::new(),
+            secrets: &BTreeMap::new(),
+            ignorefile: Some(".mab/ignore/x"),
+            context: Path::new("x"),
+        }
+        .command();
+        assert_eq!(command.argv().len(), 23);
+        let inputs: Vec<_> = command.input_words().collect();
+        assert_eq!(
+            inputs,
+            [
+                "build",
+                "--platform",
+                "linux/arm64",
+                "--tag",
+                "localhost/mab/x:linux-arm64",
+                "--build-arg",
+                "B=x",
+                "--label",
+                "a=1",
+                "x"
+            ]
+        );
     }
 }

@@ -6,11 +6,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
 use crate::platform::Platform;
+use crate::reference::Pinned;
 
 /// What a command does: a failure is named by it, never by reading the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,11 +137,45 @@ impl fmt::Display for Hole {
     }
 }
 
-/// One argument: literal text, or text around a [`Hole`].
+/// One argument: literal text, text around a [`Hole`], or text before a dependency's image in
+/// this machine's storage ([`Local`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     Lit(String),
     Holed(Box<Holed>),
+    Local(Box<Local>),
+}
+
+/// How a build is pointed at a dependency's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageForm {
+    /// As a reference (a build arg's value): `IMAGE`.
+    Reference,
+    /// As a build context: `container-image://IMAGE` in local storage, `docker-image://IMAGE`
+    /// in a registry.
+    Context,
+}
+
+/// An argument that names the image build `build` makes in this machine's storage: `before`,
+/// then `image` as `form` says. Not a hole: the image is known when the plan is made. It is
+/// typed so that a run that finds the build's list published unchanged reads the registry's
+/// image instead ([`Arg::published`]), by the build's id and not by searching the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub before: String,
+    pub build: String,
+    pub image: String,
+    pub form: ImageForm,
+}
+
+impl Local {
+    fn fmt_with(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        let scheme = match self.form {
+            ImageForm::Reference => "",
+            ImageForm::Context => "container-image://",
+        };
+        write!(f, "{}{scheme}{}", self.before, self.image)
+    }
 }
 
 /// An argument with a hole in it: `before`, the hole's value, `after`.
@@ -159,6 +195,16 @@ impl Arg {
         }))
     }
 
+    /// The image build `build` makes in this machine's storage, `image`, as `form` says.
+    pub fn local(build: impl Into<String>, image: impl Into<String>, form: ImageForm) -> Self {
+        Self::Local(Box::new(Local {
+            before: String::new(),
+            build: build.into(),
+            image: image.into(),
+            form,
+        }))
+    }
+
     /// `prefix`, then the argument.
     pub fn prefixed(self, prefix: &str) -> Self {
         match self {
@@ -167,6 +213,10 @@ impl Arg {
                 h.before.insert_str(0, prefix);
                 Self::Holed(h)
             }
+            Self::Local(mut l) => {
+                l.before.insert_str(0, prefix);
+                Self::Local(l)
+            }
         }
     }
 
@@ -174,22 +224,22 @@ impl Arg {
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             Self::Lit(s) => Cow::Borrowed(s),
-            Self::Holed(h) => Cow::Owned(format!("{}{}{}", h.before, h.hole, h.after)),
+            _ => Cow::Owned(self.to_string()),
         }
     }
 
     pub fn hole(&self) -> Option<&Hole> {
         match self {
-            Self::Lit(_) => None,
+            Self::Lit(_) | Self::Local(_) => None,
             Self::Holed(h) => Some(&h.hole),
         }
     }
 
-    /// The literal text, if the argument has no hole.
+    /// The literal text, if the argument is plain text.
     pub fn literal(&self) -> Option<&str> {
         match self {
             Self::Lit(s) => Some(s),
-            Self::Holed(_) => None,
+            Self::Holed(_) | Self::Local(_) => None,
         }
     }
 
@@ -200,7 +250,23 @@ impl Arg {
                 Some(value) => Self::Lit(format!("{}{value}{}", h.before, h.after)),
                 None => self.clone(),
             },
-            Self::Lit(_) => self.clone(),
+            Self::Lit(_) | Self::Local(_) => self.clone(),
+        }
+    }
+
+    /// The argument with build `build`'s image read from the registry, as `image`: its local
+    /// image in the form it has (a build context is then `docker-image://`), or the hole for
+    /// the digest its node pushes filled with `image`'s.
+    pub fn published(&self, build: &str, image: &Pinned) -> Self {
+        match self {
+            Self::Local(l) if l.build == build => Self::Lit(match l.form {
+                ImageForm::Reference => format!("{}{image}", l.before),
+                ImageForm::Context => format!("{}docker-image://{image}", l.before),
+            }),
+            _ => self.fill(|h| match h {
+                Hole::DigestOf(b) if b == build => Some(image.digest.to_string()),
+                _ => None,
+            }),
         }
     }
 }
@@ -210,6 +276,7 @@ impl fmt::Display for Arg {
         match self {
             Self::Lit(s) => f.write_str(s),
             Self::Holed(h) => write!(f, "{}{}{}", h.before, h.hole, h.after),
+            Self::Local(l) => l.fmt_with(f),
         }
     }
 }
@@ -236,7 +303,7 @@ impl Serialize for Arg {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Lit(text) => s.serialize_str(text),
-            Self::Holed(_) => s.collect_str(self),
+            Self::Holed(_) | Self::Local(_) => s.collect_str(self),
         }
     }
 }
@@ -251,6 +318,11 @@ pub struct Command {
     registry: Option<usize>,
     /// Its program runs on a podman service elsewhere (`--url`, `--connection`, `--remote`).
     remote: bool,
+    /// How many arguments are the program and its global options (the prefix of
+    /// [`Command::new`]).
+    prefix: usize,
+    /// Arguments that are no input of what the command makes ([`Command::args_apart`]).
+    apart: Vec<Range<usize>>,
 }
 
 /// The global options by which podman sends a command to a service elsewhere.
@@ -275,13 +347,43 @@ impl Command {
     {
         let mut all: Vec<Arg> = prefix.into_iter().map(Into::into).collect();
         let remote = all.get(1..).is_some_and(is_remote);
+        let prefix = all.len();
         all.extend(args.into_iter().map(Into::into));
         Self {
             kind,
             args: all,
             registry: None,
             remote,
+            prefix,
+            apart: Vec::new(),
         }
+    }
+
+    /// Adds arguments at the end that are no input of what the command makes: where it writes,
+    /// a file whose content is hashed apart, a label that changes with every run. A build's
+    /// input digest leaves them out ([`Command::input_words`]), told by this and not by
+    /// reading the command line.
+    pub fn args_apart<A>(&mut self, args: A) -> &mut Self
+    where
+        A: IntoIterator,
+        A::Item: Into<Arg>,
+    {
+        let start = self.args.len();
+        self.args(args);
+        self.apart.push(start..self.args.len());
+        self
+    }
+
+    /// Each argument's text that is an input of what the command makes: neither the program
+    /// and its global options (where it runs) nor those added by [`Command::args_apart`].
+    pub fn input_words(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        let apart = |i: usize| self.apart.iter().any(|r| r.contains(&i));
+        self.args
+            .iter()
+            .enumerate()
+            .skip(self.prefix)
+            .filter(move |(i, _)| !apart(*i))
+            .map(|(_, a)| a.text())
     }
 
     /// Adds an argument at the end.
@@ -346,11 +448,6 @@ impl Command {
         &self.args
     }
 
-    /// Each argument, to rewrite in place (a run's few rewrites of a command it was handed).
-    pub fn arguments_mut(&mut self) -> impl Iterator<Item = &mut Arg> {
-        self.args.iter_mut()
-    }
-
     /// Inserts `args` before the last `from_end` arguments (which end the command: a build's
     /// context directory, a `manifest add`'s list and image).
     pub fn insert_before_last<A>(&mut self, from_end: usize, args: A)
@@ -366,6 +463,14 @@ impl Command {
             && *r >= at
         {
             *r += added;
+        }
+        for r in &mut self.apart {
+            if r.start >= at {
+                r.start += added;
+            }
+            if r.end > at {
+                r.end += added;
+            }
         }
     }
 
@@ -400,6 +505,23 @@ impl Command {
         self.args.iter().filter_map(Arg::hole)
     }
 
+    /// The command with build `build`'s image read from the registry, as `image`
+    /// ([`Arg::published`]).
+    pub fn published(&self, build: &str, image: &Pinned) -> Self {
+        Self {
+            kind: self.kind,
+            args: self
+                .args
+                .iter()
+                .map(|a| a.published(build, image))
+                .collect(),
+            registry: self.registry,
+            remote: self.remote,
+            prefix: self.prefix,
+            apart: self.apart.clone(),
+        }
+    }
+
     /// The command with each hole `known` knows the value of filled.
     pub fn fill(&self, known: impl Fn(&Hole) -> Option<String>) -> Self {
         Self {
@@ -407,6 +529,8 @@ impl Command {
             args: self.args.iter().map(|a| a.fill(&known)).collect(),
             registry: self.registry,
             remote: self.remote,
+            prefix: self.prefix,
+            apart: self.apart.clone(),
         }
     }
 }

@@ -379,10 +379,6 @@ impl<'a> Graph<'a> {
             version: FORMAT_VERSION,
             podman: self.podman.clone(),
             registries_conf: self.config.env.registries_conf.clone(),
-            timeout_secs: self.config.builder.timeout_secs,
-            retries: self.config.builder.retries,
-            registry_timeout_secs: self.config.builder.registry_timeout_secs,
-            registry_stall_secs: self.config.builder.registry_stall_secs,
             files: self
                 .config
                 .files

@@ -22,7 +22,7 @@ mod render;
 mod wiring;
 pub use crate::reference::registry_of;
 pub use build_ix::BuildIx;
-pub use command::{Arg, Command, CommandKind, Hole, Holed};
+pub use command::{Arg, Command, CommandKind, Hole, Holed, ImageForm, Local};
 pub use list::{Add, Assembly, ExternalEntry, Manifest, PlatformTag, Reach, Step};
 pub use publish::{
     ToPublish, copy_command, copy_step, inspect_command, inspect_config_command, publication,
@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::changes::Changes;
 use crate::config::{Config, SecretSource};
-use crate::error::{ConfigError, ErrorKind};
+use crate::error::ConfigError;
 use crate::matrix::Instance;
 use crate::platform::Platform;
 
@@ -51,25 +51,16 @@ pub const FORMAT_VERSION: u32 = 3;
 /// Where local per-platform images are tagged before they join a manifest list.
 pub const LOCAL_PREFIX: &str = "localhost/mab";
 
-#[derive(Debug, Clone, Serialize)]
+/// What `mab plan` shows and `mab run` runs: the builds, not how a run runs (the config's
+/// `[builder]` is `settings::BuilderSettings`). Its JSON is `output::json::PlanJson`, which
+/// also shows those settings, where the format has always had them.
+#[derive(Debug, Clone)]
 pub struct Plan {
     pub version: u32,
     /// The podman program and its global options, as every command below starts.
     pub podman: Vec<String>,
     /// The registries.conf that skopeo is told of (it ignores `CONTAINERS_REGISTRIES_CONF`).
-    #[serde(skip)]
     pub registries_conf: Option<std::ffi::OsString>,
-    /// Seconds a build may run (`[builder] timeout`), if limited.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_secs: Option<u64>,
-    /// Retries of a push or registry read after a transient failure (`[builder] retries`).
-    pub retries: u32,
-    /// Seconds a registry command may run, and may move no data (`[builder] registry_timeout`,
-    /// `registry_stall`), if the config sets them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_timeout_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_stall_secs: Option<u64>,
     /// The config files, as shown to the user.
     pub files: Vec<String>,
     /// The directory podman runs in; paths in `argv` are relative to it.
@@ -77,25 +68,20 @@ pub struct Plan {
     /// Where the builds' secrets come from (files and environment variables, never values).
     pub secrets: Vec<SecretSource>,
     /// With `--changed-since`: the revision, and why each image was selected.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_since: Option<ChangedSince>,
     /// What the plan does that the config may not mean, once each.
     pub warnings: Vec<Warning>,
     /// `[nodes]`: the machines the builds run on; empty: this one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<PlanNode>,
     /// With `mab plan --check-registry`: the lists whose inputs the registry already holds,
     /// which a run does not build (left out of `builds` and `manifests`, or only tagged there).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unchanged: Option<Vec<Unchanged>>,
     /// `[signing]`: where the key that signs every pushed image and index comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signing: Option<crate::sign::Signing>,
     /// In an order that respects `depends_on`.
     pub builds: Vec<Build>,
     pub manifests: Vec<Manifest>,
     /// `[check]`, `[sbom]`, `[provenance]`: shown only when the config has one of them.
-    #[serde(skip_serializing_if = "crate::content::plan::ContentPlan::unconfigured")]
     pub content: crate::content::plan::ContentPlan,
 }
 
@@ -209,6 +195,10 @@ pub struct Publish {
     pub reference: Arg,
     pub push: Command,
     pub verify: Command,
+    /// Its registry is reached over plain HTTP or without verifying its certificate: so is
+    /// every read of the pushed image (the content check's and the SBOM's copy).
+    #[serde(skip)]
+    pub insecure: bool,
 }
 
 /// A build node, as the plan uses it.
@@ -437,7 +427,6 @@ pub fn plan(
     nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
     let plan = graph.into_plan(&selected, &selection.platforms, !selection.no_push);
-    builtin_sboms_here(&config.content, &plan)?;
     Ok(Plan {
         changed_since,
         content: crate::content::plan::ContentPlan::new(
@@ -459,30 +448,5 @@ impl Plan {
                 .iter()
                 .any(|n| &n.name == name && n.address != "local")
         })
-    }
-}
-
-/// mab's own SBOM generator reads an image's files from this machine's storage: a build on
-/// another node has its image there, so the plan would promise an SBOM the run cannot make.
-fn builtin_sboms_here(content: &crate::config::Content, plan: &Plan) -> Result<(), ConfigError> {
-    let builtin = content
-        .sbom
-        .is_some_and(|s| s.generator == crate::config::SbomGenerator::Builtin);
-    let remote = plan.builds.iter().find(|b| plan.built_elsewhere(b));
-    match (builtin, remote, &content.sbom_at) {
-        (true, Some(b), Some((source, span))) => Err(source
-            .error(
-                ErrorKind::Type,
-                span.clone(),
-                format!(
-                    "the builtin SBOM generator reads an image from this machine's storage, and                      {} is built on node {}",
-                    b.id,
-                    b.node.as_deref().unwrap_or("?")
-                ),
-            )
-            .with_help(
-                "use generator = \"syft\", which reads a build on another node from the registry                  its node pushed to",
-            )),
-        _ => Ok(()),
     }
 }

@@ -279,6 +279,7 @@ impl Graph<'_> {
             target: needs.target.as_deref(),
             args: &wiring.args,
             labels: labeled.is_none().then_some(&spec.labels.map),
+            per_run_labels: &spec.labels.per_run,
             annotations: &spec.annotations,
             contexts: &wiring.contexts,
             secrets: &def.secrets,
@@ -381,5 +382,6 @@ pub fn publish_by_digest(
         verify: inspect_command(reference.clone(), insecure, registries_conf),
         reference,
         push,
+        insecure,
     }
 }

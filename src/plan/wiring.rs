@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::matrix::NamedContext;
 use crate::platform::Platform;
 
-use super::command::{Arg, Hole};
+use super::command::{Arg, Hole, ImageForm};
 use super::deps::Redirect;
 use super::graph::Graph;
 use super::{build_id, local_image};
@@ -30,30 +30,29 @@ pub(super) struct Wiring {
     pub cross_node_insecure: bool,
 }
 
-/// Where a dependency's image of this run is read.
+/// Where a dependency's image of this run is read. Either way the argument names the build
+/// whose image it is, so that a run can point it at the registry's image of an unchanged list
+/// (`exec::published::apply`, by [`Arg::published`]).
 enum DepImage {
     /// On the same node: the local image.
-    Local(String),
+    Local { image: String, build: String },
     /// From another node: the registry, by the digest its node pushed.
     Pushed { repository: String, build: String },
 }
 
 impl DepImage {
-    /// The image as a reference (for a build arg).
-    fn reference(&self) -> Arg {
+    /// The image as `form` says: a reference (for a build arg) or a build context.
+    fn arg(&self, form: ImageForm) -> Arg {
         match self {
-            Self::Local(image) => Arg::Lit(image.clone()),
+            Self::Local { image, build } => Arg::local(build, image, form),
             Self::Pushed { repository, build } => {
-                Arg::holed(format!("{repository}@"), Hole::DigestOf(build.clone()), "")
+                let reference =
+                    Arg::holed(format!("{repository}@"), Hole::DigestOf(build.clone()), "");
+                match form {
+                    ImageForm::Reference => reference,
+                    ImageForm::Context => reference.prefixed("docker-image://"),
+                }
             }
-        }
-    }
-
-    /// The image as a build context.
-    fn context(&self) -> Arg {
-        match self {
-            Self::Local(image) => Arg::Lit(format!("container-image://{image}")),
-            Self::Pushed { .. } => self.reference().prefixed("docker-image://"),
         }
     }
 }
@@ -91,7 +90,10 @@ impl Graph<'_> {
             let image = selected[edge.dep].then(|| {
                 let dep_id = build_id(&dep.name, dep_platform);
                 let image = if node_of(&dep_id) == own_node {
-                    DepImage::Local(local_image(&dep.name, dep_platform))
+                    DepImage::Local {
+                        image: local_image(&dep.name, dep_platform),
+                        build: dep_id.clone(),
+                    }
                 } else {
                     cross_node_insecure |= self.config.insecure(dep.repository.registry());
                     DepImage::Pushed {
@@ -119,19 +121,19 @@ impl Graph<'_> {
                 match r {
                     Redirect::Reference(reference) => {
                         if let Some(image) = &image {
-                            contexts.insert(reference.clone(), image.context());
+                            contexts.insert(reference.clone(), image.arg(ImageForm::Context));
                         }
                     }
                     Redirect::Named(name) => {
                         let to = match &image {
-                            Some(image) => Some(image.context()),
+                            Some(image) => Some(image.arg(ImageForm::Context)),
                             None => published().map(|t| Arg::Lit(format!("docker-image://{t}"))),
                         };
                         contexts.extend(to.map(|to| (name.clone(), to)));
                     }
                     Redirect::Arg { name, named } => {
                         let to = match &image {
-                            Some(image) => Some(image.reference()),
+                            Some(image) => Some(image.arg(ImageForm::Reference)),
                             None => named.then(published).flatten().map(Arg::Lit),
                         };
                         args.extend(to.map(|to| (name.clone(), to)));
