@@ -7,7 +7,7 @@
 # `dpkg-deb -x` unpacks them; the binaries are linked into /usr/local/bin.
 # Whatever versions trixie has are installed (cosign 2.5.0 and oras 1.2.0 when docs/supply-chain.md
 # was measured): a point release must not fail a fresh machine; what fails is a binary that does
-# not run. Idempotent: when both run it only checks (a few milliseconds).
+# not run. Idempotent: when both run it only checks (0.1 s).
 set -euo pipefail
 
 DIR=${MAB_TRIXIE_TOOLS:-/var/cache/mab/trixie-tools}
