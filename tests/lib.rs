@@ -16,6 +16,7 @@ mod e2e;
 mod e2e_attest;
 mod e2e_ci;
 mod e2e_confine;
+mod e2e_consumer;
 mod e2e_content;
 mod e2e_deadlines;
 mod e2e_external;

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::load::Parsed;
-use std::ops::Range;
 
-use crate::error::{ConfigError, ErrorKind, Source};
+use crate::error::{ConfigError, ErrorKind};
 
 /// Which program writes each platform image's SBOM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -147,8 +146,6 @@ impl Default for Check {
 pub struct Content {
     /// `None`: no SBOMs.
     pub sbom: Option<Sbom>,
-    /// Where `[sbom] generator` is written: a plan whose builds it cannot describe points there.
-    pub sbom_at: Option<(Source, Range<usize>)>,
     pub provenance: ProvenanceMode,
     pub check: Check,
 }
@@ -190,8 +187,6 @@ pub(super) fn parse(files: &[&Parsed]) -> Result<Content, ConfigError> {
             format: s.format.unwrap_or_default(),
         })
     });
-    let sbom_at =
-        sbom_table.and_then(|(f, s)| Some((f.source.clone(), s.generator.as_ref()?.span())));
     let provenance = declared_once(files, "provenance", |f| f.raw.provenance.as_ref())?
         .and_then(|(_, p)| p.mode)
         .unwrap_or_default();
@@ -234,7 +229,6 @@ pub(super) fn parse(files: &[&Parsed]) -> Result<Content, ConfigError> {
     };
     Ok(Content {
         sbom,
-        sbom_at,
         provenance,
         check,
     })

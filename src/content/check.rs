@@ -7,12 +7,14 @@
 //! anything below it, nor anything below a directory a higher layer made opaque. Within one
 //! layer the last entry of a path wins, as when a tar is unpacked.
 
-use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
 
 use globset::GlobSet;
 use serde::Serialize;
 
-use super::elf::{HEADER_LEN, Machine};
+use super::elf::{HEADER_LEN, Machine, read_head};
+use super::stack::{Kept, Stack};
+use super::tarball::Visitor;
 
 /// One file of a layer, as the walker of a layer format reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,15 +31,6 @@ pub enum Entry<'a> {
     Opaque,
     /// A link or device: nothing to judge, but it hides the path below.
     Other,
-}
-
-/// An entry of the current layer, kept until the layer ends.
-#[derive(Debug, Clone, Copy)]
-enum Kept {
-    File([u8; HEADER_LEN], usize),
-    /// Deletes or replaces the path and all below it.
-    Hides,
-    Dir,
 }
 
 /// A file that is not its platform's.
@@ -67,13 +60,8 @@ pub struct Counts {
 pub struct Checker<'a> {
     expected: Machine,
     allow: &'a GlobSet,
-    /// Paths a higher layer decided.
-    decided: HashSet<String>,
-    /// Paths below which nothing of a lower layer is in the image.
-    hidden: HashSet<String>,
-    /// The current layer: its entries by path (the last wins), its opaque directories.
-    layer: HashMap<String, Kept>,
-    opaque: Vec<String>,
+    /// Each file's first bytes (as many as it has, up to [`HEADER_LEN`]).
+    stack: Stack<([u8; HEADER_LEN], usize)>,
     counts: Counts,
 }
 
@@ -82,10 +70,7 @@ impl<'a> Checker<'a> {
         Self {
             expected,
             allow,
-            decided: HashSet::new(),
-            hidden: HashSet::new(),
-            layer: HashMap::new(),
-            opaque: Vec::new(),
+            stack: Stack::default(),
             counts: Counts::default(),
         }
     }
@@ -97,54 +82,21 @@ impl<'a> Checker<'a> {
                 let mut head = [0u8; HEADER_LEN];
                 let n = bytes.len().min(HEADER_LEN);
                 head[..n].copy_from_slice(&bytes[..n]);
-                Kept::File(head, n)
+                Kept::File((head, n))
             }
             Entry::Whiteout | Entry::Other => Kept::Hides,
             Entry::Dir => Kept::Dir,
-            Entry::Opaque => {
-                self.opaque.push(path.to_string());
-                return;
-            }
+            Entry::Opaque => return self.stack.opaque(path),
         };
-        self.layer.insert(path.to_string(), kept);
+        self.stack.put(path, kept);
     }
 
     /// The current layer is complete: its entries are judged against the layers above, and
     /// the next entries are of the layer below.
     pub fn next_layer(&mut self) {
-        let layer = std::mem::take(&mut self.layer);
-        // What this layer hides applies to the layers below it only.
-        let mut hides = std::mem::take(&mut self.opaque);
-        for (path, kept) in layer {
-            if self.is_hidden(&path) || !self.decided.insert(path.clone()) {
-                continue;
-            }
-            match kept {
-                Kept::File(head, n) => self.judge(path, &head[..n]),
-                Kept::Hides => hides.push(path),
-                Kept::Dir => {}
-            }
+        for (path, (head, n)) in self.stack.next_layer() {
+            self.judge(path, &head[..n]);
         }
-        self.hidden.extend(hides);
-    }
-
-    /// Whether a higher layer hid one of `path`'s ancestors.
-    fn is_hidden(&self, path: &str) -> bool {
-        if self.hidden.is_empty() {
-            return false;
-        }
-        let mut at = path;
-        while let Some((parent, _)) = at.rsplit_once('/') {
-            let parent = if parent.is_empty() { "/" } else { parent };
-            if self.hidden.contains(parent) {
-                return true;
-            }
-            if parent == "/" {
-                return false;
-            }
-            at = parent;
-        }
-        false
     }
 
     fn judge(&mut self, path: String, head: &[u8]) {
@@ -171,6 +123,34 @@ impl<'a> Checker<'a> {
         self.next_layer();
         self.counts.mismatches.sort_by(|a, b| a.path.cmp(&b.path));
         self.counts
+    }
+}
+
+/// A layer's tar stream read for the check: a file only as far as its ELF header.
+impl Visitor for Checker<'_> {
+    fn file(&mut self, path: &str, mut content: &mut dyn Read) -> io::Result<()> {
+        let mut head = [0u8; HEADER_LEN];
+        let n = read_head(&mut content, &mut head)?;
+        self.see(path, Entry::File(&head[..n]));
+        Ok(())
+    }
+
+    /// A hard link is its target's file. One whose target is in a lower layer is counted as a
+    /// file of unknown content: the target itself is checked there.
+    fn hard_link(&mut self, path: &str, target: Option<&str>) {
+        let head = match target.and_then(|t| self.stack.in_layer(t)) {
+            Some(Kept::File(head)) => *head,
+            _ => ([0; HEADER_LEN], 0),
+        };
+        self.stack.put(path, Kept::File(head));
+    }
+
+    fn entry(&mut self, path: &str, entry: Entry<'_>) {
+        self.see(path, entry);
+    }
+
+    fn next_layer(&mut self) {
+        Checker::next_layer(self);
     }
 }
 

@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::check::Checker;
+use super::tarball::Visitor;
 use crate::plan::{Command, CommandKind};
 
 /// The image of an OCI layout holding one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// Its config's digest (`sha256:HEX`): HEX is the image's id, as podman names it.
+    pub config: String,
+    /// Its config's `created`, if it says.
+    pub created: Option<String>,
     /// `rootfs.diff_ids` of its config, bottom first: what podman's `RootFS.Layers` says.
     pub diff_ids: Vec<String>,
     /// Each layer's blob, bottom first, as many as `diff_ids`.
@@ -38,6 +42,8 @@ struct Descriptor {
 #[derive(Deserialize)]
 struct Config {
     rootfs: RootFs,
+    #[serde(default)]
+    created: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,16 +127,22 @@ impl Layout {
             .iter()
             .map(|l| blob(dir, &l.digest))
             .collect::<Result<_, _>>()?;
-        Ok(Self { diff_ids, layers })
+        Ok(Self {
+            config: manifest.config.digest,
+            created: config.created,
+            diff_ids,
+            layers,
+        })
     }
 
-    /// Feeds the files of the top `own` layers to `checker`, top first.
-    pub fn check_top(&self, own: usize, checker: &mut Checker) -> Result<(), String> {
+    /// Feeds the files of the top `own` layers to `visitor`, top first (all of them: the
+    /// image's whole file system).
+    pub fn walk_top(&self, own: usize, visitor: &mut dyn Visitor) -> Result<(), String> {
         let own = own.min(self.layers.len());
         for path in self.layers[self.layers.len() - own..].iter().rev() {
             let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             super::tarball::decompress(file)
-                .and_then(|tar| super::tarball::walk(tar, checker))
+                .and_then(|tar| super::tarball::walk(tar, visitor))
                 .map_err(|e| format!("layer {}: {e}", path.display()))?;
         }
         Ok(())
@@ -167,6 +179,7 @@ mod tests {
         )
         .unwrap();
         let layout = Layout::open(d).unwrap();
+        assert_eq!(layout.config, "sha256:c0");
         assert_eq!(layout.diff_ids, ["sha256:d1", "sha256:d2"]);
         assert_eq!(
             layout.layers,

@@ -10,6 +10,7 @@ pub mod elf;
 pub mod layers;
 pub mod layout;
 pub mod plan;
+pub mod stack;
 pub mod steps;
 pub mod tarball;
 

@@ -201,7 +201,7 @@ fn check_pushed(
     let base_layers: Vec<&[String]> = bases.iter().map(|b| b.layers.as_slice()).collect();
     let own = layers::own_layers(&layout.diff_ids, &base_layers);
     let mut checker = Checker::new(expected, &settings.globs);
-    layout.check_top(own, &mut checker)?;
+    layout.walk_top(own, &mut checker)?;
     Ok(Outcome::Checked(checker.finish()))
 }
 
@@ -252,7 +252,7 @@ fn check_local(
             build.local_image
         ));
     }
-    layout.check_top(own, &mut checker)?;
+    layout.walk_top(own, &mut checker)?;
     Ok(Outcome::Checked(checker.finish()))
 }
 

@@ -1,17 +1,29 @@
 //! Reading a layer as a registry holds it: a tar stream, gzip- or zstd-compressed or not, whose
-//! entries are fed to a [`Checker`] without unpacking anything.
+//! entries are fed to a [`Visitor`] (the content check's [`super::Checker`], the builtin SBOM's
+//! collector) without unpacking anything.
 //!
 //! A layer is the build's output, so its bytes are untrusted: nothing is written to disk, a
-//! path is normalised lexically and one that climbs out of the image's root fails the check,
-//! a file is read only as far as its ELF header, and the metadata entries the reader must keep
-//! (GNU long names, PAX records) are capped at [`MAX_META`]. The tar crate's own handling of
+//! path is normalised lexically and one that climbs out of the image's root fails the walk,
+//! a file is read only as far as the visitor reads it, and the metadata entries the reader must
+//! keep (GNU long names, PAX records) are capped at [`MAX_META`]. The tar crate's own handling of
 //! those reads them whole into memory, so entries are iterated raw and they are read here.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::check::{Checker, Entry};
-use super::elf::{HEADER_LEN, read_head};
+use super::check::Entry;
+
+/// What a walk of layers reports, entry by entry, top layer first.
+pub trait Visitor {
+    /// A regular file, its content read as far as the visitor needs (the rest is skipped).
+    fn file(&mut self, path: &str, content: &mut dyn Read) -> io::Result<()>;
+    /// A hard link to `target`: an earlier entry of the same layer, if the layer holds it
+    /// (`None`: a target that is no path in the image).
+    fn hard_link(&mut self, path: &str, target: Option<&str>);
+    /// Any other entry: a directory, a whiteout, an opaque directory, a link or a device.
+    fn entry(&mut self, path: &str, entry: Entry<'_>);
+    /// The layer is complete; what follows is the layer below.
+    fn next_layer(&mut self);
+}
 
 /// The most a GNU long name or a PAX record set may hold. Linux's PATH_MAX is 4 KiB and a
 /// file's xattrs (which PAX records carry) are at most 64 KiB on the common file systems.
@@ -34,13 +46,11 @@ pub fn decompress<'a>(layer: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
-/// Feeds the entries of one layer's tar stream (decompressed) to `checker`, then ends the
+/// Feeds the entries of one layer's tar stream (decompressed) to `visitor`, then ends the
 /// layer there.
-pub fn walk(tar: impl Read, checker: &mut Checker) -> io::Result<()> {
+pub fn walk(tar: impl Read, visitor: &mut dyn Visitor) -> io::Result<()> {
     let mut archive = tar::Archive::new(tar);
     let mut meta = Meta::default();
-    // Each regular file's head in this layer: what a hard link to it holds.
-    let mut heads: HashMap<String, ([u8; HEADER_LEN], usize)> = HashMap::new();
     for entry in archive.entries()?.raw(true) {
         let mut entry = entry?;
         let kind = entry.header().entry_type();
@@ -67,39 +77,28 @@ pub fn walk(tar: impl Read, checker: &mut Checker) -> io::Result<()> {
         };
         let (parent, name) = split(&path);
         if name == ".wh..wh..opq" {
-            checker.see(parent, Entry::Opaque);
+            visitor.entry(parent, Entry::Opaque);
             continue;
         }
         if let Some(deleted) = name.strip_prefix(".wh.") {
             // `.wh..wh.*` other than the opaque marker is aufs bookkeeping, not a path.
             if !deleted.starts_with(".wh.") {
-                checker.see(&join(parent, deleted), Entry::Whiteout);
+                visitor.entry(&join(parent, deleted), Entry::Whiteout);
             }
             continue;
         }
         use tar::EntryType as T;
         match kind {
-            T::Regular | T::Continuous | T::GNUSparse => {
-                let mut head = [0u8; HEADER_LEN];
-                let n = read_head(&mut entry, &mut head)?;
-                checker.see(&path, Entry::File(&head[..n]));
-                heads.insert(path, (head, n));
-            }
+            T::Regular | T::Continuous | T::GNUSparse => visitor.file(&path, &mut entry)?,
             T::Link => {
-                // A hard link is its target's file. One whose target is in a lower layer is
-                // counted as a file of unknown content: the target itself is checked there.
                 let target = named.link.as_deref().map(normalize).transpose()?.flatten();
-                let (head, n) = target
-                    .and_then(|t| heads.get(&t).copied())
-                    .unwrap_or(([0; HEADER_LEN], 0));
-                checker.see(&path, Entry::File(&head[..n]));
-                heads.insert(path, (head, n));
+                visitor.hard_link(&path, target.as_deref());
             }
-            T::Directory => checker.see(&path, Entry::Dir),
-            _ => checker.see(&path, Entry::Other),
+            T::Directory => visitor.entry(&path, Entry::Dir),
+            _ => visitor.entry(&path, Entry::Other),
         }
     }
-    checker.next_layer();
+    visitor.next_layer();
     Ok(())
 }
 
@@ -268,7 +267,7 @@ impl<R: BufRead> Read for Zstd<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::Machine;
+    use crate::content::{Checker, Machine};
     use crate::platform::Platform;
 
     fn foreign() -> Machine {

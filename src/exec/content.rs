@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::{Sbom, SbomGenerator};
+use crate::content::layout::Layout;
 use crate::content::steps::{self, Outcome};
 use crate::plan::{Build, Command, CommandKind, Plan};
 use crate::reference::Pinned;
@@ -44,20 +45,14 @@ impl<'r, 'a> Copied<'r, 'a> {
             .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
         let dir = scratch.0.join("image");
         let command = match published {
-            Some(reference) => {
-                // Reached the way the node's push reached it.
-                let insecure = plan
-                    .manifests
-                    .iter()
-                    .find(|m| m.image == b.image)
-                    .is_some_and(|m| m.insecure);
-                crate::content::layout::copy_command(
-                    &reference.to_string(),
-                    &dir,
-                    insecure,
-                    plan.registries_conf.as_deref(),
-                )
-            }
+            // Reached the way the node's push reached it (a split runner's plan has no lists
+            // to ask).
+            Some(reference) => crate::content::layout::copy_command(
+                &reference.to_string(),
+                &dir,
+                b.publish.as_ref().is_some_and(|p| p.insecure),
+                plan.registries_conf.as_deref(),
+            ),
             None => Command::new(
                 CommandKind::ImageSave,
                 &plan.podman,
@@ -177,12 +172,9 @@ impl Runner<'_> {
         let check_ms = started.elapsed().as_millis() as u64;
         let sbom = match (settings.sbom, published) {
             (Some(sbom), None) => Some(self.sbom(plan, b, sbom, log)?),
-            // From the registry, syft reads the copied layout; mab's own generator reads a
-            // root file system, which would mean unpacking every layer of the image here.
-            (Some(sbom), Some(_)) if sbom.generator == SbomGenerator::Syft => {
-                Some(self.sbom_of_layout(b, sbom, &copied, log)?)
-            }
-            _ => None,
+            // From the registry: syft reads the copied layout, mab's own generator its layers.
+            (Some(sbom), Some(_)) => Some(self.sbom_of_layout(plan, b, sbom, &copied, log)?),
+            (None, _) => None,
         };
         Ok(BuildContent {
             check: Some(check),
@@ -191,9 +183,11 @@ impl Runner<'_> {
         })
     }
 
-    /// syft's SBOM of an image built on another node, from its copy in an OCI layout.
+    /// The SBOM of an image built on another node, from its copy in an OCI layout: syft's
+    /// scan of the layout, or mab's own read of its layers.
     fn sbom_of_layout(
         &self,
+        plan: &Plan,
         b: &Build,
         sbom: Sbom,
         pulled: &Copied,
@@ -202,12 +196,20 @@ impl Runner<'_> {
         let started = Instant::now();
         let fail = |e: String| Failure::new(format!("the SBOM of {}: {e}", b.id));
         pulled.copy().map_err(fail)?;
-        let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
-        let mut argv = Command::new(CommandKind::Syft, ["env"], env);
-        argv.args(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
-        let document = self
-            .command(&argv, log, true, None, When::Normal)
-            .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?;
+        let document = match sbom.generator {
+            SbomGenerator::Syft => {
+                let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
+                let mut argv = Command::new(CommandKind::Syft, ["env"], env);
+                argv.args(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
+                self.command(&argv, log, true, None, When::Normal)
+                    .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?
+            }
+            SbomGenerator::Builtin | SbomGenerator::None => {
+                let layout = Layout::open(pulled.dir()).map_err(fail)?;
+                let image = sbom_image(plan, b, &layout);
+                crate::sbom::builtin_of_layout(&layout, &image, sbom.format).map_err(fail)?
+            }
+        };
         Ok(SbomMade::new(sbom.generator, document, started))
     }
 
@@ -257,11 +259,7 @@ impl Runner<'_> {
             }
             SbomGenerator::Builtin | SbomGenerator::None => {
                 let image = crate::sbom::Image {
-                    name: plan
-                        .manifests
-                        .iter()
-                        .find(|m| m.image == b.image)
-                        .map_or_else(|| b.image.clone(), |m| m.repository.to_string()),
+                    name: repository_name(plan, b),
                     platform: b.platform.to_string(),
                     id: self.image_id(plan, b, log).unwrap_or_default(),
                     created: self.created(plan, b, log).unwrap_or_default(),
@@ -293,6 +291,37 @@ impl Runner<'_> {
             "{{.Created.UTC.Format \"2006-01-02T15:04:05Z\"}}",
             log,
         )
+    }
+}
+
+/// The name an SBOM gives `b`'s image: the repository its list (or its node's push) goes to.
+fn repository_name(plan: &Plan, b: &Build) -> String {
+    plan.manifests
+        .iter()
+        .find(|m| m.image == b.image)
+        .map(|m| m.repository.to_string())
+        .or_else(|| b.publish.as_ref().map(|p| p.repository.to_string()))
+        .unwrap_or_else(|| b.image.clone())
+}
+
+/// What an SBOM says of `b`'s image copied from the registry into `layout`: its id and
+/// creation time from its config, as `podman image inspect` of a local image gives them.
+fn sbom_image(plan: &Plan, b: &Build, layout: &Layout) -> crate::sbom::Image {
+    let created = layout
+        .created
+        .as_deref()
+        .and_then(|c| humantime::parse_rfc3339_weak(c).ok())
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_default();
+    crate::sbom::Image {
+        name: repository_name(plan, b),
+        platform: b.platform.to_string(),
+        id: layout
+            .config
+            .strip_prefix("sha256:")
+            .unwrap_or(&layout.config)
+            .to_string(),
+        created,
     }
 }
 

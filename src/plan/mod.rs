@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::changes::Changes;
 use crate::config::{Config, SecretSource};
-use crate::error::{ConfigError, ErrorKind};
+use crate::error::ConfigError;
 use crate::matrix::Instance;
 use crate::platform::Platform;
 
@@ -195,6 +195,10 @@ pub struct Publish {
     pub reference: Arg,
     pub push: Command,
     pub verify: Command,
+    /// Its registry is reached over plain HTTP or without verifying its certificate: so is
+    /// every read of the pushed image (the content check's and the SBOM's copy).
+    #[serde(skip)]
+    pub insecure: bool,
 }
 
 /// A build node, as the plan uses it.
@@ -423,7 +427,6 @@ pub fn plan(
     nodes::check(config, instances, &selected)?;
     graph.check_cycles()?;
     let plan = graph.into_plan(&selected, &selection.platforms, !selection.no_push);
-    builtin_sboms_here(&config.content, &plan)?;
     Ok(Plan {
         changed_since,
         content: crate::content::plan::ContentPlan::new(
@@ -445,30 +448,5 @@ impl Plan {
                 .iter()
                 .any(|n| &n.name == name && n.address != "local")
         })
-    }
-}
-
-/// mab's own SBOM generator reads an image's files from this machine's storage: a build on
-/// another node has its image there, so the plan would promise an SBOM the run cannot make.
-fn builtin_sboms_here(content: &crate::config::Content, plan: &Plan) -> Result<(), ConfigError> {
-    let builtin = content
-        .sbom
-        .is_some_and(|s| s.generator == crate::config::SbomGenerator::Builtin);
-    let remote = plan.builds.iter().find(|b| plan.built_elsewhere(b));
-    match (builtin, remote, &content.sbom_at) {
-        (true, Some(b), Some((source, span))) => Err(source
-            .error(
-                ErrorKind::Type,
-                span.clone(),
-                format!(
-                    "the builtin SBOM generator reads an image from this machine's storage, and                      {} is built on node {}",
-                    b.id,
-                    b.node.as_deref().unwrap_or("?")
-                ),
-            )
-            .with_help(
-                "use generator = \"syft\", which reads a build on another node from the registry                  its node pushed to",
-            )),
-        _ => Ok(()),
     }
 }

@@ -383,5 +383,6 @@ pub fn publish_by_digest(
         verify: inspect_command(reference.clone(), insecure, registries_conf),
         reference,
         push,
+        insecure,
     }
 }

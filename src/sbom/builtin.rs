@@ -103,68 +103,127 @@ pub struct Inventory {
     pub files: Vec<FileEntry>,
 }
 
-/// Reads the image whose root is `root`.
-pub fn scan(root: &Path) -> std::io::Result<Inventory> {
+/// Where the files the inventory reads as text are, in the order they are preferred.
+const OS_RELEASE: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+const APK_INSTALLED: &str = "/lib/apk/db/installed";
+
+/// The most of a file read as text (a package database): dpkg's status of a large image is a
+/// few MB.
+const MAX_TEXT: u64 = 64 << 20;
+
+/// The most of an ELF file read whole for its Go build info; a larger file is hashed only.
+const MAX_BINARY: u64 = 1 << 30;
+
+const ELF_MAGIC: &[u8] = &[0x7f, b'E', b'L', b'F'];
+
+/// What the inventory needs of one regular file, read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    pub sha256: String,
+    pub sha1: String,
+    /// Its Go build info, if it is a Go binary.
+    pub go: Option<goinfo::BuildInfo>,
+    /// Its text, if it is a file the inventory reads ([`OS_RELEASE`], the package databases).
+    pub text: Option<String>,
+}
+
+/// Reads the file at `path` (absolute in the image) from `content`: its hashes, streamed; the
+/// whole of it only when it is an ELF file (for Go's build info) or a package database.
+pub fn facts(path: &str, content: &mut dyn Read) -> std::io::Result<FileFacts> {
+    let mut sha256 = sha2::Sha256::new();
+    let mut sha1 = sha1::Sha1::new();
+    let wanted_text = OS_RELEASE.contains(&path) || path == DPKG_STATUS || path == APK_INSTALLED;
+    let limit = if wanted_text { MAX_TEXT } else { MAX_BINARY };
+    // Kept until it is known not to be wanted: not an ELF file, or over the limit.
+    let mut kept: Option<Vec<u8>> = Some(Vec::new());
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        sha256.update(chunk);
+        sha1.update(chunk);
+        total += n as u64;
+        if let Some(k) = &mut kept {
+            k.extend_from_slice(chunk);
+            let not_elf = !wanted_text && k.len() >= 4 && !k.starts_with(ELF_MAGIC);
+            if not_elf || total > limit {
+                kept = None;
+            }
+        }
+    }
+    let (go, text) = match kept {
+        Some(bytes) if wanted_text => (None, String::from_utf8(bytes).ok()),
+        Some(bytes) => (goinfo::read(&bytes), None),
+        None => (None, None),
+    };
+    Ok(FileFacts {
+        sha256: format!("{:x}", sha256.finalize()),
+        sha1: format!("{:x}", sha1.finalize()),
+        go,
+        text,
+    })
+}
+
+/// The inventory of an image whose regular files are `files` (path absolute in the image, in
+/// any order).
+pub fn inventory(files: impl IntoIterator<Item = (String, FileFacts)>) -> Inventory {
+    let mut files: Vec<(String, FileFacts)> = files.into_iter().collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = |path: &str| {
+        files
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .and_then(|i| files[i].1.text.as_deref())
+    };
     let mut inv = Inventory {
-        os: ["etc/os-release", "usr/lib/os-release"]
-            .iter()
-            .find_map(|p| regular(root, p))
-            .map(|t| os_release(&t)),
+        os: OS_RELEASE.iter().find_map(|p| text(p)).map(os_release),
         ..Default::default()
     };
-    if let Some(text) = regular(root, "var/lib/dpkg/status") {
-        inv.packages.extend(dpkg_status(&text));
+    if let Some(text) = text(DPKG_STATUS) {
+        inv.packages.extend(dpkg_status(text));
     }
-    if let Some(text) = regular(root, "lib/apk/db/installed") {
-        inv.packages.extend(apk_installed(&text));
+    if let Some(text) = text(APK_INSTALLED) {
+        inv.packages.extend(apk_installed(text));
     }
-    let mut bytes = Vec::new();
-    for entry in walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
+    for (path, facts) in files {
+        if let Some(info) = facts.go {
+            inv.packages.extend(go_packages(&path, info));
+        }
+        inv.files.push(FileEntry {
+            path,
+            sha256: facts.sha256,
+            sha1: facts.sha1,
+        });
+    }
+    inv.packages
+        .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    inv.packages.dedup();
+    inv
+}
+
+/// Reads the image whose root is `root` (a mounted image). No link is followed: walkdir does
+/// not enter a linked directory, and only regular files are read, so a package database
+/// reached through a link out of the image is not read.
+pub fn scan(root: &Path) -> std::io::Result<Inventory> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
         let entry = entry.map_err(std::io::Error::other)?;
         if !entry.file_type().is_file() {
             continue;
         }
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
         let path = format!("/{}", rel.display());
-        bytes.clear();
-        std::fs::File::open(entry.path())?.read_to_end(&mut bytes)?;
-        if bytes.starts_with(b"\x7fELF")
-            && let Some(info) = goinfo::read(&bytes)
-        {
-            inv.packages.extend(go_packages(&path, info));
-        }
-        inv.files.push(FileEntry {
-            path,
-            sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
-            sha1: format!("{:x}", sha1::Sha1::digest(&bytes)),
-        });
+        let facts = facts(&path, &mut std::fs::File::open(entry.path())?)?;
+        files.push((path, facts));
     }
-    inv.packages
-        .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    inv.packages.dedup();
-    Ok(inv)
-}
-
-/// The text of `rel` under `root` if it is a regular file (a link is not followed: it could
-/// point out of the image).
-fn regular(root: &Path, rel: &str) -> Option<String> {
-    let path = root.join(rel);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    // Every directory on the way must be real, too.
-    let mut dir = path.parent();
-    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
-        if std::fs::symlink_metadata(d).ok()?.file_type().is_symlink() {
-            return None;
-        }
-        dir = d.parent();
-    }
-    meta.file_type()
-        .is_file()
-        .then(|| std::fs::read_to_string(&path).ok())
-        .flatten()
+    Ok(inventory(files))
 }
 
 fn os_release(text: &str) -> Os {

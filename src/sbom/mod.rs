@@ -5,6 +5,7 @@
 pub mod builtin;
 mod cyclonedx;
 pub mod goinfo;
+pub mod layers;
 mod spdx;
 
 use std::collections::BTreeMap;
@@ -27,12 +28,24 @@ pub struct Image {
 
 /// mab's own SBOM of the image whose root is `root`.
 pub fn builtin(root: &Path, image: &Image, format: SbomFormat) -> std::io::Result<Vec<u8>> {
-    let inv = builtin::scan(root)?;
+    Ok(document(&builtin::scan(root)?, image, format))
+}
+
+/// mab's own SBOM of the image in `layout` (copied from a registry), read from its layers.
+pub fn builtin_of_layout(
+    layout: &crate::content::layout::Layout,
+    image: &Image,
+    format: SbomFormat,
+) -> Result<Vec<u8>, String> {
+    Ok(document(&layers::scan(layout)?, image, format))
+}
+
+fn document(inv: &builtin::Inventory, image: &Image, format: SbomFormat) -> Vec<u8> {
     let doc = match format {
-        SbomFormat::CyclonedxJson => cyclonedx::document(&inv, image),
-        SbomFormat::SpdxJson => spdx::document(&inv, image),
+        SbomFormat::CyclonedxJson => cyclonedx::document(inv, image),
+        SbomFormat::SpdxJson => spdx::document(inv, image),
     };
-    Ok(serde_json::to_vec(&doc).expect("an SBOM serializes"))
+    serde_json::to_vec(&doc).expect("an SBOM serializes")
 }
 
 /// The program `generator = "syft"` runs.
