@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use mab::exec::schedule::{Job, Scheduler, Shape};
+use mab::plan::BuildIx;
 
 struct Rng(u64);
 
@@ -25,13 +26,13 @@ impl Rng {
 fn dag(rng: &mut Rng, node_slots: Vec<usize>) -> (Shape, Vec<u64>) {
     let n = 10 + rng.next(491) as usize;
     // Chains of images (each depends on a few earlier ones), like a monorepo's layers.
-    let depends_on: Vec<Vec<usize>> = (0..n)
+    let depends_on: Vec<Vec<BuildIx>> = (0..n)
         .map(|i| {
             let k = if i == 0 { 0 } else { rng.next(3) as usize };
             let mut d: Vec<usize> = (0..k).map(|_| rng.next(i as u64) as usize).collect();
             d.sort();
             d.dedup();
-            d
+            d.into_iter().map(BuildIx::new).collect()
         })
         .collect();
     let durations: Vec<u64> = (0..n)
@@ -46,7 +47,12 @@ fn dag(rng: &mut Rng, node_slots: Vec<usize>) -> (Shape, Vec<u64>) {
         costs: durations.clone(),
         depends_on,
         manifest_builds: (0..lists)
-            .map(|m| (0..n).filter(|b| b % lists == m).collect())
+            .map(|m| {
+                (0..n)
+                    .filter(|b| b % lists == m)
+                    .map(BuildIx::new)
+                    .collect()
+            })
             .collect(),
         pushes: vec![true; lists],
         node: (0..n)
@@ -67,7 +73,7 @@ fn makespan(shape: Shape, durations: &[u64]) -> u64 {
     loop {
         while let Some(job) = s.next(slots) {
             let (id, kind, took) = match job {
-                Job::Build(i) => (i, 0, durations[i]),
+                Job::Build(i) => (i.get(), 0, durations[i]),
                 Job::Assemble(m) => (m, 1, 0),
                 Job::Push(m) => (m, 2, 0),
             };
@@ -79,7 +85,7 @@ fn makespan(shape: Shape, durations: &[u64]) -> u64 {
         let Reverse((at, id, kind)) = running.pop().expect("something runs");
         now = at;
         match kind {
-            0 => s.built(id, Ok(())),
+            0 => s.built(BuildIx::new(id), Ok(())),
             1 => {
                 s.assembled(id, Ok(()));
             }

@@ -408,7 +408,9 @@ fn oras_discovers_each_image_s_sbom_and_provenance_through_the_fallback_tag() {
     }
 }
 
-/// A containers policy set-up in a directory: policy.json and registries.d/.
+/// A containers policy set-up in a directory: policy.json and registries.d/, the latter where
+/// containers/image looks first for a user's (`$HOME/.config/containers/registries.d`), so that
+/// podman, which has no flag for it, reads it with `HOME` set to the directory.
 struct Policy {
     dir: tempfile::TempDir,
 }
@@ -432,9 +434,10 @@ impl Policy {
             "transports": {"docker": docker},
         });
         std::fs::write(dir.path().join("policy.json"), policy.to_string()).unwrap();
-        std::fs::create_dir(dir.path().join("registries.d")).unwrap();
+        let registries_d = dir.path().join(".config/containers/registries.d");
+        std::fs::create_dir_all(&registries_d).unwrap();
         std::fs::write(
-            dir.path().join("registries.d/mab.yaml"),
+            registries_d.join("mab.yaml"),
             format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
         )
         .unwrap();
@@ -450,7 +453,7 @@ impl Policy {
         cmd.arg("--policy")
             .arg(self.dir.path().join("policy.json"))
             .arg("--registries.d")
-            .arg(self.dir.path().join("registries.d"))
+            .arg(self.dir.path().join(".config/containers/registries.d"))
             .args(["copy", "--remove-signatures", "--src-tls-verify=false"]);
         if all {
             cmd.arg("--all");
@@ -460,13 +463,36 @@ impl Policy {
             .arg(format!("oci:{}", out.path().join("image").display()))
             .output()
             .expect("skopeo runs");
-        let said = text(&out);
-        assert!(
-            !said.contains("sigstore disabled"),
-            "this skopeo has sigstore disabled (Debian 12's): the test runs in scripts/podman5-root.sh's root: {said}"
-        );
+        sigstore_enabled(&out);
         out
     }
+
+    /// `podman pull --signature-policy ... REFERENCE` (this machine's image of it) under the
+    /// policy: the output. A pulled image is untagged again.
+    fn podman_pull(&self, reference: &str) -> Output {
+        let out = Command::new("podman")
+            .arg("pull")
+            .arg("--signature-policy")
+            .arg(self.dir.path().join("policy.json"))
+            .args(["--tls-verify=false", "-q", reference])
+            .env("HOME", self.dir.path())
+            .output()
+            .expect("podman runs");
+        sigstore_enabled(&out);
+        if out.status.success() {
+            let _ = Command::new("podman").args(["rmi", reference]).output();
+        }
+        out
+    }
+}
+
+/// Fails the test when the tool that said `out` has sigstore disabled: then it cannot check.
+fn sigstore_enabled(out: &Output) {
+    let said = text(out);
+    assert!(
+        !said.contains("sigstore disabled"),
+        "this skopeo / podman has sigstore disabled (Debian 12's): the test runs in scripts/podman5-root.sh's root: {said}"
+    );
 }
 
 #[test]
@@ -476,7 +502,7 @@ impl Policy {
 )]
 #[cfg_attr(
     e2e,
-    ignore = "needs skopeo with sigstore, which Debian 12's has disabled: scripts/podman5-root.sh runs it (--ignored) with Debian 13's skopeo"
+    ignore = "needs skopeo and podman with sigstore, which Debian 12's have disabled: scripts/podman5-root.sh runs it (--ignored) with Debian 13's"
 )]
 fn sigstore_policy_accepts_mab_s_signatures_and_refuses_another_key_and_an_unsigned_image() {
     let _serial = crate::common::e2e_serial();
@@ -527,6 +553,14 @@ fn sigstore_policy_accepts_mab_s_signatures_and_refuses_another_key_and_an_unsig
         let out = mab_key.pull(&tag, all);
         assert!(out.status.success(), "--all {all}: {}", text(&out));
     }
+    let out = mab_key.podman_pull(&tag);
+    assert!(out.status.success(), "podman pull: {}", text(&out));
+    let out = mab_key.podman_pull(&format!("{unsigned}:1.0"));
+    assert!(
+        !out.status.success(),
+        "podman pulled an unsigned image: {}",
+        text(&out)
+    );
     let out = mab_key.pull(&format!("{unsigned}:1.0"), false);
     assert!(
         !out.status.success(),
@@ -562,4 +596,15 @@ fn sigstore_policy_accepts_mab_s_signatures_and_refuses_another_key_and_an_unsig
             text(&out)
         );
     }
+    let out = other_key.podman_pull(&tag);
+    assert!(
+        !out.status.success(),
+        "podman: another key passed: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("cryptographic signature verification failed"),
+        "{}",
+        text(&out)
+    );
 }

@@ -9,13 +9,14 @@ use serde::Serialize;
 
 use super::report::TagReport;
 use super::schedule::Job;
+use crate::plan::BuildIx;
 use crate::platform::Platform;
 
 /// What an event is about that is not a running job: a build, or a manifest list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subject {
-    /// A build, by its index in the plan's builds.
-    Build(usize),
+    /// A build, by its position in the plan's builds.
+    Build(BuildIx),
     /// A manifest list, by its index in the plan's manifests.
     List(usize),
 }
@@ -106,7 +107,7 @@ pub enum RunEvent {
     },
     /// A build's content steps ended (the ELF check, the SBOM), before its `Built`.
     Content {
-        build: usize,
+        build: BuildIx,
         content: super::content::BuildContent,
     },
     /// Artifacts were attached to a list's platform images (before its tags moved).
@@ -116,7 +117,7 @@ pub enum RunEvent {
     },
     /// A build made its image (`published`: its node pushed it there, `REPO@DIGEST`).
     Built {
-        build: usize,
+        build: BuildIx,
         span: Span,
         image_id: String,
         published: Option<crate::reference::Pinned>,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::plan::Plan;
+use crate::plan::{BuildIx, Plan};
 use crate::platform::Platform;
 
 use super::events::{Next, RunEvent, Span};
@@ -49,7 +49,7 @@ pub(super) fn prepare<'s>(plan: &'s Plan, run_dir: &Path, job: Job, queue: &Queu
 }
 
 /// Build `i`: its command with what other nodes pushed filled in.
-fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: usize, queue: &Queue) -> Prepared<'s> {
+fn prepare_build<'s>(plan: &'s Plan, run_dir: &Path, i: BuildIx, queue: &Queue) -> Prepared<'s> {
     let planned = &plan.builds[i];
     let build = filled_build(planned, &queue.pushed);
     let log = build_log(run_dir, planned);

@@ -144,8 +144,8 @@ fn from_registry(m: &Manifest, images: &HashMap<String, ImageDigest>) -> Manifes
             continue;
         };
         let insecure = m.insecure;
-        // The source is the last argument (after the list): a local image is a literal, another
-        // node's a hole for the digest it pushes.
+        // The source is the last argument (after the list): the build's image in this
+        // machine's storage, or another node's, a hole for the digest it pushes.
         match add.command.last() {
             Some(Arg::Holed(h)) if h.hole == Hole::DigestOf(add.build.clone()) => {
                 add.command = add.command.fill(|h| match h {
@@ -153,7 +153,7 @@ fn from_registry(m: &Manifest, images: &HashMap<String, ImageDigest>) -> Manifes
                     _ => None,
                 });
             }
-            Some(Arg::Lit(_)) => {
+            Some(Arg::Local(local)) if local.build == add.build => {
                 add.command
                     .set_last_registry(format!("{}@{}", image.repository, image.digest));
                 // The plan gives a local source no TLS option: the registry's goes before the

@@ -206,11 +206,7 @@ pub fn run(
 fn shape(plan: &Plan, opts: &Options) -> Shape {
     let index = plan.build_index();
     // The scheduler numbers builds as the plan does.
-    let indexes = |ids: &[String]| {
-        ids.iter()
-            .map(|d| index[d.as_str()].get())
-            .collect::<Vec<_>>()
-    };
+    let indexes = |ids: &[String]| ids.iter().map(|d| index[d.as_str()]).collect::<Vec<_>>();
     let host = Platform::host();
     // A build emulates when it runs steps of a platform other than its machine's own.
     let machine = |b: &Build| {
@@ -379,7 +375,11 @@ mod tests {
     #[test]
     fn priority_counts_everything_behind_a_build() {
         // a <- b <- c, a <- d, and d also <- c: a unblocks three builds, counted once each.
-        let dependents = vec![vec![1, 3], vec![2], vec![], vec![2]];
+        let dependents = [&[1, 3][..], &[2], &[], &[2]].map(|d| {
+            d.iter()
+                .map(|&i| crate::plan::BuildIx::new(i))
+                .collect::<Vec<_>>()
+        });
         assert_eq!(
             schedule::priorities(&[1, 1, 1, 1], &dependents),
             [4, 2, 1, 2]

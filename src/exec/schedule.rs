@@ -7,10 +7,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
 
 use super::Status;
+use crate::plan::BuildIx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Job {
-    Build(usize),
+    Build(BuildIx),
     Assemble(usize),
     Push(usize),
 }
@@ -19,7 +20,7 @@ pub enum Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     /// A build that will not run, and why.
-    SkippedBuild(usize, String),
+    SkippedBuild(BuildIx, String),
     /// A manifest list that will not be assembled or pushed, and why.
     SkippedManifest(usize, String),
 }
@@ -79,7 +80,7 @@ const ATOMIC_SKIP: &str = "--atomic: a build of this run failed, so nothing is p
 pub struct Scheduler {
     /// Per build: how many of its dependencies are not built yet.
     waiting: Vec<usize>,
-    dependents: Vec<Vec<usize>>,
+    dependents: Vec<Vec<BuildIx>>,
     priority: Vec<u64>,
     lists: Vec<ListState>,
     /// Per build: the lists that hold it, and its position in each.
@@ -90,7 +91,7 @@ pub struct Scheduler {
     pub builds: Vec<Status>,
     pub manifests: Vec<Status>,
     /// Per node: its ready builds, highest priority first.
-    ready: Vec<BinaryHeap<(u64, Reverse<usize>)>>,
+    ready: Vec<BinaryHeap<(u64, Reverse<BuildIx>)>>,
     /// Per build: its node; per node: its slots and its builds running.
     node: Vec<usize>,
     node_slots: Vec<usize>,
@@ -110,18 +111,18 @@ pub struct Scheduler {
 
 /// cargo's job-queue priority: a build's own cost plus the cost of everything that depends on
 /// it, directly or not. The build that unblocks the most work starts first.
-pub fn priorities(costs: &[u64], dependents: &[Vec<usize>]) -> Vec<u64> {
-    let mut seen = vec![usize::MAX; costs.len()];
-    (0..costs.len())
+pub fn priorities(costs: &[u64], dependents: &[Vec<BuildIx>]) -> Vec<u64> {
+    let mut seen: Vec<Option<BuildIx>> = vec![None; costs.len()];
+    BuildIx::all(costs.len())
         .map(|root| {
             let mut total = 0;
             let mut stack = vec![root];
-            seen[root] = root;
+            seen[root] = Some(root);
             while let Some(n) = stack.pop() {
                 total += costs[n];
                 for &d in &dependents[n] {
-                    if seen[d] != root {
-                        seen[d] = root;
+                    if seen[d] != Some(root) {
+                        seen[d] = Some(root);
                         stack.push(d);
                     }
                 }
@@ -136,8 +137,8 @@ pub fn priorities(costs: &[u64], dependents: &[Vec<usize>]) -> Vec<u64> {
 pub struct Shape {
     pub ids: Vec<String>,
     pub costs: Vec<u64>,
-    pub depends_on: Vec<Vec<usize>>,
-    pub manifest_builds: Vec<Vec<usize>>,
+    pub depends_on: Vec<Vec<BuildIx>>,
+    pub manifest_builds: Vec<Vec<BuildIx>>,
     pub pushes: Vec<bool>,
     /// Per build: the node it runs on (an index into `node_slots`).
     pub node: Vec<usize>,
@@ -149,7 +150,7 @@ impl Scheduler {
     pub fn new(shape: Shape, keep_going: bool, atomic: bool) -> Self {
         let n = shape.ids.len();
         let mut dependents = vec![Vec::new(); n];
-        for (i, deps) in shape.depends_on.iter().enumerate() {
+        for (i, deps) in BuildIx::all(n).zip(&shape.depends_on) {
             for &d in deps {
                 dependents[d].push(i);
             }
@@ -177,7 +178,7 @@ impl Scheduler {
             })
             .collect();
         let mut ready = vec![BinaryHeap::new(); shape.node_slots.len()];
-        for i in (0..n).filter(|&i| waiting[i] == 0) {
+        for i in BuildIx::all(n).filter(|&i| waiting[i] == 0) {
             ready[shape.node[i]].push((priority[i], Reverse(i)));
         }
         Self {
@@ -316,7 +317,7 @@ impl Scheduler {
     }
 
     /// A build ended.
-    pub fn built(&mut self, i: usize, result: Result<(), String>) {
+    pub fn built(&mut self, i: BuildIx, result: Result<(), String>) {
         self.running -= 1;
         self.running_on[self.node[i]] -= 1;
         match result {
@@ -395,7 +396,7 @@ impl Scheduler {
 
     /// After build `failed` failed: every build that depends on it, directly or not, is
     /// skipped, and so is every list that would hold one of them.
-    fn skip_dependents(&mut self, failed: usize) {
+    fn skip_dependents(&mut self, failed: BuildIx) {
         let failed_id = self.ids[failed].clone();
         let mut stack = vec![failed];
         while let Some(n) = stack.pop() {

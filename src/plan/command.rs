@@ -154,6 +154,9 @@ pub enum ImageForm {
     /// As a build context: `container-image://IMAGE` in local storage, `docker-image://IMAGE`
     /// in a registry.
     Context,
+    /// As a `manifest add`'s source: `containers-storage:IMAGE`. Read from a registry, it is
+    /// the command's registry reference instead ([`Command::set_last_registry`]).
+    Storage,
 }
 
 /// An argument that names the image build `build` makes in this machine's storage: `before`,
@@ -173,6 +176,7 @@ impl Local {
         let scheme = match self.form {
             ImageForm::Reference => "",
             ImageForm::Context => "container-image://",
+            ImageForm::Storage => "containers-storage:",
         };
         write!(f, "{}{scheme}{}", self.before, self.image)
     }
@@ -259,10 +263,12 @@ impl Arg {
     /// the digest its node pushes filled with `image`'s.
     pub fn published(&self, build: &str, image: &Pinned) -> Self {
         match self {
-            Self::Local(l) if l.build == build => Self::Lit(match l.form {
-                ImageForm::Reference => format!("{}{image}", l.before),
-                ImageForm::Context => format!("{}docker-image://{image}", l.before),
-            }),
+            Self::Local(l) if l.build == build && l.form != ImageForm::Storage => {
+                Self::Lit(match l.form {
+                    ImageForm::Context => format!("{}docker-image://{image}", l.before),
+                    _ => format!("{}{image}", l.before),
+                })
+            }
             _ => self.fill(|h| match h {
                 Hole::DigestOf(b) if b == build => Some(image.digest.to_string()),
                 _ => None,

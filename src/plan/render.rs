@@ -10,7 +10,7 @@ use crate::platform::Platform;
 use crate::reference::{Repository, registry_of};
 
 use super::build_command::{BuildCommand, CacheRefs};
-use super::command::{Arg, Command, CommandKind, Hole};
+use super::command::{Arg, Command, CommandKind, Hole, ImageForm};
 use super::graph::Graph;
 use super::nodes;
 use super::publish::{ToPublish, inspect_command, publication};
@@ -56,10 +56,11 @@ impl Graph<'_> {
             let id = build_id(&inst.name, p);
             let node = assignment.get(&id).map(|&n| &self.config.nodes[n]);
             if nodes::is_local(node) {
-                add.args([
-                    list.clone(),
-                    format!("containers-storage:{}", local_image(&inst.name, p)),
-                ]);
+                add.arg(&list).arg(Arg::local(
+                    &id,
+                    local_image(&inst.name, p),
+                    ImageForm::Storage,
+                ));
             } else {
                 if self.config.insecure(inst.repository.registry()) {
                     add.arg("--tls-verify=false");

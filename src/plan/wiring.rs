@@ -49,8 +49,8 @@ impl DepImage {
                 let reference =
                     Arg::holed(format!("{repository}@"), Hole::DigestOf(build.clone()), "");
                 match form {
-                    ImageForm::Reference => reference,
                     ImageForm::Context => reference.prefixed("docker-image://"),
+                    ImageForm::Reference | ImageForm::Storage => reference,
                 }
             }
         }

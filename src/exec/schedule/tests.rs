@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Build `i` of the shape.
+fn bx(i: usize) -> BuildIx {
+    BuildIx::new(i)
+}
+
+fn ixs(builds: &[usize]) -> Vec<BuildIx> {
+    builds.iter().map(|&i| bx(i)).collect()
+}
+
 /// base <- app (per platform) and an independent `other`, for two platforms; lists: base, app,
 /// other, each holding its two builds.
 fn shape() -> Shape {
@@ -21,8 +30,8 @@ fn shape_with(slots: usize) -> Shape {
     Shape {
         ids: ids.iter().map(|s| s.to_string()).collect(),
         costs: vec![1, 5, 1, 5, 1, 5],
-        depends_on: vec![vec![], vec![], vec![0], vec![1], vec![], vec![]],
-        manifest_builds: vec![vec![0, 1], vec![2, 3], vec![4, 5]],
+        depends_on: [&[][..], &[], &[0], &[1], &[], &[]].map(ixs).into(),
+        manifest_builds: [[0, 1], [2, 3], [4, 5]].map(|b| ixs(&b)).into(),
         pushes: vec![true, true, true],
         node: vec![0; 6],
         node_slots: vec![slots],
@@ -33,14 +42,14 @@ fn shape_with(slots: usize) -> Shape {
 fn a_dependent_starts_when_its_own_platform_is_built() {
     let mut s = Scheduler::new(shape_with(2), false, false);
     // The emulated arm64 chain has the most work behind it.
-    assert_eq!(s.next(2), Some(Job::Build(1)));
-    assert_eq!(s.next(2), Some(Job::Build(5)));
+    assert_eq!(s.next(2), Some(Job::Build(bx(1))));
+    assert_eq!(s.next(2), Some(Job::Build(bx(5))));
     assert_eq!(s.next(2), None, "two slots");
-    s.built(1, Ok(()));
+    s.built(bx(1), Ok(()));
     // base's list is created at once (a list job goes first), and app@arm64 is ready
     // although base@amd64 has not even started: no level barrier.
     assert_eq!(s.next(2), Some(Job::Assemble(0)));
-    assert_eq!(s.next(2), Some(Job::Build(3)));
+    assert_eq!(s.next(2), Some(Job::Build(bx(3))));
     assert_eq!(s.builds[0], Status::NotStarted);
 }
 
@@ -84,7 +93,7 @@ fn lists_are_assembled_while_their_builds_run_and_pushed_when_complete() {
     let at = |job: Job| order.iter().rposition(|j| *j == job).unwrap();
     for (m, builds) in [(0, [0, 1]), (1, [2, 3]), (2, [4, 5])] {
         for b in builds {
-            assert!(at(Job::Build(b)) < at(Job::Push(m)));
+            assert!(at(Job::Build(bx(b))) < at(Job::Push(m)));
         }
         assert!(at(Job::Assemble(m)) < at(Job::Push(m)));
     }
@@ -115,8 +124,8 @@ fn lists_are_assembled_while_their_builds_run_and_pushed_when_complete() {
 fn images_go_into_a_list_in_platform_order_whichever_is_built_first() {
     let mut s = Scheduler::new(shape(), false, false);
     // base@arm64 (position 1) first: the list is created, but nothing is added before amd64.
-    assert_eq!(s.next(1), Some(Job::Build(1)));
-    s.built(1, Ok(()));
+    assert_eq!(s.next(1), Some(Job::Build(bx(1))));
+    s.built(bx(1), Ok(()));
     assert_eq!(s.next(1), Some(Job::Assemble(0)));
     assert_eq!(
         s.batch(0),
@@ -150,14 +159,14 @@ fn images_go_into_a_list_in_platform_order_whichever_is_built_first() {
 #[test]
 fn a_list_a_failure_left_incomplete_is_partial() {
     let mut s = Scheduler::new(shape(), true, false);
-    assert_eq!(s.next(1), Some(Job::Build(1)));
-    s.built(1, Ok(()));
+    assert_eq!(s.next(1), Some(Job::Build(bx(1))));
+    s.built(bx(1), Ok(()));
     assert_eq!(s.next(1), Some(Job::Assemble(0)));
     // base@amd64 fails while base's list is being created (its job still runs).
     while let Some(job) = s.next(1) {
         match job {
-            Job::Build(0) => {
-                s.built(0, Err("exit 1".into()));
+            Job::Build(i) if i == bx(0) => {
+                s.built(i, Err("exit 1".into()));
                 break;
             }
             Job::Build(i) => s.built(i, Ok(())),
@@ -173,11 +182,11 @@ fn a_list_a_failure_left_incomplete_is_partial() {
 fn a_failure_skips_what_needs_it_and_stops_unless_keep_going() {
     for keep_going in [false, true] {
         let mut s = Scheduler::new(shape(), keep_going, false);
-        assert_eq!(s.next(1), Some(Job::Build(1)));
-        s.built(1, Err("exit 1".into()));
+        assert_eq!(s.next(1), Some(Job::Build(bx(1))));
+        s.built(bx(1), Err("exit 1".into()));
         let notes = s.notes();
         assert!(notes.contains(&Note::SkippedBuild(
-            3,
+            bx(3),
             "depends on base@arm64, which failed".into()
         )));
         assert!(notes.contains(&Note::SkippedManifest(
@@ -201,7 +210,7 @@ fn a_failure_skips_what_needs_it_and_stops_unless_keep_going() {
         while let Some(job) = s.next(1) {
             match job {
                 Job::Build(i) => {
-                    assert_ne!(i, 3, "a skipped build never starts");
+                    assert_ne!(i, bx(3), "a skipped build never starts");
                     s.built(i, Ok(()));
                 }
                 Job::Assemble(m) => {
@@ -248,7 +257,7 @@ fn atomic_pushes_only_after_every_build_succeeded() {
     let mut s = Scheduler::new(shape(), true, true);
     while let Some(job) = s.next(1) {
         match job {
-            Job::Build(4) => s.built(4, Err("exit 1".into())),
+            Job::Build(i) if i == bx(4) => s.built(i, Err("exit 1".into())),
             Job::Build(i) => s.built(i, Ok(())),
             Job::Assemble(m) => {
                 s.assembled(m, Ok(()));
@@ -273,8 +282,8 @@ fn an_interrupt_starts_nothing_more() {
     s.stop();
     assert_eq!(s.next(2), None);
     assert!(!s.done(), "two jobs still run");
-    s.built(1, Ok(()));
-    s.built(5, Ok(()));
+    s.built(bx(1), Ok(()));
+    s.built(bx(5), Ok(()));
     assert!(s.done());
     let (_, _, success) = s.finish();
     assert!(!success);
@@ -307,8 +316,8 @@ fn random_dags_respect_dependencies_and_slots() {
         let shape = Shape {
             ids: (0..n).map(|i| format!("b{i}")).collect(),
             costs: (0..n).map(|_| 1 + rand(5)).collect(),
-            depends_on: depends_on.clone(),
-            manifest_builds: manifest_builds.clone(),
+            depends_on: depends_on.iter().map(|d| ixs(d)).collect(),
+            manifest_builds: manifest_builds.iter().map(|b| ixs(b)).collect(),
             pushes: (0..manifests).map(|_| rand(2) == 0).collect(),
             node: node.clone(),
             node_slots: node_slots.clone(),
@@ -380,14 +389,14 @@ fn each_node_runs_its_own_builds_in_its_own_slots() {
     let mut s = Scheduler::new(shape, false, false);
     // The ready build of highest priority first, whichever node: base@arm64 (app@arm64 behind
     // it), then on the other node base@amd64 (the lower index of its ties).
-    assert_eq!(s.next(1), Some(Job::Build(1)));
-    assert_eq!(s.next(1), Some(Job::Build(0)));
+    assert_eq!(s.next(1), Some(Job::Build(bx(1))));
+    assert_eq!(s.next(1), Some(Job::Build(bx(0))));
     // Both nodes are busy, though other@amd64 and other@arm64 are ready.
     assert_eq!(s.next(1), None);
-    s.built(0, Ok(()));
+    s.built(bx(0), Ok(()));
     // Node 0 is free again: app@amd64 is ready now and beats other@amd64 (lower index); the
     // list job that takes base@amd64 in goes first.
     assert_eq!(s.next(1), Some(Job::Assemble(0)));
-    assert_eq!(s.next(1), Some(Job::Build(2)));
+    assert_eq!(s.next(1), Some(Job::Build(bx(2))));
     assert_eq!(s.next(1), None, "node 1 still runs base@arm64");
 }
