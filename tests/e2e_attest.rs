@@ -293,6 +293,23 @@ fn an_unchanged_list_gets_the_sboms_it_lacks_signed_and_once() {
         )
         .unwrap();
         assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        // The layer is named (`org.opencontainers.image.title`): `oras pull` writes it.
+        #[cfg(oras)]
+        {
+            let pulled = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new("oras")
+                .args(["pull", "--plain-http", "-o"])
+                .arg(pulled.path())
+                .arg(format!("{repository}@{sbom}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let written = std::fs::read(pulled.path().join("spdx.json")).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&written).unwrap(),
+                doc
+            );
+        }
         let files: Vec<&str> = doc["files"]
             .as_array()
             .unwrap()
