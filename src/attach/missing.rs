@@ -50,3 +50,78 @@ pub fn add(man: &mut Manifest, images: &[(Platform, String)], content: &Content)
         .unwrap_or(man.publish.len());
     man.publish.splice(at..at, steps);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Sbom, SbomFormat, SbomGenerator};
+
+    /// A two-platform list with two tags, as an unchanged list's publication has it: the
+    /// tags' records, then the copies (here of the one tag the plan would not push to).
+    fn unchanged_list() -> Manifest {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/Dockerfile"), "FROM busybox\n").unwrap();
+        let path = dir.path().join("multiarch.toml");
+        std::fs::write(
+            &path,
+            "[defaults]\nregistry = \"r.io/a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"1\", \"latest\"]\n\n[images.app]\ncontext = \"a\"\n",
+        )
+        .unwrap();
+        let plan = crate::plan_file(&path, &[], &Default::default()).unwrap();
+        let mut m = plan.manifests[0].clone();
+        m.publish
+            .retain(|s| matches!(s, Step::Record { .. } | Step::Copy { .. }));
+        m
+    }
+
+    fn kinds(m: &Manifest) -> Vec<String> {
+        m.publish
+            .iter()
+            .map(|s| match s {
+                Step::Record { tag, .. } => format!("record {}", tag.tag),
+                Step::Copy { tag, .. } => format!("copy {}", tag.tag),
+                Step::Attach(a) => format!("attach {} {}", a.platform, a.digest),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn images() -> Vec<(Platform, String)> {
+        vec![
+            ("linux/amd64".parse().unwrap(), "sha256:a".into()),
+            ("linux/arm64".parse().unwrap(), "sha256:b".into()),
+        ]
+    }
+
+    #[test]
+    fn each_image_is_seen_to_after_the_records_and_before_any_tag_moves() {
+        let mut m = unchanged_list();
+        let content = Content {
+            sbom: Some(Sbom {
+                generator: SbomGenerator::Builtin,
+                format: SbomFormat::SpdxJson,
+            }),
+            ..Content::default()
+        };
+        add(&mut m, &images(), &content);
+        assert_eq!(
+            kinds(&m),
+            [
+                "record 1",
+                "record latest",
+                "attach linux/amd64 sha256:a",
+                "attach linux/arm64 sha256:b",
+                "copy latest"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_is_added_when_the_config_attaches_nothing() {
+        let mut m = unchanged_list();
+        let before = kinds(&m);
+        add(&mut m, &images(), &Content::default());
+        assert_eq!(kinds(&m), before);
+    }
+}
