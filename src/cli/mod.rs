@@ -169,9 +169,11 @@ fn doctor(file: Option<PathBuf>, allow: Allow, env: &Environment) -> Result<(), 
 
 /// `mab verify`: the registry against the plan and the public key.
 fn verify(target: Target, key: Option<&Path>, env: &Environment) -> Result<(), Error> {
-    let plan = TargetSettings::resolve(target, env, false)?.plan()?.plan;
+    let crate::settings::Planned { plan, builder } =
+        TargetSettings::resolve(target, env, false)?.plan()?;
     let key = crate::sign::verify::public_key(&plan, key)?;
-    let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain);
+    let limits = crate::settings::registry(&builder, None).limits;
+    let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain, limits);
     let text = crate::sign::verify::render(&verdicts);
     write_stdout(|out| out.write_all(text.as_bytes()))?;
     let failed = verdicts.iter().filter(|v| !v.ok()).count();

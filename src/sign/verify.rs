@@ -99,6 +99,8 @@ struct Checker<'a> {
     registry: &'a dyn Registry,
     key: &'a VerifyingKey,
     registries_conf: Option<&'a OsStr>,
+    /// The config's registry limits, which mab's own requests (the referrers API's) keep.
+    limits: crate::supervise::Limits,
     /// The artifact types each platform image must have attached (`[sbom]`, `[provenance]`).
     attachments: Vec<String>,
     /// The attachments' findings by (repository, image digest): tags of one image share them.
@@ -150,8 +152,7 @@ impl Checker<'_> {
             access: crate::attach::Access {
                 insecure,
                 registries_conf: self.registries_conf.map(OsStr::to_os_string),
-                // `mab verify`'s commands run without the run's limits: the defaults.
-                limits: Default::default(),
+                limits: self.limits,
             },
         };
         let (mut findings, found) =
@@ -293,11 +294,18 @@ impl Checker<'_> {
 }
 
 /// Checks every reference of every pushed list of `plan`.
-pub fn verify(plan: &Plan, key: &VerifyingKey, registry: &dyn Registry) -> Vec<Verdict> {
+/// `limits` bound mab's own registry requests as a run's are bound.
+pub fn verify(
+    plan: &Plan,
+    key: &VerifyingKey,
+    registry: &dyn Registry,
+    limits: crate::supervise::Limits,
+) -> Vec<Verdict> {
     let checker = Checker {
         registry,
         key,
         registries_conf: plan.registries_conf.as_deref(),
+        limits,
         attachments: super::steps::attachments(&plan.content.settings),
         attached: RefCell::default(),
     };
