@@ -63,7 +63,8 @@ pub(super) struct Scratch(pub(super) PathBuf);
 impl Scratch {
     pub(super) fn new(list: &str) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        for n in 0.. {
+        let mut n = 0u64;
+        loop {
             let dir = std::env::temp_dir().join(format!(
                 "mab-attach-{}-{}-{n}",
                 std::process::id(),
@@ -72,11 +73,10 @@ impl Scratch {
             // create (not create_all): fails rather than reuse what someone else put there.
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => return Ok(Self(dir)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
                 Err(e) => return Err(e),
             }
         }
-        unreachable!("the loop returns")
     }
 }
 
