@@ -25,6 +25,7 @@ use crate::plan::{Command, CommandKind};
 use crate::reference::Repository;
 
 pub mod api;
+pub mod missing;
 
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -159,7 +160,11 @@ pub struct Built {
 pub fn manifest(subject: &Subject, artifact: &Artifact) -> Built {
     let mut config = Descriptor::of(EMPTY, EMPTY_BYTES);
     config.data = Some("e30=".into());
-    let layer = Descriptor::of(&artifact.artifact_type, &artifact.bytes);
+    let mut layer = Descriptor::of(&artifact.artifact_type, &artifact.bytes);
+    // The file `oras pull` writes the document to; without one it writes nothing.
+    layer
+        .annotations
+        .insert(TITLE.into(), file_name(&artifact.artifact_type));
     let body = ArtifactManifest {
         schema_version: 2,
         media_type: IMAGE_MANIFEST,
@@ -183,6 +188,16 @@ pub fn manifest(subject: &Subject, artifact: &Artifact) -> Built {
             (layer.digest, artifact.bytes.clone()),
         ],
     }
+}
+
+/// The OCI annotation that names a layer's file.
+const TITLE: &str = "org.opencontainers.image.title";
+
+/// A document's file name, from its type: `application/vnd.cyclonedx+json` → `cyclonedx.json`,
+/// `application/spdx+json` → `spdx.json`, `application/vnd.in-toto+json` → `in-toto.json`.
+fn file_name(artifact_type: &str) -> String {
+    let subtype = artifact_type.rsplit('/').next().unwrap_or(artifact_type);
+    subtype.trim_start_matches("vnd.").replace(['+', '/'], ".")
 }
 
 /// An OCI image index, as c/image 5.23 writes one.
@@ -256,6 +271,9 @@ pub struct Access {
     pub insecure: bool,
     /// skopeo 1.9 ignores `CONTAINERS_REGISTRIES_CONF`: passed on as `--registries-conf`.
     pub registries_conf: Option<OsString>,
+    /// The run's registry deadline and stall limit, which mab's own requests (the referrers
+    /// API's) keep as the supervisor keeps them for skopeo's; unset: their defaults.
+    pub limits: crate::supervise::Limits,
 }
 
 impl Access {
@@ -548,6 +566,7 @@ mod tests {
         assert_eq!(v["config"]["mediaType"], EMPTY);
         assert_eq!(v["config"]["digest"], digest_of(b"{}"));
         assert_eq!(v["layers"][0]["digest"], digest_of(&sbom().bytes));
+        assert_eq!(v["layers"][0]["annotations"][TITLE], "cyclonedx.json");
         assert_eq!(a.descriptor.digest, digest_of(&a.manifest));
         assert_eq!(
             a.descriptor.annotations[ARTIFACT_TYPE],

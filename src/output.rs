@@ -174,6 +174,11 @@ fn publication(steps: &[Step], out: &mut dyn Write) -> io::Result<()> {
                     s.push.shell_line()
                 )?;
             }
+            Step::Attach(a) => writeln!(
+                out,
+                "  # attach to its {} image {} what it lacks",
+                a.platform, a.digest
+            )?,
         }
     }
     for restore in steps.iter().filter_map(Step::restore) {

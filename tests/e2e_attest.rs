@@ -105,6 +105,7 @@ fn attachments_are_signed_once_and_verify_sees_each_one_go() {
         let access = mab::attach::Access {
             insecure: true,
             registries_conf: None,
+            limits: Default::default(),
         };
         let subject = mab::attach::Subject::named(repository.parse().unwrap(), &image);
         match mab::attach::api::probe(&access, &subject) {
@@ -194,5 +195,163 @@ fn attachments_are_signed_once_and_verify_sees_each_one_go() {
             "MISS  the SBOM (application/spdx+json) of its linux/arm64 image {arm64}: none is attached"
         )),
         "{said}"
+    );
+}
+
+/// The referrers of `platform`'s image the report lists for list 0: (type, new).
+fn referrers_of(report: &serde_json::Value, platform: &str) -> Vec<(String, bool)> {
+    let images = report["manifests"][0]["attached"]
+        .as_array()
+        .unwrap_or_else(|| panic!("nothing attached: {report:#}"));
+    let image = images
+        .iter()
+        .find(|i| i["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {platform}: {report:#}"));
+    image["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["artifact_type"].as_str().unwrap().to_string(),
+                r["new"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `[sbom]` and `[provenance]` added to the config of a published list whose inputs did not
+/// change: the list is not rebuilt, each platform image gets its SBOM (mab's own, from the
+/// image in the registry), signed; provenance is reported as not added, with why; a second
+/// run adds and signs nothing.
+#[test]
+#[cfg_attr(
+    not(e2e),
+    ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
+)]
+fn an_unchanged_list_gets_the_sboms_it_lacks_signed_and_once() {
+    let _serial = crate::common::e2e_serial();
+    let registry = Registry::start();
+    let name = "attest-late";
+    let p = project(&registry, name);
+    let repository = format!("{}/acme/{name}", registry.host());
+    let with_tables = std::fs::read_to_string(p.path().join("multiarch.toml")).unwrap();
+    let without = with_tables
+        .replace(
+            "[sbom]\ngenerator = \"builtin\"\nformat = \"spdx-json\"\n\n",
+            "",
+        )
+        .replace("[provenance]\nmode = \"min\"\n\n", "");
+    assert_ne!(without, with_tables);
+    p.file("multiarch.toml", &without);
+    keygen(&p, "s3cret");
+
+    let (out, first) = run(&p, "s3cret");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(attachment_signatures(&first).is_empty(), "{first:#}");
+
+    p.file("multiarch.toml", &with_tables);
+    p.git_commit("sbom and provenance");
+    let (out, second) = run(&p, "s3cret");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(second["manifests"][0]["status"], "unchanged", "{second:#}");
+    for b in second["builds"].as_array().unwrap() {
+        assert_eq!(b["status"], "unchanged", "{b:#}");
+    }
+    const SPDX: &str = "application/spdx+json";
+    const INTOTO: &str = "application/vnd.in-toto+json";
+    let index = raw_bytes(&format!("{repository}:1.0"));
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    for entry in index["manifests"].as_array().unwrap() {
+        let platform = format!(
+            "linux/{}",
+            entry["platform"]["architecture"].as_str().unwrap()
+        );
+        let image = entry["digest"].as_str().unwrap();
+        assert_eq!(
+            referrers_of(&second, &platform),
+            [(SPDX.to_string(), true)],
+            "{second:#}"
+        );
+        // Attached to that image's digest: its fallback index lists an SPDX document, which
+        // describes the image's files.
+        let fallback = raw_bytes(&format!("{repository}:{}", image.replace(':', "-")));
+        assert!(
+            String::from_utf8_lossy(&fallback).contains(SPDX),
+            "{platform}"
+        );
+        let (attached_to, sbom) = attached(&second, &platform, SPDX);
+        assert_eq!(attached_to, image);
+        let dir = tempfile::tempdir().unwrap();
+        fetch(&format!("{repository}@{sbom}"), dir.path());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap())
+                .unwrap();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(layer.trim_start_matches("sha256:"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        // The layer is named (`org.opencontainers.image.title`): `oras pull` writes it.
+        #[cfg(oras)]
+        {
+            let pulled = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new("oras")
+                .args(["pull", "--plain-http", "-o"])
+                .arg(pulled.path())
+                .arg(format!("{repository}@{sbom}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let written = std::fs::read(pulled.path().join("spdx.json")).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&written).unwrap(),
+                doc
+            );
+        }
+        let files: Vec<&str> = doc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["fileName"].as_str())
+            .collect();
+        assert!(files.contains(&"./file"), "{platform}: {files:?}");
+        assert!(files.contains(&"./bin/busybox"), "{platform}: {files:?}");
+        // Provenance: not added, and the report says why.
+        let images = second["manifests"][0]["attached"].as_array().unwrap();
+        let reported = images.iter().find(|i| i["platform"] == platform).unwrap();
+        assert_eq!(
+            reported["not_added"][0]["artifact_type"], INTOTO,
+            "{reported:#}"
+        );
+        assert!(
+            reported["not_added"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("earlier run"),
+            "{reported:#}"
+        );
+    }
+    // Each new SBOM is signed: its signature added now.
+    let sigs = attachment_signatures(&second);
+    let spdx: Vec<&[String; 5]> = sigs.iter().filter(|s| s[1] == SPDX).collect();
+    assert_eq!(spdx.len(), 2, "{sigs:?}");
+    assert!(spdx.iter().all(|s| s[4] == "added"), "{sigs:?}");
+
+    // Once: a third run makes, attaches and signs nothing.
+    let (out, third) = run(&p, "s3cret");
+    assert!(out.status.success(), "{}", text(&out));
+    for platform in ["linux/amd64", "linux/arm64"] {
+        assert_eq!(
+            referrers_of(&third, platform),
+            [(SPDX.to_string(), false)],
+            "{third:#}"
+        );
+    }
+    let sigs = attachment_signatures(&third);
+    assert!(
+        sigs.iter().all(|s| s[4] == "kept") && sigs.len() == 2,
+        "{sigs:?}"
     );
 }

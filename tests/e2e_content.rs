@@ -44,7 +44,7 @@ fn artifacts_attach_through_the_fallback_index_and_twice_adds_nothing() {
     let subject = Subject::of(repo.parse().unwrap(), &raw);
     let access = Access {
         insecure: true,
-        registries_conf: None,
+        ..Access::default()
     };
     let work = tempfile::tempdir().unwrap();
     let sbom = artifact(

@@ -10,7 +10,7 @@
 //! HTTPS with the system's web roots otherwise.
 
 use std::io::Read as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Access, IMAGE_INDEX, Index, Subject};
 
@@ -39,30 +39,58 @@ pub fn url(access: &Access, subject: &Subject) -> String {
     format!("{scheme}://{host}/v2/{path}/referrers/{}", subject.digest())
 }
 
-/// Asks `subject`'s registry for what refers to it.
+/// Asks `subject`'s registry for what refers to it, within the run's registry limits (as the
+/// supervisor keeps a registry command to them): no wait for the connection or the next bytes
+/// longer than the stall limit, and the answer read by the deadline. (ureq's overall timeout
+/// would override the per-read one, so the deadline is kept here, between reads.)
 pub fn probe(access: &Access, subject: &Subject) -> Answer {
     let url = url(access, subject);
+    let started = Instant::now();
+    let (deadline, stall) = limits(access);
     let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(20))
+        .timeout_connect(stall)
+        .timeout_read(stall)
+        .timeout_write(stall)
         .redirects(3)
         .build();
     match agent.get(&url).set("Accept", IMAGE_INDEX).call() {
         Ok(response) => {
             let status = response.status();
             let content_type = response.content_type().to_string();
+            let mut reader = response.into_reader().take(MAX_BYTES);
             let mut body = Vec::new();
-            match response
-                .into_reader()
-                .take(MAX_BYTES)
-                .read_to_end(&mut body)
-            {
-                Ok(_) => answer(status, &content_type, &body),
-                Err(e) => Answer::Absent(format!("GET {url}: {e}")),
+            let mut chunk = [0u8; 16 << 10];
+            loop {
+                if started.elapsed() > deadline {
+                    return Answer::Absent(format!(
+                        "GET {url}: no whole answer within the registry deadline ({deadline:?})"
+                    ));
+                }
+                match reader.read(&mut chunk) {
+                    Ok(0) => break answer(status, &content_type, &body),
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Answer::Absent(format!("GET {url}: {e}")),
+                }
             }
         }
         Err(ureq::Error::Status(code, _)) => Answer::Absent(format!("GET {url}: {code}")),
         Err(e) => Answer::Absent(format!("GET {url}: {e}")),
     }
+}
+
+/// The request's deadline and stall limit: the run's, else their defaults.
+fn limits(access: &Access) -> (Duration, Duration) {
+    let deadline = access
+        .limits
+        .deadline
+        .unwrap_or(crate::config::DEFAULT_REGISTRY_TIMEOUT);
+    let stall = access
+        .limits
+        .stall
+        .unwrap_or(crate::config::DEFAULT_REGISTRY_STALL)
+        .min(deadline);
+    (deadline, stall)
 }
 
 /// Judges an answer: the API is there only when it is 200 with an image index.
@@ -95,7 +123,7 @@ mod tests {
     fn the_url_names_the_registry_path_and_digest() {
         let insecure = Access {
             insecure: true,
-            registries_conf: None,
+            ..Access::default()
         };
         assert_eq!(
             url(&insecure, &subject("127.0.0.1:5000")),
@@ -172,7 +200,7 @@ mod tests {
         );
         let access = Access {
             insecure: true,
-            registries_conf: None,
+            ..Access::default()
         };
         let got = probe(&access, &subject(&host));
         let request = served.join().unwrap();
@@ -192,5 +220,36 @@ mod tests {
         let got = probe(&access, &subject(&host));
         served.join().unwrap();
         assert!(matches!(got, Answer::Absent(why) if why.contains("404")));
+    }
+
+    /// A registry that takes the request and never answers is given up on after the run's
+    /// stall limit (the supervisor's rule for a registry command that moves no data), not
+    /// waited on.
+    #[test]
+    fn a_registry_that_never_answers_is_given_up_on_by_the_runs_limits() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let held = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            // Holds the connection open, silent, until the probe has given up.
+            let _ = wait.recv();
+            drop(stream);
+        });
+        let access = Access {
+            insecure: true,
+            registries_conf: None,
+            limits: crate::supervise::Limits {
+                deadline: Some(Duration::from_secs(600)),
+                stall: Some(Duration::from_millis(300)),
+            },
+        };
+        let got = probe(&access, &subject(&host));
+        done.send(()).unwrap();
+        held.join().unwrap();
+        assert!(
+            matches!(&got, Answer::Absent(why) if why.to_lowercase().contains("timed out")),
+            "{got:?}"
+        );
     }
 }

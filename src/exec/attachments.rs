@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::attach::missing::{self, AttachStep};
 use crate::attach::{self, Access, Artifact, Commands, Referrer, Subject};
 use crate::config::ProvenanceMode;
 use crate::plan::{Build, Command, CommandKind, Manifest, Plan};
@@ -22,6 +23,16 @@ pub struct AttachedImage {
     /// The image's digest: the artifacts' `subject`.
     pub digest: String,
     pub referrers: Vec<Referrer>,
+    /// What the config asks for that an unchanged list's image lacks and the run did not add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_added: Vec<NotAdded>,
+}
+
+/// An attachment an image lacks and the run did not add, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NotAdded {
+    pub artifact_type: String,
+    pub reason: String,
 }
 
 /// What a list's attachment step needs from the run: the SBOM documents made after its builds,
@@ -93,6 +104,7 @@ impl Runner<'_> {
         let access = Access {
             insecure: m.insecure,
             registries_conf: plan.registries_conf.clone(),
+            limits: self.registry,
         };
         let index = plan.build_index();
         let podman_version = self.podman_version(plan, log);
@@ -161,9 +173,94 @@ impl Runner<'_> {
                 platform: platform.clone(),
                 digest: digest.clone(),
                 referrers,
+                not_added: Vec::new(),
             });
         }
         Ok(out)
+    }
+
+    /// Attaches to one platform image of unchanged list `m` what the config asks for and it
+    /// lacks: its SBOM, made from the image in the registry (mab's own generator reads its
+    /// layers, syft the copied layout). Provenance is reported as not added
+    /// ([`missing::NOT_PROVENANCE`]). Nothing is made when everything is there.
+    pub(super) fn attach_missing(
+        &self,
+        plan: &Plan,
+        m: &Manifest,
+        step: &AttachStep,
+        log: &Path,
+    ) -> Result<AttachedImage, Failure> {
+        let settings = &plan.content.settings;
+        let AttachStep { platform, digest } = step;
+        let fail = |e: String| {
+            Failure::new(format!(
+                "attaching what its {platform} image lacks to {}: {e}",
+                m.image
+            ))
+        };
+        let access = Access {
+            insecure: m.reach().insecure(&m.repository),
+            registries_conf: plan.registries_conf.clone(),
+            limits: self.registry,
+        };
+        let mut cmds = Logged { runner: self, log };
+        let reference = format!("{}@{digest}", m.repository);
+        let raw = cmds
+            .read(&access.inspect_argv(&reference))
+            .map_err(fail)?
+            .ok_or_else(|| fail(format!("{reference} is not in the registry")))?;
+        let subject = Subject::of(m.repository.clone(), &raw);
+        let existing = attach::referrers(&mut cmds, &access, &subject).map_err(fail)?;
+        let has = |kind: &str| existing.iter().any(|r| r.artifact_type == kind);
+        let mut artifacts = Vec::new();
+        let mut not_added = Vec::new();
+        if let Some(sbom) = settings.sbom.filter(|s| !has(s.format.media_type())) {
+            let label = format!("{}-{}", m.image, platform.to_string().replace('/', "-"));
+            let copied = super::content::Copied::from_registry(
+                self,
+                plan,
+                (&label, &reference),
+                access.insecure,
+                log,
+            )?;
+            let image = (m.repository.to_string(), platform);
+            let made = self.sbom_of_layout(&label, image, sbom, &copied, log)?;
+            note(
+                log,
+                &format!(
+                    "mab: {reference} has no {}: made from the registry's image in {} ms",
+                    sbom.format.media_type(),
+                    made.ms
+                ),
+            );
+            artifacts.push(crate::sbom::artifact(sbom, made.document));
+        }
+        if settings.provenance != ProvenanceMode::None && !has(provenance::MEDIA_TYPE) {
+            note(
+                log,
+                &format!(
+                    "mab: {reference} has no provenance, not added: {}",
+                    missing::NOT_PROVENANCE
+                ),
+            );
+            not_added.push(NotAdded {
+                artifact_type: provenance::MEDIA_TYPE.into(),
+                reason: missing::NOT_PROVENANCE.into(),
+            });
+        }
+        let mut referrers = existing;
+        if !artifacts.is_empty() {
+            let scratch = Scratch::new(&m.image).map_err(|e| fail(e.to_string()))?;
+            let pushed =
+                attach::push(&mut cmds, &access, &subject, &artifacts, &scratch.0).map_err(fail)?;
+            referrers.extend(pushed.into_iter().filter(|r| r.new));
+        }
+        Ok(AttachedImage {
+            platform: platform.clone(),
+            digest: digest.clone(),
+            referrers,
+            not_added,
+        })
     }
 
     fn podman_version(&self, plan: &Plan, log: &Path) -> Option<String> {
@@ -233,6 +330,16 @@ impl Runner<'_> {
             })
             .collect()
     }
+}
+
+/// Appends `line` to the list's log: what a step decided without running a command.
+fn note(log: &Path, line: &str) {
+    use std::io::Write as _;
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .and_then(|mut f| writeln!(f, "{line}"));
 }
 
 /// The input digest the list's `manifest add` of `build`'s image annotates its entry with.

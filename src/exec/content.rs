@@ -13,6 +13,7 @@ use crate::config::{Sbom, SbomGenerator};
 use crate::content::layout::Layout;
 use crate::content::steps::{self, Outcome};
 use crate::plan::{Build, Command, CommandKind, Plan};
+use crate::platform::Platform;
 use crate::reference::Pinned;
 use crate::supervise::When;
 
@@ -22,7 +23,7 @@ use super::runner::{Failure, Runner};
 /// A build's image copied into an OCI layout in a private scratch directory (removed when
 /// dropped) the first time a content step needs it: from the registry (built on another
 /// node), or saved by podman (a storage driver whose layers are not read in place).
-struct Copied<'r, 'a> {
+pub(super) struct Copied<'r, 'a> {
     runner: &'r Runner<'a>,
     /// Holds `dir`.
     _scratch: Scratch,
@@ -41,29 +42,63 @@ impl<'r, 'a> Copied<'r, 'a> {
         published: Option<&Pinned>,
         log: &'r Path,
     ) -> Result<Self, Failure> {
-        let scratch = Scratch::new(&format!("content-{}", b.id))
-            .map_err(|e| Failure::new(format!("the content check of {}: {e}", b.id)))?;
-        let dir = scratch.0.join("image");
-        let command = match published {
+        match published {
             // Reached the way the node's push reached it (a split runner's plan has no lists
             // to ask).
-            Some(reference) => crate::content::layout::copy_command(
-                &reference.to_string(),
-                &dir,
+            Some(reference) => Self::from_registry(
+                runner,
+                plan,
+                (&b.id, &reference.to_string()),
                 b.publish.as_ref().is_some_and(|p| p.insecure),
+                log,
+            ),
+            None => {
+                let command = |dir: &Path| {
+                    Command::new(
+                        CommandKind::ImageSave,
+                        &plan.podman,
+                        crate::content::layout::save_args(&b.local_image, dir),
+                    )
+                };
+                Self::with(runner, &b.id, command, log)
+            }
+        }
+    }
+
+    /// The image `reference` (`REPO@DIGEST`) of the registry, reached over plain HTTP when
+    /// `insecure`; `label` names the scratch directory.
+    pub(super) fn from_registry(
+        runner: &'r Runner<'a>,
+        plan: &Plan,
+        (label, reference): (&str, &str),
+        insecure: bool,
+        log: &'r Path,
+    ) -> Result<Self, Failure> {
+        let command = |dir: &Path| {
+            crate::content::layout::copy_command(
+                reference,
+                dir,
+                insecure,
                 plan.registries_conf.as_deref(),
-            ),
-            None => Command::new(
-                CommandKind::ImageSave,
-                &plan.podman,
-                crate::content::layout::save_args(&b.local_image, &dir),
-            ),
+            )
         };
+        Self::with(runner, label, command, log)
+    }
+
+    fn with(
+        runner: &'r Runner<'a>,
+        label: &str,
+        command: impl FnOnce(&Path) -> Command,
+        log: &'r Path,
+    ) -> Result<Self, Failure> {
+        let scratch = Scratch::new(&format!("content-{label}"))
+            .map_err(|e| Failure::new(format!("a copy of {label}: {e}")))?;
+        let dir = scratch.0.join("image");
         Ok(Self {
             runner,
+            command: command(&dir),
             _scratch: scratch,
             dir,
-            command,
             log,
             copied: Cell::new(false),
         })
@@ -173,7 +208,10 @@ impl Runner<'_> {
         let sbom = match (settings.sbom, published) {
             (Some(sbom), None) => Some(self.sbom(plan, b, sbom, log)?),
             // From the registry: syft reads the copied layout, mab's own generator its layers.
-            (Some(sbom), Some(_)) => Some(self.sbom_of_layout(plan, b, sbom, &copied, log)?),
+            (Some(sbom), Some(_)) => {
+                let image = (repository_name(plan, b), &b.platform);
+                Some(self.sbom_of_layout(&b.id, image, sbom, &copied, log)?)
+            }
             (None, _) => None,
         };
         Ok(BuildContent {
@@ -183,18 +221,19 @@ impl Runner<'_> {
         })
     }
 
-    /// The SBOM of an image built on another node, from its copy in an OCI layout: syft's
-    /// scan of the layout, or mab's own read of its layers.
-    fn sbom_of_layout(
+    /// The SBOM of an image read from a registry (built on another node, or an unchanged
+    /// list's), from its copy in an OCI layout: syft's scan of the layout, or mab's own read of
+    /// its layers. `image`: the repository the document names, and the platform.
+    pub(super) fn sbom_of_layout(
         &self,
-        plan: &Plan,
-        b: &Build,
+        label: &str,
+        image: (String, &Platform),
         sbom: Sbom,
         pulled: &Copied,
         log: &Path,
     ) -> Result<SbomMade, Failure> {
         let started = Instant::now();
-        let fail = |e: String| Failure::new(format!("the SBOM of {}: {e}", b.id));
+        let fail = |e: String| Failure::new(format!("the SBOM of {label}: {e}"));
         pulled.copy().map_err(fail)?;
         let document = match sbom.generator {
             SbomGenerator::Syft => {
@@ -206,7 +245,7 @@ impl Runner<'_> {
             }
             SbomGenerator::Builtin | SbomGenerator::None => {
                 let layout = Layout::open(pulled.dir()).map_err(fail)?;
-                let image = sbom_image(plan, b, &layout);
+                let image = sbom_image(image, &layout);
                 crate::sbom::builtin_of_layout(&layout, &image, sbom.format).map_err(fail)?
             }
         };
@@ -304,9 +343,10 @@ fn repository_name(plan: &Plan, b: &Build) -> String {
         .unwrap_or_else(|| b.image.clone())
 }
 
-/// What an SBOM says of `b`'s image copied from the registry into `layout`: its id and
-/// creation time from its config, as `podman image inspect` of a local image gives them.
-fn sbom_image(plan: &Plan, b: &Build, layout: &Layout) -> crate::sbom::Image {
+/// What an SBOM says of the image (`name`, `platform`) copied from the registry into
+/// `layout`: its id and creation time from its config, as `podman image inspect` of a local
+/// image gives them.
+fn sbom_image((name, platform): (String, &Platform), layout: &Layout) -> crate::sbom::Image {
     let created = layout
         .created
         .as_deref()
@@ -314,8 +354,8 @@ fn sbom_image(plan: &Plan, b: &Build, layout: &Layout) -> crate::sbom::Image {
         .map(|t| humantime::format_rfc3339_seconds(t).to_string())
         .unwrap_or_default();
     crate::sbom::Image {
-        name: repository_name(plan, b),
-        platform: b.platform.to_string(),
+        name,
+        platform: platform.to_string(),
         id: layout
             .config
             .strip_prefix("sha256:")

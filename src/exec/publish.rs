@@ -217,6 +217,11 @@ impl Runner<'_> {
                 self.copy(m, tag, &argv, verify, &digest, log)?;
                 Ok(Some(digest))
             }
+            Step::Attach(a) => {
+                let attached = self.attach_missing(plan, m, a, log)?;
+                seen.attached.push(attached);
+                Ok(None)
+            }
             Step::Sign(s) if s.attachment.is_some() => {
                 let Some(digest) =
                     self.attachment_digest(plan, m, s, (&seen.images, &seen.attached), log)?

@@ -495,17 +495,19 @@ fn retagged(plan: &Plan, man: &Manifest, p: &Published) -> Option<Manifest> {
         publish,
         ..man.clone()
     };
+    let images: Vec<(Platform, String)> = man
+        .platforms
+        .iter()
+        .filter_map(|pl| Some((pl.clone(), p.wanted(man, Some(pl))?.to_string())))
+        .collect();
     // Signed or not, an unchanged list's images get the signatures they lack (checked before
     // any tag moves; a signature of the key already there is kept).
     if plan.signing.is_some() {
-        let images: Vec<(Platform, String)> = man
-            .platforms
-            .iter()
-            .filter_map(|pl| Some((pl.clone(), p.wanted(man, Some(pl))?.to_string())))
-            .collect();
         let attachments = crate::sign::steps::attachments(&plan.content.settings);
         crate::sign::steps::add(&mut left, Some((&p.index, &images)), &attachments, conf);
     }
+    // And the attachments they lack, before those are signed.
+    crate::attach::missing::add(&mut left, &images, &plan.content.settings);
     (!left.publish.is_empty()).then_some(left)
 }
 

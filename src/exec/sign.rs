@@ -104,6 +104,7 @@ impl Runner<'_> {
                 let access = Access {
                     insecure: m.reach().insecure(&step.repository),
                     registries_conf: plan.registries_conf.clone(),
+                    limits: self.registry,
                 };
                 let subject = Subject::named(step.repository.clone(), &image);
                 let mut cmds = super::attachments::Logged { runner: self, log };

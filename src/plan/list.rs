@@ -204,6 +204,9 @@ pub enum Step {
     /// Signs one image of the list (the index, or a platform's image) in cosign's format,
     /// after the push and before any release tag moves (`[signing]` only).
     Sign(crate::sign::SignStep),
+    /// Attaches what one platform image of an unchanged list lacks (its SBOM), before its
+    /// signing steps; only in a run's plan, after the registry check.
+    Attach(crate::attach::missing::AttachStep),
 }
 
 impl Step {
@@ -212,7 +215,7 @@ impl Step {
         match self {
             Self::Record { tag, .. } | Self::Held { tag, .. } | Self::Copy { tag, .. } => Some(tag),
             Self::Push { to, marker, .. } => (!marker).then_some(to),
-            Self::Sign(_) => None,
+            Self::Sign(_) | Self::Attach(_) => None,
         }
     }
 
@@ -220,7 +223,7 @@ impl Step {
     pub fn digestfile(&self) -> Option<&str> {
         match self {
             Self::Push { digestfile, .. } | Self::Copy { digestfile, .. } => Some(digestfile),
-            Self::Record { .. } | Self::Held { .. } | Self::Sign(_) => None,
+            Self::Record { .. } | Self::Held { .. } | Self::Sign(_) | Self::Attach(_) => None,
         }
     }
 
@@ -232,7 +235,7 @@ impl Step {
             }
             // A signing step runs three commands (read, fetch, push), shown by its own
             // fields; it is not the one command of the step.
-            Self::Held { .. } | Self::Sign(_) => None,
+            Self::Held { .. } | Self::Sign(_) | Self::Attach(_) => None,
         }
     }
 

@@ -480,6 +480,7 @@ fn a_list_is_pushed_once_and_its_other_tags_are_copies_of_that_index() {
                 Step::Push { to, .. } => format!("push {}", to.tag),
                 Step::Copy { tag, .. } => format!("copy {}", tag.tag),
                 Step::Sign(s) => format!("sign {:?}", s.platform),
+                Step::Attach(a) => format!("attach {}", a.platform),
             })
             .collect()
     };

@@ -150,6 +150,8 @@ impl Checker<'_> {
             access: crate::attach::Access {
                 insecure,
                 registries_conf: self.registries_conf.map(OsStr::to_os_string),
+                // `mab verify`'s commands run without the run's limits: the defaults.
+                limits: Default::default(),
             },
         };
         let (mut findings, found) =
