@@ -396,7 +396,9 @@ impl Runner<'_> {
         attempt: impl Fn() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let mut wait = RETRY_FIRST_WAIT;
-        for retry in 1.. {
+        let mut retry = 0;
+        loop {
+            retry += 1;
             match attempt() {
                 Err(f)
                     if retry <= self.retries && !self.supervisor.cancelled() && f.transient() =>
@@ -420,7 +422,6 @@ impl Runner<'_> {
                 result => return result,
             }
         }
-        unreachable!("the loop returns")
     }
 
     /// Reads `command`'s output (a registry read), retrying transient failures; `None` when

@@ -17,7 +17,13 @@ pub enum NamedContext {
         span: Range<usize>,
     },
     /// Passed to podman as written: `docker-image://REF`, `container-image://REF`, a URL.
-    Remote(String),
+    Remote {
+        value: String,
+        /// The image it names (`docker-image://REF`, `container-image://REF`), which the build
+        /// reads from outside the run: read here, once, so that nothing after the config
+        /// reads the scheme back from the text.
+        image: Option<String>,
+    },
     /// A directory, relative to the root podman runs in.
     Dir(std::path::PathBuf),
 }
@@ -57,7 +63,11 @@ impl NamedContext {
             "http://",
         ];
         if REMOTE.iter().any(|p| value.starts_with(p)) {
-            return Ok(Self::Remote(value));
+            let image = ["docker-image://", "container-image://"]
+                .iter()
+                .find_map(|scheme| value.strip_prefix(scheme))
+                .map(String::from);
+            return Ok(Self::Remote { value, image });
         }
         let dir = source.path().parent().unwrap_or(std::path::Path::new("."));
         let path = dir.join(&value);

@@ -158,12 +158,9 @@ impl Graph<'_> {
         for (name, context) in &spec.contexts {
             let to = match context {
                 NamedContext::Image { .. } => continue,
-                NamedContext::Remote(to) => {
-                    let image = ["docker-image://", "container-image://"]
-                        .iter()
-                        .find_map(|scheme| to.strip_prefix(scheme));
-                    bases.extend(image.map(|r| (r.to_string(), spec.platform.clone())));
-                    to.clone()
+                NamedContext::Remote { value, image } => {
+                    bases.extend(image.iter().map(|r| (r.clone(), spec.platform.clone())));
+                    value.clone()
                 }
                 NamedContext::Dir(dir) => {
                     dirs.push(dir.clone());

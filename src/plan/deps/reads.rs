@@ -136,7 +136,7 @@ impl<'a> Index<'a> {
                     };
                     (dep, Some(redirect))
                 }
-                NamedContext::Remote(_) | NamedContext::Dir(_) => {
+                NamedContext::Remote { .. } | NamedContext::Dir(_) => {
                     if let Some(arg) = read.via_arg {
                         warnings.push(unredirected(inst, &read, arg));
                     }
