@@ -265,7 +265,7 @@ impl<R: BufRead> Read for Zstd<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::content::{Checker, Machine};
     use crate::platform::Platform;
@@ -283,8 +283,9 @@ mod tests {
         std::fs::read("/proc/self/exe").unwrap()[..4096].to_vec()
     }
 
-    /// A tar of `entries`: (path, type, data or link target).
-    fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    /// A tar of `entries`: (path, type, data or link target). The layer tests of the SBOM
+    /// make theirs with it too.
+    pub(crate) fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
             let mut h = tar::Header::new_gnu();

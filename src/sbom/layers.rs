@@ -98,34 +98,13 @@ pub fn scan(layout: &Layout) -> Result<Inventory, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::tarball::tests::tar_of;
     use std::io::Write as _;
     use std::path::Path;
     use tar::EntryType as T;
 
     const STATUS: &str =
         "Package: hello\nStatus: install ok installed\nArchitecture: arm64\nVersion: 2.10-3\n";
-
-    /// A tar of `entries`: (path, type, data or link target).
-    fn tar_of(entries: &[(&str, T, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, kind, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_mode(0o755);
-            match kind {
-                T::Symlink | T::Link => {
-                    h.set_size(0);
-                    b.append_link(&mut h, path, std::str::from_utf8(data).unwrap())
-                        .unwrap();
-                }
-                _ => {
-                    h.set_size(data.len() as u64);
-                    b.append_data(&mut h, path, *data).unwrap();
-                }
-            }
-        }
-        b.into_inner().unwrap()
-    }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
