@@ -57,8 +57,12 @@ referrers_bin=$referrers_root/bin/mab-referrers-registry
 referrers_src=$scripts_dir/../tests/referrers-registry
 if [ ! -x "$referrers_bin" ] || [ -n "$(find "$referrers_src" -newer "$referrers_bin" -print -quit)" ]; then
     log "building the referrers registry (tests/referrers-registry)"
-    cargo install -q --locked --force --path "$referrers_src" --root "$referrers_root" ||
+    # Built in a scratch directory: not in the source tree, and its ~200 MB go once installed.
+    referrers_target=$(mktemp -d)
+    cargo install -q --locked --force --path "$referrers_src" --root "$referrers_root" \
+        --target-dir "$referrers_target" ||
         log "could not build tests/referrers-registry: tests/e2e_referrers.rs will show as ignored"
+    rm -rf "$referrers_target"
 fi
 # The python3 on PATH may not be Debian's (pyenv): give it cryptography too.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
