@@ -3,13 +3,14 @@
 //! docker-registry 2.8.2 has none. A signed two-platform list with a builtin SBOM and provenance:
 //! the registry's `GET /v2/<repo>/referrers/<digest>` lists each image's two artifacts, no
 //! fallback tag `sha256-<hex>` is written, `mab verify` is green, oras (when installed) discovers
-//! them through the API alone; a second run attaches and signs nothing new. Without the registry
+//! them through the API alone; a second run attaches and signs nothing new; once an artifact is
+//! deleted the API stops listing it and `mab verify` is red. Without the registry
 //! binary (build.rs looks) the test shows as ignored.
 
-use crate::common::registry::Registry;
+use crate::common::registry::{Registry, raw_bytes};
 use crate::common::text;
-use crate::e2e_consumer::{Leftovers, attachments, project, published};
-use crate::e2e_sign::{keygen, run, verify};
+use crate::e2e_consumer::{INTOTO, Leftovers, attachments, project, published};
+use crate::e2e_sign::{delete, keygen, run, verify};
 
 /// What the registry's referrers API answers for `digest` in `repository_path`: the
 /// `(artifactType, digest)` of each manifest listed, sorted. Asked over HTTP here, not through
@@ -151,4 +152,26 @@ fn attachments_go_through_the_referrers_api_when_the_registry_has_it() {
     for (platform, image) in &images {
         assert_eq!(referrers(&registry, &path, image).len(), 2, "{platform}");
     }
+
+    // The amd64 provenance artifact deleted: the API no longer lists it, and verify says so.
+    let [_, _, amd64, provenance] = attached
+        .iter()
+        .find(|a| a[0] == "linux/amd64" && a[1] == INTOTO)
+        .unwrap_or_else(|| panic!("no amd64 provenance: {report:#}"))
+        .clone();
+    delete(
+        &registry,
+        &path,
+        &raw_bytes(&format!("{repository}@{provenance}")),
+    );
+    assert_eq!(referrers(&registry, &path, &amd64).len(), 1);
+    let out = verify(&p, "cosign.pub");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "MISS  the provenance ({INTOTO}) of its linux/amd64 image {amd64}"
+        )),
+        "{said}"
+    );
 }
