@@ -6,14 +6,19 @@
 use std::process::Command;
 
 const BASE: &str = "localhost/mab-test/busybox:latest";
+/// A registry with the OCI 1.1 referrers API (tests/referrers-registry, built by
+/// scripts/test-env.sh): tests/e2e_referrers.rs needs it.
+const REFERRERS_REGISTRY: &str = "/var/cache/mab/referrers-registry/bin/mab-referrers-registry";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(e2e)");
     println!("cargo::rustc-check-cfg=cfg(py_cryptography)");
     println!("cargo::rustc-check-cfg=cfg(cosign)");
     println!("cargo::rustc-check-cfg=cfg(oras)");
+    println!("cargo::rustc-check-cfg=cfg(referrers_registry)");
     println!("cargo::rerun-if-env-changed=MAB_E2E");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed={REFERRERS_REGISTRY}");
     if std::env::var("MAB_E2E").map_or(true, |v| v.is_empty() || v == "0") {
         return;
     }
@@ -60,5 +65,9 @@ fn main() {
     }
     if runs("oras", &["version"]) {
         println!("cargo::rustc-cfg=oras");
+    }
+    // The referrers API path (tests/e2e_referrers.rs) needs a registry that has the API.
+    if std::path::Path::new(REFERRERS_REGISTRY).is_file() {
+        println!("cargo::rustc-cfg=referrers_registry");
     }
 }

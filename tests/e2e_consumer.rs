@@ -14,13 +14,13 @@ use crate::common::registry::{Registry, raw_bytes};
 use crate::common::{BASE, Project, text};
 use crate::e2e_sign::{delete, digest, keygen, run, verify};
 
-const SPDX: &str = "application/spdx+json";
-const INTOTO: &str = "application/vnd.in-toto+json";
+pub(crate) const SPDX: &str = "application/spdx+json";
+pub(crate) const INTOTO: &str = "application/vnd.in-toto+json";
 
 /// A project publishing image `name` for amd64 and arm64 to `registry` at tag 1.0, signed with
 /// `cosign.key` beside its config (written by the test); with `attachments`, each platform image
 /// also gets a builtin SPDX SBOM and `min` provenance.
-fn project(registry: &Registry, name: &str, attachments: bool) -> Project {
+pub(crate) fn project(registry: &Registry, name: &str, attachments: bool) -> Project {
     let host = registry.host();
     let attach = if attachments {
         "[sbom]\ngenerator = \"builtin\"\nformat = \"spdx-json\"\n\n[provenance]\nmode = \"min\"\n\n"
@@ -42,7 +42,7 @@ fn project(registry: &Registry, name: &str, attachments: bool) -> Project {
 
 /// The local images a run of [`project`]'s image `name` leaves in podman's storage (the list and
 /// its two platform images), removed when it goes: podman's storage is the machine's.
-struct Leftovers(&'static str);
+pub(crate) struct Leftovers(pub(crate) &'static str);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
@@ -62,7 +62,7 @@ impl Drop for Leftovers {
 }
 
 /// The published list: its index's digest and `(platform, digest)` of each image it lists.
-fn published(reference: &str) -> (String, Vec<(String, String)>) {
+pub(crate) fn published(reference: &str) -> (String, Vec<(String, String)>) {
     let index = raw_bytes(reference);
     let v: serde_json::Value = serde_json::from_slice(&index).unwrap();
     let images = v["manifests"]
@@ -146,7 +146,7 @@ fn cosign_key_pair(dir: &Path, password: &str) {
 }
 
 /// `(platform, artifact type, image digest, artifact digest)` of each attachment the report lists.
-fn attachments(report: &serde_json::Value) -> Vec<[String; 4]> {
+pub(crate) fn attachments(report: &serde_json::Value) -> Vec<[String; 4]> {
     let mut all = Vec::new();
     for image in report["manifests"][0]["attached"]
         .as_array()
@@ -296,7 +296,7 @@ fn a_key_cosign_made_signs_with_mab_and_mab_verify_accepts_what_cosign_signed() 
 }
 
 /// `oras ARGS` against the plain-HTTP test registry.
-fn oras(args: &[&str]) -> Output {
+pub(crate) fn oras(args: &[&str]) -> Output {
     Command::new("oras")
         .args(args)
         .arg("--plain-http")
@@ -305,7 +305,7 @@ fn oras(args: &[&str]) -> Output {
 }
 
 /// `oras ARGS`, which must succeed: its stdout.
-fn oras_ok(args: &[&str]) -> Vec<u8> {
+pub(crate) fn oras_ok(args: &[&str]) -> Vec<u8> {
     let out = oras(args);
     assert!(out.status.success(), "oras {args:?}: {}", text(&out));
     out.stdout

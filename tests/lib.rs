@@ -24,6 +24,7 @@ mod e2e_features;
 mod e2e_incremental;
 mod e2e_nodes;
 mod e2e_podman;
+mod e2e_referrers;
 mod e2e_repos;
 mod e2e_sign;
 mod e2e_split;

@@ -1,5 +1,5 @@
-//! A real registry (Debian's docker-registry) on 127.0.0.1, started for a test and stopped when
-//! dropped.
+//! A real registry on 127.0.0.1, started for a test and stopped when dropped: Debian's
+//! docker-registry, or (for the referrers API, which it lacks) tests/referrers-registry.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -8,9 +8,23 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+/// tests/referrers-registry as scripts/test-env.sh installs it.
+pub const REFERRERS_REGISTRY: &str = "/var/cache/mab/referrers-registry/bin/mab-referrers-registry";
+
+/// Which registry serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// docker-registry 2.8.2: no referrers API (404).
+    Distribution,
+    /// ferro-oci-server (tests/referrers-registry): OCI Distribution 1.1 with the referrers API.
+    /// It keeps manifests in memory: a [`Registry::resume`] starts it empty.
+    Referrers,
+}
+
 pub struct Registry {
     pub port: u16,
     dir: TempDir,
+    kind: Kind,
     child: Option<Child>,
 }
 
@@ -24,6 +38,15 @@ fn free_port() -> u16 {
 
 impl Registry {
     pub fn start() -> Self {
+        Self::start_kind(Kind::Distribution)
+    }
+
+    /// A registry that has the OCI 1.1 referrers API (tests/referrers-registry).
+    pub fn start_with_referrers() -> Self {
+        Self::start_kind(Kind::Referrers)
+    }
+
+    fn start_kind(kind: Kind) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = format!(
@@ -37,6 +60,7 @@ impl Registry {
         let mut r = Self {
             port,
             dir,
+            kind,
             child: None,
         };
         r.resume();
@@ -56,13 +80,27 @@ impl Registry {
     /// Starts (again) serving on the same port and storage.
     pub fn resume(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(self.dir.path().join("config.yml"))
+        let mut cmd = match self.kind {
+            Kind::Distribution => {
+                let mut cmd = Command::new("docker-registry");
+                cmd.arg("serve").arg(self.dir.path().join("config.yml"));
+                cmd
+            }
+            Kind::Referrers => {
+                let data = self.dir.path().join("data");
+                std::fs::create_dir_all(&data).expect("registry storage");
+                let mut cmd = Command::new(REFERRERS_REGISTRY);
+                cmd.arg(self.port.to_string())
+                    .arg(data)
+                    .env("RUST_LOG", "warn");
+                cmd
+            }
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("docker-registry starts (scripts/test-env.sh installs it)");
+            .expect("the registry starts (scripts/test-env.sh installs it)");
         self.child = Some(child);
         let listening = format!("the registry listens on {}", self.port);
         super::wait_at_most(Duration::from_secs(20), &listening, || {
