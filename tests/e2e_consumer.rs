@@ -64,23 +64,7 @@ impl Drop for Leftovers {
 /// The published list: its index's digest and `(platform, digest)` of each image it lists.
 pub(crate) fn published(reference: &str) -> (String, Vec<(String, String)>) {
     let index = raw_bytes(reference);
-    let v: serde_json::Value = serde_json::from_slice(&index).unwrap();
-    let images = v["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            (
-                format!(
-                    "{}/{}",
-                    p["os"].as_str().unwrap(),
-                    p["architecture"].as_str().unwrap()
-                ),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let images = crate::common::index_entries(&serde_json::from_slice(&index).unwrap());
     (digest(&index), images)
 }
 

@@ -84,22 +84,7 @@ fn pushed(files: &[&serde_json::Value]) -> BTreeMap<(String, String), String> {
 
 /// `platform -> digest` of the index a tag holds.
 fn entries(index: &serde_json::Value) -> BTreeMap<String, String> {
-    index["manifests"]
-        .as_array()
-        .expect("an index")
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            (
-                format!(
-                    "{}/{}",
-                    p["os"].as_str().unwrap(),
-                    p["architecture"].as_str().unwrap()
-                ),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    crate::common::index_entries(index).into_iter().collect()
 }
 
 fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {

@@ -63,20 +63,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// `PLATFORM DIGEST`.
 fn entries(state: &Path, reference: &str) -> Vec<String> {
     let raw = std::fs::read(state.join("registry").join(reference.replace('/', "_"))).unwrap();
-    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            format!(
-                "{}/{} {}",
-                p["os"].as_str().unwrap(),
-                p["architecture"].as_str().unwrap(),
-                m["digest"].as_str().unwrap()
-            )
-        })
+    crate::common::index_entries(&serde_json::from_slice(&raw).unwrap())
+        .into_iter()
+        .map(|(platform, digest)| format!("{platform} {digest}"))
         .collect()
 }
 

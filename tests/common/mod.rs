@@ -148,6 +148,27 @@ pub fn reported_with(
     (run.out, json)
 }
 
+/// The entries of an image index: `(os/architecture, digest)` of each manifest it lists, in
+/// its order.
+pub fn index_entries(index: &serde_json::Value) -> Vec<(String, String)> {
+    index["manifests"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            (
+                format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                ),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A JSON array of strings (an argv, a list of tags).
 pub fn strings(array: &serde_json::Value) -> Vec<String> {
     array
