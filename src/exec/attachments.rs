@@ -57,6 +57,21 @@ impl Commands for Logged<'_, '_> {
     }
 }
 
+/// The image `reference` (`REPO@DIGEST` of `m`'s repository) as the subject of attachments,
+/// read from the registry (its manifest's media type and size go into each artifact's
+/// `subject`).
+fn subject_of(
+    cmds: &mut Logged<'_, '_>,
+    access: &Access,
+    m: &Manifest,
+    reference: &str,
+) -> Result<Subject, String> {
+    let raw = cmds
+        .read(&access.inspect_argv(reference))?
+        .ok_or_else(|| format!("{reference} is not in the registry"))?;
+    Ok(Subject::of(m.repository.clone(), &raw))
+}
+
 /// A fresh private directory for an OCI layout, removed when dropped.
 pub(super) struct Scratch(pub(super) PathBuf);
 
@@ -130,11 +145,7 @@ impl Runner<'_> {
             };
             let mut cmds = Logged { runner: self, log };
             let reference = format!("{}@{digest}", m.repository);
-            let raw = cmds
-                .read(&access.inspect_argv(&reference))
-                .map_err(fail)?
-                .ok_or_else(|| fail(format!("{reference} is not in the registry")))?;
-            let subject = Subject::of(m.repository.clone(), &raw);
+            let subject = subject_of(&mut cmds, &access, m, &reference).map_err(fail)?;
             let mut artifacts = Vec::new();
             if let (Some(sbom), Some(doc)) = (settings.sbom, sboms.get(&build.id)) {
                 artifacts.push(crate::sbom::artifact(sbom, doc.clone()));
@@ -205,11 +216,7 @@ impl Runner<'_> {
         };
         let mut cmds = Logged { runner: self, log };
         let reference = format!("{}@{digest}", m.repository);
-        let raw = cmds
-            .read(&access.inspect_argv(&reference))
-            .map_err(fail)?
-            .ok_or_else(|| fail(format!("{reference} is not in the registry")))?;
-        let subject = Subject::of(m.repository.clone(), &raw);
+        let subject = subject_of(&mut cmds, &access, m, &reference).map_err(fail)?;
         let existing = attach::referrers(&mut cmds, &access, &subject).map_err(fail)?;
         let has = |kind: &str| existing.iter().any(|r| r.artifact_type == kind);
         let mut artifacts = Vec::new();
