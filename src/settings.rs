@@ -73,7 +73,8 @@ pub struct BuilderSettings {
     /// Seconds a build may run (`[builder] timeout`), if limited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
-    /// Retries of a push or registry read after a transient failure (`[builder] retries`).
+    /// Retries of a push or registry read after a transient failure, and of a build that
+    /// lost a layer to another podman process (`[builder] retries`).
     pub retries: u32,
     /// Seconds a registry command may run, and may move no data (`[builder] registry_timeout`,
     /// `registry_stall`), if the config sets them.

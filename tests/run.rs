@@ -97,6 +97,49 @@ fn a_failure_skips_dependents_pushes_nothing_for_them_and_stops() {
     // Default: no new work after the first failure, so builds still queued never start.
     let started = r.log.lines().filter(|l| l.contains(" start ")).count();
     assert!(started < 6, "work went on after the failure:\n{}", r.log);
+    // A build's own failure is not tried again.
+    assert_eq!(
+        r.log
+            .matches("start localhost/mab/base:linux-arm64")
+            .count(),
+        1,
+        "{}",
+        r.log
+    );
+}
+
+/// Another podman process removed a layer while the build read the storage (buildah#5674): the
+/// build runs again, says so in its log, and the run publishes everything.
+#[test]
+fn a_build_that_lost_a_layer_to_another_process_runs_again() {
+    let p = project();
+    let r = run(&p, &[], &[("FAKE_RACE", "base:linux-arm64")]);
+    let text = r.text();
+    assert_eq!(r.out.status.code(), Some(0), "{text}");
+    assert!(r.has("race localhost/mab/base:linux-arm64"), "{}", r.log);
+    assert_eq!(
+        r.log
+            .matches("start localhost/mab/base:linux-arm64")
+            .count(),
+        2,
+        "{}",
+        r.log
+    );
+    let log = std::fs::read_dir(p.path().join(".mab/runs"))
+        .unwrap()
+        .find_map(|run| {
+            std::fs::read_to_string(run.unwrap().path().join("base@linux-arm64.log")).ok()
+        })
+        .unwrap();
+    assert!(
+        log.contains("getting top layer info: layer not known\nmab: transient failure, retry 1 of 3 in 1s: `podman build` failed with exit code 125"),
+        "{log}"
+    );
+    assert!(
+        r.pushed().contains(&"reg.test/acme/base:1".to_string()),
+        "{:?}",
+        r.pushed()
+    );
 }
 
 #[test]

@@ -48,6 +48,20 @@ impl Failure {
     fn transient(&self) -> bool {
         self.stopped.is_some() || self.attempt.as_deref().is_some_and(transient)
     }
+
+    /// Whether a build failed only because another podman process removed an image while the
+    /// build looked through the storage: buildah's cache lookup, and its commit, fail with
+    /// "layer not known" when a layer goes between listing and reading it (buildah#5674, fixed
+    /// in buildah 1.43; Debian 12's 1.28 and Debian 13's 1.39 have it). Measured here: a
+    /// `podman build` + `podman rmi` loop beside a run fails its builds within minutes. The
+    /// same build run again sees the storage as it is now.
+    fn storage_race(&self) -> bool {
+        self.stopped.is_none()
+            && self
+                .attempt
+                .as_deref()
+                .is_some_and(|a| error_line(a).contains("layer not known"))
+    }
 }
 
 /// A command that talks to a registry: one that names a `docker://` reference (a push, a copy,
@@ -306,7 +320,8 @@ impl Runner<'_> {
     }
 
     /// Runs build `b`: its image id and, from another node, the image's `REPO@DIGEST` in the
-    /// registry. A failure on a node names it.
+    /// registry. A failure on a node names it. A build that lost a layer to another podman
+    /// process ([`Failure::storage_race`]) runs again, as a registry step's transient failure.
     pub(super) fn build(&self, b: &Build, log: &Path) -> Result<Built, Failure> {
         let on_node = |f: Failure| match &b.node {
             Some(node) if b.publish.is_some() => Failure {
@@ -315,8 +330,10 @@ impl Runner<'_> {
             },
             _ => f,
         };
-        self.command(&b.argv, log, false, self.build_timeout, When::Normal)
-            .map_err(on_node)?;
+        self.retrying_when(log, Failure::storage_race, || {
+            self.command(&b.argv, log, false, self.build_timeout, When::Normal)
+        })
+        .map_err(on_node)?;
         let iid = std::fs::read_to_string(self.workdir.join(&b.iidfile))
             .map_err(|e| Failure::new(format!("podman wrote no image id to {}: {e}", b.iidfile)))?;
         let image_id = iid.trim().to_string();
@@ -395,14 +412,22 @@ impl Runner<'_> {
         log: &Path,
         attempt: impl Fn() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
+        self.retrying_when(log, Failure::transient, attempt)
+    }
+
+    /// [`Self::retrying`], with `passing` telling which failures another try may fix.
+    fn retrying_when<T>(
+        &self,
+        log: &Path,
+        passing: fn(&Failure) -> bool,
+        attempt: impl Fn() -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         let mut wait = RETRY_FIRST_WAIT;
         let mut retry = 0;
         loop {
             retry += 1;
             match attempt() {
-                Err(f)
-                    if retry <= self.retries && !self.supervisor.cancelled() && f.transient() =>
-                {
+                Err(f) if retry <= self.retries && !self.supervisor.cancelled() && passing(&f) => {
                     if let Ok(mut file) = File::options().append(true).open(log) {
                         let _ = writeln!(
                             file,
@@ -538,5 +563,30 @@ mod retry_tests {
         assert!(!transient(
             "Getting image source signatures\nretrying after connection refused\nError: writing manifest: unauthorized"
         ));
+    }
+
+    #[test]
+    fn only_a_build_that_lost_a_layer_to_another_process_is_a_storage_race() {
+        use super::Failure;
+        let failed = |output: &str| Failure {
+            attempt: Some(output.into()),
+            ..Failure::new("`podman build` failed with exit code 125")
+        };
+        // Both of buildah#5674's messages, as podman 4.3.1 printed them here.
+        assert!(failed("STEP 1/3: FROM localhost/mab-test/busybox:latest\nSTEP 2/3: COPY blob /blob\nError: checking if cached image exists from a previous build: getting top layer info: layer not known").storage_race());
+        assert!(failed("COMMIT c1\nError: committing container for step {}: copying layers and metadata for container \"a8d0\": committing the finished image: creating image \"4177\": layer not known").storage_race());
+        // A build's own failure, even one whose output mentions the words earlier, is not.
+        assert!(!failed("layer not known\nError: building at STEP \"RUN make\": while running runtime: exit status 2").storage_race());
+        assert!(!failed("Error: creating build container: image not known").storage_race());
+        // Nor is a build stopped at its timeout.
+        let stopped = Failure {
+            stopped: Some(crate::supervise::Stopped::Deadline(
+                std::time::Duration::from_secs(1),
+            )),
+            ..failed(
+                "Error: checking if cached image exists from a previous build: getting top layer info: layer not known",
+            )
+        };
+        assert!(!stopped.storage_race());
     }
 }
