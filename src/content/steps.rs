@@ -40,10 +40,10 @@ enum Candidate {
     Read(String, Platform),
 }
 
-/// A copy of the build's image into an OCI layout at `dir`, made by `run` when needed.
+/// A copy of the build's image into an OCI layout, made by `run` when first needed.
 pub struct Copy<'a> {
-    pub dir: &'a Path,
-    pub run: &'a mut dyn FnMut() -> Result<(), String>,
+    /// Makes the copy (once), and says where its OCI layout is.
+    pub run: &'a mut dyn FnMut() -> Result<&'a Path, String>,
 }
 
 /// Where the build's image is read from.
@@ -184,8 +184,7 @@ fn check_pushed(
     settings: &Check,
     copy: Copy,
 ) -> Result<Outcome, String> {
-    (copy.run)()?;
-    let layout = Layout::open(copy.dir)?;
+    let layout = Layout::open((copy.run)()?)?;
     let bases = if bases.is_empty() {
         Vec::new()
     } else {
@@ -244,8 +243,7 @@ fn check_local(
             image.driver
         ));
     };
-    (save.run)()?;
-    let layout = Layout::open(save.dir)?;
+    let layout = Layout::open((save.run)()?)?;
     if layout.diff_ids != image.layers {
         return Err(format!(
             "podman saved {} with other layers than it describes",

@@ -229,7 +229,7 @@ impl Runner<'_> {
                 (&label, &reference),
                 access.insecure,
                 log,
-            )?;
+            );
             let image = (m.repository.to_string(), platform);
             let made = self.sbom_of_layout(&label, image, sbom, &copied, log)?;
             note(

@@ -2,7 +2,7 @@
 //! the ELF check of its own layers ([`crate::content`]) and its SBOM ([`crate::sbom`]), every
 //! command through the runner and into the build's log.
 
-use std::cell::Cell;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,26 +22,28 @@ use super::runner::{Failure, Runner};
 
 /// A build's image copied into an OCI layout in a private scratch directory (removed when
 /// dropped) the first time a content step needs it: from the registry (built on another
-/// node), or saved by podman (a storage driver whose layers are not read in place).
+/// node), or saved by podman (a storage driver whose layers are not read in place). The
+/// directory is made then too: most builds are read in place and never copy.
 pub(super) struct Copied<'r, 'a> {
     runner: &'r Runner<'a>,
-    /// Holds `dir`.
-    _scratch: Scratch,
-    dir: PathBuf,
-    command: Command,
+    /// Names the scratch directory.
+    label: String,
+    /// The copy into a given directory.
+    command: Box<dyn Fn(&Path) -> Command + 'r>,
     log: &'r Path,
-    copied: Cell<bool>,
+    /// The copy made: its scratch directory, and the layout in it.
+    made: OnceCell<(Scratch, PathBuf)>,
 }
 
 impl<'r, 'a> Copied<'r, 'a> {
     /// `published`: the image in the registry (`REPO@DIGEST`), else `b`'s local image.
     fn new(
         runner: &'r Runner<'a>,
-        plan: &Plan,
-        b: &Build,
+        plan: &'r Plan,
+        b: &'r Build,
         published: Option<&Pinned>,
         log: &'r Path,
-    ) -> Result<Self, Failure> {
+    ) -> Self {
         match published {
             // Reached the way the node's push reached it (a split runner's plan has no lists
             // to ask).
@@ -60,7 +62,7 @@ impl<'r, 'a> Copied<'r, 'a> {
                         crate::content::layout::save_args(&b.local_image, dir),
                     )
                 };
-                Self::with(runner, &b.id, command, log)
+                Self::with(runner, &b.id, Box::new(command), log)
             }
         }
     }
@@ -69,55 +71,51 @@ impl<'r, 'a> Copied<'r, 'a> {
     /// `insecure`; `label` names the scratch directory.
     pub(super) fn from_registry(
         runner: &'r Runner<'a>,
-        plan: &Plan,
+        plan: &'r Plan,
         (label, reference): (&str, &str),
         insecure: bool,
         log: &'r Path,
-    ) -> Result<Self, Failure> {
-        let command = |dir: &Path| {
+    ) -> Self {
+        let reference = reference.to_string();
+        let command = move |dir: &Path| {
             crate::content::layout::copy_command(
-                reference,
+                &reference,
                 dir,
                 insecure,
                 plan.registries_conf.as_deref(),
             )
         };
-        Self::with(runner, label, command, log)
+        Self::with(runner, label, Box::new(command), log)
     }
 
     fn with(
         runner: &'r Runner<'a>,
         label: &str,
-        command: impl FnOnce(&Path) -> Command,
+        command: Box<dyn Fn(&Path) -> Command + 'r>,
         log: &'r Path,
-    ) -> Result<Self, Failure> {
-        let scratch = Scratch::new(&format!("content-{label}"))
-            .map_err(|e| Failure::new(format!("a copy of {label}: {e}")))?;
-        let dir = scratch.0.join("image");
-        Ok(Self {
+    ) -> Self {
+        Self {
             runner,
-            command: command(&dir),
-            _scratch: scratch,
-            dir,
+            label: label.to_string(),
+            command,
             log,
-            copied: Cell::new(false),
-        })
-    }
-
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Copies the image, once.
-    fn copy(&self) -> Result<(), String> {
-        if self.copied.get() {
-            return Ok(());
+            made: OnceCell::new(),
         }
+    }
+
+    /// Copies the image, once: the layout's directory.
+    fn copy(&self) -> Result<&Path, String> {
+        if let Some((_, dir)) = self.made.get() {
+            return Ok(dir);
+        }
+        let scratch = Scratch::new(&format!("content-{}", self.label))
+            .map_err(|e| format!("a copy of {}: {e}", self.label))?;
+        let dir = scratch.0.join("image");
+        let command = (self.command)(&dir);
         self.runner
-            .retrying(self.log, || self.runner.logged(&self.command, self.log))
+            .retrying(self.log, || self.runner.logged(&command, self.log))
             .map_err(|f| f.reason)?;
-        self.copied.set(true);
-        Ok(())
+        Ok(&self.made.get_or_init(|| (scratch, dir)).1)
     }
 }
 
@@ -189,12 +187,9 @@ impl Runner<'_> {
                 Err(f) => Err(f.reason),
             }
         };
-        let copied = Copied::new(self, plan, b, published, log)?;
+        let copied = Copied::new(self, plan, b, published, log);
         let mut copy = || copied.copy();
-        let copy = steps::Copy {
-            dir: copied.dir(),
-            run: &mut copy,
-        };
+        let copy = steps::Copy { run: &mut copy };
         let source = match published {
             Some(_) => steps::Source::Registry(copy),
             None => steps::Source::Storage(Some(copy)),
@@ -234,17 +229,17 @@ impl Runner<'_> {
     ) -> Result<SbomMade, Failure> {
         let started = Instant::now();
         let fail = |e: String| Failure::new(format!("the SBOM of {label}: {e}"));
-        pulled.copy().map_err(fail)?;
+        let dir = pulled.copy().map_err(fail)?;
         let document = match sbom.generator {
             SbomGenerator::Syft => {
                 let env = crate::sbom::syft_env().map(|(k, v)| format!("{k}={v}"));
                 let mut argv = Command::new(CommandKind::Syft, ["env"], env);
-                argv.args(crate::sbom::syft_layout_argv(pulled.dir(), sbom.format));
+                argv.args(crate::sbom::syft_layout_argv(dir, sbom.format));
                 self.command(&argv, log, true, None, When::Normal)
                     .map_err(|f| fail(format!("{} ({})", f.reason, crate::sbom::SYFT_INSTALL)))?
             }
             SbomGenerator::Builtin | SbomGenerator::None => {
-                let layout = Layout::open(pulled.dir()).map_err(fail)?;
+                let layout = Layout::open(dir).map_err(fail)?;
                 let image = sbom_image(image, &layout);
                 crate::sbom::builtin_of_layout(&layout, &image, sbom.format).map_err(fail)?
             }
