@@ -760,13 +760,7 @@ fn a_context_of_dot_leaves_the_run_state_out_and_keeps_its_own_ignore_file() {
     // ...and a rebuild takes the COPY from podman's cache.
     let second = mab(&p, &["run", "--rebuild", "--progress", "plain"]);
     assert!(second.status.success(), "{}", text(&second));
-    let log = std::fs::read_dir(p.path().join(".mab/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max()
-        .unwrap()
-        .join("e2e-dot@linux-amd64.log");
-    let log = std::fs::read_to_string(log).unwrap();
+    let log = p.job_log("e2e-dot@linux-amd64").expect("the build's log");
     assert!(
         log.contains("COPY . /ctx/\n--> Using cache"),
         "the COPY step was not cached:\n{log}"

@@ -87,11 +87,7 @@ fn run(s: &Setup) -> (Output, Duration) {
 
 /// The log of list `name`'s jobs in the project's one run.
 fn manifest_log(p: &Project, name: &str) -> String {
-    let runs = std::fs::read_dir(p.path().join(".mab/runs")).expect("a run directory");
-    runs.flatten()
-        .find_map(|run| {
-            std::fs::read_to_string(run.path().join(format!("{name}@manifest.log"))).ok()
-        })
+    p.job_log(&format!("{name}@manifest"))
         .unwrap_or_else(|| panic!("no log of {name}"))
 }
 

@@ -99,9 +99,7 @@ fn a_failure_skips_dependents_pushes_nothing_for_them_and_stops() {
     assert!(started < 6, "work went on after the failure:\n{}", r.log);
     // A build's own failure is not tried again.
     assert_eq!(
-        r.log
-            .matches("start localhost/mab/base:linux-arm64")
-            .count(),
+        r.count("start localhost/mab/base:linux-arm64"),
         1,
         "{}",
         r.log
@@ -118,19 +116,12 @@ fn a_build_that_lost_a_layer_to_another_process_runs_again() {
     assert_eq!(r.out.status.code(), Some(0), "{text}");
     assert!(r.has("race localhost/mab/base:linux-arm64"), "{}", r.log);
     assert_eq!(
-        r.log
-            .matches("start localhost/mab/base:linux-arm64")
-            .count(),
+        r.count("start localhost/mab/base:linux-arm64"),
         2,
         "{}",
         r.log
     );
-    let log = std::fs::read_dir(p.path().join(".mab/runs"))
-        .unwrap()
-        .find_map(|run| {
-            std::fs::read_to_string(run.unwrap().path().join("base@linux-arm64.log")).ok()
-        })
-        .unwrap();
+    let log = p.job_log("base@linux-arm64").expect("the build's log");
     assert!(
         log.contains("getting top layer info: layer not known\nmab: transient failure, retry 1 of 3 in 1s: `podman build` failed with exit code 125"),
         "{log}"
@@ -901,12 +892,7 @@ fn registry_timeout_on_the_command_line_stops_a_hanging_push() {
         "{}",
         r.log
     );
-    let log = std::fs::read_dir(p.path().join(".mab/runs"))
-        .unwrap()
-        .find_map(|run| {
-            std::fs::read_to_string(run.unwrap().path().join("other@manifest.log")).ok()
-        })
-        .unwrap();
+    let log = p.job_log("other@manifest").expect("the list's log");
     assert!(
         log.contains("retry 1 of 1 in 1s: `podman manifest push` of reg.test/acme/other:1 timed out after 1s ([builder] registry_timeout) and was stopped"),
         "{log}"

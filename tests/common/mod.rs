@@ -70,6 +70,20 @@ impl Project {
         self.dir.path()
     }
 
+    /// The log of job `job` (`NAME@SLUG`, `NAME@manifest`) in the newest run that has one.
+    pub fn job_log(&self, job: &str) -> Option<String> {
+        let mut runs: Vec<_> = std::fs::read_dir(self.path().join(".mab/runs"))
+            .ok()?
+            .flatten()
+            .map(|run| run.path())
+            .collect();
+        // Run ids start with their time: the newest sorts last.
+        runs.sort();
+        runs.iter()
+            .rev()
+            .find_map(|run| std::fs::read_to_string(run.join(format!("{job}.log"))).ok())
+    }
+
     pub fn file(&self, rel: &str, text: &str) -> &Self {
         let path = self.path().join(rel);
         std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");

@@ -385,9 +385,15 @@ impl Outcome<'_> {
     }
 
     pub fn has(&self, event: &str) -> bool {
+        self.count(event) > 0
+    }
+
+    /// How many times the stand-in podman logged `event`.
+    pub fn count(&self, event: &str) -> usize {
         self.log
             .lines()
-            .any(|l| l.split_once(' ').is_some_and(|(_, e)| e == event))
+            .filter(|l| l.split_once(' ').is_some_and(|(_, e)| e == event))
+            .count()
     }
 
     /// The tags in the stand-in registry, less the marker tags (`mab-inputs-HEX`).
