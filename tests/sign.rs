@@ -189,3 +189,36 @@ fn verify_needs_a_public_key() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--key"), "{}", text(&out));
 }
+
+/// A registry that stops answering a read fails `mab verify` at `[builder] registry_timeout`,
+/// as it fails a run's read: a CI gate cannot hang on it. The read is logged in the verify's
+/// own run directory.
+#[test]
+fn a_registry_read_that_never_answers_fails_verify_at_its_deadline() {
+    let p = project("[builder]\nregistry_timeout = \"2s\"\nretries = 0\n\n");
+    let keygen = p
+        .mab(&["keygen"])
+        .env("COSIGN_PASSWORD", "a password")
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    let r = p
+        .test()
+        .fake_podman()
+        .args(["verify", "--key", "cosign.pub"])
+        .env("FAKE_READ_HANG", "reg.test/acme/app:1")
+        .within(std::time::Duration::from_secs(120))
+        .status(1)
+        .run();
+    let said = r.text();
+    assert!(r.has("hang reg.test/acme/app:1"), "{}", r.log);
+    assert!(
+        said.contains("`skopeo inspect` of reg.test/acme/app:1 timed out after 2s ([builder] registry_timeout) and was stopped"),
+        "{said}"
+    );
+    let log = p.job_log("verify").expect("verify's log");
+    assert!(
+        log.contains("$ skopeo inspect --raw docker://reg.test/acme/app:1"),
+        "{log}"
+    );
+}

@@ -172,8 +172,12 @@ fn verify(target: Target, key: Option<&Path>, env: &Environment) -> Result<(), E
     let crate::settings::Planned { plan, builder } =
         TargetSettings::resolve(target, env, false)?.plan()?;
     let key = crate::sign::verify::public_key(&plan, key)?;
-    let limits = crate::settings::registry(&builder, None).limits;
-    let verdicts = crate::sign::verify::verify(&plan, &key, &crate::sign::verify::Plain, limits);
+    let verdicts = exec::verify_published(&plan, &key, crate::settings::registry(&builder, None))
+        .map_err(|e| {
+        crate::state::run_error(e, || {
+            format!("cannot read the registry from {}", plan.workdir.display())
+        })
+    })?;
     let text = crate::sign::verify::render(&verdicts);
     write_stdout(|out| out.write_all(text.as_bytes()))?;
     let failed = verdicts.iter().filter(|v| !v.ok()).count();

@@ -7,7 +7,7 @@
 //! back from each tag and checked against the plan. A list that a failure left incomplete is
 //! removed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Build, Plan, STATE_DIR};
@@ -107,10 +107,46 @@ fn cost(build: &Build, host: &Platform) -> u64 {
 /// What a run of `plan` would build and push, after reading the registry: the plan with the
 /// lists whose inputs the registry holds left out (`mab plan --check-registry`).
 pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
+    let (runner, logs) = reader(plan, registry, "plan")?;
+    let plan = &external::resolve(plan, &runner, &logs)?;
+    let checked = published::check(plan, &runner, &logs)?;
+    Ok(published::apply(plan, &checked).plan)
+}
+
+/// `mab verify`: what the registry holds for `plan`, checked with `key`. Its reads run as a
+/// run's do: under the registry limits, retried after a transient failure, logged (in
+/// `.mab/runs/verify-ID/verify.log`), so that a registry that stops answering cannot hang a CI
+/// gate.
+pub fn verify_published(
+    plan: &Plan,
+    key: &p256::ecdsa::VerifyingKey,
+    registry: Registry,
+) -> std::io::Result<Vec<crate::sign::verify::Verdict>> {
+    let (runner, logs) = reader(plan, registry, "verify")?;
+    let log = logs.join("verify.log");
+    let reads = sign::Logged {
+        runner: &runner,
+        log: &log,
+    };
+    Ok(crate::sign::verify::verify(
+        plan,
+        key,
+        &reads,
+        registry.limits,
+    ))
+}
+
+/// A runner for the registry reads of a command that builds nothing (`kind`: `plan`,
+/// `verify`), and a directory of its own for their logs.
+fn reader<'p>(
+    plan: &'p Plan,
+    registry: Registry,
+    kind: &str,
+) -> std::io::Result<(Runner<'p>, PathBuf)> {
     refuse_tracked(&plan.workdir)?;
     let state = StateDir::open(&plan.workdir)?;
     let logs =
-        state.new_dir(Path::new(STATE_DIR).join(format!("runs/plan-{}", setup::run_id())))?;
+        state.new_dir(Path::new(STATE_DIR).join(format!("runs/{kind}-{}", setup::run_id())))?;
     let runner = Runner {
         workdir: &plan.workdir,
         supervisor: Supervisor::new(KILL_GRACE, None, None, Vec::new())?,
@@ -119,9 +155,7 @@ pub fn preview(plan: &Plan, registry: Registry) -> std::io::Result<Plan> {
         retries: registry.retries,
         signer: None,
     };
-    let plan = &external::resolve(plan, &runner, &logs)?;
-    let checked = published::check(plan, &runner, &logs)?;
-    Ok(published::apply(plan, &checked).plan)
+    Ok((runner, logs))
 }
 
 /// Executes `plan`. Returns when every job has ended; never panics on a failed job. Once the

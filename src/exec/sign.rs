@@ -12,10 +12,10 @@ use crate::sign::ensure::{self, Registry, SignatureReport};
 use super::attachments::AttachedImage;
 use super::runner::{Failure, Runner};
 
-/// The run's registry commands, logged to one list's log.
-struct Logged<'r, 'a> {
-    runner: &'r Runner<'a>,
-    log: &'r Path,
+/// The run's registry commands, logged to one log (a list's, or `mab verify`'s).
+pub(super) struct Logged<'r, 'a> {
+    pub(super) runner: &'r Runner<'a>,
+    pub(super) log: &'r Path,
 }
 
 impl Registry for Logged<'_, '_> {

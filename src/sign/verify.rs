@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::process::Command;
 
 use p256::ecdsa::VerifyingKey;
 
@@ -18,38 +17,6 @@ use super::SignStep;
 use super::ensure::{Registry, existing};
 use super::layout::Scratch;
 use super::manifest::digest_of;
-
-/// The registry through plain skopeo commands (no run, no supervisor: `mab verify` only reads).
-pub struct Plain;
-
-fn not_found(stderr: &str) -> bool {
-    let text = stderr.to_ascii_lowercase();
-    ["manifest unknown", "name unknown", "not found", "404"]
-        .iter()
-        .any(|p| text.contains(p))
-}
-
-impl Registry for Plain {
-    fn read(&self, command: &crate::plan::Command) -> Result<Option<Vec<u8>>, String> {
-        let argv = command.argv();
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        match out.status.success() {
-            true => Ok(Some(out.stdout)),
-            false if not_found(&stderr) => Ok(None),
-            false => Err(stderr.trim().to_string()),
-        }
-    }
-
-    fn run(&self, command: &crate::plan::Command) -> Result<(), String> {
-        self.read(command)?
-            .map(|_| ())
-            .ok_or_else(|| "the reference does not exist".into())
-    }
-}
 
 /// One thing checked of one reference.
 #[derive(Debug, Clone)]
