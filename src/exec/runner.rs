@@ -572,7 +572,8 @@ mod retry_tests {
             attempt: Some(output.into()),
             ..Failure::new("`podman build` failed with exit code 125")
         };
-        // Both of buildah#5674's messages, as podman 4.3.1 printed them here.
+        // Both of buildah#5674's messages: the cache lookup's as podman 4.3.1 printed it here,
+        // the commit's as that issue quotes it (not seen here).
         assert!(failed("STEP 1/3: FROM localhost/mab-test/busybox:latest\nSTEP 2/3: COPY blob /blob\nError: checking if cached image exists from a previous build: getting top layer info: layer not known").storage_race());
         assert!(failed("COMMIT c1\nError: committing container for step {}: copying layers and metadata for container \"a8d0\": committing the finished image: creating image \"4177\": layer not known").storage_race());
         // A build's own failure, even one whose output mentions the words earlier, is not.
